@@ -1,0 +1,43 @@
+"""The ``clickstream-anomaly`` command line. Each subcommand lives in its own module with a
+``register(subparsers)`` function; add the module's name to :data:`COMMANDS` to expose it."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from .. import __version__
+from ..records import RecordError
+
+COMMANDS: tuple[str, ...] = ("generate", "features", "demo")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="clickstream-anomaly",
+        description="Clickstream anomaly detection: generate data, compute 10-minute features, detect "
+                    "anomalies locally, and drive the AWS pipeline.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        importlib.import_module(f"{__name__}.{name}").register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (RecordError, ValueError, FileNotFoundError) as exc:
+        print(f"clickstream-anomaly {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

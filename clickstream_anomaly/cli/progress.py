@@ -1,0 +1,31 @@
+"""Progress bars for long steps (tqdm when installed and stderr is a terminal, silent otherwise)."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from typing import Any
+
+
+class _Silent:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def set_postfix_str(self, s: str) -> None:
+        pass
+
+
+@contextmanager
+def progress_bar(total: int | None = None, *, unit: str = "it", desc: str = "", disable: bool = False,
+                 **kwargs: Any):
+    """A tqdm bar on stderr, or a no-op object when disabled, not a terminal, or tqdm is missing."""
+    if disable or not sys.stderr.isatty():
+        yield _Silent()
+        return
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        yield _Silent()
+        return
+    with tqdm(total=total, unit=unit, unit_scale=True, desc=desc, file=sys.stderr, **kwargs) as bar:
+        yield bar

@@ -1,0 +1,247 @@
+"""Clicks -> fixed-length window features (10 minutes by default).
+
+For each window ``[window_start, window_start + freq)`` (aligned to the Unix epoch, so 10-minute windows
+start at :00, :10, ...):
+
+* ``urls``     = number of distinct pages clicked in the window;
+* ``users``    = number of distinct users who clicked in the window;
+* ``clicks``   = number of click events in the window;
+* ``residual`` = ``clicks - users``: the clicks not explained by one click per active user, i.e. each
+  user's repeat clicks. It is exact, needs nothing outside the window (so the streaming aggregator
+  computes the same number) and separates the incident kinds: a user-miscount bug (users collapse,
+  clicks go on) drives it HIGH with users LOW; a bot flood drives it HIGH with users flat; an outage
+  drives everything to 0.
+
+A window with no clicks is an observation (all zero), never a missing row, so an outage shows up.
+Large inputs are processed in chunks: memory holds only the distinct (window, user) and (window, page)
+pairs of windows still open, plus one row per finished window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .clicks_csv import BadLines, iter_click_chunks
+from .records import FEATURE_COLUMNS, WINDOW_COLUMNS, RecordError, Window
+
+DEFAULT_FREQ = "10min"
+DEFAULT_LATENESS = "1h"
+
+
+def freq_ns(freq: str | pd.Timedelta) -> int:
+    """Window length in nanoseconds; raises ``ValueError`` for a non-positive or unparsable frequency."""
+    try:
+        td = pd.Timedelta(freq)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"bad window frequency {freq!r}: use e.g. '10min', '5min', '1h'") from exc
+    if td <= pd.Timedelta(0):
+        raise ValueError(f"window frequency must be positive, got {freq!r}")
+    return int(td.value)
+
+
+@dataclass
+class WindowAccumulator:
+    """Incremental, chunked computation of window features with bounded memory.
+
+    Feed chunks of clicks (``ts`` int64 ns UTC, ``user``, ``page``) with :meth:`add`; windows more than
+    ``lateness`` older than the newest click seen are finished. A click arriving for a finished window
+    raises ``RecordError`` (sort the input or raise ``lateness``). :meth:`result` returns every window
+    from the first to the last (or ``start``/``end`` when given), empty ones included.
+    """
+
+    freq: str = DEFAULT_FREQ
+    lateness: str = DEFAULT_LATENESS
+    _freq_ns: int = field(init=False)
+    _late_ns: int = field(init=False)
+    _open_users: list[pd.DataFrame] = field(default_factory=list, init=False)
+    _open_pages: list[pd.DataFrame] = field(default_factory=list, init=False)
+    _open_clicks: pd.Series = field(init=False)
+    _done: list[pd.DataFrame] = field(default_factory=list, init=False)
+    _finished_before: int | None = field(default=None, init=False)
+    _max_window: int | None = field(default=None, init=False)
+    _min_window: int | None = field(default=None, init=False)
+    clicks_seen: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        self._freq_ns = freq_ns(self.freq)
+        self._late_ns = int(pd.Timedelta(self.lateness).value)
+        self._open_clicks = pd.Series(dtype="int64")
+
+    def add(self, chunk: pd.DataFrame) -> None:
+        """Add clicks: ``ts`` (int64 ns since epoch, UTC), ``user``, ``page`` (strings)."""
+        if chunk.empty:
+            return
+        ts = chunk["ts"].to_numpy(dtype="int64")
+        win = (ts // self._freq_ns) * self._freq_ns
+        lo, hi = int(win.min()), int(win.max())
+        if self._finished_before is not None and lo < self._finished_before:
+            when = pd.Timestamp(lo, tz="UTC")
+            raise RecordError(
+                f"click for window {when.isoformat()} arrived after that window was finished: the input is "
+                f"out of time order by more than the allowed lateness ({self.lateness}); sort it by "
+                "timestamp or raise --lateness")
+        self.clicks_seen += len(ts)
+        self._min_window = lo if self._min_window is None else min(self._min_window, lo)
+        self._max_window = hi if self._max_window is None else max(self._max_window, hi)
+        self._open_users.append(_distinct_pairs(win, chunk["user"].to_numpy(dtype=object)))
+        self._open_pages.append(_distinct_pairs(win, chunk["page"].to_numpy(dtype=object)))
+        counts = pd.Series(win).value_counts()
+        self._open_clicks = self._open_clicks.add(counts, fill_value=0).astype("int64")
+        self._finish(self._max_window - self._late_ns)
+
+    def _finish(self, before: int) -> None:
+        """Turn windows starting before ``before`` into finished rows; keep the rest open."""
+        users = pd.concat(self._open_users, ignore_index=True) if self._open_users else None
+        pages = pd.concat(self._open_pages, ignore_index=True) if self._open_pages else None
+        if users is None or pages is None:
+            return
+        if not (users["w"] < before).any():
+            # Nothing to finish; compact the open pairs so memory stays bounded.
+            self._open_users = [users.drop_duplicates(ignore_index=True)]
+            self._open_pages = [pages.drop_duplicates(ignore_index=True)]
+            return
+        done_u = users[users["w"] < before].drop_duplicates()
+        done_p = pages[pages["w"] < before].drop_duplicates()
+        clicks = self._open_clicks[self._open_clicks.index < before]
+        frame = pd.DataFrame({
+            "w": clicks.index.to_numpy(dtype="int64"),
+            "clicks": clicks.to_numpy(dtype="int64"),
+        })
+        frame["users"] = frame["w"].map(done_u.groupby("w").size()).fillna(0).astype("int64")
+        frame["urls"] = frame["w"].map(done_p.groupby("w").size()).fillna(0).astype("int64")
+        self._done.append(frame)
+        self._open_users = [users[users["w"] >= before].drop_duplicates(ignore_index=True)]
+        self._open_pages = [pages[pages["w"] >= before].drop_duplicates(ignore_index=True)]
+        self._open_clicks = self._open_clicks[self._open_clicks.index >= before]
+        self._finished_before = before if self._finished_before is None else max(self._finished_before, before)
+
+    def result(self, start: str | pd.Timestamp | None = None,
+               end: str | pd.Timestamp | None = None) -> pd.DataFrame:
+        """All windows as a frame in :data:`WINDOW_COLUMNS` order (``window_start`` datetime64 UTC).
+
+        ``start``/``end`` (inclusive window starts) extend or cut the range, e.g. to show an outage at
+        the very end of the data.
+        """
+        self._finish(np.iinfo(np.int64).max)
+        done = pd.concat(self._done, ignore_index=True) if self._done else pd.DataFrame(
+            {"w": [], "clicks": [], "users": [], "urls": []}, dtype="int64")
+        done = done.groupby("w", sort=True).sum()
+        lo = self._min_window if start is None else _floor(start, self._freq_ns)
+        hi = self._max_window if end is None else _floor(end, self._freq_ns)
+        if lo is None or hi is None:
+            return empty_windows()
+        index = np.arange(lo, hi + 1, self._freq_ns, dtype="int64")
+        done = done.reindex(index, fill_value=0)
+        out = pd.DataFrame({
+            "window_start": pd.to_datetime(index, utc=True),
+            "urls": done["urls"].to_numpy(dtype="int64"),
+            "users": done["users"].to_numpy(dtype="int64"),
+            "clicks": done["clicks"].to_numpy(dtype="int64"),
+        })
+        out["residual"] = out["clicks"] - out["users"]
+        return out[list(WINDOW_COLUMNS)]
+
+
+def _floor(value: str | pd.Timestamp, step: int) -> int:
+    ts = pd.Timestamp(value)
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    return (int(ts.value) // step) * step
+
+
+def _distinct_pairs(win: np.ndarray, keys: np.ndarray) -> pd.DataFrame:
+    """Distinct (window, key) pairs of one chunk as a frame ``w, k``."""
+    codes, uniques = pd.factorize(keys)
+    n = max(len(uniques), 1)
+    wcodes, wuniq = pd.factorize(win)
+    pair = np.unique(wcodes.astype("int64") * n + codes)
+    return pd.DataFrame({"w": wuniq[pair // n], "k": uniques[pair % n]})
+
+
+def empty_windows() -> pd.DataFrame:
+    return pd.DataFrame({
+        "window_start": pd.to_datetime(pd.Series([], dtype="int64"), utc=True),
+        **{c: pd.Series([], dtype="int64") for c in FEATURE_COLUMNS},
+    })
+
+
+def windows_from_frame(clicks: pd.DataFrame, freq: str = DEFAULT_FREQ, *, start=None, end=None) -> pd.DataFrame:
+    """Window features of an in-memory clicks frame (``timestamp`` datetime-like, ``user``, ``page``)."""
+    acc = WindowAccumulator(freq=freq, lateness="3650D")
+    ts = pd.to_datetime(clicks["timestamp"], utc=True)
+    acc.add(pd.DataFrame({
+        "ts": ts.to_numpy(dtype="datetime64[ns]").astype("int64"),
+        "user": clicks["user"].astype(str).to_numpy(dtype=object),
+        "page": clicks["page"].astype(str).to_numpy(dtype=object),
+    }))
+    return acc.result(start=start, end=end)
+
+
+def compute_windows(path: str | Path, freq: str = DEFAULT_FREQ, *, skip_bad: bool = False,
+                    bad: BadLines | None = None, lateness: str = DEFAULT_LATENESS,
+                    chunk_rows: int = 1_000_000, start=None, end=None,
+                    progress: Iterable | None = None) -> pd.DataFrame:
+    """Window features of a clicks CSV, streamed in chunks of ``chunk_rows`` rows."""
+    acc = WindowAccumulator(freq=freq, lateness=lateness)
+    for chunk in iter_click_chunks(path, chunk_rows=chunk_rows, skip_bad=skip_bad, bad=bad):
+        acc.add(chunk)
+        if progress is not None:
+            progress.update(len(chunk))
+    return acc.result(start=start, end=end)
+
+
+def read_windows(path: str | Path) -> pd.DataFrame:
+    """Read a windows CSV (header :data:`WINDOW_COLUMNS`); errors name the file and line."""
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    missing = [c for c in WINDOW_COLUMNS if c not in frame.columns]
+    if missing:
+        raise RecordError(f"not a windows CSV: missing column(s) {', '.join(missing)}", source=str(path),
+                          line=1)
+    out = pd.DataFrame({"window_start": pd.to_datetime(frame["window_start"], utc=True, format="ISO8601",
+                                                       errors="coerce")})
+    bad = out["window_start"].isna()
+    if bad.any():
+        pos = int(np.flatnonzero(bad.to_numpy())[0])
+        raise RecordError(f"bad window_start {frame['window_start'].iat[pos]!r}", source=str(path),
+                          line=pos + 2)
+    for col in FEATURE_COLUMNS:
+        values = pd.to_numeric(frame[col], errors="coerce")
+        if values.isna().any():
+            pos = int(np.flatnonzero(values.isna().to_numpy())[0])
+            raise RecordError(f"non-numeric {col} {frame[col].iat[pos]!r}", source=str(path), line=pos + 2)
+        out[col] = values.to_numpy()
+    return out
+
+
+def write_windows(windows: pd.DataFrame, path: str | Path) -> None:
+    """Write windows as CSV with ISO 8601 UTC ``window_start`` (``YYYY-MM-DDTHH:MM:SSZ``)."""
+    out = windows[list(WINDOW_COLUMNS)].copy()
+    out["window_start"] = pd.to_datetime(out["window_start"], utc=True).dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    out.to_csv(path, index=False)
+
+
+def windows_to_records(windows: pd.DataFrame) -> list[Window]:
+    """Frame rows -> :class:`~clickstream_anomaly.records.Window` records."""
+    starts = pd.to_datetime(windows["window_start"], utc=True)
+    return [Window(ts.to_pydatetime(), int(u), int(us), int(c), int(r))
+            for ts, u, us, c, r in zip(starts, windows["urls"], windows["users"], windows["clicks"],
+                                       windows["residual"], strict=True)]
+
+
+def records_to_windows(records: Iterable[Window]) -> pd.DataFrame:
+    """:class:`Window` records -> frame in :data:`WINDOW_COLUMNS` order."""
+    rows = [r.to_dict() for r in records]
+    if not rows:
+        return empty_windows()
+    frame = pd.DataFrame(rows)
+    frame["window_start"] = pd.to_datetime(frame["window_start"], utc=True)
+    return frame[list(WINDOW_COLUMNS)]
+
+
+def feature_matrix(windows: pd.DataFrame, columns: Iterable[str] = FEATURE_COLUMNS) -> np.ndarray:
+    """``(n_windows, n_columns)`` float64 matrix of the chosen feature columns."""
+    return windows[list(columns)].to_numpy(dtype="float64")

@@ -1,0 +1,264 @@
+"""The three record types that every part of the project exchanges: click, window, detection.
+
+This module is the one place where their fields, CSV headers and JSON shapes are defined.
+
+* **click** ``timestamp, user, page``: one event. CSV with that header; a JSON object with those keys on
+  Kinesis. Timestamps are ISO 8601; naive ones are taken as UTC, aware ones are converted to UTC.
+* **window** ``window_start, urls, users, clicks, residual``: the features of one fixed-length window
+  (10 minutes by default). ``residual = clicks - users`` (see :mod:`clickstream_anomaly.features`).
+* **detection**: a window plus ``detector, score, is_anomaly, threshold`` and optional explanation
+  (``attribution``, ``direction``, ``strength`` per feature column) or forecast band (``p01, p50, p99``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+CLICK_COLUMNS: tuple[str, ...] = ("timestamp", "user", "page")
+FEATURE_COLUMNS: tuple[str, ...] = ("urls", "users", "clicks", "residual")
+WINDOW_COLUMNS: tuple[str, ...] = ("window_start", *FEATURE_COLUMNS)
+LABEL_COLUMNS: tuple[str, ...] = ("window_start", "is_anomaly", "incident")
+DETECTION_COLUMNS: tuple[str, ...] = (
+    *WINDOW_COLUMNS,
+    "detector",
+    "score",
+    "threshold",
+    "is_anomaly",
+    "explanation",
+    "p01",
+    "p50",
+    "p99",
+)
+DIRECTIONS = ("HIGH", "LOW")
+
+
+class RecordError(ValueError):
+    """A record that cannot be parsed. ``source`` and ``line`` locate it when known (1-based lines)."""
+
+    def __init__(self, reason: str, *, source: str | None = None, line: int | None = None,
+                 raw: str | None = None) -> None:
+        self.reason = reason
+        self.source = source
+        self.line = line
+        self.raw = raw
+        where = ""
+        if source is not None:
+            where = f"{source}:{line}: " if line is not None else f"{source}: "
+        elif line is not None:
+            where = f"line {line}: "
+        super().__init__(f"{where}{reason}")
+
+
+def parse_timestamp(value: Any) -> datetime:
+    """Parse an ISO 8601 timestamp into an aware UTC ``datetime`` (naive input is taken as UTC)."""
+    if isinstance(value, datetime):
+        ts = value
+    else:
+        text = str(value).strip() if value is not None else ""
+        if not text:
+            raise RecordError("empty timestamp")
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        try:
+            ts = datetime.fromisoformat(text)
+        except ValueError as exc:
+            raise RecordError(f"bad timestamp {value!r}: not ISO 8601") from exc
+    if ts.tzinfo is None:
+        return ts.replace(tzinfo=UTC)
+    return ts.astimezone(UTC)
+
+
+def format_timestamp(ts: datetime) -> str:
+    """ISO 8601 in UTC with a ``Z`` suffix and no sub-second part when it is zero."""
+    ts = parse_timestamp(ts)
+    text = ts.replace(tzinfo=None).isoformat()
+    return text + "Z"
+
+
+@dataclass(frozen=True, slots=True)
+class Click:
+    """One click event. ``timestamp`` is aware UTC; ``user`` and ``page`` are non-empty strings."""
+
+    timestamp: datetime
+    user: str
+    page: str
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any]) -> Click:
+        """Build from a dict with keys ``timestamp, user, page``; raises :class:`RecordError`."""
+        if not isinstance(data, dict):
+            raise RecordError(f"expected a JSON object, got {type(data).__name__}")
+        missing = [k for k in CLICK_COLUMNS if k not in data or data[k] is None]
+        if missing:
+            raise RecordError(f"missing field(s): {', '.join(missing)}")
+        user = str(data["user"]).strip()
+        page = str(data["page"]).strip()
+        if not user:
+            raise RecordError("empty user")
+        if not page:
+            raise RecordError("empty page")
+        return cls(parse_timestamp(data["timestamp"]), user, page)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Click:
+        """Parse the JSON object used on the clicks stream."""
+        try:
+            data = json.loads(text)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise RecordError(f"not JSON: {exc}") from exc
+        return cls.from_mapping(data)
+
+    def to_dict(self) -> dict[str, str]:
+        return {"timestamp": format_timestamp(self.timestamp), "user": self.user, "page": self.page}
+
+    def to_json(self) -> str:
+        """The JSON object written to the clicks stream (compact, keys in CSV order)."""
+        return json.dumps(self.to_dict(), separators=(",", ":"))
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """Features of one window. ``window_start`` is aware UTC; counts are non-negative integers."""
+
+    window_start: datetime
+    urls: int
+    users: int
+    clicks: int
+    residual: int
+
+    @property
+    def features(self) -> tuple[int, int, int, int]:
+        """The feature vector in :data:`FEATURE_COLUMNS` order."""
+        return (self.urls, self.users, self.clicks, self.residual)
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any]) -> Window:
+        missing = [k for k in WINDOW_COLUMNS if k not in data]
+        if missing:
+            raise RecordError(f"missing field(s): {', '.join(missing)}")
+        try:
+            counts = {k: int(float(data[k])) for k in FEATURE_COLUMNS}
+        except (TypeError, ValueError) as exc:
+            raise RecordError(f"non-numeric feature: {exc}") from exc
+        return cls(parse_timestamp(data["window_start"]), **counts)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Window:
+        try:
+            return cls.from_mapping(json.loads(text))
+        except (ValueError, UnicodeDecodeError) as exc:
+            if isinstance(exc, RecordError):
+                raise
+            raise RecordError(f"not JSON: {exc}") from exc
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"window_start": format_timestamp(self.window_start), "urls": self.urls,
+                "users": self.users, "clicks": self.clicks, "residual": self.residual}
+
+    def to_json(self) -> str:
+        """The JSON object written to the features stream."""
+        return json.dumps(self.to_dict(), separators=(",", ":"))
+
+
+@dataclass(slots=True)
+class Detection:
+    """A detector's verdict on one window.
+
+    ``score`` is higher-is-more-anomalous for RCF detectors; for the forecast band it is the distance
+    outside the band in band widths (0 inside). ``attribution``/``direction``/``strength`` map feature
+    column -> value (RCF with explanation); ``p01``/``p50``/``p99`` are the forecast band (DeepAR).
+    """
+
+    window: Window
+    detector: str
+    score: float
+    threshold: float
+    is_anomaly: bool
+    attribution: dict[str, float] | None = None
+    direction: dict[str, str] | None = None
+    strength: dict[str, float] | None = None
+    p01: float | None = None
+    p50: float | None = None
+    p99: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def explanation(self) -> dict[str, dict[str, Any]] | None:
+        """Per-column explanation as KDA printed it: ``{col: {ATTRIBUTION_SCORE, STRENGTH, DIRECTION}}``."""
+        if self.attribution is None:
+            return None
+        out: dict[str, dict[str, Any]] = {}
+        for col, value in self.attribution.items():
+            entry: dict[str, Any] = {"ATTRIBUTION_SCORE": float(value)}
+            if self.direction is not None:
+                entry["DIRECTION"] = self.direction.get(col, "LOW")
+            if self.strength is not None:
+                entry["STRENGTH"] = float(self.strength.get(col, 0.0))
+            out[col] = entry
+        return out
+
+    def to_row(self) -> dict[str, Any]:
+        """Flat row in :data:`DETECTION_COLUMNS` order (explanation as compact JSON, empty when absent)."""
+        expl = self.explanation()
+        row = self.window.to_dict()
+        row.update({
+            "detector": self.detector,
+            "score": float(self.score),
+            "threshold": float(self.threshold),
+            "is_anomaly": bool(self.is_anomaly),
+            "explanation": json.dumps(expl, separators=(",", ":")) if expl is not None else "",
+            "p01": _opt(self.p01),
+            "p50": _opt(self.p50),
+            "p99": _opt(self.p99),
+        })
+        return row
+
+    def to_json(self) -> str:
+        row = self.to_row()
+        row["explanation"] = self.explanation()
+        for key in ("p01", "p50", "p99"):
+            if row[key] == "":
+                row[key] = None
+        return json.dumps(row, separators=(",", ":"))
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any]) -> Detection:
+        """Inverse of :meth:`to_row` / :meth:`to_json` (explanation as JSON text or dict)."""
+        window = Window.from_mapping(data)
+        expl = data.get("explanation")
+        if isinstance(expl, str):
+            expl = json.loads(expl) if expl.strip() else None
+        attribution = direction = strength = None
+        if expl:
+            attribution = {c: float(v["ATTRIBUTION_SCORE"]) for c, v in expl.items()}
+            if any("DIRECTION" in v for v in expl.values()):
+                direction = {c: str(v.get("DIRECTION", "LOW")) for c, v in expl.items()}
+            if any("STRENGTH" in v for v in expl.values()):
+                strength = {c: float(v.get("STRENGTH", 0.0)) for c, v in expl.items()}
+        is_anom = data["is_anomaly"]
+        if isinstance(is_anom, str):
+            is_anom = is_anom.strip().lower() in ("true", "1", "yes")
+        return cls(
+            window=window, detector=str(data["detector"]), score=float(data["score"]),
+            threshold=float(data["threshold"]), is_anomaly=bool(is_anom),
+            attribution=attribution, direction=direction, strength=strength,
+            p01=_float_or_none(data.get("p01")), p50=_float_or_none(data.get("p50")),
+            p99=_float_or_none(data.get("p99")),
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _opt(value: float | None) -> float | str:
+    return "" if value is None else float(value)
+
+
+def _float_or_none(value: Any) -> float | None:
+    if value is None or value == "":
+        return None
+    out = float(value)
+    return None if math.isnan(out) else out
