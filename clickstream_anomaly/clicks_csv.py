@@ -69,7 +69,7 @@ class BadLines:
 def _open_text(path: Path) -> io.TextIOBase:
     if path.suffix == ".gz":
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")  # noqa: SIM115
+    return open(path, encoding="utf-8", newline="")
 
 
 def _check_header(columns: list[str], source: str) -> None:
@@ -79,12 +79,32 @@ def _check_header(columns: list[str], source: str) -> None:
                           source=source, line=1)
 
 
+def _raw_lines(path: Path, wanted: set[int]) -> dict[int, str]:
+    """The raw text of the given 1-based lines (one pass; used only for rows already found bad)."""
+    out: dict[int, str] = {}
+    last = max(wanted)
+    with _open_text(path) as fh:
+        for number, text in enumerate(fh, start=1):
+            if number in wanted:
+                out[number] = text.rstrip("\r\n")
+            if number >= last:
+                break
+    return out
+
+
+def _field_count(raw: str) -> int:
+    return len(next(csv.reader([raw]), []))
+
+
 def _validate(frame: pd.DataFrame, lines: np.ndarray, source: str, skip_bad: bool,
-              bad: BadLines) -> pd.DataFrame:
+              bad: BadLines, flagged: dict[int, tuple[str, str]] | None = None,
+              path: Path | None = None) -> pd.DataFrame:
     """Parse timestamps and reject malformed rows of one chunk; returns ``ts (int64 ns UTC), user, page``.
 
-    ``lines`` holds the 1-based file line of each row of ``frame``.
+    ``lines`` holds the 1-based file line of each row of ``frame``; ``flagged`` maps row positions
+    already known to be bad to ``(reason, raw)`` (rows the splitter rejected).
     """
+    flagged = flagged or {}
     ts_raw = frame["timestamp"]
     user = frame["user"]
     page = frame["page"]
@@ -95,12 +115,32 @@ def _validate(frame: pd.DataFrame, lines: np.ndarray, source: str, skip_bad: boo
     bad_ts = ts.isna() & ~missing
     empty_user = (user_s == "") & ~missing
     empty_page = (page_s == "") & ~missing
-    bad_mask = (missing | bad_ts | empty_user | empty_page).to_numpy()
+    bad_mask = (missing | bad_ts | empty_user | empty_page).to_numpy().copy()
+    if path is not None and bad_mask.any():
+        # The C parser pads a short row with empty strings: tell "missing field" from "empty field".
+        has_empty = ((ts_raw.fillna("") == "") | (user_s == "") | (page_s == "")).to_numpy()
+        suspects = np.flatnonzero(bad_mask & has_empty)
+        if not skip_bad:
+            suspects = suspects[:1]
+        if len(suspects):
+            raws = _raw_lines(path, {int(lines[p]) for p in suspects})
+            for pos in suspects:
+                raw = raws.get(int(lines[pos]), "")
+                n = _field_count(raw)
+                if n < len(CLICK_COLUMNS):
+                    absent = ", ".join(CLICK_COLUMNS[n:])
+                    flagged = dict(flagged or {})
+                    flagged[int(pos)] = (f"missing field(s): {absent}", raw)
+    if flagged:
+        bad_mask[list(flagged)] = True
     if bad_mask.any():
         positions = np.flatnonzero(bad_mask)
         for pos in positions:
             line = int(lines[pos])
-            if missing.iat[pos]:
+            raw = ",".join("" if pd.isna(v) else str(v) for v in frame.iloc[pos].tolist())
+            if pos in flagged:
+                reason, raw = flagged[pos]
+            elif missing.iat[pos]:
                 absent = [c for c in CLICK_COLUMNS if pd.isna(frame[c].iat[pos])]
                 reason = f"missing field(s): {', '.join(absent)}"
             elif bad_ts.iat[pos]:
@@ -109,7 +149,6 @@ def _validate(frame: pd.DataFrame, lines: np.ndarray, source: str, skip_bad: boo
                 reason = "empty user"
             else:
                 reason = "empty page"
-            raw = ",".join("" if pd.isna(v) else str(v) for v in frame.iloc[pos].tolist())
             if not skip_bad:
                 raise RecordError(reason, source=source, line=line, raw=raw)
             bad.add(source, line, reason, raw)
@@ -138,25 +177,23 @@ def _slow_chunks(path: Path, chunk_rows: int, skip_bad: bool, bad: BadLines,
         _check_header(header, source)
         rows: list[list[str | None]] = []
         lines: list[int] = []
+        flagged: dict[int, tuple[str, str]] = {}
+        width = len(CLICK_COLUMNS)
         for rec in reader:
             line = reader.line_num
             if not rec or line <= done_through:
                 continue
-            if len(rec) > len(CLICK_COLUMNS):
-                reason = f"expected {len(CLICK_COLUMNS)} fields, saw {len(rec)}"
-                if not skip_bad:
-                    raise RecordError(reason, source=source, line=line, raw=",".join(rec))
-                bad.add(source, line, reason, ",".join(rec))
-                continue
-            rows.append(rec + [None] * (len(CLICK_COLUMNS) - len(rec)))
+            if len(rec) > width:
+                flagged[len(rows)] = (f"expected {width} fields, saw {len(rec)}", ",".join(rec))
+            rows.append((rec + [None] * width)[:width])
             lines.append(line)
             if len(rows) >= chunk_rows:
                 yield _validate(pd.DataFrame(rows, columns=list(CLICK_COLUMNS), dtype=object),
-                                np.asarray(lines), source, skip_bad, bad)
-                rows, lines = [], []
+                                np.asarray(lines), source, skip_bad, bad, flagged)
+                rows, lines, flagged = [], [], {}
         if rows:
             yield _validate(pd.DataFrame(rows, columns=list(CLICK_COLUMNS), dtype=object),
-                            np.asarray(lines), source, skip_bad, bad)
+                            np.asarray(lines), source, skip_bad, bad, flagged)
 
 
 def iter_click_chunks(path: str | Path, *, chunk_rows: int = DEFAULT_CHUNK_ROWS, skip_bad: bool = False,
@@ -182,7 +219,7 @@ def iter_click_chunks(path: str | Path, *, chunk_rows: int = DEFAULT_CHUNK_ROWS,
                     produced = True
                 # keep_default_na=False keeps "" as "", but a short row leaves NaN: that is "missing".
                 lines = np.arange(first_line, first_line + len(frame))
-                yield _validate(frame, lines, source, skip_bad, bad)
+                yield _validate(frame, lines, source, skip_bad, bad, path=path)
                 first_line += len(frame)
         if not produced:
             header = pd.read_csv(path, nrows=0, compression="infer").columns

@@ -100,6 +100,7 @@ class WindowAccumulator:
         pages = pd.concat(self._open_pages, ignore_index=True) if self._open_pages else None
         if users is None or pages is None:
             return
+        self._finished_before = before if self._finished_before is None else max(self._finished_before, before)
         if not (users["w"] < before).any():
             # Nothing to finish; compact the open pairs so memory stays bounded.
             self._open_users = [users.drop_duplicates(ignore_index=True)]
@@ -118,7 +119,6 @@ class WindowAccumulator:
         self._open_users = [users[users["w"] >= before].drop_duplicates(ignore_index=True)]
         self._open_pages = [pages[pages["w"] >= before].drop_duplicates(ignore_index=True)]
         self._open_clicks = self._open_clicks[self._open_clicks.index >= before]
-        self._finished_before = before if self._finished_before is None else max(self._finished_before, before)
 
     def result(self, start: str | pd.Timestamp | None = None,
                end: str | pd.Timestamp | None = None) -> pd.DataFrame:
@@ -172,7 +172,7 @@ def empty_windows() -> pd.DataFrame:
 def windows_from_frame(clicks: pd.DataFrame, freq: str = DEFAULT_FREQ, *, start=None, end=None) -> pd.DataFrame:
     """Window features of an in-memory clicks frame (``timestamp`` datetime-like, ``user``, ``page``)."""
     acc = WindowAccumulator(freq=freq, lateness="3650D")
-    ts = pd.to_datetime(clicks["timestamp"], utc=True)
+    ts = pd.to_datetime(clicks["timestamp"], utc=True, format="ISO8601")
     acc.add(pd.DataFrame({
         "ts": ts.to_numpy(dtype="datetime64[ns]").astype("int64"),
         "user": clicks["user"].astype(str).to_numpy(dtype=object),

@@ -140,7 +140,7 @@ def generate(scenario: Scenario | None = None) -> tuple[pd.DataFrame, pd.DataFra
     hour = minutes.hour.to_numpy() + minutes.minute.to_numpy() / 60.0
     day_idx = np.arange(n_min) // (24 * 60)
     day_factor = np.exp(rng.normal(0.0, sc.day_to_day_sigma, size=sc.days))
-    weekend = np.isin(minutes.dayofweek.to_numpy(), (5, 6))
+    weekend = np.isin(minutes.day_of_week.to_numpy(), (5, 6))
     rate = (sc.peak_visits_per_minute * sc.volume / daily_profile(np.array([15.0]))[0]
             * daily_profile(hour) * day_factor[day_idx] * np.where(weekend, sc.weekend_factor, 1.0))
 

@@ -228,16 +228,7 @@ class Detection:
     def from_mapping(cls, data: dict[str, Any]) -> Detection:
         """Inverse of :meth:`to_row` / :meth:`to_json` (explanation as JSON text or dict)."""
         window = Window.from_mapping(data)
-        expl = data.get("explanation")
-        if isinstance(expl, str):
-            expl = json.loads(expl) if expl.strip() else None
-        attribution = direction = strength = None
-        if expl:
-            attribution = {c: float(v["ATTRIBUTION_SCORE"]) for c, v in expl.items()}
-            if any("DIRECTION" in v for v in expl.values()):
-                direction = {c: str(v.get("DIRECTION", "LOW")) for c, v in expl.items()}
-            if any("STRENGTH" in v for v in expl.values()):
-                strength = {c: float(v.get("STRENGTH", 0.0)) for c, v in expl.items()}
+        attribution, direction, strength = explanation_fields(data.get("explanation"))
         is_anom = data["is_anomaly"]
         if isinstance(is_anom, str):
             is_anom = is_anom.strip().lower() in ("true", "1", "yes")
@@ -251,6 +242,26 @@ class Detection:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def explanation_fields(expl: str | dict[str, Any] | None) -> tuple[
+        dict[str, float] | None, dict[str, str] | None, dict[str, float] | None]:
+    """KDA's ``ANOMALY_EXPLANATION`` (JSON text or dict; numbers possibly as strings) ->
+    ``(attribution, direction, strength)`` dicts keyed by column (``None`` when absent)."""
+    if isinstance(expl, str | bytes):
+        expl = json.loads(expl) if expl.strip() else None
+    if not expl:
+        return None, None, None
+    try:
+        attribution = {c: float(v["ATTRIBUTION_SCORE"]) for c, v in expl.items()}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RecordError(f"bad explanation: {exc}") from exc
+    direction = strength = None
+    if any("DIRECTION" in v for v in expl.values()):
+        direction = {c: str(v.get("DIRECTION", "LOW")) for c, v in expl.items()}
+    if any("STRENGTH" in v for v in expl.values()):
+        strength = {c: float(v.get("STRENGTH", 0.0)) for c, v in expl.items()}
+    return attribution, direction, strength
 
 
 def _opt(value: float | None) -> float | str:

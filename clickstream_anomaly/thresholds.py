@@ -1,0 +1,107 @@
+"""Score thresholds: turning anomaly scores into yes/no.
+
+Specs (the ``--threshold`` option):
+
+* ``sigma:K`` (default ``sigma:3``): mean + K standard deviations of the scores, AWS's documented practice
+  for RCF. Made robust to the anomalies in the sample by *sigma clipping*: scores above the current
+  threshold are set aside and mean/std recomputed, until nothing changes (at most 20 rounds). Without it,
+  a few huge scores inflate the std and hide the smaller anomalies. Warm-up zeros (KDA emits score 0 for
+  its first records) are left out of the statistics.
+* ``percentile:P``: the P-th percentile of the (non-warm-up) scores.
+* ``value:X``: a fixed threshold, e.g. the blog's ``value:2.6``.
+* ``f1``: with labels, the threshold that maximises F1 on them (an optimistic, in-sample figure meant for
+  choosing a threshold to deploy, reported with the precision/recall curve).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+DEFAULT_THRESHOLD = "sigma:3"
+KINDS = ("sigma", "percentile", "value", "f1")
+
+
+@dataclass(frozen=True)
+class ThresholdRule:
+    """A parsed threshold spec. ``param`` is K, P or X (``None`` for ``f1``)."""
+
+    kind: str
+    param: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown threshold kind {self.kind!r}; use one of {', '.join(KINDS)}")
+        if self.kind == "sigma" and (self.param is None or self.param <= 0):
+            raise ValueError("sigma:K needs K > 0")
+        if self.kind == "percentile" and (self.param is None or not 0 < self.param < 100):
+            raise ValueError("percentile:P needs 0 < P < 100")
+        if self.kind == "value" and (self.param is None or not np.isfinite(self.param)):
+            raise ValueError("value:X needs a finite number")
+
+    @property
+    def spec(self) -> str:
+        return "f1" if self.kind == "f1" else f"{self.kind}:{self.param:g}"
+
+    def compute(self, scores: np.ndarray, labels: np.ndarray | None = None) -> float:
+        """The threshold for ``scores`` (shape ``(n,)``); ``labels`` (0/1, same shape) only for ``f1``."""
+        scores = np.asarray(scores, dtype="float64")
+        if self.kind == "value":
+            return float(self.param)
+        active = scores[scores > 0] if (scores > 0).any() else scores
+        if active.size == 0:
+            raise ValueError("no scores to compute a threshold from")
+        if self.kind == "sigma":
+            return sigma_threshold(active, float(self.param))
+        if self.kind == "percentile":
+            return float(np.percentile(active, float(self.param)))
+        if labels is None:
+            raise ValueError("the f1 threshold needs labels (--labels)")
+        return best_f1_threshold(scores, np.asarray(labels))[0]
+
+
+def parse_threshold(spec: str) -> ThresholdRule:
+    """``"sigma:3"`` / ``"percentile:99"`` / ``"value:2.6"`` / ``"f1"`` -> :class:`ThresholdRule`."""
+    text = spec.strip().lower()
+    if text == "f1":
+        return ThresholdRule("f1")
+    kind, sep, value = text.partition(":")
+    if not sep:
+        raise ValueError(f"bad threshold {spec!r}: use sigma:K, percentile:P, value:X or f1")
+    try:
+        param = float(value)
+    except ValueError:
+        raise ValueError(f"bad threshold {spec!r}: {value!r} is not a number") from None
+    return ThresholdRule(kind, param)
+
+
+def sigma_threshold(scores: np.ndarray, k: float = 3.0, max_rounds: int = 20) -> float:
+    """Mean + ``k`` std of ``scores`` after iterative sigma clipping (see module docstring)."""
+    kept = np.asarray(scores, dtype="float64")
+    threshold = float(kept.mean() + k * kept.std())
+    for _ in range(max_rounds):
+        inside = kept[kept <= threshold]
+        if inside.size == kept.size or inside.size < 2:
+            break
+        kept = inside
+        threshold = float(kept.mean() + k * kept.std())
+    return threshold
+
+
+def best_f1_threshold(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float, dict[str, list[float]]]:
+    """``(threshold, f1, curve)`` maximising F1 of ``score >= threshold`` against 0/1 ``labels``.
+
+    ``curve`` holds scikit-learn's precision/recall curve (``precision``, ``recall``, ``thresholds``).
+    """
+    from sklearn.metrics import precision_recall_curve
+
+    labels = np.asarray(labels).astype(int)
+    if labels.sum() == 0:
+        raise ValueError("the f1 threshold needs at least one anomalous label")
+    precision, recall, thresholds = precision_recall_curve(labels, scores)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    best = int(np.argmax(f1[:-1])) if len(thresholds) else 0
+    curve = {"precision": precision.tolist(), "recall": recall.tolist(), "thresholds": thresholds.tolist()}
+    return float(thresholds[best]), float(f1[best]), curve

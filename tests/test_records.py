@@ -1,0 +1,56 @@
+"""Record types: parsing, UTC handling, JSON/CSV round trips, clear errors."""
+
+from datetime import UTC, datetime
+
+import pytest
+
+from clickstream_anomaly.records import Click, Detection, RecordError, Window, parse_timestamp
+
+
+def test_timestamps_naive_is_utc_aware_is_converted():
+    assert parse_timestamp("2020-07-07T10:00:00") == datetime(2020, 7, 7, 10, tzinfo=UTC)
+    assert parse_timestamp("2020-07-07T12:00:00+02:00") == datetime(2020, 7, 7, 10, tzinfo=UTC)
+    assert parse_timestamp("2020-07-07T10:00:00Z") == datetime(2020, 7, 7, 10, tzinfo=UTC)
+    with pytest.raises(RecordError, match="not ISO 8601"):
+        parse_timestamp("07/07/2020")
+    with pytest.raises(RecordError, match="empty timestamp"):
+        parse_timestamp(" ")
+
+
+def test_click_json_round_trip_and_errors():
+    click = Click.from_json('{"timestamp": "2020-07-07T12:00:00+02:00", "user": "u1", "page": "/"}')
+    assert click.to_json() == '{"timestamp":"2020-07-07T10:00:00Z","user":"u1","page":"/"}'
+    assert Click.from_json(click.to_json()) == click
+    with pytest.raises(RecordError, match="missing field"):
+        Click.from_json('{"timestamp": "2020-07-07T10:00:00Z", "user": "u1"}')
+    with pytest.raises(RecordError, match="empty user"):
+        Click.from_json('{"timestamp": "2020-07-07T10:00:00Z", "user": " ", "page": "/"}')
+    with pytest.raises(RecordError, match="not JSON"):
+        Click.from_json("{nope")
+
+
+def test_window_and_detection_round_trip():
+    win = Window(parse_timestamp("2020-07-15T17:30:00Z"), 0, 0, 0, 0)
+    assert Window.from_json(win.to_json()) == win
+    det = Detection(win, "rcf-streaming", 3.1, 2.6, True,
+                    attribution={"urls": 0.5, "users": 0.6, "clicks": 1.2, "residual": 0.8},
+                    direction={"urls": "LOW", "users": "LOW", "clicks": "LOW", "residual": "LOW"},
+                    strength={"urls": 0.1, "users": 0.2, "clicks": 0.3, "residual": 0.4})
+    back = Detection.from_mapping(det.to_row())
+    assert back.attribution == det.attribution and back.direction == det.direction
+    assert back.is_anomaly is True and back.score == 3.1
+    import json
+    back2 = Detection.from_mapping(json.loads(det.to_json()))
+    assert back2.strength == det.strength
+    band = Detection(win, "deepar", 4.0, 0.0, True, p01=95.0, p50=120.0, p99=160.0)
+    row = band.to_row()
+    assert row["explanation"] == "" and row["p01"] == 95.0
+    assert Detection.from_mapping(row).p99 == 160.0
+
+
+def test_kda_explanation_strings_are_parsed():
+    row = {"window_start": "2020-07-15T10:10:00Z", "urls": 18, "users": 1, "clicks": 39, "residual": 38,
+           "detector": "rcf-streaming", "score": "2.9", "threshold": "2.6", "is_anomaly": "true",
+           "explanation": '{"users":{"ATTRIBUTION_SCORE":"1.2000","STRENGTH":"0.9","DIRECTION":"LOW"}}'}
+    det = Detection.from_mapping(row)
+    assert det.attribution == {"users": 1.2} and det.direction == {"users": "LOW"}
