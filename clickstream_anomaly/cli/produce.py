@@ -1,0 +1,63 @@
+"""``clickstream-anomaly produce``: send a click log (CSV or JSON Lines) to a Kinesis stream."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..clicks_csv import BadLines
+from ..producer import Backoff, KinesisSender, Pacer, ProducerError, entries_from_file, kinesis_client
+from .features import add_bad_line_options
+from .progress import progress_bar
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "produce", help="send click records to a Kinesis data stream (PutRecords, retries, pacing)",
+        description="Send a click log (timestamp,user,page CSV, or JSON Lines with those keys; .gz accepted) "
+                    "to a Kinesis stream as JSON records keyed by user. Failed entries are re-sent with "
+                    "backoff; after bounded retries the unsent records are written to --unsent and the "
+                    "command exits 1.")
+    p.add_argument("--stream", required=True, help="Kinesis stream name")
+    p.add_argument("--input", required=True, type=Path,
+                   help="clicks CSV or JSON Lines (.jsonl), optionally .gz")
+    pace = p.add_mutually_exclusive_group()
+    pace.add_argument("--speedup", type=float, default=None,
+                      help="replay the clicks' own timing X times faster (1 = real time)")
+    pace.add_argument("--rate", type=float, default=None, help="send N records per second")
+    p.add_argument("--region", default=None, help="AWS region (default: from the environment)")
+    p.add_argument("--endpoint-url", default=None, help="Kinesis endpoint (e.g. a local moto server)")
+    p.add_argument("--retry-mode", choices=("standard", "adaptive"), default="standard",
+                   help="botocore retry mode for whole-call errors (default standard)")
+    p.add_argument("--max-attempts", type=int, default=8,
+                   help="tries per record before giving up (default 8)")
+    p.add_argument("--unsent", type=Path, default=Path("unsent.jsonl"),
+                   help="where to write records not sent after the retries (default unsent.jsonl)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    add_bad_line_options(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.max_attempts < 1:
+        raise ValueError("--max-attempts must be at least 1")
+    pacer = Pacer(speedup=args.speedup, rate=args.rate)
+    client = kinesis_client(region=args.region, endpoint_url=args.endpoint_url, retry_mode=args.retry_mode)
+    sender = KinesisSender(client, args.stream, max_attempts=args.max_attempts, backoff=Backoff())
+    bad = BadLines(rejects_path=args.rejects)
+    try:
+        with progress_bar(total=None, unit="records", disable=args.quiet, desc="produce") as bar:
+            result = sender.send(entries_from_file(args.input, skip_bad=args.skip_bad, bad=bad),
+                                 pacer=pacer, progress=bar)
+    except ProducerError as exc:
+        path = exc.result.write_unsent(args.unsent)
+        print(f"clickstream-anomaly produce: error: {exc}", file=sys.stderr)
+        print(f"{exc.result.summary()}; wrote {exc.result.failed:,} unsent record(s) to {path}; re-send with "
+              f"`clickstream-anomaly produce --stream {args.stream} --input {path}`", file=sys.stderr)
+        return 1
+    finally:
+        bad.close()
+    if not args.quiet:
+        print(f"{result.summary()}; {bad.summary()}", file=sys.stderr)
+    return 0

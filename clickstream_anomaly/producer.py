@@ -1,0 +1,395 @@
+"""Sending click records to a Kinesis data stream with ``PutRecords``: batching, retries, pacing.
+
+Used by ``clickstream-anomaly produce`` and by the S3-log producer Lambda (one sender, two callers).
+
+* **Batching**: a ``PutRecords`` call holds at most 500 entries and 5 MiB (data + partition keys); one
+  entry is at most 1 MiB (:data:`MAX_BATCH_RECORDS`, :data:`MAX_BATCH_BYTES`, :data:`MAX_RECORD_BYTES`).
+* **Partition key = user**: a user's clicks land on one shard in order (sessions stay readable) while
+  thousands of users spread the load evenly over the shards. The aggregator merges per-shard partial
+  windows with exact distinct counts, so the key does not change any feature value.
+* **Order per partition key**: a batch never holds two entries of the same key, and failed entries go back
+  to the front of the queue; so a user's clicks are written in input order even when entries fail.
+* **Retries**: entries a ``PutRecords`` response marks failed (``ProvisionedThroughputExceededException``,
+  ``InternalFailure``) are re-sent, and only those, after an exponential backoff with full jitter
+  (``uniform(0, min(cap, base * 2**round))`` seconds). Whole-call errors (throttled API, 5xx, connection)
+  are retried by botocore's ``standard`` or ``adaptive`` retry mode. After ``max_attempts`` an entry gives up:
+  :class:`ProducerError` is raised and every record not yet written can be saved as JSON Lines
+  (:meth:`SendResult.write_unsent`) for a later ``produce --input unsent.jsonl``.
+* **Pacing**: by default as fast as the stream takes it; :class:`Pacer` replays the clicks' own timing
+  ``speedup`` times faster or at a fixed ``rate`` of records per second.
+
+boto3 is imported only inside :func:`kinesis_client`; pass your own client to stay AWS-free.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import random
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .clicks_csv import BadLines, iter_click_chunks
+from .records import Click, RecordError
+
+MAX_BATCH_RECORDS = 500
+MAX_BATCH_BYTES = 5 * 1024 * 1024
+MAX_RECORD_BYTES = 1024 * 1024
+MAX_PARTITION_KEY_CHARS = 256
+RETRYABLE_CODES = ("ProvisionedThroughputExceededException", "InternalFailure")
+LOOKAHEAD = 5_000  # entries scanned when filling a batch (bounds the work a hot key can cause)
+
+
+class ProducerError(RuntimeError):
+    """Records could not be written after the bounded retries; ``result`` holds what was and was not sent."""
+
+    def __init__(self, message: str, result: SendResult) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+@dataclass(slots=True)
+class Entry:
+    """One record to send: ``data`` bytes, ``key`` partition key, ``ts`` event time (s since epoch)."""
+
+    data: bytes
+    key: str
+    ts: float = 0.0
+    attempts: int = 0
+
+    @property
+    def size(self) -> int:
+        """Bytes this entry counts against the record and request limits (data + partition key)."""
+        return len(self.data) + len(self.key.encode("utf-8"))
+
+
+def partition_key(user: str) -> str:
+    """The partition key of a user's clicks: the user id (hashed when longer than Kinesis' 256 chars)."""
+    if 0 < len(user) <= MAX_PARTITION_KEY_CHARS:
+        return user
+    return hashlib.sha256(user.encode("utf-8")).hexdigest()
+
+
+def click_entry(click: Click) -> Entry:
+    """A click as a stream entry (its JSON from :meth:`Click.to_json`, keyed by user)."""
+    entry = Entry(click.to_json().encode("utf-8"), partition_key(click.user), click.timestamp.timestamp())
+    if entry.size > MAX_RECORD_BYTES:
+        raise RecordError(f"record of {entry.size} bytes is over the 1 MiB Kinesis limit")
+    return entry
+
+
+def take_batch(pending: deque[Entry], *, max_records: int = MAX_BATCH_RECORDS,
+               max_bytes: int = MAX_BATCH_BYTES, lookahead: int = LOOKAHEAD) -> list[Entry]:
+    """Remove and return the next batch from ``pending``: within the limits, one entry per key.
+
+    Entries are taken in queue order; an entry whose key is already in the batch stays queued, and so do
+    all later entries of that key (order per key is kept). At most ``lookahead`` entries are scanned.
+    """
+    batch: list[Entry] = []
+    keys: set[str] = set()
+    kept: list[Entry] = []
+    size = 0
+    scanned = 0
+    while pending and len(batch) < max_records and scanned < lookahead:
+        entry = pending.popleft()
+        scanned += 1
+        if entry.key in keys:
+            kept.append(entry)
+            continue
+        if size + entry.size > max_bytes:
+            kept.append(entry)
+            break
+        batch.append(entry)
+        keys.add(entry.key)
+        size += entry.size
+    pending.extendleft(reversed(kept))
+    return batch
+
+
+@dataclass
+class Backoff:
+    """Exponential backoff with full jitter: round ``n`` (0-based) waits ``uniform(0, min(cap, base*2**n))``
+    seconds."""
+
+    base: float = 0.05
+    cap: float = 5.0
+    rng: random.Random = field(default_factory=random.Random)
+
+    def delay(self, round_: int) -> float:
+        return self.rng.uniform(0.0, min(self.cap, self.base * (2.0 ** round_)))
+
+
+@dataclass
+class Pacer:
+    """When each record is due, in seconds after the start: ``speedup`` (event time / X) or ``rate`` (N/s).
+
+    Neither set: everything is due at once (as fast as the stream allows).
+    """
+
+    speedup: float | None = None
+    rate: float | None = None
+    _t0: float | None = field(default=None, init=False)
+    _n: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        if self.speedup is not None and self.rate is not None:
+            raise ValueError("use either --speedup or --rate, not both")
+        if self.speedup is not None and self.speedup <= 0:
+            raise ValueError("--speedup must be positive")
+        if self.rate is not None and self.rate <= 0:
+            raise ValueError("--rate must be positive")
+
+    def due(self, entry: Entry) -> float:
+        n = self._n
+        self._n += 1
+        if self.rate is not None:
+            return n / self.rate
+        if self.speedup is not None:
+            if self._t0 is None:
+                self._t0 = entry.ts
+            return max(0.0, (entry.ts - self._t0) / self.speedup)
+        return 0.0
+
+
+@dataclass
+class SendResult:
+    """What a send did. ``retried`` counts entry re-sends; ``unsent`` holds entries never written."""
+
+    sent: int = 0
+    retried: int = 0
+    calls: int = 0
+    throttled: int = 0
+    seconds: float = 0.0
+    shards: dict[str, int] = field(default_factory=dict)
+    unsent: list[Entry] = field(default_factory=list)
+    error: str | None = None
+    last_error: str = ""
+
+    @property
+    def failed(self) -> int:
+        return len(self.unsent)
+
+    @property
+    def rate(self) -> float:
+        """Records written per second of wall time."""
+        return self.sent / self.seconds if self.seconds > 0 else float("nan")
+
+    def summary(self) -> str:
+        text = (f"sent {self.sent:,} records in {self.calls:,} PutRecords calls, {self.seconds:.1f} s "
+                f"({self.rate:,.0f} records/s); retried {self.retried:,} entries "
+                f"({self.throttled:,} throttled); failed {self.failed:,}")
+        return text
+
+    def write_unsent(self, path: str | Path) -> Path:
+        """Write the unsent records as JSON Lines (the stream's click JSON), re-sendable with ``produce``."""
+        path = Path(path)
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "wb") as fh:
+            for entry in self.unsent:
+                fh.write(entry.data + b"\n")
+        return path
+
+
+@dataclass
+class KinesisSender:
+    """Writes entries to one stream with ``PutRecords`` (see the module docstring for the rules).
+
+    ``client`` is a boto3 Kinesis client (for example from :func:`kinesis_client`). ``max_attempts`` bounds
+    the tries per entry. ``sleep`` and ``clock`` are injectable for tests.
+    """
+
+    client: Any
+    stream_name: str
+    max_attempts: int = 8
+    backoff: Backoff = field(default_factory=Backoff)
+    max_records: int = MAX_BATCH_RECORDS
+    max_bytes: int = MAX_BATCH_BYTES
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+
+    def send(self, entries: Iterable[Entry], *, pacer: Pacer | None = None,
+             progress: Any = None) -> SendResult:
+        """Send every entry; returns a :class:`SendResult` or raises :class:`ProducerError` (with it)."""
+        result = SendResult()
+        source: Iterator[Entry] = iter(entries)
+        pending: deque[Entry] = deque()
+        nxt: Entry | None = None
+        nxt_due = 0.0
+        exhausted = False
+        fail_round = 0
+        start = self.clock()
+        try:
+            while True:
+                # Move the records that are due into the queue (at most the look-ahead).
+                now = self.clock() - start
+                while not exhausted and len(pending) < LOOKAHEAD:
+                    if nxt is None:
+                        try:
+                            nxt = next(source)
+                        except StopIteration:
+                            exhausted = True
+                            break
+                        nxt_due = pacer.due(nxt) if pacer is not None else 0.0
+                    if nxt_due > now:
+                        break
+                    pending.append(nxt)
+                    nxt = None
+                if not pending:
+                    if exhausted:
+                        break
+                    self.sleep(max(0.0, nxt_due - (self.clock() - start)))
+                    continue
+                batch = take_batch(pending, max_records=self.max_records, max_bytes=self.max_bytes)
+                try:
+                    failed = self._put(batch, result)
+                except Exception:
+                    pending.extendleft(reversed(batch))  # reported unsent, in order
+                    raise
+                if progress is not None:
+                    progress.update(len(batch) - len(failed))
+                if failed:
+                    pending.extendleft(reversed(failed))
+                    worst = max(failed, key=lambda e: e.attempts)
+                    if worst.attempts >= self.max_attempts:
+                        raise _GiveUp(f"{len(failed)} record(s) still failing after {worst.attempts} tries "
+                                      f"(e.g. {describe_entry(worst)}: {result.last_error}); the stream "
+                                      "may need more shards or a lower --rate")
+                    result.retried += len(failed)
+                    self.sleep(self.backoff.delay(fail_round))
+                    fail_round += 1
+                else:
+                    fail_round = 0
+        except Exception as exc:  # whole-call error after botocore's retries, or give-up
+            result.unsent = list(pending)
+            if nxt is not None:
+                result.unsent.append(nxt)
+            result.unsent.extend(source)
+            result.seconds = self.clock() - start
+            result.error = str(exc)
+            raise ProducerError(f"could not write {len(result.unsent):,} record(s) to {self.stream_name}: "
+                                f"{exc}", result) from exc
+        result.seconds = self.clock() - start
+        return result
+
+    def _put(self, batch: list[Entry], result: SendResult) -> list[Entry]:
+        """One ``PutRecords`` call; returns the entries the response marks failed."""
+        for entry in batch:
+            entry.attempts += 1
+        result.calls += 1
+        response = self.client.put_records(
+            StreamName=self.stream_name, Records=[{"Data": e.data, "PartitionKey": e.key} for e in batch])
+        failed: list[Entry] = []
+        for entry, rec in zip(batch, response["Records"], strict=True):
+            code = rec.get("ErrorCode")
+            if code:
+                failed.append(entry)
+                result.last_error = f"{code}: {rec.get('ErrorMessage', '')}"
+                result.throttled += code == "ProvisionedThroughputExceededException"
+            else:
+                shard = rec.get("ShardId", "")
+                result.shards[shard] = result.shards.get(shard, 0) + 1
+        result.sent += len(batch) - len(failed)
+        return failed
+
+
+class _GiveUp(RuntimeError):
+    pass
+
+
+def kinesis_client(*, region: str | None = None, endpoint_url: str | None = None,
+                   retry_mode: str = "standard", max_attempts: int = 10, session: Any = None) -> Any:
+    """A boto3 Kinesis client whose whole-call errors are retried by botocore (``standard``/``adaptive``)."""
+    import boto3
+    from botocore.config import Config
+
+    if retry_mode not in ("standard", "adaptive", "legacy"):
+        raise ValueError(f"retry mode must be standard or adaptive, got {retry_mode!r}")
+    config = Config(retries={"mode": retry_mode, "max_attempts": max_attempts})
+    session = session or boto3.session.Session()
+    return session.client("kinesis", region_name=region, endpoint_url=endpoint_url, config=config)
+
+
+# ---- reading click logs into entries ---------------------------------------------------------------
+
+def _open_text(path: Path) -> io.TextIOBase:
+    if path.suffix == ".gz":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
+    return open(path, encoding="utf-8")
+
+
+def is_jsonlines(path: str | Path) -> bool:
+    """True for ``.jsonl``/``.json``/``.ndjson`` (optionally ``.gz``) click logs, False for CSV."""
+    suffixes = [s.lower() for s in Path(path).suffixes]
+    if suffixes and suffixes[-1] == ".gz":
+        suffixes = suffixes[:-1]
+    return bool(suffixes) and suffixes[-1] in (".jsonl", ".json", ".ndjson")
+
+
+def iter_jsonl_clicks(path: str | Path, *, skip_bad: bool = False,
+                      bad: BadLines | None = None) -> Iterator[Click]:
+    """Clicks of a JSON Lines log (one ``{"timestamp","user","page"}`` object a line; blank lines skipped)."""
+    path = Path(path)
+    source = str(path)
+    bad = bad if bad is not None else BadLines()
+    if not path.exists():
+        raise FileNotFoundError(f"{source}: no such file")
+    with _open_text(path) as fh:
+        for line_no, line in enumerate(fh, 1):
+            text = line.strip()
+            if not text:
+                continue
+            try:
+                yield Click.from_json(text)
+            except RecordError as exc:
+                if not skip_bad:
+                    raise RecordError(exc.reason, source=source, line=line_no, raw=text) from None
+                bad.add(source, line_no, exc.reason, text)
+
+
+def iter_csv_clicks(path: str | Path, *, skip_bad: bool = False,
+                    bad: BadLines | None = None) -> Iterator[Click]:
+    """Clicks of a CSV log (``timestamp,user,page``), validated by :mod:`clickstream_anomaly.clicks_csv`."""
+    from datetime import UTC, datetime
+
+    for chunk in iter_click_chunks(path, chunk_rows=100_000, skip_bad=skip_bad, bad=bad):
+        for ts, user, page in zip(chunk["ts"].tolist(), chunk["user"].tolist(), chunk["page"].tolist(),
+                                  strict=True):
+            sec, ns = divmod(int(ts), 1_000_000_000)
+            when = datetime.fromtimestamp(sec, UTC).replace(microsecond=ns // 1000)
+            yield Click(when, user, page)
+
+
+def iter_clicks(path: str | Path, *, skip_bad: bool = False, bad: BadLines | None = None) -> Iterator[Click]:
+    """Clicks of a log file: JSON Lines when the name says so (``.jsonl``/``.json``), CSV otherwise."""
+    if is_jsonlines(path):
+        return iter_jsonl_clicks(path, skip_bad=skip_bad, bad=bad)
+    return iter_csv_clicks(path, skip_bad=skip_bad, bad=bad)
+
+
+def entries_from_file(path: str | Path, *, skip_bad: bool = False,
+                      bad: BadLines | None = None) -> Iterator[Entry]:
+    """Stream entries (click JSON keyed by user) of a click log, in file order."""
+    for click in iter_clicks(path, skip_bad=skip_bad, bad=bad):
+        yield click_entry(click)
+
+
+def describe_entry(entry: Entry) -> str:
+    """A short human description of an entry, for error messages."""
+    try:
+        data = json.loads(entry.data)
+        return f"{data.get('user')} at {data.get('timestamp')}"
+    except ValueError:
+        return f"key {entry.key}"
+
+
+__all__ = [
+    "MAX_BATCH_BYTES", "MAX_BATCH_RECORDS", "MAX_RECORD_BYTES", "Backoff", "Entry", "KinesisSender", "Pacer",
+    "ProducerError", "SendResult", "click_entry", "entries_from_file", "iter_clicks",
+    "kinesis_client", "partition_key", "take_batch",
+]
