@@ -1,0 +1,208 @@
+"""Alerting and monitoring: the SNS topic and alerter Lambda, CloudWatch alarms and the dashboard.
+
+Metrics the Lambdas publish through Powertools EMF (namespace ``metrics_namespace``; Powertools adds the
+``service`` dimension = the function name). These names are the contract with the Lambda code:
+
+=============  =================  =====================  ==========================================
+service        metric             extra dimension        meaning
+=============  =================  =====================  ==========================================
+aggregator     Clicks, Users,     (none)                 features of each closed window
+               Urls, Residual
+alerter        Anomalies          ``detector``           1 per anomalous window (0 otherwise)
+alerter        AnomalyScore       ``detector``           the detection's score
+alerter        Threshold          ``detector``           the threshold it was compared with
+=============  =================  =====================  ==========================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from aws_cdk import Duration
+from aws_cdk import aws_cloudwatch as cw
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kinesis as kinesis
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subs
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from stacks.functions import FunctionDefaults, failure_queue, kinesis_source, pipeline_function
+
+FEATURE_METRICS = ("Clicks", "Users", "Urls", "Residual")
+ANOMALIES_METRIC = "Anomalies"
+SCORE_METRIC = "AnomalyScore"
+THRESHOLD_METRIC = "Threshold"
+#: Iterator age (ms) above which a Kinesis consumer counts as falling behind.
+ITERATOR_AGE_LIMIT_MS = 15 * 60 * 1000
+
+
+class Alerting(Construct):
+    """Encrypted, SSL-only SNS topic (optional e-mail subscription) and the alerter Lambda.
+
+    The alerter reads the detections stream (and, with the kda-sql engine, is also the KDA application's
+    Lambda output), applies the threshold rule, publishes EMF metrics and sends incidents to the topic.
+
+    Attributes
+    ----------
+    topic : sns.Topic
+    key : kms.Key
+        Customer managed key of the topic (CloudWatch alarms cannot publish to a topic encrypted with the
+        AWS managed ``alias/aws/sns`` key).
+    function : lambda_.Function
+    failure_queue : sqs.Queue
+    """
+
+    def __init__(self, scope: Construct, id_: str, *, detections: kinesis.IStream, state_bucket: s3.IBucket,
+                 functions: FunctionDefaults, threshold_mode: str, threshold: float, sigma_k: float,
+                 alert_email: str, retry_attempts: int, max_record_age_hours: int) -> None:
+        super().__init__(scope, id_)
+        self.key = kms.Key(self, "TopicKey", enable_key_rotation=True,
+                           description="Encrypts the clickstream anomaly alert topic")
+        self.key.add_to_resource_policy(iam.PolicyStatement(
+            sid="AllowCloudWatchAlarmsToPublish",
+            principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+            actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+            resources=["*"],
+        ))
+        self.topic = sns.Topic(self, "Alerts", display_name="Clickstream anomalies", master_key=self.key,
+                               enforce_ssl=True)
+        if alert_email:
+            self.topic.add_subscription(subs.EmailSubscription(alert_email))
+
+        self.failure_queue = failure_queue(self, "AlerterFailures")
+        self.function = pipeline_function(
+            self, "Alerter", name="alerter", defaults=functions, timeout_seconds=60,
+            environment={
+                "TOPIC_ARN": self.topic.topic_arn,
+                "STATE_BUCKET": state_bucket.bucket_name,
+                "THRESHOLD_MODE": threshold_mode,
+                "THRESHOLD": f"{threshold:g}",
+                "SIGMA_K": f"{sigma_k:g}",
+                "METRICS_NAMESPACE": functions.metrics_namespace,
+            },
+            description="Thresholds detections, publishes anomaly metrics and sends alerts")
+        self.function.add_event_source(kinesis_source(
+            detections, on_failure=self.failure_queue, retry_attempts=retry_attempts,
+            max_record_age=Duration.hours(max_record_age_hours), batch_size=100))
+        self.topic.grant_publish(self.function)
+        state_bucket.grant_read_write(self.function, "alerter/*")
+
+
+class Monitoring(Construct):
+    """CloudWatch alarms (anomalies per detector, pipeline health, a clicks anomaly-detection band) that
+    notify ``topic``, and one dashboard of features, scores, thresholds and alarms.
+
+    Attributes
+    ----------
+    anomaly_alarms : dict[str, cw.Alarm]
+        Per detector name.
+    health_alarms : dict[str, cw.Alarm]
+        ``<function>-errors``, ``<function>-iterator-age``, ``<function>-failures``, ``<endpoint>-errors``.
+    clicks_band_alarm : cw.AnomalyDetectionAlarm
+    dashboard : cw.Dashboard
+    """
+
+    def __init__(self, scope: Construct, id_: str, *, topic: sns.ITopic, namespace: str, window_seconds: int,
+                 detectors: Sequence[str], functions: Mapping[str, lambda_.IFunction],
+                 stream_consumers: Sequence[str], failure_queues: Mapping[str, sqs.IQueue],
+                 endpoint_names: Sequence[str], anomaly_alarm_count: int) -> None:
+        super().__init__(scope, id_)
+        action = cw_actions.SnsAction(topic)
+        window = Duration.seconds(window_seconds)
+        five_minutes = Duration.minutes(5)
+
+        def alarm(alarm_id: str, **kwargs) -> cw.Alarm:
+            made = cw.Alarm(self, alarm_id, **kwargs)
+            made.add_alarm_action(action)
+            return made
+
+        def detector_metric(name: str, detector: str, statistic: str) -> cw.Metric:
+            return cw.Metric(namespace=namespace, metric_name=name, statistic=statistic, period=window,
+                             dimensions_map={"service": "alerter", "detector": detector},
+                             label=f"{detector} {name}")
+
+        self.anomaly_alarms: dict[str, cw.Alarm] = {}
+        for detector in detectors:
+            self.anomaly_alarms[detector] = alarm(
+                f"Anomalies-{detector}",
+                metric=detector_metric(ANOMALIES_METRIC, detector, "Sum"),
+                threshold=anomaly_alarm_count, evaluation_periods=1,
+                comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+                alarm_description=f"{detector} reported an anomalous window")
+
+        self.health_alarms: dict[str, cw.Alarm] = {}
+        for name, function in functions.items():
+            self.health_alarms[f"{name}-errors"] = alarm(
+                f"Errors-{name}", metric=function.metric_errors(period=five_minutes, statistic="Sum"),
+                threshold=1, evaluation_periods=1,
+                comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+                alarm_description=f"The {name} Lambda raised errors")
+        for name in stream_consumers:
+            iterator_age = cw.Metric(namespace="AWS/Lambda", metric_name="IteratorAge", statistic="Maximum",
+                                     period=five_minutes,
+                                     dimensions_map={"FunctionName": functions[name].function_name})
+            self.health_alarms[f"{name}-iterator-age"] = alarm(
+                f"IteratorAge-{name}", metric=iterator_age, threshold=ITERATOR_AGE_LIMIT_MS,
+                evaluation_periods=3,
+                comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+                alarm_description=f"The {name} Lambda is falling behind its Kinesis stream")
+        for name, queue in failure_queues.items():
+            self.health_alarms[f"{name}-failures"] = alarm(
+                f"FailureQueue-{name}",
+                metric=queue.metric_approximate_number_of_messages_visible(period=five_minutes,
+                                                                           statistic="Maximum"),
+                threshold=1, evaluation_periods=1,
+                comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+                alarm_description=f"The {name} Lambda sent records it could not process to its failure queue")
+        for endpoint in endpoint_names:
+            errors = cw.MathExpression(
+                expression="e4 + e5", period=five_minutes, label=f"{endpoint} 4xx+5xx",
+                using_metrics={
+                    f"e{code}": cw.Metric(namespace="AWS/SageMaker", metric_name=f"Invocation{code}XXErrors",
+                                          statistic="Sum", period=five_minutes,
+                                          dimensions_map={"EndpointName": endpoint, "VariantName": "AllTraffic"})
+                    for code in (4, 5)})
+            self.health_alarms[f"{endpoint}-errors"] = alarm(
+                f"EndpointErrors-{endpoint}", metric=errors, threshold=1, evaluation_periods=1,
+                comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+                alarm_description=f"SageMaker endpoint {endpoint} returned errors")
+
+        # The AWS-native peer of the detectors: CloudWatch anomaly detection on clicks per window.
+        clicks = cw.Metric(namespace=namespace, metric_name="Clicks", statistic="Sum", period=window,
+                           dimensions_map={"service": "aggregator"}, label="clicks per window")
+        self.clicks_band_alarm = cw.AnomalyDetectionAlarm(
+            self, "ClicksOutsideBand", metric=clicks, std_devs=2, evaluation_periods=1,
+            comparison_operator=cw.ComparisonOperator.LESS_THAN_LOWER_OR_GREATER_THAN_UPPER_THRESHOLD,
+            treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            alarm_description="Clicks per window left CloudWatch's anomaly detection band (2 std devs)")
+        self.clicks_band_alarm.add_alarm_action(action)
+
+        self.dashboard = cw.Dashboard(self, "Dashboard", default_interval=Duration.days(2))
+        feature_metrics = [cw.Metric(namespace=namespace, metric_name=m, statistic="Sum", period=window,
+                                     dimensions_map={"service": "aggregator"}) for m in FEATURE_METRICS]
+        self.dashboard.add_widgets(
+            cw.GraphWidget(title="Window features", left=feature_metrics, width=12),
+            cw.GraphWidget(title="Clicks and CloudWatch anomaly band",
+                           left=[cw.MathExpression(expression="ANOMALY_DETECTION_BAND(m1, 2)",
+                                                   using_metrics={"m1": clicks}, label="band", period=window),
+                                 clicks],
+                           width=12),
+        )
+        for detector in detectors:
+            self.dashboard.add_widgets(cw.GraphWidget(
+                title=f"{detector}: score and threshold",
+                left=[detector_metric(SCORE_METRIC, detector, "Maximum"),
+                      detector_metric(THRESHOLD_METRIC, detector, "Average")],
+                right=[detector_metric(ANOMALIES_METRIC, detector, "Sum")], width=12))
+        all_alarms = [*self.anomaly_alarms.values(), *self.health_alarms.values(), self.clicks_band_alarm]
+        self.dashboard.add_widgets(cw.AlarmStatusWidget(title="Alarms", alarms=all_alarms, width=24))

@@ -1,0 +1,125 @@
+"""Ingest: the three Kinesis streams, the producer and aggregator Lambdas, and Firehose into the data lake.
+
+``landing bucket --(ObjectCreated under landing_prefix)--> producer λ --> clicks stream``
+``clicks stream + 1-minute schedule --> aggregator λ --> features stream``
+``clicks, features --> Firehose --> lake bucket`` (``<stream>/dt=YYYY-MM-DD/``, GZIP, one JSON per line)
+
+The ``detections`` stream carries the detector results to the alerter.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_kinesis as kinesis
+from aws_cdk import aws_kinesisfirehose as firehose
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_notifications as s3n
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from stacks.functions import FunctionDefaults, failure_queue, kinesis_source, pipeline_function
+from stacks.storage import secure_bucket
+
+REJECTED_PREFIX = "rejected/"
+LAKE_PREFIXES = {"clicks": "clicks/", "features": "features/"}
+
+
+def lake_prefix(stream: str) -> str:
+    """Firehose data prefix of ``stream`` in the lake: one folder per UTC delivery date."""
+    return f"{LAKE_PREFIXES[stream]}dt=!{{timestamp:yyyy-MM-dd}}/"
+
+
+class Ingest(Construct):
+    """Streams, producer, aggregator and the data lake.
+
+    Attributes
+    ----------
+    clicks, features, detections : kinesis.Stream
+    landing, lake : s3.Bucket
+    producer, aggregator : lambda_.Function
+    failure_queues : dict[str, sqs.Queue]
+        Per function, the queue receiving what it gave up on.
+    delivery_streams : dict[str, firehose.DeliveryStream]
+    """
+
+    def __init__(self, scope: Construct, id_: str, *, stream_mode: str, shards: int, retention_hours: int,
+                 landing_prefix: str, window_freq: str, allowed_lateness: str, state_bucket: s3.IBucket,
+                 access_logs: s3.IBucket, removal_policy: RemovalPolicy, functions: FunctionDefaults,
+                 retry_attempts: int, max_record_age_hours: int) -> None:
+        super().__init__(scope, id_)
+        mode = kinesis.StreamMode.ON_DEMAND if stream_mode == "on-demand" else kinesis.StreamMode.PROVISIONED
+        self.streams: dict[str, kinesis.Stream] = {}
+        for name in ("clicks", "features", "detections"):
+            self.streams[name] = kinesis.Stream(
+                self, name.capitalize(),
+                stream_mode=mode,
+                shard_count=shards if mode == kinesis.StreamMode.PROVISIONED else None,
+                encryption=kinesis.StreamEncryption.MANAGED,
+                retention_period=Duration.hours(retention_hours),
+                removal_policy=removal_policy,
+            )
+        self.clicks = self.streams["clicks"]
+        self.features = self.streams["features"]
+        self.detections = self.streams["detections"]
+
+        self.landing = secure_bucket(self, "Landing", access_logs=access_logs, removal_policy=removal_policy,
+                                     log_prefix="landing/")
+        self.lake = secure_bucket(self, "Lake", access_logs=access_logs, removal_policy=removal_policy,
+                                  log_prefix="lake/")
+        self.failure_queues: dict[str, sqs.Queue] = {}
+
+        # producer: new click files in the landing bucket -> clicks stream; bad lines to rejected/.
+        self.failure_queues["producer"] = failure_queue(self, "ProducerFailures")
+        self.producer = pipeline_function(
+            self, "Producer", name="producer", defaults=functions, timeout_seconds=900,
+            environment={"CLICKS_STREAM_NAME": self.clicks.stream_name, "REJECTED_PREFIX": REJECTED_PREFIX},
+            description="Reads click CSV files from the landing bucket and puts them on the clicks stream")
+        self.producer.configure_async_invoke(
+            retry_attempts=2, on_failure=destinations.SqsDestination(self.failure_queues["producer"]))
+        self.clicks.grant_write(self.producer)
+        self.landing.grant_read(self.producer, f"{landing_prefix}*")
+        self.landing.grant_put(self.producer, f"{REJECTED_PREFIX}*")
+        self.landing.add_event_notification(s3.EventType.OBJECT_CREATED, s3n.LambdaDestination(self.producer),
+                                            s3.NotificationKeyFilter(prefix=landing_prefix))
+
+        # aggregator: clicks -> 10-minute windows -> features; a 1-minute schedule closes quiet windows.
+        self.failure_queues["aggregator"] = failure_queue(self, "AggregatorFailures")
+        self.aggregator = pipeline_function(
+            self, "Aggregator", name="aggregator", defaults=functions, timeout_seconds=120,
+            environment={"FEATURES_STREAM_NAME": self.features.stream_name,
+                         "STATE_BUCKET": state_bucket.bucket_name,
+                         "WINDOW_FREQ": window_freq, "ALLOWED_LATENESS": allowed_lateness},
+            description="Aggregates clicks into fixed windows and puts window features on the features stream")
+        self.aggregator.add_event_source(kinesis_source(
+            self.clicks, on_failure=self.failure_queues["aggregator"], retry_attempts=retry_attempts,
+            max_record_age=Duration.hours(max_record_age_hours), batch_size=500, max_batching_seconds=5))
+        self.features.grant_write(self.aggregator)
+        state_bucket.grant_read_write(self.aggregator, "aggregator/*")
+        self.window_closer = events.Rule(
+            self, "CloseWindowsEveryMinute", schedule=events.Schedule.rate(Duration.minutes(1)),
+            description="Invokes the aggregator every minute so windows without clicks still close",
+            targets=[targets.LambdaFunction(self.aggregator, retry_attempts=2)])
+
+        # Firehose: clicks and features into the lake, partitioned by delivery date (training input).
+        self.delivery_streams: dict[str, firehose.DeliveryStream] = {}
+        for name in ("clicks", "features"):
+            self.delivery_streams[name] = firehose.DeliveryStream(
+                self, f"{name.capitalize()}ToLake",
+                source=firehose.KinesisStreamSource(self.streams[name]),
+                destination=firehose.S3Bucket(
+                    self.lake,
+                    data_output_prefix=lake_prefix(name),
+                    error_output_prefix=f"errors/{name}/!{{firehose:error-output-type}}/dt=!{{timestamp:yyyy-MM-dd}}/",
+                    buffering_interval=Duration.minutes(5),
+                    compression=firehose.Compression.GZIP,
+                    processors=[firehose.AppendDelimiterToRecordProcessor()],
+                ),
+            )
+
+    @property
+    def functions(self) -> dict[str, lambda_.Function]:
+        return {"producer": self.producer, "aggregator": self.aggregator}

@@ -1,0 +1,120 @@
+"""The one stack: wires the constructs of :mod:`stacks` together with plain values from :class:`Settings`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import Annotations, CfnOutput, RemovalPolicy, Stack
+from constructs import Construct
+
+from stacks.alerting import Alerting, Monitoring
+from stacks.detection import DETECTOR_NAME, LambdaDetection
+from stacks.functions import LOG_RETENTION, FunctionDefaults, project_code
+from stacks.ingest import Ingest
+from stacks.layers import managed_layers
+from stacks.settings import Settings
+from stacks.storage import Storage
+
+KDA_SQL_WARNING = (
+    "streaming_engine=kda-sql: Amazon Kinesis Data Analytics for SQL stopped accepting new applications on "
+    "2025-10-15 and deletes existing ones from 2026-01-27, so this stack will fail to deploy the SQL "
+    "application. It is kept for reference and local testing; deploy the default engine "
+    "(streaming_engine=lambda) for a working pipeline.")
+KDA_SQL_WARNING_ID = "clickstream:kda-sql-discontinued"
+
+
+class ClickstreamAnomalyStack(Stack):
+    """Ingest, streaming detection (Lambda or KDA SQL), SageMaker pipelines, alerting and monitoring.
+
+    Attributes are the constructs: ``storage``, ``ingest``, ``alerting``, ``detection`` (lambda engine) or
+    ``kda`` (kda-sql engine), ``models``, ``monitoring``.
+    """
+
+    def __init__(self, scope: Construct, id_: str, *, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(scope, id_, **kwargs)
+        s = settings
+        removal = RemovalPolicy.DESTROY if s.removal_policy == "destroy" else RemovalPolicy.RETAIN
+        functions = FunctionDefaults(
+            code=project_code(),
+            layers=managed_layers(self, pandas_release=s.pandas_layer_version,
+                                  powertools_release=s.powertools_layer_version,
+                                  pandas_arn=s.pandas_layer_arn, powertools_arn=s.powertools_layer_arn),
+            memory_mb=s.lambda_memory_mb, log_level=s.log_level, metrics_namespace=s.metrics_namespace,
+            log_retention=LOG_RETENTION[s.log_retention_days],
+            removal_policy=removal)
+        retries = {"retry_attempts": s.event_retry_attempts, "max_record_age_hours": s.event_max_record_age_hours}
+
+        self.storage = Storage(self, "Storage", removal_policy=removal)
+        self.ingest = Ingest(
+            self, "Ingest", stream_mode=s.stream_mode, shards=s.stream_shards,
+            retention_hours=s.stream_retention_hours, landing_prefix=s.landing_prefix,
+            window_freq=s.window_freq, allowed_lateness=s.allowed_lateness, state_bucket=self.storage.state,
+            access_logs=self.storage.access_logs, removal_policy=removal, functions=functions, **retries)
+        self.alerting = Alerting(
+            self, "Alerting", detections=self.ingest.detections, state_bucket=self.storage.state,
+            functions=functions, threshold_mode=s.threshold_mode, threshold=s.threshold, sigma_k=s.sigma_k,
+            alert_email=s.alert_email, **retries)
+
+        fns = {**self.ingest.functions, "alerter": self.alerting.function}
+        queues = {**self.ingest.failure_queues, "alerter": self.alerting.failure_queue}
+        consumers = ["aggregator", "alerter"]
+        self.detection: LambdaDetection | None = None
+        self.kda = None
+        if s.kda_sql:
+            from stacks.kda_sql import KdaSqlDetection
+
+            Annotations.of(self).add_warning_v2(KDA_SQL_WARNING_ID, KDA_SQL_WARNING)
+            self.kda = KdaSqlDetection(
+                self, "KdaSql", features=self.ingest.features, alerter=self.alerting.function,
+                num_trees=s.rcf_num_trees, sample_size=s.rcf_sample_size, time_decay=s.rcf_time_decay,
+                shingle_size=s.rcf_shingle_size, with_directionality=s.rcf_with_directionality)
+        else:
+            self.detection = LambdaDetection(
+                self, "Detection", features=self.ingest.features, detections=self.ingest.detections,
+                state_bucket=self.storage.state, functions=functions, num_trees=s.rcf_num_trees,
+                sample_size=s.rcf_sample_size, time_decay=s.rcf_time_decay, shingle_size=s.rcf_shingle_size,
+                with_directionality=s.rcf_with_directionality, **retries)
+            fns["detector"] = self.detection.function
+            queues["detector"] = self.detection.failure_queue
+            consumers.append("detector")
+
+        detectors = [DETECTOR_NAME]
+        endpoint_names: list[str] = []
+        self.models = None
+        if _models_available():
+            from stacks.models import Models
+
+            self.models = Models(
+                self, "Models", prefix=s.prefix, lake=self.ingest.lake, access_logs=self.storage.access_logs,
+                removal_policy=removal, functions=functions, training_days=s.training_days,
+                window_freq=s.window_freq, rcf_hyperparameters=s.rcf_hyperparameters(),
+                deepar_hyperparameters=s.deepar_hyperparameters_strings(),
+                training_instance_type=s.training_instance_type,
+                endpoint_instance_type=s.endpoint_instance_type, deploy_endpoints=s.deploy_endpoints,
+                retrain_schedule=s.retrain_schedule, features=self.ingest.features,
+                detections=self.ingest.detections, state_bucket=self.storage.state, **retries)
+            if s.deploy_endpoints:
+                detectors += ["rcf-batch", "deepar"]
+                endpoint_names = list(self.models.endpoint_names.values())
+                fns["scorer"] = self.models.scorer
+                queues["scorer"] = self.models.scorer_failure_queue
+                consumers.append("scorer")
+            fns["prepare"] = self.models.prepare
+
+        self.monitoring = Monitoring(
+            self, "Monitoring", topic=self.alerting.topic, namespace=s.metrics_namespace,
+            window_seconds=s.window_seconds, detectors=detectors, functions=fns, stream_consumers=consumers,
+            failure_queues=queues, endpoint_names=endpoint_names, anomaly_alarm_count=s.anomaly_alarm_count)
+
+        CfnOutput(self, "LandingBucket", value=self.ingest.landing.bucket_name,
+                  description=f"Upload click CSV files under s3://<bucket>/{s.landing_prefix}")
+        CfnOutput(self, "ClicksStream", value=self.ingest.clicks.stream_name)
+        CfnOutput(self, "FeaturesStream", value=self.ingest.features.stream_name)
+        CfnOutput(self, "AlertTopic", value=self.alerting.topic.topic_arn)
+        CfnOutput(self, "Dashboard", value=self.monitoring.dashboard.dashboard_name)
+
+
+def _models_available() -> bool:
+    from importlib.util import find_spec
+
+    return find_spec("stacks.models") is not None
