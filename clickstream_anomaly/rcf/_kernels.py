@@ -1,0 +1,422 @@
+"""Numeric kernels of the Random Cut Forest: RNG, tree insert/delete, sampler, score/attribution visitor.
+
+One source for both execution modes: compiled by numba when available (see :mod:`._jit`), plain Python
+otherwise. All state lives in flat numpy arrays (node fields as parallel arrays, as in the AWS Java
+``AbstractNodeStore``); the layout is created in :mod:`.arrays`:
+
+* ``tmeta`` int64 ``(T, 7)``: per tree ``root, mass, n_free_internal, n_free_leaf, sampler_size,
+  rng_s1, rng_s2``. A node reference ``r`` is an internal node when ``r < S`` and leaf ``r - S``
+  otherwise (``S`` = sample size = node capacity); ``-1`` is "no node".
+* ``tint`` int32 ``(T, S, 3)``: internal nodes ``left, right, cut_dim``; ``cval`` float64 ``(T, S)``
+  cut values (a point goes left when ``x[cut_dim] <= cut_value``); ``box`` float64 ``(T, S, 2, D)``
+  the cached bounding box (min row, max row) of every internal node.
+* ``leaf`` int32 ``(T, S, 2)``: ``point index, mass`` (mass > 1 for duplicates).
+* ``free`` int32 ``(T, 2, S)``: free-slot stacks for internal nodes and leaves.
+* ``skey`` float64 / ``spt`` int32 ``(T, S)``: each tree's sampler, a max-heap of weights with the point
+  index held (time-decayed weighted reservoir, AWS ``CompactSampler``).
+* ``pts`` float64 ``(C, D)``, ``pref`` int32 ``(C,)``, ``pfree`` int32 ``(C,)``, ``pmeta`` int64
+  ``(2,)`` = ``n_free, entries_seen``: the point store shared by all trees, reference counted.
+
+The random numbers come from a per-tree L'Ecuyer (1988) combined LCG held in ``tmeta`` so that the state
+is saved with the model and the compiled and pure-Python paths draw the same numbers.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._jit import jit, prange
+
+ROOT, MASS, NFI, NFL, SSIZE, RNG1, RNG2 = 0, 1, 2, 3, 4, 5, 6
+N_TMETA = 7
+_M1 = 2147483563
+_M2 = 2147483399
+
+
+@jit()
+def uniform(tmeta, t):
+    """One uniform draw in (0, 1) from tree ``t``'s generator (31-bit resolution)."""
+    s1 = (tmeta[t, RNG1] * 40014) % _M1
+    s2 = (tmeta[t, RNG2] * 40692) % _M2
+    tmeta[t, RNG1] = s1
+    tmeta[t, RNG2] = s2
+    z = s1 - s2
+    if z < 1:
+        z += _M1 - 1
+    return z * 4.656613057391769e-10
+
+
+@jit()
+def _random_cut(mlo, mhi, u):
+    """Cut of the box ``[mlo, mhi]``: dimension chosen proportionally to its range, value uniform."""
+    d = mlo.shape[0]
+    total = 0.0
+    for i in range(d):
+        total += mhi[i] - mlo[i]
+    r = u * total
+    last = -1
+    for i in range(d):
+        rng = mhi[i] - mlo[i]
+        if rng > 0.0:
+            last = i
+            if r < rng:
+                c = mlo[i] + r
+                if c >= mhi[i]:
+                    c = mlo[i]
+                return i, c
+            r -= rng
+    # rounding fallback: last dimension with positive range
+    return last, mlo[last]
+
+
+@jit()
+def tree_insert(t, pidx, pts, tmeta, tint, cval, box, leaf, free, mlo, mhi):
+    """Insert store point ``pidx`` into tree ``t``; return the store index the tree now uses for it
+    (an existing equal point's index when the point is a duplicate)."""
+    S = cval.shape[1]
+    d = pts.shape[1]
+    tmeta[t, MASS] += 1
+    node = tmeta[t, ROOT]
+    if node < 0:
+        nl = tmeta[t, NFL] - 1
+        tmeta[t, NFL] = nl
+        lf = free[t, 1, nl]
+        leaf[t, lf, 0] = pidx
+        leaf[t, lf, 1] = 1
+        tmeta[t, ROOT] = S + lf
+        return pidx
+    parent = -1
+    dim = 0
+    c = 0.0
+    while True:
+        if node >= S:
+            q = leaf[t, node - S, 0]
+            same = True
+            for i in range(d):
+                if pts[q, i] != pts[pidx, i]:
+                    same = False
+                    break
+            if same:
+                leaf[t, node - S, 1] += 1
+                return q
+            for i in range(d):
+                a = pts[q, i]
+                b = pts[pidx, i]
+                mlo[i] = a if a < b else b
+                mhi[i] = b if a < b else a
+            dim, c = _random_cut(mlo, mhi, uniform(tmeta, t))
+            break
+        for i in range(d):
+            x = pts[pidx, i]
+            lo = box[t, node, 0, i]
+            hi = box[t, node, 1, i]
+            mlo[i] = x if x < lo else lo
+            mhi[i] = x if x > hi else hi
+        dim, c = _random_cut(mlo, mhi, uniform(tmeta, t))
+        xp = pts[pidx, dim]
+        if (xp <= c and c < box[t, node, 0, dim]) or (xp > c and c >= box[t, node, 1, dim]):
+            break
+        for i in range(d):
+            box[t, node, 0, i] = mlo[i]
+            box[t, node, 1, i] = mhi[i]
+        parent = node
+        node = tint[t, node, 0] if pts[pidx, tint[t, node, 2]] <= cval[t, node] else tint[t, node, 1]
+    # a new internal node replaces `node`, with the new leaf and `node` as children
+    ni = tmeta[t, NFI] - 1
+    tmeta[t, NFI] = ni
+    n = free[t, 0, ni]
+    nl = tmeta[t, NFL] - 1
+    tmeta[t, NFL] = nl
+    lf = free[t, 1, nl]
+    leaf[t, lf, 0] = pidx
+    leaf[t, lf, 1] = 1
+    tint[t, n, 2] = dim
+    cval[t, n] = c
+    for i in range(d):
+        box[t, n, 0, i] = mlo[i]
+        box[t, n, 1, i] = mhi[i]
+    if pts[pidx, dim] <= c:
+        tint[t, n, 0] = S + lf
+        tint[t, n, 1] = node
+    else:
+        tint[t, n, 0] = node
+        tint[t, n, 1] = S + lf
+    if parent < 0:
+        tmeta[t, ROOT] = n
+    elif tint[t, parent, 0] == node:
+        tint[t, parent, 0] = n
+    else:
+        tint[t, parent, 1] = n
+    return pidx
+
+
+@jit()
+def _child_bound(t, child, side, i, pts, box, leaf, S):
+    if child >= S:
+        return pts[leaf[t, child - S, 0], i]
+    return box[t, child, side, i]
+
+
+@jit()
+def tree_delete(t, pidx, pts, tmeta, tint, cval, box, leaf, free, path):
+    """Remove one copy of store point ``pidx`` from tree ``t`` (it must be in the tree)."""
+    S = cval.shape[1]
+    d = pts.shape[1]
+    tmeta[t, MASS] -= 1
+    node = tmeta[t, ROOT]
+    depth = 0
+    while node < S:
+        path[depth] = node
+        depth += 1
+        node = tint[t, node, 0] if pts[pidx, tint[t, node, 2]] <= cval[t, node] else tint[t, node, 1]
+    lf = node - S
+    leaf[t, lf, 1] -= 1
+    if leaf[t, lf, 1] > 0:
+        return
+    free[t, 1, tmeta[t, NFL]] = lf
+    tmeta[t, NFL] += 1
+    if depth == 0:
+        tmeta[t, ROOT] = -1
+        return
+    par = path[depth - 1]
+    sib = tint[t, par, 1] if tint[t, par, 0] == node else tint[t, par, 0]
+    free[t, 0, tmeta[t, NFI]] = par
+    tmeta[t, NFI] += 1
+    if depth == 1:
+        tmeta[t, ROOT] = sib
+        return
+    g = path[depth - 2]
+    if tint[t, g, 0] == par:
+        tint[t, g, 0] = sib
+    else:
+        tint[t, g, 1] = sib
+    # shrink the cached boxes of the ancestors; stop as soon as one is unchanged
+    for k in range(depth - 2, -1, -1):
+        a = path[k]
+        lc = tint[t, a, 0]
+        rc = tint[t, a, 1]
+        changed = False
+        for i in range(d):
+            lo = min(_child_bound(t, lc, 0, i, pts, box, leaf, S), _child_bound(t, rc, 0, i, pts, box, leaf, S))
+            hi = max(_child_bound(t, lc, 1, i, pts, box, leaf, S), _child_bound(t, rc, 1, i, pts, box, leaf, S))
+            if lo != box[t, a, 0, i] or hi != box[t, a, 1, i]:
+                changed = True
+                box[t, a, 0, i] = lo
+                box[t, a, 1, i] = hi
+        if not changed:
+            break
+
+
+@jit()
+def tree_visit(t, q, pts, tmeta, tint, cval, box, leaf, want_attr, high, low):
+    """AWS anomaly score of ``q`` in tree ``t`` (normalised by log2(mass + 1)); when ``want_attr`` the
+    DiVector of the same walk is *added* to ``high``/``low``. The walk is the expected inverse depth at
+    which ``q`` would be isolated, accumulated top-down: the product of non-separation probabilities of
+    the ancestors times ``p_sep / (depth + 1)`` at each node, and the leaf term at the end."""
+    S = cval.shape[1]
+    d = q.shape[0]
+    node = tmeta[t, ROOT]
+    if node < 0:
+        return 0.0
+    tree_mass = tmeta[t, MASS]
+    norm = math.log2(tree_mass + 1.0)
+    prod = 1.0
+    score = 0.0
+    depth = 0
+    while node < S:
+        sum_gap = 0.0
+        sum_range = 0.0
+        for i in range(d):
+            x = q[i]
+            lo = box[t, node, 0, i]
+            hi = box[t, node, 1, i]
+            sum_range += hi - lo
+            if x > hi:
+                sum_gap += x - hi
+            elif x < lo:
+                sum_gap += lo - x
+        if sum_gap > 0.0:
+            merged = sum_range + sum_gap
+            w = prod / (depth + 1.0)
+            score += w * (sum_gap / merged)
+            if want_attr:
+                f = w * norm / merged
+                for i in range(d):
+                    x = q[i]
+                    hi = box[t, node, 1, i]
+                    lo = box[t, node, 0, i]
+                    if x > hi:
+                        high[i] += f * (x - hi)
+                    elif x < lo:
+                        low[i] += f * (lo - x)
+            prod *= 1.0 - sum_gap / merged
+        node = tint[t, node, 0] if q[tint[t, node, 2]] <= cval[t, node] else tint[t, node, 1]
+        depth += 1
+    p = leaf[t, node - S, 0]
+    same = True
+    sum_gap = 0.0
+    for i in range(d):
+        g = q[i] - pts[p, i]
+        if g != 0.0:
+            same = False
+            sum_gap += abs(g)
+    if same:
+        m = leaf[t, node - S, 1]
+        damp = 1.0 - m / (2.0 * tree_mass)
+        s = damp / (depth + math.log2(m + 1.0))
+        score += prod * s
+        if want_attr:
+            share = prod * s * norm / (2.0 * d)
+            for i in range(d):
+                high[i] += share
+                low[i] += share
+    else:
+        s = 1.0 / (depth + 1.0)
+        score += prod * s
+        if want_attr:
+            f = prod * s * norm / sum_gap
+            for i in range(d):
+                g = q[i] - pts[p, i]
+                if g > 0.0:
+                    high[i] += f * g
+                elif g < 0.0:
+                    low[i] -= f * g
+    return score * norm
+
+
+@jit()
+def forest_visit(q, pts, tmeta, tint, cval, box, leaf, want_attr, high, low):
+    """Forest score of ``q``: the mean of the tree scores; ``high``/``low`` (zeroed here) get the mean
+    DiVector when ``want_attr``. Their total equals the score up to rounding."""
+    n_trees = tmeta.shape[0]
+    for i in range(q.shape[0]):
+        high[i] = 0.0
+        low[i] = 0.0
+    total = 0.0
+    for t in range(n_trees):
+        total += tree_visit(t, q, pts, tmeta, tint, cval, box, leaf, want_attr, high, low)
+    if want_attr:
+        for i in range(q.shape[0]):
+            high[i] /= n_trees
+            low[i] /= n_trees
+    return total / n_trees
+
+
+@jit()
+def sampler_update(t, pidx, seq, lam, pts, pref, pfree, pmeta, tmeta, tint, cval, box, leaf, free, skey, spt,
+                   mlo, mhi, path):
+    """Offer store point ``pidx`` (arrival number ``seq``) to tree ``t``'s time-decayed reservoir:
+    weight ``-lam * seq + log(-log u)``; kept while among the ``S`` smallest weights. An evicted point
+    is deleted from the tree and dereferenced; an accepted one is inserted."""
+    S = skey.shape[1]
+    u = uniform(tmeta, t)
+    key = -lam * seq + math.log(-math.log(u))
+    size = tmeta[t, SSIZE]
+    if size < S:
+        used = tree_insert(t, pidx, pts, tmeta, tint, cval, box, leaf, free, mlo, mhi)
+        pref[used] += 1
+        # sift up
+        j = size
+        while j > 0:
+            par = (j - 1) // 2
+            if skey[t, par] >= key:
+                break
+            skey[t, j] = skey[t, par]
+            spt[t, j] = spt[t, par]
+            j = par
+        skey[t, j] = key
+        spt[t, j] = used
+        tmeta[t, SSIZE] = size + 1
+        return
+    if key >= skey[t, 0]:
+        return
+    old = spt[t, 0]
+    tree_delete(t, old, pts, tmeta, tint, cval, box, leaf, free, path)
+    pref[old] -= 1
+    if pref[old] == 0:
+        pfree[pmeta[0]] = old
+        pmeta[0] += 1
+    used = tree_insert(t, pidx, pts, tmeta, tint, cval, box, leaf, free, mlo, mhi)
+    pref[used] += 1
+    # replace the root of the max-heap and sift down
+    j = 0
+    while True:
+        c = 2 * j + 1
+        if c >= S:
+            break
+        if c + 1 < S and skey[t, c + 1] > skey[t, c]:
+            c += 1
+        if skey[t, c] <= key:
+            break
+        skey[t, j] = skey[t, c]
+        spt[t, j] = spt[t, c]
+        j = c
+    skey[t, j] = key
+    spt[t, j] = used
+
+
+@jit()
+def forest_update(q, lam, pts, pref, pfree, pmeta, tmeta, tint, cval, box, leaf, free, skey, spt, mlo, mhi,
+                  path):
+    """Add ``q`` to the store (a free slot must exist) and offer it to every tree's sampler."""
+    pmeta[0] -= 1
+    pidx = pfree[pmeta[0]]
+    for i in range(q.shape[0]):
+        pts[pidx, i] = q[i]
+    pref[pidx] = 0
+    pmeta[1] += 1
+    seq = pmeta[1]
+    for t in range(tmeta.shape[0]):
+        sampler_update(t, pidx, seq, lam, pts, pref, pfree, pmeta, tmeta, tint, cval, box, leaf, free, skey,
+                       spt, mlo, mhi, path)
+    if pref[pidx] == 0:
+        pfree[pmeta[0]] = pidx
+        pmeta[0] += 1
+
+
+@jit()
+def stream_process(X, lam, output_after, do_score, do_attr, do_update, scores, high, low, pts, pref, pfree,
+                   pmeta, tmeta, tint, cval, box, leaf, free, skey, spt):
+    """For each row of ``X``: score (and attribution) against the current forest, then update.
+    Rows are scored only once ``entries_seen >= output_after`` (otherwise left at 0)."""
+    d = X.shape[1]
+    S = skey.shape[1]
+    mlo = np.empty(d)
+    mhi = np.empty(d)
+    path = np.empty(S + 1, dtype=np.int64)
+    for r in range(X.shape[0]):
+        q = X[r]
+        if do_score and pmeta[1] >= output_after:
+            rr = r if do_attr else 0
+            scores[r] = forest_visit(q, pts, tmeta, tint, cval, box, leaf, do_attr, high[rr], low[rr])
+        if do_update:
+            forest_update(q, lam, pts, pref, pfree, pmeta, tmeta, tint, cval, box, leaf, free, skey, spt, mlo,
+                          mhi, path)
+
+
+@jit()
+def build_trees(samples, pts, tmeta, tint, cval, box, leaf, free):
+    """Batch build: tree ``t`` gets the store points ``samples[t]`` (``-1`` entries are skipped)."""
+    d = pts.shape[1]
+    mlo = np.empty(d)
+    mhi = np.empty(d)
+    for t in range(samples.shape[0]):
+        for j in range(samples.shape[1]):
+            p = samples[t, j]
+            if p >= 0:
+                tree_insert(t, p, pts, tmeta, tint, cval, box, leaf, free, mlo, mhi)
+
+
+@jit(parallel=True)
+def batch_score(X, out, pts, tmeta, tint, cval, box, leaf):
+    """Scores of all rows of ``X`` (no update), in parallel over rows when compiled."""
+    d = X.shape[1]
+    n_trees = tmeta.shape[0]
+    for r in prange(X.shape[0]):
+        dummy = np.zeros(d)
+        total = 0.0
+        for t in range(n_trees):
+            total += tree_visit(t, X[r], pts, tmeta, tint, cval, box, leaf, False, dummy, dummy)
+        out[r] = total / n_trees

@@ -1,0 +1,122 @@
+"""Batch Random Cut Forest with SageMaker's semantics: each tree is built on its own uniform sample of the
+training data, and :meth:`RandomCutForest.score` returns the AWS anomaly score (expected inverse isolation
+depth normalised by ``log2(sample + 1)``, averaged over trees), not rrcf's CoDisp."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from . import state as _state
+from ._kernels import batch_score, build_trees, stream_process
+from .arrays import ForestArrays
+from .validation import as_matrix, positive_int
+
+
+class RandomCutForest:
+    """Batch RCF: ``fit(X)`` then ``score(X) -> (n,)`` float64 (inliers about 0.7-1, anomalies 1.5-3+).
+
+    Parameters
+    ----------
+    num_trees, num_samples_per_tree : any positive sizes (SageMaker's own ranges are checked by the
+        SageMaker configuration layer). A tree holds ``min(num_samples_per_tree, n)`` points drawn
+        without replacement.
+    random_state : int, ``numpy.random.SeedSequence`` or None.
+    """
+
+    kind = "RandomCutForest"
+
+    def __init__(self, num_trees: int = 100, num_samples_per_tree: int = 256,
+                 random_state: int | np.random.SeedSequence | None = None) -> None:
+        self.num_trees = positive_int("num_trees", num_trees)
+        self.num_samples_per_tree = positive_int("num_samples_per_tree", num_samples_per_tree)
+        if not (random_state is None or isinstance(random_state, int | np.integer | np.random.SeedSequence)):
+            raise ValueError(f"random_state must be an int, a SeedSequence or None, got {random_state!r}")
+        self.random_state = random_state
+        self._a: ForestArrays | None = None
+        self.n_features_in_: int | None = None
+
+    def fit(self, X: Any) -> RandomCutForest:
+        """Build the trees from ``X`` ``(n, d)``; returns ``self``."""
+        X = as_matrix(X, None)
+        n, d = X.shape
+        rs = self.random_state
+        ss = rs if isinstance(rs, np.random.SeedSequence) else np.random.SeedSequence(
+            None if rs is None else int(rs))
+        sample_ss, tree_ss = ss.spawn(2)
+        rng = np.random.default_rng(sample_ss)
+        m = min(self.num_samples_per_tree, n)
+        samples = np.empty((self.num_trees, m), dtype=np.int64)
+        for t in range(self.num_trees):
+            samples[t] = rng.choice(n, size=m, replace=False)
+        used, inverse = np.unique(samples, return_inverse=True)
+        a = ForestArrays.empty(self.num_trees, m, d, tree_ss, store_capacity=1)
+        a.pts = np.ascontiguousarray(X[used])
+        a.pref = np.zeros(0, dtype=np.int32)
+        a.pfree = np.zeros(0, dtype=np.int32)
+        a.pmeta[:] = (0, n)
+        build_trees(inverse.reshape(samples.shape).astype(np.int64), a.pts, a.tmeta, a.tint, a.cval, a.box,
+                    a.leaf, a.free)
+        self._a = a
+        self.n_features_in_ = d
+        return self
+
+    def _check_fitted(self) -> ForestArrays:
+        if self._a is None:
+            raise ValueError("RandomCutForest is not fitted: call fit(X) first")
+        return self._a
+
+    def score(self, X: Any) -> np.ndarray:
+        """AWS anomaly scores ``(n,)`` of the rows of ``X`` (the forest is not changed)."""
+        a = self._check_fitted()
+        X = as_matrix(X, self.n_features_in_)
+        out = np.empty(X.shape[0])
+        batch_score(X, out, a.pts, a.tmeta, a.tint, a.cval, a.box, a.leaf)
+        return out
+
+    def fit_score(self, X: Any) -> np.ndarray:
+        return self.fit(X).score(X)
+
+    def attribution(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
+        """DiVectors ``(high, low)``, each ``(n, d)``, of the rows of ``X``; each row sums to its score."""
+        a = self._check_fitted()
+        X = as_matrix(X, self.n_features_in_)
+        n, d = X.shape
+        scores = np.zeros(n)
+        high = np.zeros((n, d))
+        low = np.zeros((n, d))
+        stream_process(X, 0.0, 0, True, True, False, scores, high, low, a.pts, a.pref, a.pfree, a.pmeta,
+                       a.tmeta, a.tint, a.cval, a.box, a.leaf, a.free, a.skey, a.spt)
+        return high, low
+
+    def nbytes(self) -> int:
+        return self._check_fitted().nbytes()
+
+    # ------------------------------------------------------------------ persistence
+    def to_bytes(self) -> bytes:
+        a = self._check_fitted()
+        rs = self.random_state if isinstance(self.random_state, int | np.integer) else None
+        params = {"num_trees": self.num_trees, "num_samples_per_tree": self.num_samples_per_tree,
+                  "random_state": None if rs is None else int(rs)}
+        return _state.dumps(self.kind, params, a.to_dict())
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> RandomCutForest:
+        params, arrays = _state.loads(data, cls.kind)
+        obj = cls(**params)
+        obj._a = ForestArrays.from_dict(arrays)
+        obj.n_features_in_ = int(obj._a.pts.shape[1])
+        return obj
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        _state.save(path, self.to_bytes())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> RandomCutForest:
+        return cls.from_bytes(_state.load(path))
+
+    def __repr__(self) -> str:
+        return (f"RandomCutForest(num_trees={self.num_trees}, "
+                f"num_samples_per_tree={self.num_samples_per_tree}, random_state={self.random_state!r})")
