@@ -88,8 +88,8 @@ class WindowAccumulator:
         self.clicks_seen += len(ts)
         self._min_window = lo if self._min_window is None else min(self._min_window, lo)
         self._max_window = hi if self._max_window is None else max(self._max_window, hi)
-        self._open_users.append(_distinct_pairs(win, chunk["user"].to_numpy(dtype=object)))
-        self._open_pages.append(_distinct_pairs(win, chunk["page"].to_numpy(dtype=object)))
+        self._open_users.append(_distinct_pairs(win, chunk["user"]))
+        self._open_pages.append(_distinct_pairs(win, chunk["page"]))
         counts = pd.Series(win).value_counts()
         self._open_clicks = self._open_clicks.add(counts, fill_value=0).astype("int64")
         self._finish(self._max_window - self._late_ns)
@@ -153,12 +153,12 @@ def _floor(value: str | pd.Timestamp, step: int) -> int:
     return (int(ts.value) // step) * step
 
 
-def _distinct_pairs(win: np.ndarray, keys: np.ndarray) -> pd.DataFrame:
+def _distinct_pairs(win: np.ndarray, keys: pd.Series) -> pd.DataFrame:
     """Distinct (window, key) pairs of one chunk as a frame ``w, k``."""
     codes, uniques = pd.factorize(keys)
     n = max(len(uniques), 1)
     wcodes, wuniq = pd.factorize(win)
-    pair = np.unique(wcodes.astype("int64") * n + codes)
+    pair = pd.unique(wcodes.astype("int64") * n + codes)
     return pd.DataFrame({"w": wuniq[pair // n], "k": uniques[pair % n]})
 
 
@@ -175,8 +175,8 @@ def windows_from_frame(clicks: pd.DataFrame, freq: str = DEFAULT_FREQ, *, start=
     ts = pd.to_datetime(clicks["timestamp"], utc=True, format="ISO8601")
     acc.add(pd.DataFrame({
         "ts": ts.to_numpy(dtype="datetime64[ns]").astype("int64"),
-        "user": clicks["user"].astype(str).to_numpy(dtype=object),
-        "page": clicks["page"].astype(str).to_numpy(dtype=object),
+        "user": clicks["user"].astype("str").reset_index(drop=True),
+        "page": clicks["page"].astype("str").reset_index(drop=True),
     }))
     return acc.result(start=start, end=end)
 

@@ -79,3 +79,11 @@ def test_header_only_file_gives_no_clicks(tmp_path):
     path.write_text("timestamp,user,page\n")
     assert len(read_clicks(path)) == 0
     assert compute_windows(path).empty
+
+
+def test_numeric_looking_ids_keep_their_text(tmp_path):
+    path = tmp_path / "c.csv"
+    path.write_text("timestamp,user,page\n2020-07-07T00:01:00Z,007,1\n2020-07-07T00:02:00Z,7,01\n")
+    frame = read_clicks(path)
+    assert frame["user"].tolist() == ["007", "7"] and frame["page"].tolist() == ["1", "01"]
+    assert compute_windows(path)["users"].tolist() == [2]
