@@ -17,9 +17,9 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from clickstream_anomaly.clicks_csv import write_clicks  # noqa: E402
-from clickstream_anomaly.features import compute_windows  # noqa: E402
-from clickstream_anomaly.generator import Scenario, generate  # noqa: E402
+from clickstream_anomaly.clicks_csv import write_clicks
+from clickstream_anomaly.features import compute_windows
+from clickstream_anomaly.generator import Scenario, generate
 
 
 def naive(path: Path) -> pd.DataFrame:
