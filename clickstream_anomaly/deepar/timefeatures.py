@@ -1,0 +1,129 @@
+"""Frequency strings, time features and lags, chosen by frequency as SageMaker DeepAR documents.
+
+``time_freq`` is an integer multiple (optional) followed by ``min``, ``H``, ``D``, ``W`` or ``M``
+(``"10min"``, ``"H"``, ``"2D"``). Derived time features (each scaled to [-0.5, 0.5]):
+
+=====  ====================================================================
+min    minute-of-hour, hour-of-day, day-of-week, day-of-month, day-of-year
+H      hour-of-day, day-of-week, day-of-month, day-of-year
+D      day-of-week, day-of-month, day-of-year
+W      day-of-month, week-of-year
+M      month-of-year
+=====  ====================================================================
+
+Lags (in steps): 1..7 for every frequency, plus seasonal lags that reach at least a day back for
+sub-daily data (``min``: 1 and 2 days, each +-1 step, and 1-3 hours; ``H``: 1, 2, 3 days +-1 and a week),
+1-4 weeks and a year for daily data (the two examples in the SageMaker docs), a quarter and a year
+for weekly data, a year and two for monthly data. SageMaker's full lag list is not published; this is
+our choice and it is recorded in the saved model.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+FREQ_UNITS = ("min", "H", "D", "W", "M")
+_FREQ = re.compile(r"^(?P<n>[1-9][0-9]*)?(?P<unit>min|H|D|W|M)$")
+
+
+@dataclass(frozen=True)
+class Freq:
+    """A parsed ``time_freq``: ``n`` units of ``unit``."""
+
+    n: int
+    unit: str
+
+    @property
+    def text(self) -> str:
+        return f"{self.n}{self.unit}" if self.n != 1 else self.unit
+
+    def offset(self) -> pd.DateOffset | pd.Timedelta:
+        """The step between two observations."""
+        if self.unit == "min":
+            return pd.Timedelta(minutes=self.n)
+        if self.unit == "H":
+            return pd.Timedelta(hours=self.n)
+        if self.unit == "D":
+            return pd.Timedelta(days=self.n)
+        if self.unit == "W":
+            return pd.Timedelta(weeks=self.n)
+        return pd.DateOffset(months=self.n)
+
+
+def parse_freq(time_freq: str) -> Freq:
+    """``"10min"`` -> ``Freq(10, "min")``; raises ``ValueError`` naming the accepted forms."""
+    m = _FREQ.match(str(time_freq).strip()) if isinstance(time_freq, str) else None
+    if not m:
+        raise ValueError(f"bad time_freq {time_freq!r}: use an optional positive integer followed by one of "
+                         f"{', '.join(FREQ_UNITS)} (e.g. '10min', 'H', '2D')")
+    n = int(m["n"]) if m["n"] else 1
+    if m["unit"] == "min" and n >= 60 * 24 * 7:
+        raise ValueError(f"bad time_freq {time_freq!r}: use H, D or W for steps of a week or more")
+    return Freq(n, m["unit"])
+
+
+def time_index(start: pd.Timestamp | str, length: int, freq: Freq) -> pd.DatetimeIndex:
+    """``length`` timestamps (naive UTC) from ``start`` every ``freq``."""
+    return pd.date_range(pd.Timestamp(start), periods=length, freq=freq.offset())
+
+
+def feature_names(freq: Freq) -> tuple[str, ...]:
+    return {
+        "min": ("minute_of_hour", "hour_of_day", "day_of_week", "day_of_month", "day_of_year"),
+        "H": ("hour_of_day", "day_of_week", "day_of_month", "day_of_year"),
+        "D": ("day_of_week", "day_of_month", "day_of_year"),
+        "W": ("day_of_month", "week_of_year"),
+        "M": ("month_of_year",),
+    }[freq.unit]
+
+
+def time_features(index: pd.DatetimeIndex, freq: Freq) -> np.ndarray:
+    """Time features of ``index``, ndarray of shape (len(index), n_features), values in [-0.5, 0.5]."""
+    cols = {
+        "minute_of_hour": index.minute.to_numpy() / 59.0,
+        "hour_of_day": index.hour.to_numpy() / 23.0,
+        "day_of_week": index.dayofweek.to_numpy() / 6.0,
+        "day_of_month": (index.day.to_numpy() - 1) / 30.0,
+        "day_of_year": (index.dayofyear.to_numpy() - 1) / 365.0,
+        "week_of_year": (index.isocalendar().week.to_numpy().astype("float64") - 1) / 52.0,
+        "month_of_year": (index.month.to_numpy() - 1) / 11.0,
+    }
+    return np.stack([np.asarray(cols[name], dtype="float64") - 0.5 for name in feature_names(freq)], axis=1)
+
+
+def lags_for(freq: Freq) -> tuple[int, ...]:
+    """Lag offsets in steps, sorted, for ``freq`` (see the module docstring)."""
+    lags = set(range(1, 8))
+
+    def around(k: float) -> None:
+        k = round(k)
+        if k >= 1:
+            lags.update({max(k - 1, 1), k, k + 1})
+
+    if freq.unit == "min":
+        per_hour = 60.0 / freq.n
+        per_day = 1440.0 / freq.n
+        if per_hour >= 1:
+            lags.update(round(per_hour * h) for h in (1, 2, 3))
+        if per_day >= 8:
+            for d in (1, 2):
+                around(per_day * d)
+    elif freq.unit == "H":
+        per_day = 24.0 / freq.n
+        for d in (1, 2, 3):
+            around(per_day * d)
+        around(per_day * 7)
+    elif freq.unit == "D":
+        for w in (1, 2, 3, 4):
+            around(7.0 * w / freq.n)
+        around(365.0 / freq.n)
+    elif freq.unit == "W":
+        around(13.0 / freq.n)
+        around(52.0 / freq.n)
+    else:
+        lags.update(round(k / freq.n) for k in (12, 24) if k >= freq.n)
+    return tuple(sorted(lag for lag in lags if lag >= 1))
