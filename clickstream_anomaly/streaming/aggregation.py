@@ -1,0 +1,341 @@
+"""Streaming 10-minute windows from clicks that arrive on several shards, late or not at all.
+
+The definitions are those of :mod:`clickstream_anomaly.features` (``urls`` distinct pages, ``users``
+distinct users, ``clicks`` events, ``residual = clicks - users``, windows aligned to the Unix epoch), and
+on the same clicks the emitted windows are identical to the batch computation.
+
+* **Mergeable partial windows.** :class:`PartialWindow` keeps the *sets* of users and pages, not their
+  counts, so partials built from different shards (or batches) merge exactly: a user clicking on two
+  shards counts once.
+* **Watermark and allowed lateness.** Each shard has an event-time clock (the newest click time seen
+  on it); the watermark is the *slowest* active shard's clock, so a shard that is read behind the others
+  (a fast replay, a backlog) does not make the others close its windows. The shards of the stream are
+  given by the caller when known (``shards=``), and a shard that sent nothing for ``idle_seconds`` of wall
+  time stops holding the watermark back. A window ``[s, s + freq)`` closes when the watermark reaches
+  ``s + freq + lateness``; until then late clicks are counted. Clicks for a closed window are dropped
+  and counted (``late_dropped``), never silently.
+* **Empty windows.** Closing emits every window from the last emitted one up to the watermark, so a
+  window with no clicks comes out with zeros. When no clicks arrive at all, the scheduled tick
+  (:meth:`AggregatorState.close` with ``now``) advances each shard's clock by the wall time elapsed since
+  its last click arrived, so an outage's windows close too.
+* **Exactly-once effect on retries.** Per shard the last applied sequence number is kept; a re-delivered
+  record (Lambda retries from the lowest failed one) is skipped. Closed windows go to an *outbox* in the
+  state, written before they are sent and removed after, so a crash between the two re-sends the same
+  windows (consumers ignore a ``window_start`` they have seen), and never loses one.
+* **Bounded state.** Only open windows (``lateness / freq + 1`` of them in steady state, capped at
+  :data:`MAX_OPEN_WINDOWS`) and the outbox are kept; the state is compact JSON, gzip-compressed.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from ..features import freq_ns
+from ..records import Click, Window, format_timestamp
+from .state import Store, transact
+
+MAX_OPEN_WINDOWS = 1_000
+NS = 1_000_000_000
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _ns(ts: datetime) -> int:
+    """Exact ns since the epoch of an aware datetime (microsecond resolution)."""
+    return ((ts - _EPOCH) // timedelta(microseconds=1)) * 1000
+
+
+def _dt(ns: int) -> datetime:
+    return datetime.fromtimestamp(ns // NS, UTC).replace(microsecond=(ns % NS) // 1000)
+
+
+@dataclass
+class PartialWindow:
+    """The clicks of one window seen so far: a count and the distinct users and pages."""
+
+    start: int  # ns since epoch
+    clicks: int = 0
+    users: set[str] = field(default_factory=set)
+    pages: set[str] = field(default_factory=set)
+
+    def add(self, click: Click) -> None:
+        self.clicks += 1
+        self.users.add(click.user)
+        self.pages.add(click.page)
+
+    def merge(self, other: PartialWindow) -> None:
+        """Fold ``other`` (same window) into this one; exact for the distinct counts."""
+        if other.start != self.start:
+            raise ValueError("can only merge partials of the same window")
+        self.clicks += other.clicks
+        self.users |= other.users
+        self.pages |= other.pages
+
+    def to_window(self) -> Window:
+        n_users = len(self.users)
+        return Window(_dt(self.start), len(self.pages), n_users, self.clicks, self.clicks - n_users)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"start": self.start, "clicks": self.clicks, "users": sorted(self.users),
+                "pages": sorted(self.pages)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PartialWindow:
+        return cls(int(data["start"]), int(data["clicks"]), set(data["users"]), set(data["pages"]))
+
+
+def build_partials(clicks: Iterable[Click], freq: str = "10min") -> dict[int, PartialWindow]:
+    """Partial windows of a batch of clicks, keyed by window start (ns)."""
+    step = freq_ns(freq)
+    out: dict[int, PartialWindow] = {}
+    for click in clicks:
+        start = (_ns(click.timestamp) // step) * step
+        part = out.get(start)
+        if part is None:
+            part = out[start] = PartialWindow(start)
+        part.add(click)
+    return out
+
+
+def empty_window(start_ns: int) -> Window:
+    return Window(_dt(start_ns), 0, 0, 0, 0)
+
+
+@dataclass
+class AggregatorState:
+    """Everything the aggregator remembers between invocations (see the module docstring)."""
+
+    freq: str = "10min"
+    lateness: str = "10min"
+    open: dict[int, PartialWindow] = field(default_factory=dict)
+    checkpoints: dict[str, int] = field(default_factory=dict)
+    shard_high: dict[str, int] = field(default_factory=dict)  # newest click time per shard (ns)
+    shard_wall: dict[str, float | None] = field(default_factory=dict)  # wall clock (s) of that arrival
+    expected: set[str] = field(default_factory=set)  # shards of the stream, when the caller knows them
+    first_wall: float | None = None
+    idle_seconds: float = 60.0
+    next_start: int | None = None  # first window not yet closed (ns)
+    outbox: list[dict[str, Any]] = field(default_factory=list)
+    late_dropped: int = 0
+    duplicates_skipped: int = 0
+
+    @property
+    def step(self) -> int:
+        return freq_ns(self.freq)
+
+    @property
+    def lateness_ns(self) -> int:
+        return freq_ns(self.lateness) if self.lateness not in ("0", "0min", "0s") else 0
+
+    def accept(self, shard: str, sequence: str | int) -> bool:
+        """True when ``sequence`` is new for ``shard`` (and records it); False for a re-delivery."""
+        seq = int(sequence)
+        last = self.checkpoints.get(shard)
+        if last is not None and seq <= last:
+            self.duplicates_skipped += 1
+            return False
+        self.checkpoints[shard] = seq
+        return True
+
+    def merge(self, partials: dict[int, PartialWindow]) -> int:
+        """Fold partial windows in; returns how many clicks were too late (their window was closed)."""
+        late = 0
+        for start, part in sorted(partials.items()):
+            if self.next_start is not None and start < self.next_start:
+                late += part.clicks
+                continue
+            mine = self.open.get(start)
+            if mine is None:
+                self.open[start] = PartialWindow(start, part.clicks, set(part.users), set(part.pages))
+            else:
+                mine.merge(part)
+        self.late_dropped += late
+        return late
+
+    def observe(self, shard: str, newest_click_ns: int, now: float | None) -> None:
+        """Move ``shard``'s event clock to ``newest_click_ns`` if newer; ``now`` is the wall clock (s)."""
+        if self.first_wall is None:
+            self.first_wall = now
+        if shard not in self.shard_high or newest_click_ns > self.shard_high[shard]:
+            self.shard_high[shard] = newest_click_ns
+            self.shard_wall[shard] = now
+
+    def add_clicks(self, clicks: list[Click], *, shard: str = "shard", now: float | None = None) -> int:
+        """Merge a batch of one shard's clicks (already de-duplicated); returns the late-dropped count."""
+        if not clicks:
+            return 0
+        late = self.merge(build_partials(clicks, self.freq))
+        self.observe(shard, max(_ns(c.timestamp) for c in clicks), now)
+        return late
+
+    def watermark(self, now: float | None = None) -> int | None:
+        """The event-time clock (ns): the slowest active shard's clock (see the module docstring).
+
+        ``None`` while a known shard has sent nothing yet (and is not idle) or nothing was seen at all.
+        """
+        if not self.shard_high:
+            return None
+        walls = [w for w in self.shard_wall.values() if w is not None]
+        ref = now if now is not None else (max(walls) if walls else None)
+
+        def clock(sid: str) -> int:
+            wall = self.shard_wall.get(sid)
+            ahead = max(0.0, now - wall) if (now is not None and wall is not None) else 0.0
+            return self.shard_high[sid] + int(ahead * NS)
+
+        active: list[int | None] = []
+        for sid in sorted(set(self.shard_high) | self.expected):
+            wall = self.shard_wall.get(sid, self.first_wall)
+            if ref is not None and wall is not None and ref - wall > self.idle_seconds:
+                continue  # idle shard: does not hold the watermark back
+            active.append(clock(sid) if sid in self.shard_high else None)
+        if not active:  # every shard idle (an outage): wall time moves the clocks on
+            return max(clock(sid) for sid in self.shard_high)
+        if any(a is None for a in active):
+            return None
+        return min(a for a in active if a is not None)
+
+    def close(self, now: float | None = None, *, until: int | None = None) -> list[Window]:
+        """Close every window the watermark (or ``until``, a window-start bound in ns) has passed.
+
+        Closed windows, empty ones included, are appended to the outbox and returned in time order.
+        """
+        step = self.step
+        if until is None:
+            mark = self.watermark(now)
+            if mark is None:
+                return []
+            # Window s is closed when mark >= s + step + lateness; the last such s:
+            last = ((mark - self.lateness_ns - step) // step) * step
+        else:
+            last = (until // step) * step
+        if self.next_start is None:
+            if not self.open:
+                return []
+            self.next_start = min(self.open)
+        if len(self.open) > MAX_OPEN_WINDOWS:
+            # Bounded state: force-close the oldest windows beyond the cap.
+            last = max(last, sorted(self.open)[len(self.open) - MAX_OPEN_WINDOWS - 1])
+        out: list[Window] = []
+        start = self.next_start
+        while start <= last:
+            part = self.open.pop(start, None)
+            out.append(part.to_window() if part is not None else empty_window(start))
+            start += step
+        self.next_start = start
+        self.outbox.extend(w.to_dict() for w in out)
+        return out
+
+    def outbox_windows(self) -> list[Window]:
+        return [Window.from_mapping(d) for d in self.outbox]
+
+    def acknowledge(self, windows: Iterable[Window]) -> None:
+        """Remove sent windows from the outbox."""
+        sent = {format_timestamp(w.window_start) for w in windows}
+        self.outbox = [d for d in self.outbox if d["window_start"] not in sent]
+
+    # ---- serialisation -------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": 1, "freq": self.freq, "lateness": self.lateness,
+            "open": [p.to_dict() for _, p in sorted(self.open.items())],
+            "checkpoints": {k: str(v) for k, v in self.checkpoints.items()},
+            "shard_high": self.shard_high, "shard_wall": self.shard_wall, "expected": sorted(self.expected),
+            "first_wall": self.first_wall, "idle_seconds": self.idle_seconds,
+            "next_start": self.next_start, "outbox": self.outbox,
+            "late_dropped": self.late_dropped, "duplicates_skipped": self.duplicates_skipped,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AggregatorState:
+        if data.get("version") != 1:
+            raise ValueError(f"unknown aggregator state version {data.get('version')!r}")
+        parts = [PartialWindow.from_dict(p) for p in data["open"]]
+        return cls(freq=data["freq"], lateness=data["lateness"], open={p.start: p for p in parts},
+                   checkpoints={k: int(v) for k, v in data["checkpoints"].items()},
+                   shard_high={k: int(v) for k, v in data["shard_high"].items()},
+                   shard_wall=dict(data["shard_wall"]), expected=set(data["expected"]),
+                   first_wall=data["first_wall"], idle_seconds=float(data["idle_seconds"]),
+                   next_start=data["next_start"], outbox=list(data["outbox"]),
+                   late_dropped=int(data["late_dropped"]), duplicates_skipped=int(data["duplicates_skipped"]))
+
+    def to_bytes(self) -> bytes:
+        """gzip-compressed compact JSON (deterministic: sorted sets and keys)."""
+        text = json.dumps(self.to_dict(), separators=(",", ":"), sort_keys=True)
+        return gzip.compress(text.encode("utf-8"), mtime=0)
+
+    @classmethod
+    def from_bytes(cls, data: bytes | None, *, freq: str = "10min", lateness: str = "10min") -> AggregatorState:
+        """Decode :meth:`to_bytes`; ``None`` (no state yet) gives a fresh state with ``freq``/``lateness``."""
+        if data is None:
+            return cls(freq=freq, lateness=lateness)
+        state = cls.from_dict(json.loads(gzip.decompress(data)))
+        if state.freq != freq:
+            raise ValueError(f"state was built with windows of {state.freq}, configuration says {freq}")
+        state.lateness = lateness
+        return state
+
+
+@dataclass
+class BatchStats:
+    """What one aggregator invocation did."""
+
+    clicks: int = 0
+    duplicates: int = 0
+    late_dropped: int = 0
+    windows_closed: int = 0
+    windows_sent: int = 0
+
+
+def apply_batch(state: AggregatorState, records: Iterable[tuple[str, str, Click]], *,
+                now: float | None = None, shards: Iterable[str] = ()) -> BatchStats:
+    """Apply ``(shard_id, sequence_number, click)`` records and close what can be closed.
+
+    Re-delivered records are skipped per shard. ``shards`` names the stream's shards when known. Pure:
+    the same state and records give the same result, so it can be re-applied after a write conflict.
+    """
+    stats = BatchStats()
+    state.expected |= set(shards)
+    fresh: dict[str, list[Click]] = {}
+    for shard, seq, click in sorted(records, key=lambda r: (r[0], int(r[1]))):
+        if state.accept(shard, seq):
+            fresh.setdefault(shard, []).append(click)
+        else:
+            stats.duplicates += 1
+    if now is not None and state.first_wall is None:
+        state.first_wall = now
+    for shard, clicks in fresh.items():
+        stats.clicks += len(clicks)
+        stats.late_dropped += state.add_clicks(clicks, shard=shard, now=now)
+    stats.windows_closed = len(state.close(now))
+    return stats
+
+
+def _decoder(freq: str, lateness: str):
+    return lambda raw: AggregatorState.from_bytes(raw, freq=freq, lateness=lateness)
+
+
+def run_aggregator(store: Store, records: Iterable[tuple[str, str, Click]], *,
+                   send: Callable[[list[Window]], None], freq: str = "10min", lateness: str = "10min",
+                   now: float | None = None, shards: Iterable[str] = ()) -> BatchStats:
+    """One aggregator invocation: apply the records (or none, for a scheduled tick), close windows, send them.
+
+    ``send(windows)`` writes windows to the features stream; it runs after the state (with the windows in
+    its outbox) is saved, and the outbox is cleared after it returns. If it raises, the windows stay in the
+    outbox and the next invocation sends them again.
+    """
+    records, shards = list(records), list(shards)
+    state, stats = transact(store, _decoder(freq, lateness), AggregatorState.to_bytes,
+                            lambda st: apply_batch(st, records, now=now, shards=shards))
+    if state.outbox:
+        windows = state.outbox_windows()
+        send(windows)
+        transact(store, _decoder(freq, lateness), AggregatorState.to_bytes, lambda st: st.acknowledge(windows))
+        stats.windows_sent = len(windows)
+    return stats
