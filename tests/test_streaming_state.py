@@ -25,6 +25,7 @@ def test_first_write_needs_absence_and_updates_need_the_etag(s3):
     with pytest.raises(StateConflict):
         b.save(b"two", None)  # a second "first" write loses
     data, etag = a.load()
+    assert data == b"one"
     _, etag_b = b.load()
     a.save(b"three", etag)  # If-Match
     with pytest.raises(StateConflict):
