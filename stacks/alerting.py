@@ -29,6 +29,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subs
 from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from stacks.functions import FunctionDefaults, failure_queue, kinesis_source, pipeline_function
@@ -102,7 +103,8 @@ class Monitoring(Construct):
     anomaly_alarms : dict[str, cw.Alarm]
         Per detector name.
     health_alarms : dict[str, cw.Alarm]
-        ``<function>-errors``, ``<function>-iterator-age``, ``<function>-failures``, ``<endpoint>-errors``.
+        ``<function>-errors``, ``<function>-iterator-age``, ``<function>-failures``, ``<endpoint>-errors``,
+        ``<algorithm>-pipeline-failed``.
     clicks_band_alarm : cw.AnomalyDetectionAlarm
     dashboard : cw.Dashboard
     """
@@ -110,7 +112,8 @@ class Monitoring(Construct):
     def __init__(self, scope: Construct, id_: str, *, topic: sns.ITopic, namespace: str, window_seconds: int,
                  detectors: Sequence[str], functions: Mapping[str, lambda_.IFunction],
                  stream_consumers: Sequence[str], failure_queues: Mapping[str, sqs.IQueue],
-                 endpoint_names: Sequence[str], anomaly_alarm_count: int) -> None:
+                 endpoint_names: Sequence[str], state_machines: Mapping[str, sfn.IStateMachine],
+                 anomaly_alarm_count: int) -> None:
         super().__init__(scope, id_)
         action = cw_actions.SnsAction(topic)
         window = Duration.seconds(window_seconds)
@@ -176,6 +179,14 @@ class Monitoring(Construct):
                 comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
                 treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
                 alarm_description=f"SageMaker endpoint {endpoint} returned errors")
+
+        for name, machine in state_machines.items():
+            self.health_alarms[f"{name}-pipeline-failed"] = alarm(
+                f"PipelineFailed-{name}", metric=machine.metric_failed(period=five_minutes, statistic="Sum"),
+                threshold=1, evaluation_periods=1,
+                comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+                alarm_description=f"The {name} training pipeline failed")
 
         # The AWS-native peer of the detectors: CloudWatch anomaly detection on clicks per window.
         clicks = cw.Metric(namespace=namespace, metric_name="Clicks", statistic="Sum", period=window,

@@ -12,6 +12,7 @@ from stacks.detection import DETECTOR_NAME, LambdaDetection
 from stacks.functions import LOG_RETENTION, FunctionDefaults, project_code
 from stacks.ingest import Ingest
 from stacks.layers import managed_layers
+from stacks.models import Models
 from stacks.settings import Settings
 from stacks.storage import Storage
 
@@ -80,31 +81,28 @@ class ClickstreamAnomalyStack(Stack):
 
         detectors = [DETECTOR_NAME]
         endpoint_names: list[str] = []
-        self.models = None
-        if _models_available():
-            from stacks.models import Models
-
-            self.models = Models(
-                self, "Models", prefix=s.prefix, lake=self.ingest.lake, access_logs=self.storage.access_logs,
-                removal_policy=removal, functions=functions, training_days=s.training_days,
-                window_freq=s.window_freq, rcf_hyperparameters=s.rcf_hyperparameters(),
-                deepar_hyperparameters=s.deepar_hyperparameters_strings(),
-                training_instance_type=s.training_instance_type,
-                endpoint_instance_type=s.endpoint_instance_type, deploy_endpoints=s.deploy_endpoints,
-                retrain_schedule=s.retrain_schedule, features=self.ingest.features,
-                detections=self.ingest.detections, state_bucket=self.storage.state, **retries)
-            if s.deploy_endpoints:
-                detectors += ["rcf-batch", "deepar"]
-                endpoint_names = list(self.models.endpoint_names.values())
-                fns["scorer"] = self.models.scorer
-                queues["scorer"] = self.models.scorer_failure_queue
-                consumers.append("scorer")
-            fns["prepare"] = self.models.prepare
+        self.models = Models(
+            self, "Models", prefix=s.prefix, lake=self.ingest.lake, access_logs=self.storage.access_logs,
+            removal_policy=removal, functions=functions, training_days=s.training_days,
+            window_freq=s.window_freq, rcf_hyperparameters=s.rcf_hyperparameters(),
+            deepar_hyperparameters=s.deepar_hyperparameters_strings(),
+            training_instance_type=s.training_instance_type,
+            endpoint_instance_type=s.endpoint_instance_type, deploy_endpoints=s.deploy_endpoints,
+            retrain_schedule=s.retrain_schedule, features=self.ingest.features,
+            detections=self.ingest.detections, state_bucket=self.storage.state, **retries)
+        if s.deploy_endpoints:
+            detectors += ["rcf-batch", "deepar"]
+            endpoint_names = list(self.models.endpoint_names.values())
+            fns["scorer"] = self.models.scorer
+            queues["scorer"] = self.models.scorer_failure_queue
+            consumers.append("scorer")
+        fns["prepare"] = self.models.prepare
 
         self.monitoring = Monitoring(
             self, "Monitoring", topic=self.alerting.topic, namespace=s.metrics_namespace,
             window_seconds=s.window_seconds, detectors=detectors, functions=fns, stream_consumers=consumers,
-            failure_queues=queues, endpoint_names=endpoint_names, anomaly_alarm_count=s.anomaly_alarm_count)
+            failure_queues=queues, endpoint_names=endpoint_names,
+            state_machines=self.models.state_machines, anomaly_alarm_count=s.anomaly_alarm_count)
 
         CfnOutput(self, "LandingBucket", value=self.ingest.landing.bucket_name,
                   description=f"Upload click CSV files under s3://<bucket>/{s.landing_prefix}")
@@ -112,9 +110,3 @@ class ClickstreamAnomalyStack(Stack):
         CfnOutput(self, "FeaturesStream", value=self.ingest.features.stream_name)
         CfnOutput(self, "AlertTopic", value=self.alerting.topic.topic_arn)
         CfnOutput(self, "Dashboard", value=self.monitoring.dashboard.dashboard_name)
-
-
-def _models_available() -> bool:
-    from importlib.util import find_spec
-
-    return find_spec("stacks.models") is not None

@@ -25,7 +25,7 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _INSTANCE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
 _FREQ = re.compile(r"^([1-9][0-9]*)(min|h)$")
 _SCHEDULE = re.compile(r"^(rate\(.+\)|cron\(.+\))$")
-_PREFIX = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
+_PREFIX = re.compile(r"^[a-z][a-z0-9-]{0,18}$")
 _SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
 _LAYER_ARN = re.compile(r"^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:layer:[A-Za-z0-9_-]+:\d+$")
 _S3_PREFIX = re.compile(r"^[A-Za-z0-9!_.*'()/-]+/$")
@@ -37,7 +37,7 @@ class SettingsError(ValueError):
 
 #: key -> help text (default shown by :func:`settings_table`).
 SETTINGS_HELP: dict[str, str] = {
-    "prefix": "Short name put in SageMaker job, model and endpoint names (lower case, <= 20 chars).",
+    "prefix": "Short name put in SageMaker job, model and endpoint names (lower case, <= 19 chars).",
     "stream_mode": "Kinesis capacity mode of the clicks, features and detections streams: "
                    "on-demand | provisioned.",
     "stream_shards": "Shards per stream when stream_mode is provisioned (1-500).",
@@ -256,7 +256,7 @@ def _validate(s: Settings) -> list[str]:
         return errors
     if not _PREFIX.match(s.prefix):
         errors.append(f"prefix={s.prefix!r}: lower-case letters, digits and '-', starting with a letter, "
-                      "at most 20 characters")
+                      "at most 19 characters")
     _choice(errors, "stream_mode", s.stream_mode, STREAM_MODES)
     _between(errors, "stream_shards", s.stream_shards, 1, 500)
     _between(errors, "stream_retention_hours", s.stream_retention_hours, 24, 8760)
