@@ -86,9 +86,9 @@ def time_features(index: pd.DatetimeIndex, freq: Freq) -> np.ndarray:
     cols = {
         "minute_of_hour": index.minute.to_numpy() / 59.0,
         "hour_of_day": index.hour.to_numpy() / 23.0,
-        "day_of_week": index.dayofweek.to_numpy() / 6.0,
+        "day_of_week": index.day_of_week.to_numpy() / 6.0,
         "day_of_month": (index.day.to_numpy() - 1) / 30.0,
-        "day_of_year": (index.dayofyear.to_numpy() - 1) / 365.0,
+        "day_of_year": (index.day_of_year.to_numpy() - 1) / 365.0,
         "week_of_year": (index.isocalendar().week.to_numpy().astype("float64") - 1) / 52.0,
         "month_of_year": (index.month.to_numpy() - 1) / 11.0,
     }
