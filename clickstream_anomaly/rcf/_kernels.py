@@ -242,15 +242,15 @@ def tree_visit(t, q, pts, tmeta, tint, cval, box, leaf, want_attr, high, low):
             w = prod / (depth + 1.0)
             score += w * (sum_gap / merged)
             if want_attr:
-                f = w * norm / merged
+                f = w * norm
                 for i in range(d):
                     x = q[i]
                     hi = box[t, node, 1, i]
                     lo = box[t, node, 0, i]
                     if x > hi:
-                        high[i] += f * (x - hi)
+                        high[i] += f * ((x - hi) / merged)
                     elif x < lo:
-                        low[i] += f * (lo - x)
+                        low[i] += f * ((lo - x) / merged)
             prod *= 1.0 - sum_gap / merged
         node = tint[t, node, 0] if q[tint[t, node, 2]] <= cval[t, node] else tint[t, node, 1]
         depth += 1
@@ -276,13 +276,13 @@ def tree_visit(t, q, pts, tmeta, tint, cval, box, leaf, want_attr, high, low):
         s = 1.0 / (depth + 1.0)
         score += prod * s
         if want_attr:
-            f = prod * s * norm / sum_gap
+            f = prod * s * norm
             for i in range(d):
                 g = q[i] - pts[p, i]
                 if g > 0.0:
-                    high[i] += f * g
+                    high[i] += f * (g / sum_gap)
                 elif g < 0.0:
-                    low[i] -= f * g
+                    low[i] -= f * (g / sum_gap)
     return score * norm
 
 

@@ -1,0 +1,95 @@
+"""RandomCutForest (batch, SageMaker semantics): score scale, determinism, persistence, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from clickstream_anomaly.rcf import RandomCutForest
+
+
+def _data(n: int = 2000, d: int = 3, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(n, d))
+
+
+def test_scores_on_aws_scale_and_outliers_rank_first() -> None:
+    X = _data()
+    outliers = np.array([[6.0, 0.0, 0.0], [0.0, -6.0, 0.0], [5.0, 5.0, -5.0]])
+    model = RandomCutForest(num_trees=50, num_samples_per_tree=256, random_state=0).fit(X)
+    inl = model.score(X)
+    out = model.score(outliers)
+    assert inl.dtype == np.float64 and inl.shape == (2000,)
+    assert 0.5 < np.median(inl) < 1.1
+    assert (out > 2.0).all()
+    assert out.min() > np.quantile(inl, 0.999)
+
+
+def test_attribution_sums_to_score_and_names_the_dimension() -> None:
+    X = _data()
+    model = RandomCutForest(num_trees=30, num_samples_per_tree=128, random_state=1).fit(X)
+    q = np.array([[0.0, 0.0, -7.0], [0.1, 0.2, 0.3]])
+    high, low = model.attribution(q)
+    np.testing.assert_allclose(high.sum(1) + low.sum(1), model.score(q), rtol=1e-9)
+    assert low[0, 2] > 0.8 * model.score(q)[0]
+
+
+def test_duplicate_training_point_scores_lower_than_new_nearby_point() -> None:
+    X = _data(300, 2, seed=2)
+    model = RandomCutForest(num_trees=50, num_samples_per_tree=300, random_state=2).fit(X)
+    seen = model.score(X[:20])
+    unseen = model.score(X[:20] + 1e-3)
+    assert (seen < unseen).mean() > 0.9
+
+
+@settings(max_examples=10, deadline=None)
+@given(X=arrays(np.float64, st.tuples(st.integers(1, 40), st.integers(1, 3)),
+                elements=st.floats(-100, 100, allow_nan=False)), seed=st.integers(0, 1000))
+def test_determinism_nonnegative_and_small_inputs(X: np.ndarray, seed: int) -> None:
+    a = RandomCutForest(7, 16, random_state=seed).fit(X).score(X)
+    b = RandomCutForest(7, 16, random_state=seed).fit(X).score(X)
+    np.testing.assert_array_equal(a, b)
+    assert (a >= 0).all() and np.isfinite(a).all()
+
+
+def test_save_load_roundtrip(tmp_path) -> None:
+    X = _data(500)
+    model = RandomCutForest(20, 64, random_state=4).fit(X)
+    path = tmp_path / "rcf.npz"
+    model.save(path)
+    again = RandomCutForest.load(path)
+    Y = _data(100, seed=9) * 3
+    np.testing.assert_array_equal(model.score(Y), again.score(Y))
+    assert again.num_trees == 20 and again.num_samples_per_tree == 64
+
+
+def test_any_positive_sizes_accepted() -> None:
+    X = _data(50)
+    assert RandomCutForest(1, 1, random_state=0).fit(X).score(X).shape == (50,)
+    assert RandomCutForest(3, 5000, random_state=0).fit(X).score(X).shape == (50,)
+
+
+@pytest.mark.parametrize("kwargs", [{"num_trees": 0}, {"num_samples_per_tree": -3}, {"num_trees": 2.0},
+                                    {"random_state": "seed"}])
+def test_bad_parameters(kwargs: dict) -> None:
+    with pytest.raises(ValueError):
+        RandomCutForest(**kwargs)
+
+
+def test_bad_input() -> None:
+    model = RandomCutForest(5, 16, random_state=0)
+    with pytest.raises(ValueError, match="not fitted"):
+        model.score([[1.0, 2.0]])
+    with pytest.raises(ValueError, match="empty"):
+        model.fit(np.zeros((0, 2)))
+    with pytest.raises(ValueError, match="non-finite"):
+        model.fit([[1.0, np.nan]])
+    model.fit(_data(100, 2))
+    with pytest.raises(ValueError, match="dimensions"):
+        model.score([[1.0, 2.0, 3.0]])
+    with pytest.raises(ValueError, match="non-numeric"):
+        model.score([["a", "b"]])
+    with pytest.raises(ValueError, match="non-finite"):
+        model.score([[np.inf, 0.0]])
