@@ -1,0 +1,274 @@
+"""The alerter's core: threshold -> incidents -> alert messages, idempotent across retries.
+
+* **Threshold** per detector: ``static`` (``score > THRESHOLD``, the blog's 2.6) or ``sigma`` (online
+  mean + ``k`` standard deviations of the detector's earlier scores, Welford's running moments; warm-up
+  zeros and scores judged anomalous are left out, the streaming form of the batch rule's sigma
+  clipping; no verdict before ``min_history`` scores). A detection that already carries
+  ``is_anomaly`` from a detector with its own band (DeepAR) keeps it.
+* **Incidents**: anomalous windows of one detector at most ``gap_windows`` missing windows apart form
+  one incident, as :func:`clickstream_anomaly.incidents.group_incidents` groups them (it also names the
+  cause). An incident's first window sends an ``open`` alert; the first normal window past the gap
+  sends a ``resolved`` alert with the whole time range and the cause over all its windows.
+* **Idempotency**: per detector the last window judged is kept, so a retried batch (or a detection sent
+  twice) is skipped; alerts go to an outbox saved with the state before they are published and are
+  removed after, and each has a key (``detector|incident start|event``) remembered once sent, so the
+  same alert is never published twice by a retry.
+* **Metrics**: :func:`metric_values` gives the EMF values per detection (score, threshold, is-anomaly and
+  the window's features), dimension ``detector``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from ..incidents import group_incidents
+from ..records import FEATURE_COLUMNS, Detection, format_timestamp
+from .state import Store, transact
+
+MAX_INCIDENT_WINDOWS = 288  # two days of 10-minute windows kept per open incident
+MAX_SENT_KEYS = 500
+MODES = ("static", "sigma")
+
+
+@dataclass(frozen=True)
+class AlertConfig:
+    """``mode`` static|sigma, ``threshold`` (static), ``sigma_k``, ``min_history`` scores before sigma
+    judges, ``gap_windows`` and ``freq`` for grouping."""
+
+    mode: str = "static"
+    threshold: float = 2.6
+    sigma_k: float = 3.0
+    min_history: int = 30
+    gap_windows: int = 1
+    freq: str = "10min"
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"THRESHOLD_MODE must be static or sigma, got {self.mode!r}")
+        if not math.isfinite(self.threshold) or self.sigma_k <= 0 or self.gap_windows < 0:
+            raise ValueError("THRESHOLD must be finite, SIGMA_K > 0 and the gap >= 0")
+
+    @property
+    def step(self) -> timedelta:
+        import pandas as pd
+
+        return pd.Timedelta(self.freq).to_pytimedelta()
+
+
+@dataclass
+class RunningStats:
+    """Welford's running mean and variance of a detector's scores."""
+
+    n: int = 0
+    mean: float = 0.0
+    m2: float = 0.0
+
+    def add(self, x: float) -> None:
+        self.n += 1
+        delta = x - self.mean
+        self.mean += delta / self.n
+        self.m2 += delta * (x - self.mean)
+
+    @property
+    def std(self) -> float:
+        return math.sqrt(self.m2 / self.n) if self.n > 1 else 0.0
+
+
+@dataclass
+class Alert:
+    """One message to publish. ``key`` identifies it for idempotency."""
+
+    key: str
+    event: str  # "open" | "resolved"
+    subject: str
+    text: str
+    attributes: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "event": self.event, "subject": self.subject, "text": self.text,
+                "attributes": self.attributes}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Alert:
+        return cls(data["key"], data["event"], data["subject"], data["text"], data["attributes"])
+
+
+@dataclass
+class AlerterState:
+    """Per-detector score statistics, last window judged and open incident; the alert outbox."""
+
+    stats: dict[str, RunningStats] = field(default_factory=dict)
+    last_window: dict[str, str] = field(default_factory=dict)
+    open_incident: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    outbox: list[dict[str, Any]] = field(default_factory=list)
+    sent_keys: list[str] = field(default_factory=list)
+
+    def threshold(self, detector: str, config: AlertConfig) -> float:
+        if config.mode == "static":
+            return config.threshold
+        st = self.stats.get(detector)
+        if st is None or st.n < config.min_history:
+            return math.inf
+        return st.mean + config.sigma_k * st.std
+
+    def judge(self, det: Detection, config: AlertConfig) -> Detection:
+        """Set ``threshold``/``is_anomaly`` (unless the detector set its own band) and learn the score."""
+        if det.p01 is None or det.p99 is None:
+            thr = self.threshold(det.detector, config)
+            det.threshold = thr if math.isfinite(thr) else 0.0
+            det.is_anomaly = bool(math.isfinite(thr) and det.score > thr)
+        if det.score > 0 and not det.is_anomaly:
+            self.stats.setdefault(det.detector, RunningStats()).add(float(det.score))
+        return det
+
+    def apply(self, detections: Iterable[Detection], config: AlertConfig) -> list[Alert]:
+        """Judge new detections in time order, group incidents, queue alerts; returns the new alerts."""
+        new: list[Alert] = []
+        step = config.step
+        for det in sorted(detections, key=lambda d: (d.detector, d.window.window_start)):
+            stamp = format_timestamp(det.window.window_start)
+            last = self.last_window.get(det.detector)
+            if last is not None and stamp <= last:
+                continue  # already judged: a retry or a re-sent detection
+            self.last_window[det.detector] = stamp
+            self.judge(det, config)
+            current = [Detection.from_mapping(d) for d in self.open_incident.get(det.detector, [])]
+            if current:
+                gap = det.window.window_start - current[-1].window.window_start
+                limit = step * (config.gap_windows + 1)
+                # An anomalous window within the limit joins; a normal one at the limit proves it is over.
+                if gap > limit or (not det.is_anomaly and gap >= limit):
+                    new.append(self._queue(current, "resolved", config))
+                    current = []
+                    self.open_incident.pop(det.detector, None)
+            if det.is_anomaly:
+                if not current:
+                    new.append(self._queue([det], "open", config))
+                current.append(det)
+                self.open_incident[det.detector] = [json.loads(d.to_json()) for d in
+                                                    current[-MAX_INCIDENT_WINDOWS:]]
+        return new
+
+    def _queue(self, dets: list[Detection], event: str, config: AlertConfig) -> Alert:
+        alert = build_alert(dets, event, config)
+        if alert.key not in self.sent_keys and all(a["key"] != alert.key for a in self.outbox):
+            self.outbox.append(alert.to_dict())
+        return alert
+
+    def pending(self) -> list[Alert]:
+        return [Alert.from_dict(a) for a in self.outbox if a["key"] not in self.sent_keys]
+
+    def mark_sent(self, keys: Iterable[str]) -> None:
+        done = set(keys)
+        self.outbox = [a for a in self.outbox if a["key"] not in done]
+        self.sent_keys = [*self.sent_keys, *(k for k in done if k not in self.sent_keys)][-MAX_SENT_KEYS:]
+
+    def to_bytes(self) -> bytes:
+        data = {
+            "version": 1,
+            "stats": {k: [v.n, v.mean, v.m2] for k, v in self.stats.items()},
+            "last_window": self.last_window, "open_incident": self.open_incident,
+            "outbox": self.outbox, "sent_keys": self.sent_keys,
+        }
+        return json.dumps(data, separators=(",", ":"), sort_keys=True).encode("utf-8")
+
+    @classmethod
+    def from_bytes(cls, raw: bytes | None) -> AlerterState:
+        if raw is None:
+            return cls()
+        data = json.loads(raw)
+        if data.get("version") != 1:
+            raise ValueError(f"unknown alerter state version {data.get('version')!r}")
+        return cls(stats={k: RunningStats(int(n), float(m), float(m2)) for k, (n, m, m2) in data["stats"].items()},
+                   last_window=dict(data["last_window"]), open_incident=dict(data["open_incident"]),
+                   outbox=list(data["outbox"]), sent_keys=list(data["sent_keys"]))
+
+
+def _fmt_time(ts: Any) -> str:
+    return f"{ts:%Y-%m-%d %H:%M}"
+
+
+def build_alert(dets: list[Detection], event: str, config: AlertConfig) -> Alert:
+    """The message for an incident made of ``dets`` (one detector), as it opens or once it is resolved."""
+    # One incident by construction: the windows passed in were grouped by the caller.
+    incident = group_incidents(dets, gap_windows=max(config.gap_windows, len(dets)), freq=config.freq)[0]
+    info = incident.to_dict()
+    peak = incident.peak
+    detector = dets[0].detector
+    start = _fmt_time(incident.start)
+    if event == "open":
+        when = f"{start} UTC - ongoing (first anomalous window)"
+        headline = f"[clickstream anomaly] {detector}: anomaly since {start} UTC: {incident.cause}"
+    else:
+        when = (f"{start} - {_fmt_time(incident.end)} UTC ({info['duration_minutes']:.0f} min, "
+                f"{info['windows']} window(s))")
+        headline = f"[clickstream anomaly resolved] {detector}: {start} UTC, {info['duration_minutes']:.0f} min"
+    w = peak.window
+    features = ", ".join(f"{c} {getattr(w, c)}" for c in FEATURE_COLUMNS)
+    lines = [
+        "Clickstream anomaly " + ("OPEN" if event == "open" else "RESOLVED"),
+        "",
+        f"When: {when}",
+        f"Detector: {detector}",
+        f"Score: {peak.score:.2f} vs threshold {peak.threshold:.2f} (window {_fmt_time(w.window_start)} UTC)",
+        f"Cause: {incident.cause}",
+        f"Window features: {features}",
+    ]
+    if peak.p01 is not None and peak.p99 is not None:
+        lines.append(f"Forecast band: {peak.p01:.0f} - {peak.p99:.0f} (median {peak.p50 or 0:.0f})")
+    lines += ["", "Check: users LOW with clicks going on points to a tracking bug (user ids); everything at "
+                  "0 to an outage; residual HIGH with users flat to a bot."]
+    key = f"{detector}|{format_timestamp(incident.start)}|{event}"
+    attributes = {"event": event, "key": key, **info}
+    return Alert(key=key, event=event, subject=headline[:100], text="\n".join(lines), attributes=attributes)
+
+
+def metric_values(det: Detection) -> list[tuple[str, float, str]]:
+    """``(name, value, unit)`` of the EMF metrics for one judged detection (dimension: detector)."""
+    out = [("AnomalyScore", float(det.score), "None"), ("AnomalyThreshold", float(det.threshold), "None"),
+           ("IsAnomaly", 1.0 if det.is_anomaly else 0.0, "Count")]
+    out += [(f"Window{c.capitalize()}", float(getattr(det.window, c)), "Count") for c in FEATURE_COLUMNS]
+    return out
+
+
+def sns_attributes(alert: Alert) -> dict[str, dict[str, str]]:
+    """SNS MessageAttributes: the event, the detector and the incident as a JSON payload."""
+    return {
+        "event": {"DataType": "String", "StringValue": alert.event},
+        "detector": {"DataType": "String", "StringValue": str(alert.attributes.get("peak_detector", ""))},
+        "incident": {"DataType": "String", "StringValue": json.dumps(alert.attributes, sort_keys=True)},
+    }
+
+
+def run_alerter(store: Store, detections: Iterable[Detection], config: AlertConfig, *,
+                publish: Callable[[Alert], None]) -> tuple[list[Detection], list[Alert]]:
+    """One alerter invocation: judge and group the detections, save, publish pending alerts, mark them sent.
+
+    Returns the detections judged in this call (for metrics) and the alerts published. An alert whose
+    ``publish`` raises stays pending (saved) and is published by the next invocation.
+    """
+    detections = list(detections)
+
+    def change(state: AlerterState) -> list[Detection]:
+        before = dict(state.last_window)
+        state.apply(detections, config)
+        return [d for d in detections
+                if before.get(d.detector) is None
+                or format_timestamp(d.window.window_start) > before[d.detector]]
+
+    state, judged = transact(store, AlerterState.from_bytes, AlerterState.to_bytes, change)
+    published: list[Alert] = []
+    try:
+        for alert in state.pending():
+            publish(alert)
+            published.append(alert)
+    finally:
+        if published:
+            keys = [a.key for a in published]
+            transact(store, AlerterState.from_bytes, AlerterState.to_bytes, lambda st: st.mark_sent(keys))
+    return judged, published
