@@ -103,8 +103,6 @@ DEEPAR_BLOG_HYPERPARAMETERS: dict[str, Any] = {
     "early_stopping_patience": 40,
     "mini_batch_size": 32,
     "learning_rate": 5e-4,
-    "likelihood": "student-T",
-    "dropout_rate": 0.1,
 }
 DEEPAR_REQUIRED: tuple[str, ...] = ("time_freq", "context_length", "prediction_length", "epochs")
 

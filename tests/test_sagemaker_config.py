@@ -10,6 +10,7 @@ import pytest
 from clickstream_anomaly import sagemaker_formats as fmt
 from clickstream_anomaly.features import windows_from_frame
 from clickstream_anomaly.generator import Scenario, generate
+from clickstream_anomaly.records import FEATURE_COLUMNS
 from clickstream_anomaly.sagemaker_config import (
     DEEPAR_BLOG_HYPERPARAMETERS,
     SageMakerConfigError,
@@ -65,9 +66,9 @@ def test_deepar_blog_defaults_and_overrides():
         ("1", "400", "40", "32")
     assert float(hp["learning_rate"]) == 5e-4
     assert all(isinstance(v, str) for v in hp.values())
-    hp2 = deepar_hyperparameters({"epochs": 10, "likelihood": None})
-    assert hp2["epochs"] == "10" and "likelihood" not in hp2
-    assert set(DEEPAR_BLOG_HYPERPARAMETERS) - set(hp2) == {"likelihood"}
+    hp2 = deepar_hyperparameters({"epochs": 10, "num_cells": None, "likelihood": "negative-binomial"})
+    assert hp2["epochs"] == "10" and hp2["likelihood"] == "negative-binomial" and "num_cells" not in hp2
+    assert set(DEEPAR_BLOG_HYPERPARAMETERS) - set(hp2) == {"num_cells"}
     with pytest.raises(SageMakerConfigError, match="time_freq"):
         deepar_hyperparameters({"time_freq": None})
 
@@ -100,16 +101,20 @@ def test_image_table_matches_the_sdk_offline():
 
 
 def test_prepared_bodies_use_the_core_formats():
-    from training.prepare import build_datasets
+    from training.prepare import Scaling, build_datasets
 
     clicks, labels = generate(Scenario(start="2020-07-13", days=4))
     windows = windows_from_frame(clicks)
     sets = {d.name: d for d in build_datasets(windows, labels, prediction_length=144)}
     train = np.loadtxt(sets["rcf-train"].body.splitlines(), delimiter=",")
     assert train.shape == (len(windows), 4)
-    np.testing.assert_array_equal(train[:, 2], windows["clicks"].to_numpy())
+    scaling = Scaling.from_json(sets["rcf-scaling"].body)
+    clicks_raw = windows["clicks"].to_numpy()
+    assert scaling.center[2] == np.median(clicks_raw)
+    np.testing.assert_allclose(train[:, 2] * scaling.scale[2] + scaling.center[2], clicks_raw, atol=1e-6)
     test = np.loadtxt(sets["rcf-test"].body.splitlines(), delimiter=",")
     assert test.shape == (len(windows), 5)
+    np.testing.assert_array_equal(test[:, 1:], train)
     assert test[:, 0].sum() == labels.set_index("window_start").loc[windows["window_start"], "is_anomaly"].sum()
     assert test[:, 0].sum() > 0  # the blog incidents fall in these four days
     assert sets["rcf-train"].content_type == "text/csv;label_size=0"
@@ -119,7 +124,9 @@ def test_prepared_bodies_use_the_core_formats():
     assert len(test_rec["target"]) == len(windows) and len(train_rec["target"]) == len(windows) - 144
     assert train_rec["start"] == "2020-07-13 00:00:00"
     assert "rcf-test" not in {d.name for d in build_datasets(windows)}
-    assert [d.name for d in build_datasets(windows, include_deepar=False)] == ["rcf-train"]
+    assert [d.name for d in build_datasets(windows, include_deepar=False)] == ["rcf-train", "rcf-scaling"]
+    raw = build_datasets(windows, include_deepar=False, scaling=Scaling.identity())[0].body
+    np.testing.assert_array_equal(np.loadtxt(raw.splitlines(), delimiter=","), windows[list(FEATURE_COLUMNS)])
 
 
 def test_deepar_needs_300_training_points():
@@ -128,7 +135,7 @@ def test_deepar_needs_300_training_points():
     windows = windows_from_frame(generate(Scenario(days=2))[0])  # 288 windows
     with pytest.raises(SageMakerConfigError, match="at least 300"):
         build_datasets(windows, prediction_length=144)
-    assert len(build_datasets(windows, include_deepar=False)) == 1
+    assert len(build_datasets(windows, include_deepar=False)) == 2
 
 
 def test_costs_from_the_table_and_overrides():

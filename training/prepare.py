@@ -5,16 +5,21 @@ Layout under ``s3://BUCKET/PREFIX/`` (each channel is its own folder, which is w
 
 * ``rcf/train/train.csv``   no header, feature columns only   ``text/csv;label_size=0``
 * ``rcf/test/test.csv``     label first, then features        ``text/csv;label_size=1`` (needs labels)
+* ``rcf/scaling.json``      the per-column centre and scale applied to the RCF features (outside the
+  channel folders, so the algorithm never reads it; ``invoke`` applies it to requests)
 * ``deepar/train/train.json``  JSON Lines, series minus the last ``prediction_length`` points
 * ``deepar/test/test.json``    JSON Lines, the full series
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from clickstream_anomaly import sagemaker_formats as fmt
@@ -26,15 +31,61 @@ DEEPAR_MIN_OBSERVATIONS = 300  # SageMaker DeepAR needs at least this many train
 CHANNEL_KEYS: dict[str, str] = {
     "rcf-train": "rcf/train/train.csv",
     "rcf-test": "rcf/test/test.csv",
+    "rcf-scaling": "rcf/scaling.json",
     "deepar-train": "deepar/train/train.json",
     "deepar-test": "deepar/test/test.json",
 }
 CONTENT_TYPES: dict[str, str] = {
     "rcf-train": fmt.RCF_TRAIN_CONTENT_TYPE,
     "rcf-test": fmt.RCF_TEST_CONTENT_TYPE,
+    "rcf-scaling": "application/json",
     "deepar-train": fmt.DEEPAR_JSONLINES_CONTENT_TYPE,
     "deepar-test": fmt.DEEPAR_JSONLINES_CONTENT_TYPE,
 }
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """Per-column ``(x - center) / scale`` applied to RCF features, fitted on the training windows.
+
+    Robust: ``center`` is the median, ``scale`` the inter-quartile range (1 where it is 0), the same
+    standardisation as the local twin :class:`clickstream_anomaly.detectors.BatchRCFDetector` (RCF cuts are
+    range-proportional, so an unscaled ``clicks`` column would take most cuts).
+    """
+
+    columns: tuple[str, ...]
+    center: tuple[float, ...]
+    scale: tuple[float, ...]
+
+    @classmethod
+    def fit(cls, windows: pd.DataFrame, columns: Sequence[str] = FEATURE_COLUMNS) -> Scaling:
+        raw = feature_matrix(windows, columns)
+        q75, q25 = np.percentile(raw, [75, 25], axis=0)
+        iqr = q75 - q25
+        return cls(tuple(columns), tuple(float(v) for v in np.median(raw, axis=0)),
+                   tuple(float(v) if v > 0 else 1.0 for v in iqr))
+
+    @classmethod
+    def identity(cls, columns: Sequence[str] = FEATURE_COLUMNS) -> Scaling:
+        return cls(tuple(columns), (0.0,) * len(columns), (1.0,) * len(columns))
+
+    def apply(self, windows: pd.DataFrame) -> np.ndarray:
+        """``(n, d)`` scaled features of ``windows``."""
+        return (feature_matrix(windows, self.columns) - np.asarray(self.center)) / np.asarray(self.scale)
+
+    def to_json(self) -> str:
+        return json.dumps({"columns": list(self.columns), "center": list(self.center), "scale": list(self.scale)})
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Scaling:
+        try:
+            data = json.loads(text)
+            out = cls(tuple(data["columns"]), tuple(map(float, data["center"])), tuple(map(float, data["scale"])))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise SageMakerConfigError(f"not an RCF scaling file: {exc}") from exc
+        if not len(out.columns) == len(out.center) == len(out.scale):
+            raise SageMakerConfigError("RCF scaling file: columns, center and scale differ in length")
+        return out
 
 
 @dataclass(frozen=True)
@@ -73,17 +124,21 @@ def channel_uri(bucket: str, prefix: str, name: str) -> str:
 
 def build_datasets(windows: pd.DataFrame, labels: pd.DataFrame | None = None, *,
                    prediction_length: int = 144, column: str = "clicks",
-                   include_deepar: bool = True) -> list[Dataset]:
+                   include_deepar: bool = True, scaling: Scaling | None = None) -> list[Dataset]:
     """The channel files for ``windows`` (``n`` rows of :data:`WINDOW_COLUMNS`).
 
+    RCF features are standardised with ``scaling`` (default: :meth:`Scaling.fit` on ``windows``; pass
+    :meth:`Scaling.identity` for raw features), which is written as ``rcf-scaling`` for ``invoke``.
     ``labels`` (``window_start, is_anomaly``) adds the labelled RCF test channel; windows without a label
     count as normal. The DeepAR series is ``column`` per window, split per DeepAR's convention
     (``include_deepar=False`` leaves the DeepAR files out).
     """
     if windows.empty:
         raise SageMakerConfigError("no windows to prepare")
-    features = feature_matrix(windows, FEATURE_COLUMNS)
-    out = [Dataset("rcf-train", fmt.rcf_training_csv(features), CONTENT_TYPES["rcf-train"])]
+    scaling = scaling or Scaling.fit(windows)
+    features = scaling.apply(windows)
+    out = [Dataset("rcf-train", fmt.rcf_training_csv(features), CONTENT_TYPES["rcf-train"]),
+           Dataset("rcf-scaling", scaling.to_json(), CONTENT_TYPES["rcf-scaling"])]
     if labels is not None:
         label_of = pd.Series(labels["is_anomaly"].astype("int64").to_numpy(),
                              index=pd.to_datetime(labels["window_start"], utc=True))

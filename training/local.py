@@ -1,0 +1,153 @@
+"""The ``--local`` backend: the numpy twins behind the same request/response bodies as the endpoints.
+
+* ``train --local`` fits the twin and writes it to ``--model-dir``: RCF as ``rcf-model.npz`` (the scaled
+  training features, the scaling and the hyperparameters; the forest is grown from them with a fixed
+  seed when the model is loaded, so every load gives the same forest), DeepAR as ``deepar-model.npz``
+  (:meth:`clickstream_anomaly.deepar.DeepAR.save`).
+* ``deploy --local`` is a no-op that records which model file the local "endpoint" serves
+  (``endpoint-<algorithm>.json`` in the model folder).
+* ``invoke --local`` loads that model and answers the same bodies an endpoint would
+  (:class:`LocalRCFEndpoint`, :class:`LocalDeepAREndpoint`), so the detectors of :mod:`training.invoke`
+  run unchanged.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from clickstream_anomaly import sagemaker_formats as fmt
+from clickstream_anomaly.sagemaker_config import SageMakerConfigError, deepar_hyperparameters, rcf_hyperparameters
+
+from .prepare import Scaling
+from .tags import check_algorithm
+
+MODEL_FILES: dict[str, str] = {"rcf": "rcf-model.npz", "deepar": "deepar-model.npz"}
+LOCAL_RCF_SEED = 0
+
+
+def model_path(model_dir: str | Path, algorithm: str) -> Path:
+    return Path(model_dir) / MODEL_FILES[check_algorithm(algorithm)]
+
+
+def _parse_csv_rows(body: str | bytes) -> np.ndarray:
+    # TODO(lead): sagemaker_formats has rcf_request_body but no parser for it; use it here once it exists.
+    parser = getattr(fmt, "parse_rcf_request", None)
+    if parser is not None:
+        return np.asarray(parser(body), dtype="float64")
+    text = body.decode("utf-8") if isinstance(body, bytes) else body
+    return np.loadtxt(io.StringIO(text), delimiter=",", ndmin=2, dtype="float64")
+
+
+# --------------------------------------------------------------------------- RCF
+def train_rcf(windows: pd.DataFrame, model_dir: str | Path, hyperparameters: Mapping[str, Any] | None = None,
+              scaling: Scaling | None = None) -> Path:
+    """Validate ``hyperparameters`` exactly as for SageMaker, fit the scaling, save the local RCF model."""
+    hp = rcf_hyperparameters({"feature_dim": 4, **(hyperparameters or {})})
+    scaling = scaling or Scaling.fit(windows)
+    if int(hp["feature_dim"]) != len(scaling.columns):
+        raise SageMakerConfigError(f"feature_dim={hp['feature_dim']} but the scaling has {len(scaling.columns)} "
+                                   "columns")
+    path = model_path(model_dir, "rcf")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = {"format": "clickstream-anomaly-local-rcf", "version": 1, "hyperparameters": hp,
+              "scaling": json.loads(scaling.to_json()), "random_state": LOCAL_RCF_SEED}
+    with open(path, "wb") as fh:
+        np.savez(fh, header=np.asarray(json.dumps(header)), train=scaling.apply(windows))
+    return path
+
+
+class LocalRCFEndpoint:
+    """Answers RCF ``InvokeEndpoint`` bodies (``text/csv`` rows -> ``{"scores": [...]}``) with the numpy
+    :class:`clickstream_anomaly.rcf.RandomCutForest` grown from a saved local model."""
+
+    def __init__(self, path: str | Path) -> None:
+        from clickstream_anomaly.rcf import RandomCutForest
+
+        with np.load(path, allow_pickle=False) as data:
+            if "header" not in data:
+                raise SageMakerConfigError(f"{path}: not a local RCF model")
+            header = json.loads(str(data["header"]))
+            train = np.asarray(data["train"])
+        if header.get("format") != "clickstream-anomaly-local-rcf":
+            raise SageMakerConfigError(f"{path}: not a local RCF model")
+        hp = header["hyperparameters"]
+        self.scaling = Scaling.from_json(json.dumps(header["scaling"]))
+        self.forest = RandomCutForest(num_trees=int(hp["num_trees"]),
+                                      num_samples_per_tree=min(int(hp["num_samples_per_tree"]), len(train)),
+                                      random_state=int(header["random_state"]))
+        self.forest.fit(train)
+        self.calls = 0
+
+    def invoke(self, body: str, content_type: str, accept: str = "application/json") -> bytes:
+        if not content_type.startswith(fmt.RCF_INFERENCE_CONTENT_TYPE):
+            raise ValueError(f"local RCF endpoint takes {fmt.RCF_INFERENCE_CONTENT_TYPE}, got {content_type}")
+        self.calls += 1
+        return fmt.rcf_response_body(self.forest.score(_parse_csv_rows(body))).encode("utf-8")
+
+
+# --------------------------------------------------------------------------- DeepAR
+def train_deepar(windows: pd.DataFrame, model_dir: str | Path, hyperparameters: Mapping[str, Any] | None = None,
+                 column: str = "clicks", random_state: int = 0) -> Path:
+    """Fit the numpy DeepAR on the same series SageMaker's ``train`` channel gets (all windows but the last
+    ``prediction_length``), with the same validated hyperparameters; save it."""
+    from clickstream_anomaly.deepar import DeepAR
+
+    hp = deepar_hyperparameters(hyperparameters)
+    model = DeepAR.from_hyperparameters(hp, random_state=random_state)
+    train, _ = fmt.train_test_split(fmt.series_from_windows(windows, column), int(hp["prediction_length"]))
+    model.fit([train])
+    path = model_path(model_dir, "deepar")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model.save(path)
+    return path
+
+
+class LocalDeepAREndpoint:
+    """Answers DeepAR ``InvokeEndpoint`` bodies with :meth:`clickstream_anomaly.deepar.DeepAR.predict`."""
+
+    def __init__(self, path: str | Path) -> None:
+        from clickstream_anomaly.deepar import DeepAR
+
+        self.model = DeepAR.load(path)
+        self.calls = 0
+
+    @property
+    def prediction_length(self) -> int:
+        return int(self.model.prediction_length)
+
+    def invoke(self, body: str, content_type: str, accept: str = "application/json") -> bytes:
+        if content_type != fmt.DEEPAR_CONTENT_TYPE:
+            raise ValueError(f"local DeepAR endpoint takes {fmt.DEEPAR_CONTENT_TYPE}, got {content_type}")
+        self.calls += 1
+        return json.dumps(self.model.predict(body)).encode("utf-8")
+
+
+# --------------------------------------------------------------------------- deploy / load
+def deploy(algorithm: str, model_dir: str | Path) -> Path:
+    """No-op "deployment": record which model file the local endpoint serves; returns the record's path."""
+    path = model_path(model_dir, algorithm)
+    if not path.exists():
+        raise SageMakerConfigError(f"no local {algorithm} model at {path}; run `sagemaker train {algorithm} "
+                                   f"--local --model-dir {model_dir}` first")
+    record = Path(model_dir) / f"endpoint-{algorithm}.json"
+    record.write_text(json.dumps({"algorithm": algorithm, "model": path.name,
+                                  "deployed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}) + "\n")
+    return record
+
+
+def endpoint(algorithm: str, model_dir: str | Path) -> LocalRCFEndpoint | LocalDeepAREndpoint:
+    """The local endpoint recorded by :func:`deploy`."""
+    record = Path(model_dir) / f"endpoint-{check_algorithm(algorithm)}.json"
+    if not record.exists():
+        raise SageMakerConfigError(f"no local {algorithm} endpoint in {model_dir}; run `sagemaker deploy "
+                                   f"{algorithm} --local --model-dir {model_dir}` first")
+    path = Path(model_dir) / json.loads(record.read_text())["model"]
+    return LocalRCFEndpoint(path) if algorithm == "rcf" else LocalDeepAREndpoint(path)
