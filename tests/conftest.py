@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from dataclasses import dataclass
 
 import pytest
 
@@ -40,3 +41,71 @@ def moto_server():
         yield f"http://127.0.0.1:{port}"
     finally:
         server.stop()
+
+
+@dataclass
+class LambdaContext:
+    """The fake Lambda context of Powertools' test pattern."""
+
+    function_name: str = "test"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:test"
+    aws_request_id: str = "da658bd3-2d6f-4e7b-8ec2-937234644fdc"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+@pytest.fixture
+def lambda_context() -> LambdaContext:
+    return LambdaContext()
+
+
+def kinesis_event(payloads: list[bytes], *, stream: str = "clicks", shard: str = "shardId-000000000000",
+                  first_seq: int = 49_600_000_000_000_000_000_000_000_000_000_000_000_000_000_000,
+                  keys: list[str] | None = None) -> dict:
+    """A Lambda Kinesis event with ``payloads`` as consecutive records of one shard."""
+    from clickstream_anomaly.streaming.driver import kinesis_event_record
+
+    recs = [{"PartitionKey": (keys[i] if keys else f"k{i}"), "SequenceNumber": str(first_seq + i), "Data": p}
+            for i, p in enumerate(payloads)]
+    return {"Records": [kinesis_event_record(r, stream=stream, shard_id=shard) for r in recs]}
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch):
+    """moto in-process with the pipeline's resources and the Lambda environment the CDK app sets."""
+    import boto3
+    from moto import mock_aws
+
+    from clickstream_anomaly.streaming import runtime
+
+    with mock_aws():
+        runtime.reset_clients()
+        runtime._shards_of.cache_clear()
+        s3 = boto3.client("s3", region_name=REGION)
+        s3.create_bucket(Bucket="state-bucket")
+        s3.create_bucket(Bucket="logs-bucket")
+        kin = boto3.client("kinesis", region_name=REGION)
+        for name in ("clicks", "features", "detections"):
+            kin.create_stream(StreamName=name, ShardCount=1)
+        sns = boto3.client("sns", region_name=REGION)
+        topic = sns.create_topic(Name="alerts")["TopicArn"]
+        sqs = boto3.client("sqs", region_name=REGION)
+        queue = sqs.create_queue(QueueName="alerts-inbox")["QueueUrl"]
+        qarn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=qarn, Attributes={"RawMessageDelivery": "false"})
+        env = {
+            "CLICKS_STREAM_NAME": "clicks", "REJECTED_PREFIX": "rejected/", "FEATURES_STREAM_NAME": "features",
+            "STATE_BUCKET": "state-bucket", "WINDOW_FREQ": "10min", "ALLOWED_LATENESS": "10min",
+            "STATE_KEY": "detector/state.bin", "DETECTIONS_STREAM_NAME": "detections",
+            "RCF_NUM_TREES": "30", "RCF_SAMPLE_SIZE": "64", "RCF_TIME_DECAY": "1000", "RCF_SHINGLE_SIZE": "1",
+            "RCF_WITH_DIRECTIONALITY": "true", "TOPIC_ARN": topic, "THRESHOLD_MODE": "static",
+            "THRESHOLD": "2.6", "SIGMA_K": "3", "METRICS_NAMESPACE": "ClickstreamAnomaly",
+            "POWERTOOLS_SERVICE_NAME": "clickstream-anomaly", "POWERTOOLS_METRICS_NAMESPACE": "ClickstreamAnomaly",
+            "LOG_LEVEL": "INFO", "RCF_ENDPOINT_NAME": "", "DEEPAR_ENDPOINT_NAME": "",
+        }
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        yield {"s3": s3, "kinesis": kin, "sns": sns, "sqs": sqs, "topic": topic, "queue": queue}
+        runtime.reset_clients()

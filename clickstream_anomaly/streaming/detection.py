@@ -108,3 +108,22 @@ def run_detector(store: Store, windows: Iterable[Window], *, params: KdaRcfParam
     send(dets)
     transact(store, decode, DetectorState.to_bytes, lambda st: st.acknowledge(pending))
     return dets
+
+
+KDA_DETECTOR_NAME = "kda-sql"
+
+
+def detection_from_kda_row(row: dict[str, Any]) -> Detection:
+    """A row of the KDA SQL application's output (column names in any case: ``window_start``, the
+    feature columns, ``ANOMALY_SCORE``, ``ANOMALY_EXPLANATION``) -> :class:`Detection` (``kda-sql``)."""
+    from ..kda import EXPLANATION_COLUMN, SCORE_COLUMN
+
+    if not isinstance(row, dict):
+        raise ValueError(f"expected a JSON object, got {type(row).__name__}")
+    lower = {str(k).lower(): v for k, v in row.items()}
+    window = Window.from_mapping(lower)
+    score = lower.get(SCORE_COLUMN.lower())
+    if score is None:
+        raise ValueError(f"row has no {SCORE_COLUMN}")
+    return detection_from_kda(window, float(score), lower.get(EXPLANATION_COLUMN.lower()) or {},
+                              KDA_DETECTOR_NAME)

@@ -1,0 +1,1 @@
+"""The aggregator Lambda (handler: ``lambdas.aggregator.app.handler``)."""

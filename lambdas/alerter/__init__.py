@@ -1,0 +1,1 @@
+"""The alerter Lambda (handler: ``lambdas.alerter.app.handler``)."""

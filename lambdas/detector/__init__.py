@@ -1,0 +1,1 @@
+"""The detector Lambda (handler: ``lambdas.detector.app.handler``)."""

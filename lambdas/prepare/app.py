@@ -3,7 +3,8 @@
 Event ``{"algorithm": "rcf" | "deepar", "run": "<run id>"}``. Reads the window features Firehose delivered
 to the lake (``features/dt=YYYY-MM-DD/``, GZIP or plain, one JSON window per line) for the last
 ``TRAINING_DAYS`` days, and writes the channel files with the core's SageMaker formats under
-``s3://MODELS_BUCKET/runs/<run>/``:
+``s3://MODELS_BUCKET/channels/`` (fixed per algorithm, so the training job's role can be granted exactly
+those prefixes; one run per algorithm at a time overwrites them, tagged with the run id):
 
 * rcf: ``rcf/train/train.csv`` (``text/csv;label_size=0``);
 * deepar: ``deepar/train/train.json`` (series minus the last ``PREDICTION_LENGTH`` windows) and
@@ -29,6 +30,7 @@ from clickstream_anomaly.features import feature_matrix, records_to_windows
 from clickstream_anomaly.records import FEATURE_COLUMNS, RecordError, Window
 
 LAKE_FEATURES_PREFIX = "features/"
+CHANNELS_PREFIX = "channels/"
 
 
 def day_prefixes(days: int, now: datetime) -> list[str]:
@@ -109,8 +111,8 @@ def prepare(event: Mapping[str, Any], s3: Any, env: Mapping[str, str], now: date
     files = channel_files(algorithm, windows, int(env.get("PREDICTION_LENGTH", "144")))
     out: dict[str, Any] = {"windows": len(windows)}
     for channel, (key, body) in files.items():
-        full_key = f"runs/{run}/{key}"
-        s3.put_object(Bucket=models, Key=full_key, Body=body.encode("utf-8"))
+        full_key = f"{CHANNELS_PREFIX}{key}"
+        s3.put_object(Bucket=models, Key=full_key, Body=body.encode("utf-8"), Metadata={"run": run})
         out[channel] = f"s3://{models}/{full_key.rsplit('/', 1)[0]}/"
     return out
 

@@ -1,0 +1,1 @@
+"""The producer Lambda (handler: ``lambdas.producer.app.handler``)."""

@@ -1,0 +1,1 @@
+"""The scorer Lambda (handler: ``lambdas.scorer.app.handler``)."""

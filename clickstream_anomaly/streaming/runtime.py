@@ -1,0 +1,241 @@
+"""AWS glue for the Lambda handlers: configuration from the environment, clients, senders, publishers.
+
+Every function reads the environment when called (never at import), and boto3 is imported inside
+:func:`client`, so the handlers stay a few lines and the core stays importable without AWS libraries.
+Clients use botocore's ``standard`` retry mode and honour ``AWS_ENDPOINT_URL`` (moto, LocalStack).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from ..kda import KdaRcfParameters
+from ..producer import Backoff, Entry, KinesisSender
+from ..records import Detection, Window
+from .aggregation import BatchStats, run_aggregator
+from .alerting import Alert, AlertConfig, run_alerter, sns_attributes
+from .detection import run_detector
+from .state import S3Store
+
+FEATURES_PARTITION_KEY = "windows"  # one key: windows stay in time order on one shard
+AGGREGATOR_STATE_KEY = "aggregator/state.json.gz"
+ALERTER_STATE_KEY = "alerter/state.json"
+
+
+class ConfigError(ValueError):
+    """A missing or invalid environment variable."""
+
+
+def env(name: str, default: str | None = None) -> str:
+    """An environment variable; raises :class:`ConfigError` naming it when required and missing."""
+    value = os.environ.get(name)
+    if value is None or value == "":
+        if default is None:
+            raise ConfigError(f"environment variable {name} is not set")
+        return default
+    return value
+
+
+def env_int(name: str, default: int) -> int:
+    try:
+        return int(env(name, str(default)))
+    except ValueError:
+        raise ConfigError(f"environment variable {name} must be an integer") from None
+
+
+def env_float(name: str, default: float) -> float:
+    try:
+        return float(env(name, str(default)))
+    except ValueError:
+        raise ConfigError(f"environment variable {name} must be a number") from None
+
+
+def env_bool(name: str, default: bool) -> bool:
+    text = env(name, "true" if default else "false").strip().lower()
+    if text not in ("true", "false", "1", "0", "yes", "no"):
+        raise ConfigError(f"environment variable {name} must be true or false")
+    return text in ("true", "1", "yes")
+
+
+@cache
+def _client(service: str, endpoint: str | None, region: str | None) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    config = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30)
+    return boto3.session.Session().client(service, endpoint_url=endpoint, region_name=region, config=config)
+
+
+def client(service: str) -> Any:
+    """A cached boto3 client (standard retries); one per service, endpoint and region."""
+    return _client(service, os.environ.get("AWS_ENDPOINT_URL"), os.environ.get("AWS_REGION"))
+
+
+def reset_clients() -> None:
+    """Forget cached clients (tests switch endpoints and mocks)."""
+    _client.cache_clear()
+
+
+def state_store(key: str) -> S3Store:
+    return S3Store(client("s3"), env("STATE_BUCKET"), key)
+
+
+def stream_sender(stream: str) -> KinesisSender:
+    return KinesisSender(client("kinesis"), stream, backoff=Backoff())
+
+
+def send_windows(stream: str) -> Callable[[list[Window]], None]:
+    """Write windows to the features stream (one partition key, so they stay in order)."""
+    def send(windows: list[Window]) -> None:
+        stream_sender(stream).send(Entry(w.to_json().encode("utf-8"), FEATURES_PARTITION_KEY)
+                                   for w in windows)
+    return send
+
+
+def send_detections(stream: str) -> Callable[[list[Detection]], None]:
+    """Write detections to the detections stream (keyed by detector: in order per detector)."""
+    def send(dets: list[Detection]) -> None:
+        stream_sender(stream).send(Entry(d.to_json().encode("utf-8"), d.detector) for d in dets)
+    return send
+
+
+def sns_publisher(topic_arn: str) -> Callable[[Alert], None]:
+    """Publish an alert: plain text body, JSON incident payload in the message attributes.
+
+    A FIFO topic (``.fifo``) also gets the alert key as deduplication id.
+    """
+    def publish(alert: Alert) -> None:
+        extra: dict[str, Any] = {}
+        if topic_arn.endswith(".fifo"):
+            extra = {"MessageGroupId": "alerts", "MessageDeduplicationId": alert.key[:128]}
+        client("sns").publish(TopicArn=topic_arn, Subject=alert.subject, Message=alert.text,
+                              MessageAttributes=sns_attributes(alert), **extra)
+    return publish
+
+
+@cache
+def _shards_of(stream_arn: str) -> tuple[str, ...]:
+    resp = client("kinesis").list_shards(StreamARN=stream_arn)
+    return tuple(s["ShardId"] for s in resp["Shards"]
+                 if "EndingSequenceNumber" not in s.get("SequenceNumberRange", {}))
+
+
+def open_shards(stream_arn: str | None) -> tuple[str, ...]:
+    """The open shards of the source stream (cached per container); empty when unknown or not allowed."""
+    if not stream_arn:
+        return ()
+    try:
+        return _shards_of(stream_arn)
+    except Exception:
+        return ()
+
+
+def now() -> float:
+    return time.time()
+
+
+@dataclass(frozen=True)
+class AggregatorConfig:
+    features_stream: str
+    freq: str
+    lateness: str
+
+    @classmethod
+    def from_env(cls) -> AggregatorConfig:
+        return cls(env("FEATURES_STREAM_NAME"), env("WINDOW_FREQ", "10min"), env("ALLOWED_LATENESS", "10min"))
+
+
+def rcf_params_from_env() -> KdaRcfParameters:
+    """``RCF_NUM_TREES``, ``RCF_SAMPLE_SIZE``, ``RCF_TIME_DECAY``, ``RCF_SHINGLE_SIZE``,
+    ``RCF_WITH_DIRECTIONALITY`` (KDA's defaults 100, 256, 100000, 1; directionality on)."""
+    try:
+        return KdaRcfParameters(
+            number_of_trees=env_int("RCF_NUM_TREES", 100), sub_sample_size=env_int("RCF_SAMPLE_SIZE", 256),
+            time_decay=env_int("RCF_TIME_DECAY", 100_000), shingle_size=env_int("RCF_SHINGLE_SIZE", 1),
+            with_directionality=env_bool("RCF_WITH_DIRECTIONALITY", True))
+    except ValueError as exc:
+        raise ConfigError(f"RCF_* settings: {exc}") from exc
+
+
+def alert_config_from_env() -> AlertConfig:
+    try:
+        return AlertConfig(mode=env("THRESHOLD_MODE", "static"), threshold=env_float("THRESHOLD", 2.6),
+                           sigma_k=env_float("SIGMA_K", 3.0), freq=env("WINDOW_FREQ", "10min"))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+@dataclass
+class ObjectResult:
+    """What the S3 producer did with one object."""
+
+    key: str
+    sent: int = 0
+    rejected: int = 0
+    unsent: int = 0
+    rejected_key: str | None = None
+    unsent_key: str | None = None
+
+
+def produce_s3_object(bucket: str, key: str, *, stream: str, rejected_prefix: str = "rejected/",
+                      unsent_prefix: str = "unsent/") -> ObjectResult:
+    """Send one click log object (CSV or JSON Lines, optionally gzip) to the clicks stream.
+
+    Bad lines are skipped and written with their reason to ``s3://bucket/<rejected_prefix><key>.csv``;
+    records that could not be sent after the retries go to ``s3://bucket/<unsent_prefix><key>.jsonl``
+    (JSON Lines: copy it back under the input prefix to re-send). Nothing is dropped silently.
+    """
+    import tempfile
+    from pathlib import Path
+
+    from ..clicks_csv import BadLines
+    from ..producer import ProducerError, entries_from_file
+
+    s3 = client("s3")
+    out = ObjectResult(key)
+    name = Path(key).name or "object"
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(tmp) / name
+        s3.download_file(bucket, key, str(local))
+        rejects = Path(tmp) / "rejected.csv"
+        bad = BadLines(rejects_path=rejects)
+        try:
+            result = stream_sender(stream).send(entries_from_file(local, skip_bad=True, bad=bad))
+        except ProducerError as exc:
+            result = exc.result
+            out.unsent = result.failed
+            out.unsent_key = f"{unsent_prefix}{key}.jsonl"
+            unsent_path = result.write_unsent(Path(tmp) / "unsent.jsonl")
+            s3.upload_file(str(unsent_path), bucket, out.unsent_key)
+        finally:
+            bad.close()
+        out.sent = result.sent
+        out.rejected = bad.count
+        if bad.count:
+            out.rejected_key = f"{rejected_prefix}{key}.csv"
+            s3.upload_file(str(rejects), bucket, out.rejected_key)
+    return out
+
+
+def aggregate(cfg: AggregatorConfig, records: list, shards: Iterable[str] = ()) -> BatchStats:
+    """The aggregator's work for one invocation (records, or none for the scheduled tick)."""
+    return run_aggregator(state_store(AGGREGATOR_STATE_KEY), records, send=send_windows(cfg.features_stream),
+                          freq=cfg.freq, lateness=cfg.lateness, now=now(), shards=shards)
+
+
+def detect(windows: list[Window]) -> list[Detection]:
+    """The detector's work: step the saved forest over ``windows``, send detections."""
+    store = state_store(env("STATE_KEY", "detector/state.bin"))
+    return run_detector(store, windows, params=rcf_params_from_env(),
+                        send=send_detections(env("DETECTIONS_STREAM_NAME")))
+
+
+def alert(detections: list[Detection]) -> tuple[list[Detection], list[Alert]]:
+    """The alerter's work: judge, group, publish to ``TOPIC_ARN``; returns (judged, published)."""
+    return run_alerter(state_store(ALERTER_STATE_KEY), detections, alert_config_from_env(),
+                       publish=sns_publisher(env("TOPIC_ARN")))

@@ -1,0 +1,38 @@
+"""S3 ObjectCreated (click logs: CSV or JSON Lines, optionally gzip) -> clicks stream.
+
+Environment: ``CLICKS_STREAM_NAME``; ``REJECTED_PREFIX`` (default ``rejected/``) where bad lines go with
+their reason. Metrics: ``RecordsSent``, ``RecordsRejected``, ``RecordsUnsent``.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import unquote_plus
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes import S3Event, event_source
+
+from clickstream_anomaly.streaming import runtime
+
+logger = Logger()
+metrics = Metrics()
+
+
+@metrics.log_metrics(raise_on_empty_metrics=False)
+@logger.inject_lambda_context
+@event_source(data_class=S3Event)
+def handler(event: S3Event, context) -> dict:
+    stream = runtime.env("CLICKS_STREAM_NAME")
+    prefix = runtime.env("REJECTED_PREFIX", "rejected/")
+    results = []
+    for record in event.records:
+        key = unquote_plus(record.s3.get_object.key)
+        out = runtime.produce_s3_object(record.s3.bucket.name, key, stream=stream, rejected_prefix=prefix)
+        logger.info("object sent", extra={"object": vars(out)})
+        if out.unsent:
+            logger.error("records not sent after retries", extra={"unsent_key": out.unsent_key})
+        metrics.add_metric(name="RecordsSent", unit=MetricUnit.Count, value=out.sent)
+        metrics.add_metric(name="RecordsRejected", unit=MetricUnit.Count, value=out.rejected)
+        metrics.add_metric(name="RecordsUnsent", unit=MetricUnit.Count, value=out.unsent)
+        results.append(vars(out))
+    return {"objects": results}

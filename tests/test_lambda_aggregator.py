@@ -1,0 +1,61 @@
+"""Aggregator Lambda: Kinesis batches with a poison record, the scheduled tick, windows on the features stream."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+from conftest import kinesis_event
+
+from clickstream_anomaly.records import Click, Window
+from clickstream_anomaly.streaming.driver import ShardReader
+
+
+def click_payload(minute: float, user: str, page: str = "/") -> bytes:
+    t = datetime(2020, 7, 15, 10, 0, tzinfo=UTC) + timedelta(minutes=minute)
+    return Click(t, user, page).to_json().encode()
+
+
+def features(aws) -> list[Window]:
+    out: list[Window] = []
+    ShardReader(aws["kinesis"], "features").drain(
+        lambda ev, ctx: out.extend(Window.from_json(__import__("base64").b64decode(r["kinesis"]["data"]))
+                                   for r in ev["Records"]))
+    return out
+
+
+def test_batch_with_poison_record_reports_it_and_counts_the_rest(aws, lambda_context, capsys):
+    from lambdas.aggregator import app
+
+    payloads = [click_payload(1, "u1"), b"{not json", click_payload(2, "u2", "/b"), click_payload(25, "u3")]
+    event = kinesis_event(payloads)
+    response = app.handler(event, lambda_context)
+    poison_seq = event["Records"][1]["kinesis"]["sequenceNumber"]
+    assert response == {"batchItemFailures": [{"itemIdentifier": poison_seq}]}
+    # Event clock 10:25: window 10:00 closed (10:20), with 2 clicks from 2 users on 2 pages.
+    assert features(aws) == [Window(datetime(2020, 7, 15, 10, 0, tzinfo=UTC), 2, 2, 2, 0)]
+    out = capsys.readouterr().out
+    assert "poison record" in out and '"PoisonRecords":[1.0]' in out.replace(" ", "")
+    # Lambda re-delivers from the poison record: the good records after it are not counted twice.
+    retry = {"Records": event["Records"][1:]}
+    assert app.handler(retry, lambda_context) == {"batchItemFailures": [{"itemIdentifier": poison_seq}]}
+    assert '"DuplicateClicks":[2.0]' in capsys.readouterr().out.replace(" ", "")
+
+
+def test_scheduled_tick_emits_empty_windows_during_an_outage(aws, lambda_context, monkeypatch):
+    from clickstream_anomaly.streaming import runtime
+    from lambdas.aggregator import app
+
+    clock = {"t": 1_000_000.0}
+    monkeypatch.setattr(runtime, "now", lambda: clock["t"])
+    app.handler(kinesis_event([click_payload(1, "u1"), click_payload(12, "u2")]), lambda_context)
+    assert features(aws) == []  # event clock 10:12: nothing closed yet
+    clock["t"] += 40 * 60  # 40 minutes of wall time without a single click
+    tick = {"version": "0", "source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
+    app.handler(tick, lambda_context)
+    got = features(aws)
+    # Event clock 10:12 + 40 min = 10:52: windows up to 10:30 (ends 10:40, + 10 min lateness) are closed.
+    assert [w.window_start.strftime("%H:%M") for w in got] == ["10:00", "10:10", "10:20", "10:30"]
+    assert [w.clicks for w in got] == [1, 1, 0, 0]
+    state = aws["s3"].get_object(Bucket="state-bucket", Key="aggregator/state.json.gz")["Body"].read()
+    assert json.loads(__import__("gzip").decompress(state))["outbox"] == []
