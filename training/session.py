@@ -11,14 +11,18 @@ def make_session(region: str | None = None, profile: str | None = None) -> Any:
     """A ``boto3.Session`` whose region and credentials are known; raises
     :class:`SageMakerConfigError` naming what is missing (no network call is made)."""
     import boto3
-    from botocore.exceptions import ProfileNotFound
+    from botocore.exceptions import BotoCoreError, ProfileNotFound
 
     try:
         session = boto3.Session(region_name=region, profile_name=profile)
     except ProfileNotFound as exc:
         raise SageMakerConfigError(str(exc)) from exc
     validate_region(session.region_name)
-    if session.get_credentials() is None:
+    try:
+        credentials = session.get_credentials()
+    except BotoCoreError as exc:
+        raise SageMakerConfigError(f"cannot load AWS credentials: {exc}") from exc
+    if credentials is None:
         raise SageMakerConfigError(
             "no AWS credentials found: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE (or --profile), "
             "or run where an instance/role provides them")
