@@ -126,7 +126,8 @@ def test_prepared_bodies_use_the_core_formats():
     assert "rcf-test" not in {d.name for d in build_datasets(windows)}
     assert [d.name for d in build_datasets(windows, include_deepar=False)] == ["rcf-train", "rcf-scaling"]
     raw = build_datasets(windows, include_deepar=False, scaling=Scaling.identity())[0].body
-    np.testing.assert_array_equal(np.loadtxt(raw.splitlines(), delimiter=","), windows[list(FEATURE_COLUMNS)])
+    np.testing.assert_allclose(np.loadtxt(raw.splitlines(), delimiter=","), windows[list(FEATURE_COLUMNS)],
+                               rtol=1e-9)
 
 
 def test_deepar_needs_300_training_points():
