@@ -1,0 +1,58 @@
+"""Detector Lambda: features stream batches -> detections stream; cold start in the middle; poison windows."""
+
+from __future__ import annotations
+
+import base64
+import importlib
+import sys
+
+from conftest import kinesis_event
+
+from clickstream_anomaly.features import windows_from_frame, windows_to_records
+from clickstream_anomaly.generator import Scenario, generate
+from clickstream_anomaly.kda import KdaRcfParameters, KdaRcfStream
+from clickstream_anomaly.records import FEATURE_COLUMNS, Detection
+from clickstream_anomaly.streaming.driver import ShardReader
+
+
+def detections(aws) -> list[Detection]:
+    import json
+
+    out: list[Detection] = []
+    ShardReader(aws["kinesis"], "detections").drain(
+        lambda ev, ctx: out.extend(Detection.from_mapping(json.loads(base64.b64decode(r["kinesis"]["data"])))
+                                   for r in ev["Records"]))
+    return out
+
+
+def test_restart_mid_stream_gives_the_uninterrupted_scores(aws, lambda_context):
+    clicks, _ = generate(Scenario(start="2020-07-14 00:00", days=1, volume=0.4, seed=5))
+    windows = windows_to_records(windows_from_frame(clicks))[:100]
+    params = KdaRcfParameters(number_of_trees=30, sub_sample_size=64, time_decay=1000, with_directionality=True)
+    reference = KdaRcfStream(FEATURE_COLUMNS, params, random_state=0)
+    expected = [reference.process_row([float(v) for v in w.features])[0] for w in windows]
+
+    from lambdas.detector import app
+
+    payloads = [w.to_json().encode() for w in windows]
+    app.handler(kinesis_event(payloads[:60], stream="features"), lambda_context)
+    # Cold start: a fresh module (and client cache); the forest comes back from S3.
+    sys.modules.pop("lambdas.detector.app")
+    app = importlib.import_module("lambdas.detector.app")
+    app.handler(kinesis_event(payloads[60:], stream="features", first_seq=10**40), lambda_context)
+    got = detections(aws)
+    assert [d.score for d in got] == expected
+    assert [d.window for d in got] == windows
+    assert got[-1].attribution is not None and got[-1].direction is not None
+
+
+def test_poison_window_fails_alone(aws, lambda_context):
+    from lambdas.detector import app
+
+    clicks, _ = generate(Scenario(start="2020-07-14 00:00", days=1, volume=0.4, seed=5))
+    windows = windows_to_records(windows_from_frame(clicks))[:3]
+    event = kinesis_event([windows[0].to_json().encode(), b'{"window_start":"x"}', windows[1].to_json().encode()],
+                          stream="features")
+    response = app.handler(event, lambda_context)
+    assert response == {"batchItemFailures": [{"itemIdentifier": event["Records"][1]["kinesis"]["sequenceNumber"]}]}
+    assert [d.window for d in detections(aws)] == windows[:2]
