@@ -33,6 +33,8 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from stacks.functions import FunctionDefaults, failure_queue, kinesis_source, pipeline_function
+from stacks.nag import wildcard_actions
+from stacks.storage import grant_prefix
 
 FEATURE_METRICS = ("Clicks", "Users", "Urls", "Residual")
 ANOMALIES_METRIC = "Anomalies"
@@ -91,7 +93,9 @@ class Alerting(Construct):
             detections, on_failure=self.failure_queue, retry_attempts=retry_attempts,
             max_record_age=Duration.hours(max_record_age_hours), batch_size=100))
         self.topic.grant_publish(self.function)
-        state_bucket.grant_read_write(self.function, "alerter/*")
+        grant_prefix(state_bucket, self.function, "alerter/")
+        wildcard_actions(self.function, ["kms:GenerateDataKey*"],
+                         "publishing to the encrypted topic needs data keys of its one KMS key (resource-scoped)")
 
 
 class Monitoring(Construct):

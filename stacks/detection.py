@@ -11,6 +11,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from stacks.functions import FunctionDefaults, failure_queue, kinesis_source, pipeline_function
+from stacks.storage import grant_prefix
 
 STATE_KEY = "detector/state.bin"
 DETECTOR_NAME = "rcf-streaming"
@@ -50,5 +51,5 @@ class LambdaDetection(Construct):
         self.function.add_event_source(kinesis_source(
             features, on_failure=self.failure_queue, retry_attempts=retry_attempts,
             max_record_age=Duration.hours(max_record_age_hours), batch_size=100))
-        state_bucket.grant_read_write(self.function, "detector/*")
+        grant_prefix(state_bucket, self.function, "detector/")
         detections.grant_write(self.function)

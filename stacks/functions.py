@@ -20,6 +20,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from stacks.layers import RUNTIME
+from stacks.nag import acknowledge, lambda_basics
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 #: Glob rules applied to the project root: ship only the two code folders, no caches or dotfiles.
@@ -66,7 +67,7 @@ def pipeline_function(scope: Construct, id_: str, *, name: str, defaults: Functi
                               removal_policy=defaults.removal_policy)
     env = {"POWERTOOLS_SERVICE_NAME": name, "POWERTOOLS_METRICS_NAMESPACE": defaults.metrics_namespace,
            "LOG_LEVEL": defaults.log_level, **environment}
-    return lambda_.Function(
+    function = lambda_.Function(
         scope, id_,
         runtime=RUNTIME,
         architecture=lambda_.Architecture.X86_64,
@@ -79,12 +80,17 @@ def pipeline_function(scope: Construct, id_: str, *, name: str, defaults: Functi
         log_group=log_group,
         description=description or f"clickstream anomaly pipeline: {name}",
     )
+    lambda_basics(function)
+    return function
 
 
 def failure_queue(scope: Construct, id_: str) -> sqs.Queue:
     """An encrypted, SSL-only SQS queue that receives the metadata of batches a function gave up on."""
-    return sqs.Queue(scope, id_, encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True,
-                     retention_period=Duration.days(14))
+    queue = sqs.Queue(scope, id_, encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True,
+                      retention_period=Duration.days(14))
+    acknowledge(queue, "AwsSolutions-SQS3",
+                "this queue is itself the failure destination (dead-letter queue) of a Lambda event source")
+    return queue
 
 
 def kinesis_source(stream: kinesis.IStream, *, on_failure: sqs.IQueue, retry_attempts: int,

@@ -9,7 +9,7 @@ The ``detections`` stream carries the detector results to the alerter.
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_kinesis as kinesis
@@ -22,9 +22,11 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from stacks.functions import FunctionDefaults, failure_queue, kinesis_source, pipeline_function
-from stacks.storage import secure_bucket
+from stacks.nag import BASIC_EXECUTION_ROLE, acknowledge, arn_ref, wildcard_actions, wildcard_resource
+from stacks.storage import grant_prefix, secure_bucket
 
 REJECTED_PREFIX = "rejected/"
+NOTIFICATIONS_HANDLER = "BucketNotificationsHandler"
 LAKE_PREFIXES = {"clicks": "clicks/", "features": "features/"}
 
 
@@ -81,10 +83,14 @@ class Ingest(Construct):
         self.producer.configure_async_invoke(
             retry_attempts=2, on_failure=destinations.SqsDestination(self.failure_queues["producer"]))
         self.clicks.grant_write(self.producer)
-        self.landing.grant_read(self.producer, f"{landing_prefix}*")
-        self.landing.grant_put(self.producer, f"{REJECTED_PREFIX}*")
+        grant_prefix(self.landing, self.producer, landing_prefix, write=False)
+        grant_prefix(self.landing, self.producer, REJECTED_PREFIX, read=False)
         self.landing.add_event_notification(s3.EventType.OBJECT_CREATED, s3n.LambdaDestination(self.producer),
                                             s3.NotificationKeyFilter(prefix=landing_prefix))
+        for child in Stack.of(self).node.children:  # CDK's singleton that configures bucket notifications
+            if child.node.id.startswith(NOTIFICATIONS_HANDLER):
+                acknowledge(child, BASIC_EXECUTION_ROLE,
+                            "CDK's bucket-notifications handler only needs to write its own CloudWatch Logs")
 
         # aggregator: clicks -> 10-minute windows -> features; a 1-minute schedule closes quiet windows.
         self.failure_queues["aggregator"] = failure_queue(self, "AggregatorFailures")
@@ -98,7 +104,7 @@ class Ingest(Construct):
             self.clicks, on_failure=self.failure_queues["aggregator"], retry_attempts=retry_attempts,
             max_record_age=Duration.hours(max_record_age_hours), batch_size=500, max_batching_seconds=5))
         self.features.grant_write(self.aggregator)
-        state_bucket.grant_read_write(self.aggregator, "aggregator/*")
+        grant_prefix(state_bucket, self.aggregator, "aggregator/")
         self.window_closer = events.Rule(
             self, "CloseWindowsEveryMinute", schedule=events.Schedule.rate(Duration.minutes(1)),
             description="Invokes the aggregator every minute so windows without clicks still close",
@@ -119,6 +125,14 @@ class Ingest(Construct):
                     processors=[firehose.AppendDelimiterToRecordProcessor()],
                 ),
             )
+            stream = self.delivery_streams[name]
+            acknowledge(stream, "AwsSolutions-KDF1",
+                        "a delivery stream with a Kinesis stream source cannot enable its own SSE; the data is "
+                        "encrypted at rest in the source stream (aws/kinesis) and in the SSE-S3 lake bucket")
+            why = "CDK's Firehose S3-destination grant: Firehose lists the lake and runs multipart uploads into it"
+            wildcard_actions(stream, ["s3:Abort*", "s3:GetBucket*", "s3:GetObject*", "s3:List*",
+                                      "s3:DeleteObject*"], why)
+            wildcard_resource(stream, f"{arn_ref(self.lake)}/*", why)
 
     @property
     def functions(self) -> dict[str, lambda_.Function]:

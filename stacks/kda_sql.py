@@ -21,12 +21,15 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
+from stacks.nag import BASIC_EXECUTION_ROLE, acknowledge
+
 INPUT_PREFIX = "SOURCE_SQL_STREAM"
 INPUT_STREAM = f"{INPUT_PREFIX}_001"
 OUTPUT_STREAM = "DESTINATION_SQL_STREAM"
 #: The first (only) input of a KDA SQL application always has id 1.1.
 INPUT_ID = "1.1"
 WINDOW_COLUMN = ("window_start", "VARCHAR(32)")
+CUSTOM_RESOURCE_SINGLETON = "AWS679f53fac002430cb0da5b7982bd2287"
 
 
 def input_columns() -> list[kda.CfnApplication.RecordColumnProperty]:
@@ -69,9 +72,10 @@ class KdaSqlDetection(Construct):
         self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("kinesisanalytics.amazonaws.com"),
                              description="Lets the KDA SQL application read features and invoke the alerter")
         features.grant_read(self.role)
-        alerter.grant_invoke(self.role)
-        self.role.add_to_policy(iam.PolicyStatement(actions=["lambda:GetFunctionConfiguration"],
-                                                    resources=[alerter.function_arn]))
+        # The unqualified function only (grant_invoke would add every version, ``<arn>:*``).
+        self.role.add_to_policy(iam.PolicyStatement(
+            actions=["lambda:InvokeFunction", "lambda:GetFunctionConfiguration"],
+            resources=[alerter.function_arn]))
 
         self.application = kda.CfnApplication(
             self, "Application",
@@ -121,3 +125,7 @@ class KdaSqlDetection(Construct):
             install_latest_aws_sdk=False)
         # Start only once the output exists, so no result is produced before it has somewhere to go.
         self.starter.node.add_dependency(self.output)
+        for child in Stack.of(self).node.children:  # the singleton Lambda behind every AwsCustomResource
+            if child.node.id.startswith(CUSTOM_RESOURCE_SINGLETON):
+                acknowledge(child, BASIC_EXECUTION_ROLE,
+                            "CDK's AwsCustomResource provider only needs to write its own CloudWatch Logs")

@@ -32,9 +32,14 @@ from constructs import Construct
 
 from stacks.functions import FunctionDefaults, failure_queue, kinesis_source, pipeline_function
 from stacks.images import image_uri
-from stacks.storage import secure_bucket
+from stacks.nag import arn_ref, wildcard_resource
+from stacks.storage import grant_prefix, secure_bucket
 
 ALGORITHMS = ("rcf", "deepar")
+#: Where the prepare Lambda writes the channel files (``channels/<algorithm>/<channel>/``); a fixed prefix so
+#: the SageMaker role reads exactly these objects (with a JSONPath channel location CDK grants
+#: s3:GetObject and s3:ListBucket on every bucket).
+CHANNELS_PREFIX = "channels/"
 ENDPOINT_POLL_SECONDS = 60
 
 
@@ -76,7 +81,6 @@ class Models(Construct):
 
         self.role = iam.Role(self, "SageMakerRole", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
                              description="Execution role of the clickstream anomaly training jobs and models")
-        self.bucket.grant_read_write(self.role)
         stack = Stack.of(self)
         self.role.add_to_policy(iam.PolicyStatement(
             actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents",
@@ -87,6 +91,17 @@ class Models(Construct):
         self.role.add_to_policy(iam.PolicyStatement(
             actions=["cloudwatch:PutMetricData"], resources=["*"],
             conditions={"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "aws/sagemaker/*"]}}))
+        grant_prefix(self.bucket, self.role, CHANNELS_PREFIX, write=False)
+        for alg in ALGORITHMS:
+            grant_prefix(self.bucket, self.role, f"{alg}/models/")
+        wildcard_resource(self.role, "arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:"
+                                     "/aws/sagemaker/*",
+                          "SageMaker jobs and endpoints log to log groups it names under /aws/sagemaker/")
+        wildcard_resource(self.role, "*", "cloudwatch:PutMetricData has no resource type; the statement is "
+                                          "limited to SageMaker's metric namespaces by a condition")
+        # The tasks get an immutable reference: CDK would otherwise add read access to every bucket for the
+        # model artifacts (a JSONPath location); the grants above are the exact prefixes instead.
+        self.task_role = iam.Role.from_role_arn(self, "SageMakerRoleForTasks", self.role.role_arn, mutable=False)
 
         self.prepare = pipeline_function(
             self, "Prepare", name="prepare", defaults=functions, timeout_seconds=900,
@@ -94,8 +109,8 @@ class Models(Construct):
                          "TRAINING_DAYS": str(training_days), "WINDOW_FREQ": window_freq,
                          "PREDICTION_LENGTH": str(deepar_hyperparameters["prediction_length"])},
             description="Turns the lake's window features into SageMaker training channels")
-        lake.grant_read(self.prepare, "features/*")
-        self.bucket.grant_put(self.prepare, "runs/*")
+        grant_prefix(lake, self.prepare, "features/", write=False)
+        grant_prefix(self.bucket, self.prepare, CHANNELS_PREFIX, read=False)
 
         hyperparameters = {"rcf": dict(rcf_hyperparameters), "deepar": dict(deepar_hyperparameters)}
         self.state_machines: dict[str, sfn.StateMachine] = {}
@@ -111,6 +126,7 @@ class Models(Construct):
                 logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL),
                 comment=f"Prepare data, train SageMaker {alg}, create the model"
                         + (" and deploy its endpoint" if deploy_endpoints else ""))
+            self._acknowledge_pipeline(self.state_machines[alg])
 
         if retrain_schedule:
             self.schedule = events.Rule(
@@ -136,9 +152,20 @@ class Models(Construct):
                 actions=["sagemaker:InvokeEndpoint"],
                 resources=[self._endpoint_arn(name) for name in self.endpoint_names.values()]))
             detections.grant_write(self.scorer)
-            state_bucket.grant_read_write(self.scorer, "scorer/*")
+            grant_prefix(state_bucket, self.scorer, "scorer/")
 
     # ------------------------------------------------------------------ helpers
+    def _acknowledge_pipeline(self, machine: sfn.StateMachine) -> None:
+        """The wildcards CDK's Step Functions service integrations need, with why each is accepted."""
+        account = "arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>"
+        for kind in ("training-job", "model", "endpoint-config"):
+            wildcard_resource(machine, f"{account}:{kind}/*",
+                              f"each run creates a new SageMaker {kind} named after its run id (a UUID)")
+        wildcard_resource(machine, f"{arn_ref(self.prepare)}:*",
+                          "Step Functions may invoke any version of the prepare function (CDK's grant)")
+        wildcard_resource(machine, "*", "X-Ray tracing and CloudWatch Logs delivery of the state machine, and "
+                                        "sagemaker:ListTags, have no narrower resource type")
+
     def _endpoint_arn(self, name: str) -> str:
         return Stack.of(self).format_arn(service="sagemaker", resource="endpoint", resource_name=name)
 
@@ -160,14 +187,14 @@ class Models(Construct):
             channels = [tasks.Channel(
                 channel_name="train", content_type="text/csv;label_size=0",
                 data_source=tasks.DataSource(s3_data_source=tasks.S3DataSource(
-                    s3_location=tasks.S3Location.from_json_expression("$.data.train"),
+                    s3_location=tasks.S3Location.from_bucket(self.bucket, f"{CHANNELS_PREFIX}rcf/train/"),
                     s3_data_type=tasks.S3DataType.S3_PREFIX,
                     s3_data_distribution_type=tasks.S3DataDistributionType.SHARDED_BY_S3_KEY)))]
         else:
             channels = [tasks.Channel(
                 channel_name=name, content_type="application/jsonlines",
                 data_source=tasks.DataSource(s3_data_source=tasks.S3DataSource(
-                    s3_location=tasks.S3Location.from_json_expression(f"$.data.{name}"),
+                    s3_location=tasks.S3Location.from_bucket(self.bucket, f"{CHANNELS_PREFIX}deepar/{name}/"),
                     s3_data_type=tasks.S3DataType.S3_PREFIX,
                     s3_data_distribution_type=tasks.S3DataDistributionType.FULLY_REPLICATED)))
                 for name in ("train", "test")]
@@ -183,7 +210,7 @@ class Models(Construct):
                                                  volume_size=Size.gibibytes(10)),
             stopping_condition=tasks.StoppingCondition(max_runtime=Duration.hours(3)),
             hyperparameters=hyperparameters,
-            role=self.role,
+            role=self.task_role,
             integration_pattern=sfn.IntegrationPattern.RUN_JOB,
             result_selector={"artifacts.$": "$.ModelArtifacts.S3ModelArtifacts", "job.$": "$.TrainingJobName"},
             result_path="$.training")
@@ -192,7 +219,7 @@ class Models(Construct):
             model_name=self._name(alg),
             primary_container=tasks.ContainerDefinition(
                 image=image, model_s3_location=tasks.S3Location.from_json_expression("$.training.artifacts")),
-            role=self.role, result_path="$.model")
+            role=self.task_role, result_path="$.model")
         chain = new_run.next(prepare).next(train).next(model)
         if endpoint_type is None:
             return chain.next(sfn.Succeed(self, f"{cap}ModelReady"))

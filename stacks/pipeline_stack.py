@@ -13,6 +13,7 @@ from stacks.functions import LOG_RETENTION, FunctionDefaults, project_code
 from stacks.ingest import Ingest
 from stacks.layers import managed_layers
 from stacks.models import Models
+from stacks.nag import acknowledge
 from stacks.settings import Settings
 from stacks.storage import Storage
 
@@ -103,6 +104,10 @@ class ClickstreamAnomalyStack(Stack):
             window_seconds=s.window_seconds, detectors=detectors, functions=fns, stream_consumers=consumers,
             failure_queues=queues, endpoint_names=endpoint_names,
             state_machines=self.models.state_machines, anomaly_alarm_count=s.anomaly_alarm_count)
+
+        acknowledge(self, "CloudFormation-Validate::W7001",
+                    "aws-cdk-lib's Firehose module adds a per-region CIDR mapping that this stack does not use "
+                    "(it is only needed for Firehose to Redshift/OpenSearch in a VPC)")
 
         CfnOutput(self, "LandingBucket", value=self.ingest.landing.bucket_name,
                   description=f"Upload click CSV files under s3://<bucket>/{s.landing_prefix}")

@@ -7,6 +7,7 @@ scorer and alerter keep their state in; other constructs build their buckets wit
 from __future__ import annotations
 
 from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
@@ -59,3 +60,21 @@ class Storage(Construct):
         self.state = secure_bucket(self, "State", access_logs=self.access_logs, removal_policy=removal_policy,
                                    log_prefix="state/", versioned=True)
         self.state.add_lifecycle_rule(noncurrent_version_expiration=Duration.days(7))
+
+
+def grant_prefix(bucket: s3.IBucket, grantee: iam.IGrantable, prefix: str, *, read: bool = True,
+                 write: bool = True) -> None:
+    """Least-privilege object access under ``prefix`` (``"detector/"``): Get/Put on its objects and
+    ListBucket limited to it (so a missing key reads as NoSuchKey, not AccessDenied). Acknowledges the one
+    wildcard this needs (the prefix's objects)."""
+    actions = (["s3:GetObject"] if read else []) + (["s3:PutObject"] if write else [])
+    grantee.grant_principal.add_to_principal_policy(iam.PolicyStatement(
+        actions=actions, resources=[bucket.arn_for_objects(f"{prefix}*")]))
+    if read:
+        grantee.grant_principal.add_to_principal_policy(iam.PolicyStatement(
+            actions=["s3:ListBucket"], resources=[bucket.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": [f"{prefix}*"]}}))
+    from stacks.nag import arn_ref, wildcard_resource
+
+    wildcard_resource(grantee if isinstance(grantee, Construct) else bucket, f"{arn_ref(bucket)}/{prefix}*",
+                      f"object access is limited to the {prefix} prefix this role owns")
