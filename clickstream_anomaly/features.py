@@ -6,11 +6,14 @@ start at :00, :10, ...):
 * ``urls``     = number of distinct pages clicked in the window;
 * ``users``    = number of distinct users who clicked in the window;
 * ``clicks``   = number of click events in the window;
-* ``residual`` = ``clicks - users``: the clicks not explained by one click per active user, i.e. each
-  user's repeat clicks. It is exact, needs nothing outside the window (so the streaming aggregator
-  computes the same number) and separates the incident kinds: a user-miscount bug (users collapse,
-  clicks go on) drives it HIGH with users LOW; a bot flood drives it HIGH with users flat; an outage
-  drives everything to 0.
+* ``residual`` = ``clicks - users * R``: the clicks not explained by the active users, where ``R`` is the
+  site's recent clicks per user: ``R = sum(clicks) / sum(users)`` over the previous
+  :data:`RESIDUAL_LOOKBACK` of windows (one day: 144 ten-minute windows; fewer at the start of a series,
+  and ``R = 1`` when no earlier window had users). Sums are exact integers and the division is one
+  float64 operation, so the batch computation here and the streaming aggregator (:class:`ResidualState`)
+  give bit-identical values. It is ~0 in normal traffic whatever the time of day, and separates the
+  incident kinds: a user-miscount bug (users collapse, clicks go on) drives it HIGH with users LOW; a bot
+  flood drives it HIGH with users flat; a page storm of one-click visitors drives it LOW.
 
 A window with no clicks is an observation (all zero), never a missing row, so an outage shows up.
 Large inputs are processed in chunks: memory holds only the distinct (window, user) and (window, page)
@@ -31,6 +34,54 @@ from .records import FEATURE_COLUMNS, WINDOW_COLUMNS, RecordError, Window
 
 DEFAULT_FREQ = "10min"
 DEFAULT_LATENESS = "1h"
+RESIDUAL_LOOKBACK = "1D"
+
+
+def lookback_windows(freq: str | pd.Timedelta = DEFAULT_FREQ, lookback: str = RESIDUAL_LOOKBACK) -> int:
+    """Number of windows in the residual's look-back (144 for 10-minute windows and one day)."""
+    return max(1, int(pd.Timedelta(lookback).value // freq_ns(freq)))
+
+
+def residuals(clicks: np.ndarray, users: np.ndarray, lookback: int) -> np.ndarray:
+    """``(n,)`` residuals of consecutive windows (see module docstring), computed with exact integer sums."""
+    c = np.asarray(clicks, dtype="int64")
+    u = np.asarray(users, dtype="int64")
+    cs = np.concatenate([[0], np.cumsum(c)])
+    us = np.concatenate([[0], np.cumsum(u)])
+    idx = np.arange(len(c))
+    lo = np.maximum(idx - lookback, 0)
+    csum = cs[idx] - cs[lo]
+    usum = us[idx] - us[lo]
+    ratio = np.where(usum > 0, csum.astype("float64") / np.where(usum > 0, usum, 1).astype("float64"), 1.0)
+    return c.astype("float64") - u.astype("float64") * ratio
+
+
+@dataclass
+class ResidualState:
+    """Streaming twin of :func:`residuals`: feed windows in time order, get the same numbers.
+
+    Keeps the (clicks, users) of the last ``lookback`` windows and their integer sums: bounded state.
+    """
+
+    lookback: int = 144
+    history: list[tuple[int, int]] = field(default_factory=list)
+
+    def residual(self, clicks: int, users: int) -> float:
+        """Residual of the next window, then remember it for the following ones."""
+        csum = sum(c for c, _ in self.history)
+        usum = sum(u for _, u in self.history)
+        ratio = float(csum) / float(usum) if usum > 0 else 1.0
+        self.history.append((int(clicks), int(users)))
+        if len(self.history) > self.lookback:
+            del self.history[: len(self.history) - self.lookback]
+        return float(clicks) - float(users) * ratio
+
+    def to_dict(self) -> dict:
+        return {"lookback": self.lookback, "history": [list(h) for h in self.history]}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ResidualState:
+        return cls(int(data["lookback"]), [(int(c), int(u)) for c, u in data["history"]])
 
 
 def freq_ns(freq: str | pd.Timedelta) -> int:
@@ -143,7 +194,8 @@ class WindowAccumulator:
             "users": done["users"].to_numpy(dtype="int64"),
             "clicks": done["clicks"].to_numpy(dtype="int64"),
         })
-        out["residual"] = out["clicks"] - out["users"]
+        out["residual"] = residuals(out["clicks"].to_numpy(), out["users"].to_numpy(),
+                                    lookback_windows(self.freq))
         return out[list(WINDOW_COLUMNS)]
 
 
@@ -165,7 +217,7 @@ def _distinct_pairs(win: np.ndarray, keys: pd.Series) -> pd.DataFrame:
 def empty_windows() -> pd.DataFrame:
     return pd.DataFrame({
         "window_start": pd.to_datetime(pd.Series([], dtype="int64"), utc=True),
-        **{c: pd.Series([], dtype="int64") for c in FEATURE_COLUMNS},
+        **{c: pd.Series([], dtype="float64" if c == "residual" else "int64") for c in FEATURE_COLUMNS},
     })
 
 
@@ -227,7 +279,7 @@ def write_windows(windows: pd.DataFrame, path: str | Path) -> None:
 def windows_to_records(windows: pd.DataFrame) -> list[Window]:
     """Frame rows -> :class:`~clickstream_anomaly.records.Window` records."""
     starts = pd.to_datetime(windows["window_start"], utc=True)
-    return [Window(ts.to_pydatetime(), int(u), int(us), int(c), int(r))
+    return [Window(ts.to_pydatetime(), int(u), int(us), int(c), float(r))
             for ts, u, us, c, r in zip(starts, windows["urls"], windows["users"], windows["clicks"],
                                        windows["residual"], strict=True)]
 

@@ -82,8 +82,8 @@ BLOG_INCIDENTS: tuple[Incident, ...] = (
 class Scenario:
     """Parameters of a synthetic clickstream.
 
-    ``volume`` scales traffic (1.0: about 150 clicks per 10 minutes at the afternoon peak, 15 at night,
-    about 135 000 clicks over the 9 days).
+    ``volume`` scales traffic (1.0: about 400 clicks per 10 minutes at the afternoon peak, 45 at night,
+    about 200 000 clicks over the 9 days).
     """
 
     start: str = "2020-07-07 00:00"
@@ -97,7 +97,7 @@ class Scenario:
     mean_seconds_between_clicks: float = 45.0
     day_to_day_sigma: float = 0.07
     weekend_factor: float = 0.8
-    peak_visits_per_minute: float = 4.0
+    peak_visits_per_minute: float = 12.0
 
     def __post_init__(self) -> None:
         if self.days <= 0:
@@ -189,9 +189,10 @@ def _inject(clicks: pd.DataFrame, inc: Incident, rng: np.random.Generator, sc: S
         clicks.loc[inside, "user"] = MISCOUNT_USER
         return clicks
     seconds = (hi - lo) / 1e9
+    scale = sc.volume * sc.peak_visits_per_minute / 4.0  # incident size follows the site's traffic
     if inc.kind == "bot-flood":
-        n_bots = 4
-        n = int(seconds / 5.0 * n_bots * sc.volume)  # each bot clicks every ~5 s
+        n_bots = max(1, round(4 * scale))
+        n = int(seconds / 5.0 * n_bots)  # each bot clicks every ~5 s
         bots = np.asarray([f"bot{i:02d}" for i in range(n_bots)], dtype=object)
         extra = pd.DataFrame({
             "ts": lo + (rng.random(n) * (hi - lo)).astype("int64"),
@@ -199,7 +200,7 @@ def _inject(clicks: pd.DataFrame, inc: Incident, rng: np.random.Generator, sc: S
             "page": _page_names(sc.n_pages)[rng.integers(0, sc.n_pages, n)],
         })
     else:  # page-storm: one page, many one-click visitors
-        n = int(seconds / 3.0 * sc.volume)  # ~200 extra clicks per 10 minutes
+        n = int(seconds / 3.0 * scale)  # ~200 extra clicks per 10 minutes per unit of scale
         extra = pd.DataFrame({
             "ts": lo + (rng.random(n) * (hi - lo)).astype("int64"),
             "user": np.char.add("s", np.arange(n).astype(str)).astype(object),

@@ -9,7 +9,9 @@ peak score and a cause in words:
 * from the forecast band: the observed value against the band (``"clicks 0, expected 95–160"``).
 
 Severity = peak excess (score / threshold for scores with a threshold, 1 + score for band distances)
-× number of detectors that agree. Incidents are returned most severe first.
+× number of detectors that agree. An incident is *confirmed* when at least two independent detectors
+agree on it; confirmed incidents come first, each group most severe first. Single-detector incidents are
+kept and reported (nothing is hidden) but are the ones to read with care.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import pandas as pd
 
 from .records import Detection, format_timestamp
 
+CONFIRM_DETECTORS = 2
 CAUSE_SHARE = 0.25  # a column is named in the cause when it carries >= 25 % of the attribution
 MAX_CAUSE_COLUMNS = 2
 
@@ -92,6 +95,11 @@ class Incident:
         return excess(self.peak) * len(self.detectors)
 
     @property
+    def confirmed(self) -> bool:
+        """At least :data:`CONFIRM_DETECTORS` detectors agree."""
+        return len(self.detectors) >= CONFIRM_DETECTORS
+
+    @property
     def cause(self) -> str:
         parts = []
         for name in self.detectors:
@@ -113,6 +121,7 @@ class Incident:
             "peak_detector": peak.detector,
             "peak_threshold": float(peak.threshold),
             "severity": round(self.severity, 4),
+            "confirmed": self.confirmed,
             "cause": self.cause,
         }
 
@@ -140,7 +149,7 @@ def group_incidents(detections: Iterable[Detection], gap_windows: int = 1,
         last_start = ws if last_start is None else max(last_start, ws)
     if current:
         incidents.append(_close(current, step))
-    incidents.sort(key=lambda inc: (-inc.severity, inc.start))
+    incidents.sort(key=lambda inc: (not inc.confirmed, -inc.severity, inc.start))
     return incidents
 
 
@@ -154,10 +163,11 @@ def incident_table(incidents: list[Incident]) -> str:
     """A plain-text table of incidents for terminals and logs."""
     if not incidents:
         return "no incidents"
-    rows = [("#", "start (UTC)", "end", "min", "detectors", "peak", "cause")]
+    rows = [("#", "start (UTC)", "end", "min", "confirmed", "detectors", "peak", "cause")]
     for i, inc in enumerate(incidents, 1):
         rows.append((str(i), f"{inc.start:%Y-%m-%d %H:%M}", f"{inc.end:%H:%M}",
-                     f"{inc.duration.total_seconds() / 60:.0f}", ",".join(inc.detectors),
+                     f"{inc.duration.total_seconds() / 60:.0f}", "yes" if inc.confirmed else "no",
+                     ",".join(inc.detectors),
                      f"{inc.peak.score:.2f}", inc.cause))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1]

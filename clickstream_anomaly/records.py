@@ -5,7 +5,8 @@ This module is the one place where their fields, CSV headers and JSON shapes are
 * **click** ``timestamp, user, page``: one event. CSV with that header; a JSON object with those keys on
   Kinesis. Timestamps are ISO 8601; naive ones are taken as UTC, aware ones are converted to UTC.
 * **window** ``window_start, urls, users, clicks, residual``: the features of one fixed-length window
-  (10 minutes by default). ``residual = clicks - users`` (see :mod:`clickstream_anomaly.features`).
+  (10 minutes by default). ``residual = clicks - users * R`` with ``R`` the trailing day's clicks per user
+  (see :mod:`clickstream_anomaly.features`).
 * **detection**: a window plus ``detector, score, is_anomaly, threshold`` and optional explanation
   (``attribution``, ``direction``, ``strength`` per feature column) or forecast band (``p01, p50, p99``).
 """
@@ -122,16 +123,17 @@ class Click:
 
 @dataclass(frozen=True, slots=True)
 class Window:
-    """Features of one window. ``window_start`` is aware UTC; counts are non-negative integers."""
+    """Features of one window. ``window_start`` is aware UTC; ``urls, users, clicks`` are counts and
+    ``residual`` a float (clicks not explained by the users)."""
 
     window_start: datetime
     urls: int
     users: int
     clicks: int
-    residual: int
+    residual: float
 
     @property
-    def features(self) -> tuple[int, int, int, int]:
+    def features(self) -> tuple[int, int, int, float]:
         """The feature vector in :data:`FEATURE_COLUMNS` order."""
         return (self.urls, self.users, self.clicks, self.residual)
 
@@ -141,7 +143,8 @@ class Window:
         if missing:
             raise RecordError(f"missing field(s): {', '.join(missing)}")
         try:
-            counts = {k: int(float(data[k])) for k in FEATURE_COLUMNS}
+            counts: dict[str, Any] = {k: int(float(data[k])) for k in ("urls", "users", "clicks")}
+            counts["residual"] = float(data["residual"])
         except (TypeError, ValueError) as exc:
             raise RecordError(f"non-numeric feature: {exc}") from exc
         return cls(parse_timestamp(data["window_start"]), **counts)

@@ -3,10 +3,12 @@
 Specs (the ``--threshold`` option):
 
 * ``sigma:K`` (default ``sigma:3``): mean + K standard deviations of the scores, AWS's documented practice
-  for RCF. Made robust to the anomalies in the sample by *sigma clipping*: scores above the current
-  threshold are set aside and mean/std recomputed, until nothing changes (at most 20 rounds). Without it,
-  a few huge scores inflate the std and hide the smaller anomalies. Warm-up zeros (KDA emits score 0 for
-  its first records) are left out of the statistics.
+  for RCF. Made robust to the anomalies in the sample by leaving out *gross* outliers once: scores above
+  mean + 2K std of a first pass are set aside, then mean + K std is taken over the rest. A few huge scores
+  therefore cannot inflate the std and hide the smaller anomalies. Full iterative sigma clipping is not
+  used on purpose: RCF scores are right-skewed (a long tail of busy-hour inliers), and clipping to
+  convergence walks the threshold down into that tail (measured on the demo: 33-38 false windows instead
+  of 12-14). Warm-up zeros (KDA emits score 0 for its first records) are left out of the statistics.
 * ``percentile:P``: the P-th percentile of the (non-warm-up) scores.
 * ``value:X``: a fixed threshold, e.g. the blog's ``value:2.6``.
 * ``f1``: with labels, the threshold that maximises F1 on them (an optimistic, in-sample figure meant for
@@ -76,17 +78,14 @@ def parse_threshold(spec: str) -> ThresholdRule:
     return ThresholdRule(kind, param)
 
 
-def sigma_threshold(scores: np.ndarray, k: float = 3.0, max_rounds: int = 20) -> float:
-    """Mean + ``k`` std of ``scores`` after iterative sigma clipping (see module docstring)."""
-    kept = np.asarray(scores, dtype="float64")
-    threshold = float(kept.mean() + k * kept.std())
-    for _ in range(max_rounds):
-        inside = kept[kept <= threshold]
-        if inside.size == kept.size or inside.size < 2:
-            break
-        kept = inside
-        threshold = float(kept.mean() + k * kept.std())
-    return threshold
+def sigma_threshold(scores: np.ndarray, k: float = 3.0) -> float:
+    """Mean + ``k`` std of ``scores`` once gross outliers (> mean + 2k std) are left out (module docstring)."""
+    values = np.asarray(scores, dtype="float64")
+    gross = values.mean() + 2 * k * values.std()
+    kept = values[values <= gross]
+    if kept.size < 2:
+        kept = values
+    return float(kept.mean() + k * kept.std())
 
 
 def best_f1_threshold(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float, dict[str, list[float]]]:

@@ -1,13 +1,18 @@
 """Exact window features on hand-made clicks, empty windows, time zones, chunking."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from clickstream_anomaly.features import (
+    ResidualState,
     WindowAccumulator,
     compute_windows,
+    lookback_windows,
     read_windows,
+    residuals,
     windows_from_frame,
     write_windows,
 )
@@ -37,7 +42,8 @@ def test_exact_features_with_an_empty_window(tmp_path):
     assert w["urls"].tolist() == [2, 1, 0, 1]
     assert w["users"].tolist() == [2, 1, 0, 1]
     assert w["clicks"].tolist() == [4, 1, 0, 2]
-    assert w["residual"].tolist() == [2, 0, 0, 1]
+    # residual = clicks - users * R, R = clicks per user over the earlier windows (1 with no history)
+    assert w["residual"].tolist() == pytest.approx([4 - 2 * 1.0, 1 - 1 * (4 / 2), 0.0, 2 - 1 * (5 / 3)])
 
 
 def test_timezone_offsets_are_converted_to_utc(tmp_path):
@@ -140,4 +146,22 @@ def test_random_clicks_match_a_naive_groupby(tmp_path):
     assert (w["urls"] == expected["urls"]).all()
     assert (w["users"] == expected["users"]).all()
     assert (w["clicks"] == expected["clicks"]).all()
-    assert (w["residual"] == w["clicks"] - w["users"]).all()
+    assert np.allclose(w["residual"], residuals(expected["clicks"].to_numpy(), expected["users"].to_numpy(), 144))
+
+
+def test_residual_lookback_and_streaming_twin_are_bit_identical():
+    rng = np.random.default_rng(7)
+    clicks = rng.integers(0, 500, 1000)
+    users = np.minimum(clicks, rng.integers(0, 200, 1000))
+    batch = residuals(clicks, users, 144)
+    state = ResidualState(lookback=144)
+    stream = [state.residual(c, u) for c, u in zip(clicks[:500], users[:500], strict=True)]
+    state = ResidualState.from_dict(json.loads(json.dumps(state.to_dict())))  # persisted and restored
+    stream += [state.residual(c, u) for c, u in zip(clicks[500:], users[500:], strict=True)]
+    assert np.array_equal(batch, np.asarray(stream))
+    assert len(state.history) == 144
+    # by hand: R over exactly the previous 144 windows
+    t = 600
+    ratio = clicks[t - 144:t].sum() / users[t - 144:t].sum()
+    assert batch[t] == clicks[t] - users[t] * ratio
+    assert lookback_windows("10min") == 144 and lookback_windows("1h") == 24

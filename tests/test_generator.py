@@ -60,7 +60,9 @@ def test_injected_bot_flood_and_page_storm():
                  parse_incident("page-storm@2020-07-07T16:00+10min"))
     clicks, labels = generate(Scenario(days=1, incidents=incidents))
     w = windows_from_frame(clicks).set_index("window_start")
-    assert w.loc["2020-07-07 14:00", "residual"] > 3 * w.loc["2020-07-07 13:40", "residual"]
+    per_user = w["clicks"] / w["users"]
+    assert per_user.loc["2020-07-07 14:00"] > 3 * per_user.loc["2020-07-07 13:40"]
+    assert w.loc["2020-07-07 14:00", "residual"] > 300
     storm = clicks[(clicks["page"] == STORM_PAGE)]
     assert storm["timestamp"].min() >= pd.Timestamp("2020-07-07 16:00", tz="UTC")
     assert w.loc["2020-07-07 16:00", "users"] > 3 * w.loc["2020-07-07 15:40", "users"]

@@ -31,9 +31,11 @@ def test_detectors_agreeing_and_severity_ranking():
     band = Detection(Window(T0, 10, 1, 40, 39), "deepar", 1.0, 0.0, True, p01=95, p50=120, p99=160)
     dets = [det(0, score=3.0), band, det(6, score=9.0)]
     incs = group_incidents(dets)
-    assert [i.detectors for i in incs] == [["rcf-streaming"], ["deepar", "rcf-streaming"]]
-    assert incs[0].severity == pytest.approx(4.5)  # 9 / 2, one detector
-    assert incs[1].severity == pytest.approx(4.0)  # max(3/2, 1+1) * 2 detectors
+    # confirmed (two detectors agree) first, even though the single-detector one is more severe
+    assert [i.detectors for i in incs] == [["deepar", "rcf-streaming"], ["rcf-streaming"]]
+    assert [i.confirmed for i in incs] == [True, False]
+    assert incs[0].severity == pytest.approx(4.0)  # max(3/2, 1+1) * 2 detectors
+    assert incs[1].severity == pytest.approx(4.5)  # 9 / 2, one detector
 
 
 def test_cause_in_words_from_attribution_and_band():

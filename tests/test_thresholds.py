@@ -23,8 +23,16 @@ def test_sigma_clipping_is_robust_to_the_anomalies_themselves():
     plain = scores.mean() + 3 * scores.std()
     robust = sigma_threshold(scores, 3)
     assert plain > 4.0  # the huge scores inflate the plain rule
-    assert 1.2 < robust < 1.4  # clipping recovers mean + 3 std of the normal part
+    assert 1.2 < robust < 1.4  # leaving out gross outliers recovers mean + 3 std of the normal part
     assert robust == pytest.approx(sigma_threshold(normal, 3), rel=0.02)
+    assert robust == pytest.approx(normal.mean() + 3 * normal.std(), rel=0.02)
+
+
+def test_sigma_does_not_walk_down_a_skewed_tail():
+    rng = np.random.default_rng(1)
+    skewed = rng.lognormal(0.0, 0.5, 5000)  # right-skewed like RCF scores
+    plain = skewed.mean() + 3 * skewed.std()
+    assert sigma_threshold(skewed, 3) > 0.9 * plain
 
 
 def test_warm_up_zeros_are_ignored():

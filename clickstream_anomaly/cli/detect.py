@@ -1,0 +1,105 @@
+"""``clickstream-anomaly detect``: clicks or windows -> detections, incidents, metrics, report."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from ..clicks_csv import BadLines
+from ..detectors import DETECTOR_NAMES, build_detectors
+from ..evaluate import metrics_table
+from ..features import DEFAULT_FREQ, compute_windows, read_windows
+from ..generator import read_labels
+from ..incidents import incident_table
+from ..records import CLICK_COLUMNS, WINDOW_COLUMNS
+from ..thresholds import DEFAULT_THRESHOLD, parse_threshold
+from ..workflow import DetectionResult, run_detection, write_outputs
+from .features import add_bad_line_options
+
+
+def add_detection_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--detectors", default=",".join(DETECTOR_NAMES),
+                   help=f"comma-separated detectors (default {','.join(DETECTOR_NAMES)})")
+    p.add_argument("--threshold", default=DEFAULT_THRESHOLD,
+                   help="score threshold for the RCF detectors: sigma:K (default sigma:3), percentile:P, "
+                        "value:X (the blog used value:2.6) or f1 (needs --labels)")
+    p.add_argument("--gap", type=int, default=1,
+                   help="windows without an anomaly allowed inside one incident (default 1)")
+    p.add_argument("--deepar-epochs", type=int, default=None, help="DeepAR training epochs (default: tuned)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the detectors (default 0)")
+    p.add_argument("--no-report", action="store_true", help="skip report.html and the PNGs")
+    p.add_argument("--quiet", action="store_true", help="print nothing but errors")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("detect", help="run the detectors on clicks or windows; write incidents and a report",
+                       description="INPUT is a clicks CSV (timestamp,user,page) or a windows CSV "
+                                   "(window_start,urls,users,clicks,residual), told apart by the header. "
+                                   "DIR receives detections.csv, incidents.json, metrics.json (with --labels), "
+                                   "report.html and PNGs.")
+    p.add_argument("input", type=Path, help="clicks CSV or windows CSV")
+    p.add_argument("-o", "--output", required=True, type=Path, help="output folder")
+    p.add_argument("--labels", type=Path, default=None, help="labels CSV (window_start,is_anomaly[,incident])")
+    p.add_argument("--freq", default=DEFAULT_FREQ, help=f"window length for clicks input (default {DEFAULT_FREQ})")
+    add_detection_options(p)
+    add_bad_line_options(p)
+    p.set_defaults(func=run)
+
+
+def load_windows(path: Path, args: argparse.Namespace) -> pd.DataFrame:
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    header = pd.read_csv(path, nrows=0, compression="infer").columns.str.strip().tolist()
+    if header[: len(WINDOW_COLUMNS)] == list(WINDOW_COLUMNS):
+        return read_windows(path)
+    if header == list(CLICK_COLUMNS):
+        bad = BadLines(rejects_path=args.rejects)
+        try:
+            windows = compute_windows(path, args.freq, skip_bad=args.skip_bad, bad=bad)
+        finally:
+            bad.close()
+        if bad.count and not args.quiet:
+            print(bad.summary(), file=sys.stderr)
+        return windows
+    raise ValueError(f"{path}: header {','.join(header)} is neither a clicks CSV ({','.join(CLICK_COLUMNS)}) "
+                     f"nor a windows CSV ({','.join(WINDOW_COLUMNS)})")
+
+
+def detect_and_write(windows: pd.DataFrame, args: argparse.Namespace, labels: pd.DataFrame | None,
+                     out: Path) -> DetectionResult:
+    names = [n.strip() for n in args.detectors.split(",") if n.strip()]
+    rule = parse_threshold(args.threshold)
+    if rule.kind == "f1" and labels is None:
+        raise ValueError("--threshold f1 needs --labels")
+    deepar_kw = {"random_state": args.seed}
+    if args.deepar_epochs is not None:
+        deepar_kw["epochs"] = args.deepar_epochs
+    detectors = build_detectors(names, threshold=rule.spec, deepar=deepar_kw,
+                                rcf_streaming={"random_state": args.seed}, rcf_batch={"random_state": args.seed})
+
+    def step(name: str, seconds: float) -> None:
+        if not args.quiet:
+            print(f"  {name}: {seconds:.1f} s", file=sys.stderr)
+
+    if not args.quiet:
+        print(f"running {', '.join(names)} on {len(windows):,} windows...", file=sys.stderr)
+    result = run_detection(windows, detectors, labels=labels, gap_windows=args.gap, on_step=step)
+    paths = write_outputs(result, out, report=not args.no_report)
+    if not args.quiet:
+        print(f"\nincidents ({len(result.incidents)}), most severe first:")
+        print(incident_table(result.incidents))
+        if result.metrics:
+            print("\nmetrics against the labels:")
+            print(metrics_table(result.metrics))
+        print("\nwrote " + ", ".join(str(p) for p in paths.values()))
+    return result
+
+
+def run(args: argparse.Namespace) -> int:
+    windows = load_windows(args.input, args)
+    labels = read_labels(args.labels) if args.labels else None
+    detect_and_write(windows, args, labels, args.output)
+    return 0

@@ -1,0 +1,110 @@
+"""From windows to what a user acts on: run detectors, evaluate, group incidents, write the outputs.
+
+``detect`` and ``demo`` both call :func:`run_detection` then :func:`write_outputs`, so the two can never
+disagree on what they write.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .detectors import Detector
+from .evaluate import detections_frame, evaluate
+from .incidents import Incident, group_incidents
+from .records import DETECTION_COLUMNS, Detection
+
+
+@dataclass
+class DetectionResult:
+    windows: pd.DataFrame
+    detections: list[Detection]
+    incidents: list[Incident]
+    labels: pd.DataFrame | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    curves: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        return detections_frame(self.detections)
+
+
+def _aligned_labels(windows: pd.DataFrame, labels: pd.DataFrame | None) -> np.ndarray | None:
+    if labels is None:
+        return None
+    lab = labels.set_index("window_start")["is_anomaly"]
+    return lab.reindex(pd.to_datetime(windows["window_start"], utc=True)).fillna(0).to_numpy(dtype=int)
+
+
+def run_detection(windows: pd.DataFrame, detectors: Sequence[Detector], labels: pd.DataFrame | None = None,
+                  gap_windows: int = 1, freq: str = "10min",
+                  on_step: Callable[[str, float], None] | None = None) -> DetectionResult:
+    """Run every detector on ``windows``, evaluate against ``labels`` (optional), group incidents."""
+    if windows.empty:
+        raise ValueError("no windows to run detection on")
+    aligned = _aligned_labels(windows, labels)
+    detections: list[Detection] = []
+    seconds: dict[str, float] = {}
+    for det in detectors:
+        t0 = time.perf_counter()
+        detections.extend(det.detect(windows, aligned))
+        seconds[det.name] = time.perf_counter() - t0
+        if on_step is not None:
+            on_step(det.name, seconds[det.name])
+    result = DetectionResult(windows=windows, detections=detections,
+                             incidents=group_incidents(detections, gap_windows=gap_windows, freq=freq),
+                             labels=labels, seconds=seconds)
+    if labels is not None:
+        result.metrics = evaluate(detections, labels)
+        result.curves = _curves(result.frame, labels)
+    return result
+
+
+def _curves(frame: pd.DataFrame, labels: pd.DataFrame) -> dict[str, dict[str, list[float]]]:
+    from .thresholds import best_f1_threshold
+
+    out = {}
+    lab = labels[["window_start", "is_anomaly"]]
+    for name, grp in frame.groupby("detector"):
+        if name == "deepar":
+            continue
+        joined = grp.merge(lab, on="window_start", suffixes=("", "_label"))
+        y = joined["is_anomaly_label"].to_numpy(dtype=int)
+        if 0 < y.sum() < len(y):
+            _, best_f1, curve = best_f1_threshold(joined["score"].to_numpy(dtype=float), y)
+            curve["best_f1"] = best_f1
+            out[str(name)] = curve
+    return out
+
+
+def write_outputs(result: DetectionResult, out_dir: Path, report: bool = True) -> dict[str, Path]:
+    """Write ``detections.csv``, ``incidents.json``, ``metrics.json`` (when labelled) and the report."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, Path] = {}
+    frame = result.frame
+    csv_frame = frame.copy()
+    csv_frame["window_start"] = csv_frame["window_start"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    paths["detections"] = out_dir / "detections.csv"
+    csv_frame[list(DETECTION_COLUMNS)].to_csv(paths["detections"], index=False)
+    paths["incidents"] = out_dir / "incidents.json"
+    paths["incidents"].write_text(json.dumps([i.to_dict() for i in result.incidents], indent=2) + "\n")
+    if result.labels is not None:
+        paths["metrics"] = out_dir / "metrics.json"
+        payload = {"detectors": result.metrics,
+                   "best_f1": {k: v["best_f1"] for k, v in result.curves.items()},
+                   "precision_recall_curves": result.curves}
+        paths["metrics"].write_text(json.dumps(payload, indent=2) + "\n")
+    if report:
+        from .reports import write_report
+
+        paths["report"] = write_report(out_dir, result.windows, frame, result.incidents, result.metrics,
+                                       result.labels, result.curves)
+    return paths

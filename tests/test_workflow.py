@@ -1,0 +1,54 @@
+"""detect end to end on a small scenario: outputs, report figures, CLI errors; the demo finds both incidents."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from clickstream_anomaly.cli import main
+from clickstream_anomaly.clicks_csv import write_clicks
+from clickstream_anomaly.generator import Scenario, generate, write_labels
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    d = tmp_path_factory.mktemp("small")
+    clicks, labels = generate(Scenario(days=3, start="2020-07-13"))
+    write_clicks(clicks, d / "clicks.csv")
+    write_labels(labels, d / "labels.csv")
+    return d
+
+
+def test_detect_writes_every_output_and_figure(small, capsys):
+    out = small / "out"
+    rc = main(["detect", str(small / "clicks.csv"), "-o", str(out), "--labels", str(small / "labels.csv"),
+               "--detectors", "rcf-streaming,rcf-batch", "--quiet"])
+    assert rc == 0
+    dets = pd.read_csv(out / "detections.csv")
+    assert set(dets["detector"]) == {"rcf-streaming", "rcf-batch"}
+    assert len(dets) == 2 * 3 * 144
+    assert dets.loc[dets["detector"] == "rcf-streaming", "explanation"].dropna().str.contains("DIRECTION").any()
+    incidents = json.loads((out / "incidents.json").read_text())
+    assert incidents and {"start", "end", "cause", "detectors", "confirmed"} <= set(incidents[0])
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {"rcf-streaming", "rcf-batch"} <= set(metrics["detectors"])
+    html = (out / "report.html").read_text()
+    for fig in ("scores_rcf-batch", "scores_rcf-streaming", "features", "attribution", "precision_recall"):
+        assert (out / f"{fig}.png").stat().st_size > 1000
+        assert f'alt="{fig}"' in html
+    assert html.count("data:image/png;base64,") == 5
+    assert capsys.readouterr().out == ""
+
+
+def test_detect_on_windows_csv_and_bad_inputs(small, tmp_path, capsys):
+    assert main(["features", str(small / "clicks.csv"), "-o", str(tmp_path / "w.csv"), "--quiet"]) == 0
+    assert main(["detect", str(tmp_path / "w.csv"), "-o", str(tmp_path / "o"), "--detectors", "rcf-batch",
+                 "--threshold", "value:1.5", "--no-report", "--quiet"]) == 0
+    dets = pd.read_csv(tmp_path / "o" / "detections.csv")
+    assert (dets["threshold"] == 1.5).all() and not (tmp_path / "o" / "report.html").exists()
+    (tmp_path / "x.csv").write_text("a,b\n1,2\n")
+    assert main(["detect", str(tmp_path / "x.csv"), "-o", str(tmp_path / "o")]) == 2
+    assert "neither a clicks CSV" in capsys.readouterr().err
+    assert main(["detect", str(tmp_path / "w.csv"), "-o", str(tmp_path / "o"), "--threshold", "f1"]) == 2
+    assert "needs --labels" in capsys.readouterr().err
+    assert main(["detect", str(tmp_path / "w.csv"), "-o", str(tmp_path / "o"), "--detectors", "magic"]) == 2
