@@ -20,11 +20,12 @@ from ..records import Detection, Window
 from .aggregation import BatchStats, run_aggregator
 from .alerting import Alert, AlertConfig, run_alerter, sns_attributes
 from .detection import run_detector
-from .state import S3Store
+from .state import S3Store, transact
 
 FEATURES_PARTITION_KEY = "windows"  # one key: windows stay in time order on one shard
 AGGREGATOR_STATE_KEY = "aggregator/state.json.gz"
 ALERTER_STATE_KEY = "alerter/state.json"
+SCORER_STATE_KEY = "scorer/history.json"
 
 
 class ConfigError(ValueError):
@@ -239,3 +240,29 @@ def alert(detections: list[Detection]) -> tuple[list[Detection], list[Alert]]:
     """The alerter's work: judge, group, publish to ``TOPIC_ARN``; returns (judged, published)."""
     return run_alerter(state_store(ALERTER_STATE_KEY), detections, alert_config_from_env(),
                        publish=sns_publisher(env("TOPIC_ARN")))
+
+
+def sagemaker_invoke(endpoint: str, body: str, content_type: str) -> bytes:
+    """``InvokeEndpoint`` (botocore retries whole-call errors; :func:`scoring.with_retries` the rest)."""
+    resp = client("sagemaker-runtime").invoke_endpoint(EndpointName=endpoint, Body=body.encode("utf-8"),
+                                                       ContentType=content_type, Accept="application/json")
+    return resp["Body"].read()
+
+
+def score(window: Window) -> list[Detection]:
+    """The scorer's work for one window: configured endpoints -> detections -> detections stream."""
+    from .scoring import History, score_window
+
+    rcf, deepar = env("RCF_ENDPOINT_NAME", ""), env("DEEPAR_ENDPOINT_NAME", "")
+    if deepar:
+        def change(history: History) -> list[Detection]:
+            dets = score_window(window, invoke=sagemaker_invoke, rcf_endpoint=rcf, deepar_endpoint=deepar,
+                                history=history)
+            history.add(window)
+            return dets
+        _, dets = transact(state_store(SCORER_STATE_KEY), History.from_bytes, History.to_bytes, change)
+    else:
+        dets = score_window(window, invoke=sagemaker_invoke, rcf_endpoint=rcf)
+    if dets:
+        send_detections(env("DETECTIONS_STREAM_NAME"))(dets)
+    return dets

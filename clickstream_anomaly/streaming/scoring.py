@@ -1,0 +1,130 @@
+"""The scorer's core: a window -> SageMaker RCF endpoint and/or DeepAR endpoint -> detections.
+
+* RCF: the window's features as one ``text/csv`` row; the response ``{"scores": [{"score": s}]}`` gives
+  the score (detector ``rcf-sagemaker``; the alerter applies the threshold).
+* DeepAR: the recent ``clicks`` history (kept in S3, :class:`History`, at most ``context_windows``
+  values) is sent as one instance; the first step of the forecast quantiles 0.01/0.5/0.99 is the band
+  for this window (detector ``deepar``). ``score`` is the distance outside the band in band widths
+  (0 inside) and ``is_anomaly`` is set when the window's clicks fall outside it.
+
+Both bodies are built and parsed by :mod:`clickstream_anomaly.sagemaker_formats`. ``invoke(endpoint,
+body, content_type) -> bytes`` is injected; :func:`with_retries` retries throttling and transient endpoint
+errors, then raises so the record is reported failed (never swallowed).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..records import Detection, Window, format_timestamp
+from ..sagemaker_formats import (
+    deepar_record,
+    deepar_request,
+    parse_deepar_response,
+    parse_rcf_response,
+    quantile_key,
+    rcf_request_body,
+)
+
+RCF_DETECTOR = "rcf-sagemaker"
+DEEPAR_DETECTOR = "deepar"
+RETRYABLE = ("ThrottlingException", "ServiceUnavailable", "InternalFailure", "ModelNotReadyException",
+             "TooManyRequestsException", "InternalServerError", "ServiceUnavailableException")
+
+Invoke = Callable[[str, str, str], bytes]
+
+
+def with_retries(fn: Callable[[], Any], *, attempts: int = 4, base: float = 0.2, cap: float = 5.0,
+                 sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None) -> Any:
+    """Call ``fn``; retry retryable AWS errors with full-jitter backoff; re-raise after ``attempts``."""
+    rng = rng or random.Random()
+    for attempt in range(attempts):
+        try:
+            return fn()
+        except Exception as exc:
+            code = str((getattr(exc, "response", None) or {}).get("Error", {}).get("Code", ""))
+            if code not in RETRYABLE or attempt == attempts - 1:
+                raise
+            sleep(rng.uniform(0.0, min(cap, base * 2**attempt)))
+    raise AssertionError("unreachable")
+
+
+@dataclass
+class History:
+    """Recent clicks per window for DeepAR's context: window start (ISO) -> clicks, bounded."""
+
+    clicks: dict[str, float] = field(default_factory=dict)
+    context_windows: int = 288
+
+    def add(self, window: Window) -> None:
+        self.clicks[format_timestamp(window.window_start)] = float(window.clicks)
+        for key in sorted(self.clicks)[: max(0, len(self.clicks) - self.context_windows)]:
+            del self.clicks[key]
+
+    def before(self, window: Window) -> tuple[str | None, list[float]]:
+        """(first window start, clicks) of the history strictly before ``window``."""
+        stamp = format_timestamp(window.window_start)
+        keys = [k for k in sorted(self.clicks) if k < stamp]
+        return (keys[0] if keys else None), [self.clicks[k] for k in keys]
+
+    def to_bytes(self) -> bytes:
+        return json.dumps({"clicks": self.clicks, "context_windows": self.context_windows}).encode()
+
+    @classmethod
+    def from_bytes(cls, raw: bytes | None, context_windows: int = 288) -> History:
+        if raw is None:
+            return cls(context_windows=context_windows)
+        data = json.loads(raw)
+        return cls({k: float(v) for k, v in data["clicks"].items()}, context_windows)
+
+
+def band_score(value: float, p01: float, p99: float) -> float:
+    """Distance of ``value`` outside ``[p01, p99]`` in band widths (0 inside)."""
+    width = max(p99 - p01, 1e-9)
+    if value < p01:
+        return (p01 - value) / width
+    if value > p99:
+        return (value - p99) / width
+    return 0.0
+
+
+def rcf_detection(window: Window, endpoint: str, invoke: Invoke) -> Detection:
+    body = rcf_request_body(np.asarray([window.features], dtype="float64"))
+    raw = with_retries(lambda: invoke(endpoint, body, "text/csv"))
+    (score,) = parse_rcf_response(raw, expected=1)
+    return Detection(window, RCF_DETECTOR, float(score), 0.0, False)
+
+
+def deepar_detection(window: Window, history: History, endpoint: str, invoke: Invoke,
+                     min_context: int = 12) -> Detection | None:
+    """The forecast band for ``window`` from the history before it; ``None`` while the history is short."""
+    start, target = history.before(window)
+    if start is None or len(target) < min_context:
+        return None
+    request = deepar_request([deepar_record(start, target)], output_types=("quantiles",))
+    raw = with_retries(lambda: invoke(endpoint, json.dumps(request), "application/json"))
+    (pred,) = parse_deepar_response(raw)
+    q = pred["quantiles"]
+    p01, p50, p99 = (float(q[quantile_key(k)][0]) for k in (0.01, 0.5, 0.99))
+    score = band_score(float(window.clicks), p01, p99)
+    return Detection(window, DEEPAR_DETECTOR, score, 0.0, score > 0, p01=p01, p50=p50, p99=p99)
+
+
+def score_window(window: Window, *, invoke: Invoke, rcf_endpoint: str = "", deepar_endpoint: str = "",
+                 history: History | None = None) -> list[Detection]:
+    """Detections of the configured endpoints for one window (an empty endpoint name is disabled)."""
+    out: list[Detection] = []
+    if rcf_endpoint:
+        out.append(rcf_detection(window, rcf_endpoint, invoke))
+    if deepar_endpoint and history is not None:
+        det = deepar_detection(window, history, deepar_endpoint, invoke)
+        if det is not None:
+            out.append(det)
+    return out
