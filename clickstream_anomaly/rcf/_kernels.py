@@ -210,50 +210,29 @@ def tree_delete(t, pidx, pts, tmeta, tint, cval, box, leaf, free, path):
 
 
 @jit()
-def tree_visit(t, q, pts, tmeta, tint, cval, box, leaf, want_attr, high, low):
+def tree_visit(t, q, pts, tmeta, tint, cval, box, leaf, want_attr, high, low, path, th, tl):
     """AWS anomaly score of ``q`` in tree ``t`` (normalised by log2(mass + 1)); when ``want_attr`` the
-    DiVector of the same walk is *added* to ``high``/``low``. The walk is the expected inverse depth at
-    which ``q`` would be isolated, accumulated top-down: the product of non-separation probabilities of
-    the ancestors times ``p_sep / (depth + 1)`` at each node, and the leaf term at the end."""
+    DiVector of the same walk is *added* to ``high``/``low``. ``path`` (>= depth ints), ``th``, ``tl``
+    (``d`` floats) are workspaces.
+
+    As in AWS ``AbstractScalarScoreVisitor``: descend to the leaf ``q`` would reach, score the leaf
+    (``damp / (depth + log2(mass + 1))`` for an equal point, else ``1 / (depth + 1)``), then go back up:
+    at a node of depth ``k`` with separation probability ``p`` (growth of the box's range sum when ``q``
+    is merged in / merged range sum), ``s = p / (k + 1) + (1 - p) * s``; stop at the first box that holds
+    ``q`` (``p = 0`` there and above). The DiVector follows the same recursion with ``p`` split per
+    dimension and side."""
     S = cval.shape[1]
     d = q.shape[0]
     node = tmeta[t, ROOT]
     if node < 0:
         return 0.0
-    tree_mass = tmeta[t, MASS]
-    norm = math.log2(tree_mass + 1.0)
-    prod = 1.0
-    score = 0.0
     depth = 0
     while node < S:
-        sum_gap = 0.0
-        sum_range = 0.0
-        for i in range(d):
-            x = q[i]
-            lo = box[t, node, 0, i]
-            hi = box[t, node, 1, i]
-            sum_range += hi - lo
-            if x > hi:
-                sum_gap += x - hi
-            elif x < lo:
-                sum_gap += lo - x
-        if sum_gap > 0.0:
-            merged = sum_range + sum_gap
-            w = prod / (depth + 1.0)
-            score += w * (sum_gap / merged)
-            if want_attr:
-                f = w * norm
-                for i in range(d):
-                    x = q[i]
-                    hi = box[t, node, 1, i]
-                    lo = box[t, node, 0, i]
-                    if x > hi:
-                        high[i] += f * ((x - hi) / merged)
-                    elif x < lo:
-                        low[i] += f * ((lo - x) / merged)
-            prod *= 1.0 - sum_gap / merged
-        node = tint[t, node, 0] if q[tint[t, node, 2]] <= cval[t, node] else tint[t, node, 1]
+        path[depth] = node
         depth += 1
+        node = tint[t, node, 0] if q[tint[t, node, 2]] <= cval[t, node] else tint[t, node, 1]
+    tree_mass = tmeta[t, MASS]
+    norm = math.log2(tree_mass + 1.0)
     p = leaf[t, node - S, 0]
     same = True
     sum_gap = 0.0
@@ -264,30 +243,56 @@ def tree_visit(t, q, pts, tmeta, tint, cval, box, leaf, want_attr, high, low):
             sum_gap += abs(g)
     if same:
         m = leaf[t, node - S, 1]
-        damp = 1.0 - m / (2.0 * tree_mass)
-        s = damp / (depth + math.log2(m + 1.0))
-        score += prod * s
+        score = (1.0 - m / (2.0 * tree_mass)) / (depth + math.log2(m + 1.0))
         if want_attr:
-            share = prod * s * norm / (2.0 * d)
+            share = score / (2.0 * d)
             for i in range(d):
-                high[i] += share
-                low[i] += share
+                th[i] = share
+                tl[i] = share
     else:
-        s = 1.0 / (depth + 1.0)
-        score += prod * s
+        score = 1.0 / (depth + 1.0)
         if want_attr:
-            f = prod * s * norm
             for i in range(d):
                 g = q[i] - pts[p, i]
-                if g > 0.0:
-                    high[i] += f * (g / sum_gap)
-                elif g < 0.0:
-                    low[i] -= f * (g / sum_gap)
+                th[i] = score * (g / sum_gap) if g > 0.0 else 0.0
+                tl[i] = score * (-g / sum_gap) if g < 0.0 else 0.0
+    for k in range(depth - 1, -1, -1):
+        a = path[k]
+        sum_gap = 0.0
+        sum_range = 0.0
+        for i in range(d):
+            x = q[i]
+            lo = box[t, a, 0, i]
+            hi = box[t, a, 1, i]
+            sum_range += hi - lo
+            if x > hi:
+                sum_gap += x - hi
+            elif x < lo:
+                sum_gap += lo - x
+        if sum_gap == 0.0:
+            break
+        merged = sum_range + sum_gap
+        prob = sum_gap / merged
+        inv = 1.0 / (k + 1.0)
+        score = prob * inv + (1.0 - prob) * score
+        if want_attr:
+            for i in range(d):
+                x = q[i]
+                lo = box[t, a, 0, i]
+                hi = box[t, a, 1, i]
+                gh = (x - hi) / merged if x > hi else 0.0
+                gl = (lo - x) / merged if x < lo else 0.0
+                th[i] = gh * inv + (1.0 - prob) * th[i]
+                tl[i] = gl * inv + (1.0 - prob) * tl[i]
+    if want_attr:
+        for i in range(d):
+            high[i] += th[i] * norm
+            low[i] += tl[i] * norm
     return score * norm
 
 
 @jit()
-def forest_visit(q, pts, tmeta, tint, cval, box, leaf, want_attr, high, low):
+def forest_visit(q, pts, tmeta, tint, cval, box, leaf, want_attr, high, low, path, th, tl):
     """Forest score of ``q``: the mean of the tree scores; ``high``/``low`` (zeroed here) get the mean
     DiVector when ``want_attr``. Their total equals the score up to rounding."""
     n_trees = tmeta.shape[0]
@@ -296,7 +301,7 @@ def forest_visit(q, pts, tmeta, tint, cval, box, leaf, want_attr, high, low):
         low[i] = 0.0
     total = 0.0
     for t in range(n_trees):
-        total += tree_visit(t, q, pts, tmeta, tint, cval, box, leaf, want_attr, high, low)
+        total += tree_visit(t, q, pts, tmeta, tint, cval, box, leaf, want_attr, high, low, path, th, tl)
     if want_attr:
         for i in range(q.shape[0]):
             high[i] /= n_trees
@@ -385,12 +390,15 @@ def stream_process(X, lam, output_after, do_score, do_attr, do_update, scores, h
     S = skey.shape[1]
     mlo = np.empty(d)
     mhi = np.empty(d)
+    th = np.empty(d)
+    tl = np.empty(d)
     path = np.empty(S + 1, dtype=np.int64)
     for r in range(X.shape[0]):
         q = X[r]
         if do_score and pmeta[1] >= output_after:
             rr = r if do_attr else 0
-            scores[r] = forest_visit(q, pts, tmeta, tint, cval, box, leaf, do_attr, high[rr], low[rr])
+            scores[r] = forest_visit(q, pts, tmeta, tint, cval, box, leaf, do_attr, high[rr], low[rr], path, th,
+                                     tl)
         if do_update:
             forest_update(q, lam, pts, pref, pfree, pmeta, tmeta, tint, cval, box, leaf, free, skey, spt, mlo,
                           mhi, path)
@@ -411,12 +419,23 @@ def build_trees(samples, pts, tmeta, tint, cval, box, leaf, free):
 
 @jit(parallel=True)
 def batch_score(X, out, pts, tmeta, tint, cval, box, leaf):
-    """Scores of all rows of ``X`` (no update), in parallel over rows when compiled."""
+    """Scores of all rows of ``X`` (no update). Rows are split into blocks (in parallel when compiled);
+    within a block the loop runs tree by tree so that one tree's nodes stay in cache."""
+    n = X.shape[0]
     d = X.shape[1]
     n_trees = tmeta.shape[0]
-    for r in prange(X.shape[0]):
+    block = 2048
+    n_blocks = (n + block - 1) // block
+    for b in prange(n_blocks):
         dummy = np.zeros(d)
-        total = 0.0
+        path = np.empty(cval.shape[1] + 1, dtype=np.int64)
+        start = b * block
+        stop = min(start + block, n)
+        for r in range(start, stop):
+            out[r] = 0.0
         for t in range(n_trees):
-            total += tree_visit(t, X[r], pts, tmeta, tint, cval, box, leaf, False, dummy, dummy)
-        out[r] = total / n_trees
+            for r in range(start, stop):
+                out[r] += tree_visit(t, X[r], pts, tmeta, tint, cval, box, leaf, False, dummy, dummy, path,
+                                     dummy, dummy)
+        for r in range(start, stop):
+            out[r] /= n_trees
