@@ -1,7 +1,9 @@
 """Streaming 10-minute windows from clicks that arrive on several shards, late or not at all.
 
 The definitions are those of :mod:`clickstream_anomaly.features` (``urls`` distinct pages, ``users``
-distinct users, ``clicks`` events, ``residual = clicks - users``, windows aligned to the Unix epoch), and
+distinct users, ``clicks`` events, ``residual = clicks - users * R`` with ``R`` the trailing day's clicks
+per user, kept by the core's :class:`~clickstream_anomaly.features.ResidualState`; windows aligned to
+the Unix epoch), and
 on the same clicks the emitted windows are identical to the batch computation.
 
 * **Mergeable partial windows.** :class:`PartialWindow` keeps the *sets* of users and pages, not their
@@ -35,7 +37,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ..features import freq_ns
+from ..features import ResidualState, freq_ns, lookback_windows
 from ..records import Click, Window, format_timestamp
 from .state import Store, transact
 
@@ -77,9 +79,9 @@ class PartialWindow:
         self.users |= other.users
         self.pages |= other.pages
 
-    def to_window(self) -> Window:
-        n_users = len(self.users)
-        return Window(_dt(self.start), len(self.pages), n_users, self.clicks, self.clicks - n_users)
+    def to_window(self, residual: float) -> Window:
+        """The closed window's features; ``residual`` comes from the caller's :class:`ResidualState`."""
+        return Window(_dt(self.start), len(self.pages), len(self.users), self.clicks, residual)
 
     def to_dict(self) -> dict[str, Any]:
         return {"start": self.start, "clicks": self.clicks, "users": sorted(self.users),
@@ -103,8 +105,8 @@ def build_partials(clicks: Iterable[Click], freq: str = "10min") -> dict[int, Pa
     return out
 
 
-def empty_window(start_ns: int) -> Window:
-    return Window(_dt(start_ns), 0, 0, 0, 0)
+def empty_window(start_ns: int, residual: float = 0.0) -> Window:
+    return Window(_dt(start_ns), 0, 0, 0, residual)
 
 
 @dataclass
@@ -124,6 +126,11 @@ class AggregatorState:
     outbox: list[dict[str, Any]] = field(default_factory=list)
     late_dropped: int = 0
     duplicates_skipped: int = 0
+    residual: ResidualState = field(default_factory=ResidualState)
+
+    def __post_init__(self) -> None:
+        if not self.residual.history:
+            self.residual.lookback = lookback_windows(self.freq)
 
     @property
     def step(self) -> int:
@@ -226,7 +233,9 @@ class AggregatorState:
         start = self.next_start
         while start <= last:
             part = self.open.pop(start, None)
-            out.append(part.to_window() if part is not None else empty_window(start))
+            clicks, users = (part.clicks, len(part.users)) if part is not None else (0, 0)
+            residual = self.residual.residual(clicks, users)
+            out.append(part.to_window(residual) if part is not None else empty_window(start, residual))
             start += step
         self.next_start = start
         self.outbox.extend(w.to_dict() for w in out)
@@ -250,6 +259,7 @@ class AggregatorState:
             "first_wall": self.first_wall, "idle_seconds": self.idle_seconds,
             "next_start": self.next_start, "outbox": self.outbox,
             "late_dropped": self.late_dropped, "duplicates_skipped": self.duplicates_skipped,
+            "residual": self.residual.to_dict(),
         }
 
     @classmethod
@@ -263,7 +273,8 @@ class AggregatorState:
                    shard_wall=dict(data["shard_wall"]), expected=set(data["expected"]),
                    first_wall=data["first_wall"], idle_seconds=float(data["idle_seconds"]),
                    next_start=data["next_start"], outbox=list(data["outbox"]),
-                   late_dropped=int(data["late_dropped"]), duplicates_skipped=int(data["duplicates_skipped"]))
+                   late_dropped=int(data["late_dropped"]), duplicates_skipped=int(data["duplicates_skipped"]),
+                   residual=ResidualState.from_dict(data["residual"]))
 
     def to_bytes(self) -> bytes:
         """gzip-compressed compact JSON (deterministic: sorted sets and keys)."""
