@@ -203,6 +203,21 @@ def test_endpoint_that_fails_raises_with_reason(sm):
         deploy(sm, "deepar", poll_seconds=0)
 
 
+def test_endpoint_hyperparameters_follow_the_model_tag_to_the_job(sm):
+    from training.endpoints import endpoint_hyperparameters
+
+    start_training_job(sm, deepar_training_request(
+        _settings(job_name="clickstream-anomaly-deepar-20200101-000000-000"), {"prediction_length": 24}))
+    dep = deploy(sm, "deepar", poll_seconds=0)
+    assert endpoint_hyperparameters(sm, dep.endpoint_name)["prediction_length"] == "24"
+    sm.create_model(ModelName="m", ExecutionRoleArn=ROLE, PrimaryContainer={"Image": "i", "ModelDataUrl": "s3://x/m"})
+    sm.create_endpoint_config(EndpointConfigName="c", ProductionVariants=[
+        {"VariantName": "AllTraffic", "ModelName": "m", "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}])
+    sm.create_endpoint(EndpointName="not-ours", EndpointConfigName="c")
+    assert endpoint_hyperparameters(sm, "not-ours") == {}
+    assert endpoint_hyperparameters(sm, "missing") == {}
+
+
 def test_deploy_without_training_job_is_a_clear_error(sm):
     with pytest.raises(SageMakerConfigError, match="no completed rcf training job"):
         deploy(sm, "rcf", poll_seconds=0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 import boto3
@@ -124,11 +125,26 @@ def test_aws_workflow_end_to_end_against_moto(tmp_path, data, aws_env, capsys):
     assert dets["is_anomaly"].tolist() == [s >= threshold for s in scores]
     assert dets["is_anomaly"].iloc[-1] and not dets["is_anomaly"].iloc[:-1].any()
 
+    assert run(["train", "deepar", "--role", ROLE, "--bucket", "clicks-bucket", "--prefix", "exp1",
+                "--hp", "prediction_length=24", "--poll-seconds", "0", "--quiet"]) == 0
+    assert run(["deploy", "deepar", "--poll-seconds", "0", "--quiet"]) == 0
+    band = {"quantiles": {"0.01": [0.0] * 24, "0.5": [50.0] * 24, "0.99": [1e6] * 24}}
+    requests.post("http://motoapi.amazonaws.com/moto-api/static/sagemaker/endpoint-results", timeout=10,
+                  json={"results": [{"Body": json.dumps({"predictions": [band]}), "ContentType": "application/json",
+                                     "InvokedProductionVariant": "AllTraffic", "CustomAttributes": ""}],
+                        "region": REGION})
+    capsys.readouterr()
+    out_csv = tmp_path / "deepar.csv"
+    assert run(["invoke", "deepar", "--input", str(data / "windows.csv"), "-o", str(out_csv)]) == 0
+    assert "prediction_length 24 (from the training job)" in capsys.readouterr().err
+    dets = pd.read_csv(out_csv)
+    assert len(dets) == 24 and not dets["is_anomaly"].any() and (dets["p50"] == 50.0).all()
+
     sm.create_model(ModelName="not-ours", ExecutionRoleArn=ROLE,
                     PrimaryContainer={"Image": "img", "ModelDataUrl": "s3://x/m.tar.gz"})
     capsys.readouterr()
     assert run(["cleanup", "--dry-run"]) == 0
-    assert "would delete 3 resource(s)" in capsys.readouterr().out
+    assert "would delete 6 resource(s)" in capsys.readouterr().out
     assert run(["cleanup"]) == 0
     assert sm.list_endpoints()["Endpoints"] == []
     assert [m["ModelName"] for m in sm.list_models()["Models"]] == ["not-ours"]

@@ -147,3 +147,21 @@ def wait_for_endpoint(client: Any, name: str, *, poll_seconds: float = 30.0, tim
             raise WaitTimeoutError(f"endpoint {name} still {status} after {timeout_s:.0f} s (it keeps billing "
                                    "once up; run `sagemaker cleanup` if you do not need it)")
         sleep(poll_seconds)
+
+
+def endpoint_hyperparameters(client: Any, endpoint_name: str) -> dict[str, str]:
+    """The hyperparameters of the training job behind an endpoint ``deploy`` created (found through the
+    model's ``clickstream-anomaly:training-job`` tag); ``{}`` when that chain cannot be followed."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        config = client.describe_endpoint(EndpointName=endpoint_name)["EndpointConfigName"]
+        model = client.describe_endpoint_config(EndpointConfigName=config)["ProductionVariants"][0]["ModelName"]
+        arn = client.describe_model(ModelName=model)["ModelArn"]
+        tags = {t["Key"]: t["Value"] for t in client.list_tags(ResourceArn=arn).get("Tags", [])}
+        job = tags.get("clickstream-anomaly:training-job")
+        if job is None:
+            return {}
+        return dict(client.describe_training_job(TrainingJobName=job).get("HyperParameters") or {})
+    except (ClientError, BotoCoreError, KeyError, IndexError):
+        return {}

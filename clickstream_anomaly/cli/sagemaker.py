@@ -133,7 +133,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prefix", default=DEFAULT_PREFIX)
     p.add_argument("--batch-size", type=int, default=500, help="RCF rows per request (default 500)")
     p.add_argument("--prediction-length", type=int, default=None,
-                   help="DeepAR: the model's prediction_length (default 144, or the local model's)")
+                   help="DeepAR: the model's prediction_length (default: the training job's, else 144)")
     p.add_argument("--score-from", default=None,
                    help="DeepAR: first window to score (default: the last prediction_length windows)")
     p.add_argument("--quiet", action="store_true")
@@ -347,7 +347,15 @@ def run_invoke(args: argparse.Namespace) -> int:
         detector = invoke.RCFEndpointDetector(transport, scaling=scaling, threshold=args.threshold,
                                               batch_size=args.batch_size)
     else:
-        length = args.prediction_length or (transport.prediction_length if args.local else 144)
+        length = args.prediction_length
+        if length is None and args.local:
+            length = transport.prediction_length
+        elif length is None:
+            from training.endpoints import endpoint_hyperparameters
+
+            hp = endpoint_hyperparameters(session.client("sagemaker"), transport.endpoint_name)
+            length = int(hp.get("prediction_length", 144))
+            say(f"prediction_length {length} ({'from the training job' if hp else 'default'})")
         detector = invoke.DeepAREndpointDetector(transport, prediction_length=length, score_from=args.score_from)
     detections = detector.detect(windows, labels)
     frame = invoke.detections_frame(detections)
