@@ -5,8 +5,8 @@
   ``accuracy``/``precision_recall_fscore``). Source: SageMaker developer guide, ``rcf_hyperparameters``
   (see ../shared/reference/aws-facts.md section 2).
 * DeepAR hyperparameters: the AWS blog's values (:data:`DEEPAR_BLOG_HYPERPARAMETERS`) merged with
-  overrides, then checked by :func:`clickstream_anomaly.deepar.validate_hyperparameters` (the DeepAR
-  module owns those rules; this module does not duplicate them).
+  overrides, then checked by :func:`clickstream_anomaly.deepar.validate_hyperparameters` (imported when
+  called; the DeepAR module owns those rules and this module does not duplicate them).
 * Names: role ARN, bucket, region, instance type, resource names.
 
 Every function returns the hyperparameters as ``{name: str}``: the CreateTrainingJob API takes strings only.
@@ -106,13 +106,6 @@ DEEPAR_BLOG_HYPERPARAMETERS: dict[str, Any] = {
 }
 DEEPAR_REQUIRED: tuple[str, ...] = ("time_freq", "context_length", "prediction_length", "epochs")
 
-# TODO(deepar agent): this module needs from clickstream_anomaly.deepar:
-#   validate_hyperparameters(mapping) -> dict  raising ValueError for SageMaker-invalid values
-#   (time_freq pattern ``<int>(M|W|D|H|min)``, positive context/prediction length, epochs 1-1000,
-#   mini_batch_size, learning_rate, num_cells, num_layers, dropout_rate, likelihood names). Until it lands only
-#   the required names are checked here and values are passed through as strings.
-
-
 def _hp_string(value: Any) -> str:
     if isinstance(value, str):
         return value
@@ -128,9 +121,11 @@ def _hp_string(value: Any) -> str:
 def deepar_hyperparameters(overrides: Mapping[str, Any] | None = None) -> dict[str, str]:
     """The blog's DeepAR hyperparameters with ``overrides`` applied, validated, as strings.
 
-    Validation is delegated to :func:`clickstream_anomaly.deepar.validate_hyperparameters` when that
-    module provides it; a ``None`` override removes a default (SageMaker's own default applies).
+    Validation is :func:`clickstream_anomaly.deepar.validate_hyperparameters` (the DeepAR module owns
+    SageMaker's DeepAR rules); a ``None`` override removes a default (SageMaker's own default applies).
     """
+    from .deepar import validate_hyperparameters
+
     merged: dict[str, Any] = dict(DEEPAR_BLOG_HYPERPARAMETERS)
     for key, value in (overrides or {}).items():
         if value is None:
@@ -140,23 +135,11 @@ def deepar_hyperparameters(overrides: Mapping[str, Any] | None = None) -> dict[s
     missing = [k for k in DEEPAR_REQUIRED if k not in merged]
     if missing:
         raise SageMakerConfigError(f"DeepAR needs hyperparameter(s) {missing}")
-    validator = _deepar_validator()
-    if validator is not None:
-        try:
-            checked = validator(merged)
-        except (ValueError, TypeError) as exc:
-            raise SageMakerConfigError(f"DeepAR hyperparameters: {exc}") from exc
-        if isinstance(checked, Mapping):
-            merged = {k: checked.get(k, v) for k, v in merged.items()}
-    return {k: _hp_string(v) for k, v in merged.items()}
-
-
-def _deepar_validator():
     try:
-        from . import deepar
-    except ImportError:
-        return None
-    return getattr(deepar, "validate_hyperparameters", None)
+        checked = validate_hyperparameters(merged)
+    except (ValueError, TypeError) as exc:
+        raise SageMakerConfigError(f"DeepAR hyperparameters: {exc}") from exc
+    return {k: _hp_string(checked.get(k, v)) for k, v in merged.items()}
 
 
 # --------------------------------------------------------------------------- names

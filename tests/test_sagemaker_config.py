@@ -71,6 +71,23 @@ def test_deepar_blog_defaults_and_overrides():
     assert set(DEEPAR_BLOG_HYPERPARAMETERS) - set(hp2) == {"num_cells"}
     with pytest.raises(SageMakerConfigError, match="time_freq"):
         deepar_hyperparameters({"time_freq": None})
+    for bad in ({"time_freq": "7sec"}, {"epochs": 0}, {"likelihood": "poisson"}, {"context_lenght": 10}):
+        with pytest.raises(SageMakerConfigError, match="DeepAR hyperparameters"):
+            deepar_hyperparameters(bad)
+
+
+def test_load_windows_accepts_windows_or_clicks(tmp_path):
+    from clickstream_anomaly.clicks_csv import write_clicks
+    from clickstream_anomaly.features import write_windows
+    from training.prepare import load_windows
+
+    clicks, _ = generate(Scenario(days=1))
+    write_clicks(clicks, tmp_path / "clicks.csv")
+    write_windows(windows_from_frame(clicks), tmp_path / "windows.csv")
+    from_clicks = load_windows(tmp_path / "clicks.csv")
+    from_windows = load_windows(tmp_path / "windows.csv")
+    assert len(from_clicks) == len(from_windows) == 144
+    np.testing.assert_allclose(from_clicks[list(FEATURE_COLUMNS)], from_windows[list(FEATURE_COLUMNS)])
 
 
 @pytest.mark.parametrize(("func", "value", "match"), [

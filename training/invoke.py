@@ -70,6 +70,8 @@ class RCFEndpointDetector:
 
     def score(self, windows: pd.DataFrame) -> np.ndarray:
         """``(n,)`` endpoint scores of ``windows``."""
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
         z = self.scaling.apply(windows)
         parts = []
         for lo in range(0, len(z), self.batch_size):
