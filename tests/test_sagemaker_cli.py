@@ -217,3 +217,12 @@ def test_estimate_cost_prints_the_table(capsys):
     out = capsys.readouterr().out
     assert "rcf endpoint" in out and "0.500" in out and "12.00" in out and "approximate" in out
     assert "deepar endpoint" not in out
+
+
+def test_registered_in_the_main_cli(capsys):
+    from clickstream_anomaly.cli import main
+
+    assert main(["sagemaker", "estimate-cost", "--endpoints", "deepar"]) == 0
+    assert "deepar endpoint" in capsys.readouterr().out
+    assert main(["sagemaker", "train", "rcf", "--bucket", "b-1"]) == 2
+    assert "missing SageMaker execution role" in capsys.readouterr().err
