@@ -7,14 +7,17 @@ otherwise. All state lives in flat numpy arrays (node fields as parallel arrays,
 * ``tmeta`` int64 ``(T, 7)``: per tree ``root, mass, n_free_internal, n_free_leaf, sampler_size,
   rng_s1, rng_s2``. A node reference ``r`` is an internal node when ``r < S`` and leaf ``r - S``
   otherwise (``S`` = sample size = node capacity); ``-1`` is "no node".
-* ``tint`` int32 ``(T, S, 3)``: internal nodes ``left, right, cut_dim``; ``cval`` float64 ``(T, S)``
-  cut values (a point goes left when ``x[cut_dim] <= cut_value``); ``box`` float64 ``(T, S, 2, D)``
-  the cached bounding box (min row, max row) of every internal node.
+* ``tint`` int16 (int32 for very large samples) ``(T, S, 3)``: internal nodes ``left, right, cut_dim``;
+  ``cval`` float32 ``(T, S)`` cut values (a point goes left when ``x[cut_dim] <= cut_value``); ``box``
+  float32 ``(T, S, 2, D)`` the cached bounding box (min row, max row) of every internal node.
+* Values are float32 as in the AWS default ``precision = FLOAT_32``: inputs are rounded to float32 on
+  entry, so boxes and cuts are exact float32 values; arithmetic is float64 (reads go through ``_f64``
+  so that numba and NumPy promote the same way).
 * ``leaf`` int32 ``(T, S, 2)``: ``point index, mass`` (mass > 1 for duplicates).
-* ``free`` int32 ``(T, 2, S)``: free-slot stacks for internal nodes and leaves.
+* ``free`` (``tint``'s dtype) ``(T, 2, S)``: free-slot stacks for internal nodes and leaves.
 * ``skey`` float64 / ``spt`` int32 ``(T, S)``: each tree's sampler, a max-heap of weights with the point
   index held (time-decayed weighted reservoir, AWS ``CompactSampler``).
-* ``pts`` float64 ``(C, D)``, ``pref`` int32 ``(C,)``, ``pfree`` int32 ``(C,)``, ``pmeta`` int64
+* ``pts`` float32 ``(C, D)``, ``pref`` int32 ``(C,)``, ``pfree`` int32 ``(C,)``, ``pmeta`` int64
   ``(2,)`` = ``n_free, entries_seen``: the point store shared by all trees, reference counted.
 
 The random numbers come from a per-tree L'Ecuyer (1988) combined LCG held in ``tmeta`` so that the state
@@ -33,6 +36,12 @@ ROOT, MASS, NFI, NFL, SSIZE, RNG1, RNG2 = 0, 1, 2, 3, 4, 5, 6
 N_TMETA = 7
 _M1 = 2147483563
 _M2 = 2147483399
+
+
+@jit()
+def _f64(x):
+    """A float32 array value as float64 (numba's ``float()`` keeps float32; NumPy's weak scalars would too)."""
+    return np.float64(x)
 
 
 @jit()
@@ -62,8 +71,9 @@ def _random_cut(mlo, mhi, u):
         if rng > 0.0:
             last = i
             if r < rng:
-                c = mlo[i] + r
-                if c >= mhi[i]:
+                # values are float32 (AWS FLOAT_32 precision); keep the cut in [lo, hi) after rounding
+                c = _f64(np.float32(mlo[i] + r))
+                if c >= mhi[i] or c < mlo[i]:
                     c = mlo[i]
                 return i, c
             r -= rng
@@ -95,34 +105,35 @@ def tree_insert(t, pidx, pts, tmeta, tint, cval, box, leaf, free, mlo, mhi):
             q = leaf[t, node - S, 0]
             same = True
             for i in range(d):
-                if pts[q, i] != pts[pidx, i]:
+                if _f64(pts[q, i]) != _f64(pts[pidx, i]):
                     same = False
                     break
             if same:
                 leaf[t, node - S, 1] += 1
                 return q
             for i in range(d):
-                a = pts[q, i]
-                b = pts[pidx, i]
+                a = _f64(pts[q, i])
+                b = _f64(pts[pidx, i])
                 mlo[i] = a if a < b else b
                 mhi[i] = b if a < b else a
             dim, c = _random_cut(mlo, mhi, uniform(tmeta, t))
             break
         for i in range(d):
-            x = pts[pidx, i]
-            lo = box[t, node, 0, i]
-            hi = box[t, node, 1, i]
+            x = _f64(pts[pidx, i])
+            lo = _f64(box[t, node, 0, i])
+            hi = _f64(box[t, node, 1, i])
             mlo[i] = x if x < lo else lo
             mhi[i] = x if x > hi else hi
         dim, c = _random_cut(mlo, mhi, uniform(tmeta, t))
-        xp = pts[pidx, dim]
-        if (xp <= c and c < box[t, node, 0, dim]) or (xp > c and c >= box[t, node, 1, dim]):
+        xp = _f64(pts[pidx, dim])
+        if (xp <= c and c < _f64(box[t, node, 0, dim])) or (xp > c and c >= _f64(box[t, node, 1, dim])):
             break
         for i in range(d):
             box[t, node, 0, i] = mlo[i]
             box[t, node, 1, i] = mhi[i]
         parent = node
-        node = tint[t, node, 0] if pts[pidx, tint[t, node, 2]] <= cval[t, node] else tint[t, node, 1]
+        go_left = _f64(pts[pidx, tint[t, node, 2]]) <= _f64(cval[t, node])
+        node = tint[t, node, 0] if go_left else tint[t, node, 1]
     # a new internal node replaces `node`, with the new leaf and `node` as children
     ni = tmeta[t, NFI] - 1
     tmeta[t, NFI] = ni
@@ -137,7 +148,7 @@ def tree_insert(t, pidx, pts, tmeta, tint, cval, box, leaf, free, mlo, mhi):
     for i in range(d):
         box[t, n, 0, i] = mlo[i]
         box[t, n, 1, i] = mhi[i]
-    if pts[pidx, dim] <= c:
+    if _f64(pts[pidx, dim]) <= c:
         tint[t, n, 0] = S + lf
         tint[t, n, 1] = node
     else:
@@ -155,8 +166,8 @@ def tree_insert(t, pidx, pts, tmeta, tint, cval, box, leaf, free, mlo, mhi):
 @jit()
 def _child_bound(t, child, side, i, pts, box, leaf, S):
     if child >= S:
-        return pts[leaf[t, child - S, 0], i]
-    return box[t, child, side, i]
+        return _f64(pts[leaf[t, child - S, 0], i])
+    return _f64(box[t, child, side, i])
 
 
 @jit()
@@ -170,7 +181,8 @@ def tree_delete(t, pidx, pts, tmeta, tint, cval, box, leaf, free, path):
     while node < S:
         path[depth] = node
         depth += 1
-        node = tint[t, node, 0] if pts[pidx, tint[t, node, 2]] <= cval[t, node] else tint[t, node, 1]
+        go_left = _f64(pts[pidx, tint[t, node, 2]]) <= _f64(cval[t, node])
+        node = tint[t, node, 0] if go_left else tint[t, node, 1]
     lf = node - S
     leaf[t, lf, 1] -= 1
     if leaf[t, lf, 1] > 0:
@@ -201,7 +213,7 @@ def tree_delete(t, pidx, pts, tmeta, tint, cval, box, leaf, free, path):
         for i in range(d):
             lo = min(_child_bound(t, lc, 0, i, pts, box, leaf, S), _child_bound(t, rc, 0, i, pts, box, leaf, S))
             hi = max(_child_bound(t, lc, 1, i, pts, box, leaf, S), _child_bound(t, rc, 1, i, pts, box, leaf, S))
-            if lo != box[t, a, 0, i] or hi != box[t, a, 1, i]:
+            if lo != _f64(box[t, a, 0, i]) or hi != _f64(box[t, a, 1, i]):
                 changed = True
                 box[t, a, 0, i] = lo
                 box[t, a, 1, i] = hi
@@ -230,14 +242,14 @@ def tree_visit(t, q, pts, tmeta, tint, cval, box, leaf, want_attr, high, low, pa
     while node < S:
         path[depth] = node
         depth += 1
-        node = tint[t, node, 0] if q[tint[t, node, 2]] <= cval[t, node] else tint[t, node, 1]
+        node = tint[t, node, 0] if q[tint[t, node, 2]] <= _f64(cval[t, node]) else tint[t, node, 1]
     tree_mass = tmeta[t, MASS]
     norm = math.log2(tree_mass + 1.0)
     p = leaf[t, node - S, 0]
     same = True
     sum_gap = 0.0
     for i in range(d):
-        g = q[i] - pts[p, i]
+        g = q[i] - _f64(pts[p, i])
         if g != 0.0:
             same = False
             sum_gap += abs(g)
@@ -253,7 +265,7 @@ def tree_visit(t, q, pts, tmeta, tint, cval, box, leaf, want_attr, high, low, pa
         score = 1.0 / (depth + 1.0)
         if want_attr:
             for i in range(d):
-                g = q[i] - pts[p, i]
+                g = q[i] - _f64(pts[p, i])
                 th[i] = score * (g / sum_gap) if g > 0.0 else 0.0
                 tl[i] = score * (-g / sum_gap) if g < 0.0 else 0.0
     for k in range(depth - 1, -1, -1):
@@ -262,8 +274,8 @@ def tree_visit(t, q, pts, tmeta, tint, cval, box, leaf, want_attr, high, low, pa
         sum_range = 0.0
         for i in range(d):
             x = q[i]
-            lo = box[t, a, 0, i]
-            hi = box[t, a, 1, i]
+            lo = _f64(box[t, a, 0, i])
+            hi = _f64(box[t, a, 1, i])
             sum_range += hi - lo
             if x > hi:
                 sum_gap += x - hi
@@ -278,8 +290,8 @@ def tree_visit(t, q, pts, tmeta, tint, cval, box, leaf, want_attr, high, low, pa
         if want_attr:
             for i in range(d):
                 x = q[i]
-                lo = box[t, a, 0, i]
-                hi = box[t, a, 1, i]
+                lo = _f64(box[t, a, 0, i])
+                hi = _f64(box[t, a, 1, i])
                 gh = (x - hi) / merged if x > hi else 0.0
                 gl = (lo - x) / merged if x < lo else 0.0
                 th[i] = gh * inv + (1.0 - prob) * th[i]

@@ -18,14 +18,14 @@ class ForestArrays:
     """All mutable state of a forest of ``T`` trees with node capacity ``S`` over ``D`` dimensions."""
 
     tmeta: np.ndarray  # int64 (T, 7)
-    tint: np.ndarray  # int32 (T, S, 3)
-    cval: np.ndarray  # float64 (T, S)
-    box: np.ndarray  # float64 (T, S, 2, D)
+    tint: np.ndarray  # int16 or int32 (T, S, 3)
+    cval: np.ndarray  # float32 (T, S)
+    box: np.ndarray  # float32 (T, S, 2, D)
     leaf: np.ndarray  # int32 (T, S, 2)
-    free: np.ndarray  # int32 (T, 2, S)
+    free: np.ndarray  # tint's dtype (T, 2, S)
     skey: np.ndarray  # float64 (T, S)
     spt: np.ndarray  # int32 (T, S)
-    pts: np.ndarray  # float64 (C, D)
+    pts: np.ndarray  # float32 (C, D)
     pref: np.ndarray  # int32 (C,)
     pfree: np.ndarray  # int32 (C,)
     pmeta: np.ndarray  # int64 (2,): n_free, entries_seen
@@ -43,18 +43,19 @@ class ForestArrays:
         seeds = seed_seq.generate_state(2 * T, dtype=np.uint64).reshape(T, 2)
         tmeta[:, RNG1] = (seeds[:, 0] % np.uint64(_M1 - 1)).astype(np.int64) + 1
         tmeta[:, RNG2] = (seeds[:, 1] % np.uint64(_M2 - 1)).astype(np.int64) + 1
-        free = np.empty((T, 2, S), dtype=np.int32)
-        free[:] = np.arange(S - 1, -1, -1, dtype=np.int32)  # pop order 0, 1, 2, ...
+        idx = np.int16 if S < 16000 else np.int32
+        free = np.empty((T, 2, S), dtype=idx)
+        free[:] = np.arange(S - 1, -1, -1, dtype=idx)  # pop order 0, 1, 2, ...
         return cls(
             tmeta=tmeta,
-            tint=np.full((T, S, 3), -1, dtype=np.int32),
-            cval=np.zeros((T, S)),
-            box=np.zeros((T, S, 2, D)),
+            tint=np.full((T, S, 3), -1, dtype=idx),
+            cval=np.zeros((T, S), dtype=np.float32),
+            box=np.zeros((T, S, 2, D), dtype=np.float32),
             leaf=np.zeros((T, S, 2), dtype=np.int32),
             free=free,
             skey=np.zeros((T, S)),
             spt=np.full((T, S), -1, dtype=np.int32),
-            pts=np.zeros((cap, D)),
+            pts=np.zeros((cap, D), dtype=np.float32),
             pref=np.zeros(cap, dtype=np.int32),
             pfree=np.arange(cap - 1, -1, -1, dtype=np.int32),
             pmeta=np.array([cap, 0], dtype=np.int64),
@@ -69,7 +70,7 @@ class ForestArrays:
         while int(self.pmeta[0]) < n:
             cap = self.pts.shape[0]
             new_cap = 2 * cap
-            pts = np.zeros((new_cap, self.pts.shape[1]))
+            pts = np.zeros((new_cap, self.pts.shape[1]), dtype=np.float32)
             pts[:cap] = self.pts
             pref = np.zeros(new_cap, dtype=np.int32)
             pref[:cap] = self.pref

@@ -53,7 +53,7 @@ class RandomCutForest:
             samples[t] = rng.choice(n, size=m, replace=False)
         used, inverse = np.unique(samples, return_inverse=True)
         a = ForestArrays.empty(self.num_trees, m, d, tree_ss, store_capacity=1)
-        a.pts = np.ascontiguousarray(X[used])
+        a.pts = np.ascontiguousarray(X[used], dtype=np.float32)
         a.pref = np.zeros(0, dtype=np.int32)
         a.pfree = np.zeros(0, dtype=np.int32)
         a.pmeta[:] = (0, n)

@@ -45,7 +45,15 @@ def as_matrix(X: Any, dim: int | None, *, what: str = "X") -> np.ndarray:
     if bad.any():
         r, c = np.argwhere(bad)[0]
         raise ValueError(f"{what} has a non-finite value (NaN or inf) at row {r}, column {c}: {arr[r, c]}")
-    return np.ascontiguousarray(arr)
+    return _float32_values(arr, what)
+
+
+def _float32_values(arr: np.ndarray, what: str) -> np.ndarray:
+    """Round to float32 (the forest's precision, as AWS's default FLOAT_32), returned as float64."""
+    arr32 = arr.astype(np.float32)
+    if not np.isfinite(arr32).all():
+        raise ValueError(f"{what} has a value beyond the float32 range (|x| > 3.4e38) used by the forest")
+    return np.ascontiguousarray(arr32, dtype=np.float64)
 
 
 def as_point(point: Any, dim: int) -> np.ndarray:
@@ -60,4 +68,4 @@ def as_point(point: Any, dim: int) -> np.ndarray:
         raise ValueError(f"point has {arr.shape[0]} dimensions, expected {dim}")
     if not np.isfinite(arr).all():
         raise ValueError(f"point has a non-finite value (NaN or inf): {arr.tolist()}")
-    return np.ascontiguousarray(arr)
+    return _float32_values(arr, "point")
