@@ -15,7 +15,13 @@ BASIC_EXECUTION_ROLE = ("AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws
 
 
 def acknowledge(scope: IConstruct, rule: str, reason: str) -> None:
-    """Acknowledge ``rule`` (a cdk-nag rule id, with its bracketed detail when it has one) on ``scope``."""
+    """Acknowledge ``rule`` (a cdk-nag rule id, with its bracketed detail when it has one) on ``scope``.
+
+    AwsSolutions rules get the plugin prefix (``AwsSolutions::AwsSolutions-L1``), as cdk-nag 3 prints them;
+    other ids (``CloudFormation-Validate::W7001``) are used as given.
+    """
+    if rule.startswith("AwsSolutions-"):
+        rule = f"AwsSolutions::{rule}"
     Validations.of(scope).acknowledge(Acknowledgment(id=rule, reason=reason))
 
 
