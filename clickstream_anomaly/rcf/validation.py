@@ -50,10 +50,9 @@ def as_matrix(X: Any, dim: int | None, *, what: str = "X") -> np.ndarray:
 
 def _float32_values(arr: np.ndarray, what: str) -> np.ndarray:
     """Round to float32 (the forest's precision, as AWS's default FLOAT_32), returned as float64."""
-    arr32 = arr.astype(np.float32)
-    if not np.isfinite(arr32).all():
+    if (np.abs(arr) > np.finfo(np.float32).max).any():
         raise ValueError(f"{what} has a value beyond the float32 range (|x| > 3.4e38) used by the forest")
-    return np.ascontiguousarray(arr32, dtype=np.float64)
+    return np.ascontiguousarray(arr.astype(np.float32), dtype=np.float64)
 
 
 def as_point(point: Any, dim: int) -> np.ndarray:
