@@ -8,7 +8,10 @@ Used by ``clickstream-anomaly produce`` and by the S3-log producer Lambda (one s
   thousands of users spread the load evenly over the shards. The aggregator merges per-shard partial
   windows with exact distinct counts, so the key does not change any feature value.
 * **Order per partition key**: a batch never holds two entries of the same key, and failed entries go back
-  to the front of the queue; so a user's clicks are written in input order even when entries fail.
+  to the front of the queue; so a user's clicks are written in input order even when entries fail. An
+  entry held back because its key is already in the batch can be overtaken by other keys' entries only
+  within ``max_skew`` seconds of event time (default 60 s), so the stream stays in time order within
+  that skew. The price: a single hot key (the miscount bug's one user id) is written one entry per call.
 * **Retries**: entries a ``PutRecords`` response marks failed (``ProvisionedThroughputExceededException``,
   ``InternalFailure``) are re-sent, and only those, after an exponential backoff with full jitter
   (``uniform(0, min(cap, base * 2**round))`` seconds). Whole-call errors (throttled API, 5xx, connection)
@@ -44,6 +47,7 @@ MAX_RECORD_BYTES = 1024 * 1024
 MAX_PARTITION_KEY_CHARS = 256
 RETRYABLE_CODES = ("ProvisionedThroughputExceededException", "InternalFailure")
 LOOKAHEAD = 5_000  # entries scanned when filling a batch (bounds the work a hot key can cause)
+MAX_SKEW_SECONDS = 60.0  # event time an entry may overtake a held-back entry of a repeated key
 
 
 class ProducerError(RuntimeError):
@@ -85,22 +89,30 @@ def click_entry(click: Click) -> Entry:
 
 
 def take_batch(pending: deque[Entry], *, max_records: int = MAX_BATCH_RECORDS,
-               max_bytes: int = MAX_BATCH_BYTES, lookahead: int = LOOKAHEAD) -> list[Entry]:
+               max_bytes: int = MAX_BATCH_BYTES, lookahead: int = LOOKAHEAD,
+               max_skew: float = MAX_SKEW_SECONDS) -> list[Entry]:
     """Remove and return the next batch from ``pending``: within the limits, one entry per key.
 
     Entries are taken in queue order; an entry whose key is already in the batch stays queued, and so do
-    all later entries of that key (order per key is kept). At most ``lookahead`` entries are scanned.
+    all later entries of that key (order per key is kept). Entries may overtake a held-back one by at most
+    ``max_skew`` seconds of event time, so the stream stays in time order within that skew (the
+    aggregator's allowed lateness must cover it). At most ``lookahead`` entries are scanned.
     """
     batch: list[Entry] = []
     keys: set[str] = set()
     kept: list[Entry] = []
     size = 0
     scanned = 0
+    held_since: float | None = None
     while pending and len(batch) < max_records and scanned < lookahead:
         entry = pending.popleft()
         scanned += 1
+        if held_since is not None and entry.ts - held_since > max_skew:
+            kept.append(entry)
+            break
         if entry.key in keys:
             kept.append(entry)
+            held_since = entry.ts if held_since is None else held_since
             continue
         if size + entry.size > max_bytes:
             kept.append(entry)
@@ -210,6 +222,7 @@ class KinesisSender:
     backoff: Backoff = field(default_factory=Backoff)
     max_records: int = MAX_BATCH_RECORDS
     max_bytes: int = MAX_BATCH_BYTES
+    max_skew: float = MAX_SKEW_SECONDS
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
 
@@ -245,7 +258,8 @@ class KinesisSender:
                         break
                     self.sleep(max(0.0, nxt_due - (self.clock() - start)))
                     continue
-                batch = take_batch(pending, max_records=self.max_records, max_bytes=self.max_bytes)
+                batch = take_batch(pending, max_records=self.max_records, max_bytes=self.max_bytes,
+                                   max_skew=self.max_skew)
                 try:
                     failed = self._put(batch, result)
                 except Exception:

@@ -79,6 +79,15 @@ def test_take_batch_respects_count_bytes_and_one_entry_per_key():
     assert [e.data for e in same] == [b"3"]
 
 
+def test_held_back_entries_are_overtaken_only_within_the_skew():
+    # Key "hot" on every other entry, one entry per second of event time.
+    pending = deque(Entry(b"%d" % i, "hot" if i % 2 == 0 else f"k{i}", ts=float(i)) for i in range(1000))
+    batch = take_batch(pending, max_skew=30.0)
+    assert batch[0].key == "hot" and sum(e.key == "hot" for e in batch) == 1
+    assert max(e.ts for e in batch) <= 2.0 + 30.0  # the first held-back entry is at t=2
+    assert pending[0].ts == 2.0  # and it is next
+
+
 def test_oversized_record_is_rejected_and_long_keys_hashed():
     huge = Click(datetime(2020, 1, 1, tzinfo=UTC), "u", "/" + "p" * MAX_RECORD_BYTES)
     with pytest.raises(RecordError, match="1 MiB"):
@@ -148,8 +157,9 @@ def test_whole_call_error_keeps_batch_as_unsent():
     with pytest.raises(ProducerError, match="unreachable") as info:
         sender.send(data)
     result = info.value.result
-    assert result.sent == MAX_BATCH_RECORDS
-    assert len(result.unsent) == len(data) - MAX_BATCH_RECORDS
+    first = len(client.calls[0])
+    assert result.sent == first
+    assert len(result.unsent) == len(data) - first
     assert {e.data for e in result.unsent} | {d for _, d in client.written} == {e.data for e in data}
 
 
