@@ -325,5 +325,5 @@ def settings_table(defaults: Settings | None = None) -> str:
     for f in fields(defaults):
         value = getattr(defaults, f.name)
         shown = json.dumps(value) if not isinstance(value, str) else (f"`{value}`" if value else "(empty)")
-        rows.append(f"| `{f.name}` | {shown} | {SETTINGS_HELP[f.name]} |")
+        rows.append(f"| `{f.name}` | {shown} | {SETTINGS_HELP[f.name].replace('|', '/')} |")
     return "\n".join(rows)
