@@ -5,7 +5,7 @@
   as the SQL application would see them.
 * ``rcf-batch``: SageMaker's Random Cut Forest: a forest fitted on the training windows, every window
   scored against it, as an endpoint would. Features are standardised with the training median and IQR
-  (cuts are range-proportional, so an unscaled ``clicks`` column would take most cuts). SageMaker's RCF
+  (:class:`~clickstream_anomaly.scaling.Scaling`; cuts are range-proportional). SageMaker's RCF
   gives no attribution; the cause is the column furthest from its training median (robust z-score).
 * ``deepar``: a DeepAR forecast of ``clicks`` per window; windows outside the [0.01, 0.99] band are
   anomalous (no score threshold).
@@ -24,6 +24,7 @@ import pandas as pd
 
 from .features import windows_to_records
 from .records import FEATURE_COLUMNS, Detection, explanation_fields
+from .scaling import Scaling
 from .thresholds import DEFAULT_THRESHOLD, ThresholdRule, parse_threshold
 
 DETECTOR_NAMES = ("rcf-streaming", "rcf-batch", "deepar")
@@ -117,30 +118,23 @@ class BatchRCFDetector:
     random_state: int | None = 0
     train_until: str | pd.Timestamp | None = None
     name: str = "rcf-batch"
-    center_: np.ndarray | None = field(default=None, init=False, repr=False)
-    scale_: np.ndarray | None = field(default=None, init=False, repr=False)
-
-    def _scaled(self, windows: pd.DataFrame) -> np.ndarray:
-        return (windows[list(self.columns)].to_numpy(dtype="float64") - self.center_) / self.scale_
+    scaling_: Scaling | None = field(default=None, init=False, repr=False)
 
     def score(self, windows: pd.DataFrame) -> np.ndarray:
         from .rcf import RandomCutForest
 
         train = _train_part(windows, self.train_until)
-        raw = train[list(self.columns)].to_numpy(dtype="float64")
-        self.center_ = np.median(raw, axis=0)
-        q75, q25 = np.percentile(raw, [75, 25], axis=0)
-        self.scale_ = np.where(q75 - q25 > 0, q75 - q25, 1.0)
-        n_samples = min(self.num_samples_per_tree, len(raw))
+        self.scaling_ = Scaling.fit(train, self.columns)
+        n_samples = min(self.num_samples_per_tree, len(train))
         forest = RandomCutForest(num_trees=self.num_trees, num_samples_per_tree=n_samples,
                                  random_state=self.random_state)
-        forest.fit(self._scaled(train))
-        return forest.score(self._scaled(windows))
+        forest.fit(self.scaling_.apply(train))
+        return forest.score(self.scaling_.apply(windows))
 
     def detect(self, windows: pd.DataFrame, labels: np.ndarray | None = None) -> list[Detection]:
         scores = self.score(windows)
         threshold = _rule(self.threshold).compute(scores, labels)
-        z = self._scaled(windows)
+        z = self.scaling_.apply(windows)
         attribution = [deviation_explanation(z[i], self.columns) for i in range(len(z))]
         return detections_from_scores(windows, scores, self.name, threshold, attribution)
 

@@ -33,8 +33,9 @@ DEEPAR_OUTPUT_TYPES = ("mean", "quantiles", "samples")
 
 # --------------------------------------------------------------------------- RCF
 def _csv_rows(matrix: np.ndarray) -> str:
+    """Rows of ``%.17g`` numbers: lossless for float64, so an endpoint scores exactly the local values."""
     buf = io.StringIO()
-    np.savetxt(buf, matrix, delimiter=",", fmt="%.10g")
+    np.savetxt(buf, matrix, delimiter=",", fmt="%.17g")
     return buf.getvalue()
 
 
@@ -58,6 +59,19 @@ def rcf_test_csv(features: np.ndarray, labels: Sequence[int] | np.ndarray) -> st
 def rcf_request_body(features: np.ndarray) -> str:
     """Body of an RCF endpoint ``InvokeEndpoint`` call (``text/csv``)."""
     return _csv_rows(_as_matrix(features))
+
+
+def parse_rcf_request(body: str | bytes) -> np.ndarray:
+    """Inverse of :func:`rcf_request_body`: ``text/csv`` rows -> ``(n, d)`` float64 (what the endpoint sees)."""
+    text = body.decode("utf-8") if isinstance(body, bytes) else body
+    rows = [line for line in text.splitlines() if line.strip()]
+    if not rows:
+        raise ValueError("empty RCF request body")
+    try:
+        matrix = np.asarray([[float(v) for v in line.split(",")] for line in rows], dtype="float64")
+    except ValueError as exc:
+        raise ValueError(f"not an RCF CSV request body: {exc}") from exc
+    return matrix
 
 
 def parse_rcf_response(body: str | bytes, expected: int | None = None) -> np.ndarray:

@@ -17,6 +17,10 @@ def test_rcf_csvs():
         f.rcf_test_csv(x, [0, 2])
     with pytest.raises(ValueError, match="NaN"):
         f.rcf_training_csv(np.array([[np.nan]]))
+    z = np.random.default_rng(0).normal(size=(50, 4))
+    assert np.array_equal(f.parse_rcf_request(f.rcf_request_body(z)), z)  # lossless round trip
+    with pytest.raises(ValueError, match="not an RCF CSV"):
+        f.parse_rcf_request("1,x\n")
     scores = f.parse_rcf_response(f.rcf_response_body([0.5, 2.75]), expected=2)
     assert scores.tolist() == [0.5, 2.75]
     with pytest.raises(ValueError, match="returned 2 scores for 3"):

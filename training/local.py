@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import time
 from collections.abc import Mapping
@@ -35,15 +34,6 @@ LOCAL_RCF_SEED = 0
 
 def model_path(model_dir: str | Path, algorithm: str) -> Path:
     return Path(model_dir) / MODEL_FILES[check_algorithm(algorithm)]
-
-
-def _parse_csv_rows(body: str | bytes) -> np.ndarray:
-    # TODO(lead): sagemaker_formats has rcf_request_body but no parser for it; use it here once it exists.
-    parser = getattr(fmt, "parse_rcf_request", None)
-    if parser is not None:
-        return np.asarray(parser(body), dtype="float64")
-    text = body.decode("utf-8") if isinstance(body, bytes) else body
-    return np.loadtxt(io.StringIO(text), delimiter=",", ndmin=2, dtype="float64")
 
 
 # --------------------------------------------------------------------------- RCF
@@ -90,7 +80,7 @@ class LocalRCFEndpoint:
         if not content_type.startswith(fmt.RCF_INFERENCE_CONTENT_TYPE):
             raise ValueError(f"local RCF endpoint takes {fmt.RCF_INFERENCE_CONTENT_TYPE}, got {content_type}")
         self.calls += 1
-        return fmt.rcf_response_body(self.forest.score(_parse_csv_rows(body))).encode("utf-8")
+        return fmt.rcf_response_body(self.forest.score(fmt.parse_rcf_request(body))).encode("utf-8")
 
 
 # --------------------------------------------------------------------------- DeepAR

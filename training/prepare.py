@@ -13,19 +13,17 @@ Layout under ``s3://BUCKET/PREFIX/`` (each channel is its own folder, which is w
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from clickstream_anomaly import sagemaker_formats as fmt
-from clickstream_anomaly.features import compute_windows, feature_matrix, read_windows
-from clickstream_anomaly.records import FEATURE_COLUMNS, WINDOW_COLUMNS
+from clickstream_anomaly.features import compute_windows, read_windows
+from clickstream_anomaly.records import WINDOW_COLUMNS
 from clickstream_anomaly.sagemaker_config import SageMakerConfigError, validate_bucket, validate_prefix
+from clickstream_anomaly.scaling import Scaling
 
 DEEPAR_MIN_OBSERVATIONS = 300  # SageMaker DeepAR needs at least this many training points in total
 CHANNEL_KEYS: dict[str, str] = {
@@ -44,48 +42,6 @@ CONTENT_TYPES: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True)
-class Scaling:
-    """Per-column ``(x - center) / scale`` applied to RCF features, fitted on the training windows.
-
-    Robust: ``center`` is the median, ``scale`` the inter-quartile range (1 where it is 0), the same
-    standardisation as the local twin :class:`clickstream_anomaly.detectors.BatchRCFDetector` (RCF cuts are
-    range-proportional, so an unscaled ``clicks`` column would take most cuts).
-    """
-
-    columns: tuple[str, ...]
-    center: tuple[float, ...]
-    scale: tuple[float, ...]
-
-    @classmethod
-    def fit(cls, windows: pd.DataFrame, columns: Sequence[str] = FEATURE_COLUMNS) -> Scaling:
-        raw = feature_matrix(windows, columns)
-        q75, q25 = np.percentile(raw, [75, 25], axis=0)
-        iqr = q75 - q25
-        return cls(tuple(columns), tuple(float(v) for v in np.median(raw, axis=0)),
-                   tuple(float(v) if v > 0 else 1.0 for v in iqr))
-
-    @classmethod
-    def identity(cls, columns: Sequence[str] = FEATURE_COLUMNS) -> Scaling:
-        return cls(tuple(columns), (0.0,) * len(columns), (1.0,) * len(columns))
-
-    def apply(self, windows: pd.DataFrame) -> np.ndarray:
-        """``(n, d)`` scaled features of ``windows``."""
-        return (feature_matrix(windows, self.columns) - np.asarray(self.center)) / np.asarray(self.scale)
-
-    def to_json(self) -> str:
-        return json.dumps({"columns": list(self.columns), "center": list(self.center), "scale": list(self.scale)})
-
-    @classmethod
-    def from_json(cls, text: str | bytes) -> Scaling:
-        try:
-            data = json.loads(text)
-            out = cls(tuple(data["columns"]), tuple(map(float, data["center"])), tuple(map(float, data["scale"])))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise SageMakerConfigError(f"not an RCF scaling file: {exc}") from exc
-        if not len(out.columns) == len(out.center) == len(out.scale):
-            raise SageMakerConfigError("RCF scaling file: columns, center and scale differ in length")
-        return out
 
 
 @dataclass(frozen=True)
