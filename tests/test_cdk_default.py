@@ -278,3 +278,42 @@ def test_cfn_lint_no_errors(synthesized):
     findings = cfn_lint_findings(synthesized[0] / f"{STACK_NAME}.template.json")
     unexpected = [f for f in findings if f[0] not in CFN_LINT_ACCEPTED]
     assert unexpected == []
+
+
+def _statements_of_role(template, role_logical_id):
+    return [s for p in resources(template, "AWS::IAM::Policy").values()
+            if {"Ref": role_logical_id} in p["Properties"]["Roles"]
+            for s in p["Properties"]["PolicyDocument"]["Statement"]]
+
+
+def test_sagemaker_role_reaches_only_its_bucket_prefixes(template):
+    roles = resources(template, "AWS::IAM::Role")
+    (sm_role,) = [k for k, r in roles.items() if r["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]
+                  ["Principal"] == {"Service": "sagemaker.amazonaws.com"}]
+    s3_statements = [s for s in _statements_of_role(template, sm_role)
+                     if any(str(a).startswith("s3:") for a in ([s["Action"]] if isinstance(s["Action"], str)
+                                                                else s["Action"]))]
+    assert s3_statements
+    for s in s3_statements:
+        assert s["Resource"] != "*"
+        actions = [s["Action"]] if isinstance(s["Action"], str) else s["Action"]
+        assert not [a for a in actions if a.endswith("*")]
+    # Each pipeline may pass exactly this role, and only to SageMaker.
+    for machine in resources(template, "AWS::StepFunctions::StateMachine").values():
+        role = machine["Properties"]["RoleArn"]["Fn::GetAtt"][0]
+        passes = [s for s in _statements_of_role(template, role) if s["Action"] == "iam:PassRole"]
+        assert passes == [{"Action": "iam:PassRole", "Effect": "Allow",
+                           "Resource": {"Fn::GetAtt": [sm_role, "Arn"]},
+                           "Condition": {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}}]
+
+
+def test_state_bucket_access_is_per_function_prefix(template):
+    expected = {"aggregator": "aggregator/", "detector": "detector/", "alerter": "alerter/"}
+    for name, prefix in expected.items():
+        _, fn = function_by_handler(template, name)
+        role = fn["Properties"]["Role"]["Fn::GetAtt"][0]
+        object_resources = []
+        for s in _statements_of_role(template, role):
+            if s["Action"] in (["s3:GetObject", "s3:PutObject"], "s3:GetObject", "s3:PutObject"):
+                object_resources.append("".join(x if isinstance(x, str) else "" for x in s["Resource"]["Fn::Join"][1]))
+        assert f"/{prefix}*" in object_resources, name
