@@ -4,8 +4,8 @@ and a linear head that outputs the likelihood's raw parameters.
 Shapes: ``T`` time steps, ``B`` series in the batch, ``F`` input features, ``H = num_cells``,
 ``k`` raw likelihood parameters. Parameters live in a flat dict of float64 arrays:
 
-* ``Wx{l}`` (F_l, 4H), ``Wh{l}`` (H, 4H), ``b{l}`` (4H,) for layer ``l`` (gate order i, f, g, o;
-  ``F_0 = F``, ``F_l = H`` above);
+* ``Wx{l}`` (F_l, 4H), ``Wh{l}`` (H, 4H), ``b{l}`` (4H,) for layer ``l`` (``F_0 = F``, ``F_l = H`` above;
+  gate order i, f, o, g: the three sigmoid gates, then the tanh candidate);
 * ``Wp`` (H, k), ``bp`` (k,) for the head.
 
 :func:`forward` unrolls a whole window with teacher forcing (inputs known in advance) and keeps what
@@ -59,7 +59,7 @@ def init_params(n_inputs: int, num_cells: int, num_layers: int, n_outputs: int,
         params[f"Wx{layer}"] = rng.uniform(-lim_x, lim_x, (f_in, 4 * h))
         params[f"Wh{layer}"] = rng.uniform(-lim_h, lim_h, (h, 4 * h))
         bias = np.zeros(4 * h)
-        bias[h:2 * h] = 1.0
+        bias[h:2 * h] = 1.0                     # forget gate
         params[f"b{layer}"] = bias
     lim_p = np.sqrt(6.0 / (h + n_outputs))
     params["Wp"] = rng.uniform(-lim_p, lim_p, (h, n_outputs)) * 0.1
@@ -102,14 +102,12 @@ def forward(params: Params, X: np.ndarray,
         for t in range(T):
             a = XW[t] + hs[t] @ Wh
             g = gates[t]
-            g[:, :H] = _sigmoid(a[:, :H])
-            g[:, H:2 * H] = _sigmoid(a[:, H:2 * H])
-            g[:, 2 * H:3 * H] = np.tanh(a[:, 2 * H:3 * H])
-            g[:, 3 * H:] = _sigmoid(a[:, 3 * H:])
-            c_new = g[:, H:2 * H] * cs[t] + g[:, :H] * g[:, 2 * H:3 * H]
+            g[:, :3 * H] = _sigmoid(a[:, :3 * H])
+            g[:, 3 * H:] = np.tanh(a[:, 3 * H:])
+            c_new = g[:, H:2 * H] * cs[t] + g[:, :H] * g[:, 3 * H:]
             tc = np.tanh(c_new)
             tcs[t] = tc
-            h_new = g[:, 3 * H:] * tc
+            h_new = g[:, 2 * H:3 * H] * tc
             if mh is None:
                 cs[t + 1] = c_new
                 hs[t + 1] = h_new
@@ -148,14 +146,16 @@ def backward(params: Params, cache: dict, d_raw: np.ndarray) -> Params:
                 dh = dh - dh_keep
                 dc = dc - dc_keep
             g = gates[t]
-            i, f, gg, o = g[:, :H], g[:, H:2 * H], g[:, 2 * H:3 * H], g[:, 3 * H:]
+            i, f, o, gg = g[:, :H], g[:, H:2 * H], g[:, 2 * H:3 * H], g[:, 3 * H:]
             tc = tcs[t]
             dc = dc + dh * o * (1.0 - tc * tc)
             da = dA[t]
-            da[:, :H] = dc * gg * i * (1.0 - i)
-            da[:, H:2 * H] = dc * cs[t] * f * (1.0 - f)
-            da[:, 2 * H:3 * H] = dc * i * (1.0 - gg * gg)
-            da[:, 3 * H:] = dh * tc * o * (1.0 - o)
+            da[:, :H] = dc * gg
+            da[:, H:2 * H] = dc * cs[t]
+            da[:, 2 * H:3 * H] = dh * tc
+            sg = g[:, :3 * H]
+            da[:, :3 * H] *= sg * (1.0 - sg)
+            da[:, 3 * H:] = dc * i * (1.0 - gg * gg)
             dh_next = da @ WhT
             dc_next = dc * f
             if mh is not None:
@@ -177,10 +177,9 @@ def step(params: Params, x: np.ndarray, state: State) -> tuple[np.ndarray, State
     for layer, (h, c) in enumerate(state):
         H = h.shape[1]
         a = inp @ params[f"Wx{layer}"] + h @ params[f"Wh{layer}"] + params[f"b{layer}"]
-        i = _sigmoid(a[:, :H])
-        f = _sigmoid(a[:, H:2 * H])
-        g = np.tanh(a[:, 2 * H:3 * H])
-        o = _sigmoid(a[:, 3 * H:])
+        sg = _sigmoid(a[:, :3 * H])
+        i, f, o = sg[:, :H], sg[:, H:2 * H], sg[:, 2 * H:]
+        g = np.tanh(a[:, 3 * H:])
         c_new = f * c + i * g
         h_new = o * np.tanh(c_new)
         new_state.append((h_new, c_new))
