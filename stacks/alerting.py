@@ -1,17 +1,19 @@
 """Alerting and monitoring: the SNS topic and alerter Lambda, CloudWatch alarms and the dashboard.
 
 Metrics the Lambdas publish through Powertools EMF (namespace ``metrics_namespace``; Powertools adds the
-``service`` dimension = the function name). These names are the contract with the Lambda code:
+``service`` dimension = the function name), as emitted by ``lambdas/aggregator`` and by
+``clickstream_anomaly.streaming.alerting.metric_values`` for the alerter:
 
-=============  =================  =====================  ==========================================
-service        metric             extra dimension        meaning
-=============  =================  =====================  ==========================================
-aggregator     Clicks, Users,     (none)                 features of each closed window
-               Urls, Residual
-alerter        Anomalies          ``detector``           1 per anomalous window (0 otherwise)
-alerter        AnomalyScore       ``detector``           the detection's score
-alerter        Threshold          ``detector``           the threshold it was compared with
-=============  =================  =====================  ==========================================
+=============  ==============================  =================  ==========================================
+service        metric                          extra dimension    meaning
+=============  ==============================  =================  ==========================================
+aggregator     Clicks                          (none)             clicks aggregated (Sum per window period)
+alerter        IsAnomaly                       ``detector``       1 per anomalous window, 0 otherwise
+alerter        AnomalyScore                    ``detector``       the detection's score
+alerter        AnomalyThreshold                ``detector``       the threshold it was compared with
+alerter        WindowUrls, WindowUsers,        ``detector``       the window's features
+               WindowClicks, WindowResidual
+=============  ==============================  =================  ==========================================
 """
 
 from __future__ import annotations
@@ -36,10 +38,11 @@ from stacks.functions import FunctionDefaults, failure_queue, kinesis_source, pi
 from stacks.nag import wildcard_actions
 from stacks.storage import grant_prefix
 
-FEATURE_METRICS = ("Clicks", "Users", "Urls", "Residual")
-ANOMALIES_METRIC = "Anomalies"
+FEATURE_METRICS = ("WindowUrls", "WindowUsers", "WindowClicks", "WindowResidual")
+ANOMALIES_METRIC = "IsAnomaly"
 SCORE_METRIC = "AnomalyScore"
-THRESHOLD_METRIC = "Threshold"
+THRESHOLD_METRIC = "AnomalyThreshold"
+CLICKS_METRIC = "Clicks"
 #: Iterator age (ms) above which a Kinesis consumer counts as falling behind.
 ITERATOR_AGE_LIMIT_MS = 15 * 60 * 1000
 
@@ -105,7 +108,7 @@ class Monitoring(Construct):
     Attributes
     ----------
     anomaly_alarms : dict[str, cw.Alarm]
-        Per detector name.
+        Per detector name; ``detectors[0]`` is the streaming detector, whose window features are graphed.
     health_alarms : dict[str, cw.Alarm]
         ``<function>-errors``, ``<function>-iterator-age``, ``<function>-failures``, ``<endpoint>-errors``,
         ``<algorithm>-pipeline-failed``.
@@ -193,7 +196,7 @@ class Monitoring(Construct):
                 alarm_description=f"The {name} training pipeline failed")
 
         # The AWS-native peer of the detectors: CloudWatch anomaly detection on clicks per window.
-        clicks = cw.Metric(namespace=namespace, metric_name="Clicks", statistic="Sum", period=window,
+        clicks = cw.Metric(namespace=namespace, metric_name=CLICKS_METRIC, statistic="Sum", period=window,
                            dimensions_map={"service": "aggregator"}, label="clicks per window")
         self.clicks_band_alarm = cw.AnomalyDetectionAlarm(
             self, "ClicksOutsideBand", metric=clicks, std_devs=2, evaluation_periods=1,
@@ -203,8 +206,7 @@ class Monitoring(Construct):
         self.clicks_band_alarm.add_alarm_action(action)
 
         self.dashboard = cw.Dashboard(self, "Dashboard", default_interval=Duration.days(2))
-        feature_metrics = [cw.Metric(namespace=namespace, metric_name=m, statistic="Sum", period=window,
-                                     dimensions_map={"service": "aggregator"}) for m in FEATURE_METRICS]
+        feature_metrics = [detector_metric(m, detectors[0], "Maximum") for m in FEATURE_METRICS]
         self.dashboard.add_widgets(
             cw.GraphWidget(title="Window features", left=feature_metrics, width=12),
             cw.GraphWidget(title="Clicks and CloudWatch anomaly band",

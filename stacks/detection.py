@@ -14,7 +14,6 @@ from stacks.functions import FunctionDefaults, failure_queue, kinesis_source, pi
 from stacks.storage import grant_prefix
 
 STATE_KEY = "detector/state.bin"
-DETECTOR_NAME = "rcf-streaming"
 
 
 class LambdaDetection(Construct):

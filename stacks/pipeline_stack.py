@@ -7,8 +7,10 @@ from typing import Any
 from aws_cdk import Annotations, CfnOutput, RemovalPolicy, Stack
 from constructs import Construct
 
+from clickstream_anomaly.streaming import detection as detector_names
+from clickstream_anomaly.streaming import scoring as scorer_names
 from stacks.alerting import Alerting, Monitoring
-from stacks.detection import DETECTOR_NAME, LambdaDetection
+from stacks.detection import LambdaDetection
 from stacks.functions import LOG_RETENTION, FunctionDefaults, project_code
 from stacks.ingest import Ingest
 from stacks.layers import managed_layers
@@ -80,7 +82,7 @@ class ClickstreamAnomalyStack(Stack):
             queues["detector"] = self.detection.failure_queue
             consumers.append("detector")
 
-        detectors = [DETECTOR_NAME]
+        detectors = [detector_names.KDA_DETECTOR_NAME if s.kda_sql else detector_names.DETECTOR_NAME]
         endpoint_names: list[str] = []
         self.models = Models(
             self, "Models", prefix=s.prefix, lake=self.ingest.lake, access_logs=self.storage.access_logs,
@@ -92,7 +94,7 @@ class ClickstreamAnomalyStack(Stack):
             retrain_schedule=s.retrain_schedule, features=self.ingest.features,
             detections=self.ingest.detections, state_bucket=self.storage.state, **retries)
         if s.deploy_endpoints:
-            detectors += ["rcf-batch", "deepar"]
+            detectors += [scorer_names.RCF_DETECTOR, scorer_names.DEEPAR_DETECTOR]
             endpoint_names = list(self.models.endpoint_names.values())
             fns["scorer"] = self.models.scorer
             queues["scorer"] = self.models.scorer_failure_queue

@@ -185,13 +185,29 @@ def _alarms(template):
     return list(resources(template, "AWS::CloudWatch::Alarm").values())
 
 
+def _alerter_metric_names() -> set[str]:
+    """The EMF metric names the alerter emits for one detection (the runtime's one definition)."""
+    from datetime import UTC, datetime
+
+    from clickstream_anomaly.records import Detection, Window
+    from clickstream_anomaly.streaming.alerting import metric_values
+
+    det = Detection(window=Window(datetime(2020, 7, 15, tzinfo=UTC), 5, 20, 30, 10), detector="x", score=3.0,
+                    threshold=2.6, is_anomaly=True)
+    return {name for name, _, _ in metric_values(det)}
+
+
 def test_anomaly_alarm_per_detector_on_alerter_metric(template):
+    from clickstream_anomaly.streaming.detection import DETECTOR_NAME
+    from stacks.alerting import ANOMALIES_METRIC
+
+    assert ANOMALIES_METRIC in _alerter_metric_names()
     watched = [(alarm_metric(a["Properties"]), a["Properties"]) for a in _alarms(template)]
-    anomalies = [(m, p) for m, p in watched if m and m["name"] == "Anomalies"]
+    anomalies = [(m, p) for m, p in watched if m and m["name"] == ANOMALIES_METRIC]
     assert len(anomalies) == 1
     ((metric, props),) = anomalies
-    assert metric == {"namespace": "ClickstreamAnomaly", "name": "Anomalies", "statistic": "Sum",
-                      "period": 600, "dimensions": {"detector": "rcf-streaming", "service": "alerter"}}
+    assert metric == {"namespace": "ClickstreamAnomaly", "name": ANOMALIES_METRIC, "statistic": "Sum",
+                      "period": 600, "dimensions": {"detector": DETECTOR_NAME, "service": "alerter"}}
     assert props["Threshold"] == 1 and props["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
     assert props["TreatMissingData"] == "notBreaching"
 
@@ -223,7 +239,11 @@ def test_dashboard_shows_features_scores_and_alarms(template):
     (dash,) = resources(template, "AWS::CloudWatch::Dashboard").values()
     body = dash["Properties"]["DashboardBody"]
     text = "".join(p if isinstance(p, str) else "" for p in body["Fn::Join"][1])
-    for needle in ('"Clicks"', '"Users"', '"AnomalyScore"', '"Threshold"', "ANOMALY_DETECTION_BAND", '"alarms"'):
+    from stacks.alerting import FEATURE_METRICS, SCORE_METRIC, THRESHOLD_METRIC
+
+    graphed = [*FEATURE_METRICS, SCORE_METRIC, THRESHOLD_METRIC]
+    assert set(graphed) <= _alerter_metric_names()
+    for needle in [*(f'"{m}"' for m in graphed), "ANOMALY_DETECTION_BAND", '"alarms"']:
         assert needle in text
 
 

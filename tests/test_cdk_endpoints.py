@@ -105,9 +105,13 @@ def test_retraining_schedule_starts_both_pipelines(template):
 
 def test_alarms_cover_three_detectors_and_both_endpoints(template):
     props = [a["Properties"] for a in resources(template, "AWS::CloudWatch::Alarm").values()]
+    from clickstream_anomaly.streaming.detection import DETECTOR_NAME
+    from clickstream_anomaly.streaming.scoring import DEEPAR_DETECTOR, RCF_DETECTOR
+    from stacks.alerting import ANOMALIES_METRIC
+
     detectors = sorted(m["dimensions"]["detector"] for m in map(alarm_metric, props)
-                       if m and m["name"] == "Anomalies")
-    assert detectors == ["deepar", "rcf-batch", "rcf-streaming"]
+                       if m and m["name"] == ANOMALIES_METRIC)
+    assert detectors == sorted([DETECTOR_NAME, RCF_DETECTOR, DEEPAR_DETECTOR])
     endpoint_alarms = [p for p in props if any(m.get("MetricStat", {}).get("Metric", {})
                                                .get("Namespace") == "AWS/SageMaker" for m in p.get("Metrics", []))]
     watched = sorted({m["MetricStat"]["Metric"]["Dimensions"][0]["Value"] for p in endpoint_alarms

@@ -98,6 +98,17 @@ def test_detector_lambda_replaced_by_the_application(template):
     assert "lambdas.alerter.app.handler" in handlers
 
 
+def test_anomaly_alarm_watches_the_kda_detector(template):
+    from cdk_synth import alarm_metric
+
+    from clickstream_anomaly.streaming.detection import KDA_DETECTOR_NAME
+    from stacks.alerting import ANOMALIES_METRIC
+
+    props = [a["Properties"] for a in resources(template, "AWS::CloudWatch::Alarm").values()]
+    detectors = [m["dimensions"]["detector"] for m in map(alarm_metric, props) if m and m["name"] == ANOMALIES_METRIC]
+    assert detectors == [KDA_DETECTOR_NAME]
+
+
 def test_synth_warns_that_kda_sql_is_discontinued(synthesized):
     from aws_cdk.assertions import Annotations, Match
 
