@@ -65,7 +65,7 @@ class Alerting(Construct):
 
     def __init__(self, scope: Construct, id_: str, *, detections: kinesis.IStream, state_bucket: s3.IBucket,
                  functions: FunctionDefaults, threshold_mode: str, threshold: float, sigma_k: float,
-                 alert_email: str, retry_attempts: int, max_record_age_hours: int) -> None:
+                 window_freq: str, alert_email: str, retry_attempts: int, max_record_age_hours: int) -> None:
         super().__init__(scope, id_)
         self.key = kms.Key(self, "TopicKey", enable_key_rotation=True,
                            description="Encrypts the clickstream anomaly alert topic")
@@ -89,6 +89,7 @@ class Alerting(Construct):
                 "THRESHOLD_MODE": threshold_mode,
                 "THRESHOLD": f"{threshold:g}",
                 "SIGMA_K": f"{sigma_k:g}",
+                "WINDOW_FREQ": window_freq,
                 "METRICS_NAMESPACE": functions.metrics_namespace,
             },
             description="Thresholds detections, publishes anomaly metrics and sends alerts")

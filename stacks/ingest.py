@@ -26,6 +26,8 @@ from stacks.nag import BASIC_EXECUTION_ROLE, acknowledge, arn_ref, wildcard_acti
 from stacks.storage import grant_prefix, secure_bucket
 
 REJECTED_PREFIX = "rejected/"
+#: Where the producer leaves records Kinesis did not accept after its retries (copy back to re-send).
+UNSENT_PREFIX = "unsent/"
 NOTIFICATIONS_HANDLER = "BucketNotificationsHandler"
 LAKE_PREFIXES = {"clicks": "clicks/", "features": "features/"}
 
@@ -74,7 +76,8 @@ class Ingest(Construct):
                                   log_prefix="lake/")
         self.failure_queues: dict[str, sqs.Queue] = {}
 
-        # producer: new click files in the landing bucket -> clicks stream; bad lines to rejected/.
+        # producer: new click files in the landing bucket -> clicks stream; bad lines to rejected/, records
+        # Kinesis kept refusing to unsent/.
         self.failure_queues["producer"] = failure_queue(self, "ProducerFailures")
         self.producer = pipeline_function(
             self, "Producer", name="producer", defaults=functions, timeout_seconds=900,
@@ -85,6 +88,7 @@ class Ingest(Construct):
         self.clicks.grant_write(self.producer)
         grant_prefix(self.landing, self.producer, landing_prefix, write=False)
         grant_prefix(self.landing, self.producer, REJECTED_PREFIX, read=False)
+        grant_prefix(self.landing, self.producer, UNSENT_PREFIX, read=False)
         self.landing.add_event_notification(s3.EventType.OBJECT_CREATED, s3n.LambdaDestination(self.producer),
                                             s3.NotificationKeyFilter(prefix=landing_prefix))
         for child in Stack.of(self).node.children:  # CDK's singleton that configures bucket notifications

@@ -57,7 +57,7 @@ class ClickstreamAnomalyStack(Stack):
         self.alerting = Alerting(
             self, "Alerting", detections=self.ingest.detections, state_bucket=self.storage.state,
             functions=functions, threshold_mode=s.threshold_mode, threshold=s.threshold, sigma_k=s.sigma_k,
-            alert_email=s.alert_email, **retries)
+            window_freq=s.window_freq, alert_email=s.alert_email, **retries)
 
         fns = {**self.ingest.functions, "alerter": self.alerting.function}
         queues = {**self.ingest.failure_queues, "alerter": self.alerting.failure_queue}

@@ -266,8 +266,9 @@ def _validate(s: Settings) -> list[str]:
             errors.append(f"{key}={getattr(s, key)!r}: use <minutes>min or <hours>h, e.g. 10min")
     if not _S3_PREFIX.match(s.landing_prefix):
         errors.append(f"landing_prefix={s.landing_prefix!r}: a non-empty S3 key prefix ending in '/'")
-    elif s.landing_prefix.startswith("rejected/"):
-        errors.append("landing_prefix must not be under rejected/ (the producer writes rejected lines there)")
+    elif s.landing_prefix.startswith(("rejected/", "unsent/")):
+        errors.append(f"landing_prefix={s.landing_prefix!r} must not be under rejected/ or unsent/ (the producer "
+                      "writes there; new objects would trigger it again)")
     # Ranges of KDA's RANDOM_CUT_FOREST_WITH_EXPLANATION (aws-facts.md section 1.1), used by both engines.
     _between(errors, "rcf_num_trees", s.rcf_num_trees, 1, 1000)
     _between(errors, "rcf_sample_size", s.rcf_sample_size, 10, 1000)

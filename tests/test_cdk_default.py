@@ -92,6 +92,7 @@ def test_environment_contract(template):
     alerter = env["alerter"]
     assert (alerter["THRESHOLD_MODE"], alerter["THRESHOLD"], alerter["SIGMA_K"]) == ("static", "2.6", "3")
     assert alerter["METRICS_NAMESPACE"] == "ClickstreamAnomaly"
+    assert alerter["WINDOW_FREQ"] == "10min"  # incidents group windows of the aggregator's length
     assert set(alerter) >= {"TOPIC_ARN", "STATE_BUCKET"}
 
 
@@ -328,12 +329,14 @@ def test_sagemaker_role_reaches_only_its_bucket_prefixes(template):
 
 
 def test_state_bucket_access_is_per_function_prefix(template):
-    expected = {"aggregator": "aggregator/", "detector": "detector/", "alerter": "alerter/"}
+    expected = {"aggregator": "aggregator/", "detector": "detector/", "alerter": "alerter/",
+                "producer": "unsent/"}
     for name, prefix in expected.items():
         _, fn = function_by_handler(template, name)
         role = fn["Properties"]["Role"]["Fn::GetAtt"][0]
         object_resources = []
         for s in _statements_of_role(template, role):
             if s["Action"] in (["s3:GetObject", "s3:PutObject"], "s3:GetObject", "s3:PutObject"):
-                object_resources.append("".join(x if isinstance(x, str) else "" for x in s["Resource"]["Fn::Join"][1]))
+                for r in s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]]:
+                    object_resources.append("".join(x if isinstance(x, str) else "" for x in r["Fn::Join"][1]))
         assert f"/{prefix}*" in object_resources, name
