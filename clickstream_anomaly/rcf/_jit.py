@@ -30,13 +30,15 @@ _NUMBA = _numba_module()
 COMPILED: bool = _NUMBA is not None
 
 
-def jit(parallel: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorator: ``numba.njit(cache=True, ...)`` when numba is available, identity otherwise."""
+def jit(parallel: bool = False, inline: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator: ``numba.njit(cache=True, ...)`` when numba is available, identity otherwise.
+    ``inline`` inlines the function into its jitted callers (small hot helpers)."""
 
     def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
         if _NUMBA is None:
             return fn
-        return _NUMBA.njit(cache=True, nogil=True, parallel=parallel)(fn)
+        return _NUMBA.njit(cache=True, nogil=True, parallel=parallel,
+                           inline="always" if inline else "never")(fn)
 
     return wrap
 

@@ -38,13 +38,13 @@ _M1 = 2147483563
 _M2 = 2147483399
 
 
-@jit()
+@jit(inline=True)
 def _f64(x):
     """A float32 array value as float64 (numba's ``float()`` keeps float32; NumPy's weak scalars would too)."""
     return np.float64(x)
 
 
-@jit()
+@jit(inline=True)
 def uniform(tmeta, t):
     """One uniform draw in (0, 1) from tree ``t``'s generator (31-bit resolution)."""
     s1 = (tmeta[t, RNG1] * 40014) % _M1
@@ -163,7 +163,7 @@ def tree_insert(t, pidx, pts, tmeta, tint, cval, box, leaf, free, mlo, mhi):
     return pidx
 
 
-@jit()
+@jit(inline=True)
 def _child_bound(t, child, side, i, pts, box, leaf, S):
     if child >= S:
         return _f64(pts[leaf[t, child - S, 0], i])
@@ -221,7 +221,7 @@ def tree_delete(t, pidx, pts, tmeta, tint, cval, box, leaf, free, path):
             break
 
 
-@jit()
+@jit(inline=True)
 def tree_visit(t, q, pts, tmeta, tint, cval, box, leaf, want_attr, high, low, path, th, tl):
     """AWS anomaly score of ``q`` in tree ``t`` (normalised by log2(mass + 1)); when ``want_attr`` the
     DiVector of the same walk is *added* to ``high``/``low``. ``path`` (>= depth ints), ``th``, ``tl``
