@@ -117,3 +117,7 @@ class ClickstreamAnomalyStack(Stack):
         CfnOutput(self, "FeaturesStream", value=self.ingest.features.stream_name)
         CfnOutput(self, "AlertTopic", value=self.alerting.topic.topic_arn)
         CfnOutput(self, "Dashboard", value=self.monitoring.dashboard.dashboard_name)
+        CfnOutput(self, "ModelsBucket", value=self.models.bucket.bucket_name)
+        for alg, machine in self.models.state_machines.items():
+            CfnOutput(self, f"{alg.capitalize()}Pipeline", value=machine.state_machine_arn,
+                      description=f"Start to train the SageMaker {alg} model (aws stepfunctions start-execution)")

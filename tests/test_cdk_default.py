@@ -340,3 +340,10 @@ def test_state_bucket_access_is_per_function_prefix(template):
                 for r in s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]]:
                     object_resources.append("".join(x if isinstance(x, str) else "" for x in r["Fn::Join"][1]))
         assert f"/{prefix}*" in object_resources, name
+
+
+def test_outputs_name_what_a_user_needs(template):
+    outputs = template.find_outputs("*")
+    assert {"LandingBucket", "ClicksStream", "FeaturesStream", "AlertTopic", "Dashboard", "ModelsBucket",
+            "RcfPipeline", "DeeparPipeline"} <= set(outputs)
+    assert "incoming/" in outputs["LandingBucket"]["Description"]
