@@ -99,13 +99,19 @@ def test_rcf_channel_is_the_core_training_csv_without_gaps():
 
 
 def test_deepar_channels_hold_out_prediction_length():
-    wins = _windows(datetime(2020, 7, 15, tzinfo=UTC), 20)
+    wins = _windows(datetime(2020, 7, 15, tzinfo=UTC), 320)
     files = channel_files("deepar", windows_frame(wins, "10min"), 6)
     (train,) = fmt.from_jsonlines(files["train"][1])
     (test,) = fmt.from_jsonlines(files["test"][1])
-    assert len(test["target"]) == 20 and len(train["target"]) == 14
+    assert len(test["target"]) == 320 and len(train["target"]) == 314
     assert test["start"] == "2020-07-15 00:00:00"
     assert files["train"][0] == "deepar/train/train.json" and files["test"][0] == "deepar/test/test.json"
+
+
+def test_deepar_needs_enough_history():
+    wins = _windows(datetime(2020, 7, 15, tzinfo=UTC), 305)
+    with pytest.raises(ValueError, match=r"at least 300 training windows.*305.*prediction_length=6 leaves 299"):
+        channel_files("deepar", windows_frame(wins, "10min"), 6)
 
 
 def test_unknown_algorithm_and_empty_lake_fail_clearly():
@@ -121,8 +127,8 @@ def _env():
 
 
 def test_prepare_reads_the_period_and_writes_channel_folders():
-    day1 = _windows(datetime(2020, 7, 15, tzinfo=UTC), 12)
-    day2 = _windows(datetime(2020, 7, 15, 2, tzinfo=UTC), 12)
+    day1 = _windows(datetime(2020, 7, 15, tzinfo=UTC), 144)
+    day2 = _windows(datetime(2020, 7, 16, tzinfo=UTC), 180)
     old = _windows(datetime(2020, 7, 1, tzinfo=UTC), 3)  # outside the two-day period
     s3 = FakeS3({("lake", "features/dt=2020-07-15/a.gz"): _lake(day1, gzip_it=True, newline=True),
                  ("lake", "features/dt=2020-07-16/b.gz"): _lake(day2, gzip_it=True, newline=True),
@@ -131,8 +137,8 @@ def test_prepare_reads_the_period_and_writes_channel_folders():
     out = prepare({"algorithm": "deepar", "run": "r1"}, s3, _env(), NOW)
     assert out["train"] == "s3://models/channels/deepar/train/"
     assert out["test"] == "s3://models/channels/deepar/test/"
-    assert out["windows"] == 24  # 00:00 .. 03:50 at 10 minutes, no gap
+    assert out["windows"] == 324  # 2020-07-15 00:00 .. 2020-07-16 05:50 at 10 minutes, no gap
     (test,) = fmt.from_jsonlines(s3.puts[("models", "channels/deepar/test/test.json")].decode())
-    assert test["target"][:12] == [float(w.clicks) for w in day1]
+    assert test["target"][:144] == [float(w.clicks) for w in day1]
     out = prepare({"algorithm": "rcf", "run": "r2"}, s3, _env(), NOW)
-    assert out == {"windows": 24, "train": "s3://models/channels/rcf/train/"}
+    assert out == {"windows": 324, "train": "s3://models/channels/rcf/train/"}

@@ -30,6 +30,8 @@ from clickstream_anomaly.features import feature_matrix, records_to_windows
 from clickstream_anomaly.records import FEATURE_COLUMNS, RecordError, Window
 
 LAKE_FEATURES_PREFIX = "features/"
+#: SageMaker DeepAR rejects training data with fewer observations (as training/prepare.py checks locally).
+DEEPAR_MIN_OBSERVATIONS = 300
 CHANNELS_PREFIX = "channels/"
 
 
@@ -90,6 +92,10 @@ def channel_files(algorithm: str, windows: pd.DataFrame, prediction_length: int)
             raise ValueError("no windows in the lake for the training period")
         record = fmt.series_from_windows(windows, "clicks")
         train, test = fmt.train_test_split(record, prediction_length)
+        if len(train["target"]) < DEEPAR_MIN_OBSERVATIONS:
+            raise ValueError(f"DeepAR needs at least {DEEPAR_MIN_OBSERVATIONS} training windows; the lake has "
+                             f"{len(windows)} for the training period, minus prediction_length="
+                             f"{prediction_length} leaves {len(train['target'])}")
         return {"train": ("deepar/train/train.json", fmt.to_jsonlines([train])),
                 "test": ("deepar/test/test.json", fmt.to_jsonlines([test]))}
     raise ValueError(f"unknown algorithm {algorithm!r}; use rcf or deepar")
