@@ -90,13 +90,15 @@ def click_entry(click: Click) -> Entry:
 
 def take_batch(pending: deque[Entry], *, max_records: int = MAX_BATCH_RECORDS,
                max_bytes: int = MAX_BATCH_BYTES, lookahead: int = LOOKAHEAD,
-               max_skew: float = MAX_SKEW_SECONDS) -> list[Entry]:
+               max_skew: float = MAX_SKEW_SECONDS, preserve_order: bool = True) -> list[Entry]:
     """Remove and return the next batch from ``pending``: within the limits, one entry per key.
 
     Entries are taken in queue order; an entry whose key is already in the batch stays queued, and so do
     all later entries of that key (order per key is kept). Entries may overtake a held-back one by at most
     ``max_skew`` seconds of event time, so the stream stays in time order within that skew (the
     aggregator's allowed lateness must cover it). At most ``lookahead`` entries are scanned.
+    ``preserve_order=False`` takes entries strictly in queue order, repeated keys included (full batches;
+    a retried entry may then land after a later entry of its key).
     """
     batch: list[Entry] = []
     keys: set[str] = set()
@@ -110,7 +112,7 @@ def take_batch(pending: deque[Entry], *, max_records: int = MAX_BATCH_RECORDS,
         if held_since is not None and entry.ts - held_since > max_skew:
             kept.append(entry)
             break
-        if entry.key in keys:
+        if preserve_order and entry.key in keys:
             kept.append(entry)
             held_since = entry.ts if held_since is None else held_since
             continue
@@ -223,6 +225,7 @@ class KinesisSender:
     max_records: int = MAX_BATCH_RECORDS
     max_bytes: int = MAX_BATCH_BYTES
     max_skew: float = MAX_SKEW_SECONDS
+    preserve_order: bool = True
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
 
@@ -259,7 +262,7 @@ class KinesisSender:
                     self.sleep(max(0.0, nxt_due - (self.clock() - start)))
                     continue
                 batch = take_batch(pending, max_records=self.max_records, max_bytes=self.max_bytes,
-                                   max_skew=self.max_skew)
+                                   max_skew=self.max_skew, preserve_order=self.preserve_order)
                 try:
                     failed = self._put(batch, result)
                 except Exception:

@@ -88,6 +88,12 @@ def test_held_back_entries_are_overtaken_only_within_the_skew():
     assert pending[0].ts == 2.0  # and it is next
 
 
+def test_unordered_batches_take_repeated_keys():
+    pending = deque(Entry(b"%d" % i, "hot", ts=float(i)) for i in range(600))
+    assert len(take_batch(pending, preserve_order=False)) == MAX_BATCH_RECORDS
+    assert len(take_batch(deque(Entry(b"x", "hot") for _ in range(5)))) == 1
+
+
 def test_oversized_record_is_rejected_and_long_keys_hashed():
     huge = Click(datetime(2020, 1, 1, tzinfo=UTC), "u", "/" + "p" * MAX_RECORD_BYTES)
     with pytest.raises(RecordError, match="1 MiB"):

@@ -34,6 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="tries per record before giving up (default 8)")
     p.add_argument("--unsent", type=Path, default=Path("unsent.jsonl"),
                    help="where to write records not sent after the retries (default unsent.jsonl)")
+    p.add_argument("--unordered", action="store_true",
+                   help="allow several records of one user in a call (fuller batches for fast replays; a "
+                        "retried record may then land after a later one of the same user)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     add_bad_line_options(p)
     p.set_defaults(func=run)
@@ -44,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--max-attempts must be at least 1")
     pacer = Pacer(speedup=args.speedup, rate=args.rate)
     client = kinesis_client(region=args.region, endpoint_url=args.endpoint_url, retry_mode=args.retry_mode)
-    sender = KinesisSender(client, args.stream, max_attempts=args.max_attempts, backoff=Backoff())
+    sender = KinesisSender(client, args.stream, max_attempts=args.max_attempts, backoff=Backoff(),
+                           preserve_order=not args.unordered)
     bad = BadLines(rejects_path=args.rejects)
     try:
         with progress_bar(total=None, unit="records", disable=args.quiet, desc="produce") as bar:
