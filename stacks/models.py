@@ -43,6 +43,20 @@ CHANNELS_PREFIX = "channels/"
 ENDPOINT_POLL_SECONDS = 60
 
 
+class S3Uri(tasks.S3Location):
+    """An ``s3://bucket/key`` location as given. ``S3Location.from_bucket`` renders an https URL, which
+    SageMaker misreads (the endpoint host becomes the bucket: BucketRegionError); access is granted on the
+    SageMaker role explicitly instead."""
+
+    def __init__(self, uri: str) -> None:
+        super().__init__()
+        self._uri = uri
+
+    def bind(self, task: Construct, *, for_reading: bool | None = None,
+             for_writing: bool | None = None) -> tasks.S3LocationConfig:
+        return tasks.S3LocationConfig(uri=self._uri)
+
+
 def _instance(ml_type: str) -> ec2.InstanceType:
     """``ml.m5.large`` -> the ``InstanceType`` CDK renders back as ``ml.m5.large``."""
     return ec2.InstanceType(ml_type.removeprefix("ml."))
@@ -187,14 +201,14 @@ class Models(Construct):
             channels = [tasks.Channel(
                 channel_name="train", content_type="text/csv;label_size=0",
                 data_source=tasks.DataSource(s3_data_source=tasks.S3DataSource(
-                    s3_location=tasks.S3Location.from_bucket(self.bucket, f"{CHANNELS_PREFIX}rcf/train/"),
+                    s3_location=S3Uri(self.bucket.s3_url_for_object(f"{CHANNELS_PREFIX}rcf/train/")),
                     s3_data_type=tasks.S3DataType.S3_PREFIX,
                     s3_data_distribution_type=tasks.S3DataDistributionType.SHARDED_BY_S3_KEY)))]
         else:
             channels = [tasks.Channel(
                 channel_name=name, content_type="application/jsonlines",
                 data_source=tasks.DataSource(s3_data_source=tasks.S3DataSource(
-                    s3_location=tasks.S3Location.from_bucket(self.bucket, f"{CHANNELS_PREFIX}deepar/{name}/"),
+                    s3_location=S3Uri(self.bucket.s3_url_for_object(f"{CHANNELS_PREFIX}deepar/{name}/")),
                     s3_data_type=tasks.S3DataType.S3_PREFIX,
                     s3_data_distribution_type=tasks.S3DataDistributionType.FULLY_REPLICATED)))
                 for name in ("train", "test")]
@@ -205,7 +219,7 @@ class Models(Construct):
                 training_image=image, training_input_mode=tasks.InputMode.FILE),
             input_data_config=channels,
             output_data_config=tasks.OutputDataConfig(
-                s3_output_location=tasks.S3Location.from_bucket(self.bucket, f"{alg}/models/")),
+                s3_output_location=S3Uri(self.bucket.s3_url_for_object(f"{alg}/models/"))),
             resource_config=tasks.ResourceConfig(instance_count=1, instance_type=_instance(training_type),
                                                  volume_size=Size.gibibytes(10)),
             stopping_condition=tasks.StoppingCondition(max_runtime=Duration.hours(3)),

@@ -267,6 +267,9 @@ def test_rcf_training_job_shape(template):
     assert channel["ChannelName"] == "train"
     assert channel["ContentType"] == "text/csv;label_size=0"
     assert channel["DataSource"]["S3DataSource"]["S3DataDistributionType"] == "ShardedByS3Key"
+    # s3:// URIs (an https URL would make SageMaker read the S3 endpoint host as the bucket name)
+    assert channel["DataSource"]["S3DataSource"]["S3Uri"] == "s3://TOKEN/channels/rcf/train/"
+    assert params["OutputDataConfig"]["S3OutputPath"] == "s3://TOKEN/rcf/models/"
     assert params["HyperParameters"] == {"feature_dim": "4", "num_trees": "100", "num_samples_per_tree": "256"}
     assert params["ResourceConfig"]["InstanceType"] == "ml.m5.large"
     assert params["TrainingJobName.$"] == "States.Format('clickstream-rcf-{}', $.run.id)"
@@ -278,6 +281,8 @@ def test_deepar_training_job_shape(template):
     train = next(s for s in asl["States"].values() if s.get("Resource", "").endswith("createTrainingJob.sync"))
     params = train["Parameters"]
     assert sorted(c["ChannelName"] for c in params["InputDataConfig"]) == ["test", "train"]
+    uris = sorted(c["DataSource"]["S3DataSource"]["S3Uri"] for c in params["InputDataConfig"])
+    assert uris == ["s3://TOKEN/channels/deepar/test/", "s3://TOKEN/channels/deepar/train/"]
     hp = params["HyperParameters"]
     assert hp["time_freq"] == "10min" and hp["prediction_length"] == "144" and hp["context_length"] == "144"
     assert "/forecasting-deepar:1" in params["AlgorithmSpecification"]["TrainingImage"]
