@@ -161,7 +161,8 @@ def category_auc(files: list[LabelledFile], scores: list[np.ndarray], category: 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=DATA, help="NAB folder with data/ and labels/")
-    ap.add_argument("--shingle", type=int, default=8, help="the small shingle size tried beside 1")
+    ap.add_argument("--shingles", default="4,8", help="small shingle sizes tried beside 1 (comma-separated)")
+    ap.add_argument("--rrcf-shingle", type=int, default=4, help="shingle size of the (single) rrcf run")
     ap.add_argument("--rrcf-trees", type=int, default=10, help="rrcf forest size (subsampled: rrcf is slow)")
     ap.add_argument("--rrcf-size", type=int, default=256, help="rrcf points per tree (FIFO)")
     ap.add_argument("--seed", type=int, default=0)
@@ -174,19 +175,15 @@ def main(argv: list[str] | None = None) -> int:
         args.rrcf_trees = 2
     files = [f for f, _ in corpus]
     z_all = [scale(df["value"].to_numpy(dtype=float), f.probation) for f, df in corpus]
-    s = args.shingle
-    detectors: dict[str, Detector] = {
-        "ours StreamingRCF, shingle 1": ours_streaming(1),
-        f"ours StreamingRCF, shingle {s}": ours_streaming(s),
-        "ours RandomCutForest (batch), shingle 1": ours_batch(1),
-        f"ours RandomCutForest (batch), shingle {s}": ours_batch(s),
-        "krcf streaming, shingle 1": krcf_streaming(1),
-        f"krcf streaming, shingle {s}": krcf_streaming(s),
-        "IsolationForest (batch), shingle 1": isolation_forest(1),
-        f"IsolationForest (batch), shingle {s}": isolation_forest(s),
-        f"rrcf streaming CoDisp, shingle {s}, {args.rrcf_trees} trees x {args.rrcf_size}":
-            rrcf_streaming(s, args.rrcf_trees, args.rrcf_size),
-    }
+    sizes = [1] + [int(x) for x in args.shingles.split(",") if x.strip() and int(x) > 1]
+    detectors: dict[str, Detector] = {}
+    for label, make in (("ours StreamingRCF", ours_streaming), ("ours RandomCutForest (batch)", ours_batch),
+                        ("krcf streaming", krcf_streaming), ("IsolationForest (batch)", isolation_forest)):
+        for s in sizes:
+            detectors[f"{label}, shingle {s}"] = make(s)
+    rs = args.rrcf_shingle
+    detectors[f"rrcf streaming CoDisp, shingle {rs}, {args.rrcf_trees} trees x {args.rrcf_size}"] = \
+        rrcf_streaming(rs, args.rrcf_trees, args.rrcf_size)
     StreamingRCF(1, 2, 8, random_state=0).process_scores(np.zeros((20, 1)))  # numba compile outside timings
     RandomCutForest(2, 8, random_state=0).fit(np.zeros((20, 1))).score(np.zeros((3, 1)))
 
