@@ -177,6 +177,8 @@ def test_blog_scenario_end_to_end(moto_server, scenario, tmp_path, monkeypatch, 
         return [a for a in alerts if a["event"] == "open"
                 and lo <= datetime.fromisoformat(a["start"].replace("Z", "+00:00")).astimezone(UTC) < hi]
 
+    for a in sorted(alerts, key=lambda a: (a["start"], a["event"])):  # shown with pytest -s
+        print(f"ALERT {a['event']:8s} {a['start']} {a['duration_minutes']:4.0f} min  {a['cause']}")
     miscount, outage = BLOG_INCIDENTS
     (m,) = opened_during(miscount)
     assert "residual HIGH" in m["cause"] or "users LOW" in m["cause"]
