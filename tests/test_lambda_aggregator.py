@@ -59,3 +59,19 @@ def test_scheduled_tick_emits_empty_windows_during_an_outage(aws, lambda_context
     assert [w.clicks for w in got] == [1, 1, 0, 0]
     state = aws["s3"].get_object(Bucket="state-bucket", Key="aggregator/state.json.gz")["Body"].read()
     assert json.loads(__import__("gzip").decompress(state))["outbox"] == []
+
+
+def test_a_shard_that_has_not_reported_yet_holds_the_windows_open(aws, lambda_context):
+    from lambdas.aggregator import app
+
+    aws["kinesis"].create_stream(StreamName="clicks2", ShardCount=2)
+    first = kinesis_event([click_payload(m, f"a{m}") for m in (1, 15, 40)], stream="clicks2",
+                          shard="shardId-000000000000")
+    app.handler(first, lambda_context)
+    assert features(aws) == []  # shard 1 of the stream (learnt with ListShards) has sent nothing yet
+    second = kinesis_event([click_payload(m, f"b{m}") for m in (2, 41)], stream="clicks2",
+                           shard="shardId-000000000001")
+    app.handler(second, lambda_context)
+    got = features(aws)
+    # Watermark min(10:40, 10:41) = 10:40: windows up to 10:20 (end 10:30 + 10 min lateness) close.
+    assert [(w.window_start.strftime("%H:%M"), w.clicks) for w in got] == [("10:00", 2), ("10:10", 1), ("10:20", 0)]
