@@ -282,7 +282,7 @@ class KinesisSender:
                     fail_round += 1
                 else:
                     fail_round = 0
-        except Exception as exc:  # whole-call error after botocore's retries, or give-up
+        except (Exception, KeyboardInterrupt) as exc:  # whole-call error after botocore retries, give-up, ^C
             result.unsent = list(pending)
             if nxt is not None:
                 result.unsent.append(nxt)
