@@ -234,7 +234,6 @@ def tree_visit(t, q, pts, tmeta, tint, cval, box, leaf, want_attr, high, low, pa
     ``q`` (``p = 0`` there and above). The DiVector follows the same recursion with ``p`` split per
     dimension and side."""
     S = cval.shape[1]
-    d = q.shape[0]
     node = tmeta[t, ROOT]
     if node < 0:
         return 0.0
@@ -243,6 +242,15 @@ def tree_visit(t, q, pts, tmeta, tint, cval, box, leaf, want_attr, high, low, pa
         path[depth] = node
         depth += 1
         node = tint[t, node, 0] if q[tint[t, node, 2]] <= _f64(cval[t, node]) else tint[t, node, 1]
+    return visit_up(t, q, node, depth, path, pts, tmeta, box, leaf, want_attr, high, low, th, tl)
+
+
+@jit(inline=True)
+def visit_up(t, q, node, depth, path, pts, tmeta, box, leaf, want_attr, high, low, th, tl):
+    """Second half of :func:`tree_visit`: score the leaf ``node`` reached at ``depth`` through ``path``
+    and accumulate back up to the first box holding ``q``."""
+    S = leaf.shape[1]
+    d = q.shape[0]
     tree_mass = tmeta[t, MASS]
     norm = math.log2(tree_mass + 1.0)
     p = leaf[t, node - S, 0]
