@@ -165,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rrcf-shingle", type=int, default=4, help="shingle size of the (single) rrcf run")
     ap.add_argument("--rrcf-trees", type=int, default=10, help="rrcf forest size (subsampled: rrcf is slow)")
     ap.add_argument("--rrcf-size", type=int, default=256, help="rrcf points per tree (FIFO)")
+    ap.add_argument("--no-rrcf", action="store_true", help="leave rrcf out (for quick seed-spread runs)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quick", action="store_true", help="every 6th file, rrcf 2 trees (smoke run)")
     args = ap.parse_args(argv)
@@ -182,8 +183,9 @@ def main(argv: list[str] | None = None) -> int:
         for s in sizes:
             detectors[f"{label}, shingle {s}"] = make(s)
     rs = args.rrcf_shingle
-    detectors[f"rrcf streaming CoDisp, shingle {rs}, {args.rrcf_trees} trees x {args.rrcf_size}"] = \
-        rrcf_streaming(rs, args.rrcf_trees, args.rrcf_size)
+    if not args.no_rrcf:
+        detectors[f"rrcf streaming CoDisp, shingle {rs}, {args.rrcf_trees} trees x {args.rrcf_size}"] = \
+            rrcf_streaming(rs, args.rrcf_trees, args.rrcf_size)
     StreamingRCF(1, 2, 8, random_state=0).process_scores(np.zeros((20, 1)))  # numba compile outside timings
     RandomCutForest(2, 8, random_state=0).fit(np.zeros((20, 1))).score(np.zeros((3, 1)))
 
