@@ -7,13 +7,15 @@ start at :00, :10, ...):
 * ``users``    = number of distinct users who clicked in the window;
 * ``clicks``   = number of click events in the window;
 * ``residual`` = ``clicks - users * R``: the clicks not explained by the active users, where ``R`` is the
-  site's recent clicks per user: ``R = sum(clicks) / sum(users)`` over the previous
-  :data:`RESIDUAL_LOOKBACK` of windows (one day: 144 ten-minute windows; fewer at the start of a series,
-  and ``R = 1`` when no earlier window had users). Sums are exact integers and the division is one
-  float64 operation, so the batch computation here and the streaming aggregator (:class:`ResidualState`)
-  give bit-identical values. It is ~0 in normal traffic whatever the time of day, and separates the
-  incident kinds: a user-miscount bug (users collapse, clicks go on) drives it HIGH with users LOW; a bot
-  flood drives it HIGH with users flat; a page storm of one-click visitors drives it LOW.
+  site's usual clicks per user: the median of ``clicks / users`` over the previous
+  :data:`RESIDUAL_LOOKBACK` of windows that had users (one day: 144 ten-minute windows; fewer at the start
+  of a series; ``R = 1`` when there are none). The median keeps ``R`` from being dragged by the incidents
+  themselves (a ratio of sums would stay inflated for a day after a user miscount). The batch
+  computation here and the streaming aggregator (:class:`ResidualState`) run the same ``numpy.nanmedian``
+  over the same values, so they give bit-identical results. The residual is ~0 in normal traffic whatever
+  the time of day, and separates the incident kinds: a user-miscount bug (users collapse, clicks go on)
+  drives it HIGH with users LOW; a bot flood drives it HIGH with users flat; a page storm of one-click
+  visitors drives it LOW.
 
 A window with no clicks is an observation (all zero), never a missing row, so an outage shows up.
 Large inputs are processed in chunks: memory holds only the distinct (window, user) and (window, page)
@@ -42,25 +44,34 @@ def lookback_windows(freq: str | pd.Timedelta = DEFAULT_FREQ, lookback: str = RE
     return max(1, int(pd.Timedelta(lookback).value // freq_ns(freq)))
 
 
+def _ratios(clicks: np.ndarray, users: np.ndarray) -> np.ndarray:
+    """``clicks / users`` per window, NaN where there were no users."""
+    c = np.asarray(clicks, dtype="float64")
+    u = np.asarray(users, dtype="float64")
+    out = np.full(c.shape, np.nan)
+    np.divide(c, u, out=out, where=u > 0)
+    return out
+
+
+def _usual_ratio(ratios: np.ndarray) -> float:
+    """The median of the non-NaN ratios, 1.0 when there are none (the one formula both paths use)."""
+    if ratios.size == 0 or np.isnan(ratios).all():
+        return 1.0
+    return float(np.nanmedian(ratios))
+
+
 def residuals(clicks: np.ndarray, users: np.ndarray, lookback: int) -> np.ndarray:
-    """``(n,)`` residuals of consecutive windows (see module docstring), computed with exact integer sums."""
-    c = np.asarray(clicks, dtype="int64")
-    u = np.asarray(users, dtype="int64")
-    cs = np.concatenate([[0], np.cumsum(c)])
-    us = np.concatenate([[0], np.cumsum(u)])
-    idx = np.arange(len(c))
-    lo = np.maximum(idx - lookback, 0)
-    csum = cs[idx] - cs[lo]
-    usum = us[idx] - us[lo]
-    ratio = np.where(usum > 0, csum.astype("float64") / np.where(usum > 0, usum, 1).astype("float64"), 1.0)
-    return c.astype("float64") - u.astype("float64") * ratio
+    """``(n,)`` residuals of consecutive windows (see the module docstring)."""
+    ratios = _ratios(clicks, users)
+    usual = np.array([_usual_ratio(ratios[max(0, t - lookback):t]) for t in range(len(ratios))])
+    return np.asarray(clicks, dtype="float64") - np.asarray(users, dtype="float64") * usual
 
 
 @dataclass
 class ResidualState:
     """Streaming twin of :func:`residuals`: feed windows in time order, get the same numbers.
 
-    Keeps the (clicks, users) of the last ``lookback`` windows and their integer sums: bounded state.
+    Keeps the (clicks, users) of the last ``lookback`` windows: bounded state.
     """
 
     lookback: int = 144
@@ -68,13 +79,15 @@ class ResidualState:
 
     def residual(self, clicks: int, users: int) -> float:
         """Residual of the next window, then remember it for the following ones."""
-        csum = sum(c for c, _ in self.history)
-        usum = sum(u for _, u in self.history)
-        ratio = float(csum) / float(usum) if usum > 0 else 1.0
+        if self.history:
+            hist = np.asarray(self.history, dtype="float64")
+            usual = _usual_ratio(_ratios(hist[:, 0], hist[:, 1]))
+        else:
+            usual = 1.0
         self.history.append((int(clicks), int(users)))
         if len(self.history) > self.lookback:
             del self.history[: len(self.history) - self.lookback]
-        return float(clicks) - float(users) * ratio
+        return float(np.float64(clicks) - np.float64(users) * usual)
 
     def to_dict(self) -> dict:
         return {"lookback": self.lookback, "history": [list(h) for h in self.history]}

@@ -42,8 +42,8 @@ def test_exact_features_with_an_empty_window(tmp_path):
     assert w["urls"].tolist() == [2, 1, 0, 1]
     assert w["users"].tolist() == [2, 1, 0, 1]
     assert w["clicks"].tolist() == [4, 1, 0, 2]
-    # residual = clicks - users * R, R = clicks per user over the earlier windows (1 with no history)
-    assert w["residual"].tolist() == pytest.approx([4 - 2 * 1.0, 1 - 1 * (4 / 2), 0.0, 2 - 1 * (5 / 3)])
+    # residual = clicks - users * R, R = median clicks per user of the earlier windows with users (1 if none)
+    assert w["residual"].tolist() == pytest.approx([4 - 2 * 1.0, 1 - 1 * (4 / 2), 0.0, 2 - 1 * ((2 + 1) / 2)])
 
 
 def test_timezone_offsets_are_converted_to_utc(tmp_path):
@@ -153,6 +153,7 @@ def test_residual_lookback_and_streaming_twin_are_bit_identical():
     rng = np.random.default_rng(7)
     clicks = rng.integers(0, 500, 1000)
     users = np.minimum(clicks, rng.integers(0, 200, 1000))
+    users[::37] = 0  # windows without users are left out of R
     batch = residuals(clicks, users, 144)
     state = ResidualState(lookback=144)
     stream = [state.residual(c, u) for c, u in zip(clicks[:500], users[:500], strict=True)]
@@ -160,8 +161,9 @@ def test_residual_lookback_and_streaming_twin_are_bit_identical():
     stream += [state.residual(c, u) for c, u in zip(clicks[500:], users[500:], strict=True)]
     assert np.array_equal(batch, np.asarray(stream))
     assert len(state.history) == 144
-    # by hand: R over exactly the previous 144 windows
+    # by hand: R = median ratio over exactly the previous 144 windows that had users
     t = 600
-    ratio = clicks[t - 144:t].sum() / users[t - 144:t].sum()
-    assert batch[t] == clicks[t] - users[t] * ratio
+    prev_c, prev_u = clicks[t - 144:t], users[t - 144:t]
+    ratio = np.median(prev_c[prev_u > 0] / prev_u[prev_u > 0])
+    assert batch[t] == pytest.approx(clicks[t] - users[t] * ratio, rel=1e-12)
     assert lookback_windows("10min") == 144 and lookback_windows("1h") == 24
