@@ -222,11 +222,13 @@ def bench_batch(n_big: int) -> list[list[object]]:
 
 
 KRCF_RSS = """
-import gc, numpy as np, psutil, krcf
+import gc, os, numpy as np, krcf
+def rss():  # resident set size in bytes (Linux /proc)
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 X = (np.sin(np.arange(1500)[:, None] / 30 + np.arange(4)) * 10).tolist()
-proc = psutil.Process()
 gc.collect()
-before = proc.memory_info().rss
+before = rss()
 keep = []
 for s in range(20):
     f = krcf.RandomCutForest({"dimensions": 4, "shingle_size": 1, "num_trees": 100, "sample_size": 256,
@@ -234,7 +236,7 @@ for s in range(20):
     for x in X:
         f.update(x)
     keep.append(f)
-print((proc.memory_info().rss - before) / 20 / 1e6)
+print((rss() - before) / 20 / 1e6)
 """
 
 
