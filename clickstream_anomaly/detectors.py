@@ -23,11 +23,11 @@ import numpy as np
 import pandas as pd
 
 from .features import windows_to_records
-from .records import FEATURE_COLUMNS, Detection, explanation_fields
+from .records import DEEPAR, FEATURE_COLUMNS, RCF_BATCH, RCF_STREAMING, Detection, explanation_fields
 from .scaling import Scaling
 from .thresholds import DEFAULT_THRESHOLD, ThresholdRule, parse_threshold
 
-DETECTOR_NAMES = ("rcf-streaming", "rcf-batch", "deepar")
+DETECTOR_NAMES = (RCF_STREAMING, RCF_BATCH, DEEPAR)
 
 
 class Detector(Protocol):
@@ -78,7 +78,7 @@ class StreamingRCFDetector:
     with_directionality: bool = True
     threshold: str | ThresholdRule = DEFAULT_THRESHOLD
     random_state: int | None = 0
-    name: str = "rcf-streaming"
+    name: str = RCF_STREAMING
 
     def parameters(self):
         from .kda import KdaRcfParameters
@@ -117,7 +117,7 @@ class BatchRCFDetector:
     threshold: str | ThresholdRule = DEFAULT_THRESHOLD
     random_state: int | None = 0
     train_until: str | pd.Timestamp | None = None
-    name: str = "rcf-batch"
+    name: str = RCF_BATCH
     scaling_: Scaling | None = field(default=None, init=False, repr=False)
 
     def score(self, windows: pd.DataFrame) -> np.ndarray:
@@ -178,7 +178,7 @@ class DeepARDetector:
     high: float = 0.99
     train_until: str | pd.Timestamp | None = None
     random_state: int | None = 0
-    name: str = "deepar"
+    name: str = DEEPAR
     model_: Any = field(default=None, init=False, repr=False)
 
     def fit(self, windows: pd.DataFrame):
@@ -209,7 +209,7 @@ class DeepARDetector:
 def build_detectors(names: Sequence[str] = DETECTOR_NAMES, threshold: str = DEFAULT_THRESHOLD,
                     **overrides: dict[str, Any]) -> list[Detector]:
     """Detectors by name with blog defaults; ``overrides[name]`` holds keyword arguments for one of them."""
-    classes = {"rcf-streaming": StreamingRCFDetector, "rcf-batch": BatchRCFDetector, "deepar": DeepARDetector}
+    classes = {RCF_STREAMING: StreamingRCFDetector, RCF_BATCH: BatchRCFDetector, DEEPAR: DeepARDetector}
     out: list[Detector] = []
     for name in names:
         if name not in classes:

@@ -36,6 +36,12 @@ DETECTION_COLUMNS: tuple[str, ...] = (
 )
 DIRECTIONS = ("HIGH", "LOW")
 
+# Detector names, one place for the local twins, the Lambdas, the SageMaker callers and the CDK alarms.
+RCF_STREAMING = "rcf-streaming"  # KDA RANDOM_CUT_FOREST_WITH_EXPLANATION semantics (local twin, detector Lambda)
+RCF_BATCH = "rcf-batch"  # SageMaker Random Cut Forest (local twin, endpoint, scorer Lambda)
+DEEPAR = "deepar"  # SageMaker DeepAR forecast band (local twin, endpoint, scorer Lambda)
+KDA_SQL = "kda-sql"  # the Kinesis Data Analytics SQL application itself (legacy engine)
+
 
 class RecordError(ValueError):
     """A record that cannot be parsed. ``source`` and ``line`` locate it when known (1-based lines)."""

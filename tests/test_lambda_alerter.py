@@ -18,7 +18,7 @@ def det(i: int, score: float, low_users: bool = False) -> Detection:
     attr = {"urls": 0.05, "users": score * 0.5 if low_users else 0.2, "clicks": 0.05,
             "residual": score * 0.4 if low_users else 0.2}
     direction = {"urls": "HIGH", "users": "LOW" if low_users else "HIGH", "clicks": "HIGH", "residual": "HIGH"}
-    return Detection(w, "rcf-stream", score, 0.0, False, attribution=attr, direction=direction,
+    return Detection(w, "rcf-streaming", score, 0.0, False, attribution=attr, direction=direction,
                      strength=dict.fromkeys(attr, 0.1))
 
 
@@ -43,7 +43,7 @@ def test_kinesis_detections_alert_once_with_metrics(aws, lambda_context, capsys)
     assert incident["windows"] == 2 and incident["peak_score"] == 4.5
     emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
     per_detection = [e for e in emf if "AnomalyScore" in e]
-    assert len(per_detection) == 5 and all(e["detector"] == "rcf-stream" for e in per_detection)
+    assert len(per_detection) == 5 and all(e["detector"] == "rcf-streaming" for e in per_detection)
     assert [e["IsAnomaly"] for e in per_detection] == [[0.0], [1.0], [1.0], [0.0], [0.0]]
     assert per_detection[1]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "ClickstreamAnomaly"
     # The same batch again (a Lambda retry): no new message.

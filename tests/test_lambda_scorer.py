@@ -48,7 +48,7 @@ def test_rcf_endpoint_scores_each_window(aws, lambda_context, monkeypatch):
                                     stream="features"), lambda_context)
     assert out == {"batchItemFailures": []}
     got = detections(aws)
-    assert [(d.detector, d.score) for d in got] == [("rcf-sagemaker", 0.7), ("rcf-sagemaker", 3.4)]
+    assert [(d.detector, d.score) for d in got] == [("rcf-batch", 0.7), ("rcf-batch", 3.4)]
     assert got[1].window == window(1, 5)
 
 

@@ -21,7 +21,7 @@ from clickstream_anomaly.streaming.state import MemoryStore
 T0 = datetime(2020, 7, 15, 9, 0, tzinfo=UTC)
 
 
-def det(i: int, score: float, users_low: bool = False, detector: str = "rcf-stream") -> Detection:
+def det(i: int, score: float, users_low: bool = False, detector: str = "rcf-streaming") -> Detection:
     w = Window(T0 + timedelta(minutes=10 * i), 40, 1 if users_low else 30, 120, 119 if users_low else 90)
     attribution = {"urls": 0.1, "users": 0.2, "clicks": 0.1, "residual": 0.2}
     direction = {"urls": "HIGH", "users": "HIGH", "clicks": "HIGH", "residual": "HIGH"}
@@ -71,7 +71,7 @@ def test_sigma_threshold_learns_from_normal_scores_only():
     for s in (1.0, 1.2, 0.8, 1.1, 0.9):
         ref.add(s)
     assert judged[6].is_anomaly and judged[6].threshold == pytest.approx(ref.mean + 3 * ref.std)
-    assert state.stats["rcf-stream"].n == 6  # the anomaly (5.0) did not widen the band
+    assert state.stats["rcf-streaming"].n == 6  # the anomaly (5.0) did not widen the band
     with pytest.raises(ValueError):
         AlertConfig(mode="median")
 
@@ -116,4 +116,4 @@ def test_state_round_trip():
     state.apply(series()[:9], AlertConfig())
     again = AlerterState.from_bytes(state.to_bytes())
     assert again.to_bytes() == state.to_bytes()
-    assert again.open_incident["rcf-stream"]
+    assert again.open_incident["rcf-streaming"]

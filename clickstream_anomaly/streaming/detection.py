@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..kda import KdaRcfParameters, KdaRcfStream
-from ..records import FEATURE_COLUMNS, Detection, Window, format_timestamp
+from ..records import FEATURE_COLUMNS, KDA_SQL, RCF_STREAMING, Detection, Window, format_timestamp
 from .state import Store, transact
 
-DETECTOR_NAME = "rcf-stream"
+DETECTOR_NAME = RCF_STREAMING
 _MAGIC = b"DETSTATE1\n"
 
 
@@ -110,7 +110,7 @@ def run_detector(store: Store, windows: Iterable[Window], *, params: KdaRcfParam
     return dets
 
 
-KDA_DETECTOR_NAME = "kda-sql"
+KDA_DETECTOR_NAME = KDA_SQL
 
 
 def detection_from_kda_row(row: dict[str, Any]) -> Detection:

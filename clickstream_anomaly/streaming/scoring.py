@@ -1,7 +1,7 @@
 """The scorer's core: a window -> SageMaker RCF endpoint and/or DeepAR endpoint -> detections.
 
 * RCF: the window's features as one ``text/csv`` row; the response ``{"scores": [{"score": s}]}`` gives
-  the score (detector ``rcf-sagemaker``; the alerter applies the threshold).
+  the score (detector ``rcf-batch``, as the local twin; the alerter applies the threshold).
 * DeepAR: the recent ``clicks`` history (kept in S3, :class:`History`, at most ``context_windows``
   values) is sent as one instance; the first step of the forecast quantiles 0.01/0.5/0.99 is the band
   for this window (detector ``deepar``). ``score`` is the distance outside the band in band widths
@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ..records import Detection, Window, format_timestamp
+from ..records import DEEPAR, RCF_BATCH, Detection, Window, format_timestamp
 from ..sagemaker_formats import (
     deepar_record,
     deepar_request,
@@ -33,8 +33,8 @@ from ..sagemaker_formats import (
     rcf_request_body,
 )
 
-RCF_DETECTOR = "rcf-sagemaker"
-DEEPAR_DETECTOR = "deepar"
+RCF_DETECTOR = RCF_BATCH
+DEEPAR_DETECTOR = DEEPAR
 RETRYABLE = ("ThrottlingException", "ServiceUnavailable", "InternalFailure", "ModelNotReadyException",
              "TooManyRequestsException", "InternalServerError", "ServiceUnavailableException")
 
