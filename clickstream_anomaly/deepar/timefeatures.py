@@ -11,11 +11,13 @@ W      day-of-month, week-of-year
 M      month-of-year
 =====  ====================================================================
 
-Lags (in steps): 1..7 for every frequency, plus seasonal lags that reach at least a day back for
-sub-daily data (``min``: 1 and 2 days, each +-1 step, and 1-3 hours; ``H``: 1, 2, 3 days +-1 and a week),
-1-4 weeks and a year for daily data (the two examples in the SageMaker docs), a quarter and a year
-for weekly data, a year and two for monthly data. SageMaker's full lag list is not published; this is
-our choice and it is recorded in the saved model.
+Lags (in steps): the previous value for every frequency, plus seasonal lags that reach at least a day
+back for sub-daily data (``min``: 1 and 2 days, each +-1 step, e.g. 143-145 and 287-289 for ``10min``;
+``H``: 1, 2, 3 days and a week, each +-1), 1-4 weeks and a year (+-1) for daily data (the two examples
+in the SageMaker docs), a quarter and a year for weekly data, a year and two for monthly data.
+SageMaker's full lag list is not published; this is our choice and it is recorded in the saved model.
+We dropped GluonTS's short lags 2..7: on the clickstream benchmark the network learned short-term
+momentum from them, which drifts when sampling a whole day ahead (see docs/readme-deepar.md).
 """
 
 from __future__ import annotations
@@ -97,7 +99,7 @@ def time_features(index: pd.DatetimeIndex, freq: Freq) -> np.ndarray:
 
 def lags_for(freq: Freq) -> tuple[int, ...]:
     """Lag offsets in steps, sorted, for ``freq`` (see the module docstring)."""
-    lags = set(range(1, 8))
+    lags = {1}
 
     def around(k: float) -> None:
         k = round(k)
@@ -105,13 +107,12 @@ def lags_for(freq: Freq) -> tuple[int, ...]:
             lags.update({max(k - 1, 1), k, k + 1})
 
     if freq.unit == "min":
-        per_hour = 60.0 / freq.n
         per_day = 1440.0 / freq.n
-        if per_hour >= 1:
-            lags.update(round(per_hour * h) for h in (1, 2, 3))
         if per_day >= 8:
             for d in (1, 2):
                 around(per_day * d)
+        else:
+            lags.update(range(2, 8))
     elif freq.unit == "H":
         per_day = 24.0 / freq.n
         for d in (1, 2, 3):
