@@ -129,18 +129,20 @@ def main(argv: list[str] | None = None) -> int:
               f"{clean_flags}", file=sys.stderr)
 
     table = pd.DataFrame(rows)
-    print(f"epochs<={args.epochs} patience={args.patience} num_cells={args.num_cells} num_layers={args.num_layers} batch={args.batch} "
-          f"lr={args.learning_rate} dropout={args.dropout} cpus={os.cpu_count()}")
-    print(table.to_markdown(index=False, floatfmt=".3f") if _has_tabulate() else table.to_string(index=False))
+    print(f"epochs<={args.epochs} patience={args.patience} num_cells={args.num_cells} "
+          f"num_layers={args.num_layers} batch={args.batch} lr={args.learning_rate} dropout={args.dropout} "
+          f"cpus={os.cpu_count()}")
+    print(markdown(table))
     return 0
 
 
-def _has_tabulate() -> bool:
-    try:
-        import tabulate  # noqa: F401
-    except ImportError:
-        return False
-    return True
+def markdown(table: pd.DataFrame) -> str:
+    """A frame as a Markdown table (floats to 3 decimals)."""
+    def cell(v: object) -> str:
+        return f"{v:.3f}" if isinstance(v, float) else str(v)
+    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
