@@ -2,12 +2,37 @@
 
 from __future__ import annotations
 
+import logging
 import socket
+import sys
 from dataclasses import dataclass
 
 import pytest
 
 REGION = "us-east-1"
+
+
+class _CurrentStdout:
+    """A stream that writes to whatever ``sys.stdout`` is now (pytest swaps it per test)."""
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+
+@pytest.fixture(autouse=True)
+def lambda_logs_to_current_stdout():
+    """Powertools loggers share one handler per service, created at the first import: point it at the
+    current stdout, so a test reading its log lines (capsys) sees them whichever test imported first."""
+    from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+
+    for logger in list(logging.Logger.manager.loggerDict.values()):
+        for handler in getattr(logger, "handlers", []):
+            if isinstance(handler.formatter, LambdaPowertoolsFormatter) and isinstance(handler, logging.StreamHandler):
+                handler.stream = _CurrentStdout()  # not setStream: it flushes the old, maybe closed, stream
+    yield
 
 
 @pytest.fixture(autouse=True)
