@@ -6,7 +6,7 @@ peak score and a cause in words:
 
 * from RCF attribution: the columns carrying most of the summed attribution, with their direction
   (``"users LOW, residual HIGH"``);
-* from the forecast band: the observed value against the band (``"clicks 0, expected 95–160"``).
+* from the forecast band: the observed value against the band (``"clicks LOW: 0, expected 95–160"``).
 
 Severity = peak excess (score / threshold for scores with a threshold, 1 + score for band distances)
 × number of detectors that agree. An incident is *confirmed* when at least two independent detectors
@@ -63,7 +63,8 @@ def band_cause(dets: Iterable[Detection], column: str = "clicks") -> str:
         return ""
     d = max(with_band, key=lambda x: x.score)
     observed = getattr(d.window, column)
-    return f"{column} {observed:g}, expected {d.p01:.0f}–{d.p99:.0f}"
+    side = "LOW" if observed < d.p01 else "HIGH" if observed > d.p99 else "in band"
+    return f"{column} {side}: {observed:g}, expected {d.p01:.0f}–{d.p99:.0f}"
 
 
 @dataclass

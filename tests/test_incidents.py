@@ -44,7 +44,7 @@ def test_cause_in_words_from_attribution_and_band():
     inc = group_incidents([det(0, **expl), det(1, **expl)])[0]
     assert inc.cause == "users LOW, residual HIGH (rcf-streaming)"
     band = Detection(Window(T0, 0, 0, 0, 0), "deepar", 1.5, 0.0, True, p01=95.2, p50=120, p99=160.4)
-    assert group_incidents([band])[0].cause == "clicks 0, expected 95–160 (deepar)"
+    assert group_incidents([band])[0].cause == "clicks LOW: 0, expected 95–160 (deepar)"
     d = group_incidents([det(0)])[0].to_dict()
     assert d["start"] == "2020-07-15T10:00:00Z" and d["duration_minutes"] == 10.0
     assert "users LOW" in incident_table([inc])
