@@ -74,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--learning-rate", type=float, default=5e-4)
     parser.add_argument("--dropout", type=float, default=0.1)
+    parser.add_argument("--band-samples", type=int, default=1000, help="sample paths for quantiles")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     args = parser.parse_args(argv)
 
@@ -110,12 +111,12 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         model.fit([record])
         fit_s = time.perf_counter() - t0
-        request = deepar_request([record], num_samples=200, output_types=("quantiles",),
+        request = deepar_request([record], num_samples=args.band_samples, output_types=("quantiles",),
                                  quantiles=(*QUANTILES, 0.01, 0.99))
         pred = parse_deepar_response(model.predict(request))[0]["quantiles"]
         wql = np.mean([weighted_quantile_loss(pred[f"{t:g}"], clean, t) for t in QUANTILES])
         cov = float(np.mean((clean >= pred["0.01"]) & (clean <= pred["0.99"])))
-        dets = forecast_band_detections(windows.iloc[7 * DAY:9 * DAY], model)
+        dets = forecast_band_detections(windows.iloc[7 * DAY:9 * DAY], model, num_samples=args.band_samples)
         flagged = np.asarray([d.is_anomaly for d in dets[DAY:]])
         clean_flags = [(d.window.window_start.strftime("%m-%d %H:%M"), d.window.clicks, round(d.p01), round(d.p99))
                        for d in dets if d.is_anomaly]

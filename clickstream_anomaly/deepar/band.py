@@ -14,7 +14,7 @@ DETECTOR = "deepar"
 
 
 def forecast_band_detections(windows_df: pd.DataFrame, model: DeepAR, low: float = 0.01, high: float = 0.99,
-                             column: str = "clicks") -> list[Detection]:
+                             column: str = "clicks", num_samples: int | None = None) -> list[Detection]:
     """Flag windows whose ``column`` falls outside the model's forecast band ``[q(low), q(high)]``.
 
     Semantics: the windows scored are those of ``windows_df`` at or after the end of the model's
@@ -26,11 +26,12 @@ def forecast_band_detections(windows_df: pd.DataFrame, model: DeepAR, low: float
     training on 7 days with ``prediction_length = 144`` (10-minute windows) a call with days 8-9 forecasts
     day 8 from days 1-7, then day 9 from days 1-8.
 
-    Returns one :class:`Detection` per scored window, in time order: ``detector="deepar"``, ``p01`` /
-    ``p50`` / ``p99`` the ``low`` / 0.5 / ``high`` quantiles of ``model.num_eval_samples`` sample paths
-    (seeded by the model's ``random_state``), ``is_anomaly`` when the value is below ``p01`` or above
-    ``p99``, ``score`` the distance outside the band divided by the band width (0 inside; higher is more
-    anomalous), ``threshold = 0.0``.
+    Returns one :class:`Detection` per scored window, in time order: ``detector="deepar"``;
+    ``p01`` / ``p50`` / ``p99`` the ``low`` / 0.5 / ``high`` quantiles of ``num_samples`` sample paths
+    (default ``model.num_eval_samples``; extreme quantiles need several hundred; seeded by the model's
+    ``random_state``); ``is_anomaly`` when the value is below ``p01`` or above ``p99``; ``score`` the
+    distance outside the band divided by the band width (0 inside; higher is more anomalous);
+    ``threshold = 0.0``.
     """
     if not 0.0 < low < 0.5 < high < 1.0:
         raise ValueError(f"need 0 < low < 0.5 < high < 1, got low={low}, high={high}")
@@ -66,7 +67,7 @@ def forecast_band_detections(windows_df: pd.DataFrame, model: DeepAR, low: float
     p_mid = np.full(len(grid), np.nan)
     p_hi = np.full(len(grid), np.nan)
     for b in range(end_pos, len(grid), P):
-        samples = model.forecast(deepar_record(grid[0], values[:b]))
+        samples = model.forecast(deepar_record(grid[0], values[:b]), num_samples)
         q = np.quantile(samples, [low, 0.5, high], axis=0)
         m = min(P, len(grid) - b)
         p_lo[b:b + m], p_mid[b:b + m], p_hi[b:b + m] = q[0, :m], q[1, :m], q[2, :m]
