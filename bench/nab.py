@@ -1,7 +1,7 @@
 """NAB benchmark: our RCFs beside scikit-learn IsolationForest, rrcf and krcf (AWS Rust RCF) on the NAB subset
 in ``../shared/data/nab`` (36 files, 4 categories), all in this one run. Prints Markdown tables.
 
-Run: ``.venv/bin/python bench/nab.py`` (about 10-15 minutes on 2 shared cores; ``--quick`` for a smoke run).
+Run: ``.venv/bin/python bench/nab.py`` (about 7 minutes on 2 shared cores, mostly rrcf; ``--quick``: smoke run).
 
 Every detector sees the same input: the file's ``value`` column z-scored with the mean and standard deviation
 of the file's probationary period only (first ``min(15%, 750)`` rows). Streaming detectors score each row and
