@@ -223,3 +223,22 @@ def test_validate_hyperparameters_types_sagemaker_strings() -> None:
                                   "test_quantiles": "[0.5, 1.0]"})
     model = DeepAR.from_hyperparameters(_small().hyperparameters())
     assert model.get_params() == {**_small().get_params(), "random_state": None}
+
+
+def test_mean_weighted_quantile_loss() -> None:
+    from clickstream_anomaly.deepar.model import mean_weighted_quantile_loss
+
+    truth = np.array([10.0, 20.0, np.nan, 30.0])
+    exact = np.tile(truth, (5, 1))
+    assert mean_weighted_quantile_loss(np.nan_to_num(exact), truth) == 0.0
+    # a constant forecast 10 below: QL_q = q * 10 per point -> 2 * 3 * 10 * q / 60, averaged over q
+    low = np.nan_to_num(exact) - 10.0
+    qs = (0.1, 0.5, 0.9)
+    assert mean_weighted_quantile_loss(low, truth, qs) == pytest.approx(np.mean(qs))
+    assert np.isnan(mean_weighted_quantile_loss(exact, np.full(4, np.nan)))
+
+
+def test_early_stopping_needs_room_for_the_held_out_tail() -> None:
+    with pytest.raises(ValueError, match="hold out"):
+        _small(early_stopping_patience=2).fit([deepar_record(START, np.ones(60))] * 6)
+    _small(epochs=1).fit([deepar_record(START, np.ones(60))] * 6)      # fine without early stopping
