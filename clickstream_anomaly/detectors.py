@@ -181,6 +181,7 @@ class DeepARDetector:
     mini_batch_size: int = 32
     low: float = 0.01
     high: float = 0.99
+    num_samples: int = 1000  # sample paths per forecast: 1 % / 99 % quantiles need several hundred
     train_until: str | pd.Timestamp | None = None
     random_state: int | None = 0
     name: str = DEEPAR
@@ -206,7 +207,8 @@ class DeepARDetector:
 
         if self.model_ is None:
             self.fit(windows)
-        dets = forecast_band_detections(windows, self.model_, low=self.low, high=self.high, column=self.column)
+        dets = forecast_band_detections(windows, self.model_, low=self.low, high=self.high, column=self.column,
+                                        num_samples=self.num_samples)
         for d in dets:
             d.detector = self.name
         return dets

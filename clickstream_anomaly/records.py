@@ -195,6 +195,17 @@ class Detection:
     p99: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def from_band(cls, window: Window, observed: float, p01: float, p50: float, p99: float,
+                  detector: str = DEEPAR, **extra: Any) -> Detection:
+        """A forecast-band verdict (the one definition every DeepAR caller uses): anomalous when ``observed``
+        is outside ``[p01, p99]``; ``score`` = distance outside the band / band width (0 inside);
+        ``threshold`` = 0."""
+        width = max(float(p99) - float(p01), 1e-12)
+        outside = max(float(p01) - observed, observed - float(p99), 0.0)
+        return cls(window=window, detector=detector, score=outside / width, threshold=0.0,
+                   is_anomaly=outside > 0.0, p01=float(p01), p50=float(p50), p99=float(p99), extra=dict(extra))
+
     def explanation(self) -> dict[str, dict[str, Any]] | None:
         """Per-column explanation as KDA printed it: ``{col: {ATTRIBUTION_SCORE, STRENGTH, DIRECTION}}``."""
         if self.attribution is None:

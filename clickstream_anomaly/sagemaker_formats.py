@@ -208,6 +208,9 @@ def parse_deepar_request(body: str | bytes | dict[str, Any]) -> tuple[list[dict[
     conf.setdefault("output_types", ["quantiles"])
     conf.setdefault("quantiles", ["0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7", "0.8", "0.9"])
     conf["quantiles"] = [quantile_key(q) for q in conf["quantiles"]]
+    bad = [t for t in conf["output_types"] if t not in DEEPAR_OUTPUT_TYPES]
+    if bad:
+        raise ValueError(f"unknown DeepAR output type(s) {bad}; use {list(DEEPAR_OUTPUT_TYPES)}")
     return list(data["instances"]), conf
 
 

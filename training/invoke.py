@@ -21,10 +21,10 @@ from clickstream_anomaly import sagemaker_formats as fmt
 from clickstream_anomaly.detectors import detections_from_scores, deviation_explanation
 from clickstream_anomaly.features import windows_to_records
 from clickstream_anomaly.records import Detection
+from clickstream_anomaly.scaling import Scaling
 from clickstream_anomaly.thresholds import DEFAULT_THRESHOLD, ThresholdRule, parse_threshold
 
 from .errors import SageMakerError
-from .prepare import Scaling
 
 
 class Transport(Protocol):
@@ -147,20 +147,9 @@ class DeepAREndpointDetector:
         for b in range(first, len(frame), self.prediction_length):
             lo, mid, hi = self.forecast(stamps.iloc[0], values[:b])
             for k in range(min(self.prediction_length, len(frame) - b)):
-                out.append(band_detection(records[b + k], values[b + k], float(lo[k]), float(mid[k]),
-                                          float(hi[k]), self.name, self.low, self.high, self.column))
+                out.append(Detection.from_band(records[b + k], float(values[b + k]), lo[k], mid[k], hi[k],
+                                               self.name, low=self.low, high=self.high, column=self.column))
         return out
-
-
-def band_detection(window: Any, y: float, lo: float, mid: float, hi: float, detector: str, low: float,
-                   high: float, column: str) -> Detection:
-    """One forecast-band verdict, in the shape :func:`clickstream_anomaly.deepar.forecast_band_detections`
-    gives (score = distance outside the band / band width, threshold 0)."""
-    width = max(hi - lo, 1e-12)
-    outside = max(lo - y, y - hi, 0.0)
-    return Detection(window=window, detector=detector, score=outside / width, threshold=0.0,
-                     is_anomaly=outside > 0.0, p01=lo, p50=mid, p99=hi,
-                     extra={"low": low, "high": high, "column": column})
 
 
 def detections_frame(detections: Sequence[Detection]) -> pd.DataFrame:

@@ -24,8 +24,8 @@ import pandas as pd
 
 from clickstream_anomaly import sagemaker_formats as fmt
 from clickstream_anomaly.sagemaker_config import SageMakerConfigError, deepar_hyperparameters, rcf_hyperparameters
+from clickstream_anomaly.scaling import Scaling
 
-from .prepare import Scaling
 from .tags import check_algorithm
 
 MODEL_FILES: dict[str, str] = {"rcf": "rcf-model.npz", "deepar": "deepar-model.npz"}

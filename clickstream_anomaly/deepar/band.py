@@ -75,10 +75,6 @@ def forecast_band_detections(windows_df: pd.DataFrame, model: DeepAR, low: float
     out = []
     for j in np.flatnonzero(at >= end_pos):
         i = at[j]
-        y, lo, hi = float(values[i]), float(p_lo[i]), float(p_hi[i])
-        width = max(hi - lo, 1e-12)
-        outside = max(lo - y, y - hi, 0.0)
-        out.append(Detection(window=records[j], detector=DETECTOR, score=outside / width, threshold=0.0,
-                             is_anomaly=outside > 0.0, p01=lo, p50=float(p_mid[i]), p99=hi,
-                             extra={"low": low, "high": high, "column": column}))
+        out.append(Detection.from_band(records[j], float(values[i]), p_lo[i], p_mid[i], p_hi[i], DETECTOR,
+                                       low=low, high=high, column=column))
     return out

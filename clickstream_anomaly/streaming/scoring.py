@@ -86,13 +86,8 @@ class History:
 
 
 def band_score(value: float, p01: float, p99: float) -> float:
-    """Distance of ``value`` outside ``[p01, p99]`` in band widths (0 inside)."""
-    width = max(p99 - p01, 1e-9)
-    if value < p01:
-        return (p01 - value) / width
-    if value > p99:
-        return (value - p99) / width
-    return 0.0
+    """Distance of ``value`` outside ``[p01, p99]`` in band widths (0 inside): :meth:`Detection.from_band`'s."""
+    return Detection.from_band(None, value, p01, (p01 + p99) / 2, p99).score
 
 
 def rcf_detection(window: Window, endpoint: str, invoke: Invoke) -> Detection:
@@ -113,8 +108,7 @@ def deepar_detection(window: Window, history: History, endpoint: str, invoke: In
     (pred,) = parse_deepar_response(raw)
     q = pred["quantiles"]
     p01, p50, p99 = (float(q[quantile_key(k)][0]) for k in (0.01, 0.5, 0.99))
-    score = band_score(float(window.clicks), p01, p99)
-    return Detection(window, DEEPAR_DETECTOR, score, 0.0, score > 0, p01=p01, p50=p50, p99=p99)
+    return Detection.from_band(window, float(window.clicks), p01, p50, p99, DEEPAR_DETECTOR)
 
 
 def score_window(window: Window, *, invoke: Invoke, rcf_endpoint: str = "", deepar_endpoint: str = "",
