@@ -84,6 +84,19 @@ def evaluate(detections: Iterable[Detection], labels: pd.DataFrame) -> dict[str,
     return out
 
 
+def percentile_table(metrics: dict[str, Any]) -> str:
+    """The notebook's threshold table: per score detector, P/R/F1 when thresholding at each percentile."""
+    rows = [("detector", "percentile", "threshold", "flagged", "precision", "recall", "F1")]
+    for name, m in metrics.items():
+        for r in m.get("threshold_table", []):
+            rows.append((name, f"{r['percentile']:g}", f"{r['threshold']:.3f}", str(r["flagged"]),
+                         f"{r['precision']:.3f}", f"{r['recall']:.3f}", f"{r['f1']:.3f}"))
+    if len(rows) == 1:
+        return ""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
+
+
 def metrics_table(metrics: dict[str, Any]) -> str:
     """A plain-text table of the per-detector metrics."""
     if not metrics:

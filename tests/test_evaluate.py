@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from clickstream_anomaly.detectors import detections_from_scores
-from clickstream_anomaly.evaluate import evaluate, metrics_for, metrics_table, threshold_table
+from clickstream_anomaly.evaluate import evaluate, metrics_for, metrics_table, percentile_table, threshold_table
 
 
 def windows(n):
@@ -34,6 +34,8 @@ def test_evaluate_joins_labels_and_skips_unscored_windows():
     assert out["confusion_matrix"] == {"tn": 2, "fp": 0, "fn": 0, "tp": 2}
     assert out["threshold"] == 0.55
     assert "rcf-batch" in metrics_table({"rcf-batch": out})
+    lines = percentile_table({"rcf-batch": out}).splitlines()
+    assert lines[0].split()[:3] == ["detector", "percentile", "threshold"] and len(lines) == 1 + 7
 
 
 def test_threshold_table_rows():

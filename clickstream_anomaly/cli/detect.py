@@ -10,7 +10,7 @@ import pandas as pd
 
 from ..clicks_csv import BadLines
 from ..detectors import DETECTOR_NAMES, build_detectors
-from ..evaluate import metrics_table
+from ..evaluate import metrics_table, percentile_table
 from ..features import DEFAULT_FREQ, compute_windows, read_windows
 from ..generator import read_labels
 from ..incidents import incident_table
@@ -94,6 +94,10 @@ def detect_and_write(windows: pd.DataFrame, args: argparse.Namespace, labels: pd
         if result.metrics:
             print("\nmetrics against the labels:")
             print(metrics_table(result.metrics))
+            table = percentile_table(result.metrics)
+            if table:
+                print("\nthreshold by percentile of the scores:")
+                print(table)
         print("\nwrote " + ", ".join(str(p) for p in paths.values()))
     return result
 
