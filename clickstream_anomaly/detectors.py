@@ -185,6 +185,7 @@ class DeepARDetector:
     train_until: str | pd.Timestamp | None = None
     random_state: int | None = 0
     name: str = DEEPAR
+    on_epoch: Any = field(default=None, repr=False)  # called as on_epoch(epoch, train_loss, val_loss)
     model_: Any = field(default=None, init=False, repr=False)
 
     def fit(self, windows: pd.DataFrame):
@@ -199,7 +200,7 @@ class DeepARDetector:
                              learning_rate=self.learning_rate, mini_batch_size=self.mini_batch_size,
                              early_stopping_patience=self.early_stopping_patience,
                              random_state=self.random_state)
-        self.model_.fit([series_from_windows(train, self.column)])
+        self.model_.fit([series_from_windows(train, self.column)], on_epoch=self.on_epoch)
         return self
 
     def detect(self, windows: pd.DataFrame, labels: np.ndarray | None = None) -> list[Detection]:

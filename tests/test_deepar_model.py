@@ -242,3 +242,18 @@ def test_early_stopping_needs_room_for_the_held_out_tail() -> None:
     with pytest.raises(ValueError, match="hold out"):
         _small(early_stopping_patience=2).fit([deepar_record(START, np.ones(60))] * 6)
     _small(epochs=1).fit([deepar_record(START, np.ones(60))] * 6)      # fine without early stopping
+
+
+def test_fit_reports_each_epoch_to_on_epoch():
+    import numpy as np
+
+    from clickstream_anomaly.deepar import DeepAR
+
+    t = np.arange(400)
+    target = (10 + 5 * np.sin(2 * np.pi * t / 24)).tolist()
+    seen = []
+    DeepAR(context_length=24, prediction_length=12, time_freq="H", epochs=3, num_cells=4, num_layers=1,
+           random_state=0).fit([{"start": "2020-01-01 00:00:00", "target": target}],
+                               on_epoch=lambda epoch, loss, val: seen.append((epoch, loss, val)))
+    assert [e for e, _, _ in seen] == [1, 2, 3]
+    assert all(np.isfinite(loss) and val is None for _, loss, val in seen)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..clicks_csv import BadLines
-from ..detectors import DETECTOR_NAMES, build_detectors
+from ..detectors import DETECTOR_NAMES, DeepARDetector, build_detectors
 from ..evaluate import metrics_table, percentile_table
 from ..features import DEFAULT_FREQ, compute_windows, read_windows
 from ..generator import read_labels
@@ -18,6 +18,7 @@ from ..records import CLICK_COLUMNS, WINDOW_COLUMNS
 from ..thresholds import DEFAULT_THRESHOLD, parse_threshold
 from ..workflow import DetectionResult, run_detection, write_outputs
 from .features import add_bad_line_options
+from .progress import progress_bar
 
 
 def add_detection_options(p: argparse.ArgumentParser) -> None:
@@ -86,7 +87,13 @@ def detect_and_write(windows: pd.DataFrame, args: argparse.Namespace, labels: pd
 
     if not args.quiet:
         print(f"running {', '.join(names)} on {len(windows):,} windows...", file=sys.stderr)
-    result = run_detection(windows, detectors, labels=labels, gap_windows=args.gap, on_step=step)
+    deepar = [d for d in detectors if isinstance(d, DeepARDetector)]
+    with progress_bar(total=deepar[0].epochs if deepar else 0, unit="epoch", desc="deepar training",
+                      disable=args.quiet or not deepar, leave=False, unit_scale=False) as bar:
+        for d in deepar:
+            d.on_epoch = lambda epoch, loss, val: (bar.update(1), bar.set_postfix_str(
+                f"loss {loss:.3f}" + ("" if val is None else f", held-out wQL {val:.3f}")))
+        result = run_detection(windows, detectors, labels=labels, gap_windows=args.gap, on_step=step)
     paths = write_outputs(result, out, report=not args.no_report)
     if not args.quiet:
         print(f"\nincidents ({len(result.incidents)}), most severe first:")

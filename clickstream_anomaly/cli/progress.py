@@ -27,5 +27,6 @@ def progress_bar(total: int | None = None, *, unit: str = "it", desc: str = "", 
     except ImportError:
         yield _Silent()
         return
-    with tqdm(total=total, unit=unit, unit_scale=True, desc=desc, file=sys.stderr, **kwargs) as bar:
+    kwargs.setdefault("unit_scale", True)
+    with tqdm(total=total, unit=unit, desc=desc, file=sys.stderr, **kwargs) as bar:
         yield bar

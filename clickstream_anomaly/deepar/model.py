@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -222,7 +222,8 @@ class DeepAR:
                              f"needs at least {MIN_OBSERVATIONS}")
         return out
 
-    def fit(self, series: Iterable[Mapping[str, Any]]) -> DeepAR:
+    def fit(self, series: Iterable[Mapping[str, Any]],
+            on_epoch: Callable[[int, float, float | None], None] | None = None) -> DeepAR:
         """Train on SageMaker training records (``{"start", "target"}``, ``"NaN"``/null for missing).
 
         Training windows span ``context_length + prediction_length`` steps and start anywhere that
@@ -304,7 +305,7 @@ class DeepAR:
         with network.single_threaded_blas():
             self.result_ = train(params, loss_fn, len(win), epochs=self.epochs,
                                  batch_size=self.mini_batch_size, learning_rate=self.learning_rate, rng=rng,
-                                 val_fn=val_fn, patience=self.early_stopping_patience)
+                                 val_fn=val_fn, patience=self.early_stopping_patience, on_epoch=on_epoch)
         self.params_ = params
         keep = tr.max_lag + self.context_length
         self.series_ = [{"start": _start_text(start), "length": len(values)} for start, values in data]

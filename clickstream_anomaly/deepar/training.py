@@ -56,13 +56,15 @@ class TrainResult:
 
 def train(params: Params, loss_fn: LossFn, n_windows: int, *, epochs: int, batch_size: int,
           learning_rate: float, rng: np.random.Generator, val_fn: Callable[[Params], float] | None = None,
-          patience: int | None = None, clip: float = 10.0) -> TrainResult:
+          patience: int | None = None, clip: float = 10.0,
+          on_epoch: Callable[[int, float, float | None], None] | None = None) -> TrainResult:
     """Train ``params`` (in place, then the best kept) for ``epochs`` passes over ``n_windows`` windows.
 
     ``loss_fn(params, window_ids, rng)`` returns the batch's mean loss and gradients. One epoch visits
     every window once in a random order, in batches of ``batch_size``. With ``patience`` and
     ``val_fn``, training stops after ``patience`` epochs without a lower validation loss and the
-    parameters of the best epoch are returned.
+    parameters of the best epoch are returned. ``on_epoch(epoch, train_loss, val_loss)`` (1-based epoch;
+    ``val_loss`` None without ``val_fn``) is called after each epoch, e.g. to drive a progress bar.
     """
     opt = Adam(params, learning_rate)
     result = TrainResult(params)
@@ -79,8 +81,10 @@ def train(params: Params, loss_fn: LossFn, n_windows: int, *, epochs: int, batch
             losses.append(loss)
         result.train_loss.append(float(np.mean(losses)))
         result.epochs_run = epoch + 1
-        if val_fn is not None:
-            val = float(val_fn(params))
+        val = float(val_fn(params)) if val_fn is not None else None
+        if on_epoch is not None:
+            on_epoch(epoch + 1, result.train_loss[-1], val)
+        if val is not None:
             result.val_loss.append(val)
             if val < best:
                 best, stale, result.best_epoch = val, 0, epoch
