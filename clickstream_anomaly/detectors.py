@@ -28,6 +28,7 @@ from .scaling import Scaling
 from .thresholds import DEFAULT_THRESHOLD, ThresholdRule, parse_threshold
 
 DETECTOR_NAMES = (RCF_STREAMING, RCF_BATCH, DEEPAR)
+BAND_SAMPLES = 1000  # DeepAR sample paths per forecast: the 1 % / 99 % quantiles need several hundred
 
 
 class Detector(Protocol):
@@ -181,7 +182,7 @@ class DeepARDetector:
     mini_batch_size: int = 32
     low: float = 0.01
     high: float = 0.99
-    num_samples: int = 1000  # sample paths per forecast: 1 % / 99 % quantiles need several hundred
+    num_samples: int = BAND_SAMPLES
     train_until: str | pd.Timestamp | None = None
     random_state: int | None = 0
     name: str = DEEPAR

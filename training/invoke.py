@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from clickstream_anomaly import sagemaker_formats as fmt
-from clickstream_anomaly.detectors import detections_from_scores, deviation_explanation
+from clickstream_anomaly.detectors import BAND_SAMPLES, detections_from_scores, deviation_explanation
 from clickstream_anomaly.features import windows_to_records
 from clickstream_anomaly.records import Detection
 from clickstream_anomaly.scaling import Scaling
@@ -108,7 +108,7 @@ class DeepAREndpointDetector:
     low: float = 0.01
     high: float = 0.99
     column: str = "clicks"
-    num_samples: int = 100
+    num_samples: int = BAND_SAMPLES
     name: str = "deepar"
 
     def _first_scored(self, stamps: pd.Series) -> int:
