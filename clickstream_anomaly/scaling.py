@@ -18,6 +18,8 @@ import pandas as pd
 from .features import feature_matrix
 from .records import FEATURE_COLUMNS
 
+RCF_SCALING_KEY = "rcf/scaling.json"  # beside the channel folders, outside them (SageMaker reads whole folders)
+
 
 @dataclass(frozen=True)
 class Scaling:

@@ -30,6 +30,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
+from clickstream_anomaly.scaling import RCF_SCALING_KEY
 from stacks.functions import FunctionDefaults, failure_queue, kinesis_source, pipeline_function
 from stacks.images import image_uri
 from stacks.nag import arn_ref, wildcard_resource
@@ -155,6 +156,7 @@ class Models(Construct):
             self.scorer = pipeline_function(
                 self, "Scorer", name="scorer", defaults=functions, timeout_seconds=120,
                 environment={"RCF_ENDPOINT_NAME": self.endpoint_names["rcf"],
+                             "RCF_SCALING_URI": f"s3://{self.bucket.bucket_name}/{CHANNELS_PREFIX}{RCF_SCALING_KEY}",
                              "DEEPAR_ENDPOINT_NAME": self.endpoint_names["deepar"],
                              "DETECTIONS_STREAM_NAME": detections.stream_name,
                              "STATE_BUCKET": state_bucket.bucket_name},
@@ -166,6 +168,9 @@ class Models(Construct):
                 actions=["sagemaker:InvokeEndpoint"],
                 resources=[self._endpoint_arn(name) for name in self.endpoint_names.values()]))
             detections.grant_write(self.scorer)
+            self.scorer.add_to_role_policy(iam.PolicyStatement(
+                actions=["s3:GetObject"],
+                resources=[self.bucket.arn_for_objects(f"{CHANNELS_PREFIX}{RCF_SCALING_KEY}")]))
             grant_prefix(state_bucket, self.scorer, "scorer/")
 
     # ------------------------------------------------------------------ helpers

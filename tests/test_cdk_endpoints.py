@@ -3,6 +3,8 @@ one synth for the module."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from cdk_synth import (
     CFN_LINT_ACCEPTED,
@@ -60,6 +62,12 @@ def test_scorer_reads_features_and_may_invoke_only_its_endpoints(template):
     assert len(invoke) == 1
     arns = ["".join(x if isinstance(x, str) else "" for x in r["Fn::Join"][1]) for r in invoke[0]["Resource"]]
     assert sorted(a.rsplit(":", 1)[1] for a in arns) == ["endpoint/clickstream-deepar", "endpoint/clickstream-rcf"]
+    # the scaling the RCF training data was written with: one object, read-only
+    uri = "".join(x if isinstance(x, str) else "<bucket>" for x in env["RCF_SCALING_URI"]["Fn::Join"][1])
+    assert uri == "s3://<bucket>/channels/rcf/scaling.json"
+    gets = [s for s in statements if s["Action"] == "s3:GetObject"
+            and "channels/rcf/scaling.json" in json.dumps(s["Resource"])]
+    assert len(gets) == 1
 
 
 @pytest.mark.parametrize("alg", ["Rcf", "Deepar"])

@@ -12,6 +12,7 @@ from cdk_synth import ROOT  # noqa: F401  (puts the project root on sys.path)
 
 from clickstream_anomaly import sagemaker_formats as fmt
 from clickstream_anomaly.records import Window
+from clickstream_anomaly.scaling import RCF_SCALING_KEY, Scaling
 from lambdas.prepare.app import channel_files, day_prefixes, parse_objects, prepare, windows_frame
 
 NOW = datetime(2020, 7, 16, 0, 5, tzinfo=UTC)
@@ -86,7 +87,7 @@ def test_windows_frame_dedupes_sorts_and_fills_gaps():
     assert frame["clicks"].iloc[5] == wins[5].clicks
 
 
-def test_rcf_channel_is_the_core_training_csv_without_gaps():
+def test_rcf_channel_is_the_core_training_csv_without_gaps_scaled_as_the_cli_does():
     wins = _windows(datetime(2020, 7, 15, tzinfo=UTC), 5)
     frame = windows_frame([w for i, w in enumerate(wins) if i != 2], "10min")
     files = channel_files("rcf", frame, 144)
@@ -94,8 +95,12 @@ def test_rcf_channel_is_the_core_training_csv_without_gaps():
     assert key == "rcf/train/train.csv"
     rows = np.loadtxt(io.StringIO(body), delimiter=",")
     assert rows.shape == (4, 4)  # the gap is dropped, 4 feature columns
-    assert body == fmt.rcf_training_csv(np.array([[w.urls, w.users, w.clicks, w.residual]
-                                                  for i, w in enumerate(wins) if i != 2], dtype=float))
+    raw = np.array([[w.urls, w.users, w.clicks, w.residual] for i, w in enumerate(wins) if i != 2], dtype=float)
+    scaling_key, scaling_json = files["scaling"]
+    scaling = Scaling.from_json(scaling_json)
+    assert scaling_key == RCF_SCALING_KEY and not scaling_key.startswith("rcf/train/")  # outside the channel
+    assert scaling == Scaling.fit(frame.dropna())  # the one robust scaling of the CLI and the local twin
+    assert body == fmt.rcf_training_csv((raw - np.asarray(scaling.center)) / np.asarray(scaling.scale))
 
 
 def test_deepar_channels_hold_out_prediction_length():
@@ -141,4 +146,5 @@ def test_prepare_reads_the_period_and_writes_channel_folders():
     (test,) = fmt.from_jsonlines(s3.puts[("models", "channels/deepar/test/test.json")].decode())
     assert test["target"][:144] == [float(w.clicks) for w in day1]
     out = prepare({"algorithm": "rcf", "run": "r2"}, s3, _env(), NOW)
-    assert out == {"windows": 324, "train": "s3://models/channels/rcf/train/"}
+    assert out == {"windows": 324, "train": "s3://models/channels/rcf/train/",
+                   "scaling": "s3://models/channels/rcf/scaling.json"}

@@ -103,3 +103,31 @@ def test_with_retries_does_not_retry_model_errors():
     with pytest.raises(ClientError):
         with_retries(model_error, sleep=lambda s: None)
     assert calls["n"] == 1
+
+
+def test_rcf_requests_are_scaled_as_the_training_data_was(aws, monkeypatch):
+    import boto3
+    import numpy as np
+
+    from clickstream_anomaly.sagemaker_formats import parse_rcf_request
+    from clickstream_anomaly.scaling import Scaling
+    from clickstream_anomaly.streaming import runtime
+    from clickstream_anomaly.streaming.scoring import rcf_detection
+
+    scaling = Scaling(("urls", "users", "clicks", "residual"), (20.0, 30.0, 80.0, 0.0), (10.0, 20.0, 40.0, 5.0))
+    boto3.client("s3", region_name="us-east-1").put_object(
+        Bucket="state-bucket", Key="channels/rcf/scaling.json", Body=scaling.to_json().encode())
+    monkeypatch.setenv("RCF_SCALING_URI", "s3://state-bucket/channels/rcf/scaling.json")
+    assert runtime.rcf_scaling() == scaling  # what the prepare step wrote
+    sent = []
+
+    def invoke(endpoint, body, content_type):
+        sent.append(parse_rcf_request(body))
+        return rcf_response_body([1.5]).encode()
+
+    det = rcf_detection(window(0), "rcf-endpoint", invoke, runtime.rcf_scaling())
+    assert det.score == 1.5
+    assert np.allclose(sent[0], [[(30 - 20) / 10, (40 - 30) / 20, (100 - 80) / 40, (60 - 0) / 5]])
+    monkeypatch.setenv("RCF_SCALING_URI", "not-a-uri")
+    with pytest.raises(ValueError, match="s3://bucket/key"):
+        runtime.rcf_scaling()

@@ -23,13 +23,13 @@ from clickstream_anomaly import sagemaker_formats as fmt
 from clickstream_anomaly.features import compute_windows, read_windows
 from clickstream_anomaly.records import WINDOW_COLUMNS
 from clickstream_anomaly.sagemaker_config import SageMakerConfigError, validate_bucket, validate_prefix
-from clickstream_anomaly.scaling import Scaling
+from clickstream_anomaly.scaling import RCF_SCALING_KEY, Scaling
 
 DEEPAR_MIN_OBSERVATIONS = 300  # SageMaker DeepAR needs at least this many training points in total
 CHANNEL_KEYS: dict[str, str] = {
     "rcf-train": "rcf/train/train.csv",
     "rcf-test": "rcf/test/test.csv",
-    "rcf-scaling": "rcf/scaling.json",
+    "rcf-scaling": RCF_SCALING_KEY,
     "deepar-train": "deepar/train/train.json",
     "deepar-test": "deepar/test/test.json",
 }

@@ -249,20 +249,36 @@ def sagemaker_invoke(endpoint: str, body: str, content_type: str) -> bytes:
     return resp["Body"].read()
 
 
+def rcf_scaling():
+    """The feature scaling the RCF endpoint was trained with, from ``RCF_SCALING_URI`` (``s3://bucket/key``,
+    written by the training pipeline's prepare step); ``None`` (raw features) when the variable is empty."""
+    from ..scaling import Scaling
+
+    uri = env("RCF_SCALING_URI", "")
+    if not uri:
+        return None
+    if not uri.startswith("s3://") or "/" not in uri[5:]:
+        raise ValueError(f"RCF_SCALING_URI must be s3://bucket/key, got {uri!r}")
+    bucket, key = uri[5:].split("/", 1)
+    body = client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    return Scaling.from_json(body)
+
+
 def score(window: Window) -> list[Detection]:
     """The scorer's work for one window: configured endpoints -> detections -> detections stream."""
     from .scoring import History, score_window
 
     rcf, deepar = env("RCF_ENDPOINT_NAME", ""), env("DEEPAR_ENDPOINT_NAME", "")
+    scaling = rcf_scaling() if rcf else None
     if deepar:
         def change(history: History) -> list[Detection]:
             dets = score_window(window, invoke=sagemaker_invoke, rcf_endpoint=rcf, deepar_endpoint=deepar,
-                                history=history)
+                                history=history, rcf_scaling=scaling)
             history.add(window)
             return dets
         _, dets = transact(state_store(SCORER_STATE_KEY), History.from_bytes, History.to_bytes, change)
     else:
-        dets = score_window(window, invoke=sagemaker_invoke, rcf_endpoint=rcf)
+        dets = score_window(window, invoke=sagemaker_invoke, rcf_endpoint=rcf, rcf_scaling=scaling)
     if dets:
         send_detections(env("DETECTIONS_STREAM_NAME"))(dets)
     return dets

@@ -32,6 +32,7 @@ from ..sagemaker_formats import (
     quantile_key,
     rcf_request_body,
 )
+from ..scaling import Scaling
 
 RCF_DETECTOR = RCF_BATCH
 DEEPAR_DETECTOR = DEEPAR
@@ -90,8 +91,12 @@ def band_score(value: float, p01: float, p99: float) -> float:
     return Detection.from_band(None, value, p01, (p01 + p99) / 2, p99).score
 
 
-def rcf_detection(window: Window, endpoint: str, invoke: Invoke) -> Detection:
-    body = rcf_request_body(np.asarray([window.features], dtype="float64"))
+def rcf_detection(window: Window, endpoint: str, invoke: Invoke, scaling: Scaling | None = None) -> Detection:
+    """The endpoint's score for ``window``, its features scaled as the training data was (``scaling``)."""
+    features = np.asarray([window.features], dtype="float64")
+    if scaling is not None:
+        features = (features - np.asarray(scaling.center)) / np.asarray(scaling.scale)
+    body = rcf_request_body(features)
     raw = with_retries(lambda: invoke(endpoint, body, "text/csv"))
     (score,) = parse_rcf_response(raw, expected=1)
     return Detection(window, RCF_DETECTOR, float(score), 0.0, False)
@@ -112,11 +117,11 @@ def deepar_detection(window: Window, history: History, endpoint: str, invoke: In
 
 
 def score_window(window: Window, *, invoke: Invoke, rcf_endpoint: str = "", deepar_endpoint: str = "",
-                 history: History | None = None) -> list[Detection]:
+                 history: History | None = None, rcf_scaling: Scaling | None = None) -> list[Detection]:
     """Detections of the configured endpoints for one window (an empty endpoint name is disabled)."""
     out: list[Detection] = []
     if rcf_endpoint:
-        out.append(rcf_detection(window, rcf_endpoint, invoke))
+        out.append(rcf_detection(window, rcf_endpoint, invoke, rcf_scaling))
     if deepar_endpoint and history is not None:
         det = deepar_detection(window, history, deepar_endpoint, invoke)
         if det is not None:

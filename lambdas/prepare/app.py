@@ -26,8 +26,9 @@ from typing import Any
 import pandas as pd
 
 from clickstream_anomaly import sagemaker_formats as fmt
-from clickstream_anomaly.features import feature_matrix, records_to_windows
+from clickstream_anomaly.features import records_to_windows
 from clickstream_anomaly.records import FEATURE_COLUMNS, RecordError, Window
+from clickstream_anomaly.scaling import RCF_SCALING_KEY, Scaling
 
 LAKE_FEATURES_PREFIX = "features/"
 #: SageMaker DeepAR rejects training data with fewer observations (as training/prepare.py checks locally).
@@ -86,7 +87,10 @@ def channel_files(algorithm: str, windows: pd.DataFrame, prediction_length: int)
         complete = windows.dropna(subset=list(FEATURE_COLUMNS))
         if complete.empty:
             raise ValueError("no windows in the lake for the training period")
-        return {"train": ("rcf/train/train.csv", fmt.rcf_training_csv(feature_matrix(complete)))}
+        # The same robust scaling as `sagemaker prepare` and the local twin; the scorer applies it too.
+        scaling = Scaling.fit(complete)
+        return {"train": ("rcf/train/train.csv", fmt.rcf_training_csv(scaling.apply(complete))),
+                "scaling": (RCF_SCALING_KEY, scaling.to_json())}
     if algorithm == "deepar":
         if windows.empty:
             raise ValueError("no windows in the lake for the training period")
@@ -119,7 +123,9 @@ def prepare(event: Mapping[str, Any], s3: Any, env: Mapping[str, str], now: date
     for channel, (key, body) in files.items():
         full_key = f"{CHANNELS_PREFIX}{key}"
         s3.put_object(Bucket=models, Key=full_key, Body=body.encode("utf-8"), Metadata={"run": run})
-        out[channel] = f"s3://{models}/{full_key.rsplit('/', 1)[0]}/"
+        # a channel is a folder (SageMaker reads all of it); the scaling is one object beside them
+        out[channel] = f"s3://{models}/{full_key}" if channel == "scaling" else \
+            f"s3://{models}/{full_key.rsplit('/', 1)[0]}/"
     return out
 
 
