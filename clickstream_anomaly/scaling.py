@@ -45,7 +45,11 @@ class Scaling:
 
     def apply(self, windows: pd.DataFrame) -> np.ndarray:
         """``(n, d)`` scaled features of ``windows``."""
-        return (feature_matrix(windows, self.columns) - np.asarray(self.center)) / np.asarray(self.scale)
+        return self.transform(feature_matrix(windows, self.columns))
+
+    def transform(self, features: np.ndarray) -> np.ndarray:
+        """Scale an ``(n, d)`` matrix whose columns are :attr:`columns`, in that order."""
+        return (np.asarray(features, dtype="float64") - np.asarray(self.center)) / np.asarray(self.scale)
 
     def to_json(self) -> str:
         return json.dumps({"columns": list(self.columns), "center": list(self.center), "scale": list(self.scale)})

@@ -95,7 +95,7 @@ def rcf_detection(window: Window, endpoint: str, invoke: Invoke, scaling: Scalin
     """The endpoint's score for ``window``, its features scaled as the training data was (``scaling``)."""
     features = np.asarray([window.features], dtype="float64")
     if scaling is not None:
-        features = (features - np.asarray(scaling.center)) / np.asarray(scaling.scale)
+        features = scaling.transform(features)
     body = rcf_request_body(features)
     raw = with_retries(lambda: invoke(endpoint, body, "text/csv"))
     (score,) = parse_rcf_response(raw, expected=1)
