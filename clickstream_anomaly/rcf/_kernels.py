@@ -440,9 +440,29 @@ def build_trees(samples, pts, tmeta, tint, cval, box, leaf, free):
 _GROUP = 8  # rows descended together in batch scoring
 
 
+def score_tables(pts, tmeta, tint, cval, box, leaf):
+    """Read-only float64/int64 copies of the trees for :func:`batch_score` (plain NumPy, both modes).
+
+    Returns ``child`` ``(T, 2S)`` (node ``v``'s left child at ``2v``, right at ``2v + 1``), ``dim``
+    ``(T, S)``, ``cut`` ``(T, S)``, ``bx`` ``(T, S, 2, D)`` (the boxes), ``rsum`` ``(T, S)`` (each box's
+    range sum, added dimension by dimension from 0 as :func:`visit_up` does) and ``lpt`` ``(T, S, D)``
+    (each leaf slot's point). About ``T * S * (40 + 24 D)`` bytes, freed after the call."""
+    T, S = cval.shape
+    child = np.ascontiguousarray(tint[:, :, :2], dtype=np.int64).reshape(T, 2 * S)
+    dim = np.ascontiguousarray(tint[:, :, 2], dtype=np.int64)
+    cut = cval.astype(np.float64)
+    bx = box.astype(np.float64)
+    rsum = np.zeros((T, S))
+    for i in range(box.shape[3]):
+        rsum += bx[:, :, 1, i] - bx[:, :, 0, i]
+    lpt = pts[leaf[:, :, 0]].astype(np.float64)
+    return child, dim, cut, bx, rsum, lpt
+
+
 @jit(parallel=True)
-def batch_score(X, out, pts, tmeta, tint, cval, box, leaf):
-    """Scores of all rows of ``X`` (no update); the same values as :func:`forest_visit` row by row.
+def batch_score(X, out, tmeta, leaf, child, dim, cut, bx, rsum, lpt):
+    """Scores of all rows of ``X`` (no update) from the tables of :func:`score_tables`; the same values
+    as :func:`forest_visit` row by row.
 
     Rows are split into blocks (in parallel when compiled; each row's tree scores are still summed in tree
     order, so the result does not depend on the thread count). Within a block the loop runs tree by tree
@@ -453,7 +473,7 @@ def batch_score(X, out, pts, tmeta, tint, cval, box, leaf):
     n = X.shape[0]
     d = X.shape[1]
     n_trees = tmeta.shape[0]
-    S = cval.shape[1]
+    S = cut.shape[1]
     G = _GROUP
     block = 2048
     n_blocks = (n + block - 1) // block
@@ -484,17 +504,15 @@ def batch_score(X, out, pts, tmeta, tint, cval, box, leaf):
                         if node < S:
                             paths[g, depths[g]] = node
                             depths[g] += 1
-                            right = np.int64(X[r0 + g, tint[t, node, 2]] > _f64(cval[t, node]))
-                            nodes[g] = tint[t, node, right]
+                            nodes[g] = child[t, 2 * node + np.int64(X[r0 + g, dim[t, node]] > cut[t, node])]
                             active = True
                 for g in range(gn):
                     r = r0 + g
                     depth = depths[g]
                     lf = nodes[g] - S
-                    p = leaf[t, lf, 0]
                     same = True
                     for i in range(d):
-                        if X[r, i] != _f64(pts[p, i]):
+                        if X[r, i] != lpt[t, lf, i]:
                             same = False
                     if same:
                         m = leaf[t, lf, 1]
@@ -504,16 +522,12 @@ def batch_score(X, out, pts, tmeta, tint, cval, box, leaf):
                     for k in range(depth - 1, -1, -1):
                         a = paths[g, k]
                         sum_gap = 0.0
-                        sum_range = 0.0
                         for i in range(d):
                             x = X[r, i]
-                            lo = _f64(box[t, a, 0, i])
-                            hi = _f64(box[t, a, 1, i])
-                            sum_range += hi - lo
-                            sum_gap += max(x - hi, 0.0) + max(lo - x, 0.0)
+                            sum_gap += max(x - bx[t, a, 1, i], 0.0) + max(bx[t, a, 0, i] - x, 0.0)
                         if sum_gap == 0.0:
                             break
-                        merged = sum_range + sum_gap
+                        merged = rsum[t, a] + sum_gap
                         prob = sum_gap / merged
                         score = prob * (1.0 / (k + 1.0)) + (1.0 - prob) * score
                     out[r] += score * norm

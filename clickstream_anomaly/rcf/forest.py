@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from . import state as _state
-from ._kernels import batch_score, build_trees, stream_process
+from ._kernels import batch_score, build_trees, score_tables, stream_process
 from .arrays import ForestArrays
 from .validation import as_matrix, positive_int
 
@@ -73,7 +73,7 @@ class RandomCutForest:
         a = self._check_fitted()
         X = as_matrix(X, self.n_features_in_)
         out = np.empty(X.shape[0])
-        batch_score(X, out, a.pts, a.tmeta, a.tint, a.cval, a.box, a.leaf)
+        batch_score(X, out, a.tmeta, a.leaf, *score_tables(a.pts, a.tmeta, a.tint, a.cval, a.box, a.leaf))
         return out
 
     def fit_score(self, X: Any) -> np.ndarray:
