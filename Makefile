@@ -42,7 +42,7 @@ synth: $(STAMP) node_modules/.bin/cdk
 
 bench: $(STAMP)
 	$(PY) bench/features.py
-	@set -e; for b in residual rcf deepar producer nab; do if [ -f bench/$$b.py ]; then $(PY) bench/$$b.py; fi; done
+	@set -e; for b in residual thresholds rcf deepar producer nab; do if [ -f bench/$$b.py ]; then $(PY) bench/$$b.py; fi; done
 
 clean:
 	rm -rf cdk.out $(OUT) .pytest_cache .ruff_cache

@@ -8,12 +8,13 @@ Specs (the ``--threshold`` option):
   - the deviation is the *upper semi-deviation* σ⁺ (root mean square of the excess over the mean, taken
     over the scores above the mean). For symmetric scores σ⁺ equals the standard deviation, so the rule is
     the documented one; RCF scores are right-skewed (a long tail of busy-hour inliers) and the plain std
-    understates that tail: on the demo's batch RCF, mean + 3 std flags 12 normal windows, mean + 3 σ⁺ 2;
+    understates that tail: on the demo's batch RCF, mean + 3 std flags 16 normal windows, this rule 1
+    (``bench/thresholds.py``);
   - robust to the anomalies in the sample: before the statistics, scores are capped at twice their 99th
     percentile, so a few huge scores cannot inflate σ⁺ and hide the smaller anomalies (AWS's own
     thresholder caps the scores it learns from, at 2.0, for the same reason). Dropping outliers instead
     (sigma clipping) was measured and rejected: on skewed scores it cannot tell the anomalies from the
-    inlier tail and walks the threshold down into it (11-14 false windows on the demo instead of 2-4).
+    inlier tail and walks the threshold down into it (52-79 false windows on the demo instead of 1-6).
 
   Warm-up zeros (KDA emits score 0 for its first records) are left out of the statistics.
 * ``percentile:P``: the P-th percentile of the (non-warm-up) scores.
