@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from clickstream_anomaly.rcf import RandomCutForest
+from clickstream_anomaly.rcf import forest as forest_module
 from clickstream_anomaly.rcf._kernels import stream_process
 from clickstream_anomaly.rcf.validation import as_matrix
 
@@ -58,14 +59,19 @@ def _row_by_row_scores(model: RandomCutForest, Q: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("n_fit, d, trees, sample", [(2000, 3, 12, 64), (5, 2, 4, 256), (1, 1, 3, 8)])
-def test_batch_score_equals_row_by_row_visit(n_fit: int, d: int, trees: int, sample: int) -> None:
+def test_batch_score_equals_row_by_row_visit(n_fit: int, d: int, trees: int, sample: int,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
     # the batch kernel (rows in blocks, descended 8 at a time, float64 tables) must give exactly the
     # row-by-row visitor's values: several blocks, a ragged last group, duplicates and far outliers
     rng = np.random.default_rng(n_fit)
     X = rng.normal(size=(n_fit, d))
     Q = np.vstack([X, X[:7], rng.normal(size=(2100, d)) * 3, rng.integers(-1, 2, size=(13, d))])
     model = RandomCutForest(trees, sample, random_state=3).fit(X)
-    np.testing.assert_array_equal(model.score(Q), _row_by_row_scores(model, Q))
+    expected = _row_by_row_scores(model, Q)
+    np.testing.assert_array_equal(model.score(Q), expected)
+    # tables made a few trees at a time (as for big forests) give the same values
+    monkeypatch.setattr(forest_module, "_TABLE_BYTES", 1)
+    np.testing.assert_array_equal(model.score(Q), expected)
 
 
 @settings(max_examples=10, deadline=None)

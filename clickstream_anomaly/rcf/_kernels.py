@@ -461,8 +461,10 @@ def score_tables(pts, tmeta, tint, cval, box, leaf):
 
 @jit(parallel=True)
 def batch_score(X, out, tmeta, leaf, child, dim, cut, bx, rsum, lpt):
-    """Scores of all rows of ``X`` (no update) from the tables of :func:`score_tables`; the same values
-    as :func:`forest_visit` row by row.
+    """*Adds* to ``out`` the unnormalised tree scores (summed in tree order) of all rows of ``X`` for the
+    trees of ``tmeta``/``leaf`` and of the tables of :func:`score_tables` (no update). Zeroing ``out``,
+    calling once per consecutive group of trees and dividing by the number of trees gives exactly the
+    values of :func:`forest_visit` row by row.
 
     Rows are split into blocks (in parallel when compiled; each row's tree scores are still summed in tree
     order, so the result does not depend on the thread count). Within a block the loop runs tree by tree
@@ -483,8 +485,6 @@ def batch_score(X, out, tmeta, leaf, child, dim, cut, bx, rsum, lpt):
         depths = np.empty(G, dtype=np.int64)
         start = b * block
         stop = min(start + block, n)
-        for r in range(start, stop):
-            out[r] = 0.0
         for t in range(n_trees):
             root = tmeta[t, ROOT]
             if root < 0:
@@ -531,5 +531,3 @@ def batch_score(X, out, tmeta, leaf, child, dim, cut, bx, rsum, lpt):
                         prob = sum_gap / merged
                         score = prob * (1.0 / (k + 1.0)) + (1.0 - prob) * score
                     out[r] += score * norm
-        for r in range(start, stop):
-            out[r] /= n_trees

@@ -14,6 +14,8 @@ from ._kernels import batch_score, build_trees, score_tables, stream_process
 from .arrays import ForestArrays
 from .validation import as_matrix, positive_int
 
+_TABLE_BYTES = 16_000_000
+
 
 class RandomCutForest:
     """Batch RCF: ``fit(X)`` then ``score(X) -> (n,)`` float64 (inliers about 0.7-1, anomalies 1.5-3+).
@@ -72,8 +74,15 @@ class RandomCutForest:
         """AWS anomaly scores ``(n,)`` of the rows of ``X`` (the forest is not changed)."""
         a = self._check_fitted()
         X = as_matrix(X, self.n_features_in_)
-        out = np.empty(X.shape[0])
-        batch_score(X, out, a.tmeta, a.leaf, *score_tables(a.pts, a.tmeta, a.tint, a.cval, a.box, a.leaf))
+        out = np.zeros(X.shape[0])
+        T, S = a.cval.shape
+        # the float64 tables of score_tables are made for at most about 16 MB of trees at a time
+        step = max(1, _TABLE_BYTES // (S * (40 + 24 * X.shape[1])))
+        for t0 in range(0, T, step):
+            t = slice(t0, min(t0 + step, T))
+            batch_score(X, out, a.tmeta[t], a.leaf[t],
+                        *score_tables(a.pts, a.tmeta[t], a.tint[t], a.cval[t], a.box[t], a.leaf[t]))
+        out /= T
         return out
 
     def fit_score(self, X: Any) -> np.ndarray:
