@@ -20,6 +20,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from .params import as_int
+
 
 class SageMakerConfigError(ValueError):
     """A setting SageMaker would reject (or that is missing); raised before any AWS call."""
@@ -36,15 +38,7 @@ RCF_DEFAULTS: dict[str, int] = {"num_trees": 100, "num_samples_per_tree": 256}
 
 
 def _as_int(name: str, value: Any) -> int:
-    if isinstance(value, bool):
-        raise SageMakerConfigError(f"{name} must be an integer, got {value!r}")
-    try:
-        as_float = float(value)
-    except (TypeError, ValueError):
-        raise SageMakerConfigError(f"{name} must be an integer, got {value!r}") from None
-    if not as_float.is_integer():
-        raise SageMakerConfigError(f"{name} must be an integer, got {value!r}")
-    return int(as_float)
+    return as_int(name, value, error=SageMakerConfigError)
 
 
 def _parse_metrics(value: Any) -> list[str]:

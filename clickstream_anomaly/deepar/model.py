@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..params import as_int
 from ..sagemaker_formats import DEEPAR_OUTPUT_TYPES, deepar_prediction, parse_deepar_request, target_array
 from . import network
 from .likelihoods import SAGEMAKER_LIKELIHOODS, get_likelihood
@@ -39,17 +40,7 @@ _DEFAULTS: dict[str, Any] = {
 
 
 def _int(name: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be an integer, got {value!r}") from None
-    if not number.is_integer():
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    if number < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
-    return int(number)
+    return as_int(name, value, minimum)
 
 
 def _float(name: str, value: Any, lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False) -> float:
