@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .incidents import Incident
-from .records import FEATURE_COLUMNS
+from .records import FEATURE_COLUMNS, explanation_fields
 
 COLORS = {"rcf-streaming": "tab:red", "rcf-batch": "tab:purple", "deepar": "tab:orange"}
 
@@ -85,9 +84,9 @@ def plot_attribution(dets: pd.DataFrame, path: Path) -> Path | None:
     if stream.empty:
         return None
     plt = _plt()
-    expl = [json.loads(e) for e in stream["explanation"]]
-    cols = list(expl[0])
-    values = np.array([[float(e[c]["ATTRIBUTION_SCORE"]) for c in cols] for e in expl])
+    attributions = [explanation_fields(e)[0] for e in stream["explanation"]]
+    cols = list(attributions[0])
+    values = np.array([[a[c] for c in cols] for a in attributions])
     fig, ax = plt.subplots(figsize=(12, 3.5))
     ax.stackplot(stream["window_start"], values.T, labels=cols, alpha=0.85)
     thr = float(stream["threshold"].iloc[0])

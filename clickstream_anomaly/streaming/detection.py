@@ -24,7 +24,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..kda import KdaRcfParameters, KdaRcfStream
-from ..records import FEATURE_COLUMNS, KDA_SQL, RCF_STREAMING, Detection, Window, format_timestamp
+from ..records import (
+    FEATURE_COLUMNS,
+    KDA_SQL,
+    RCF_STREAMING,
+    Detection,
+    Window,
+    explanation_fields,
+    format_timestamp,
+)
 from .state import Store, transact
 
 DETECTOR_NAME = RCF_STREAMING
@@ -34,12 +42,7 @@ _MAGIC = b"DETSTATE1\n"
 def detection_from_kda(window: Window, score: float, explanation: str | dict[str, Any],
                        detector: str = DETECTOR_NAME) -> Detection:
     """A :class:`Detection` from KDA's ``ANOMALY_SCORE`` and ``ANOMALY_EXPLANATION`` (JSON text or dict)."""
-    expl = json.loads(explanation) if isinstance(explanation, str) else explanation
-    attribution = {c: float(v["ATTRIBUTION_SCORE"]) for c, v in expl.items()} if expl else None
-    direction = strength = None
-    if expl and any("DIRECTION" in v for v in expl.values()):
-        direction = {c: str(v.get("DIRECTION", "LOW")) for c, v in expl.items()}
-        strength = {c: float(v.get("STRENGTH", 0.0)) for c, v in expl.items()}
+    attribution, direction, strength = explanation_fields(explanation)
     return Detection(window=window, detector=detector, score=float(score), threshold=0.0, is_anomaly=False,
                      attribution=attribution, direction=direction, strength=strength)
 
