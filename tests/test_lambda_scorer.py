@@ -118,7 +118,18 @@ def test_rcf_requests_are_scaled_as_the_training_data_was(aws, monkeypatch):
     boto3.client("s3", region_name="us-east-1").put_object(
         Bucket="state-bucket", Key="channels/rcf/scaling.json", Body=scaling.to_json().encode())
     monkeypatch.setenv("RCF_SCALING_URI", "s3://state-bucket/channels/rcf/scaling.json")
+    clock = {"t": 1000.0}
+    monkeypatch.setattr(runtime, "now", lambda: clock["t"])
     assert runtime.rcf_scaling() == scaling  # what the prepare step wrote
+    newer = Scaling(scaling.columns, scaling.center, (1.0, 1.0, 1.0, 1.0))
+    boto3.client("s3", region_name="us-east-1").put_object(
+        Bucket="state-bucket", Key="channels/rcf/scaling.json", Body=newer.to_json().encode())
+    assert runtime.rcf_scaling() == scaling  # cached: no S3 read per window
+    clock["t"] += runtime.SCALING_TTL_SECONDS
+    assert runtime.rcf_scaling() == newer  # a retraining is picked up after the TTL
+    boto3.client("s3", region_name="us-east-1").put_object(
+        Bucket="state-bucket", Key="channels/rcf/scaling.json", Body=scaling.to_json().encode())
+    runtime.reset_clients()
     sent = []
 
     def invoke(endpoint, body, content_type):

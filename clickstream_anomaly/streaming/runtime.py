@@ -78,8 +78,9 @@ def client(service: str) -> Any:
 
 
 def reset_clients() -> None:
-    """Forget cached clients (tests switch endpoints and mocks)."""
+    """Forget cached clients and the cached RCF scaling (tests switch endpoints and mocks)."""
     _client.cache_clear()
+    _scaling_cache.clear()
 
 
 def state_store(key: str) -> S3Store:
@@ -249,9 +250,16 @@ def sagemaker_invoke(endpoint: str, body: str, content_type: str) -> bytes:
     return resp["Body"].read()
 
 
+SCALING_TTL_SECONDS = 300.0
+_scaling_cache: dict[str, tuple[float, Any]] = {}
+
+
 def rcf_scaling():
     """The feature scaling the RCF endpoint was trained with, from ``RCF_SCALING_URI`` (``s3://bucket/key``,
-    written by the training pipeline's prepare step); ``None`` (raw features) when the variable is empty."""
+    written by the training pipeline's prepare step); ``None`` (raw features) when the variable is empty.
+
+    Read once per :data:`SCALING_TTL_SECONDS` per container, not once per window: a retraining (hours
+    apart) is picked up within minutes."""
     from ..scaling import Scaling
 
     uri = env("RCF_SCALING_URI", "")
@@ -259,9 +267,13 @@ def rcf_scaling():
         return None
     if not uri.startswith("s3://") or "/" not in uri[5:]:
         raise ValueError(f"RCF_SCALING_URI must be s3://bucket/key, got {uri!r}")
+    cached = _scaling_cache.get(uri)
+    if cached is not None and now() - cached[0] < SCALING_TTL_SECONDS:
+        return cached[1]
     bucket, key = uri[5:].split("/", 1)
-    body = client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
-    return Scaling.from_json(body)
+    scaling = Scaling.from_json(client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
+    _scaling_cache[uri] = (now(), scaling)
+    return scaling
 
 
 def score(window: Window) -> list[Detection]:
