@@ -13,11 +13,13 @@ This module is the one place where their fields, CSV headers and JSON shapes are
 
 from __future__ import annotations
 
+import csv
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 
 CLICK_COLUMNS: tuple[str, ...] = ("timestamp", "user", "page")
 FEATURE_COLUMNS: tuple[str, ...] = ("urls", "users", "clicks", "residual")
@@ -262,6 +264,18 @@ class Detection:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def write_detections_csv(detections: Iterable[Detection], fh: TextIO) -> int:
+    """The detections CSV (header :data:`DETECTION_COLUMNS`, one row per :meth:`Detection.to_row`); returns
+    the number of rows. The one writer of this format (``detect``, ``sagemaker invoke``)."""
+    writer = csv.DictWriter(fh, fieldnames=list(DETECTION_COLUMNS), lineterminator="\n")
+    writer.writeheader()
+    n = 0
+    for det in detections:
+        writer.writerow(det.to_row())
+        n += 1
+    return n
 
 
 def explanation_fields(expl: str | dict[str, Any] | None) -> tuple[

@@ -19,7 +19,7 @@ import pandas as pd
 from .detectors import Detector
 from .evaluate import detections_frame, evaluate
 from .incidents import Incident, group_incidents
-from .records import DETECTION_COLUMNS, Detection
+from .records import Detection, write_detections_csv
 
 
 @dataclass
@@ -89,11 +89,9 @@ def write_outputs(result: DetectionResult, out_dir: Path, report: bool = True) -
     """Write ``detections.csv``, ``incidents.json``, ``metrics.json`` (when labelled) and the report."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
-    frame = result.frame
-    csv_frame = frame.copy()
-    csv_frame["window_start"] = csv_frame["window_start"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
     paths["detections"] = out_dir / "detections.csv"
-    csv_frame[list(DETECTION_COLUMNS)].to_csv(paths["detections"], index=False)
+    with open(paths["detections"], "w", newline="", encoding="utf-8") as fh:
+        write_detections_csv(result.detections, fh)
     paths["incidents"] = out_dir / "incidents.json"
     paths["incidents"].write_text(json.dumps([i.to_dict() for i in result.incidents], indent=2) + "\n")
     if result.labels is not None:
@@ -105,6 +103,6 @@ def write_outputs(result: DetectionResult, out_dir: Path, report: bool = True) -
     if report:
         from .reports import write_report
 
-        paths["report"] = write_report(out_dir, result.windows, frame, result.incidents, result.metrics,
+        paths["report"] = write_report(out_dir, result.windows, result.frame, result.incidents, result.metrics,
                                        result.labels, result.curves)
     return paths

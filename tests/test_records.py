@@ -54,3 +54,23 @@ def test_kda_explanation_strings_are_parsed():
            "explanation": '{"users":{"ATTRIBUTION_SCORE":"1.2000","STRENGTH":"0.9","DIRECTION":"LOW"}}'}
     det = Detection.from_mapping(row)
     assert det.attribution == {"users": 1.2} and det.direction == {"users": "LOW"}
+
+
+def test_detections_csv_round_trips_through_the_one_writer():
+    import csv
+    import io
+
+    from clickstream_anomaly.records import DETECTION_COLUMNS, write_detections_csv
+
+    win = Window(parse_timestamp("2020-07-15T17:30:00Z"), 0, 0, 0, -0.5)
+    dets = [Detection(win, "rcf-streaming", 2.9, 2.6, True, attribution={"clicks": 2.0, "users": 0.9},
+                      direction={"clicks": "LOW", "users": "LOW"}, strength={"clicks": 1.0, "users": 0.5}),
+            Detection.from_band(win, 0.0, 145.0, 300.0, 488.0)]
+    buf = io.StringIO()
+    assert write_detections_csv(dets, buf) == 2
+    rows = list(csv.DictReader(io.StringIO(buf.getvalue())))
+    assert list(rows[0]) == list(DETECTION_COLUMNS)
+    assert rows[0]["window_start"] == "2020-07-15T17:30:00Z"
+    back = [Detection.from_mapping(r) for r in rows]
+    assert back[0].attribution == dets[0].attribution and back[0].direction == dets[0].direction
+    assert back[1].p01 == 145.0 and back[1].is_anomaly and back[1].score == dets[1].score

@@ -10,7 +10,6 @@ z-score explanation), DeepAR as ``deepar`` (forecast band, ``p01``/``p50``/``p99
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -150,10 +149,3 @@ class DeepAREndpointDetector:
                 out.append(Detection.from_band(records[b + k], float(values[b + k]), lo[k], mid[k], hi[k],
                                                self.name, low=self.low, high=self.high, column=self.column))
         return out
-
-
-def detections_frame(detections: Sequence[Detection]) -> pd.DataFrame:
-    """Detections as rows in ``DETECTION_COLUMNS`` order (for CSV output)."""
-    from clickstream_anomaly.records import DETECTION_COLUMNS
-
-    return pd.DataFrame([d.to_row() for d in detections], columns=list(DETECTION_COLUMNS))

@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..records import write_detections_csv
+
 ALGORITHMS = ("rcf", "deepar")
 DEFAULT_PREFIX = "clickstream-anomaly"
 
@@ -358,12 +360,12 @@ def run_invoke(args: argparse.Namespace) -> int:
             say(f"prediction_length {length} ({'from the training job' if hp else 'default'})")
         detector = invoke.DeepAREndpointDetector(transport, prediction_length=length, score_from=args.score_from)
     detections = detector.detect(windows, labels)
-    frame = invoke.detections_frame(detections)
     if args.output is None:
-        frame.to_csv(sys.stdout, index=False)
+        write_detections_csv(detections, sys.stdout)
     else:
         args.output.parent.mkdir(parents=True, exist_ok=True)
-        frame.to_csv(args.output, index=False)
+        with open(args.output, "w", newline="", encoding="utf-8") as fh:
+            write_detections_csv(detections, fh)
     n_anom = sum(d.is_anomaly for d in detections)
     say(f"{len(detections):,} windows scored by {'local ' if args.local else ''}{args.algorithm} "
         f"({getattr(transport, 'calls', '?')} requests): {n_anom} anomalous")
