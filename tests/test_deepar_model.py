@@ -125,7 +125,8 @@ def test_save_load_gives_identical_forecasts(sine_model: DeepAR, tmp_path) -> No
     assert loaded.training_end() == sine_model.training_end()
     with np.load(path) as data:
         header = json.loads(str(data["header"]))
-    assert header["version"] == 1 and header["params"]["time_freq"] == "H"
+    assert header["version"] == 2 and header["params"]["time_freq"] == "H"
+    assert header["calibration_factor"] == 1.0            # no held-out tail: not calibrated
 
 
 def test_fit_is_reproducible_and_early_stopping_keeps_best() -> None:
@@ -168,7 +169,7 @@ def test_rejects_bad_time_freq(freq: str) -> None:
                                 {"dropout_rate": 1.0}, {"dropout_rate": -0.1}, {"learning_rate": 0.0},
                                 {"mini_batch_size": 0}, {"context_length": 0}, {"prediction_length": "x"},
                                 {"early_stopping_patience": 0}, {"num_eval_samples": 0},
-                                {"random_state": 1.5}])
+                                {"random_state": 1.5}, {"calibration_level": 1.0}, {"calibration_level": 0}])
 def test_rejects_values_sagemaker_rejects(kw: dict) -> None:
     with pytest.raises(ValueError):
         _small(**kw)

@@ -68,6 +68,7 @@ class Likelihood:
 
     name = ""
     n_params = 0
+    counts = False   # samples are non-negative integers (kept so by a calibrated spread)
 
     def nll(self, raw: np.ndarray, z: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``raw`` (..., k), ``z`` (...), ``scale`` broadcastable to ``z`` -> (nll (...), d nll/d raw (..., k))."""
@@ -142,6 +143,7 @@ class StudentT(Likelihood):
 class NegativeBinomial(Likelihood):
     name = "negative-binomial"
     n_params = 2
+    counts = True
 
     def nll(self, raw, z, scale):
         r0, r1 = raw[..., 0], raw[..., 1]

@@ -3,7 +3,9 @@
 This is our own numpy implementation of the DeepAR method (Salinas et al., 2020) behind SageMaker's
 hyperparameter names and JSON bodies. It is not Amazon's code and does not reproduce its numbers: the
 lag list, the scaling rule, the missing-value handling and the definition of an epoch are ours and
-documented in :mod:`.timefeatures`, :mod:`.transform` and :meth:`DeepAR.fit`.
+documented in :mod:`.timefeatures`, :mod:`.transform` and :meth:`DeepAR.fit`. One addition SageMaker does
+not have: the forecast spread is calibrated on the held-out tail (``calibration_level``, see
+:mod:`.calibration`).
 """
 
 from __future__ import annotations
@@ -20,13 +22,14 @@ import pandas as pd
 from ..params import as_int
 from ..sagemaker_formats import DEEPAR_OUTPUT_TYPES, deepar_prediction, parse_deepar_request, target_array
 from . import network
+from .calibration import CALIBRATION_SAMPLES, conformal_factor, normalised_deviations, scale_spread
 from .likelihoods import SAGEMAKER_LIKELIHOODS, get_likelihood
 from .timefeatures import lags_for, parse_freq, time_index
 from .training import TrainResult, train
 from .transform import Transform, context_scale, fill_missing
 
 FORMAT_NAME = "clickstream-anomaly-deepar"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2   # 2: calibration_factor in the header (version 1 files load with factor 1)
 MIN_OBSERVATIONS = 300
 _MAX_PRECOMPUTED = 30_000_000   # float64 input values kept in memory for all training windows
 
@@ -120,6 +123,11 @@ class DeepAR:
 
     Parameters carry SageMaker DeepAR's names, defaults and accepted values; ``random_state`` (int or
     None) seeds initialisation, training and every forecast (the same seed gives the same samples).
+    ``calibration_level`` (not a SageMaker hyperparameter; float in (0, 1) or None, default 0.98, the
+    central level of the [0.01, 0.99] band) calibrates the forecast spread on the held-out tail after
+    training (:mod:`.calibration`): the fitted ``calibration_factor_`` multiplies every forecast's
+    spread around its median. A tail is held out only with ``early_stopping_patience``; without it, or
+    with ``calibration_level=None``, the factor is 1 (the raw DeepAR forecast).
     Unsupported settings raise ``ValueError`` at construction.
     """
 
@@ -127,7 +135,7 @@ class DeepAR:
                  num_cells: int = 40, num_layers: int = 2, likelihood: str = "student-T",
                  dropout_rate: float = 0.1, learning_rate: float = 1e-3, mini_batch_size: int = 128,
                  early_stopping_patience: int | None = None, num_eval_samples: int = 100,
-                 random_state: int | None = None) -> None:
+                 random_state: int | None = None, calibration_level: float | None = 0.98) -> None:
         hp = validate_hyperparameters({
             "context_length": context_length, "prediction_length": prediction_length, "time_freq": time_freq,
             "epochs": epochs, "num_cells": num_cells, "num_layers": num_layers, "likelihood": likelihood,
@@ -149,6 +157,11 @@ class DeepAR:
         if random_state is not None and (isinstance(random_state, bool) or not isinstance(random_state, int)):
             raise ValueError(f"random_state must be an int or None, got {random_state!r}")
         self.random_state = random_state
+        if calibration_level is not None:
+            calibration_level = _float("calibration_level", calibration_level, 0.0, 1.0, lo_open=True,
+                                       hi_open=True)
+        self.calibration_level: float | None = calibration_level
+        self.calibration_factor_: float = 1.0
         self.freq = parse_freq(self.time_freq)
         self.transform = Transform(self.freq, self.context_length, self.prediction_length, lags_for(self.freq))
         self.params_: network.Params | None = None
@@ -162,22 +175,24 @@ class DeepAR:
         return {k: getattr(self, k) for k in (
             "context_length", "prediction_length", "time_freq", "epochs", "num_cells", "num_layers",
             "likelihood", "dropout_rate", "learning_rate", "mini_batch_size", "early_stopping_patience",
-            "num_eval_samples", "random_state")}
+            "num_eval_samples", "random_state", "calibration_level")}
 
     def hyperparameters(self) -> dict[str, str]:
         """The settings as a SageMaker training job takes them (string values, unset ones left out)."""
         params = self.get_params()
         params.pop("random_state")
+        params.pop("calibration_level")
         return {k: str(v) for k, v in params.items() if v is not None}
 
     @classmethod
-    def from_hyperparameters(cls, hyperparameters: Mapping[str, Any], random_state: int | None = None) -> DeepAR:
+    def from_hyperparameters(cls, hyperparameters: Mapping[str, Any], random_state: int | None = None,
+                             calibration_level: float | None = 0.98) -> DeepAR:
         """Build from a SageMaker hyperparameter dict (string values allowed; SageMaker-only keys ignored)."""
         hp = validate_hyperparameters(hyperparameters)
         keys = ("context_length", "prediction_length", "time_freq", "epochs", "num_cells", "num_layers",
                 "likelihood", "dropout_rate", "learning_rate", "mini_batch_size", "early_stopping_patience",
                 "num_eval_samples")
-        return cls(**{k: hp[k] for k in keys}, random_state=random_state)
+        return cls(**{k: hp[k] for k in keys}, random_state=random_state, calibration_level=calibration_level)
 
     # ------------------------------------------------------------------ training
     def _check_series(self, series: Iterable[Mapping[str, Any]]) -> list[tuple[pd.Timestamp, np.ndarray]]:
@@ -227,6 +242,9 @@ class DeepAR:
         ``test:mean_wQuantileLoss``). Training stops after that many epochs without improvement and
         keeps the best parameters. (A teacher-forced likelihood on the tail kept improving while the
         sampled day-ahead forecasts drifted, so we stop on the forecasts themselves.)
+        Then, with ``calibration_level``, the kept parameters forecast the held-out tails once more
+        (``CALIBRATION_SAMPLES`` paths) and ``calibration_factor_`` is fitted on them by split conformal
+        prediction (:mod:`.calibration`); it is 1 when no tail is held out.
         Returns ``self``.
         """
         data = self._check_series(series)
@@ -298,6 +316,13 @@ class DeepAR:
                                  batch_size=self.mini_batch_size, learning_rate=self.learning_rate, rng=rng,
                                  val_fn=val_fn, patience=self.early_stopping_patience, on_epoch=on_epoch)
         self.params_ = params
+        self.calibration_factor_ = 1.0
+        if hold and self.calibration_level is not None:
+            seed = 0 if self.random_state is None else self.random_state
+            scores = [normalised_deviations(
+                self._sample_paths(params, start, values[:-P], CALIBRATION_SAMPLES, np.random.default_rng(seed)),
+                values[-P:], self.calibration_level) for start, values in data]
+            self.calibration_factor_ = conformal_factor(np.concatenate(scores), self.calibration_level)
         keep = tr.max_lag + self.context_length
         self.series_ = [{"start": _start_text(start), "length": len(values)} for start, values in data]
         self.history_ = [values[-keep:].copy() for _, values in data]
@@ -320,14 +345,16 @@ class DeepAR:
             raise ValueError("this DeepAR model is not fitted; call fit() or load() first")
 
     def forecast(self, instance_record: Mapping[str, Any], num_samples: int | None = None,
-                 random_state: int | None = None) -> np.ndarray:
+                 random_state: int | None = None, *, calibrated: bool = True) -> np.ndarray:
         """Sample paths for the ``prediction_length`` steps after the instance's target.
 
         The whole target is the history (lags reach back further than ``context_length``); the network
         is run over its last ``context_length`` points, missing ones imputed with the model's mean, then
         ``num_samples`` paths (default ``num_eval_samples``) are drawn step by step, each draw fed back as
-        the next input. ``random_state`` defaults to the model's. Returns ndarray of shape
-        (num_samples, prediction_length) in the target's units.
+        the next input. ``random_state`` defaults to the model's. With ``calibrated`` (default) the
+        spread of the paths around their per-step median is multiplied by ``calibration_factor_``
+        (rounded and clipped at 0 for ``negative-binomial``); ``calibrated=False`` gives the raw paths.
+        Returns ndarray of shape (num_samples, prediction_length) in the target's units.
         """
         self._check_fitted()
         if not isinstance(instance_record, Mapping) or "start" not in instance_record \
@@ -343,7 +370,10 @@ class DeepAR:
         n_samples = self.num_eval_samples if num_samples is None else _int("num_samples", num_samples)
         seed = self.random_state if random_state is None else random_state
         rng = np.random.default_rng(seed)
-        return self._sample_paths(self.params_, start, values, n_samples, rng)
+        samples = self._sample_paths(self.params_, start, values, n_samples, rng)
+        if not calibrated:
+            return samples
+        return scale_spread(samples, self.calibration_factor_, counts=self._likelihood.counts)
 
     def _sample_paths(self, params: network.Params, start: pd.Timestamp, values: np.ndarray, n_samples: int,
                       rng: np.random.Generator) -> np.ndarray:
@@ -379,11 +409,12 @@ class DeepAR:
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> None:
-        """Write one ``.npz`` file: the weights, the training tails, and a JSON header with a version."""
+        """Write one ``.npz`` file: the weights, the training tails, and a JSON header with a version
+        (holding the settings, the training losses and ``calibration_factor_``)."""
         self._check_fitted()
         header = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "params": self.get_params(),
                   "lags": list(self.transform.lags), "series": self.series_,
-                  "train_loss": self.train_loss_}
+                  "train_loss": self.train_loss_, "calibration_factor": self.calibration_factor_}
         arrays = {f"param_{k}": v for k, v in self.params_.items()}
         arrays.update({f"history_{i}": h for i, h in enumerate(self.history_)})
         with open(path, "wb") as fh:
@@ -401,7 +432,9 @@ class DeepAR:
             if int(header.get("version", 0)) > FORMAT_VERSION:
                 raise ValueError(f"{path}: model format version {header['version']} is newer than "
                                  f"this code's ({FORMAT_VERSION})")
-            model = cls(**header["params"])
+            params = {"calibration_level": None, **header["params"]}   # version 1: fitted without calibration
+            model = cls(**params)
+            model.calibration_factor_ = float(header.get("calibration_factor", 1.0))
             if tuple(header["lags"]) != model.transform.lags:
                 raise ValueError(f"{path}: saved lags {header['lags']} differ from this code's "
                                  f"{list(model.transform.lags)}")
