@@ -65,11 +65,15 @@ def bench_streaming(n_warm: int, n_time: int, n_rrcf: int) -> list[list[object]]
     warm, timed = X[:n_warm], X[n_warm:]
     rows: list[list[object]] = []
 
-    def ours_model() -> StreamingRCF:
-        m = StreamingRCF(DIM, TREES, SAMPLE, random_state=1)
+    def ours_model(fraction: float = 0.3) -> StreamingRCF:
+        m = StreamingRCF(DIM, TREES, SAMPLE, random_state=1, bounding_box_cache_fraction=fraction)
         m.process(warm)
         return m
 
+    m = ours_model(1.0)
+    t0 = time.perf_counter()
+    m.process(timed)
+    ours_full = rate(n_time, time.perf_counter() - t0)
     m = ours_model()
     t0 = time.perf_counter()
     m.process(timed)
@@ -127,6 +131,8 @@ def bench_streaming(n_warm: int, n_time: int, n_rrcf: int) -> list[list[object]]
     k_full = res["score + attribution + update"]
     rows.append(["ours process() (score + attribution + update, rows in one call)", ours_batch,
                  ours_batch / k_full, ours_batch / rrcf_rate])
+    rows.append(["ours process(), full box cache (bounding_box_cache_fraction=1)", ours_full,
+                 ours_full / k_full, ours_full / rrcf_rate])
     rows.append(["ours score() + attribution() + update() per point", ours_api, ours_api / k_full,
                  ours_api / rrcf_rate])
     rows.append(["ours process_scores() (score + update)", ours_su, ours_su / res["score + update"],
@@ -226,31 +232,44 @@ import gc, os, numpy as np, krcf
 def rss():  # resident set size in bytes (Linux /proc)
     with open("/proc/self/statm") as fh:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-X = (np.sin(np.arange(1500)[:, None] / 30 + np.arange(4)) * 10).tolist()
+X = (np.sin(np.arange(N_POINTS)[:, None] / 30 + np.arange(4)) * 10).tolist()
 gc.collect()
 before = rss()
 keep = []
-for s in range(20):
+for s in range(N_FORESTS):
     f = krcf.RandomCutForest({"dimensions": 4, "shingle_size": 1, "num_trees": 100, "sample_size": 256,
                               "random_seed": s, "output_after": 64})
     for x in X:
         f.update(x)
     keep.append(f)
-print((rss() - before) / 20 / 1e6)
+print((rss() - before) / N_FORESTS / 1e6)
 """
 
 
-def bench_memory() -> list[list[object]]:
-    X = sinusoids(3000)
-    gc.collect()
-    tracemalloc.start()
-    m = StreamingRCF(DIM, TREES, SAMPLE, random_state=1)
-    m.process(X)
-    cur, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    ours_state = len(m.to_bytes())
-    krcf_mb = float(subprocess.run([sys.executable, "-c", KRCF_RSS], capture_output=True, text=True,
+def bench_memory(n_long: int) -> list[list[object]]:
+    """Model memory once the trees are full (3 000 points) and on a long stream (``n_long`` points, when the
+    shared point store has reached its steady size)."""
+    X = sinusoids(n_long)
+    rows: list[list[object]] = []
+    for fraction in (0.3, 1.0):
+        m = StreamingRCF(DIM, TREES, SAMPLE, random_state=1, bounding_box_cache_fraction=fraction)
+        m.process(X[:3000])
+        at_3k = m.nbytes()
+        gc.collect()
+        tracemalloc.start()
+        m.process(X[3000:])
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        label = "default, box cache 0.3" if fraction < 1 else "full box cache"
+        rows.append([f"ours StreamingRCF ({label}) after {n_long:,} points", m.nbytes() / 1e6,
+                     f"numpy arrays ({at_3k / 1e6:.2f} MB after 3 000 points); saved state "
+                     f"{len(m.to_bytes()) / 1e6:.2f} MB; tracemalloc peak while processing {peak / 1e6:.2f} MB"])
+    n_k, forests = 5000, 10
+    code = KRCF_RSS.replace("N_POINTS", str(n_k)).replace("N_FORESTS", str(forests))
+    krcf_mb = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                                    check=True).stdout)
+    rows.append(["krcf (AWS Rust)", krcf_mb,
+                 f"RSS growth over {forests} forests fed {n_k:,} points each / {forests} (fresh process)"])
     # rrcf: 10 trees x 256 (FIFO-filled), scaled x10 to 100 trees
     gc.collect()
     tracemalloc.start()
@@ -260,16 +279,9 @@ def bench_memory() -> list[list[object]]:
             tree.insert_point(x, index=i)
     rr_cur, _ = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    return [
-        ["ours StreamingRCF (numpy arrays, full box cache)", m.nbytes() / 1e6,
-         f"arrays; tracemalloc live {cur / 1e6:.2f} MB, peak {peak / 1e6:.2f} MB; "
-         f"saved state {ours_state / 1e6:.2f} MB"],
-        ["krcf (AWS Rust)", krcf_mb, "RSS growth over 20 filled forests / 20 (fresh process)"],
-        ["rrcf", rr_cur * 10 / 1e6, "tracemalloc of 10 FIFO-filled trees x 10"],
-    ]
+    rows.append(["rrcf", rr_cur * 10 / 1e6, "tracemalloc of 10 FIFO-filled trees x 10"])
+    return rows
 
-
-# ---------------------------------------------------------------------------------------------- quality
 
 def server_metrics(seed: int = 42, n: int = 5000) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The notebook-style server metrics (rcf-algorithm.md section 1c): 5-minute steps; cpu follows the hour
@@ -401,7 +413,7 @@ def main() -> None:
     print(table(["task", "ours (s)", "IsolationForest (s)", "ours / IF", "rrcf (s)"],
                 bench_batch(200_000 if q else 1_000_000)))
     print("\n## Memory: 100 trees x 256, d = 4\n")
-    print(table(["implementation", "MB", "how measured"], bench_memory()))
+    print(table(["implementation", "MB", "how measured"], bench_memory(10_000 if q else 30_000)))
     print("\n## Detection quality: server metrics, 5 000 points, 2 % anomalies, standardised "
           f"(mean over {2 if q else 5} seeds)\n")
     main_rows, var_rows, kind_rows = bench_quality(2 if q else 5, with_rrcf=not q)

@@ -53,8 +53,7 @@ def _row_by_row_scores(model: RandomCutForest, Q: np.ndarray) -> np.ndarray:
     a = model._a
     scores = np.zeros(Q.shape[0])
     unused = np.zeros((1, Q.shape[1]))
-    stream_process(Q, 0.0, 0, True, False, False, scores, unused, unused, a.pts, a.pref, a.pfree, a.pmeta,
-                   a.tmeta, a.tint, a.cval, a.box, a.leaf, a.free, a.skey, a.spt)
+    stream_process(Q, 0.0, 0, True, False, False, scores, unused, unused, *a.kernel_args())
     return scores
 
 

@@ -128,8 +128,9 @@ def test_duplicate_scores_low_and_far_outlier_scores_high_with_right_attribution
     assert 0.5 < inlier_median < 1.1  # AWS scale: inliers around 0.7-1
     fresh = X[row] + 0.05
     before = m.score(fresh)
-    for _ in range(20):  # now duplicated in (nearly) every tree's sample
-        m.update(fresh)
+    # a full time-decayed sample takes about sample_size * time_decay = 10 % of arrivals, so 100 repeats
+    # put about 10 copies of the point in every tree's sample
+    m.process_scores(np.repeat(fresh[None, :], 100, axis=0))
     assert m.score(fresh) < min(before, inlier_median)  # a repeated value is no anomaly
     q = X[row].copy()
     q[dim] += sign * shift
@@ -186,6 +187,7 @@ def test_bad_input_raises_and_leaves_state_unchanged(bad: object, msg: str) -> N
     {"dimensions": 0}, {"dimensions": 2, "num_trees": 0}, {"dimensions": 2, "sample_size": -1},
     {"dimensions": 2, "time_decay": -0.1}, {"dimensions": 2, "shingle_size": 0},
     {"dimensions": 2, "output_after": -1}, {"dimensions": 2.5}, {"dimensions": 2, "random_state": "x"},
+    {"dimensions": 2, "bounding_box_cache_fraction": 1.5}, {"dimensions": 2, "bounding_box_cache_fraction": "all"},
 ])
 def test_bad_parameters(kwargs: dict) -> None:
     with pytest.raises(ValueError):

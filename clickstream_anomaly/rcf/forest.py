@@ -11,8 +11,8 @@ import numpy as np
 
 from . import state as _state
 from ._kernels import batch_score, build_trees, score_tables, stream_process
-from .arrays import ForestArrays
-from .validation import as_matrix, positive_int
+from .arrays import DEFAULT_BOX_CACHE_FRACTION, ForestArrays
+from .validation import as_matrix, fraction, positive_int
 
 _TABLE_BYTES = 16_000_000
 
@@ -26,17 +26,21 @@ class RandomCutForest:
         SageMaker configuration layer). A tree holds ``min(num_samples_per_tree, n)`` points drawn
         without replacement.
     random_state : int, ``numpy.random.SeedSequence`` or None.
+    bounding_box_cache_fraction : share of internal nodes whose bounding box is kept (AWS
+        ``boundingBoxCacheFraction``, see :class:`.StreamingRCF`); memory and speed only, never scores.
     """
 
     kind = "RandomCutForest"
 
     def __init__(self, num_trees: int = 100, num_samples_per_tree: int = 256,
-                 random_state: int | np.random.SeedSequence | None = None) -> None:
+                 random_state: int | np.random.SeedSequence | None = None,
+                 bounding_box_cache_fraction: float = DEFAULT_BOX_CACHE_FRACTION) -> None:
         self.num_trees = positive_int("num_trees", num_trees)
         self.num_samples_per_tree = positive_int("num_samples_per_tree", num_samples_per_tree)
         if not (random_state is None or isinstance(random_state, int | np.integer | np.random.SeedSequence)):
             raise ValueError(f"random_state must be an int, a SeedSequence or None, got {random_state!r}")
         self.random_state = random_state
+        self.bounding_box_cache_fraction = fraction("bounding_box_cache_fraction", bounding_box_cache_fraction)
         self._a: ForestArrays | None = None
         self.n_features_in_: int | None = None
 
@@ -54,13 +58,13 @@ class RandomCutForest:
         for t in range(self.num_trees):
             samples[t] = rng.choice(n, size=m, replace=False)
         used, inverse = np.unique(samples, return_inverse=True)
-        a = ForestArrays.empty(self.num_trees, m, d, tree_ss, store_capacity=1)
+        a = ForestArrays.empty(self.num_trees, m, d, tree_ss, self.bounding_box_cache_fraction, store_capacity=1)
         a.pts = np.ascontiguousarray(X[used], dtype=np.float32)
-        a.pref = np.zeros(0, dtype=np.int32)
-        a.pfree = np.zeros(0, dtype=np.int32)
-        a.pmeta[:] = (0, n)
+        a.pref = np.zeros(0, dtype=a.pref.dtype)
+        a.pfree = np.zeros(0, dtype=a.pfree.dtype)
+        a.pmeta[:] = (0, n, n)
         build_trees(inverse.reshape(samples.shape).astype(np.int64), a.pts, a.tmeta, a.tint, a.cval, a.box,
-                    a.leaf, a.free)
+                    a.leaf)
         self._a = a
         self.n_features_in_ = d
         return self
@@ -96,8 +100,7 @@ class RandomCutForest:
         scores = np.zeros(n)
         high = np.zeros((n, d))
         low = np.zeros((n, d))
-        stream_process(X, 0.0, 0, True, True, False, scores, high, low, a.pts, a.pref, a.pfree, a.pmeta,
-                       a.tmeta, a.tint, a.cval, a.box, a.leaf, a.free, a.skey, a.spt)
+        stream_process(X, 0.0, 0, True, True, False, scores, high, low, *a.kernel_args())
         return high, low
 
     def nbytes(self) -> int:
@@ -108,14 +111,16 @@ class RandomCutForest:
         a = self._check_fitted()
         rs = self.random_state if isinstance(self.random_state, int | np.integer) else None
         params = {"num_trees": self.num_trees, "num_samples_per_tree": self.num_samples_per_tree,
-                  "random_state": None if rs is None else int(rs)}
+                  "random_state": None if rs is None else int(rs),
+                  "bounding_box_cache_fraction": self.bounding_box_cache_fraction}
         return _state.dumps(self.kind, params, a.to_dict())
 
     @classmethod
     def from_bytes(cls, data: bytes) -> RandomCutForest:
-        params, arrays = _state.loads(data, cls.kind)
+        params, arrays, version = _state.loads(data, cls.kind)
         obj = cls(**params)
-        obj._a = ForestArrays.from_dict(arrays)
+        obj._a = (ForestArrays.from_v1(arrays, 0.0, obj.bounding_box_cache_fraction) if version == 1
+                  else ForestArrays.from_dict(arrays))
         obj.n_features_in_ = int(obj._a.pts.shape[1])
         return obj
 
@@ -128,4 +133,5 @@ class RandomCutForest:
 
     def __repr__(self) -> str:
         return (f"RandomCutForest(num_trees={self.num_trees}, "
-                f"num_samples_per_tree={self.num_samples_per_tree}, random_state={self.random_state!r})")
+                f"num_samples_per_tree={self.num_samples_per_tree}, random_state={self.random_state!r}, "
+                f"bounding_box_cache_fraction={self.bounding_box_cache_fraction:g})")

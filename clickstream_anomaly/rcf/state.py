@@ -3,6 +3,10 @@
 The header holds ``format``, ``version``, the class name and its constructor parameters; the arrays
 hold everything that changes (trees, samplers, point store, RNG states, shingle buffer), so a restored
 model continues exactly as the original would have. Loading never unpickles (``allow_pickle=False``).
+
+Versions: 1 (full box cache, free-slot stacks, float64 sampler weights) is still read and converted
+by :meth:`.arrays.ForestArrays.from_v1`; 2 is the current layout (partial box cache, intrusive free
+lists, float32 weights, int16 indices for forests up to 32 767 samples in all).
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ from typing import Any
 import numpy as np
 
 FORMAT = "clickstream-anomaly-rcf"
-VERSION = 1
+VERSION = 2
+#: versions this code reads
+READABLE = (1, 2)
 
 
 def dumps(kind: str, params: dict[str, Any], arrays: dict[str, np.ndarray]) -> bytes:
@@ -26,8 +32,9 @@ def dumps(kind: str, params: dict[str, Any], arrays: dict[str, np.ndarray]) -> b
     return buf.getvalue()
 
 
-def loads(data: bytes, kind: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Inverse of :func:`dumps`: ``(params, arrays)``; ``ValueError`` on a foreign or newer file."""
+def loads(data: bytes, kind: str) -> tuple[dict[str, Any], dict[str, np.ndarray], int]:
+    """Inverse of :func:`dumps`: ``(params, arrays, version)``; ``ValueError`` on a foreign or newer
+    file."""
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
@@ -39,11 +46,12 @@ def loads(data: bytes, kind: str) -> tuple[dict[str, Any], dict[str, np.ndarray]
     header = json.loads(raw.tobytes().decode())
     if header.get("format") != FORMAT:
         raise ValueError(f"not a saved {kind} model: format {header.get('format')!r}")
-    if header.get("version") != VERSION:
-        raise ValueError(f"unsupported {kind} state version {header.get('version')} (this code reads {VERSION})")
+    if header.get("version") not in READABLE:
+        raise ValueError(f"unsupported {kind} state version {header.get('version')} "
+                         f"(this code reads versions {', '.join(map(str, READABLE))})")
     if header.get("kind") != kind:
         raise ValueError(f"saved model is a {header.get('kind')}, not a {kind}")
-    return header["params"], arrays
+    return header["params"], arrays, int(header["version"])
 
 
 def save(path: str | os.PathLike[str], data: bytes) -> None:

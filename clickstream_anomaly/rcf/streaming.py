@@ -17,8 +17,8 @@ import numpy as np
 
 from . import state as _state
 from ._kernels import stream_process
-from .arrays import ForestArrays
-from .validation import as_matrix, as_point, positive_int
+from .arrays import DEFAULT_BOX_CACHE_FRACTION, ForestArrays
+from .validation import as_matrix, as_point, fraction, positive_int
 
 _CHUNK = 256
 
@@ -38,6 +38,10 @@ class StreamingRCF:
     output_after : scores are 0 until this many shingles have been inserted; default
         ``max(1, sample_size // 4)`` as in the AWS library.
     random_state : int, ``numpy.random.SeedSequence`` or None (fresh entropy).
+    bounding_box_cache_fraction : share of each tree's internal nodes whose bounding box is kept in
+        memory (AWS ``boundingBoxCacheFraction``); the others are computed when needed. It changes
+        memory and speed, never a score: 1.0 keeps every box, 0 none; the default 0.3 (the upper nodes)
+        keeps a 100 x 256 forest at d = 4 under 1 MB.
 
     Attribution vectors have ``dimensions * shingle_size`` entries in shingle order (entry
     ``k * dimensions + j`` is column ``j`` at lag ``shingle_size - 1 - k``); :meth:`per_column` sums them
@@ -48,7 +52,8 @@ class StreamingRCF:
 
     def __init__(self, dimensions: int, num_trees: int = 100, sample_size: int = 256,
                  time_decay: float | None = None, shingle_size: int = 1, output_after: int | None = None,
-                 random_state: int | np.random.SeedSequence | None = None) -> None:
+                 random_state: int | np.random.SeedSequence | None = None,
+                 bounding_box_cache_fraction: float = DEFAULT_BOX_CACHE_FRACTION) -> None:
         self.dimensions = positive_int("dimensions", dimensions)
         self.num_trees = positive_int("num_trees", num_trees)
         self.sample_size = positive_int("sample_size", sample_size)
@@ -64,6 +69,7 @@ class StreamingRCF:
         if isinstance(output_after, bool) or not isinstance(output_after, int | np.integer) or output_after < 0:
             raise ValueError(f"output_after must be an integer >= 0, got {output_after!r}")
         self.output_after = int(output_after)
+        self.bounding_box_cache_fraction = fraction("bounding_box_cache_fraction", bounding_box_cache_fraction)
         if random_state is None or isinstance(random_state, int | np.integer):
             seed_seq = np.random.SeedSequence(None if random_state is None else int(random_state))
         elif isinstance(random_state, np.random.SeedSequence):
@@ -71,7 +77,8 @@ class StreamingRCF:
         else:
             raise ValueError(f"random_state must be an int, a SeedSequence or None, got {random_state!r}")
         self.random_state = int(random_state) if isinstance(random_state, int | np.integer) else None
-        self._a = ForestArrays.empty(self.num_trees, self.sample_size, self.shingled_dimensions, seed_seq)
+        self._a = ForestArrays.empty(self.num_trees, self.sample_size, self.shingled_dimensions, seed_seq,
+                                     self.bounding_box_cache_fraction)
         self._buf = np.zeros((self.shingle_size, self.dimensions))  # last inputs, oldest first
         self._n_raw = 0
 
@@ -119,8 +126,7 @@ class StreamingRCF:
         if q is not None and self.is_output_ready:
             a = self._a
             stream_process(q.reshape(1, -1), self.time_decay, self.output_after, True, want_attr, False,
-                           scores, high, low, a.pts, a.pref, a.pfree, a.pmeta, a.tmeta, a.tint, a.cval, a.box,
-                           a.leaf, a.free, a.skey, a.spt)
+                           scores, high, low, *a.kernel_args())
         return float(scores[0]), high[0], low[0]
 
     def score(self, point: Any) -> float:
@@ -173,8 +179,7 @@ class StreamingRCF:
                 hv = hi_view[start:stop] if do_attr else hi_view
                 lv = lo_view[start:stop] if do_attr else lo_view
                 stream_process(shingles[start:stop], self.time_decay, self.output_after, do_score, do_attr,
-                               True, sc, hv, lv, a.pts, a.pref, a.pfree, a.pmeta, a.tmeta, a.tint, a.cval,
-                               a.box, a.leaf, a.free, a.skey, a.spt)
+                               True, sc, hv, lv, *a.kernel_args())
         tail = np.concatenate([self._buf, X])[-s:]
         self._buf = np.ascontiguousarray(tail)
         self._n_raw += n
@@ -184,7 +189,8 @@ class StreamingRCF:
     def _params(self) -> dict[str, Any]:
         return {"dimensions": self.dimensions, "num_trees": self.num_trees, "sample_size": self.sample_size,
                 "time_decay": self.time_decay, "shingle_size": self.shingle_size,
-                "output_after": self.output_after, "random_state": self.random_state, "n_raw": self._n_raw}
+                "output_after": self.output_after, "random_state": self.random_state,
+                "bounding_box_cache_fraction": self.bounding_box_cache_fraction, "n_raw": self._n_raw}
 
     def to_bytes(self) -> bytes:
         arrays = self._a.to_dict()
@@ -193,11 +199,14 @@ class StreamingRCF:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> StreamingRCF:
-        params, arrays = _state.loads(data, cls.kind)
+        params, arrays, version = _state.loads(data, cls.kind)
         n_raw = int(params.pop("n_raw"))
         obj = cls(**params)
         buf = arrays.pop("shingle_buffer")
-        obj._a = ForestArrays.from_dict(arrays)
+        if version == 1:
+            obj._a = ForestArrays.from_v1(arrays, obj.time_decay, obj.bounding_box_cache_fraction)
+        else:
+            obj._a = ForestArrays.from_dict(arrays)
         if buf.shape != obj._buf.shape or obj._a.box.shape[-1] != obj.shingled_dimensions:
             raise ValueError("saved StreamingRCF state does not match its parameters")
         obj._buf = np.ascontiguousarray(buf, dtype=np.float64)
@@ -217,4 +226,5 @@ class StreamingRCF:
         return (f"StreamingRCF(dimensions={self.dimensions}, num_trees={self.num_trees}, "
                 f"sample_size={self.sample_size}, time_decay={self.time_decay:g}, "
                 f"shingle_size={self.shingle_size}, output_after={self.output_after}, "
+                f"bounding_box_cache_fraction={self.bounding_box_cache_fraction:g}, "
                 f"entries_seen={self.entries_seen})")

@@ -68,3 +68,13 @@ def as_point(point: Any, dim: int) -> np.ndarray:
     if not np.isfinite(arr).all():
         raise ValueError(f"point has a non-finite value (NaN or inf): {arr.tolist()}")
     return _float32_values(arr, "point")
+
+
+def fraction(name: str, value: Any) -> float:
+    """``value`` as a float in [0, 1], or ``ValueError`` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
+    v = float(value)
+    if not 0.0 <= v <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {v}")
+    return v
