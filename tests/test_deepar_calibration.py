@@ -13,25 +13,24 @@ from clickstream_anomaly.deepar.calibration import (
     CALIBRATION_SAMPLES,
     conformal_factor,
     normalised_deviations,
-    scale_spread,
+    scale_tails,
 )
 from clickstream_anomaly.sagemaker_formats import deepar_record, deepar_request
 
 START = "2021-01-01 00:00:00"
 
 
-def test_normalised_deviations_measure_each_side_of_the_band() -> None:
-    # per step: 1 % quantile ~ 0, median 10, 99 % quantile ~ 20 (101 evenly spread samples 0..20)
-    samples = np.tile(np.linspace(0.0, 20.0, 101)[:, None], (1, 4))
-    lo, hi = np.quantile(samples[:, 0], [0.01, 0.99])
-    truth = np.array([10.0, hi, 10.0 + 2 * (hi - 10.0), np.nan])
+def test_normalised_deviations_measure_how_far_each_tail_must_stretch() -> None:
+    # per step: 101 evenly spread samples 0..100, so q01 = 1, q10 = 10, q90 = 90, q99 = 99
+    samples = np.tile(np.linspace(0.0, 100.0, 101)[:, None], (1, 6))
+    truth = np.array([50.0, 90.0, 99.0, 108.0, 5.5, np.nan])
     s = normalised_deviations(samples, truth, 0.98)
-    assert s == pytest.approx([0.0, 1.0, 2.0])               # NaN truth skipped
-    below = normalised_deviations(samples, np.array([10.0 - 0.5 * (10.0 - lo)] * 4), 0.98)
-    assert below == pytest.approx([0.5] * 4)
-    # a side of zero width gives a huge (finite) score, not a division error
+    assert s == pytest.approx([0.0, 0.0, 1.0, 2.0, 0.5])     # NaN truth skipped; the body scores 0
+    # a tail of zero width gives a huge (finite) score, not a division error
     flat = normalised_deviations(np.full((10, 1), 3.0), np.array([4.0]), 0.98)
     assert np.isfinite(flat).all() and flat[0] > 1e6
+    with pytest.raises(ValueError, match="calibration level"):
+        normalised_deviations(samples, truth, 0.8)
 
 
 def test_conformal_factor_is_the_split_conformal_quantile() -> None:
@@ -39,20 +38,24 @@ def test_conformal_factor_is_the_split_conformal_quantile() -> None:
     # ceil(145 * 0.98) = 143: the 143rd smallest score
     assert conformal_factor(scores, 0.98) == 143.0
     assert conformal_factor(scores[::-1], 0.5) == float(math.ceil(145 * 0.5))
-    assert conformal_factor(np.array([0.2, 0.4]), 0.98) == 0.4   # n too small: the largest score
+    assert conformal_factor(np.array([0.2, 3.5]), 0.98) == 3.5   # n too small: the largest score
+    assert conformal_factor(np.array([0.0, 0.2, 0.4]), 0.5) == 1.0   # never narrows
     assert conformal_factor(np.array([]), 0.98) == 1.0
 
 
-def test_scale_spread_keeps_the_median_and_counts() -> None:
+def test_scale_tails_keeps_the_body_and_counts() -> None:
     rng = np.random.default_rng(0)
-    samples = rng.normal(50.0, 5.0, size=(201, 6))
-    out = scale_spread(samples, 2.0)
-    med = np.median(samples, axis=0)
-    assert np.median(out, axis=0) == pytest.approx(med)
-    assert out - med == pytest.approx(2.0 * (samples - med))
-    assert scale_spread(samples, 1.0) is samples
+    samples = rng.normal(50.0, 5.0, size=(1001, 6))
+    out = scale_tails(samples, 2.0)
+    q = np.quantile(samples, [0.01, 0.1, 0.5, 0.9, 0.99], axis=0)
+    r = np.quantile(out, [0.01, 0.1, 0.5, 0.9, 0.99], axis=0)
+    assert r[1:4] == pytest.approx(q[1:4])                  # the body's quantiles are unchanged
+    assert r[4] == pytest.approx(q[3] + 2.0 * (q[4] - q[3]))
+    assert r[0] == pytest.approx(q[1] - 2.0 * (q[1] - q[0]))
+    assert (np.argsort(out, axis=0) == np.argsort(samples, axis=0)).all()   # monotone per step
+    assert scale_tails(samples, 1.0) is samples
     counts = rng.poisson(3.0, size=(101, 5)).astype(float)
-    wide = scale_spread(counts, 3.0, counts=True)
+    wide = scale_tails(counts, 3.0, counts=True)
     assert (wide >= 0).all() and np.array_equal(wide, np.round(wide))
 
 
@@ -62,35 +65,37 @@ def _sine(n: int, seed: int = 1) -> np.ndarray:
 
 
 def _model(**kw) -> DeepAR:
-    args = dict(context_length=24, prediction_length=24, time_freq="H", epochs=3, num_cells=8, num_layers=1,
-                likelihood="student-T", dropout_rate=0.0, learning_rate=1e-2, mini_batch_size=32,
-                early_stopping_patience=2, random_state=0)
+    args = dict(context_length=24, prediction_length=24, time_freq="H", epochs=10, num_cells=16, num_layers=1,
+                likelihood="gaussian", dropout_rate=0.0, learning_rate=5e-3, mini_batch_size=32,
+                early_stopping_patience=3, random_state=0)
     args.update(kw)
     return DeepAR(**args)
 
 
 @pytest.fixture(scope="module")
 def calibrated() -> tuple[DeepAR, np.ndarray]:
-    values = _sine(24 * 14)
+    # three held-out values of the last day jump 8 (noise sd 1) above the sine, so the raw band misses
+    # them and the calibration has something to fix
+    values = _sine(24 * 30)
+    values[-12:-9] += 8.0
     return _model().fit([deepar_record(START, values)]), values
 
 
 def test_fit_calibrates_the_band_on_the_held_out_tail(calibrated) -> None:
     model, values = calibrated
     c = model.calibration_factor_
-    assert np.isfinite(c) and c > 0 and c != 1.0
+    assert np.isfinite(c) and c > 1.0
     history = deepar_record(START, values[:-24])
     raw = model.forecast(history, CALIBRATION_SAMPLES, calibrated=False)
     band = model.forecast(history, CALIBRATION_SAMPLES)
-    med = np.median(raw, axis=0)
-    assert band == pytest.approx(med + c * (raw - med))
+    assert band == pytest.approx(scale_tails(raw, c))
     # the fit drew these same paths (same seed), so by construction the calibrated 98 % band covers at
     # least ceil(25 * 0.98) = 25 of the 24 held-out values, i.e. all of them
     lo, hi = np.quantile(band, [0.01, 0.99], axis=0)
     truth = values[-24:]
     assert ((truth >= lo - 1e-9) & (truth <= hi + 1e-9)).all()
-    # and the factor is the smallest that does so: a slightly narrower band misses a value
-    narrower = med + 0.99 * c * (raw - med)
+    # and the factor is the smallest that does so: slightly shorter tails miss a value
+    narrower = scale_tails(raw, 0.99 * c)
     lo, hi = np.quantile(narrower, [0.01, 0.99], axis=0)
     assert not ((truth >= lo) & (truth <= hi)).all()
 
@@ -116,7 +121,7 @@ def test_calibration_flows_into_the_sagemaker_response_and_survives_save(calibra
 def test_calibration_is_off_without_a_held_out_tail_or_when_disabled() -> None:
     values = _sine(24 * 14)
     rec = deepar_record(START, values)
-    off = _model(calibration_level=None).fit([rec])
+    off = _model(calibration_level=None, epochs=2).fit([rec])
     assert off.calibration_factor_ == 1.0
     assert np.array_equal(off.forecast(rec, 20), off.forecast(rec, 20, calibrated=False))
     no_tail = _model(early_stopping_patience=None, epochs=1).fit([rec])
