@@ -11,6 +11,7 @@ from hypothesis.extra.numpy import arrays
 from clickstream_anomaly.rcf import RandomCutForest
 from clickstream_anomaly.rcf import forest as forest_module
 from clickstream_anomaly.rcf._kernels import stream_process
+from clickstream_anomaly.rcf.forest import locality_order
 from clickstream_anomaly.rcf.validation import as_matrix
 
 
@@ -122,3 +123,14 @@ def test_bad_input() -> None:
         model.score([["a", "b"]])
     with pytest.raises(ValueError, match="non-finite"):
         model.score([[np.inf, 0.0]])
+
+
+def test_large_batches_are_scored_in_locality_order_with_the_same_scores() -> None:
+    X = _data(9000, 3, seed=5)
+    X[::7, 1] = 0.0  # ties and a constant stretch do not break the ordering
+    model = RandomCutForest(num_trees=20, num_samples_per_tree=64, random_state=5).fit(X[:2000])
+    whole = model.score(X)  # >= 4096 rows: permuted internally
+    parts = np.concatenate([model.score(X[i:i + 3000]) for i in range(0, 9000, 3000)])  # unpermuted
+    np.testing.assert_array_equal(whole, parts)
+    order = locality_order(X)
+    assert sorted(order.tolist()) == list(range(9000))

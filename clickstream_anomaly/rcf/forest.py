@@ -11,10 +11,31 @@ import numpy as np
 
 from . import state as _state
 from ._kernels import batch_score, build_trees, score_tables, stream_process
-from .arrays import DEFAULT_BOX_CACHE_FRACTION, ForestArrays
+from .arrays import ForestArrays
 from .validation import as_matrix, fraction, positive_int
 
 _TABLE_BYTES = 16_000_000
+_SORT_ROWS = 4096  # score larger batches in space-filling-curve order
+
+
+def locality_order(X: np.ndarray) -> np.ndarray:
+    """A permutation of the rows of ``X`` ``(n, d)`` along a Z-order (Morton) curve over a grid of up to
+    256 cells per dimension, so that consecutive rows are close in space. Scoring in this order lets
+    neighbouring rows walk the same tree paths (fewer branch mispredictions, warmer caches); the scores
+    do not depend on the order."""
+    n, d = X.shape
+    dims = min(d, 63)
+    bits = max(1, min(8, 63 // dims))
+    lo = X[:, :dims].min(axis=0)
+    span = X[:, :dims].max(axis=0) - lo
+    span[span == 0] = 1.0
+    cells = ((X[:, :dims] - lo) / span * ((1 << bits) - 1)).astype(np.uint64)
+    code = np.zeros(n, dtype=np.uint64)
+    one = np.uint64(1)
+    for b in range(bits - 1, -1, -1):
+        for j in range(dims):
+            code = (code << one) | ((cells[:, j] >> np.uint64(b)) & one)
+    return np.argsort(code, kind="stable")
 
 
 class RandomCutForest:
@@ -28,13 +49,14 @@ class RandomCutForest:
     random_state : int, ``numpy.random.SeedSequence`` or None.
     bounding_box_cache_fraction : share of internal nodes whose bounding box is kept (AWS
         ``boundingBoxCacheFraction``, see :class:`.StreamingRCF`); memory and speed only, never scores.
+        1.0 by default: a batch forest is built once and scored in bulk, so speed comes first.
     """
 
     kind = "RandomCutForest"
 
     def __init__(self, num_trees: int = 100, num_samples_per_tree: int = 256,
                  random_state: int | np.random.SeedSequence | None = None,
-                 bounding_box_cache_fraction: float = DEFAULT_BOX_CACHE_FRACTION) -> None:
+                 bounding_box_cache_fraction: float = 1.0) -> None:
         self.num_trees = positive_int("num_trees", num_trees)
         self.num_samples_per_tree = positive_int("num_samples_per_tree", num_samples_per_tree)
         if not (random_state is None or isinstance(random_state, int | np.integer | np.random.SeedSequence)):
@@ -78,6 +100,15 @@ class RandomCutForest:
         """AWS anomaly scores ``(n,)`` of the rows of ``X`` (the forest is not changed)."""
         a = self._check_fitted()
         X = as_matrix(X, self.n_features_in_)
+        if X.shape[0] >= _SORT_ROWS:
+            order = locality_order(X)
+            out = np.empty(X.shape[0])
+            out[order] = self._score_rows(a, np.ascontiguousarray(X[order]))
+            return out
+        return self._score_rows(a, X)
+
+    @staticmethod
+    def _score_rows(a: ForestArrays, X: np.ndarray) -> np.ndarray:
         out = np.zeros(X.shape[0])
         T, S = a.cval.shape
         # the float64 tables of score_tables are made for at most about 16 MB of trees at a time
