@@ -13,24 +13,22 @@ from clickstream_anomaly.deepar.calibration import (
     CALIBRATION_SAMPLES,
     conformal_factor,
     normalised_deviations,
-    scale_tails,
+    scale_spread,
 )
 from clickstream_anomaly.sagemaker_formats import deepar_record, deepar_request
 
 START = "2021-01-01 00:00:00"
 
 
-def test_normalised_deviations_measure_how_far_each_tail_must_stretch() -> None:
-    # per step: 101 evenly spread samples 0..100, so q01 = 1, q10 = 10, q90 = 90, q99 = 99
-    samples = np.tile(np.linspace(0.0, 100.0, 101)[:, None], (1, 6))
-    truth = np.array([50.0, 90.0, 99.0, 108.0, 5.5, np.nan])
+def test_normalised_deviations_measure_each_side_of_the_band() -> None:
+    # per step: 101 evenly spread samples 0..100, so q01 = 1, q50 = 50, q99 = 99
+    samples = np.tile(np.linspace(0.0, 100.0, 101)[:, None], (1, 5))
+    truth = np.array([50.0, 99.0, 148.0, 25.5, np.nan])
     s = normalised_deviations(samples, truth, 0.98)
-    assert s == pytest.approx([0.0, 0.0, 1.0, 2.0, 0.5])     # NaN truth skipped; the body scores 0
-    # a tail of zero width gives a huge (finite) score, not a division error
+    assert s == pytest.approx([0.0, 1.0, 2.0, 0.5])          # NaN truth skipped
+    # a side of zero width gives a huge (finite) score, not a division error
     flat = normalised_deviations(np.full((10, 1), 3.0), np.array([4.0]), 0.98)
     assert np.isfinite(flat).all() and flat[0] > 1e6
-    with pytest.raises(ValueError, match="calibration level"):
-        normalised_deviations(samples, truth, 0.8)
 
 
 def test_conformal_factor_is_the_split_conformal_quantile() -> None:
@@ -43,19 +41,16 @@ def test_conformal_factor_is_the_split_conformal_quantile() -> None:
     assert conformal_factor(np.array([]), 0.98) == 1.0
 
 
-def test_scale_tails_keeps_the_body_and_counts() -> None:
+def test_scale_spread_keeps_the_median_and_counts() -> None:
     rng = np.random.default_rng(0)
-    samples = rng.normal(50.0, 5.0, size=(1001, 6))
-    out = scale_tails(samples, 2.0)
-    q = np.quantile(samples, [0.01, 0.1, 0.5, 0.9, 0.99], axis=0)
-    r = np.quantile(out, [0.01, 0.1, 0.5, 0.9, 0.99], axis=0)
-    assert r[1:4] == pytest.approx(q[1:4])                  # the body's quantiles are unchanged
-    assert r[4] == pytest.approx(q[3] + 2.0 * (q[4] - q[3]))
-    assert r[0] == pytest.approx(q[1] - 2.0 * (q[1] - q[0]))
-    assert (np.argsort(out, axis=0) == np.argsort(samples, axis=0)).all()   # monotone per step
-    assert scale_tails(samples, 1.0) is samples
+    samples = rng.normal(50.0, 5.0, size=(201, 6))
+    out = scale_spread(samples, 2.0)
+    med = np.median(samples, axis=0)
+    assert np.median(out, axis=0) == pytest.approx(med)
+    assert out - med == pytest.approx(2.0 * (samples - med))
+    assert scale_spread(samples, 1.0) is samples
     counts = rng.poisson(3.0, size=(101, 5)).astype(float)
-    wide = scale_tails(counts, 3.0, counts=True)
+    wide = scale_spread(counts, 3.0, counts=True)
     assert (wide >= 0).all() and np.array_equal(wide, np.round(wide))
 
 
@@ -88,14 +83,14 @@ def test_fit_calibrates_the_band_on_the_held_out_tail(calibrated) -> None:
     history = deepar_record(START, values[:-24])
     raw = model.forecast(history, CALIBRATION_SAMPLES, calibrated=False)
     band = model.forecast(history, CALIBRATION_SAMPLES)
-    assert band == pytest.approx(scale_tails(raw, c))
+    assert band == pytest.approx(scale_spread(raw, c))
     # the fit drew these same paths (same seed), so by construction the calibrated 98 % band covers at
     # least ceil(25 * 0.98) = 25 of the 24 held-out values, i.e. all of them
     lo, hi = np.quantile(band, [0.01, 0.99], axis=0)
     truth = values[-24:]
     assert ((truth >= lo - 1e-9) & (truth <= hi + 1e-9)).all()
-    # and the factor is the smallest that does so: slightly shorter tails miss a value
-    narrower = scale_tails(raw, 0.99 * c)
+    # and the factor is the smallest that does so: a slightly narrower band misses a value
+    narrower = scale_spread(raw, 0.99 * c)
     lo, hi = np.quantile(narrower, [0.01, 0.99], axis=0)
     assert not ((truth >= lo) & (truth <= hi)).all()
 

@@ -169,7 +169,7 @@ def test_rejects_bad_time_freq(freq: str) -> None:
                                 {"dropout_rate": 1.0}, {"dropout_rate": -0.1}, {"learning_rate": 0.0},
                                 {"mini_batch_size": 0}, {"context_length": 0}, {"prediction_length": "x"},
                                 {"early_stopping_patience": 0}, {"num_eval_samples": 0},
-                                {"random_state": 1.5}, {"calibration_level": 1.0}, {"calibration_level": 0.8}])
+                                {"random_state": 1.5}, {"calibration_level": 1.0}, {"calibration_level": 0}])
 def test_rejects_values_sagemaker_rejects(kw: dict) -> None:
     with pytest.raises(ValueError):
         _small(**kw)

@@ -4,7 +4,7 @@ This is our own numpy implementation of the DeepAR method (Salinas et al., 2020)
 hyperparameter names and JSON bodies. It is not Amazon's code and does not reproduce its numbers: the
 lag list, the scaling rule, the missing-value handling and the definition of an epoch are ours and
 documented in :mod:`.timefeatures`, :mod:`.transform` and :meth:`DeepAR.fit`. One addition SageMaker does
-not have: the forecast's tails are calibrated on the held-out tail (``calibration_level``, see
+not have: the forecast's spread is calibrated on the held-out tail (``calibration_level``, see
 :mod:`.calibration`).
 """
 
@@ -22,7 +22,7 @@ import pandas as pd
 from ..params import as_int
 from ..sagemaker_formats import DEEPAR_OUTPUT_TYPES, deepar_prediction, parse_deepar_request, target_array
 from . import network
-from .calibration import BODY, CALIBRATION_SAMPLES, conformal_factor, normalised_deviations, scale_tails
+from .calibration import CALIBRATION_SAMPLES, conformal_factor, normalised_deviations, scale_spread
 from .likelihoods import SAGEMAKER_LIKELIHOODS, get_likelihood
 from .timefeatures import lags_for, parse_freq, time_index
 from .training import TrainResult, train
@@ -123,12 +123,12 @@ class DeepAR:
 
     Parameters carry SageMaker DeepAR's names, defaults and accepted values; ``random_state`` (int or
     None) seeds initialisation, training and every forecast (the same seed gives the same samples).
-    ``calibration_level`` (not a SageMaker hyperparameter; float in (0.8, 1) or None, default 0.98, the
-    central level of the [0.01, 0.99] band) calibrates the forecast's tails on the held-out tail after
-    training (:mod:`.calibration`): the fitted ``calibration_factor_`` stretches every forecast's
-    samples beyond its 0.1 / 0.9 quantiles away from them (those quantiles and everything between stay
-    as they are). A tail is held out only with ``early_stopping_patience``; without it, or with
-    ``calibration_level=None``, the factor is 1 (the raw DeepAR forecast).
+    ``calibration_level`` (not a SageMaker hyperparameter; float in (0, 1) or None, default 0.98, the
+    central level of the [0.01, 0.99] band) calibrates the forecast spread on the held-out tail after
+    training (:mod:`.calibration`): the fitted ``calibration_factor_`` (at least 1) multiplies every
+    forecast's spread around its per-step median. A tail is held out only with
+    ``early_stopping_patience``; without it, or with ``calibration_level=None``, the factor is 1 (the
+    raw DeepAR forecast).
     Unsupported settings raise ``ValueError`` at construction.
     """
 
@@ -159,8 +159,8 @@ class DeepAR:
             raise ValueError(f"random_state must be an int or None, got {random_state!r}")
         self.random_state = random_state
         if calibration_level is not None:
-            calibration_level = _float("calibration_level", calibration_level, 1.0 - 2.0 * BODY, 1.0,
-                                       lo_open=True, hi_open=True)
+            calibration_level = _float("calibration_level", calibration_level, 0.0, 1.0, lo_open=True,
+                                       hi_open=True)
         self.calibration_level: float | None = calibration_level
         self.calibration_factor_: float = 1.0
         self.freq = parse_freq(self.time_freq)
@@ -353,9 +353,9 @@ class DeepAR:
         is run over its last ``context_length`` points, missing ones imputed with the model's mean, then
         ``num_samples`` paths (default ``num_eval_samples``) are drawn step by step, each draw fed back as
         the next input. ``random_state`` defaults to the model's. With ``calibrated`` (default) the
-        paths beyond each step's 0.1 / 0.9 quantiles are stretched away from them by
-        ``calibration_factor_`` (then rounded and clipped at 0 for ``negative-binomial``);
-        ``calibrated=False`` gives the raw paths.
+        spread of the paths around their per-step median is multiplied by ``calibration_factor_``
+        (then rounded and clipped at 0 for ``negative-binomial``); ``calibrated=False`` gives the raw
+        paths.
         Returns ndarray of shape (num_samples, prediction_length) in the target's units.
         """
         self._check_fitted()
@@ -375,7 +375,7 @@ class DeepAR:
         samples = self._sample_paths(self.params_, start, values, n_samples, rng)
         if not calibrated:
             return samples
-        return scale_tails(samples, self.calibration_factor_, counts=self._likelihood.counts)
+        return scale_spread(samples, self.calibration_factor_, counts=self._likelihood.counts)
 
     def _sample_paths(self, params: network.Params, start: pd.Timestamp, values: np.ndarray, n_samples: int,
                       rng: np.random.Generator) -> np.ndarray:
