@@ -136,23 +136,12 @@ def _push_leaf(t, lf, tmeta, leaf):
 
 # ---------------------------------------------------------------------- boxes
 @jit()
-def node_box(t, v, pts, tint, box, leaf, lo, hi, stack):
-    """Bounding box of node ``v`` into ``lo``/``hi`` (``d`` floats): a leaf's point, a cached box, or the
-    union over the subtree down to cached boxes and leaves. ``stack`` is an int workspace (>= 2S + 2)."""
+def subtree_box(t, v, pts, tint, box, leaf, lo, hi, stack):
+    """Box of the uncached internal node ``v`` into ``lo``/``hi``: the union over its subtree down to
+    cached boxes and leaves. ``stack`` is an int workspace (>= 2S + 2)."""
     S = leaf.shape[1]
     K = box.shape[1]
     d = pts.shape[1]
-    if v >= S:
-        p = leaf[t, v - S, 0]
-        for i in range(d):
-            lo[i] = _f64(pts[p, i])
-            hi[i] = lo[i]
-        return
-    if v < K:
-        for i in range(d):
-            lo[i] = _f64(box[t, v, 0, i])
-            hi[i] = _f64(box[t, v, 1, i])
-        return
     for i in range(d):
         lo[i] = np.inf
         hi[i] = -np.inf
@@ -182,6 +171,25 @@ def node_box(t, v, pts, tint, box, leaf, lo, hi, stack):
             stack[top] = tint[t, u, 0]
             stack[top + 1] = tint[t, u, 1]
             top += 2
+
+
+@jit()
+def node_box(t, v, pts, tint, box, leaf, lo, hi, stack):
+    """Bounding box of node ``v`` into ``lo``/``hi`` (``d`` floats): a leaf's point, a cached box, or
+    :func:`subtree_box`. Hot loops read cached boxes themselves and call this for the rest."""
+    S = leaf.shape[1]
+    d = pts.shape[1]
+    if v >= S:
+        p = leaf[t, v - S, 0]
+        for i in range(d):
+            lo[i] = _f64(pts[p, i])
+            hi[i] = lo[i]
+    elif v < box.shape[1]:
+        for i in range(d):
+            lo[i] = _f64(box[t, v, 0, i])
+            hi[i] = _f64(box[t, v, 1, i])
+    else:
+        subtree_box(t, v, pts, tint, box, leaf, lo, hi, stack)
 
 
 # ---------------------------------------------------------------------- tree updates
@@ -228,7 +236,12 @@ def tree_insert(t, pidx, pts, tmeta, tint, cval, box, leaf, ws, stack):
                 mhi[i] = b if a < b else a
             dim, c = _random_cut(mlo, mhi, uniform(tmeta, t))
             break
-        node_box(t, node, pts, tint, box, leaf, blo, bhi, stack)
+        if node < K:
+            for i in range(d):
+                blo[i] = _f64(box[t, node, 0, i])
+                bhi[i] = _f64(box[t, node, 1, i])
+        else:
+            subtree_box(t, node, pts, tint, box, leaf, blo, bhi, stack)
         if node >= K and depth < top_depth and tmeta[t, FREE_C] >= 0:
             # move this upper node into a free cached slot
             v = _pop_internal(t, tmeta, tint, True)
@@ -418,7 +431,13 @@ def visit_up(t, q, node, depth, path, pts, tmeta, tint, box, leaf, want_attr, hi
                 chi[i] = _f64(box[t, a, 1, i])
         else:
             sib = tint[t, a, 1] if tint[t, a, 0] == child else tint[t, a, 0]
-            node_box(t, sib, pts, tint, box, leaf, slo, shi, stack)
+            if sib >= S:
+                ps = leaf[t, sib - S, 0]
+                for i in range(d):
+                    slo[i] = _f64(pts[ps, i])
+                    shi[i] = slo[i]
+            else:
+                node_box(t, sib, pts, tint, box, leaf, slo, shi, stack)
             for i in range(d):
                 if slo[i] < clo[i]:
                     clo[i] = slo[i]
