@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from .clicks_csv import BadLines, iter_click_chunks
-from .records import Click, RecordError
+from .records import CLICK_SEPARATOR, Click, RecordError, join_click_payloads
 
 MAX_BATCH_RECORDS = 500
 MAX_BATCH_BYTES = 5 * 1024 * 1024
@@ -48,6 +48,8 @@ MAX_PARTITION_KEY_CHARS = 256
 RETRYABLE_CODES = ("ProvisionedThroughputExceededException", "InternalFailure")
 LOOKAHEAD = 5_000  # entries scanned when filling a batch (bounds the work a hot key can cause)
 MAX_SKEW_SECONDS = 60.0  # event time an entry may overtake a held-back entry of a repeated key
+AGGREGATE_BYTES = 25 * 1024  # an aggregated record's size limit: one 25 KiB PUT payload unit
+LINGER_SECONDS = 0.1  # paced sends: how long a due record may wait for others to share its call (KPL: 100 ms)
 
 
 class ProducerError(RuntimeError):
@@ -60,12 +62,15 @@ class ProducerError(RuntimeError):
 
 @dataclass(slots=True)
 class Entry:
-    """One record to send: ``data`` bytes, ``key`` partition key, ``ts`` event time (s since epoch)."""
+    """One Kinesis record to send: ``data`` bytes, ``key`` partition key, ``ts`` event time (s since epoch)
+    of its first click; ``count`` clicks in it (aggregated records hold several)."""
 
     data: bytes
     key: str
     ts: float = 0.0
     attempts: int = 0
+    count: int = 1  # records (clicks) inside: more than 1 for an aggregated record
+    due: float = 0.0  # when it was due to be sent (s after the start; set by the sender)
 
     @property
     def size(self) -> int:
@@ -90,7 +95,8 @@ def click_entry(click: Click) -> Entry:
 
 def take_batch(pending: deque[Entry], *, max_records: int = MAX_BATCH_RECORDS,
                max_bytes: int = MAX_BATCH_BYTES, lookahead: int = LOOKAHEAD,
-               max_skew: float = MAX_SKEW_SECONDS, preserve_order: bool = True) -> list[Entry]:
+               max_skew: float = MAX_SKEW_SECONDS, preserve_order: bool = True,
+               aggregate_bytes: int = 0) -> list[Entry]:
     """Remove and return the next batch from ``pending``: within the limits, one entry per key.
 
     Entries are taken in queue order; an entry whose key is already in the batch stays queued, and so do
@@ -99,31 +105,58 @@ def take_batch(pending: deque[Entry], *, max_records: int = MAX_BATCH_RECORDS,
     aggregator's allowed lateness must cover it). At most ``lookahead`` entries are scanned.
     ``preserve_order=False`` takes entries strictly in queue order, repeated keys included (full batches;
     a retried entry may then land after a later entry of its key).
+
+    ``aggregate_bytes > 0`` (aggregation): an entry whose key is already in the batch is appended to that
+    key's record instead (:func:`~clickstream_anomaly.records.join_click_payloads`, in queue order) while
+    the record stays within ``aggregate_bytes`` (data + key) and the entry is at most ``max_skew`` seconds
+    of event time after the record's first one (so the stream's time order still holds within the skew).
+    An entry that does not fit is held back like a repeated key, with every later entry of its key.
     """
-    batch: list[Entry] = []
-    keys: set[str] = set()
+    groups: list[list[Entry]] = []
+    group_bytes: list[int] = []
+    slot: dict[str, int] = {}  # key -> its group in this batch
+    blocked: set[str] = set()  # keys with a held-back entry: the rest of the key waits too
     kept: list[Entry] = []
     size = 0
     scanned = 0
     held_since: float | None = None
-    while pending and len(batch) < max_records and scanned < lookahead:
+    while pending and scanned < lookahead:
         entry = pending.popleft()
         scanned += 1
         if held_since is not None and entry.ts - held_since > max_skew:
             kept.append(entry)
             break
-        if preserve_order and entry.key in keys:
+        key = entry.key
+        i = slot.get(key)
+        if i is not None and aggregate_bytes > 0 and key not in blocked:
+            add = len(entry.data) + len(CLICK_SEPARATOR)
+            if (group_bytes[i] + add <= aggregate_bytes and size + add <= max_bytes
+                    and entry.ts - groups[i][0].ts <= max_skew):
+                groups[i].append(entry)
+                group_bytes[i] += add
+                size += add
+                continue
+        if key in blocked or (i is not None and preserve_order):
             kept.append(entry)
+            blocked.add(key)
             held_since = entry.ts if held_since is None else held_since
             continue
-        if size + entry.size > max_bytes:
+        if len(groups) >= max_records or size + entry.size > max_bytes:
             kept.append(entry)
             break
-        batch.append(entry)
-        keys.add(entry.key)
+        slot[key] = len(groups)
+        groups.append([entry])
+        group_bytes.append(entry.size)
         size += entry.size
     pending.extendleft(reversed(kept))
-    return batch
+    return [group[0] if len(group) == 1 else merge_entries(group) for group in groups]
+
+
+def merge_entries(group: list[Entry]) -> Entry:
+    """One aggregated record of entries sharing a key (the clicks-stream wire format, in order)."""
+    first = group[0]
+    return Entry(join_click_payloads(e.data for e in group), first.key, first.ts,
+                 attempts=max(e.attempts for e in group), count=sum(e.count for e in group), due=first.due)
 
 
 @dataclass
@@ -173,9 +206,12 @@ class Pacer:
 
 @dataclass
 class SendResult:
-    """What a send did. ``retried`` counts entry re-sends; ``unsent`` holds entries never written."""
+    """What a send did. ``sent`` counts records (clicks) written, ``records`` the Kinesis records that held
+    them (fewer when aggregated); ``retried`` counts Kinesis-record re-sends; ``unsent`` holds entries never
+    written."""
 
     sent: int = 0
+    records: int = 0
     retried: int = 0
     calls: int = 0
     throttled: int = 0
@@ -187,7 +223,8 @@ class SendResult:
 
     @property
     def failed(self) -> int:
-        return len(self.unsent)
+        """Records (clicks) not written."""
+        return sum(e.count for e in self.unsent)
 
     @property
     def rate(self) -> float:
@@ -195,13 +232,15 @@ class SendResult:
         return self.sent / self.seconds if self.seconds > 0 else float("nan")
 
     def summary(self) -> str:
-        text = (f"sent {self.sent:,} records in {self.calls:,} PutRecords calls, {self.seconds:.1f} s "
+        packed = f" (as {self.records:,} aggregated Kinesis records)" if self.records != self.sent else ""
+        text = (f"sent {self.sent:,} records{packed} in {self.calls:,} PutRecords calls, {self.seconds:.1f} s "
                 f"({self.rate:,.0f} records/s); retried {self.retried:,} entries "
                 f"({self.throttled:,} throttled); failed {self.failed:,}")
         return text
 
     def write_unsent(self, path: str | Path) -> Path:
-        """Write the unsent records as JSON Lines (the stream's click JSON), re-sendable with ``produce``."""
+        """Write the unsent records as JSON Lines (the stream's click JSON, one a line: an aggregated
+        record's clicks are already newline-separated), re-sendable with ``produce``."""
         path = Path(path)
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "wb") as fh:
@@ -215,7 +254,11 @@ class KinesisSender:
     """Writes entries to one stream with ``PutRecords`` (see the module docstring for the rules).
 
     ``client`` is a boto3 Kinesis client (for example from :func:`kinesis_client`). ``max_attempts`` bounds
-    the tries per entry. ``sleep`` and ``clock`` are injectable for tests.
+    the tries per entry. ``aggregate_bytes > 0`` packs entries that share a key into aggregated records of
+    at most that many bytes (:func:`take_batch`; only for streams whose consumers read the clicks-stream
+    wire format, so off by default: the click producers turn it on with :data:`AGGREGATE_BYTES`). With a
+    pacer, a due record waits at most ``linger`` seconds for others to share its call. ``sleep`` and
+    ``clock`` are injectable for tests.
     """
 
     client: Any
@@ -226,8 +269,19 @@ class KinesisSender:
     max_bytes: int = MAX_BATCH_BYTES
     max_skew: float = MAX_SKEW_SECONDS
     preserve_order: bool = True
+    aggregate_bytes: int = 0
+    linger: float = LINGER_SECONDS
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.aggregate_bytes <= MAX_RECORD_BYTES:
+            raise ValueError(f"aggregate bytes must be between 0 (off) and {MAX_RECORD_BYTES} (1 MiB), "
+                             f"got {self.aggregate_bytes}")
+        if self.linger < 0:
+            raise ValueError("linger must be 0 or more seconds")
+        if self.max_skew < 0:
+            raise ValueError("max skew must be 0 or more seconds")
 
     def send(self, entries: Iterable[Entry], *, pacer: Pacer | None = None,
              progress: Any = None) -> SendResult:
@@ -252,8 +306,9 @@ class KinesisSender:
                             exhausted = True
                             break
                         nxt_due = pacer.due(nxt) if pacer is not None else 0.0
-                    if nxt_due > now:
+                    if nxt_due - now > 1e-6:  # (a tolerance: clock - start is rounded)
                         break
+                    nxt.due = nxt_due
                     pending.append(nxt)
                     nxt = None
                 if not pending:
@@ -261,15 +316,21 @@ class KinesisSender:
                         break
                     self.sleep(max(0.0, nxt_due - (self.clock() - start)))
                     continue
+                send_at = pending[0].due + self.linger
+                if not exhausted and len(pending) < LOOKAHEAD and send_at - now > 1e-6:
+                    # Paced: let the oldest due record wait up to `linger` for more to share the call.
+                    self.sleep(max(0.0, min(nxt_due, send_at) - (self.clock() - start)))
+                    continue
                 batch = take_batch(pending, max_records=self.max_records, max_bytes=self.max_bytes,
-                                   max_skew=self.max_skew, preserve_order=self.preserve_order)
+                                   max_skew=self.max_skew, preserve_order=self.preserve_order,
+                                   aggregate_bytes=self.aggregate_bytes)
                 try:
                     failed = self._put(batch, result)
                 except Exception:
                     pending.extendleft(reversed(batch))  # reported unsent, in order
                     raise
                 if progress is not None:
-                    progress.update(len(batch) - len(failed))
+                    progress.update(sum(e.count for e in batch) - sum(e.count for e in failed))
                 if failed:
                     pending.extendleft(reversed(failed))
                     worst = max(failed, key=lambda e: e.attempts)
@@ -311,7 +372,8 @@ class KinesisSender:
             else:
                 shard = rec.get("ShardId", "")
                 result.shards[shard] = result.shards.get(shard, 0) + 1
-        result.sent += len(batch) - len(failed)
+                result.sent += entry.count
+                result.records += 1
         return failed
 
 
@@ -399,14 +461,15 @@ def entries_from_file(path: str | Path, *, skip_bad: bool = False,
 def describe_entry(entry: Entry) -> str:
     """A short human description of an entry, for error messages."""
     try:
-        data = json.loads(entry.data)
-        return f"{data.get('user')} at {data.get('timestamp')}"
-    except ValueError:
+        data = json.loads(entry.data.split(CLICK_SEPARATOR, 1)[0])  # an aggregated record: its first click
+        more = f" and {entry.count - 1} more click(s) in the record" if entry.count > 1 else ""
+        return f"{data.get('user')} at {data.get('timestamp')}{more}"
+    except (ValueError, AttributeError):
         return f"key {entry.key}"
 
 
 __all__ = [
-    "MAX_BATCH_BYTES", "MAX_BATCH_RECORDS", "MAX_RECORD_BYTES", "Backoff", "Entry", "KinesisSender", "Pacer",
-    "ProducerError", "SendResult", "click_entry", "entries_from_file", "iter_clicks",
-    "kinesis_client", "partition_key", "take_batch",
+    "AGGREGATE_BYTES", "LINGER_SECONDS", "MAX_BATCH_BYTES", "MAX_BATCH_RECORDS", "MAX_RECORD_BYTES", "Backoff",
+    "Entry", "KinesisSender", "Pacer", "ProducerError", "SendResult", "click_entry", "entries_from_file",
+    "iter_clicks", "kinesis_client", "merge_entries", "partition_key", "take_batch",
 ]

@@ -4,6 +4,10 @@ This module is the one place where their fields, CSV headers and JSON shapes are
 
 * **click** ``timestamp, user, page``: one event. CSV with that header; a JSON object with those keys on
   Kinesis. Timestamps are ISO 8601; naive ones are taken as UTC, aware ones are converted to UTC.
+* **clicks-stream record**: the data of one Kinesis record on the clicks stream is one click's JSON, or
+  several (an *aggregated* record) separated by ``\n``, in event order (:func:`join_click_payloads`,
+  :func:`decode_click_record`). Compact JSON never holds a raw newline, so the split is exact, and the
+  data lake (Firehose appends ``\n`` per record) stays JSON Lines either way.
 * **window** ``window_start, urls, users, clicks, residual``: the features of one fixed-length window
   (10 minutes by default). ``residual = clicks - users * R`` with ``R`` the trailing day's clicks per user
   (see :mod:`clickstream_anomaly.features`).
@@ -127,6 +131,47 @@ class Click:
     def to_json(self) -> str:
         """The JSON object written to the clicks stream (compact, keys in CSV order)."""
         return json.dumps(self.to_dict(), separators=(",", ":"))
+
+
+CLICK_SEPARATOR = b"\n"  # between the click JSON objects of an aggregated clicks-stream record
+
+
+def join_click_payloads(payloads: Iterable[bytes]) -> bytes:
+    """The data of one clicks-stream record holding these click JSON payloads (each from
+    :meth:`Click.to_json`, or already joined), in order; a single payload is returned as it is."""
+    return CLICK_SEPARATOR.join(payloads)
+
+
+def decode_click_record(data: bytes | str) -> tuple[list[Click], list[RecordError]]:
+    """The clicks of one clicks-stream record (single or aggregated) and the errors of its bad clicks.
+
+    A record that is one JSON value (whatever its whitespace) is a single click; otherwise each non-blank
+    line is a click. An error's message is the reason alone for a single click (as before aggregation
+    existed) and ``click N of M: reason`` for a click inside an aggregated record; ``error.line`` is N.
+    A record with no click at all is an error.
+    """
+    raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+    try:
+        return [Click.from_mapping(json.loads(raw))], []
+    except RecordError as exc:
+        return [], [exc]
+    except (ValueError, UnicodeDecodeError) as exc:
+        single_error = exc
+    lines = [line for line in raw.split(CLICK_SEPARATOR) if line.strip()]
+    if len(lines) <= 1:
+        reason = f"not JSON: {single_error}" if lines else "empty record: no click"
+        return [], [RecordError(reason, raw=raw[:200].decode("utf-8", "replace"))]
+    clicks: list[Click] = []
+    errors: list[RecordError] = []
+    for number, line in enumerate(lines, 1):
+        try:
+            clicks.append(Click.from_json(line))
+        except RecordError as exc:
+            error = RecordError(f"click {number} of {len(lines)}: {exc.reason}",
+                                raw=line[:200].decode("utf-8", "replace"))
+            error.line = number
+            errors.append(error)
+    return clicks, errors
 
 
 @dataclass(frozen=True, slots=True)

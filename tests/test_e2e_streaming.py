@@ -1,5 +1,6 @@
-"""End to end against a moto server on 127.0.0.1: producer (with injected partial failures, throttling and
-5xx) -> clicks stream -> aggregator -> features -> detector -> detections -> alerter -> SNS -> SQS.
+"""End to end against a moto server on 127.0.0.1: producer (aggregating a user's clicks into shared records, as
+``produce`` does by default, with injected partial failures, throttling and 5xx) -> clicks stream -> aggregator
+-> features -> detector -> detections -> alerter -> SNS -> SQS.
 
 Scenario: 3 days (2020-07-13..15) containing both blog incidents on 2020-07-15 (user miscount 10:10-11:20,
 outage 17:30-17:40). RCF runs with KDA's defaults (100 trees, sample size 256: 256 windows = 1.8 days of
@@ -19,8 +20,14 @@ import pytest
 from clickstream_anomaly.clicks_csv import write_clicks
 from clickstream_anomaly.features import windows_from_frame, windows_to_records
 from clickstream_anomaly.generator import BLOG_INCIDENTS, Scenario, generate
-from clickstream_anomaly.producer import Backoff, KinesisSender, entries_from_file, kinesis_client
-from clickstream_anomaly.records import Window
+from clickstream_anomaly.producer import (
+    AGGREGATE_BYTES,
+    Backoff,
+    KinesisSender,
+    entries_from_file,
+    kinesis_client,
+)
+from clickstream_anomaly.records import Window, decode_click_record
 from clickstream_anomaly.streaming.driver import ShardReader
 
 pytestmark = pytest.mark.slow
@@ -115,7 +122,7 @@ def test_blog_scenario_end_to_end(moto_server, scenario, tmp_path, monkeypatch, 
     injected = fail_some_entries(producer, rate=0.1)
     # Held-back entries may be overtaken by up to 5 minutes of event time: half the aggregator's lateness.
     sender = KinesisSender(producer, "clicks", max_attempts=20, backoff=Backoff(base=0.001, cap=0.01),
-                           max_skew=300.0)
+                           max_skew=300.0, aggregate_bytes=AGGREGATE_BYTES)
     entries = list(entries_from_file(path))
     result = sender.send(entries)
     assert result.sent == len(entries) and injected["rejected"] == result.retried > 0
@@ -126,13 +133,17 @@ def test_blog_scenario_end_to_end(moto_server, scenario, tmp_path, monkeypatch, 
 
     clicks_reader = ShardReader(kin, "clicks", batch_size=2000)
     stored: list[bytes] = []
+    n_records = 0
 
     def aggregate(event, context):
-        stored.extend(decode(r) for r in event["Records"])
+        nonlocal n_records
+        n_records += len(event["Records"])
+        stored.extend(c.to_json().encode() for r in event["Records"] for c in decode_click_record(decode(r))[0])
         return aggregator.handler(event, context)
 
     clicks_reader.drain(aggregate, lambda_context)
-    assert sorted(stored) == sorted(e.data for e in entries)  # no record lost, none doubled
+    assert sorted(stored) == sorted(e.data for e in entries)  # no click lost, none doubled
+    assert n_records < len(entries) == result.sent  # the producer aggregated a user's clicks (the default)
     features_reader = ShardReader(kin, "features", batch_size=100)
     windows: list[Window] = []
     from lambdas.detector import app as detector

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from conftest import kinesis_event
 
-from clickstream_anomaly.records import Click, Window
+from clickstream_anomaly.records import Click, Window, join_click_payloads
 from clickstream_anomaly.streaming.driver import ShardReader
 
 
@@ -75,3 +75,28 @@ def test_a_shard_that_has_not_reported_yet_holds_the_windows_open(aws, lambda_co
     got = features(aws)
     # Watermark min(10:40, 10:41) = 10:40: windows up to 10:20 (end 10:30 + 10 min lateness) close.
     assert [(w.window_start.strftime("%H:%M"), w.clicks) for w in got] == [("10:00", 2), ("10:10", 1), ("10:20", 0)]
+
+
+def test_aggregated_records_and_a_bad_click_inside_one(aws, lambda_context, capsys):
+    from lambdas.aggregator import app
+
+    u1 = join_click_payloads([click_payload(1, "u1", "/a"), click_payload(2, "u1", "/b"), click_payload(3, "u1")])
+    bad = join_click_payloads([click_payload(4, "u2"), b'{"timestamp":"soon","user":"u2","page":"/"}',
+                               click_payload(5, "u2", "/c")])
+    event = kinesis_event([u1, bad, click_payload(25, "u3")])  # aggregated, aggregated with a bad click, single
+    response = app.handler(event, lambda_context)
+    bad_seq = event["Records"][1]["kinesis"]["sequenceNumber"]
+    # The record with the bad click fails alone (Lambda retries it, then the failure destination gets it) ...
+    assert response == {"batchItemFailures": [{"itemIdentifier": bad_seq}]}
+    out = capsys.readouterr().out
+    assert "poison record" in out and "click 2 of 3: bad timestamp 'soon'" in out
+    assert '"PoisonRecords":[1.0]' in out.replace(" ", "")
+    # ... and its two good clicks are counted with the others: 10:00 has 5 clicks, 2 users, 4 pages
+    # (residual 5 - 2 x 1: no history yet, R = 1).
+    assert features(aws) == [Window(datetime(2020, 7, 15, 10, 0, tzinfo=UTC), 4, 2, 5, 3.0)]
+    assert '"Clicks":[6.0]' in out.replace(" ", "")
+    # The retries count nothing twice, and report the same bad click again.
+    retry = {"Records": event["Records"][1:]}
+    assert app.handler(retry, lambda_context) == {"batchItemFailures": [{"itemIdentifier": bad_seq}]}
+    out = capsys.readouterr().out.replace(" ", "")
+    assert '"DuplicateClicks":[3.0]' in out and '"Clicks":[0.0]' in out

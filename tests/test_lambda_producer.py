@@ -6,6 +6,7 @@ import base64
 import gzip
 import json
 
+from clickstream_anomaly.records import decode_click_record
 from clickstream_anomaly.streaming.driver import ShardReader
 
 
@@ -20,9 +21,11 @@ def s3_event(bucket: str, key: str) -> dict:
 
 
 def stream_clicks(aws) -> list[dict]:
+    """The clicks on the stream (single or aggregated records), in stream order."""
     out: list[dict] = []
     ShardReader(aws["kinesis"], "clicks").drain(
-        lambda ev, ctx: out.extend(json.loads(base64.b64decode(r["kinesis"]["data"])) for r in ev["Records"]))
+        lambda ev, ctx: out.extend(c.to_dict() for r in ev["Records"]
+                                   for c in decode_click_record(base64.b64decode(r["kinesis"]["data"]))[0]))
     return out
 
 
@@ -52,3 +55,23 @@ def test_gzip_json_lines_object(aws, lambda_context):
     out = app.handler(s3_event("logs-bucket", "incoming/a.jsonl.gz"), lambda_context)
     assert out["objects"][0]["sent"] == 5 and out["objects"][0]["rejected_key"] is None
     assert [c["user"] for c in stream_clicks(aws)] == [f"u{i}" for i in range(5)]
+
+
+def test_a_users_clicks_share_one_record_unless_aggregation_is_off(aws, lambda_context, monkeypatch):
+    from lambdas.producer import app
+
+    lines = [json.dumps({"timestamp": f"2020-07-15T10:00:0{i}Z", "user": "u1", "page": f"/p{i}"}) for i in range(5)]
+    aws["s3"].put_object(Bucket="logs-bucket", Key="incoming/b.jsonl", Body="\n".join(lines).encode())
+
+    def records() -> list[dict]:
+        out: list[dict] = []
+        ShardReader(aws["kinesis"], "clicks").drain(lambda ev, ctx: out.extend(ev["Records"]))
+        return out
+
+    assert app.handler(s3_event("logs-bucket", "incoming/b.jsonl"), lambda_context)["objects"][0]["sent"] == 5
+    (one,) = records()  # the default: one aggregated record, the clicks in order
+    assert [c.page for c in decode_click_record(base64.b64decode(one["kinesis"]["data"]))[0]] == [
+        f"/p{i}" for i in range(5)]
+    monkeypatch.setenv("CLICKS_AGGREGATE_BYTES", "0")
+    app.handler(s3_event("logs-bucket", "incoming/b.jsonl"), lambda_context)
+    assert len(records()) == 1 + 5  # the ShardReader starts again at TRIM_HORIZON: 1 old + 5 single records

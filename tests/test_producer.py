@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from clickstream_anomaly.producer import (
+    AGGREGATE_BYTES,
     MAX_BATCH_BYTES,
     MAX_BATCH_RECORDS,
     MAX_RECORD_BYTES,
@@ -23,7 +24,7 @@ from clickstream_anomaly.producer import (
     partition_key,
     take_batch,
 )
-from clickstream_anomaly.records import Click, RecordError
+from clickstream_anomaly.records import Click, RecordError, decode_click_record
 
 
 class FakeKinesis:
@@ -228,3 +229,104 @@ def test_bad_jsonl_lines_error_with_line_number_or_are_skipped(tmp_path):
     bad = BadLines()
     assert len(list(entries_from_file(p, skip_bad=True, bad=bad))) == 1
     assert bad.count == 2 and bad.examples[1].endswith("c.jsonl:4: empty user")
+
+
+# ---- aggregation: a user's clicks share one Kinesis record ------------------------------------------------
+
+def clicks_in(data: bytes) -> list[bytes]:
+    """The click JSON payloads of one written record (single or aggregated)."""
+    clicks, errors = decode_click_record(data)
+    assert not errors
+    return [c.to_json().encode() for c in clicks]
+
+
+def test_aggregation_packs_a_keys_entries_in_order_within_the_byte_limit():
+    data = entries(400, users=5)  # one click a second, 5 users: ~80 clicks each
+    pending = deque(data)
+    batch = take_batch(pending, aggregate_bytes=2000, max_skew=1e9)
+    assert len(batch) == 5 and pending  # per-user order: a key's next record waits for the next call
+    for rec in batch:
+        assert rec.size <= 2000 and rec.count == len(clicks_in(rec.data))
+        mine = [e.data for e in data if e.key == rec.key]
+        assert clicks_in(rec.data) == mine[: rec.count]  # the key's first clicks, in input order
+    assert len({rec.key for rec in batch}) == len(batch)  # per-user order: one record per key per call
+    rest = take_batch(pending, aggregate_bytes=2000, max_skew=1e9)
+    for rec in rest:  # the next call continues each key where the last one stopped
+        first = next(r for r in batch if r.key == rec.key)
+        mine = [e.data for e in data if e.key == rec.key]
+        assert clicks_in(rec.data) == mine[first.count: first.count + rec.count]
+    # One click bigger than the limit still goes, alone; the limit never goes above 1 MiB.
+    big = Entry(b"x" * 3000, "k")
+    assert take_batch(deque([big, Entry(b"y", "k")]), aggregate_bytes=2000) == [big]
+    with pytest.raises(ValueError, match="1 MiB"):
+        KinesisSender(FakeKinesis(), "s", aggregate_bytes=MAX_RECORD_BYTES + 1)
+
+
+def test_aggregation_merges_only_within_the_skew():
+    # One user, one click every 10 s of event time; a record may span at most 25 s.
+    pending = deque(Entry(b"%d" % i, "u", ts=10.0 * i) for i in range(10))
+    batch = take_batch(pending, aggregate_bytes=AGGREGATE_BYTES, max_skew=25.0)
+    assert [rec.data for rec in batch] == [b"0\n1\n2"] and batch[0].count == 3
+    assert pending[0].data == b"3"
+    # Unordered: a full record of a key is followed by a new record of the same key in the same call.
+    pending = deque(Entry(b"%d" % i, "u", ts=10.0 * i) for i in range(10))
+    batch = take_batch(pending, aggregate_bytes=AGGREGATE_BYTES, max_skew=25.0, preserve_order=False)
+    assert [rec.data for rec in batch] == [b"0\n1\n2", b"3\n4\n5", b"6\n7\n8", b"9"]
+
+
+def test_aggregated_send_writes_every_click_once_in_per_key_order_with_partial_failures():
+    rng = random.Random(5)
+
+    def fail(call, i, rec):
+        return "ProvisionedThroughputExceededException" if rng.random() < 0.3 else None
+
+    data = entries(3000, users=40)
+    client = FakeKinesis(fail)
+    sender, _ = no_sleep_sender(client, max_attempts=50, aggregate_bytes=1000, max_skew=1e9)
+    result = sender.send(data)
+    assert result.sent == len(data) and result.failed == 0 and result.retried > 0
+    assert result.records == len(client.written) < len(data) / 5
+    written = [(k, c) for k, d in client.written for c in clicks_in(d)]
+    assert sorted(c for _, c in written) == sorted(e.data for e in data)  # each click once
+    for key in {e.key for e in data}:  # in input order per user
+        assert [c for k, c in written if k == key] == [e.data for e in data if e.key == key]
+    assert all(len(d) + len(k) <= 1000 for k, d in client.written)
+    assert "as " in result.summary() and "aggregated Kinesis records" in result.summary()
+
+
+def test_unsent_aggregated_records_are_written_one_click_a_line(tmp_path):
+    data = entries(300, users=3)
+    client = FakeKinesis(lambda call, i, rec: "InternalFailure" if rec["PartitionKey"] == "u1" else None)
+    sender, _ = no_sleep_sender(client, max_attempts=2, aggregate_bytes=AGGREGATE_BYTES, max_skew=1e9)
+    with pytest.raises(ProducerError, match="more click") as info:
+        sender.send(data)
+    result = info.value.result
+    mine = [e.data for e in data if e.key == "u1"]
+    assert result.failed == len(mine) and result.sent == len(data) - len(mine)
+    path = result.write_unsent(tmp_path / "unsent.jsonl")
+    assert [e.data for e in entries_from_file(path)] == mine
+
+
+def test_linger_bounds_the_wait_of_a_paced_click():
+    clock = FakeClock()
+    sent_at: list[tuple[float, int]] = []
+
+    class Timed(FakeKinesis):
+        def put_records(self, StreamName, Records):
+            sent_at.append((clock.now, sum(len(clicks_in(r["Data"])) for r in Records)))
+            return super().put_records(StreamName, Records)
+
+    sender = KinesisSender(Timed(), "s", sleep=clock.sleep, clock=clock, linger=0.1,
+                           aggregate_bytes=AGGREGATE_BYTES)
+    data = entries(200, users=1000)
+    result = sender.send(data, pacer=Pacer(rate=100.0))  # click n is due at n / 100 s
+    assert result.sent == 200
+    # ~10 clicks share each call, and no click waited more than the linger time.
+    assert 15 <= len(sent_at) <= 25
+    n = 0
+    for when, count in sent_at:
+        assert when - n / 100.0 <= 0.1 + 1e-9  # the call's oldest click
+        n += count
+    no_linger = KinesisSender(FakeKinesis(), "s", sleep=clock.sleep, clock=clock, linger=0.0)
+    no_linger.send(entries(200, users=1000), pacer=Pacer(rate=100.0))
+    assert len(no_linger.client.calls) == 200  # without it, each due click goes alone

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import random
 
@@ -13,6 +14,7 @@ from clickstream_anomaly.cli import main
 from clickstream_anomaly.clicks_csv import write_clicks
 from clickstream_anomaly.generator import Scenario, generate
 from clickstream_anomaly.producer import Backoff, KinesisSender, entries_from_file, kinesis_client
+from clickstream_anomaly.records import decode_click_record
 from clickstream_anomaly.streaming.driver import ShardReader
 
 
@@ -115,9 +117,25 @@ def test_produce_command_against_moto_server(moto_server, clicks_csv, capsys):
                  moto_server, "--region", "us-east-1"])
     assert code == 0
     err = capsys.readouterr().err
-    assert "sent 3,000 records" in err and "failed 0" in err
+    assert "sent 3,000 records (as " in err and "aggregated Kinesis records" in err and "failed 0" in err
     stored = read_all(client, "cli-clicks")
-    assert len(stored) == 3000
+    clicks = [c for r in stored for c in decode_click_record(base64.b64decode(r["kinesis"]["data"]))[0]]
+    assert sorted(c.to_json() for c in clicks) == sorted(e.data.decode() for e in entries_from_file(clicks_csv))
+    assert len(stored) < 3000  # a user's clicks share records (aggregation is the default)
+    for r in stored:  # an aggregated record is keyed by its clicks' user
+        assert {c.user for c in decode_click_record(base64.b64decode(r["kinesis"]["data"]))[0]} == {
+            r["kinesis"]["partitionKey"]}
+
+
+def test_produce_no_aggregate_writes_one_click_per_record(moto_server, clicks_csv, capsys):
+    client = boto3.client("kinesis", region_name="us-east-1", endpoint_url=moto_server)
+    client.create_stream(StreamName="cli-single", ShardCount=2)
+    code = main(["produce", "--stream", "cli-single", "--input", str(clicks_csv), "--endpoint-url",
+                 moto_server, "--region", "us-east-1", "--no-aggregate"])
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "sent 3,000 records in" in err and "aggregated" not in err
+    assert len(read_all(client, "cli-single")) == 3000
 
 
 def test_produce_command_fails_loudly_and_unsent_file_resends(moto_server, clicks_csv, tmp_path, monkeypatch,

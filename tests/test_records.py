@@ -1,10 +1,20 @@
 """Record types: parsing, UTC handling, JSON/CSV round trips, clear errors."""
 
+import json
 from datetime import UTC, datetime
 
 import pytest
 
-from clickstream_anomaly.records import Click, Detection, RecordError, Window, parse_timestamp
+from clickstream_anomaly.records import (
+    CLICK_SEPARATOR,
+    Click,
+    Detection,
+    RecordError,
+    Window,
+    decode_click_record,
+    join_click_payloads,
+    parse_timestamp,
+)
 
 
 def test_timestamps_naive_is_utc_aware_is_converted():
@@ -74,3 +84,33 @@ def test_detections_csv_round_trips_through_the_one_writer():
     back = [Detection.from_mapping(r) for r in rows]
     assert back[0].attribution == dets[0].attribution and back[0].direction == dets[0].direction
     assert back[1].p01 == 145.0 and back[1].is_anomaly and back[1].score == dets[1].score
+
+
+def test_clicks_stream_record_single_or_aggregated():
+    t = datetime(2020, 7, 15, 10, 0, tzinfo=UTC)
+    clicks = [Click(t, f"u{i}", f"/p{i}") for i in range(3)]
+    payloads = [c.to_json().encode() for c in clicks]
+    assert join_click_payloads(payloads[:1]) == payloads[0]  # a single click is its JSON, as before
+    assert decode_click_record(payloads[0]) == (clicks[:1], [])
+    assert decode_click_record(json.dumps(clicks[0].to_dict(), indent=2)) == (clicks[:1], [])  # any whitespace
+    data = join_click_payloads(payloads)
+    assert data.count(CLICK_SEPARATOR) == 2
+    assert decode_click_record(data) == (clicks, [])
+    assert decode_click_record(data + b"\n") == (clicks, [])  # blank lines are not clicks
+
+
+def test_bad_clicks_in_a_record_are_reported_with_their_reason():
+    good = Click(datetime(2020, 7, 15, tzinfo=UTC), "u1", "/").to_json().encode()
+    # A single bad record: the reason alone, as before aggregation existed.
+    (clicks, (err,)) = decode_click_record(b"{nope")
+    assert clicks == [] and str(err).startswith("not JSON")
+    (clicks, (err,)) = decode_click_record(b'{"timestamp": "2020-07-15T10:00:00Z", "user": "u1"}')
+    assert str(err) == "missing field(s): page"
+    # Inside an aggregated record: which click, and the same reason; the good clicks are kept.
+    data = join_click_payloads([good, b'{"timestamp":"x","user":"u2","page":"/"}', good, b"{nope"])
+    clicks, errors = decode_click_record(data)
+    assert len(clicks) == 2
+    assert [e.line for e in errors] == [2, 4]
+    assert str(errors[0]).startswith("click 2 of 4: bad timestamp 'x'")
+    assert str(errors[1]).startswith("click 4 of 4: not JSON")
+    assert decode_click_record(b"")[1][0].reason == "empty record: no click"

@@ -7,7 +7,17 @@ import sys
 from pathlib import Path
 
 from ..clicks_csv import BadLines
-from ..producer import Backoff, KinesisSender, Pacer, ProducerError, entries_from_file, kinesis_client
+from ..producer import (
+    AGGREGATE_BYTES,
+    LINGER_SECONDS,
+    MAX_SKEW_SECONDS,
+    Backoff,
+    KinesisSender,
+    Pacer,
+    ProducerError,
+    entries_from_file,
+    kinesis_client,
+)
 from .features import add_bad_line_options
 from .progress import progress_bar
 
@@ -16,7 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "produce", help="send click records to a Kinesis data stream (PutRecords, retries, pacing)",
         description="Send a click log (timestamp,user,page CSV, or JSON Lines with those keys; .gz accepted) "
-                    "to a Kinesis stream as JSON records keyed by user. Failed entries are re-sent with "
+                    "to a Kinesis stream as JSON records keyed by user (a user's clicks aggregated into one "
+                    "record, newline-separated, unless --no-aggregate). Failed entries are re-sent with "
                     "backoff; after bounded retries the unsent records are written to --unsent and the "
                     "command exits 1.")
     p.add_argument("--stream", required=True, help="Kinesis stream name")
@@ -37,6 +48,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--unordered", action="store_true",
                    help="allow several records of one user in a call (fuller batches for fast replays; a "
                         "retried record may then land after a later one of the same user)")
+    p.add_argument("--no-aggregate", action="store_true",
+                   help="one click per Kinesis record (default: a user's clicks within --max-skew share a "
+                        "record, up to --aggregate-bytes, newline-separated click JSON)")
+    p.add_argument("--aggregate-bytes", type=int, default=AGGREGATE_BYTES,
+                   help=f"size limit of an aggregated record, data + key (default {AGGREGATE_BYTES}: one 25 KiB "
+                        "PUT payload unit; at most 1 MiB)")
+    p.add_argument("--max-skew", type=float, default=MAX_SKEW_SECONDS,
+                   help="seconds of event time a record may overtake another (held-back or aggregated) "
+                        f"one by; keep it under the aggregator's allowed lateness (default {MAX_SKEW_SECONDS:g})")
+    p.add_argument("--linger", type=float, default=LINGER_SECONDS,
+                   help="with --speedup/--rate: seconds a due click may wait for others to share its "
+                        f"PutRecords call (default {LINGER_SECONDS:g})")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     add_bad_line_options(p)
     p.set_defaults(func=run)
@@ -48,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
     pacer = Pacer(speedup=args.speedup, rate=args.rate)
     client = kinesis_client(region=args.region, endpoint_url=args.endpoint_url, retry_mode=args.retry_mode)
     sender = KinesisSender(client, args.stream, max_attempts=args.max_attempts, backoff=Backoff(),
-                           preserve_order=not args.unordered)
+                           preserve_order=not args.unordered, max_skew=args.max_skew, linger=args.linger,
+                           aggregate_bytes=0 if args.no_aggregate else args.aggregate_bytes)
     bad = BadLines(rejects_path=args.rejects)
     try:
         with progress_bar(total=None, unit="records", disable=args.quiet, desc="produce") as bar:

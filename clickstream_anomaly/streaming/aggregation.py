@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -304,21 +304,27 @@ class BatchStats:
     windows_sent: int = 0
 
 
-def apply_batch(state: AggregatorState, records: Iterable[tuple[str, str, Click]], *,
-                now: float | None = None, shards: Iterable[str] = ()) -> BatchStats:
-    """Apply ``(shard_id, sequence_number, click)`` records and close what can be closed.
+ClickRecord = tuple[str, str, Click | Sequence[Click]]  # (shard id, sequence number, its click(s))
 
-    Re-delivered records are skipped per shard. ``shards`` names the stream's shards when known. Pure:
-    the same state and records give the same result, so it can be re-applied after a write conflict.
+
+def apply_batch(state: AggregatorState, records: Iterable[ClickRecord], *,
+                now: float | None = None, shards: Iterable[str] = ()) -> BatchStats:
+    """Apply ``(shard_id, sequence_number, clicks)`` records and close what can be closed.
+
+    ``clicks`` is one :class:`Click` or the clicks of an aggregated record (in order). Re-delivered records
+    are skipped per shard (``duplicates`` counts their clicks). ``shards`` names the stream's shards when
+    known. Pure: the same state and records give the same result, so it can be re-applied after a write
+    conflict.
     """
     stats = BatchStats()
     state.expected |= set(shards)
     fresh: dict[str, list[Click]] = {}
-    for shard, seq, click in sorted(records, key=lambda r: (r[0], int(r[1]))):
+    for shard, seq, item in sorted(records, key=lambda r: (r[0], int(r[1]))):
+        clicks = [item] if isinstance(item, Click) else list(item)
         if state.accept(shard, seq):
-            fresh.setdefault(shard, []).append(click)
+            fresh.setdefault(shard, []).extend(clicks)
         else:
-            stats.duplicates += 1
+            stats.duplicates += len(clicks)
     if now is not None and state.first_wall is None:
         state.first_wall = now
     for shard, clicks in fresh.items():
@@ -332,7 +338,7 @@ def _decoder(freq: str, lateness: str):
     return lambda raw: AggregatorState.from_bytes(raw, freq=freq, lateness=lateness)
 
 
-def run_aggregator(store: Store, records: Iterable[tuple[str, str, Click]], *,
+def run_aggregator(store: Store, records: Iterable[ClickRecord], *,
                    send: Callable[[list[Window]], None], freq: str = "10min", lateness: str = "10min",
                    now: float | None = None, shards: Iterable[str] = ()) -> BatchStats:
     """One aggregator invocation: apply the records (or none, for a scheduled tick), close windows, send them.

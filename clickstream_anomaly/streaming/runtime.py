@@ -15,7 +15,7 @@ from functools import cache
 from typing import Any
 
 from ..kda import KdaRcfParameters
-from ..producer import Backoff, Entry, KinesisSender
+from ..producer import AGGREGATE_BYTES, Backoff, Entry, KinesisSender
 from ..records import Detection, Window
 from .aggregation import BatchStats, run_aggregator
 from .alerting import Alert, AlertConfig, run_alerter, sns_attributes
@@ -89,6 +89,16 @@ def state_store(key: str) -> S3Store:
 
 def stream_sender(stream: str) -> KinesisSender:
     return KinesisSender(client("kinesis"), stream, backoff=Backoff())
+
+
+def clicks_sender(stream: str) -> KinesisSender:
+    """The S3 producer's sender: as ``produce``, a user's clicks aggregated into records of at most
+    ``CLICKS_AGGREGATE_BYTES`` (default 25 KiB; ``0`` = one click per record)."""
+    size = env_int("CLICKS_AGGREGATE_BYTES", AGGREGATE_BYTES)
+    try:
+        return KinesisSender(client("kinesis"), stream, backoff=Backoff(), aggregate_bytes=size)
+    except ValueError as exc:
+        raise ConfigError(f"CLICKS_AGGREGATE_BYTES: {exc}") from exc
 
 
 def send_windows(stream: str) -> Callable[[list[Window]], None]:
@@ -207,7 +217,7 @@ def produce_s3_object(bucket: str, key: str, *, stream: str, rejected_prefix: st
         rejects = Path(tmp) / "rejected.csv"
         bad = BadLines(rejects_path=rejects)
         try:
-            result = stream_sender(stream).send(entries_from_file(local, skip_bad=True, bad=bad))
+            result = clicks_sender(stream).send(entries_from_file(local, skip_bad=True, bad=bad))
         except ProducerError as exc:
             result = exc.result
             out.unsent = result.failed

@@ -2,18 +2,23 @@
 
 Environment: ``FEATURES_STREAM_NAME``, ``STATE_BUCKET``, ``WINDOW_FREQ`` (10min), ``ALLOWED_LATENESS``
 (10min). Event source mapping: ``ReportBatchItemFailures``, ``ParallelizationFactor`` 1 (per-shard
-order is what makes the re-delivery check exact). A record that is not a click fails alone (its
-reason logged) and goes to the failure destination after the retries; the shard keeps moving.
+order is what makes the re-delivery check exact). A record is one click or an aggregated record of several
+(newline-separated, :func:`clickstream_anomaly.records.decode_click_record`). A record with a bad click
+fails alone (its reason logged) and goes to the failure destination after the retries; the shard keeps
+moving. The good clicks of an aggregated record with a bad one are counted once (its sequence number is
+checkpointed, so the retries do not count them again).
 """
 
 from __future__ import annotations
+
+import functools
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
 
-from clickstream_anomaly.records import Click, RecordError
+from clickstream_anomaly.records import Click, RecordError, decode_click_record
 from clickstream_anomaly.streaming import runtime
 
 processor = BatchProcessor(event_type=EventType.KinesisDataStreams)
@@ -21,14 +26,19 @@ logger = Logger()
 metrics = Metrics()
 
 
-def record_handler(record: KinesisStreamRecord) -> tuple[str, str, Click]:
-    try:
-        click = Click.from_json(record.kinesis.data_as_bytes())
-    except RecordError as exc:
-        logger.error("poison record", extra={"sequence_number": record.kinesis.sequence_number,
-                                             "reason": str(exc)})
-        raise
-    return record.event_id.split(":")[0], record.kinesis.sequence_number, click
+def record_handler(record: KinesisStreamRecord, partial: list | None = None) -> tuple[str, str, list[Click]]:
+    """``(shard, sequence number, clicks)`` of one record; raises :class:`RecordError` for a bad click, after
+    adding the record's good clicks (if any) to ``partial``."""
+    shard, seq = record.event_id.split(":")[0], record.kinesis.sequence_number
+    clicks, errors = decode_click_record(record.kinesis.data_as_bytes())
+    if errors:
+        reason = "; ".join(str(e) for e in errors)
+        logger.error("poison record", extra={"sequence_number": seq, "reason": reason,
+                                             "bad_clicks": len(errors), "good_clicks": len(clicks)})
+        if clicks and partial is not None:
+            partial.append((shard, seq, clicks))
+        raise RecordError(reason)
+    return shard, seq, clicks
 
 
 @metrics.log_metrics(raise_on_empty_metrics=False)
@@ -39,12 +49,14 @@ def handler(event: dict, context) -> dict:
     records: list = []
     shards: tuple[str, ...] = ()
     if event.get("source") != "aws.events":  # a Kinesis batch (else: the scheduled tick)
-        with processor(records=event["Records"], handler=record_handler):
+        partial: list = []
+        with processor(records=event["Records"], handler=functools.partial(record_handler, partial=partial)):
             processed = processor.process()
-        records = [result for status, result, _ in processed if status == "success"]
+        records = [result for status, result, _ in processed if status == "success"] + partial
         shards = runtime.open_shards(event["Records"][0].get("eventSourceARN"))
         response = processor.response()
-        metrics.add_metric(name="PoisonRecords", unit=MetricUnit.Count, value=len(processed) - len(records))
+        poison = sum(status == "fail" for status, _, _ in processed)
+        metrics.add_metric(name="PoisonRecords", unit=MetricUnit.Count, value=poison)
     stats = runtime.aggregate(cfg, records, shards)
     for name, value in (("Clicks", stats.clicks), ("DuplicateClicks", stats.duplicates),
                         ("LateClicksDropped", stats.late_dropped), ("WindowsEmitted", stats.windows_sent)):

@@ -1,7 +1,9 @@
 """S3 ObjectCreated (click logs: CSV or JSON Lines, optionally gzip) -> clicks stream.
 
 Environment: ``CLICKS_STREAM_NAME``; ``REJECTED_PREFIX`` (default ``rejected/``) where bad lines go with
-their reason. Metrics: ``RecordsSent``, ``RecordsRejected``, ``RecordsUnsent``.
+their reason; ``CLICKS_AGGREGATE_BYTES`` (default 25600: a user's clicks share Kinesis records of at most
+25 KiB, as ``produce`` does; ``0`` = one click per record). Metrics (in clicks): ``RecordsSent``,
+``RecordsRejected``, ``RecordsUnsent``.
 """
 
 from __future__ import annotations
