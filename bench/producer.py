@@ -1,16 +1,28 @@
-"""Producer throughput against a local moto server: PutRecords batching vs one PutRecord per event.
+"""Producer throughput against a local moto server: one PutRecord per event vs PutRecords vs aggregation.
 
-Same run, same server, same records (clicks of the synthetic scenario as the stream's JSON):
+Same run, same server, same clicks (one day of the synthetic scenario as the stream's JSON), each method
+into its own fresh stream:
 
-* ``put_record loop``: the seed's loop, one ``PutRecord`` call per click;
-* ``PutRecords, per-user order``: :class:`KinesisSender` defaults (one entry per user per call, entries
-  overtake a held-back one by at most 60 s of event time);
-* ``PutRecords, unordered``: ``preserve_order=False`` (full 500-entry calls; ``produce --unordered``).
+* ``put_record loop``: the seed's loop, one ``PutRecord`` call per click (the baseline, 1x);
+* ``PutRecords, per-user order, no aggregation``: ``produce --no-aggregate`` (one click per Kinesis record,
+  one record per user per call; a record overtakes a held-back one by at most 60 s of event time);
+* ``PutRecords, unordered, no aggregation``: ``produce --no-aggregate --unordered`` (full 500-record calls);
+* ``PutRecords + aggregation``: ``produce`` defaults (a user's clicks within 60 s of event time share one
+  Kinesis record of at most 25 KiB, newline-separated; per-user order kept);
+* ``PutRecords + aggregation, unordered``: ``produce --unordered``;
+* ``PutRecords + aggregation, --max-skew 300``: per-user order kept, a record may span (and overtake) 5
+  minutes of event time instead of 1 (half the aggregator's default allowed lateness; the end-to-end
+  test's setting).
 
-Records/s are wall-clock and depend on the machine and on moto's per-call cost; the ratio between
-methods measured in one run is the figure to quote. Usage::
+Client-side cost is small: the "sender alone" line is the sender with a client that answers at once, and
+botocore's ``parameter_validation=False`` made no difference beyond the noise (tried, not kept).
 
-    .venv/bin/python bench/producer.py [--records 20000] [--loop-records 2000] [--volume 20]
+Rates are clicks written per second of wall time; they depend on the machine and on moto's per-call and
+per-record cost (moto appends each record in time proportional to the records already in the shard, so
+fewer, larger records also spare it work). The ratio to the loop measured in the same run is the figure to
+quote. Usage::
+
+    .venv/bin/python bench/producer.py [--records 20000] [--loop-records 2000] [--volume 20] [--repeat 1]
 """
 
 from __future__ import annotations
@@ -18,6 +30,7 @@ from __future__ import annotations
 import argparse
 import os
 import socket
+import statistics
 import time
 
 import boto3
@@ -29,19 +42,29 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+METHODS = (  # name, KinesisSender keyword arguments
+    ("PutRecords, per-user order, no aggregation", {"preserve_order": True, "aggregate_bytes": 0}),
+    ("PutRecords, unordered, no aggregation", {"preserve_order": False, "aggregate_bytes": 0}),
+    ("PutRecords + aggregation (default)", {"preserve_order": True}),
+    ("PutRecords + aggregation, unordered", {"preserve_order": False}),
+    ("PutRecords + aggregation, --max-skew 300", {"preserve_order": True, "max_skew": 300.0}),
+)
+
+
 def main() -> None:
     from moto.server import ThreadedMotoServer
 
     from clickstream_anomaly.generator import Scenario, generate
-    from clickstream_anomaly.producer import KinesisSender, click_entry, kinesis_client
+    from clickstream_anomaly.producer import AGGREGATE_BYTES, Entry, KinesisSender, click_entry, kinesis_client
     from clickstream_anomaly.records import Click
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--records", type=int, default=20_000, help="records for the PutRecords runs")
-    ap.add_argument("--loop-records", type=int, default=2_000, help="records for the PutRecord loop")
+    ap.add_argument("--records", type=int, default=20_000, help="clicks for the PutRecords runs")
+    ap.add_argument("--loop-records", type=int, default=2_000, help="clicks for the PutRecord loop")
     ap.add_argument("--volume", type=float, default=20.0,
                     help="scenario traffic scale (20: ~25 clicks/s at the daily peak)")
     ap.add_argument("--shards", type=int, default=4)
+    ap.add_argument("--repeat", type=int, default=1, help="runs of every method (median rate reported)")
     args = ap.parse_args()
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):  # moto accepts any; never a real account
         os.environ[key] = "testing"
@@ -50,6 +73,10 @@ def main() -> None:
     clicks = clicks.iloc[: args.records]
     entries = [click_entry(Click(ts.to_pydatetime(), u, p))
                for ts, u, p in zip(clicks["timestamp"], clicks["user"], clicks["page"], strict=True)]
+
+    def fresh() -> list[Entry]:
+        return [Entry(e.data, e.key, e.ts) for e in entries]
+
     import logging
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log line per request
@@ -57,25 +84,26 @@ def main() -> None:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     url = f"http://127.0.0.1:{port}"
+    rows: dict[str, list[tuple[int, int, int, float]]] = {}  # name -> [(clicks, kinesis records, calls, s)]
     try:
         kin = kinesis_client(region="us-east-1", endpoint_url=url)
-        results = []
-
         raw = boto3.client("kinesis", region_name="us-east-1", endpoint_url=url)
-        raw.create_stream(StreamName="loop", ShardCount=args.shards)
-        subset = entries[: args.loop_records]
-        t = time.perf_counter()
-        for e in subset:
-            raw.put_record(StreamName="loop", Data=e.data, PartitionKey=e.key)
-        dt = time.perf_counter() - t
-        results.append(("put_record loop (seed)", len(subset), len(subset), dt))
-
-        for name, ordered in (("PutRecords, per-user order", True), ("PutRecords, unordered", False)):
-            stream = "ordered" if ordered else "unordered"
-            kin.create_stream(StreamName=stream, ShardCount=args.shards)
-            fresh = [type(e)(e.data, e.key, e.ts) for e in entries]
-            r = KinesisSender(kin, stream, preserve_order=ordered).send(fresh)
-            results.append((name, r.sent, r.calls, r.seconds))
+        for run in range(args.repeat):
+            stream = f"loop-{run}"
+            raw.create_stream(StreamName=stream, ShardCount=args.shards)
+            subset = entries[: args.loop_records]
+            t = time.perf_counter()
+            for e in subset:
+                raw.put_record(StreamName=stream, Data=e.data, PartitionKey=e.key)
+            dt = time.perf_counter() - t
+            rows.setdefault("put_record loop (seed, baseline)", []).append(
+                (len(subset), len(subset), len(subset), dt))
+            for i, (name, kw) in enumerate(METHODS):
+                stream = f"m{i}-{run}"
+                kin.create_stream(StreamName=stream, ShardCount=args.shards)
+                kw = {"aggregate_bytes": AGGREGATE_BYTES, **kw}
+                r = KinesisSender(kin, stream, **kw).send(fresh())
+                rows.setdefault(name, []).append((r.sent, r.records, r.calls, r.seconds))
     finally:
         server.stop()
 
@@ -83,18 +111,27 @@ def main() -> None:
         def put_records(self, StreamName, Records):
             return {"FailedRecordCount": 0, "Records": [{"SequenceNumber": "1", "ShardId": "s"}] * len(Records)}
 
-    fresh = [type(e)(e.data, e.key, e.ts) for e in entries]
-    r = KinesisSender(NoOp(), "noop").send(fresh)
-    own = r.sent / r.seconds
+    own = {}
+    for agg in (0, AGGREGATE_BYTES):
+        r = KinesisSender(NoOp(), "noop", aggregate_bytes=agg).send(fresh())
+        own[agg] = r.sent / r.seconds
 
-    base = results[0][1] / results[0][3]
-    print(f"moto server on 127.0.0.1, {args.shards} shards, scenario volume {args.volume:g}")
-    print(f"{'method':30s} {'records':>8s} {'calls':>7s} {'rec/call':>8s} {'records/s':>10s} {'vs loop':>8s}")
-    for name, n, calls, secs in results:
-        rate = n / secs
-        print(f"{name:30s} {n:8d} {calls:7d} {n / calls:8.1f} {rate:10.0f} {rate / base:7.1f}x")
-    print(f"sender alone (no-op client, per-user order): {own:,.0f} records/s "
-          f"({own / base:,.0f}x the loop): the PutRecords rows above are bound by moto's per-record work")
+    def rate(runs):
+        return statistics.median(n / s for n, _, _, s in runs)
+
+    base = rate(rows["put_record loop (seed, baseline)"])
+    print(f"moto server on 127.0.0.1, {args.shards} shards, scenario volume {args.volume:g}, "
+          f"{args.repeat} run(s) per method (median clicks/s; ratios within the same run)")
+    print(f"{'method':45s} {'clicks':>7s} {'records':>8s} {'calls':>6s} {'clicks/rec':>10s} "
+          f"{'clicks/s':>9s} {'vs loop':>8s}  per-run ratios")
+    for name, runs in rows.items():
+        n, recs, calls, _ = runs[0]
+        r = rate(runs)
+        per_run = ", ".join(f"{(a[0] / a[3]) / (b[0] / b[3]):.1f}x"
+                            for a, b in zip(runs, rows["put_record loop (seed, baseline)"], strict=True))
+        print(f"{name:45s} {n:7d} {recs:8d} {calls:6d} {n / recs:10.2f} {r:9.0f} {r / base:7.1f}x  {per_run}")
+    print(f"sender alone (no-op client, per-user order): {own[0]:,.0f} clicks/s without aggregation, "
+          f"{own[AGGREGATE_BYTES]:,.0f} with ({own[AGGREGATE_BYTES] / base:,.0f}x the loop)")
 
 
 if __name__ == "__main__":
