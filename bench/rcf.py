@@ -409,36 +409,46 @@ def bench_quality(seeds: int, with_rrcf: bool) -> tuple[list[list[object]], list
     return main_rows, var_rows, kind_rows
 
 
+SECTIONS = ("streaming", "numba", "batch", "memory", "quality")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="smaller workloads (about 2 minutes)")
+    ap.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS), metavar="SECTION",
+                    help=f"run only these sections ({', '.join(SECTIONS)}; default all)")
     args = ap.parse_args()
     q = args.quick
+    only = set(args.only)
     print(f"# RCF bench (numba compiled: {COMPILED}; {os.cpu_count()} cores; "
           f"load average {os.getloadavg()[0]:.1f})\n")
-    print("## Streaming: 100 trees, 256 samples, d = 4, shingle 1 (trees full before timing)\n")
-    rows = bench_streaming(n_warm=2000, n_time=1000 if q else 3000, n_rrcf=20 if q else 50)
-    print(table(["implementation / operation", "points/s", "x krcf (same ops)", "x rrcf"], rows))
-    print("\n## Cost of the compiled kernel\n")
-    size = package_size_mb("numba", "llvmlite")
-    print(f"numba + llvmlite installed size: {size:.0f} MB (not shipped to Lambda; the same source runs "
-          "as plain Python there)\n")
-    print(table(["mode", "import + first call (s)", "score + attribution + update points/s"],
-                bench_numba_cost()))
-    print("\n## Batch\n")
-    print(table(["task", "ours (s)", "IsolationForest (s)", "ours / IF", "rrcf (s)"],
-                bench_batch(200_000 if q else 1_000_000)))
-    print("\n## Memory: 100 trees x 256, d = 4\n")
-    print(table(["implementation", "MB", "how measured"], bench_memory(10_000 if q else 30_000)))
-    print("\n## Detection quality: server metrics, 5 000 points, 2 % anomalies, standardised "
-          f"(mean over {2 if q else 5} seeds)\n")
-    main_rows, var_rows, kind_rows = bench_quality(2 if q else 5, with_rrcf=not q)
-    print(table(["detector", "AUC", "best F1", "F1 @ p98"], main_rows))
-    print("\n### Context for drops: shingling and time of day\n")
-    print(table(["detector", "AUC", "best F1", "F1 @ p98"], var_rows))
-    print("\n### Recall at the 98th percentile by anomaly kind (seed-mean scores)\n")
-    print(table(["detector", "spike", "drop", "outlier"], kind_rows))
-
+    if "streaming" in only:
+        print("## Streaming: 100 trees, 256 samples, d = 4, shingle 1 (trees full before timing)\n")
+        rows = bench_streaming(n_warm=2000, n_time=1000 if q else 3000, n_rrcf=20 if q else 50)
+        print(table(["implementation / operation", "points/s", "x krcf (same ops)", "x rrcf"], rows))
+    if "numba" in only:
+        print("\n## Cost of the compiled kernel\n")
+        size = package_size_mb("numba", "llvmlite")
+        print(f"numba + llvmlite installed size: {size:.0f} MB (not shipped to Lambda; the same source runs "
+              "as plain Python there)\n")
+        print(table(["mode", "import + first call (s)", "score + attribution + update points/s"],
+                    bench_numba_cost()))
+    if "batch" in only:
+        print("\n## Batch\n")
+        print(table(["task", "ours (s)", "IsolationForest (s)", "ours / IF", "rrcf (s)"],
+                    bench_batch(200_000 if q else 1_000_000)))
+    if "memory" in only:
+        print("\n## Memory: 100 trees x 256, d = 4\n")
+        print(table(["implementation", "MB", "how measured"], bench_memory(10_000 if q else 30_000)))
+    if "quality" in only:
+        print("\n## Detection quality: server metrics, 5 000 points, 2 % anomalies, standardised "
+              f"(mean over {2 if q else 5} seeds)\n")
+        main_rows, var_rows, kind_rows = bench_quality(2 if q else 5, with_rrcf=not q)
+        print(table(["detector", "AUC", "best F1", "F1 @ p98"], main_rows))
+        print("\n### Context for drops: shingling and time of day\n")
+        print(table(["detector", "AUC", "best F1", "F1 @ p98"], var_rows))
+        print("\n### Recall at the 98th percentile by anomaly kind (seed-mean scores)\n")
+        print(table(["detector", "spike", "drop", "outlier"], kind_rows))
 
 if __name__ == "__main__":
     main()
