@@ -10,8 +10,9 @@ Used by ``clickstream-anomaly produce`` and by the S3-log producer Lambda (one s
 * **Order per partition key**: a batch never holds two entries of the same key, and failed entries go back
   to the front of the queue; so a user's clicks are written in input order even when entries fail. An
   entry held back because its key is already in the batch can be overtaken by other keys' entries only
-  within ``max_skew`` seconds of event time (default 60 s), so the stream stays in time order within
-  that skew. The price: a single hot key (the miscount bug's one user id) is written one entry per call.
+  within ``max_skew`` seconds of event time (default 300 s, half the aggregator's default allowed
+  lateness), so the stream stays in time order within that skew. The price: a single hot key (the
+  miscount bug's one user id) is written one entry per call.
 * **Retries**: entries a ``PutRecords`` response marks failed (``ProvisionedThroughputExceededException``,
   ``InternalFailure``) are re-sent, and only those, after an exponential backoff with full jitter
   (``uniform(0, min(cap, base * 2**round))`` seconds). Whole-call errors (throttled API, 5xx, connection)
@@ -47,7 +48,7 @@ MAX_RECORD_BYTES = 1024 * 1024
 MAX_PARTITION_KEY_CHARS = 256
 RETRYABLE_CODES = ("ProvisionedThroughputExceededException", "InternalFailure")
 LOOKAHEAD = 5_000  # entries scanned when filling a batch (bounds the work a hot key can cause)
-MAX_SKEW_SECONDS = 60.0  # event time an entry may overtake a held-back entry of a repeated key
+MAX_SKEW_SECONDS = 300.0  # event time an entry may overtake a held-back entry of a repeated key
 AGGREGATE_BYTES = 25 * 1024  # an aggregated record's size limit: one 25 KiB PUT payload unit
 LINGER_SECONDS = 0.1  # paced sends: how long a due record may wait for others to share its call (KPL: 100 ms)
 

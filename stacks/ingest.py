@@ -21,11 +21,21 @@ from aws_cdk import aws_s3_notifications as s3n
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from clickstream_anomaly.producer import MAX_SKEW_SECONDS
 from stacks.functions import FunctionDefaults, failure_queue, kinesis_source, pipeline_function
 from stacks.nag import BASIC_EXECUTION_ROLE, acknowledge, arn_ref, wildcard_actions, wildcard_resource
 from stacks.storage import grant_prefix, secure_bucket
 
 REJECTED_PREFIX = "rejected/"
+
+
+def max_skew_seconds(allowed_lateness: str) -> int:
+    """The S3 producer's event-time skew bound: half the aggregator's allowed lateness (``<n>min`` or
+    ``<n>h``, validated by the settings), at most the producer's default, so that records that overtake
+    each other still land within the lateness the aggregator waits for."""
+    n, unit = int(allowed_lateness.rstrip("minh")), allowed_lateness.lstrip("0123456789")
+    seconds = n * (60 if unit == "min" else 3600)
+    return min(int(MAX_SKEW_SECONDS), seconds // 2)
 #: Where the producer leaves records Kinesis did not accept after its retries (copy back to re-send).
 UNSENT_PREFIX = "unsent/"
 NOTIFICATIONS_HANDLER = "BucketNotificationsHandler"
@@ -81,7 +91,8 @@ class Ingest(Construct):
         self.failure_queues["producer"] = failure_queue(self, "ProducerFailures")
         self.producer = pipeline_function(
             self, "Producer", name="producer", defaults=functions, timeout_seconds=900,
-            environment={"CLICKS_STREAM_NAME": self.clicks.stream_name, "REJECTED_PREFIX": REJECTED_PREFIX},
+            environment={"CLICKS_STREAM_NAME": self.clicks.stream_name, "REJECTED_PREFIX": REJECTED_PREFIX,
+                         "CLICKS_MAX_SKEW_SECONDS": str(max_skew_seconds(allowed_lateness))},
             description="Reads click CSV files from the landing bucket and puts them on the clicks stream")
         self.producer.configure_async_invoke(
             retry_attempts=2, on_failure=destinations.SqsDestination(self.failure_queues["producer"]))

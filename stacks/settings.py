@@ -45,7 +45,8 @@ SETTINGS_HELP: dict[str, str] = {
     "streaming_engine": "lambda (detector Lambda, deploys today) | kda-sql (KDA SQL RCF app; AWS stopped "
                         "accepting new SQL apps on 2025-10-15, synth-only).",
     "window_freq": "Window length of the aggregator, e.g. 10min or 1h (also DeepAR's time_freq).",
-    "allowed_lateness": "How long the aggregator waits for late clicks before closing a window.",
+    "allowed_lateness": ("How long the aggregator waits for late clicks before closing a window; the S3 producer "
+                         "lets records overtake each other by half of it (at most 300 s)."),
     "landing_prefix": "Key prefix in the landing bucket whose new objects trigger the producer.",
     "rcf_num_trees": "Streaming RCF number of trees (1-1000).",
     "rcf_sample_size": "Streaming RCF sample size per tree (10-1000, < rcf_time_decay).",

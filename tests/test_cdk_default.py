@@ -78,7 +78,8 @@ def test_asset_ships_only_core_and_lambdas(synthesized):
 def test_environment_contract(template):
     env = {n: function_by_handler(template, n)[1]["Properties"]["Environment"]["Variables"]
            for n in ("producer", "aggregator", "detector", "alerter")}
-    assert set(env["producer"]) >= {"CLICKS_STREAM_NAME", "REJECTED_PREFIX"}
+    assert set(env["producer"]) >= {"CLICKS_STREAM_NAME", "REJECTED_PREFIX", "CLICKS_MAX_SKEW_SECONDS"}
+    assert env["producer"]["CLICKS_MAX_SKEW_SECONDS"] == "300"  # half the default 10-minute lateness
     assert env["producer"]["REJECTED_PREFIX"] == "rejected/"
     assert env["aggregator"]["WINDOW_FREQ"] == "10min"
     assert env["aggregator"]["ALLOWED_LATENESS"] == "10min"

@@ -78,3 +78,10 @@ def test_invalid_settings_fail_the_synth():
     app = cdk.App(context=context(streaming_engine="kda"))
     with pytest.raises(SettingsError, match="streaming_engine='kda'"):
         build_app(app, nag=False)
+
+
+@pytest.mark.parametrize("lateness, skew", [("10min", 300), ("4min", 120), ("1min", 30), ("2h", 300)])
+def test_s3_producer_skew_stays_within_half_the_allowed_lateness(lateness: str, skew: int) -> None:
+    from stacks.ingest import max_skew_seconds
+
+    assert max_skew_seconds(lateness) == skew

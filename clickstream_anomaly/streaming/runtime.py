@@ -15,7 +15,7 @@ from functools import cache
 from typing import Any
 
 from ..kda import KdaRcfParameters
-from ..producer import AGGREGATE_BYTES, Backoff, Entry, KinesisSender
+from ..producer import AGGREGATE_BYTES, MAX_SKEW_SECONDS, Backoff, Entry, KinesisSender
 from ..records import Detection, Window
 from .aggregation import BatchStats, run_aggregator
 from .alerting import Alert, AlertConfig, run_alerter, sns_attributes
@@ -93,12 +93,15 @@ def stream_sender(stream: str) -> KinesisSender:
 
 def clicks_sender(stream: str) -> KinesisSender:
     """The S3 producer's sender: as ``produce``, a user's clicks aggregated into records of at most
-    ``CLICKS_AGGREGATE_BYTES`` (default 25 KiB; ``0`` = one click per record)."""
+    ``CLICKS_AGGREGATE_BYTES`` (default 25 KiB; ``0`` = one click per record), records overtaking each
+    other by at most ``CLICKS_MAX_SKEW_SECONDS`` of event time (default 300; the CDK app sets half the
+    aggregator's allowed lateness, at most 300)."""
     size = env_int("CLICKS_AGGREGATE_BYTES", AGGREGATE_BYTES)
+    skew = env_float("CLICKS_MAX_SKEW_SECONDS", MAX_SKEW_SECONDS)
     try:
-        return KinesisSender(client("kinesis"), stream, backoff=Backoff(), aggregate_bytes=size)
+        return KinesisSender(client("kinesis"), stream, backoff=Backoff(), aggregate_bytes=size, max_skew=skew)
     except ValueError as exc:
-        raise ConfigError(f"CLICKS_AGGREGATE_BYTES: {exc}") from exc
+        raise ConfigError(f"CLICKS_AGGREGATE_BYTES / CLICKS_MAX_SKEW_SECONDS: {exc}") from exc
 
 
 def send_windows(stream: str) -> Callable[[list[Window]], None]:
