@@ -134,6 +134,17 @@ def _push_leaf(t, lf, tmeta, leaf):
     tmeta[t, FREE_L] = lf
 
 
+@jit(inline=True)
+def _replace_child(t, parent, old, new, tmeta, tint):
+    """Make ``new`` take ``old``'s place under ``parent`` (or as the root when ``parent < 0``)."""
+    if parent < 0:
+        tmeta[t, ROOT] = new
+    elif tint[t, parent, 0] == old:
+        tint[t, parent, 0] = new
+    else:
+        tint[t, parent, 1] = new
+
+
 # ---------------------------------------------------------------------- boxes
 @jit()
 def subtree_box(t, v, pts, tint, box, leaf, lo, hi, stack):
@@ -251,12 +262,7 @@ def tree_insert(t, pidx, pts, tmeta, tint, cval, box, leaf, ws, stack):
             for i in range(d):
                 box[t, v, 0, i] = blo[i]
                 box[t, v, 1, i] = bhi[i]
-            if parent < 0:
-                tmeta[t, ROOT] = v
-            elif tint[t, parent, 0] == node:
-                tint[t, parent, 0] = v
-            else:
-                tint[t, parent, 1] = v
+            _replace_child(t, parent, node, v, tmeta, tint)
             _push_internal(t, node, tmeta, tint, K)
             node = v
         for i in range(d):
@@ -292,12 +298,7 @@ def tree_insert(t, pidx, pts, tmeta, tint, cval, box, leaf, ws, stack):
     else:
         tint[t, n, 0] = node
         tint[t, n, 1] = S + lf
-    if parent < 0:
-        tmeta[t, ROOT] = n
-    elif tint[t, parent, 0] == node:
-        tint[t, parent, 0] = n
-    else:
-        tint[t, parent, 1] = n
+    _replace_child(t, parent, node, n, tmeta, tint)
     return pidx
 
 
@@ -326,14 +327,9 @@ def tree_delete(t, pidx, pts, tmeta, tint, cval, box, leaf, ws, path, stack):
     par = path[depth - 1]
     sib = tint[t, par, 1] if tint[t, par, 0] == node else tint[t, par, 0]
     _push_internal(t, par, tmeta, tint, K)
+    _replace_child(t, path[depth - 2] if depth > 1 else -1, par, sib, tmeta, tint)
     if depth == 1:
-        tmeta[t, ROOT] = sib
         return
-    g = path[depth - 2]
-    if tint[t, g, 0] == par:
-        tint[t, g, 0] = sib
-    else:
-        tint[t, g, 1] = sib
     # shrink the cached boxes of the ancestors; stop at the first cached one that is unchanged
     llo = ws[0]
     lhi = ws[1]
