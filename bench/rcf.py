@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -72,30 +73,23 @@ def bench_streaming(n_warm: int, n_time: int, n_rrcf: int) -> list[list[object]]
         m.process(warm)
         return m
 
-    m = ours_model(1.0)
-    t0 = time.perf_counter()
-    m.process(timed)
-    ours_full = rate(n_time, time.perf_counter() - t0)
-    m = ours_model()
-    t0 = time.perf_counter()
-    m.process(timed)
-    ours_batch = rate(n_time, time.perf_counter() - t0)
-    m = ours_model()
-    t0 = time.perf_counter()
-    for x in timed:
-        m.score(x)
-        m.attribution(x)
-        m.update(x)
-    ours_api = rate(n_time, time.perf_counter() - t0)
-    m = ours_model()
-    t0 = time.perf_counter()
-    m.process_scores(timed)
-    ours_su = rate(n_time, time.perf_counter() - t0)
-    m = ours_model()
-    t0 = time.perf_counter()
-    for x in timed:
-        m.update(x)
-    ours_u = rate(n_time, time.perf_counter() - t0)
+    def ours_rate(run: Callable[[StreamingRCF], object], fraction: float = 0.3) -> float:
+        m = ours_model(fraction)
+        t0 = time.perf_counter()
+        run(m)
+        return rate(n_time, time.perf_counter() - t0)
+
+    def one_call_per_point(m: StreamingRCF) -> None:
+        for x in timed:
+            m.score(x)
+            m.attribution(x)
+            m.update(x)
+
+    ours_full = ours_rate(lambda m: m.process(timed), 1.0)
+    ours_batch = ours_rate(lambda m: m.process(timed))
+    ours_api = ours_rate(one_call_per_point)
+    ours_su = ours_rate(lambda m: m.process_scores(timed))
+    ours_u = ours_rate(lambda m: [m.update(x) for x in timed])
 
     def krcf_model() -> object:
         f = krcf_forest(DIM, 1)

@@ -90,10 +90,6 @@ class ForestArrays:
         return int(self.pmeta[SEEN])
 
     @property
-    def box_cache_fraction(self) -> float:
-        return self.box.shape[1] / self.cval.shape[1]
-
-    @property
     def max_store(self) -> int:
         """Store slots that can ever be in use at once: every tree's sample plus the arriving point."""
         T, S = self.cval.shape
@@ -178,6 +174,3 @@ class ForestArrays:
                    box=np.ascontiguousarray(data["box"][:, :K], dtype=np.float32), leaf=leaf, skey=skey,
                    spt=data["spt"].astype(idx), pts=data["pts"].astype(np.float32),
                    pref=data["pref"].astype(idx), pfree=data["pfree"].astype(idx), pmeta=pmeta)
-
-    def copy(self) -> ForestArrays:
-        return ForestArrays(**{f.name: getattr(self, f.name).copy() for f in fields(self)})
