@@ -27,14 +27,16 @@ demo: $(STAMP)
 	$(VENV)/bin/clickstream-anomaly demo -o $(OUT)
 
 test: $(STAMP)
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check . || true
+	$(VENV)/bin/ruff format --check .
 
 fmt: $(STAMP)
+	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
 synth: $(STAMP) node_modules/.bin/cdk

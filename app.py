@@ -19,9 +19,12 @@ def build_app(app: cdk.App | None = None, *, nag: bool = True) -> tuple[cdk.App,
     app = app or cdk.App()
     settings = Settings.from_context(app.node.get_all_context())
     # Environment-agnostic on purpose: region-specific values (image accounts, layer ARNs) resolve at deploy.
-    stack = ClickstreamAnomalyStack(app, "ClickstreamAnomaly", settings=settings,
-                                    description="Clickstream anomaly detection: Kinesis, Lambda RCF, "
-                                                "SageMaker RCF and DeepAR, CloudWatch, SNS")
+    stack = ClickstreamAnomalyStack(
+        app,
+        "ClickstreamAnomaly",
+        settings=settings,
+        description="Clickstream anomaly detection: Kinesis, Lambda RCF, SageMaker RCF and DeepAR, CloudWatch, SNS",
+    )
     if nag:
         try:
             from cdk_nag import AwsSolutionsChecks

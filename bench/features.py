@@ -61,8 +61,10 @@ def main() -> None:
     print("| implementation | validates input | bounded memory | seconds (best of 3) | clicks/s | time ÷ ours |")
     print("|---|---|---|---|---|---|")
     print(f"| compute_windows (chunked) | yes | yes | {t_ours:.2f} | {n / t_ours:,.0f} | 1.00 |")
-    print(f"| naive pandas read_csv + groupby/nunique | no | no | {t_naive:.2f} | {n / t_naive:,.0f} | "
-          f"{t_naive / t_ours:.2f} |")
+    print(
+        f"| naive pandas read_csv + groupby/nunique | no | no | {t_naive:.2f} | {n / t_naive:,.0f} | "
+        f"{t_naive / t_ours:.2f} |"
+    )
     print(f"peak RSS of the whole process (includes generating the data): {rss:.0f} MB")
 
 

@@ -47,6 +47,7 @@ Detector = Callable[[np.ndarray, int, int], np.ndarray]  # (z (n,), probation ro
 
 # ---------------------------------------------------------------------------------------------- inputs
 
+
 def scale(values: np.ndarray, probation: int) -> np.ndarray:
     """z-score ``values`` with the mean and standard deviation of ``values[:probation]`` (std 0 -> 1)."""
     head = values[:probation]
@@ -62,7 +63,7 @@ def shingles(z: np.ndarray, s: int) -> np.ndarray:
 def pad_front(scores: np.ndarray, n: int) -> np.ndarray:
     """Scores of the shingles put back on rows: the first ``n - len(scores)`` rows (no full shingle) get 0."""
     out = np.zeros(n)
-    out[n - len(scores):] = scores
+    out[n - len(scores) :] = scores
     return out
 
 
@@ -81,46 +82,61 @@ def causal_rank(raw: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------------- detectors
 
+
 def ours_streaming(s: int) -> Detector:
     def run(z: np.ndarray, probation: int, seed: int) -> np.ndarray:
         return StreamingRCF(1, TREES, SAMPLE, shingle_size=s, random_state=seed).process_scores(z[:, None])
+
     return run
 
 
 def ours_batch(s: int) -> Detector:
     def run(z: np.ndarray, probation: int, seed: int) -> np.ndarray:
         X = shingles(z, s)
-        forest = RandomCutForest(TREES, SAMPLE, random_state=seed).fit(X[:probation - s + 1])
+        forest = RandomCutForest(TREES, SAMPLE, random_state=seed).fit(X[: probation - s + 1])
         return pad_front(forest.score(X), len(z))
+
     return run
 
 
 def isolation_forest(s: int) -> Detector:
     def run(z: np.ndarray, probation: int, seed: int) -> np.ndarray:
         X = shingles(z, s)
-        train = X[:probation - s + 1]
+        train = X[: probation - s + 1]
         forest = IsolationForest(n_estimators=TREES, max_samples=min(SAMPLE, len(train)), random_state=seed)
         forest.fit(train)
         return pad_front(-forest.score_samples(X), len(z))
+
     return run
 
 
 def krcf_streaming(s: int) -> Detector:
     """krcf score-then-update on externally built shingles (krcf's internal shingling is not used)."""
+
     def run(z: np.ndarray, probation: int, seed: int) -> np.ndarray:
-        f = krcf.RandomCutForest({"dimensions": s, "shingle_size": 1, "num_trees": TREES, "sample_size": SAMPLE,
-                                  "random_seed": seed, "output_after": SAMPLE // 4})
+        f = krcf.RandomCutForest(
+            {
+                "dimensions": s,
+                "shingle_size": 1,
+                "num_trees": TREES,
+                "sample_size": SAMPLE,
+                "random_seed": seed,
+                "output_after": SAMPLE // 4,
+            }
+        )
         X = shingles(z, s).tolist()
         out = np.empty(len(X))
         for i, x in enumerate(X):
             out[i] = f.score(x)
             f.update(x)
         return pad_front(out, len(z))
+
     return run
 
 
 def rrcf_streaming(s: int, trees: int, size: int) -> Detector:
     """rrcf as in its README: every tree keeps the last ``size`` shingles (FIFO); insert, then CoDisp."""
+
     def run(z: np.ndarray, probation: int, seed: int) -> np.ndarray:
         np.random.seed(seed)  # rrcf draws its cuts from numpy's global generator
         forest = [rrcf.RCTree() for _ in range(trees)]
@@ -135,14 +151,17 @@ def rrcf_streaming(s: int, trees: int, size: int) -> Detector:
                 total += tree.codisp(i)
             out[i] = total / trees
         return pad_front(out, len(z))
+
     return run
 
 
 # ---------------------------------------------------------------------------------------------- tables
 
+
 def table(headers: list[str], rows: list[list[object]]) -> str:
     def fmt(x: object) -> str:
         return f"{x:.3f}" if isinstance(x, float) else str(x)
+
     out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     out += ["| " + " | ".join(fmt(c) for c in r) + " |" for r in rows]
     return "\n".join(out)
@@ -152,8 +171,8 @@ def category_auc(files: list[LabelledFile], scores: list[np.ndarray], category: 
     ys, ss = [], []
     for f, s in zip(files, scores, strict=True):
         if category is None or f.category == category:
-            ys.append(f.in_window()[f.probation:])
-            ss.append(s[f.probation:])
+            ys.append(f.in_window()[f.probation :])
+            ss.append(s[f.probation :])
     y = np.concatenate(ys)
     return float(roc_auc_score(y, np.concatenate(ss))) if 0 < y.sum() < len(y) else float("nan")
 
@@ -178,14 +197,19 @@ def main(argv: list[str] | None = None) -> int:
     z_all = [scale(df["value"].to_numpy(dtype=float), f.probation) for f, df in corpus]
     sizes = [1] + [int(x) for x in args.shingles.split(",") if x.strip() and int(x) > 1]
     detectors: dict[str, Detector] = {}
-    for label, make in (("ours StreamingRCF", ours_streaming), ("ours RandomCutForest (batch)", ours_batch),
-                        ("krcf streaming", krcf_streaming), ("IsolationForest (batch)", isolation_forest)):
+    for label, make in (
+        ("ours StreamingRCF", ours_streaming),
+        ("ours RandomCutForest (batch)", ours_batch),
+        ("krcf streaming", krcf_streaming),
+        ("IsolationForest (batch)", isolation_forest),
+    ):
         for s in sizes:
             detectors[f"{label}, shingle {s}"] = make(s)
     rs = args.rrcf_shingle
     if not args.no_rrcf:
-        detectors[f"rrcf streaming CoDisp, shingle {rs}, {args.rrcf_trees} trees x {args.rrcf_size}"] = \
-            rrcf_streaming(rs, args.rrcf_trees, args.rrcf_size)
+        detectors[f"rrcf streaming CoDisp, shingle {rs}, {args.rrcf_trees} trees x {args.rrcf_size}"] = rrcf_streaming(
+            rs, args.rrcf_trees, args.rrcf_size
+        )
     StreamingRCF(1, 2, 8, random_state=0).process_scores(np.zeros((20, 1)))  # numba compile outside timings
     RandomCutForest(2, 8, random_state=0).fit(np.zeros((20, 1))).score(np.zeros((3, 1)))
 
@@ -197,26 +221,36 @@ def main(argv: list[str] | None = None) -> int:
         raw = [det(z, f.probation, args.seed) for f, z in zip(files, z_all, strict=True)]
         seconds = time.perf_counter() - t0
         scores = [causal_rank(r) for r in raw]
-        auc_rows.append([name, *[category_auc(files, scores, c) for c in categories],
-                         category_auc(files, scores, None)])
+        auc_rows.append(
+            [name, *[category_auc(files, scores, c) for c in categories], category_auc(files, scores, None)]
+        )
         results = {p: sweep(files, scores, prof) for p, prof in PROFILES.items()}
         std = results["standard"]
-        nab_rows.append([name, *[f"{r.score:.1f}" for r in results.values()],
-                         f"{std.detected_windows}/{std.windows}", std.false_positives, f"{std.threshold:.4f}"])
+        nab_rows.append(
+            [
+                name,
+                *[f"{r.score:.1f}" for r in results.values()],
+                f"{std.detected_windows}/{std.windows}",
+                std.false_positives,
+                f"{std.threshold:.4f}",
+            ]
+        )
         rows = sum(f.n_rows for f in files)
         time_rows.append([name, f"{seconds:.1f}", f"{rows / seconds:,.0f}"])
-        print(f"[{time.perf_counter() - t_start:6.0f} s] {name}: standard {std.score:.1f}", file=sys.stderr,
-              flush=True)
+        print(f"[{time.perf_counter() - t_start:6.0f} s] {name}: standard {std.score:.1f}", file=sys.stderr, flush=True)
 
     n_rows = sum(f.n_rows for f in files)
     n_win = sum(len(f.windows) for f in files)
-    print(f"## NAB subset: {len(files)} files, {n_rows:,} rows, {n_win} windows "
-          f"(seed {args.seed}, {TREES} trees x {SAMPLE} unless noted)\n")
+    print(
+        f"## NAB subset: {len(files)} files, {n_rows:,} rows, {n_win} windows "
+        f"(seed {args.seed}, {TREES} trees x {SAMPLE} unless noted)\n"
+    )
     print("### ROC AUC per category (rows in a NAB window = positive; probationary rows left out)\n")
     print(table(["detector", *categories, "all"], auc_rows))
     print("\n### NAB score (null = 0, perfect = 100; one threshold per detector and profile, tuned on the corpus)\n")
-    print(table(["detector", *PROFILES, "windows hit (standard)", "FP rows (standard)",
-                 "threshold (standard)"], nab_rows))
+    print(
+        table(["detector", *PROFILES, "windows hit (standard)", "FP rows (standard)", "threshold (standard)"], nab_rows)
+    )
     print("\n### Scoring time (raw scores of all files, before rank mapping)\n")
     print(table(["detector", "seconds", "rows/s"], time_rows))
     print(f"\nTotal {time.perf_counter() - t_start:.0f} s.")

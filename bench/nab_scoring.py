@@ -81,7 +81,7 @@ class LabelledFile:
         """``(n_rows,)`` bool: row lies inside a labelled window."""
         out = np.zeros(self.n_rows, dtype=bool)
         for lo, hi in self.windows:
-            out[lo:hi + 1] = True
+            out[lo : hi + 1] = True
         return out
 
     def row_values(self, profile: Profile) -> tuple[np.ndarray, np.ndarray]:
@@ -99,8 +99,8 @@ class LabelledFile:
             nxt = bounds[k + 1][0]
             after = np.arange(hi + 1, nxt)
             val[after] = profile.fp * scaled_sigmoid((after - hi) / width)
-        wid[:self.probation] = -2
-        val[:self.probation] = 0.0
+        wid[: self.probation] = -2
+        val[: self.probation] = 0.0
         return wid, val
 
 
@@ -161,8 +161,9 @@ def _normalise(raw: float, n_windows: int, profile: Profile) -> float:
     return 100.0 * (raw - null) / (perfect - null) if perfect != null else 0.0
 
 
-def _stack(files: list[LabelledFile], scores: list[np.ndarray], profile: Profile
-           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+def _stack(
+    files: list[LabelledFile], scores: list[np.ndarray], profile: Profile
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     if len(files) != len(scores):
         raise ValueError("one score array per file")
     all_s, all_w, all_v = [], [], []
@@ -183,8 +184,9 @@ def _stack(files: list[LabelledFile], scores: list[np.ndarray], profile: Profile
     return np.concatenate(all_s), np.concatenate(all_w), np.concatenate(all_v), offset
 
 
-def score_at(files: list[LabelledFile], scores: list[np.ndarray], threshold: float,
-             profile: Profile = PROFILES["standard"]) -> NabResult:
+def score_at(
+    files: list[LabelledFile], scores: list[np.ndarray], threshold: float, profile: Profile = PROFILES["standard"]
+) -> NabResult:
     """NAB result when every row with ``score >= threshold`` is a detection (direct computation)."""
     s, w, v, n_windows = _stack(files, scores, profile)
     det = s >= threshold
@@ -201,8 +203,7 @@ def score_at(files: list[LabelledFile], scores: list[np.ndarray], threshold: flo
     return NabResult(threshold, raw, _normalise(raw, n_windows, profile), n_windows, hit, fp)
 
 
-def sweep(files: list[LabelledFile], scores: list[np.ndarray], profile: Profile = PROFILES["standard"]
-          ) -> NabResult:
+def sweep(files: list[LabelledFile], scores: list[np.ndarray], profile: Profile = PROFILES["standard"]) -> NabResult:
     """Best NAB result over every threshold: lowers the threshold one distinct score at a time.
 
     The null choice (threshold above every score, no detections) is included, so the result is >= 0."""

@@ -61,8 +61,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--records", type=int, default=20_000, help="clicks for the PutRecords runs")
     ap.add_argument("--loop-records", type=int, default=2_000, help="clicks for the PutRecord loop")
-    ap.add_argument("--volume", type=float, default=20.0,
-                    help="scenario traffic scale (20: ~25 clicks/s at the daily peak)")
+    ap.add_argument(
+        "--volume", type=float, default=20.0, help="scenario traffic scale (20: ~25 clicks/s at the daily peak)"
+    )
     ap.add_argument("--shards", type=int, default=4)
     ap.add_argument("--repeat", type=int, default=1, help="runs of every method (median rate reported)")
     args = ap.parse_args()
@@ -71,8 +72,10 @@ def main() -> None:
 
     clicks, _ = generate(Scenario(start="2020-07-15 00:00", days=1, volume=args.volume, seed=1, incidents=()))
     clicks = clicks.iloc[: args.records]
-    entries = [click_entry(Click(ts.to_pydatetime(), u, p))
-               for ts, u, p in zip(clicks["timestamp"], clicks["user"], clicks["page"], strict=True)]
+    entries = [
+        click_entry(Click(ts.to_pydatetime(), u, p))
+        for ts, u, p in zip(clicks["timestamp"], clicks["user"], clicks["page"], strict=True)
+    ]
 
     def fresh() -> list[Entry]:
         return [Entry(e.data, e.key, e.ts) for e in entries]
@@ -96,8 +99,7 @@ def main() -> None:
             for e in subset:
                 raw.put_record(StreamName=stream, Data=e.data, PartitionKey=e.key)
             dt = time.perf_counter() - t
-            rows.setdefault("put_record loop (seed, baseline)", []).append(
-                (len(subset), len(subset), len(subset), dt))
+            rows.setdefault("put_record loop (seed, baseline)", []).append((len(subset), len(subset), len(subset), dt))
             for i, (name, kw) in enumerate(METHODS):
                 stream = f"m{i}-{run}"
                 kin.create_stream(StreamName=stream, ShardCount=args.shards)
@@ -120,18 +122,26 @@ def main() -> None:
         return statistics.median(n / s for n, _, _, s in runs)
 
     base = rate(rows["put_record loop (seed, baseline)"])
-    print(f"moto server on 127.0.0.1, {args.shards} shards, scenario volume {args.volume:g}, "
-          f"{args.repeat} run(s) per method (median clicks/s; ratios within the same run)")
-    print(f"{'method':45s} {'clicks':>7s} {'records':>8s} {'calls':>6s} {'clicks/rec':>10s} "
-          f"{'clicks/s':>9s} {'vs loop':>8s}  per-run ratios")
+    print(
+        f"moto server on 127.0.0.1, {args.shards} shards, scenario volume {args.volume:g}, "
+        f"{args.repeat} run(s) per method (median clicks/s; ratios within the same run)"
+    )
+    print(
+        f"{'method':45s} {'clicks':>7s} {'records':>8s} {'calls':>6s} {'clicks/rec':>10s} "
+        f"{'clicks/s':>9s} {'vs loop':>8s}  per-run ratios"
+    )
     for name, runs in rows.items():
         n, recs, calls, _ = runs[0]
         r = rate(runs)
-        per_run = ", ".join(f"{(a[0] / a[3]) / (b[0] / b[3]):.1f}x"
-                            for a, b in zip(runs, rows["put_record loop (seed, baseline)"], strict=True))
+        per_run = ", ".join(
+            f"{(a[0] / a[3]) / (b[0] / b[3]):.1f}x"
+            for a, b in zip(runs, rows["put_record loop (seed, baseline)"], strict=True)
+        )
         print(f"{name:45s} {n:7d} {recs:8d} {calls:6d} {n / recs:10.2f} {r:9.0f} {r / base:7.1f}x  {per_run}")
-    print(f"sender alone (no-op client, per-user order): {own[0]:,.0f} clicks/s without aggregation, "
-          f"{own[AGGREGATE_BYTES]:,.0f} with ({own[AGGREGATE_BYTES] / base:,.0f}x the loop)")
+    print(
+        f"sender alone (no-op client, per-user order): {own[0]:,.0f} clicks/s without aggregation, "
+        f"{own[AGGREGATE_BYTES]:,.0f} with ({own[AGGREGATE_BYTES] / base:,.0f}x the loop)"
+    )
 
 
 if __name__ == "__main__":

@@ -50,18 +50,28 @@ def table(headers: list[str], rows: list[list[object]]) -> str:
         if isinstance(x, float):
             return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
         return str(x)
+
     out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     out += ["| " + " | ".join(fmt(c) for c in r) + " |" for r in rows]
     return "\n".join(out)
 
 
 def krcf_forest(d: int, seed: int, trees: int = TREES, sample: int = SAMPLE, shingle: int = 1) -> object:
-    return krcf.RandomCutForest({"dimensions": d * shingle, "shingle_size": shingle, "num_trees": trees,
-                                 "sample_size": sample, "random_seed": seed, "output_after": sample // 4,
-                                 "internal_shingling": shingle > 1})
+    return krcf.RandomCutForest(
+        {
+            "dimensions": d * shingle,
+            "shingle_size": shingle,
+            "num_trees": trees,
+            "sample_size": sample,
+            "random_seed": seed,
+            "output_after": sample // 4,
+            "internal_shingling": shingle > 1,
+        }
+    )
 
 
 # ---------------------------------------------------------------------------------------------- speed
+
 
 def bench_streaming(n_warm: int, n_time: int, n_rrcf: int) -> list[list[object]]:
     X = sinusoids(n_warm + n_time)
@@ -99,9 +109,12 @@ def bench_streaming(n_warm: int, n_time: int, n_rrcf: int) -> list[list[object]]
 
     lists = timed.tolist()
     res = {}
-    for name, ops in [("score + attribution + update", ("score", "attribution", "update")),
-                      ("score + update", ("score", "update")), ("attribution + update", ("attribution", "update")),
-                      ("update only", ("update",))]:
+    for name, ops in [
+        ("score + attribution + update", ("score", "attribution", "update")),
+        ("score + update", ("score", "update")),
+        ("attribution + update", ("attribution", "update")),
+        ("update only", ("update",)),
+    ]:
         f = krcf_model()
         fns = [getattr(f, o) for o in ops]
         t0 = time.perf_counter()
@@ -125,14 +138,28 @@ def bench_streaming(n_warm: int, n_time: int, n_rrcf: int) -> list[list[object]]
     rrcf_rate = rate(n_rrcf, time.perf_counter() - t0)
 
     k_full = res["score + attribution + update"]
-    rows.append(["ours process() (score + attribution + update, rows in one call)", ours_batch,
-                 ours_batch / k_full, ours_batch / rrcf_rate])
-    rows.append(["ours process(), full box cache (bounding_box_cache_fraction=1)", ours_full,
-                 ours_full / k_full, ours_full / rrcf_rate])
-    rows.append(["ours score() + attribution() + update() per point", ours_api, ours_api / k_full,
-                 ours_api / rrcf_rate])
-    rows.append(["ours process_scores() (score + update)", ours_su, ours_su / res["score + update"],
-                 ours_su / rrcf_rate])
+    rows.append(
+        [
+            "ours process() (score + attribution + update, rows in one call)",
+            ours_batch,
+            ours_batch / k_full,
+            ours_batch / rrcf_rate,
+        ]
+    )
+    rows.append(
+        [
+            "ours process(), full box cache (bounding_box_cache_fraction=1)",
+            ours_full,
+            ours_full / k_full,
+            ours_full / rrcf_rate,
+        ]
+    )
+    rows.append(
+        ["ours score() + attribution() + update() per point", ours_api, ours_api / k_full, ours_api / rrcf_rate]
+    )
+    rows.append(
+        ["ours process_scores() (score + update)", ours_su, ours_su / res["score + update"], ours_su / rrcf_rate]
+    )
     rows.append(["ours update() per point", ours_u, ours_u / res["update only"], float("nan")])
     for name, r in res.items():
         rows.append([f"krcf {name}", r, r / res[name], r / rrcf_rate])
@@ -165,19 +192,21 @@ def bench_numba_cost() -> list[list[object]]:
         env.pop("CLICKSTREAM_ANOMALY_NO_NUMBA", None)
         script = FALLBACK.format(root=str(ROOT))
         for label in ("numba, empty cache (first call compiles)", "numba, cached (cache=True)"):
-            out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
-                                 check=True).stdout.split()
+            out = subprocess.run(
+                [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+            ).stdout.split()
             rows.append([label, float(out[1]), float(out[2])])
         env["CLICKSTREAM_ANOMALY_NO_NUMBA"] = "1"
-        out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
-                             check=True).stdout.split()
-        rows.append(["pure Python/numpy (CLICKSTREAM_ANOMALY_NO_NUMBA=1, as in Lambda)", float(out[1]),
-                     float(out[2])])
+        out = subprocess.run(
+            [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+        ).stdout.split()
+        rows.append(["pure Python/numpy (CLICKSTREAM_ANOMALY_NO_NUMBA=1, as in Lambda)", float(out[1]), float(out[2])])
     return rows
 
 
 def package_size_mb(*names: str) -> float:
     import importlib.util
+
     total = 0
     for name in names:
         spec = importlib.util.find_spec(name)
@@ -203,8 +232,9 @@ def bench_batch(n_big: int) -> list[list[object]]:
     X = rng.normal(size=(5000, 3))
     RandomCutForest(TREES, SAMPLE, random_state=0).fit(X[:500]).score(X[:10])  # compile outside the timing
     ours = best_of(lambda: RandomCutForest(TREES, SAMPLE, random_state=0).fit(X).score(X))
-    iso = best_of(lambda: IsolationForest(n_estimators=TREES, max_samples=SAMPLE, random_state=0).fit(X)
-                  .score_samples(X))
+    iso = best_of(
+        lambda: IsolationForest(n_estimators=TREES, max_samples=SAMPLE, random_state=0).fit(X).score_samples(X)
+    )
 
     def rrcf_batch() -> None:
         n = len(X)
@@ -222,6 +252,7 @@ def bench_batch(n_big: int) -> list[list[object]]:
             m = IsolationForest(n_estimators=TREES, max_samples=SAMPLE, random_state=0, n_jobs=jobs).fit(Y)
             with parallel_backend("threading", n_jobs=jobs):  # sklearn's documented way to score in parallel
                 m.score_samples(Y)
+
         return best_of(run, 2)
 
     threads = numba.get_num_threads() if COMPILED else 1
@@ -230,8 +261,7 @@ def bench_batch(n_big: int) -> list[list[object]]:
             numba.set_num_threads(n_threads)
         ours_big = best_of(lambda: RandomCutForest(TREES, SAMPLE, random_state=0).fit(Y).score(Y), 2)
         iso = iso_big(n_threads)
-        rows.append([f"fit + score {n_big:,} x 4, {n_threads} thread(s) each (s)", ours_big, iso,
-                     ours_big / iso, "-"])
+        rows.append([f"fit + score {n_big:,} x 4, {n_threads} thread(s) each (s)", ours_big, iso, ours_big / iso, "-"])
     if COMPILED:
         numba.set_num_threads(threads)
     return rows
@@ -271,15 +301,24 @@ def bench_memory(n_long: int) -> list[list[object]]:
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         label = "default, box cache 0.3" if fraction < 1 else "full box cache"
-        rows.append([f"ours StreamingRCF ({label}) after {n_long:,} points", m.nbytes() / 1e6,
-                     f"numpy arrays ({at_3k / 1e6:.2f} MB after 3 000 points); saved state "
-                     f"{len(m.to_bytes()) / 1e6:.2f} MB; tracemalloc peak while processing {peak / 1e6:.2f} MB"])
+        rows.append(
+            [
+                f"ours StreamingRCF ({label}) after {n_long:,} points",
+                m.nbytes() / 1e6,
+                f"numpy arrays ({at_3k / 1e6:.2f} MB after 3 000 points); saved state "
+                f"{len(m.to_bytes()) / 1e6:.2f} MB; tracemalloc peak while processing {peak / 1e6:.2f} MB",
+            ]
+        )
     n_k, forests = 5000, 10
     code = KRCF_RSS.replace("N_POINTS", str(n_k)).replace("N_FORESTS", str(forests))
-    krcf_mb = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                                   check=True).stdout)
-    rows.append(["krcf (AWS Rust)", krcf_mb,
-                 f"RSS growth over {forests} forests fed {n_k:,} points each / {forests} (fresh process)"])
+    krcf_mb = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    rows.append(
+        [
+            "krcf (AWS Rust)",
+            krcf_mb,
+            f"RSS growth over {forests} forests fed {n_k:,} points each / {forests} (fresh process)",
+        ]
+    )
     # rrcf: 10 trees x 256 (FIFO-filled), scaled x10 to 100 trees
     gc.collect()
     tracemalloc.start()
@@ -367,29 +406,35 @@ def bench_quality(seeds: int, with_rrcf: bool) -> tuple[list[list[object]], list
     resid = Z[:, 2] - np.polyval(coef, Z[:, 0])
     Zr = np.c_[Z, (resid - resid.mean()) / resid.std()]
     detectors = {
-        "IsolationForest (batch)": lambda s: -IsolationForest(n_estimators=TREES, max_samples=SAMPLE,
-                                                              random_state=s).fit(Z).score_samples(Z),
-        "ours RandomCutForest (batch, SageMaker)": lambda s: RandomCutForest(TREES, SAMPLE, random_state=s)
-        .fit(Z).score(Z),
-        "ours StreamingRCF (score->update)": lambda s: StreamingRCF(3, TREES, SAMPLE, random_state=s)
-        .process_scores(Z),
+        "IsolationForest (batch)": lambda s: (
+            -IsolationForest(n_estimators=TREES, max_samples=SAMPLE, random_state=s).fit(Z).score_samples(Z)
+        ),
+        "ours RandomCutForest (batch, SageMaker)": lambda s: (
+            RandomCutForest(TREES, SAMPLE, random_state=s).fit(Z).score(Z)
+        ),
+        "ours StreamingRCF (score->update)": lambda s: StreamingRCF(3, TREES, SAMPLE, random_state=s).process_scores(Z),
         "krcf (AWS Rust) streaming": lambda s: krcf_scores(Z, s),
     }
     if with_rrcf:
         detectors["rrcf batch (mean CoDisp)"] = lambda s: rrcf_batch_codisp(Z, s)
     variants = {
-        "ours streaming, shingle 2": lambda s: StreamingRCF(3, TREES, SAMPLE, shingle_size=2, random_state=s)
-        .process_scores(Z),
-        "ours streaming, shingle 4": lambda s: StreamingRCF(3, TREES, SAMPLE, shingle_size=4, random_state=s)
-        .process_scores(Z),
-        "ours streaming + time of day (sin, cos hour)": lambda s: StreamingRCF(5, TREES, SAMPLE, random_state=s)
-        .process_scores(Zt),
+        "ours streaming, shingle 2": lambda s: StreamingRCF(
+            3, TREES, SAMPLE, shingle_size=2, random_state=s
+        ).process_scores(Z),
+        "ours streaming, shingle 4": lambda s: StreamingRCF(
+            3, TREES, SAMPLE, shingle_size=4, random_state=s
+        ).process_scores(Z),
+        "ours streaming + time of day (sin, cos hour)": lambda s: StreamingRCF(
+            5, TREES, SAMPLE, random_state=s
+        ).process_scores(Zt),
         "ours batch + time of day": lambda s: RandomCutForest(TREES, SAMPLE, random_state=s).fit(Zt).score(Zt),
         "krcf streaming + time of day": lambda s: krcf_scores(Zt, s),
-        "ours streaming + requests-vs-cpu residual": lambda s: StreamingRCF(4, TREES, SAMPLE, random_state=s)
-        .process_scores(Zr),
-        "ours batch + requests-vs-cpu residual": lambda s: RandomCutForest(TREES, SAMPLE, random_state=s)
-        .fit(Zr).score(Zr),
+        "ours streaming + requests-vs-cpu residual": lambda s: StreamingRCF(
+            4, TREES, SAMPLE, random_state=s
+        ).process_scores(Zr),
+        "ours batch + requests-vs-cpu residual": lambda s: (
+            RandomCutForest(TREES, SAMPLE, random_state=s).fit(Zr).score(Zr)
+        ),
     }
     main_rows, kind_rows, var_rows = [], [], []
     for group, rows in ((detectors, main_rows), (variants, var_rows)):
@@ -409,13 +454,18 @@ SECTIONS = ("streaming", "numba", "batch", "memory", "quality")
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="smaller workloads (about 2 minutes)")
-    ap.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS), metavar="SECTION",
-                    help=f"run only these sections ({', '.join(SECTIONS)}; default all)")
+    ap.add_argument(
+        "--only",
+        nargs="+",
+        choices=SECTIONS,
+        default=list(SECTIONS),
+        metavar="SECTION",
+        help=f"run only these sections ({', '.join(SECTIONS)}; default all)",
+    )
     args = ap.parse_args()
     q = args.quick
     only = set(args.only)
-    print(f"# RCF bench (numba compiled: {COMPILED}; {os.cpu_count()} cores; "
-          f"load average {os.getloadavg()[0]:.1f})\n")
+    print(f"# RCF bench (numba compiled: {COMPILED}; {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f})\n")
     if "streaming" in only:
         print("## Streaming: 100 trees, 256 samples, d = 4, shingle 1 (trees full before timing)\n")
         rows = bench_streaming(n_warm=2000, n_time=1000 if q else 3000, n_rrcf=20 if q else 50)
@@ -423,26 +473,34 @@ def main() -> None:
     if "numba" in only:
         print("\n## Cost of the compiled kernel\n")
         size = package_size_mb("numba", "llvmlite")
-        print(f"numba + llvmlite installed size: {size:.0f} MB (not shipped to Lambda; the same source runs "
-              "as plain Python there)\n")
-        print(table(["mode", "import + first call (s)", "score + attribution + update points/s"],
-                    bench_numba_cost()))
+        print(
+            f"numba + llvmlite installed size: {size:.0f} MB (not shipped to Lambda; the same source runs "
+            "as plain Python there)\n"
+        )
+        print(table(["mode", "import + first call (s)", "score + attribution + update points/s"], bench_numba_cost()))
     if "batch" in only:
         print("\n## Batch\n")
-        print(table(["task", "ours (s)", "IsolationForest (s)", "ours / IF", "rrcf (s)"],
-                    bench_batch(200_000 if q else 1_000_000)))
+        print(
+            table(
+                ["task", "ours (s)", "IsolationForest (s)", "ours / IF", "rrcf (s)"],
+                bench_batch(200_000 if q else 1_000_000),
+            )
+        )
     if "memory" in only:
         print("\n## Memory: 100 trees x 256, d = 4\n")
         print(table(["implementation", "MB", "how measured"], bench_memory(10_000 if q else 30_000)))
     if "quality" in only:
-        print("\n## Detection quality: server metrics, 5 000 points, 2 % anomalies, standardised "
-              f"(mean over {2 if q else 5} seeds)\n")
+        print(
+            "\n## Detection quality: server metrics, 5 000 points, 2 % anomalies, standardised "
+            f"(mean over {2 if q else 5} seeds)\n"
+        )
         main_rows, var_rows, kind_rows = bench_quality(2 if q else 5, with_rrcf=not q)
         print(table(["detector", "AUC", "best F1", "F1 @ p98"], main_rows))
         print("\n### Context for drops: shingling and time of day\n")
         print(table(["detector", "AUC", "best F1", "F1 @ p98"], var_rows))
         print("\n### Recall at the 98th percentile by anomaly kind (seed-mean scores)\n")
         print(table(["detector", "spike", "drop", "outlier"], kind_rows))
+
 
 if __name__ == "__main__":
     main()

@@ -28,11 +28,15 @@ def main() -> None:
     clicks, labels = generate(Scenario())
     w = windows_from_frame(clicks, end="2020-07-15 23:50")
     y = labels["is_anomaly"].to_numpy()
-    print("| residual | batch RCF AUC | normal ≥ weakest anomaly (batch) | streaming RCF AUC | normal ≥ weakest "
-          "anomaly (streaming) |")
+    print(
+        "| residual | batch RCF AUC | normal ≥ weakest anomaly (batch) | streaming RCF AUC | normal ≥ weakest "
+        "anomaly (streaming) |"
+    )
     print("|---|---|---|---|---|")
-    for name, res in (("clicks − users", (w["clicks"] - w["users"]).to_numpy(float)),
-                      ("clicks − users × R (ours)", w["residual"].to_numpy(float))):
+    for name, res in (
+        ("clicks − users", (w["clicks"] - w["users"]).to_numpy(float)),
+        ("clicks − users × R (ours)", w["residual"].to_numpy(float)),
+    ):
         frame = w.assign(residual=res)
         z = Scaling.fit(frame).apply(frame)
         batch = RandomCutForest(100, 512, random_state=0).fit(z).score(z)
@@ -40,8 +44,10 @@ def main() -> None:
         raw = frame[list(FEATURE_COLUMNS)].to_numpy(float)
         sc = np.array([stream.process_row(x)[0] for x in raw])
         m = sc > 0  # KDA's warm-up scores 0
-        print(f"| {name} | {roc_auc_score(y, batch):.4f} | {int((batch[y == 0] >= batch[y == 1].min()).sum())} | "
-              f"{roc_auc_score(y[m], sc[m]):.4f} | {int((sc[(y == 0) & m] >= sc[y == 1].min()).sum())} |")
+        print(
+            f"| {name} | {roc_auc_score(y, batch):.4f} | {int((batch[y == 0] >= batch[y == 1].min()).sum())} | "
+            f"{roc_auc_score(y[m], sc[m]):.4f} | {int((sc[(y == 0) & m] >= sc[y == 1].min()).sum())} |"
+        )
 
 
 if __name__ == "__main__":

@@ -52,8 +52,9 @@ def main() -> None:
             active = sc > 0
             t = fn(sc[active])
             flagged = active & (sc >= t)
-            print(f"| {rule} | {name} | {t:.2f} | {int((flagged & (y == 0)).sum())} | "
-                  f"{int((flagged & (y == 1)).sum())} |")
+            print(
+                f"| {rule} | {name} | {t:.2f} | {int((flagged & (y == 0)).sum())} | {int((flagged & (y == 1)).sum())} |"
+            )
 
 
 if __name__ == "__main__":

@@ -75,8 +75,7 @@ def _open_text(path: Path) -> io.TextIOBase:
 def _check_header(columns: list[str], source: str) -> None:
     cols = [c.strip() for c in columns]
     if cols != list(CLICK_COLUMNS):
-        raise RecordError(f"header must be {','.join(CLICK_COLUMNS)}, got {','.join(cols)}",
-                          source=source, line=1)
+        raise RecordError(f"header must be {','.join(CLICK_COLUMNS)}, got {','.join(cols)}", source=source, line=1)
 
 
 def _raw_lines(path: Path, wanted: set[int]) -> dict[int, str]:
@@ -96,9 +95,15 @@ def _field_count(raw: str) -> int:
     return len(next(csv.reader([raw]), []))
 
 
-def _validate(frame: pd.DataFrame, lines: np.ndarray, source: str, skip_bad: bool,
-              bad: BadLines, flagged: dict[int, tuple[str, str]] | None = None,
-              path: Path | None = None) -> pd.DataFrame:
+def _validate(
+    frame: pd.DataFrame,
+    lines: np.ndarray,
+    source: str,
+    skip_bad: bool,
+    bad: BadLines,
+    flagged: dict[int, tuple[str, str]] | None = None,
+    path: Path | None = None,
+) -> pd.DataFrame:
     """Parse timestamps and reject malformed rows of one chunk; returns ``ts (int64 ns UTC), user, page``.
 
     ``lines`` holds the 1-based file line of each row of ``frame``; ``flagged`` maps row positions
@@ -154,15 +159,18 @@ def _validate(frame: pd.DataFrame, lines: np.ndarray, source: str, skip_bad: boo
             bad.add(source, line, reason, raw)
         keep = ~bad_mask
         ts, user_s, page_s = ts[keep], user_s[keep], page_s[keep]
-    return pd.DataFrame({
-        "ts": ts.to_numpy(dtype="datetime64[ns]").astype("int64") if len(ts) else np.empty(0, "int64"),
-        "user": user_s.reset_index(drop=True),
-        "page": page_s.reset_index(drop=True),
-    })
+    return pd.DataFrame(
+        {
+            "ts": ts.to_numpy(dtype="datetime64[ns]").astype("int64") if len(ts) else np.empty(0, "int64"),
+            "user": user_s.reset_index(drop=True),
+            "page": page_s.reset_index(drop=True),
+        }
+    )
 
 
-def _slow_chunks(path: Path, chunk_rows: int, skip_bad: bool, bad: BadLines,
-                 done_through: int = 1) -> Iterator[pd.DataFrame]:
+def _slow_chunks(
+    path: Path, chunk_rows: int, skip_bad: bool, bad: BadLines, done_through: int = 1
+) -> Iterator[pd.DataFrame]:
     """Exact reader for files the C parser rejects: every line number is right, every row checked.
 
     Lines up to ``done_through`` were already delivered by the fast path and are passed over.
@@ -188,16 +196,29 @@ def _slow_chunks(path: Path, chunk_rows: int, skip_bad: bool, bad: BadLines,
             rows.append((rec + [None] * width)[:width])
             lines.append(line)
             if len(rows) >= chunk_rows:
-                yield _validate(pd.DataFrame(rows, columns=list(CLICK_COLUMNS), dtype=object),
-                                np.asarray(lines), source, skip_bad, bad, flagged)
+                yield _validate(
+                    pd.DataFrame(rows, columns=list(CLICK_COLUMNS), dtype=object),
+                    np.asarray(lines),
+                    source,
+                    skip_bad,
+                    bad,
+                    flagged,
+                )
                 rows, lines, flagged = [], [], {}
         if rows:
-            yield _validate(pd.DataFrame(rows, columns=list(CLICK_COLUMNS), dtype=object),
-                            np.asarray(lines), source, skip_bad, bad, flagged)
+            yield _validate(
+                pd.DataFrame(rows, columns=list(CLICK_COLUMNS), dtype=object),
+                np.asarray(lines),
+                source,
+                skip_bad,
+                bad,
+                flagged,
+            )
 
 
-def iter_click_chunks(path: str | Path, *, chunk_rows: int = DEFAULT_CHUNK_ROWS, skip_bad: bool = False,
-                      bad: BadLines | None = None) -> Iterator[pd.DataFrame]:
+def iter_click_chunks(
+    path: str | Path, *, chunk_rows: int = DEFAULT_CHUNK_ROWS, skip_bad: bool = False, bad: BadLines | None = None
+) -> Iterator[pd.DataFrame]:
     """Yield validated chunks of a clicks CSV as frames ``ts`` (int64 ns since epoch, UTC), ``user``, ``page``.
 
     Raises :class:`RecordError` (file, line, reason) on the first malformed line unless ``skip_bad``.
@@ -211,8 +232,7 @@ def iter_click_chunks(path: str | Path, *, chunk_rows: int = DEFAULT_CHUNK_ROWS,
     try:
         # Type inference is ~8x faster than dtype=str in pandas 3; a chunk where a column was read as numbers
         # (e.g. numeric user ids, whose leading zeros would be lost) is re-read as text below.
-        reader = pd.read_csv(path, na_filter=False, chunksize=chunk_rows, compression="infer",
-                             skip_blank_lines=True)
+        reader = pd.read_csv(path, na_filter=False, chunksize=chunk_rows, compression="infer", skip_blank_lines=True)
         produced = False
         with reader:
             for frame in reader:
@@ -221,8 +241,14 @@ def iter_click_chunks(path: str | Path, *, chunk_rows: int = DEFAULT_CHUNK_ROWS,
                     produced = True
                 # keep_default_na=False keeps "" as "", but a short row leaves NaN: that is "missing".
                 if not all(pd.api.types.is_string_dtype(t) for t in frame.dtypes):
-                    frame = pd.read_csv(path, dtype=str, na_filter=False, compression="infer",
-                                        skiprows=range(1, first_line - 1), nrows=len(frame))
+                    frame = pd.read_csv(
+                        path,
+                        dtype=str,
+                        na_filter=False,
+                        compression="infer",
+                        skiprows=range(1, first_line - 1),
+                        nrows=len(frame),
+                    )
                 lines = np.arange(first_line, first_line + len(frame))
                 yield _validate(frame, lines, source, skip_bad, bad, path=path)
                 first_line += len(frame)
@@ -239,21 +265,28 @@ def iter_click_chunks(path: str | Path, *, chunk_rows: int = DEFAULT_CHUNK_ROWS,
 def read_clicks(path: str | Path, *, skip_bad: bool = False, bad: BadLines | None = None) -> pd.DataFrame:
     """Read a whole clicks CSV into a frame ``timestamp`` (datetime64 UTC), ``user``, ``page``."""
     chunks = list(iter_click_chunks(path, skip_bad=skip_bad, bad=bad))
-    frame = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(
-        {"ts": np.empty(0, "int64"), "user": [], "page": []})
-    return pd.DataFrame({
-        "timestamp": pd.to_datetime(frame["ts"].to_numpy(dtype="int64"), utc=True),
-        "user": frame["user"].to_numpy(dtype=object),
-        "page": frame["page"].to_numpy(dtype=object),
-    })
+    frame = (
+        pd.concat(chunks, ignore_index=True)
+        if chunks
+        else pd.DataFrame({"ts": np.empty(0, "int64"), "user": [], "page": []})
+    )
+    return pd.DataFrame(
+        {
+            "timestamp": pd.to_datetime(frame["ts"].to_numpy(dtype="int64"), utc=True),
+            "user": frame["user"].to_numpy(dtype=object),
+            "page": frame["page"].to_numpy(dtype=object),
+        }
+    )
 
 
 def write_clicks(frame: pd.DataFrame, path: str | Path) -> None:
     """Write clicks (``timestamp`` datetime64 UTC, ``user``, ``page``) as CSV with ISO 8601 ``Z`` times."""
     ts = pd.to_datetime(frame["timestamp"], utc=True)
-    out = pd.DataFrame({
-        "timestamp": ts.dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ").str.replace(".000000Z", "Z", regex=False),
-        "user": frame["user"].astype(str),
-        "page": frame["page"].astype(str),
-    })
+    out = pd.DataFrame(
+        {
+            "timestamp": ts.dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ").str.replace(".000000Z", "Z", regex=False),
+            "user": frame["user"].astype(str),
+            "page": frame["page"].astype(str),
+        }
+    )
     out.to_csv(path, index=False, compression="infer")

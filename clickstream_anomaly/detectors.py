@@ -39,8 +39,9 @@ class Detector(Protocol):
         ...
 
 
-def detections_from_scores(windows: pd.DataFrame, scores: np.ndarray, detector: str, threshold: float,
-                           attribution: Sequence[Any] | None = None) -> list[Detection]:
+def detections_from_scores(
+    windows: pd.DataFrame, scores: np.ndarray, detector: str, threshold: float, attribution: Sequence[Any] | None = None
+) -> list[Detection]:
     """One :class:`Detection` per window: ``is_anomaly = score >= threshold`` (and score > 0).
 
     ``attribution`` (optional, one entry per window) holds KDA explanation JSON strings or dicts, or
@@ -56,9 +57,18 @@ def detections_from_scores(windows: pd.DataFrame, scores: np.ndarray, detector: 
             entry = attribution[i]
             attr, direction, strength = entry if isinstance(entry, tuple) else explanation_fields(entry)
         score = float(scores[i])
-        out.append(Detection(window=win, detector=detector, score=score, threshold=float(threshold),
-                             is_anomaly=bool(score > 0 and score >= threshold), attribution=attr,
-                             direction=direction, strength=strength))
+        out.append(
+            Detection(
+                window=win,
+                detector=detector,
+                score=score,
+                threshold=float(threshold),
+                is_anomaly=bool(score > 0 and score >= threshold),
+                attribution=attr,
+                direction=direction,
+                strength=strength,
+            )
+        )
     return out
 
 
@@ -84,9 +94,13 @@ class StreamingRCFDetector:
     def parameters(self):
         from .kda import KdaRcfParameters
 
-        return KdaRcfParameters(number_of_trees=self.number_of_trees, sub_sample_size=self.sub_sample_size,
-                                time_decay=self.time_decay, shingle_size=self.shingle_size,
-                                with_directionality=self.with_directionality)
+        return KdaRcfParameters(
+            number_of_trees=self.number_of_trees,
+            sub_sample_size=self.sub_sample_size,
+            time_decay=self.time_decay,
+            shingle_size=self.shingle_size,
+            with_directionality=self.with_directionality,
+        )
 
     def score(self, windows: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
         """``(scores (n,), explanation JSON strings)`` in stream order."""
@@ -127,8 +141,9 @@ class BatchRCFDetector:
         train = _train_part(windows, self.train_until)
         self.scaling_ = Scaling.fit(train, self.columns)
         n_samples = min(self.num_samples_per_tree, len(train))
-        forest = RandomCutForest(num_trees=self.num_trees, num_samples_per_tree=n_samples,
-                                 random_state=self.random_state)
+        forest = RandomCutForest(
+            num_trees=self.num_trees, num_samples_per_tree=n_samples, random_state=self.random_state
+        )
         forest.fit(self.scaling_.apply(train))
         return forest.score(self.scaling_.apply(windows))
 
@@ -145,9 +160,11 @@ def deviation_explanation(z: np.ndarray, columns: Sequence[str]) -> tuple[dict, 
     mag = np.abs(z)
     total = mag.sum() or 1.0
     cols = list(columns)
-    return ({c: float(mag[i] / total) for i, c in enumerate(cols)},
-            {c: ("HIGH" if z[i] >= 0 else "LOW") for i, c in enumerate(cols)},
-            {c: float(mag[i]) for i, c in enumerate(cols)})
+    return (
+        {c: float(mag[i] / total) for i, c in enumerate(cols)},
+        {c: ("HIGH" if z[i] >= 0 else "LOW") for i, c in enumerate(cols)},
+        {c: float(mag[i]) for i, c in enumerate(cols)},
+    )
 
 
 def _train_part(windows: pd.DataFrame, until: str | pd.Timestamp | None) -> pd.DataFrame:
@@ -193,14 +210,24 @@ class DeepARDetector:
         from .deepar import DeepAR
         from .sagemaker_formats import series_from_windows
 
-        train = (_train_part(windows, self.train_until) if self.train_until is not None
-                 else windows.iloc[: max(len(windows) - self.prediction_length, 0)])
-        self.model_ = DeepAR(context_length=self.context_length, prediction_length=self.prediction_length,
-                             time_freq="10min", epochs=self.epochs, num_cells=self.num_cells,
-                             num_layers=self.num_layers, likelihood=self.likelihood,
-                             learning_rate=self.learning_rate, mini_batch_size=self.mini_batch_size,
-                             early_stopping_patience=self.early_stopping_patience,
-                             random_state=self.random_state)
+        train = (
+            _train_part(windows, self.train_until)
+            if self.train_until is not None
+            else windows.iloc[: max(len(windows) - self.prediction_length, 0)]
+        )
+        self.model_ = DeepAR(
+            context_length=self.context_length,
+            prediction_length=self.prediction_length,
+            time_freq="10min",
+            epochs=self.epochs,
+            num_cells=self.num_cells,
+            num_layers=self.num_layers,
+            likelihood=self.likelihood,
+            learning_rate=self.learning_rate,
+            mini_batch_size=self.mini_batch_size,
+            early_stopping_patience=self.early_stopping_patience,
+            random_state=self.random_state,
+        )
         self.model_.fit([series_from_windows(train, self.column)], on_epoch=self.on_epoch)
         return self
 
@@ -209,15 +236,17 @@ class DeepARDetector:
 
         if self.model_ is None:
             self.fit(windows)
-        dets = forecast_band_detections(windows, self.model_, low=self.low, high=self.high, column=self.column,
-                                        num_samples=self.num_samples)
+        dets = forecast_band_detections(
+            windows, self.model_, low=self.low, high=self.high, column=self.column, num_samples=self.num_samples
+        )
         for d in dets:
             d.detector = self.name
         return dets
 
 
-def build_detectors(names: Sequence[str] = DETECTOR_NAMES, threshold: str = DEFAULT_THRESHOLD,
-                    **overrides: dict[str, Any]) -> list[Detector]:
+def build_detectors(
+    names: Sequence[str] = DETECTOR_NAMES, threshold: str = DEFAULT_THRESHOLD, **overrides: dict[str, Any]
+) -> list[Detector]:
     """Detectors by name with blog defaults; ``overrides[name]`` holds keyword arguments for one of them."""
     classes = {RCF_STREAMING: StreamingRCFDetector, RCF_BATCH: BatchRCFDetector, DEEPAR: DeepARDetector}
     out: list[Detector] = []

@@ -39,17 +39,23 @@ def metrics_for(scores: np.ndarray, predicted: np.ndarray, labels: np.ndarray) -
 
     labels = np.asarray(labels).astype(int)
     predicted = np.asarray(predicted).astype(int)
-    precision, recall, f1, _ = precision_recall_fscore_support(labels, predicted, average="binary",
-                                                               zero_division=0)
+    precision, recall, f1, _ = precision_recall_fscore_support(labels, predicted, average="binary", zero_division=0)
     tn, fp, fn, tp = confusion_matrix(labels, predicted, labels=[0, 1]).ravel()
     auc = float(roc_auc_score(labels, scores)) if 0 < labels.sum() < len(labels) else None
-    return {"windows": len(labels), "anomalous_windows": int(labels.sum()), "precision": float(precision),
-            "recall": float(recall), "f1": float(f1), "roc_auc": auc,
-            "confusion_matrix": {"tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp)}}
+    return {
+        "windows": len(labels),
+        "anomalous_windows": int(labels.sum()),
+        "precision": float(precision),
+        "recall": float(recall),
+        "f1": float(f1),
+        "roc_auc": auc,
+        "confusion_matrix": {"tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp)},
+    }
 
 
-def threshold_table(scores: np.ndarray, labels: np.ndarray,
-                    percentiles: Iterable[float] = PERCENTILES) -> list[dict[str, float]]:
+def threshold_table(
+    scores: np.ndarray, labels: np.ndarray, percentiles: Iterable[float] = PERCENTILES
+) -> list[dict[str, float]]:
     """Precision/recall/F1 when thresholding at each percentile of the scores (the notebook's table)."""
     from sklearn.metrics import precision_recall_fscore_support
 
@@ -59,8 +65,16 @@ def threshold_table(scores: np.ndarray, labels: np.ndarray,
         t = float(np.percentile(active, p))
         pred = (scores >= t) & (scores > 0)
         pr, rc, f1, _ = precision_recall_fscore_support(labels, pred.astype(int), average="binary", zero_division=0)
-        rows.append({"percentile": p, "threshold": t, "flagged": int(pred.sum()), "precision": float(pr),
-                     "recall": float(rc), "f1": float(f1)})
+        rows.append(
+            {
+                "percentile": p,
+                "threshold": t,
+                "flagged": int(pred.sum()),
+                "precision": float(pr),
+                "recall": float(rc),
+                "f1": float(f1),
+            }
+        )
     return rows
 
 
@@ -89,8 +103,17 @@ def percentile_table(metrics: dict[str, Any]) -> str:
     rows = [("detector", "percentile", "threshold", "flagged", "precision", "recall", "F1")]
     for name, m in metrics.items():
         for r in m.get("threshold_table", []):
-            rows.append((name, f"{r['percentile']:g}", f"{r['threshold']:.3f}", str(r["flagged"]),
-                         f"{r['precision']:.3f}", f"{r['recall']:.3f}", f"{r['f1']:.3f}"))
+            rows.append(
+                (
+                    name,
+                    f"{r['percentile']:g}",
+                    f"{r['threshold']:.3f}",
+                    str(r["flagged"]),
+                    f"{r['precision']:.3f}",
+                    f"{r['recall']:.3f}",
+                    f"{r['f1']:.3f}",
+                )
+            )
     if len(rows) == 1:
         return ""
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
@@ -106,7 +129,19 @@ def metrics_table(metrics: dict[str, Any]) -> str:
     for name, m in metrics.items():
         cm = m["confusion_matrix"]
         auc = "n/a" if m["roc_auc"] is None else f"{m['roc_auc']:.3f}"
-        rows.append((name, str(m["windows"]), f"{m['threshold']:.3g}", f"{m['precision']:.3f}",
-                     f"{m['recall']:.3f}", f"{m['f1']:.3f}", auc, str(cm["tp"]), str(cm["fp"]), str(cm["fn"])))
+        rows.append(
+            (
+                name,
+                str(m["windows"]),
+                f"{m['threshold']:.3g}",
+                f"{m['precision']:.3f}",
+                f"{m['recall']:.3f}",
+                f"{m['f1']:.3f}",
+                auc,
+                str(cm["tp"]),
+                str(cm["fp"]),
+                str(cm["fn"]),
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)

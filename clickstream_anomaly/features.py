@@ -63,7 +63,7 @@ def _usual_ratio(ratios: np.ndarray) -> float:
 def residuals(clicks: np.ndarray, users: np.ndarray, lookback: int) -> np.ndarray:
     """``(n,)`` residuals of consecutive windows (see the module docstring)."""
     ratios = _ratios(clicks, users)
-    usual = np.array([_usual_ratio(ratios[max(0, t - lookback):t]) for t in range(len(ratios))])
+    usual = np.array([_usual_ratio(ratios[max(0, t - lookback) : t]) for t in range(len(ratios))])
     return np.asarray(clicks, dtype="float64") - np.asarray(users, dtype="float64") * usual
 
 
@@ -148,7 +148,8 @@ class WindowAccumulator:
             raise RecordError(
                 f"click for window {when.isoformat()} arrived after that window was finished: the input is "
                 f"out of time order by more than the allowed lateness ({self.lateness}); sort it by "
-                "timestamp or raise --lateness")
+                "timestamp or raise --lateness"
+            )
         self.clicks_seen += len(ts)
         self._min_window = lo if self._min_window is None else min(self._min_window, lo)
         self._max_window = hi if self._max_window is None else max(self._max_window, hi)
@@ -173,10 +174,12 @@ class WindowAccumulator:
         done_u = users[users["w"] < before].drop_duplicates()
         done_p = pages[pages["w"] < before].drop_duplicates()
         clicks = self._open_clicks[self._open_clicks.index < before]
-        frame = pd.DataFrame({
-            "w": clicks.index.to_numpy(dtype="int64"),
-            "clicks": clicks.to_numpy(dtype="int64"),
-        })
+        frame = pd.DataFrame(
+            {
+                "w": clicks.index.to_numpy(dtype="int64"),
+                "clicks": clicks.to_numpy(dtype="int64"),
+            }
+        )
         frame["users"] = frame["w"].map(done_u.groupby("w").size()).fillna(0).astype("int64")
         frame["urls"] = frame["w"].map(done_p.groupby("w").size()).fillna(0).astype("int64")
         self._done.append(frame)
@@ -184,16 +187,18 @@ class WindowAccumulator:
         self._open_pages = [pages[pages["w"] >= before].drop_duplicates(ignore_index=True)]
         self._open_clicks = self._open_clicks[self._open_clicks.index >= before]
 
-    def result(self, start: str | pd.Timestamp | None = None,
-               end: str | pd.Timestamp | None = None) -> pd.DataFrame:
+    def result(self, start: str | pd.Timestamp | None = None, end: str | pd.Timestamp | None = None) -> pd.DataFrame:
         """All windows as a frame in :data:`WINDOW_COLUMNS` order (``window_start`` datetime64 UTC).
 
         ``start``/``end`` (inclusive window starts) extend or cut the range, e.g. to show an outage at
         the very end of the data.
         """
         self._finish(np.iinfo(np.int64).max)
-        done = pd.concat(self._done, ignore_index=True) if self._done else pd.DataFrame(
-            {"w": [], "clicks": [], "users": [], "urls": []}, dtype="int64")
+        done = (
+            pd.concat(self._done, ignore_index=True)
+            if self._done
+            else pd.DataFrame({"w": [], "clicks": [], "users": [], "urls": []}, dtype="int64")
+        )
         done = done.groupby("w", sort=True).sum()
         lo = self._min_window if start is None else _floor(start, self._freq_ns)
         hi = self._max_window if end is None else _floor(end, self._freq_ns)
@@ -201,14 +206,15 @@ class WindowAccumulator:
             return empty_windows()
         index = np.arange(lo, hi + 1, self._freq_ns, dtype="int64")
         done = done.reindex(index, fill_value=0)
-        out = pd.DataFrame({
-            "window_start": pd.to_datetime(index, utc=True),
-            "urls": done["urls"].to_numpy(dtype="int64"),
-            "users": done["users"].to_numpy(dtype="int64"),
-            "clicks": done["clicks"].to_numpy(dtype="int64"),
-        })
-        out["residual"] = residuals(out["clicks"].to_numpy(), out["users"].to_numpy(),
-                                    lookback_windows(self.freq))
+        out = pd.DataFrame(
+            {
+                "window_start": pd.to_datetime(index, utc=True),
+                "urls": done["urls"].to_numpy(dtype="int64"),
+                "users": done["users"].to_numpy(dtype="int64"),
+                "clicks": done["clicks"].to_numpy(dtype="int64"),
+            }
+        )
+        out["residual"] = residuals(out["clicks"].to_numpy(), out["users"].to_numpy(), lookback_windows(self.freq))
         return out[list(WINDOW_COLUMNS)]
 
 
@@ -228,28 +234,42 @@ def _distinct_pairs(win: np.ndarray, keys: pd.Series) -> pd.DataFrame:
 
 
 def empty_windows() -> pd.DataFrame:
-    return pd.DataFrame({
-        "window_start": pd.to_datetime(pd.Series([], dtype="int64"), utc=True),
-        **{c: pd.Series([], dtype="float64" if c == "residual" else "int64") for c in FEATURE_COLUMNS},
-    })
+    return pd.DataFrame(
+        {
+            "window_start": pd.to_datetime(pd.Series([], dtype="int64"), utc=True),
+            **{c: pd.Series([], dtype="float64" if c == "residual" else "int64") for c in FEATURE_COLUMNS},
+        }
+    )
 
 
 def windows_from_frame(clicks: pd.DataFrame, freq: str = DEFAULT_FREQ, *, start=None, end=None) -> pd.DataFrame:
     """Window features of an in-memory clicks frame (``timestamp`` datetime-like, ``user``, ``page``)."""
     acc = WindowAccumulator(freq=freq, lateness="3650D")
     ts = pd.to_datetime(clicks["timestamp"], utc=True, format="ISO8601")
-    acc.add(pd.DataFrame({
-        "ts": ts.to_numpy(dtype="datetime64[ns]").astype("int64"),
-        "user": clicks["user"].astype("str").reset_index(drop=True),
-        "page": clicks["page"].astype("str").reset_index(drop=True),
-    }))
+    acc.add(
+        pd.DataFrame(
+            {
+                "ts": ts.to_numpy(dtype="datetime64[ns]").astype("int64"),
+                "user": clicks["user"].astype("str").reset_index(drop=True),
+                "page": clicks["page"].astype("str").reset_index(drop=True),
+            }
+        )
+    )
     return acc.result(start=start, end=end)
 
 
-def compute_windows(path: str | Path, freq: str = DEFAULT_FREQ, *, skip_bad: bool = False,
-                    bad: BadLines | None = None, lateness: str = DEFAULT_LATENESS,
-                    chunk_rows: int = 1_000_000, start=None, end=None,
-                    progress: Iterable | None = None) -> pd.DataFrame:
+def compute_windows(
+    path: str | Path,
+    freq: str = DEFAULT_FREQ,
+    *,
+    skip_bad: bool = False,
+    bad: BadLines | None = None,
+    lateness: str = DEFAULT_LATENESS,
+    chunk_rows: int = 1_000_000,
+    start=None,
+    end=None,
+    progress: Iterable | None = None,
+) -> pd.DataFrame:
     """Window features of a clicks CSV, streamed in chunks of ``chunk_rows`` rows."""
     acc = WindowAccumulator(freq=freq, lateness=lateness)
     for chunk in iter_click_chunks(path, chunk_rows=chunk_rows, skip_bad=skip_bad, bad=bad):
@@ -264,15 +284,14 @@ def read_windows(path: str | Path) -> pd.DataFrame:
     frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     missing = [c for c in WINDOW_COLUMNS if c not in frame.columns]
     if missing:
-        raise RecordError(f"not a windows CSV: missing column(s) {', '.join(missing)}", source=str(path),
-                          line=1)
-    out = pd.DataFrame({"window_start": pd.to_datetime(frame["window_start"], utc=True, format="ISO8601",
-                                                       errors="coerce")})
+        raise RecordError(f"not a windows CSV: missing column(s) {', '.join(missing)}", source=str(path), line=1)
+    out = pd.DataFrame(
+        {"window_start": pd.to_datetime(frame["window_start"], utc=True, format="ISO8601", errors="coerce")}
+    )
     bad = out["window_start"].isna()
     if bad.any():
         pos = int(np.flatnonzero(bad.to_numpy())[0])
-        raise RecordError(f"bad window_start {frame['window_start'].iat[pos]!r}", source=str(path),
-                          line=pos + 2)
+        raise RecordError(f"bad window_start {frame['window_start'].iat[pos]!r}", source=str(path), line=pos + 2)
     for col in FEATURE_COLUMNS:
         values = pd.to_numeric(frame[col], errors="coerce")
         if values.isna().any():
@@ -292,9 +311,12 @@ def write_windows(windows: pd.DataFrame, path: str | Path) -> None:
 def windows_to_records(windows: pd.DataFrame) -> list[Window]:
     """Frame rows -> :class:`~clickstream_anomaly.records.Window` records."""
     starts = pd.to_datetime(windows["window_start"], utc=True)
-    return [Window(ts.to_pydatetime(), int(u), int(us), int(c), float(r))
-            for ts, u, us, c, r in zip(starts, windows["urls"], windows["users"], windows["clicks"],
-                                       windows["residual"], strict=True)]
+    return [
+        Window(ts.to_pydatetime(), int(u), int(us), int(c), float(r))
+        for ts, u, us, c, r in zip(
+            starts, windows["urls"], windows["users"], windows["clicks"], windows["residual"], strict=True
+        )
+    ]
 
 
 def records_to_windows(records: Iterable[Window]) -> pd.DataFrame:

@@ -57,8 +57,9 @@ def parse_incident(spec: str) -> Incident:
     """``KIND@START+DURATION`` -> :class:`Incident`, e.g. ``outage@2020-07-10T03:00+30min``."""
     m = _SPEC.match(spec.strip())
     if not m:
-        raise ValueError(f"bad incident spec {spec!r}: expected KIND@START+DURATION, "
-                         "e.g. outage@2020-07-10T03:00+30min")
+        raise ValueError(
+            f"bad incident spec {spec!r}: expected KIND@START+DURATION, e.g. outage@2020-07-10T03:00+30min"
+        )
     try:
         start = _utc(m["start"])
         duration = pd.Timedelta(m["duration"])
@@ -141,14 +142,23 @@ def generate(scenario: Scenario | None = None) -> tuple[pd.DataFrame, pd.DataFra
     day_idx = np.arange(n_min) // (24 * 60)
     day_factor = np.exp(rng.normal(0.0, sc.day_to_day_sigma, size=sc.days))
     weekend = np.isin(minutes.day_of_week.to_numpy(), (5, 6))
-    rate = (sc.peak_visits_per_minute * sc.volume / daily_profile(np.array([15.0]))[0]
-            * daily_profile(hour) * day_factor[day_idx] * np.where(weekend, sc.weekend_factor, 1.0))
+    rate = (
+        sc.peak_visits_per_minute
+        * sc.volume
+        / daily_profile(np.array([15.0]))[0]
+        * daily_profile(hour)
+        * day_factor[day_idx]
+        * np.where(weekend, sc.weekend_factor, 1.0)
+    )
 
     visits_per_min = rng.poisson(rate)
     n_visits = int(visits_per_min.sum())
     start_ns = int(start.value)
-    visit_start = (start_ns + np.repeat(np.arange(n_min, dtype="int64") * 60_000_000_000, visits_per_min)
-                   + (rng.random(n_visits) * 60e9).astype("int64"))
+    visit_start = (
+        start_ns
+        + np.repeat(np.arange(n_min, dtype="int64") * 60_000_000_000, visits_per_min)
+        + (rng.random(n_visits) * 60e9).astype("int64")
+    )
     p_geom = 1.0 / sc.mean_pages_per_visit
     pages_per_visit = rng.geometric(p_geom, size=n_visits)
     total = int(pages_per_visit.sum())
@@ -174,8 +184,7 @@ def generate(scenario: Scenario | None = None) -> tuple[pd.DataFrame, pd.DataFra
     clicks = clicks[(clicks["ts"] >= start_ns) & (clicks["ts"] < end_ns)]
     # Millisecond resolution, as click logs usually carry.
     stamps = pd.to_datetime((clicks["ts"].to_numpy() // 1_000_000) * 1_000_000, utc=True)
-    out = pd.DataFrame({"timestamp": stamps, "user": clicks["user"].to_numpy(),
-                        "page": clicks["page"].to_numpy()})
+    out = pd.DataFrame({"timestamp": stamps, "user": clicks["user"].to_numpy(), "page": clicks["page"].to_numpy()})
     return out, labels_for(start, sc.days, sc.incidents)
 
 
@@ -194,23 +203,28 @@ def _inject(clicks: pd.DataFrame, inc: Incident, rng: np.random.Generator, sc: S
         n_bots = max(1, round(4 * scale))
         n = int(seconds / 5.0 * n_bots)  # each bot clicks every ~5 s
         bots = np.asarray([f"bot{i:02d}" for i in range(n_bots)], dtype=object)
-        extra = pd.DataFrame({
-            "ts": lo + (rng.random(n) * (hi - lo)).astype("int64"),
-            "user": bots[rng.integers(0, n_bots, n)],
-            "page": _page_names(sc.n_pages)[rng.integers(0, sc.n_pages, n)],
-        })
+        extra = pd.DataFrame(
+            {
+                "ts": lo + (rng.random(n) * (hi - lo)).astype("int64"),
+                "user": bots[rng.integers(0, n_bots, n)],
+                "page": _page_names(sc.n_pages)[rng.integers(0, sc.n_pages, n)],
+            }
+        )
     else:  # page-storm: one page, many one-click visitors
         n = int(seconds / 3.0 * scale)  # ~200 extra clicks per 10 minutes per unit of scale
-        extra = pd.DataFrame({
-            "ts": lo + (rng.random(n) * (hi - lo)).astype("int64"),
-            "user": np.char.add("s", np.arange(n).astype(str)).astype(object),
-            "page": np.full(n, STORM_PAGE, dtype=object),
-        })
+        extra = pd.DataFrame(
+            {
+                "ts": lo + (rng.random(n) * (hi - lo)).astype("int64"),
+                "user": np.char.add("s", np.arange(n).astype(str)).astype(object),
+                "page": np.full(n, STORM_PAGE, dtype=object),
+            }
+        )
     return pd.concat([clicks, extra], ignore_index=True)
 
 
-def labels_for(start: pd.Timestamp | str, days: int, incidents: tuple[Incident, ...] | list[Incident],
-               freq: str = DEFAULT_FREQ) -> pd.DataFrame:
+def labels_for(
+    start: pd.Timestamp | str, days: int, incidents: tuple[Incident, ...] | list[Incident], freq: str = DEFAULT_FREQ
+) -> pd.DataFrame:
     """Window labels: ``window_start, is_anomaly, incident`` for every window of ``days`` days."""
     step = freq_ns(freq)
     first = (int(_utc(start).value) // step) * step
@@ -223,8 +237,9 @@ def labels_for(start: pd.Timestamp | str, days: int, incidents: tuple[Incident, 
         kind[overlap & (kind == "")] = inc.kind
         both = overlap & (kind != "") & (kind != inc.kind)
         kind[both] = np.char.add(kind[both].astype(str), "+" + inc.kind).astype(object)
-    return pd.DataFrame({"window_start": pd.to_datetime(starts, utc=True),
-                         "is_anomaly": (kind != "").astype("int64"), "incident": kind})
+    return pd.DataFrame(
+        {"window_start": pd.to_datetime(starts, utc=True), "is_anomaly": (kind != "").astype("int64"), "incident": kind}
+    )
 
 
 def write_labels(labels: pd.DataFrame, path: str | Path) -> None:

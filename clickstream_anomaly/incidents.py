@@ -127,8 +127,7 @@ class Incident:
         }
 
 
-def group_incidents(detections: Iterable[Detection], gap_windows: int = 1,
-                    freq: str = "10min") -> list[Incident]:
+def group_incidents(detections: Iterable[Detection], gap_windows: int = 1, freq: str = "10min") -> list[Incident]:
     """Group anomalous detections into incidents (most severe first).
 
     Windows at most ``gap_windows`` missing windows apart join the same incident (``gap_windows=0``:
@@ -166,11 +165,18 @@ def incident_table(incidents: list[Incident]) -> str:
         return "no incidents"
     rows = [("#", "start (UTC)", "end", "min", "confirmed", "detectors", "peak", "cause")]
     for i, inc in enumerate(incidents, 1):
-        rows.append((str(i), f"{inc.start:%Y-%m-%d %H:%M}", f"{inc.end:%H:%M}",
-                     f"{inc.duration.total_seconds() / 60:.0f}", "yes" if inc.confirmed else "no",
-                     ",".join(inc.detectors),
-                     f"{inc.peak.score:.2f}", inc.cause))
+        rows.append(
+            (
+                str(i),
+                f"{inc.start:%Y-%m-%d %H:%M}",
+                f"{inc.end:%H:%M}",
+                f"{inc.duration.total_seconds() / 60:.0f}",
+                "yes" if inc.confirmed else "no",
+                ",".join(inc.detectors),
+                f"{inc.peak.score:.2f}",
+                inc.cause,
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1]
-             for r in rows]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1] for r in rows]
     return "\n".join(lines)

@@ -67,8 +67,7 @@ class KdaRcfParameters:
         _int_in("subSampleSize", self.sub_sample_size, 10, 1000)
         _int_in("timeDecay", self.time_decay, 1, MAX_TIME_DECAY)
         if self.sub_sample_size >= self.time_decay:
-            raise ValueError(f"subSampleSize ({self.sub_sample_size}) must be less than timeDecay "
-                             f"({self.time_decay})")
+            raise ValueError(f"subSampleSize ({self.sub_sample_size}) must be less than timeDecay ({self.time_decay})")
         _int_in("shingleSize", self.shingle_size, 1, 30)
         if not isinstance(self.with_directionality, bool | np.bool_):
             raise ValueError(f"withDirectionality must be a boolean, got {self.with_directionality!r}")
@@ -118,16 +117,23 @@ class KdaRcfStream:
 
     _MAGIC = b"KDARCF1\n"
 
-    def __init__(self, columns: Sequence[str], params: KdaRcfParameters | None = None,
-                 random_state: int | None = None) -> None:
+    def __init__(
+        self, columns: Sequence[str], params: KdaRcfParameters | None = None, random_state: int | None = None
+    ) -> None:
         self.columns = check_columns(columns)
         self.params = params if params is not None else KdaRcfParameters()
         if not isinstance(self.params, KdaRcfParameters):
             raise ValueError(f"params must be a KdaRcfParameters, got {type(self.params).__name__}")
         p = self.params
-        self.forest = StreamingRCF(len(self.columns), num_trees=p.number_of_trees, sample_size=p.sub_sample_size,
-                                   time_decay=p.decay_rate, shingle_size=p.shingle_size,
-                                   output_after=p.sub_sample_size, random_state=random_state)
+        self.forest = StreamingRCF(
+            len(self.columns),
+            num_trees=p.number_of_trees,
+            sample_size=p.sub_sample_size,
+            time_decay=p.decay_rate,
+            shingle_size=p.shingle_size,
+            output_after=p.sub_sample_size,
+            random_state=random_state,
+        )
 
     @property
     def records_seen(self) -> int:
@@ -173,10 +179,10 @@ class KdaRcfStream:
         if not data.startswith(cls._MAGIC):
             raise ValueError("not a saved KdaRcfStream")
         off = len(cls._MAGIC)
-        (n,) = struct.unpack("<I", data[off: off + 4])
-        header = json.loads(data[off + 4: off + 4 + n].decode())
+        (n,) = struct.unpack("<I", data[off : off + 4])
+        header = json.loads(data[off + 4 : off + 4 + n].decode())
         obj = cls(header["columns"], KdaRcfParameters(**header["params"]))
-        forest = StreamingRCF.from_bytes(data[off + 4 + n:])
+        forest = StreamingRCF.from_bytes(data[off + 4 + n :])
         if forest.dimensions != len(obj.columns) or forest.num_trees != obj.params.number_of_trees:
             raise ValueError("saved KdaRcfStream forest does not match its header")
         obj.forest = forest
@@ -207,8 +213,13 @@ def _rows(rows: Iterable[Mapping[str, Any]] | Any) -> Iterable[Mapping[str, Any]
     return rows
 
 
-def _run(rows: Iterable[Mapping[str, Any]], columns: Sequence[str], params: KdaRcfParameters,
-         explanation: bool, random_state: int | None) -> list[dict[str, Any]]:
+def _run(
+    rows: Iterable[Mapping[str, Any]],
+    columns: Sequence[str],
+    params: KdaRcfParameters,
+    explanation: bool,
+    random_state: int | None,
+) -> list[dict[str, Any]]:
     stream = KdaRcfStream(columns, params, random_state=random_state)
     out = []
     for i, row in enumerate(_rows(rows)):
@@ -229,9 +240,16 @@ def _run(rows: Iterable[Mapping[str, Any]], columns: Sequence[str], params: KdaR
     return out
 
 
-def random_cut_forest(rows: Iterable[Mapping[str, Any]], columns: Sequence[str], number_of_trees: int = 100,
-                      sub_sample_size: int = 256, time_decay: int = 100000, shingle_size: int = 1, *,
-                      random_state: int | None = None) -> list[dict[str, Any]]:
+def random_cut_forest(
+    rows: Iterable[Mapping[str, Any]],
+    columns: Sequence[str],
+    number_of_trees: int = 100,
+    sub_sample_size: int = 256,
+    time_decay: int = 100000,
+    shingle_size: int = 1,
+    *,
+    random_state: int | None = None,
+) -> list[dict[str, Any]]:
     """Emulate ``RANDOM_CUT_FOREST``: each input row (a mapping) comes back with ``ANOMALY_SCORE`` added.
 
     ``columns`` are the numeric columns fed to the model (at most 30); other keys pass through unscored.
@@ -240,11 +258,17 @@ def random_cut_forest(rows: Iterable[Mapping[str, Any]], columns: Sequence[str],
     return _run(rows, columns, params, False, random_state)
 
 
-def random_cut_forest_with_explanation(rows: Iterable[Mapping[str, Any]], columns: Sequence[str],
-                                       number_of_trees: int = 100, sub_sample_size: int = 256,
-                                       time_decay: int = 100000, shingle_size: int = 1,
-                                       with_directionality: bool = False, *,
-                                       random_state: int | None = None) -> list[dict[str, Any]]:
+def random_cut_forest_with_explanation(
+    rows: Iterable[Mapping[str, Any]],
+    columns: Sequence[str],
+    number_of_trees: int = 100,
+    sub_sample_size: int = 256,
+    time_decay: int = 100000,
+    shingle_size: int = 1,
+    with_directionality: bool = False,
+    *,
+    random_state: int | None = None,
+) -> list[dict[str, Any]]:
     """Emulate ``RANDOM_CUT_FOREST_WITH_EXPLANATION``: rows with ``ANOMALY_SCORE`` and
     ``ANOMALY_EXPLANATION`` (JSON text ``{column: {"DIRECTION", "STRENGTH", "ATTRIBUTION_SCORE"}}``, the
     first two only ``with_directionality``; values as 4-decimal strings)."""
@@ -254,15 +278,20 @@ def random_cut_forest_with_explanation(rows: Iterable[Mapping[str, Any]], column
 
 # ---------------------------------------------------------------------------------------------- SQL
 
+
 def _q(name: str) -> str:
     return f'"{name}"'
 
 
-def application_sql(columns: Sequence[str], params: KdaRcfParameters, *,
-                    input_stream: str = "SOURCE_SQL_STREAM_001",
-                    output_stream: str = "DESTINATION_SQL_STREAM",
-                    passthrough: Sequence[tuple[str, str]] = (),
-                    pump: str = "RCF_PUMP") -> str:
+def application_sql(
+    columns: Sequence[str],
+    params: KdaRcfParameters,
+    *,
+    input_stream: str = "SOURCE_SQL_STREAM_001",
+    output_stream: str = "DESTINATION_SQL_STREAM",
+    passthrough: Sequence[tuple[str, str]] = (),
+    pump: str = "RCF_PUMP",
+) -> str:
     """The KDA SQL application code running ``RANDOM_CUT_FOREST_WITH_EXPLANATION`` over ``columns``.
 
     It creates ``output_stream`` (the columns as DOUBLE, ``passthrough`` ``(name, sql_type)`` non-numeric
@@ -289,22 +318,26 @@ def application_sql(columns: Sequence[str], params: KdaRcfParameters, *,
     ddl_cols = [f"    {_q(c)} DOUBLE" for c in cols] + [f"    {_q(n)} {t}" for n, t in extra]
     ddl_cols += [f'    "{SCORE_COLUMN}" DOUBLE', f'    "{EXPLANATION_COLUMN}" VARCHAR({varchar})']
     selected = ", ".join(_q(c) for c in [*cols, *(n for n, _ in extra)])
-    return "\n".join([
-        f"-- Generated by clickstream_anomaly.kda.application_sql from {params!r}",
-        f"CREATE OR REPLACE STREAM {_q(output_stream)} (",
-        ",\n".join(ddl_cols) + ");",
-        f"CREATE OR REPLACE PUMP {_q(pump)} AS INSERT INTO {_q(output_stream)}",
-        f'SELECT STREAM {selected}, "{SCORE_COLUMN}", "{EXPLANATION_COLUMN}"',
-        "FROM TABLE(RANDOM_CUT_FOREST_WITH_EXPLANATION(",
-        f"    CURSOR(SELECT STREAM {selected} FROM {_q(input_stream)}),",
-        f"    {params.sql_arguments(True)}));",
-        "",
-    ])
+    return "\n".join(
+        [
+            f"-- Generated by clickstream_anomaly.kda.application_sql from {params!r}",
+            f"CREATE OR REPLACE STREAM {_q(output_stream)} (",
+            ",\n".join(ddl_cols) + ");",
+            f"CREATE OR REPLACE PUMP {_q(pump)} AS INSERT INTO {_q(output_stream)}",
+            f'SELECT STREAM {selected}, "{SCORE_COLUMN}", "{EXPLANATION_COLUMN}"',
+            "FROM TABLE(RANDOM_CUT_FOREST_WITH_EXPLANATION(",
+            f"    CURSOR(SELECT STREAM {selected} FROM {_q(input_stream)}),",
+            f"    {params.sql_arguments(True)}));",
+            "",
+        ]
+    )
 
 
 _CALL = re.compile(
     r"RANDOM_CUT_FOREST(?:_WITH_EXPLANATION)?\(\s*CURSOR\(SELECT STREAM (?P<cols>.*?) FROM \"[^\"]+\"\),\s*"
-    r"(?P<args>[^)]*)\)", re.S)
+    r"(?P<args>[^)]*)\)",
+    re.S,
+)
 
 
 def parse_application_sql(sql: str) -> tuple[tuple[str, ...], KdaRcfParameters]:

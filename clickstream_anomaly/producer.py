@@ -94,10 +94,16 @@ def click_entry(click: Click) -> Entry:
     return entry
 
 
-def take_batch(pending: deque[Entry], *, max_records: int = MAX_BATCH_RECORDS,
-               max_bytes: int = MAX_BATCH_BYTES, lookahead: int = LOOKAHEAD,
-               max_skew: float = MAX_SKEW_SECONDS, preserve_order: bool = True,
-               aggregate_bytes: int = 0) -> list[Entry]:
+def take_batch(
+    pending: deque[Entry],
+    *,
+    max_records: int = MAX_BATCH_RECORDS,
+    max_bytes: int = MAX_BATCH_BYTES,
+    lookahead: int = LOOKAHEAD,
+    max_skew: float = MAX_SKEW_SECONDS,
+    preserve_order: bool = True,
+    aggregate_bytes: int = 0,
+) -> list[Entry]:
     """Remove and return the next batch from ``pending``: within the limits, one entry per key.
 
     Entries are taken in queue order; an entry whose key is already in the batch stays queued, and so do
@@ -131,8 +137,11 @@ def take_batch(pending: deque[Entry], *, max_records: int = MAX_BATCH_RECORDS,
         i = slot.get(key)
         if i is not None and aggregate_bytes > 0 and key not in blocked:
             add = len(entry.data) + len(CLICK_SEPARATOR)
-            if (group_bytes[i] + add <= aggregate_bytes and size + add <= max_bytes
-                    and entry.ts - groups[i][0].ts <= max_skew):
+            if (
+                group_bytes[i] + add <= aggregate_bytes
+                and size + add <= max_bytes
+                and entry.ts - groups[i][0].ts <= max_skew
+            ):
                 groups[i].append(entry)
                 group_bytes[i] += add
                 size += add
@@ -156,8 +165,14 @@ def take_batch(pending: deque[Entry], *, max_records: int = MAX_BATCH_RECORDS,
 def merge_entries(group: list[Entry]) -> Entry:
     """One aggregated record of entries sharing a key (the clicks-stream wire format, in order)."""
     first = group[0]
-    return Entry(join_click_payloads(e.data for e in group), first.key, first.ts,
-                 attempts=max(e.attempts for e in group), count=sum(e.count for e in group), due=first.due)
+    return Entry(
+        join_click_payloads(e.data for e in group),
+        first.key,
+        first.ts,
+        attempts=max(e.attempts for e in group),
+        count=sum(e.count for e in group),
+        due=first.due,
+    )
 
 
 @dataclass
@@ -170,7 +185,7 @@ class Backoff:
     rng: random.Random = field(default_factory=random.Random)
 
     def delay(self, round_: int) -> float:
-        return self.rng.uniform(0.0, min(self.cap, self.base * (2.0 ** round_)))
+        return self.rng.uniform(0.0, min(self.cap, self.base * (2.0**round_)))
 
 
 @dataclass
@@ -234,9 +249,11 @@ class SendResult:
 
     def summary(self) -> str:
         packed = f" (as {self.records:,} aggregated Kinesis records)" if self.records != self.sent else ""
-        text = (f"sent {self.sent:,} records{packed} in {self.calls:,} PutRecords calls, {self.seconds:.1f} s "
-                f"({self.rate:,.0f} records/s); retried {self.retried:,} entries "
-                f"({self.throttled:,} throttled); failed {self.failed:,}")
+        text = (
+            f"sent {self.sent:,} records{packed} in {self.calls:,} PutRecords calls, {self.seconds:.1f} s "
+            f"({self.rate:,.0f} records/s); retried {self.retried:,} entries "
+            f"({self.throttled:,} throttled); failed {self.failed:,}"
+        )
         return text
 
     def write_unsent(self, path: str | Path) -> Path:
@@ -277,15 +294,15 @@ class KinesisSender:
 
     def __post_init__(self) -> None:
         if not 0 <= self.aggregate_bytes <= MAX_RECORD_BYTES:
-            raise ValueError(f"aggregate bytes must be between 0 (off) and {MAX_RECORD_BYTES} (1 MiB), "
-                             f"got {self.aggregate_bytes}")
+            raise ValueError(
+                f"aggregate bytes must be between 0 (off) and {MAX_RECORD_BYTES} (1 MiB), got {self.aggregate_bytes}"
+            )
         if self.linger < 0:
             raise ValueError("linger must be 0 or more seconds")
         if self.max_skew < 0:
             raise ValueError("max skew must be 0 or more seconds")
 
-    def send(self, entries: Iterable[Entry], *, pacer: Pacer | None = None,
-             progress: Any = None) -> SendResult:
+    def send(self, entries: Iterable[Entry], *, pacer: Pacer | None = None, progress: Any = None) -> SendResult:
         """Send every entry; returns a :class:`SendResult` or raises :class:`ProducerError` (with it)."""
         result = SendResult()
         source: Iterator[Entry] = iter(entries)
@@ -322,9 +339,14 @@ class KinesisSender:
                     # Paced: let the oldest due record wait up to `linger` for more to share the call.
                     self.sleep(max(0.0, min(nxt_due, send_at) - (self.clock() - start)))
                     continue
-                batch = take_batch(pending, max_records=self.max_records, max_bytes=self.max_bytes,
-                                   max_skew=self.max_skew, preserve_order=self.preserve_order,
-                                   aggregate_bytes=self.aggregate_bytes)
+                batch = take_batch(
+                    pending,
+                    max_records=self.max_records,
+                    max_bytes=self.max_bytes,
+                    max_skew=self.max_skew,
+                    preserve_order=self.preserve_order,
+                    aggregate_bytes=self.aggregate_bytes,
+                )
                 try:
                     failed = self._put(batch, result)
                 except Exception:
@@ -336,9 +358,11 @@ class KinesisSender:
                     pending.extendleft(reversed(failed))
                     worst = max(failed, key=lambda e: e.attempts)
                     if worst.attempts >= self.max_attempts:
-                        raise _GiveUp(f"{len(failed)} record(s) still failing after {worst.attempts} tries "
-                                      f"(e.g. {describe_entry(worst)}: {result.last_error}); the stream "
-                                      "may need more shards or a lower --rate")
+                        raise _GiveUp(
+                            f"{len(failed)} record(s) still failing after {worst.attempts} tries "
+                            f"(e.g. {describe_entry(worst)}: {result.last_error}); the stream "
+                            "may need more shards or a lower --rate"
+                        )
                     result.retried += len(failed)
                     self.sleep(self.backoff.delay(fail_round))
                     fail_round += 1
@@ -351,8 +375,9 @@ class KinesisSender:
             result.unsent.extend(source)
             result.seconds = self.clock() - start
             result.error = str(exc)
-            raise ProducerError(f"could not write {len(result.unsent):,} record(s) to {self.stream_name}: "
-                                f"{exc}", result) from exc
+            raise ProducerError(
+                f"could not write {len(result.unsent):,} record(s) to {self.stream_name}: {exc}", result
+            ) from exc
         result.seconds = self.clock() - start
         return result
 
@@ -362,7 +387,8 @@ class KinesisSender:
             entry.attempts += 1
         result.calls += 1
         response = self.client.put_records(
-            StreamName=self.stream_name, Records=[{"Data": e.data, "PartitionKey": e.key} for e in batch])
+            StreamName=self.stream_name, Records=[{"Data": e.data, "PartitionKey": e.key} for e in batch]
+        )
         failed: list[Entry] = []
         for entry, rec in zip(batch, response["Records"], strict=True):
             code = rec.get("ErrorCode")
@@ -382,8 +408,14 @@ class _GiveUp(RuntimeError):
     pass
 
 
-def kinesis_client(*, region: str | None = None, endpoint_url: str | None = None,
-                   retry_mode: str = "standard", max_attempts: int = 10, session: Any = None) -> Any:
+def kinesis_client(
+    *,
+    region: str | None = None,
+    endpoint_url: str | None = None,
+    retry_mode: str = "standard",
+    max_attempts: int = 10,
+    session: Any = None,
+) -> Any:
     """A boto3 Kinesis client whose whole-call errors are retried by botocore (``standard``/``adaptive``)."""
     import boto3
     from botocore.config import Config
@@ -396,6 +428,7 @@ def kinesis_client(*, region: str | None = None, endpoint_url: str | None = None
 
 
 # ---- reading click logs into entries ---------------------------------------------------------------
+
 
 def _open_text(path: Path) -> io.TextIOBase:
     if path.suffix == ".gz":
@@ -411,8 +444,7 @@ def is_jsonlines(path: str | Path) -> bool:
     return bool(suffixes) and suffixes[-1] in (".jsonl", ".json", ".ndjson")
 
 
-def iter_jsonl_clicks(path: str | Path, *, skip_bad: bool = False,
-                      bad: BadLines | None = None) -> Iterator[Click]:
+def iter_jsonl_clicks(path: str | Path, *, skip_bad: bool = False, bad: BadLines | None = None) -> Iterator[Click]:
     """Clicks of a JSON Lines log (one ``{"timestamp","user","page"}`` object a line; blank lines skipped)."""
     path = Path(path)
     source = str(path)
@@ -432,14 +464,12 @@ def iter_jsonl_clicks(path: str | Path, *, skip_bad: bool = False,
                 bad.add(source, line_no, exc.reason, text)
 
 
-def iter_csv_clicks(path: str | Path, *, skip_bad: bool = False,
-                    bad: BadLines | None = None) -> Iterator[Click]:
+def iter_csv_clicks(path: str | Path, *, skip_bad: bool = False, bad: BadLines | None = None) -> Iterator[Click]:
     """Clicks of a CSV log (``timestamp,user,page``), validated by :mod:`clickstream_anomaly.clicks_csv`."""
     from datetime import UTC, datetime
 
     for chunk in iter_click_chunks(path, chunk_rows=100_000, skip_bad=skip_bad, bad=bad):
-        for ts, user, page in zip(chunk["ts"].tolist(), chunk["user"].tolist(), chunk["page"].tolist(),
-                                  strict=True):
+        for ts, user, page in zip(chunk["ts"].tolist(), chunk["user"].tolist(), chunk["page"].tolist(), strict=True):
             sec, ns = divmod(int(ts), 1_000_000_000)
             when = datetime.fromtimestamp(sec, UTC).replace(microsecond=ns // 1000)
             yield Click(when, user, page)
@@ -452,8 +482,7 @@ def iter_clicks(path: str | Path, *, skip_bad: bool = False, bad: BadLines | Non
     return iter_csv_clicks(path, skip_bad=skip_bad, bad=bad)
 
 
-def entries_from_file(path: str | Path, *, skip_bad: bool = False,
-                      bad: BadLines | None = None) -> Iterator[Entry]:
+def entries_from_file(path: str | Path, *, skip_bad: bool = False, bad: BadLines | None = None) -> Iterator[Entry]:
     """Stream entries (click JSON keyed by user) of a click log, in file order."""
     for click in iter_clicks(path, skip_bad=skip_bad, bad=bad):
         yield click_entry(click)
@@ -470,7 +499,22 @@ def describe_entry(entry: Entry) -> str:
 
 
 __all__ = [
-    "AGGREGATE_BYTES", "LINGER_SECONDS", "MAX_BATCH_BYTES", "MAX_BATCH_RECORDS", "MAX_RECORD_BYTES", "Backoff",
-    "Entry", "KinesisSender", "Pacer", "ProducerError", "SendResult", "click_entry", "entries_from_file",
-    "iter_clicks", "kinesis_client", "merge_entries", "partition_key", "take_batch",
+    "AGGREGATE_BYTES",
+    "LINGER_SECONDS",
+    "MAX_BATCH_BYTES",
+    "MAX_BATCH_RECORDS",
+    "MAX_RECORD_BYTES",
+    "Backoff",
+    "Entry",
+    "KinesisSender",
+    "Pacer",
+    "ProducerError",
+    "SendResult",
+    "click_entry",
+    "entries_from_file",
+    "iter_clicks",
+    "kinesis_client",
+    "merge_entries",
+    "partition_key",
+    "take_batch",
 ]

@@ -52,8 +52,9 @@ KDA_SQL = "kda-sql"  # the Kinesis Data Analytics SQL application itself (legacy
 class RecordError(ValueError):
     """A record that cannot be parsed. ``source`` and ``line`` locate it when known (1-based lines)."""
 
-    def __init__(self, reason: str, *, source: str | None = None, line: int | None = None,
-                 raw: str | None = None) -> None:
+    def __init__(
+        self, reason: str, *, source: str | None = None, line: int | None = None, raw: str | None = None
+    ) -> None:
         self.reason = reason
         self.source = source
         self.line = line
@@ -167,8 +168,9 @@ def decode_click_record(data: bytes | str) -> tuple[list[Click], list[RecordErro
         try:
             clicks.append(Click.from_json(line))
         except RecordError as exc:
-            error = RecordError(f"click {number} of {len(lines)}: {exc.reason}",
-                                raw=line[:200].decode("utf-8", "replace"))
+            error = RecordError(
+                f"click {number} of {len(lines)}: {exc.reason}", raw=line[:200].decode("utf-8", "replace")
+            )
             error.line = number
             errors.append(error)
     return clicks, errors
@@ -212,8 +214,13 @@ class Window:
             raise RecordError(f"not JSON: {exc}") from exc
 
     def to_dict(self) -> dict[str, Any]:
-        return {"window_start": format_timestamp(self.window_start), "urls": self.urls,
-                "users": self.users, "clicks": self.clicks, "residual": self.residual}
+        return {
+            "window_start": format_timestamp(self.window_start),
+            "urls": self.urls,
+            "users": self.users,
+            "clicks": self.clicks,
+            "residual": self.residual,
+        }
 
     def to_json(self) -> str:
         """The JSON object written to the features stream."""
@@ -243,15 +250,25 @@ class Detection:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_band(cls, window: Window, observed: float, p01: float, p50: float, p99: float,
-                  detector: str = DEEPAR, **extra: Any) -> Detection:
+    def from_band(
+        cls, window: Window, observed: float, p01: float, p50: float, p99: float, detector: str = DEEPAR, **extra: Any
+    ) -> Detection:
         """A forecast-band verdict (the one definition every DeepAR caller uses): anomalous when ``observed``
         is outside ``[p01, p99]``; ``score`` = distance outside the band / band width (0 inside);
         ``threshold`` = 0."""
         width = max(float(p99) - float(p01), 1e-12)
         outside = max(float(p01) - observed, observed - float(p99), 0.0)
-        return cls(window=window, detector=detector, score=outside / width, threshold=0.0,
-                   is_anomaly=outside > 0.0, p01=float(p01), p50=float(p50), p99=float(p99), extra=dict(extra))
+        return cls(
+            window=window,
+            detector=detector,
+            score=outside / width,
+            threshold=0.0,
+            is_anomaly=outside > 0.0,
+            p01=float(p01),
+            p50=float(p50),
+            p99=float(p99),
+            extra=dict(extra),
+        )
 
     def explanation(self) -> dict[str, dict[str, Any]] | None:
         """Per-column explanation as KDA printed it: ``{col: {ATTRIBUTION_SCORE, STRENGTH, DIRECTION}}``."""
@@ -271,16 +288,18 @@ class Detection:
         """Flat row in :data:`DETECTION_COLUMNS` order (explanation as compact JSON, empty when absent)."""
         expl = self.explanation()
         row = self.window.to_dict()
-        row.update({
-            "detector": self.detector,
-            "score": float(self.score),
-            "threshold": float(self.threshold),
-            "is_anomaly": bool(self.is_anomaly),
-            "explanation": json.dumps(expl, separators=(",", ":")) if expl is not None else "",
-            "p01": _opt(self.p01),
-            "p50": _opt(self.p50),
-            "p99": _opt(self.p99),
-        })
+        row.update(
+            {
+                "detector": self.detector,
+                "score": float(self.score),
+                "threshold": float(self.threshold),
+                "is_anomaly": bool(self.is_anomaly),
+                "explanation": json.dumps(expl, separators=(",", ":")) if expl is not None else "",
+                "p01": _opt(self.p01),
+                "p50": _opt(self.p50),
+                "p99": _opt(self.p99),
+            }
+        )
         return row
 
     def to_json(self) -> str:
@@ -300,10 +319,16 @@ class Detection:
         if isinstance(is_anom, str):
             is_anom = is_anom.strip().lower() in ("true", "1", "yes")
         return cls(
-            window=window, detector=str(data["detector"]), score=float(data["score"]),
-            threshold=float(data["threshold"]), is_anomaly=bool(is_anom),
-            attribution=attribution, direction=direction, strength=strength,
-            p01=_float_or_none(data.get("p01")), p50=_float_or_none(data.get("p50")),
+            window=window,
+            detector=str(data["detector"]),
+            score=float(data["score"]),
+            threshold=float(data["threshold"]),
+            is_anomaly=bool(is_anom),
+            attribution=attribution,
+            direction=direction,
+            strength=strength,
+            p01=_float_or_none(data.get("p01")),
+            p50=_float_or_none(data.get("p50")),
             p99=_float_or_none(data.get("p99")),
         )
 
@@ -323,8 +348,9 @@ def write_detections_csv(detections: Iterable[Detection], fh: TextIO) -> int:
     return n
 
 
-def explanation_fields(expl: str | dict[str, Any] | None) -> tuple[
-        dict[str, float] | None, dict[str, str] | None, dict[str, float] | None]:
+def explanation_fields(
+    expl: str | dict[str, Any] | None,
+) -> tuple[dict[str, float] | None, dict[str, str] | None, dict[str, float] | None]:
     """KDA's ``ANOMALY_EXPLANATION`` (JSON text or dict; numbers possibly as strings) ->
     ``(attribution, direction, strength)`` dicts keyed by column (``None`` when absent)."""
     if isinstance(expl, str | bytes):

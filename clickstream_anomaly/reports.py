@@ -59,8 +59,7 @@ def plot_scores(dets: pd.DataFrame, name: str, path: Path) -> Path:
     return _save(fig, path)
 
 
-def plot_features(windows: pd.DataFrame, dets: pd.DataFrame, path: Path,
-                  labels: pd.DataFrame | None = None) -> Path:
+def plot_features(windows: pd.DataFrame, dets: pd.DataFrame, path: Path, labels: pd.DataFrame | None = None) -> Path:
     plt = _plt()
     fig, axes = plt.subplots(len(FEATURE_COLUMNS), 1, figsize=(12, 8), sharex=True)
     ts = pd.to_datetime(windows["window_start"], utc=True)
@@ -141,15 +140,36 @@ def _incident_rows(incidents: Sequence[Incident]) -> str:
     rows = []
     for i, inc in enumerate(incidents, 1):
         d = inc.to_dict()
-        rows.append("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in (
-            i, d["start"], d["end"], f"{d['duration_minutes']:.0f}", ", ".join(d["detectors"]),
-            f"{d['peak_score']:.3g}", f"{d['severity']:.2f}", d["cause"])) + "</tr>")
+        rows.append(
+            "<tr>"
+            + "".join(
+                f"<td>{html.escape(str(v))}</td>"
+                for v in (
+                    i,
+                    d["start"],
+                    d["end"],
+                    f"{d['duration_minutes']:.0f}",
+                    ", ".join(d["detectors"]),
+                    f"{d['peak_score']:.3g}",
+                    f"{d['severity']:.2f}",
+                    d["cause"],
+                )
+            )
+            + "</tr>"
+        )
     return "\n".join(rows)
 
 
-def write_report(out_dir: Path, windows: pd.DataFrame, dets: pd.DataFrame, incidents: Sequence[Incident],
-                 metrics: dict[str, Any] | None = None, labels: pd.DataFrame | None = None,
-                 curves: dict[str, dict[str, list[float]]] | None = None, title: str = "Clickstream anomalies") -> Path:
+def write_report(
+    out_dir: Path,
+    windows: pd.DataFrame,
+    dets: pd.DataFrame,
+    incidents: Sequence[Incident],
+    metrics: dict[str, Any] | None = None,
+    labels: pd.DataFrame | None = None,
+    curves: dict[str, dict[str, list[float]]] | None = None,
+    title: str = "Clickstream anomalies",
+) -> Path:
     """Write the PNGs and ``report.html`` into ``out_dir``; returns the HTML path."""
     out_dir.mkdir(parents=True, exist_ok=True)
     figures: list[Path] = []
@@ -157,9 +177,11 @@ def write_report(out_dir: Path, windows: pd.DataFrame, dets: pd.DataFrame, incid
         if name != "deepar":
             figures.append(plot_scores(grp, str(name), out_dir / f"scores_{name}.png"))
     figures.append(plot_features(windows, dets, out_dir / "features.png", labels))
-    for fig in (plot_attribution(dets, out_dir / "attribution.png"),
-                plot_forecast(windows, dets, out_dir / "forecast.png"),
-                plot_precision_recall(curves or {}, out_dir / "precision_recall.png")):
+    for fig in (
+        plot_attribution(dets, out_dir / "attribution.png"),
+        plot_forecast(windows, dets, out_dir / "forecast.png"),
+        plot_precision_recall(curves or {}, out_dir / "precision_recall.png"),
+    ):
         if fig is not None:
             figures.append(fig)
     metric_html = ""
@@ -169,7 +191,8 @@ def write_report(out_dir: Path, windows: pd.DataFrame, dets: pd.DataFrame, incid
             f"<tr><td>{html.escape(n)}</td><td>{m['windows']}</td><td>{m['precision']:.3f}</td>"
             f"<td>{m['recall']:.3f}</td><td>{m['f1']:.3f}</td>"
             f"<td>{'n/a' if m['roc_auc'] is None else format(m['roc_auc'], '.3f')}</td></tr>"
-            for n, m in metrics.items())
+            for n, m in metrics.items()
+        )
         metric_html = f"<h2>Metrics against the labels</h2><table>{head}{body}</table>"
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
@@ -177,16 +200,16 @@ def write_report(out_dir: Path, windows: pd.DataFrame, dets: pd.DataFrame, incid
 table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}
 img{{max-width:100%}}figure{{margin:1em 0}}</style></head>
 <body><h1>{html.escape(title)}</h1>
-<p>{len(windows)} windows from {pd.Timestamp(windows['window_start'].min()):%Y-%m-%d %H:%M} to
-{pd.Timestamp(windows['window_start'].max()):%Y-%m-%d %H:%M} UTC; detectors:
-{html.escape(', '.join(sorted(dets['detector'].unique())))}.</p>
+<p>{len(windows)} windows from {pd.Timestamp(windows["window_start"].min()):%Y-%m-%d %H:%M} to
+{pd.Timestamp(windows["window_start"].max()):%Y-%m-%d %H:%M} UTC; detectors:
+{html.escape(", ".join(sorted(dets["detector"].unique())))}.</p>
 <h2>Incidents ({len(incidents)}), most severe first</h2>
 <table><tr><th>#</th><th>start (UTC)</th><th>end</th><th>minutes</th><th>detectors</th><th>peak score</th>
 <th>severity</th><th>cause</th></tr>
 {_incident_rows(incidents)}</table>
 {metric_html}
 <h2>Figures</h2>
-{''.join(_img(p) for p in figures)}
+{"".join(_img(p) for p in figures)}
 </body></html>
 """
     path = out_dir / "report.html"

@@ -100,6 +100,7 @@ DEEPAR_BLOG_HYPERPARAMETERS: dict[str, Any] = {
 }
 DEEPAR_REQUIRED: tuple[str, ...] = ("time_freq", "context_length", "prediction_length", "epochs")
 
+
 def _hp_string(value: Any) -> str:
     if isinstance(value, str):
         return value
@@ -194,8 +195,10 @@ def validate_instance_count(value: Any) -> int:
 def validate_resource_name(value: str, what: str = "name") -> str:
     """A SageMaker resource name: 1-63 letters, digits and single hyphens, starting alphanumeric."""
     if not _RESOURCE_NAME.match(value or ""):
-        raise SageMakerConfigError(f"{what} {value!r} is not a valid SageMaker name "
-                                   "(1-63 letters, digits, hyphens; starts with a letter or digit)")
+        raise SageMakerConfigError(
+            f"{what} {value!r} is not a valid SageMaker name "
+            "(1-63 letters, digits, hyphens; starts with a letter or digit)"
+        )
     return value
 
 

@@ -141,8 +141,9 @@ def train_test_split(record: dict[str, Any], prediction_length: int) -> tuple[di
     if prediction_length <= 0:
         raise ValueError("prediction_length must be positive")
     if len(record["target"]) <= prediction_length:
-        raise ValueError(f"series of {len(record['target'])} points is too short to hold out "
-                         f"prediction_length={prediction_length}")
+        raise ValueError(
+            f"series of {len(record['target'])} points is too short to hold out prediction_length={prediction_length}"
+        )
     train = dict(record)
     train["target"] = list(record["target"][:-prediction_length])
     return train, dict(record)
@@ -171,13 +172,16 @@ def from_jsonlines(text: str) -> list[dict[str, Any]]:
 
 def target_array(record: dict[str, Any]) -> np.ndarray:
     """A record's target as float64 with NaN for missing values (``"NaN"``, ``null``)."""
-    return np.asarray([np.nan if (v is None or v == "NaN") else float(v) for v in record["target"]],
-                      dtype="float64")
+    return np.asarray([np.nan if (v is None or v == "NaN") else float(v) for v in record["target"]], dtype="float64")
 
 
-def deepar_request(instances: Sequence[dict[str, Any]], *, num_samples: int = 100,
-                   output_types: Sequence[str] = ("mean", "quantiles"),
-                   quantiles: Sequence[float | str] = ("0.01", "0.5", "0.99")) -> dict[str, Any]:
+def deepar_request(
+    instances: Sequence[dict[str, Any]],
+    *,
+    num_samples: int = 100,
+    output_types: Sequence[str] = ("mean", "quantiles"),
+    quantiles: Sequence[float | str] = ("0.01", "0.5", "0.99"),
+) -> dict[str, Any]:
     """The DeepAR endpoint request body. Quantiles are sent as strings, as SageMaker documents."""
     bad = [t for t in output_types if t not in DEEPAR_OUTPUT_TYPES]
     if bad:
@@ -185,8 +189,7 @@ def deepar_request(instances: Sequence[dict[str, Any]], *, num_samples: int = 10
     qs = [quantile_key(q) for q in quantiles]
     return {
         "instances": [dict(inst) for inst in instances],
-        "configuration": {"num_samples": int(num_samples), "output_types": list(output_types),
-                          "quantiles": qs},
+        "configuration": {"num_samples": int(num_samples), "output_types": list(output_types), "quantiles": qs},
     }
 
 
@@ -222,8 +225,7 @@ def deepar_prediction(samples: np.ndarray, configuration: dict[str, Any]) -> dic
     if "mean" in types:
         out["mean"] = samples.mean(axis=0).tolist()
     if "quantiles" in types:
-        out["quantiles"] = {q: np.quantile(samples, float(q), axis=0).tolist()
-                            for q in configuration["quantiles"]}
+        out["quantiles"] = {q: np.quantile(samples, float(q), axis=0).tolist() for q in configuration["quantiles"]}
     if "samples" in types:
         out["samples"] = samples.tolist()
     return out

@@ -36,8 +36,11 @@ class Scaling:
             raise ValueError("cannot fit a scaling on no windows")
         q75, q25 = np.percentile(raw, [75, 25], axis=0)
         iqr = q75 - q25
-        return cls(tuple(columns), tuple(float(v) for v in np.median(raw, axis=0)),
-                   tuple(float(v) if v > 0 else 1.0 for v in iqr))
+        return cls(
+            tuple(columns),
+            tuple(float(v) for v in np.median(raw, axis=0)),
+            tuple(float(v) if v > 0 else 1.0 for v in iqr),
+        )
 
     @classmethod
     def identity(cls, columns: Sequence[str] = FEATURE_COLUMNS) -> Scaling:

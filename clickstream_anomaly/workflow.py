@@ -44,9 +44,14 @@ def _aligned_labels(windows: pd.DataFrame, labels: pd.DataFrame | None) -> np.nd
     return lab.reindex(pd.to_datetime(windows["window_start"], utc=True)).fillna(0).to_numpy(dtype=int)
 
 
-def run_detection(windows: pd.DataFrame, detectors: Sequence[Detector], labels: pd.DataFrame | None = None,
-                  gap_windows: int = 1, freq: str = "10min",
-                  on_step: Callable[[str, float], None] | None = None) -> DetectionResult:
+def run_detection(
+    windows: pd.DataFrame,
+    detectors: Sequence[Detector],
+    labels: pd.DataFrame | None = None,
+    gap_windows: int = 1,
+    freq: str = "10min",
+    on_step: Callable[[str, float], None] | None = None,
+) -> DetectionResult:
     """Run every detector on ``windows``, evaluate against ``labels`` (optional), group incidents."""
     if windows.empty:
         raise ValueError("no windows to run detection on")
@@ -59,9 +64,13 @@ def run_detection(windows: pd.DataFrame, detectors: Sequence[Detector], labels: 
         seconds[det.name] = time.perf_counter() - t0
         if on_step is not None:
             on_step(det.name, seconds[det.name])
-    result = DetectionResult(windows=windows, detections=detections,
-                             incidents=group_incidents(detections, gap_windows=gap_windows, freq=freq),
-                             labels=labels, seconds=seconds)
+    result = DetectionResult(
+        windows=windows,
+        detections=detections,
+        incidents=group_incidents(detections, gap_windows=gap_windows, freq=freq),
+        labels=labels,
+        seconds=seconds,
+    )
     if labels is not None:
         result.metrics = evaluate(detections, labels)
         result.curves = _curves(result.frame, labels)
@@ -96,13 +105,16 @@ def write_outputs(result: DetectionResult, out_dir: Path, report: bool = True) -
     paths["incidents"].write_text(json.dumps([i.to_dict() for i in result.incidents], indent=2) + "\n")
     if result.labels is not None:
         paths["metrics"] = out_dir / "metrics.json"
-        payload = {"detectors": result.metrics,
-                   "best_f1": {k: v["best_f1"] for k, v in result.curves.items()},
-                   "precision_recall_curves": result.curves}
+        payload = {
+            "detectors": result.metrics,
+            "best_f1": {k: v["best_f1"] for k, v in result.curves.items()},
+            "precision_recall_curves": result.curves,
+        }
         paths["metrics"].write_text(json.dumps(payload, indent=2) + "\n")
     if report:
         from .reports import write_report
 
-        paths["report"] = write_report(out_dir, result.windows, result.frame, result.incidents, result.metrics,
-                                       result.labels, result.curves)
+        paths["report"] = write_report(
+            out_dir, result.windows, result.frame, result.incidents, result.metrics, result.labels, result.curves
+        )
     return paths

@@ -63,26 +63,47 @@ class Alerting(Construct):
     failure_queue : sqs.Queue
     """
 
-    def __init__(self, scope: Construct, id_: str, *, detections: kinesis.IStream, state_bucket: s3.IBucket,
-                 functions: FunctionDefaults, threshold_mode: str, threshold: float, sigma_k: float,
-                 window_freq: str, alert_email: str, retry_attempts: int, max_record_age_hours: int) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        detections: kinesis.IStream,
+        state_bucket: s3.IBucket,
+        functions: FunctionDefaults,
+        threshold_mode: str,
+        threshold: float,
+        sigma_k: float,
+        window_freq: str,
+        alert_email: str,
+        retry_attempts: int,
+        max_record_age_hours: int,
+    ) -> None:
         super().__init__(scope, id_)
-        self.key = kms.Key(self, "TopicKey", enable_key_rotation=True,
-                           description="Encrypts the clickstream anomaly alert topic")
-        self.key.add_to_resource_policy(iam.PolicyStatement(
-            sid="AllowCloudWatchAlarmsToPublish",
-            principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
-            actions=["kms:Decrypt", "kms:GenerateDataKey*"],
-            resources=["*"],
-        ))
-        self.topic = sns.Topic(self, "Alerts", display_name="Clickstream anomalies", master_key=self.key,
-                               enforce_ssl=True)
+        self.key = kms.Key(
+            self, "TopicKey", enable_key_rotation=True, description="Encrypts the clickstream anomaly alert topic"
+        )
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowCloudWatchAlarmsToPublish",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+            )
+        )
+        self.topic = sns.Topic(
+            self, "Alerts", display_name="Clickstream anomalies", master_key=self.key, enforce_ssl=True
+        )
         if alert_email:
             self.topic.add_subscription(subs.EmailSubscription(alert_email))
 
         self.failure_queue = failure_queue(self, "AlerterFailures")
         self.function = pipeline_function(
-            self, "Alerter", name="alerter", defaults=functions, timeout_seconds=60,
+            self,
+            "Alerter",
+            name="alerter",
+            defaults=functions,
+            timeout_seconds=60,
             environment={
                 "TOPIC_ARN": self.topic.topic_arn,
                 "STATE_BUCKET": state_bucket.bucket_name,
@@ -92,14 +113,24 @@ class Alerting(Construct):
                 "WINDOW_FREQ": window_freq,
                 "METRICS_NAMESPACE": functions.metrics_namespace,
             },
-            description="Thresholds detections, publishes anomaly metrics and sends alerts")
-        self.function.add_event_source(kinesis_source(
-            detections, on_failure=self.failure_queue, retry_attempts=retry_attempts,
-            max_record_age=Duration.hours(max_record_age_hours), batch_size=100))
+            description="Thresholds detections, publishes anomaly metrics and sends alerts",
+        )
+        self.function.add_event_source(
+            kinesis_source(
+                detections,
+                on_failure=self.failure_queue,
+                retry_attempts=retry_attempts,
+                max_record_age=Duration.hours(max_record_age_hours),
+                batch_size=100,
+            )
+        )
         self.topic.grant_publish(self.function)
         grant_prefix(state_bucket, self.function, "alerter/")
-        wildcard_actions(self.function, ["kms:GenerateDataKey*"],
-                         "publishing to the encrypted topic needs data keys of its one KMS key (resource-scoped)")
+        wildcard_actions(
+            self.function,
+            ["kms:GenerateDataKey*"],
+            "publishing to the encrypted topic needs data keys of its one KMS key (resource-scoped)",
+        )
 
 
 class Monitoring(Construct):
@@ -117,11 +148,22 @@ class Monitoring(Construct):
     dashboard : cw.Dashboard
     """
 
-    def __init__(self, scope: Construct, id_: str, *, topic: sns.ITopic, namespace: str, window_seconds: int,
-                 detectors: Sequence[str], functions: Mapping[str, lambda_.IFunction],
-                 stream_consumers: Sequence[str], failure_queues: Mapping[str, sqs.IQueue],
-                 endpoint_names: Sequence[str], state_machines: Mapping[str, sfn.IStateMachine],
-                 anomaly_alarm_count: int) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        topic: sns.ITopic,
+        namespace: str,
+        window_seconds: int,
+        detectors: Sequence[str],
+        functions: Mapping[str, lambda_.IFunction],
+        stream_consumers: Sequence[str],
+        failure_queues: Mapping[str, sqs.IQueue],
+        endpoint_names: Sequence[str],
+        state_machines: Mapping[str, sfn.IStateMachine],
+        anomaly_alarm_count: int,
+    ) -> None:
         super().__init__(scope, id_)
         action = cw_actions.SnsAction(topic)
         window = Duration.seconds(window_seconds)
@@ -133,94 +175,152 @@ class Monitoring(Construct):
             return made
 
         def detector_metric(name: str, detector: str, statistic: str) -> cw.Metric:
-            return cw.Metric(namespace=namespace, metric_name=name, statistic=statistic, period=window,
-                             dimensions_map={"service": "alerter", "detector": detector},
-                             label=f"{detector} {name}")
+            return cw.Metric(
+                namespace=namespace,
+                metric_name=name,
+                statistic=statistic,
+                period=window,
+                dimensions_map={"service": "alerter", "detector": detector},
+                label=f"{detector} {name}",
+            )
 
         self.anomaly_alarms: dict[str, cw.Alarm] = {}
         for detector in detectors:
             self.anomaly_alarms[detector] = alarm(
                 f"Anomalies-{detector}",
                 metric=detector_metric(ANOMALIES_METRIC, detector, "Sum"),
-                threshold=anomaly_alarm_count, evaluation_periods=1,
+                threshold=anomaly_alarm_count,
+                evaluation_periods=1,
                 comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
                 treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
-                alarm_description=f"{detector} reported an anomalous window")
+                alarm_description=f"{detector} reported an anomalous window",
+            )
 
         self.health_alarms: dict[str, cw.Alarm] = {}
         for name, function in functions.items():
             self.health_alarms[f"{name}-errors"] = alarm(
-                f"Errors-{name}", metric=function.metric_errors(period=five_minutes, statistic="Sum"),
-                threshold=1, evaluation_periods=1,
+                f"Errors-{name}",
+                metric=function.metric_errors(period=five_minutes, statistic="Sum"),
+                threshold=1,
+                evaluation_periods=1,
                 comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
                 treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
-                alarm_description=f"The {name} Lambda raised errors")
+                alarm_description=f"The {name} Lambda raised errors",
+            )
         for name in stream_consumers:
-            iterator_age = cw.Metric(namespace="AWS/Lambda", metric_name="IteratorAge", statistic="Maximum",
-                                     period=five_minutes,
-                                     dimensions_map={"FunctionName": functions[name].function_name})
+            iterator_age = cw.Metric(
+                namespace="AWS/Lambda",
+                metric_name="IteratorAge",
+                statistic="Maximum",
+                period=five_minutes,
+                dimensions_map={"FunctionName": functions[name].function_name},
+            )
             self.health_alarms[f"{name}-iterator-age"] = alarm(
-                f"IteratorAge-{name}", metric=iterator_age, threshold=ITERATOR_AGE_LIMIT_MS,
+                f"IteratorAge-{name}",
+                metric=iterator_age,
+                threshold=ITERATOR_AGE_LIMIT_MS,
                 evaluation_periods=3,
                 comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
                 treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
-                alarm_description=f"The {name} Lambda is falling behind its Kinesis stream")
+                alarm_description=f"The {name} Lambda is falling behind its Kinesis stream",
+            )
         for name, queue in failure_queues.items():
             self.health_alarms[f"{name}-failures"] = alarm(
                 f"FailureQueue-{name}",
-                metric=queue.metric_approximate_number_of_messages_visible(period=five_minutes,
-                                                                           statistic="Maximum"),
-                threshold=1, evaluation_periods=1,
+                metric=queue.metric_approximate_number_of_messages_visible(period=five_minutes, statistic="Maximum"),
+                threshold=1,
+                evaluation_periods=1,
                 comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
                 treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
-                alarm_description=f"The {name} Lambda sent records it could not process to its failure queue")
+                alarm_description=f"The {name} Lambda sent records it could not process to its failure queue",
+            )
         for endpoint in endpoint_names:
             errors = cw.MathExpression(
-                expression="e4 + e5", period=five_minutes, label=f"{endpoint} 4xx+5xx",
+                expression="e4 + e5",
+                period=five_minutes,
+                label=f"{endpoint} 4xx+5xx",
                 using_metrics={
-                    f"e{code}": cw.Metric(namespace="AWS/SageMaker", metric_name=f"Invocation{code}XXErrors",
-                                          statistic="Sum", period=five_minutes,
-                                          dimensions_map={"EndpointName": endpoint, "VariantName": "AllTraffic"})
-                    for code in (4, 5)})
+                    f"e{code}": cw.Metric(
+                        namespace="AWS/SageMaker",
+                        metric_name=f"Invocation{code}XXErrors",
+                        statistic="Sum",
+                        period=five_minutes,
+                        dimensions_map={"EndpointName": endpoint, "VariantName": "AllTraffic"},
+                    )
+                    for code in (4, 5)
+                },
+            )
             self.health_alarms[f"{endpoint}-errors"] = alarm(
-                f"EndpointErrors-{endpoint}", metric=errors, threshold=1, evaluation_periods=1,
+                f"EndpointErrors-{endpoint}",
+                metric=errors,
+                threshold=1,
+                evaluation_periods=1,
                 comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
                 treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
-                alarm_description=f"SageMaker endpoint {endpoint} returned errors")
+                alarm_description=f"SageMaker endpoint {endpoint} returned errors",
+            )
 
         for name, machine in state_machines.items():
             self.health_alarms[f"{name}-pipeline-failed"] = alarm(
-                f"PipelineFailed-{name}", metric=machine.metric_failed(period=five_minutes, statistic="Sum"),
-                threshold=1, evaluation_periods=1,
+                f"PipelineFailed-{name}",
+                metric=machine.metric_failed(period=five_minutes, statistic="Sum"),
+                threshold=1,
+                evaluation_periods=1,
                 comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
                 treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
-                alarm_description=f"The {name} training pipeline failed")
+                alarm_description=f"The {name} training pipeline failed",
+            )
 
         # The AWS-native peer of the detectors: CloudWatch anomaly detection on clicks per window.
-        clicks = cw.Metric(namespace=namespace, metric_name=CLICKS_METRIC, statistic="Sum", period=window,
-                           dimensions_map={"service": "aggregator"}, label="clicks per window")
+        clicks = cw.Metric(
+            namespace=namespace,
+            metric_name=CLICKS_METRIC,
+            statistic="Sum",
+            period=window,
+            dimensions_map={"service": "aggregator"},
+            label="clicks per window",
+        )
         self.clicks_band_alarm = cw.AnomalyDetectionAlarm(
-            self, "ClicksOutsideBand", metric=clicks, std_devs=2, evaluation_periods=1,
+            self,
+            "ClicksOutsideBand",
+            metric=clicks,
+            std_devs=2,
+            evaluation_periods=1,
             comparison_operator=cw.ComparisonOperator.LESS_THAN_LOWER_OR_GREATER_THAN_UPPER_THRESHOLD,
             treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
-            alarm_description="Clicks per window left CloudWatch's anomaly detection band (2 std devs)")
+            alarm_description="Clicks per window left CloudWatch's anomaly detection band (2 std devs)",
+        )
         self.clicks_band_alarm.add_alarm_action(action)
 
         self.dashboard = cw.Dashboard(self, "Dashboard", default_interval=Duration.days(2))
         feature_metrics = [detector_metric(m, detectors[0], "Maximum") for m in FEATURE_METRICS]
         self.dashboard.add_widgets(
             cw.GraphWidget(title="Window features", left=feature_metrics, width=12),
-            cw.GraphWidget(title="Clicks and CloudWatch anomaly band",
-                           left=[cw.MathExpression(expression="ANOMALY_DETECTION_BAND(m1, 2)",
-                                                   using_metrics={"m1": clicks}, label="band", period=window),
-                                 clicks],
-                           width=12),
+            cw.GraphWidget(
+                title="Clicks and CloudWatch anomaly band",
+                left=[
+                    cw.MathExpression(
+                        expression="ANOMALY_DETECTION_BAND(m1, 2)",
+                        using_metrics={"m1": clicks},
+                        label="band",
+                        period=window,
+                    ),
+                    clicks,
+                ],
+                width=12,
+            ),
         )
         for detector in detectors:
-            self.dashboard.add_widgets(cw.GraphWidget(
-                title=f"{detector}: score and threshold",
-                left=[detector_metric(SCORE_METRIC, detector, "Maximum"),
-                      detector_metric(THRESHOLD_METRIC, detector, "Average")],
-                right=[detector_metric(ANOMALIES_METRIC, detector, "Sum")], width=12))
+            self.dashboard.add_widgets(
+                cw.GraphWidget(
+                    title=f"{detector}: score and threshold",
+                    left=[
+                        detector_metric(SCORE_METRIC, detector, "Maximum"),
+                        detector_metric(THRESHOLD_METRIC, detector, "Average"),
+                    ],
+                    right=[detector_metric(ANOMALIES_METRIC, detector, "Sum")],
+                    width=12,
+                )
+            )
         all_alarms = [*self.anomaly_alarms.values(), *self.health_alarms.values(), self.clicks_band_alarm]
         self.dashboard.add_widgets(cw.AlarmStatusWidget(title="Alarms", alarms=all_alarms, width=24))

@@ -26,16 +26,33 @@ class LambdaDetection(Construct):
     failure_queue : sqs.Queue
     """
 
-    def __init__(self, scope: Construct, id_: str, *, features: kinesis.IStream, detections: kinesis.IStream,
-                 state_bucket: s3.IBucket, functions: FunctionDefaults, num_trees: int, sample_size: int,
-                 time_decay: int, shingle_size: int, with_directionality: bool, retry_attempts: int,
-                 max_record_age_hours: int) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        features: kinesis.IStream,
+        detections: kinesis.IStream,
+        state_bucket: s3.IBucket,
+        functions: FunctionDefaults,
+        num_trees: int,
+        sample_size: int,
+        time_decay: int,
+        shingle_size: int,
+        with_directionality: bool,
+        retry_attempts: int,
+        max_record_age_hours: int,
+    ) -> None:
         super().__init__(scope, id_)
         self.failure_queue = failure_queue(self, "DetectorFailures")
         # One forest per stream: the features stream carries one record per window, so one shard suffices
         # and batches are processed in order (parallelization factor 1).
         self.function = pipeline_function(
-            self, "Detector", name="detector", defaults=functions, timeout_seconds=120,
+            self,
+            "Detector",
+            name="detector",
+            defaults=functions,
+            timeout_seconds=120,
             environment={
                 "STATE_BUCKET": state_bucket.bucket_name,
                 "STATE_KEY": STATE_KEY,
@@ -46,9 +63,16 @@ class LambdaDetection(Construct):
                 "RCF_SHINGLE_SIZE": str(shingle_size),
                 "RCF_WITH_DIRECTIONALITY": "true" if with_directionality else "false",
             },
-            description="Streaming Random Cut Forest with explanation on window features")
-        self.function.add_event_source(kinesis_source(
-            features, on_failure=self.failure_queue, retry_attempts=retry_attempts,
-            max_record_age=Duration.hours(max_record_age_hours), batch_size=100))
+            description="Streaming Random Cut Forest with explanation on window features",
+        )
+        self.function.add_event_source(
+            kinesis_source(
+                features,
+                on_failure=self.failure_queue,
+                retry_attempts=retry_attempts,
+                max_record_age=Duration.hours(max_record_age_hours),
+                batch_size=100,
+            )
+        )
         grant_prefix(state_bucket, self.function, "detector/")
         detections.grant_write(self.function)

@@ -36,6 +36,8 @@ def max_skew_seconds(allowed_lateness: str) -> int:
     n, unit = int(allowed_lateness.rstrip("minh")), allowed_lateness.lstrip("0123456789")
     seconds = n * (60 if unit == "min" else 3600)
     return min(int(MAX_SKEW_SECONDS), seconds // 2)
+
+
 #: Where the producer leaves records Kinesis did not accept after its retries (copy back to re-send).
 UNSENT_PREFIX = "unsent/"
 NOTIFICATIONS_HANDLER = "BucketNotificationsHandler"
@@ -60,16 +62,31 @@ class Ingest(Construct):
     delivery_streams : dict[str, firehose.DeliveryStream]
     """
 
-    def __init__(self, scope: Construct, id_: str, *, stream_mode: str, shards: int, retention_hours: int,
-                 landing_prefix: str, window_freq: str, allowed_lateness: str, state_bucket: s3.IBucket,
-                 access_logs: s3.IBucket, removal_policy: RemovalPolicy, functions: FunctionDefaults,
-                 retry_attempts: int, max_record_age_hours: int) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        stream_mode: str,
+        shards: int,
+        retention_hours: int,
+        landing_prefix: str,
+        window_freq: str,
+        allowed_lateness: str,
+        state_bucket: s3.IBucket,
+        access_logs: s3.IBucket,
+        removal_policy: RemovalPolicy,
+        functions: FunctionDefaults,
+        retry_attempts: int,
+        max_record_age_hours: int,
+    ) -> None:
         super().__init__(scope, id_)
         mode = kinesis.StreamMode.ON_DEMAND if stream_mode == "on-demand" else kinesis.StreamMode.PROVISIONED
         self.streams: dict[str, kinesis.Stream] = {}
         for name in ("clicks", "features", "detections"):
             self.streams[name] = kinesis.Stream(
-                self, name.capitalize(),
+                self,
+                name.capitalize(),
                 stream_mode=mode,
                 shard_count=shards if mode == kinesis.StreamMode.PROVISIONED else None,
                 encryption=kinesis.StreamEncryption.MANAGED,
@@ -80,56 +97,92 @@ class Ingest(Construct):
         self.features = self.streams["features"]
         self.detections = self.streams["detections"]
 
-        self.landing = secure_bucket(self, "Landing", access_logs=access_logs, removal_policy=removal_policy,
-                                     log_prefix="landing/")
-        self.lake = secure_bucket(self, "Lake", access_logs=access_logs, removal_policy=removal_policy,
-                                  log_prefix="lake/")
+        self.landing = secure_bucket(
+            self, "Landing", access_logs=access_logs, removal_policy=removal_policy, log_prefix="landing/"
+        )
+        self.lake = secure_bucket(
+            self, "Lake", access_logs=access_logs, removal_policy=removal_policy, log_prefix="lake/"
+        )
         self.failure_queues: dict[str, sqs.Queue] = {}
 
         # producer: new click files in the landing bucket -> clicks stream; bad lines to rejected/, records
         # Kinesis kept refusing to unsent/.
         self.failure_queues["producer"] = failure_queue(self, "ProducerFailures")
         self.producer = pipeline_function(
-            self, "Producer", name="producer", defaults=functions, timeout_seconds=900,
-            environment={"CLICKS_STREAM_NAME": self.clicks.stream_name, "REJECTED_PREFIX": REJECTED_PREFIX,
-                         "CLICKS_MAX_SKEW_SECONDS": str(max_skew_seconds(allowed_lateness))},
-            description="Reads click CSV files from the landing bucket and puts them on the clicks stream")
+            self,
+            "Producer",
+            name="producer",
+            defaults=functions,
+            timeout_seconds=900,
+            environment={
+                "CLICKS_STREAM_NAME": self.clicks.stream_name,
+                "REJECTED_PREFIX": REJECTED_PREFIX,
+                "CLICKS_MAX_SKEW_SECONDS": str(max_skew_seconds(allowed_lateness)),
+            },
+            description="Reads click CSV files from the landing bucket and puts them on the clicks stream",
+        )
         self.producer.configure_async_invoke(
-            retry_attempts=2, on_failure=destinations.SqsDestination(self.failure_queues["producer"]))
+            retry_attempts=2, on_failure=destinations.SqsDestination(self.failure_queues["producer"])
+        )
         self.clicks.grant_write(self.producer)
         grant_prefix(self.landing, self.producer, landing_prefix, write=False)
         grant_prefix(self.landing, self.producer, REJECTED_PREFIX, read=False)
         grant_prefix(self.landing, self.producer, UNSENT_PREFIX, read=False)
-        self.landing.add_event_notification(s3.EventType.OBJECT_CREATED, s3n.LambdaDestination(self.producer),
-                                            s3.NotificationKeyFilter(prefix=landing_prefix))
+        self.landing.add_event_notification(
+            s3.EventType.OBJECT_CREATED,
+            s3n.LambdaDestination(self.producer),
+            s3.NotificationKeyFilter(prefix=landing_prefix),
+        )
         for child in Stack.of(self).node.children:  # CDK's singleton that configures bucket notifications
             if child.node.id.startswith(NOTIFICATIONS_HANDLER):
-                acknowledge(child, BASIC_EXECUTION_ROLE,
-                            "CDK's bucket-notifications handler only needs to write its own CloudWatch Logs")
+                acknowledge(
+                    child,
+                    BASIC_EXECUTION_ROLE,
+                    "CDK's bucket-notifications handler only needs to write its own CloudWatch Logs",
+                )
 
         # aggregator: clicks -> 10-minute windows -> features; a 1-minute schedule closes quiet windows.
         self.failure_queues["aggregator"] = failure_queue(self, "AggregatorFailures")
         self.aggregator = pipeline_function(
-            self, "Aggregator", name="aggregator", defaults=functions, timeout_seconds=120,
-            environment={"FEATURES_STREAM_NAME": self.features.stream_name,
-                         "STATE_BUCKET": state_bucket.bucket_name,
-                         "WINDOW_FREQ": window_freq, "ALLOWED_LATENESS": allowed_lateness},
-            description="Aggregates clicks into fixed windows and puts window features on the features stream")
-        self.aggregator.add_event_source(kinesis_source(
-            self.clicks, on_failure=self.failure_queues["aggregator"], retry_attempts=retry_attempts,
-            max_record_age=Duration.hours(max_record_age_hours), batch_size=500, max_batching_seconds=5))
+            self,
+            "Aggregator",
+            name="aggregator",
+            defaults=functions,
+            timeout_seconds=120,
+            environment={
+                "FEATURES_STREAM_NAME": self.features.stream_name,
+                "STATE_BUCKET": state_bucket.bucket_name,
+                "WINDOW_FREQ": window_freq,
+                "ALLOWED_LATENESS": allowed_lateness,
+            },
+            description="Aggregates clicks into fixed windows and puts window features on the features stream",
+        )
+        self.aggregator.add_event_source(
+            kinesis_source(
+                self.clicks,
+                on_failure=self.failure_queues["aggregator"],
+                retry_attempts=retry_attempts,
+                max_record_age=Duration.hours(max_record_age_hours),
+                batch_size=500,
+                max_batching_seconds=5,
+            )
+        )
         self.features.grant_write(self.aggregator)
         grant_prefix(state_bucket, self.aggregator, "aggregator/")
         self.window_closer = events.Rule(
-            self, "CloseWindowsEveryMinute", schedule=events.Schedule.rate(Duration.minutes(1)),
+            self,
+            "CloseWindowsEveryMinute",
+            schedule=events.Schedule.rate(Duration.minutes(1)),
             description="Invokes the aggregator every minute so windows without clicks still close",
-            targets=[targets.LambdaFunction(self.aggregator, retry_attempts=2)])
+            targets=[targets.LambdaFunction(self.aggregator, retry_attempts=2)],
+        )
 
         # Firehose: clicks and features into the lake, partitioned by delivery date (training input).
         self.delivery_streams: dict[str, firehose.DeliveryStream] = {}
         for name in ("clicks", "features"):
             self.delivery_streams[name] = firehose.DeliveryStream(
-                self, f"{name.capitalize()}ToLake",
+                self,
+                f"{name.capitalize()}ToLake",
                 source=firehose.KinesisStreamSource(self.streams[name]),
                 destination=firehose.S3Bucket(
                     self.lake,
@@ -141,12 +194,16 @@ class Ingest(Construct):
                 ),
             )
             stream = self.delivery_streams[name]
-            acknowledge(stream, "AwsSolutions-KDF1",
-                        "a delivery stream with a Kinesis stream source cannot enable its own SSE; the data is "
-                        "encrypted at rest in the source stream (aws/kinesis) and in the SSE-S3 lake bucket")
+            acknowledge(
+                stream,
+                "AwsSolutions-KDF1",
+                "a delivery stream with a Kinesis stream source cannot enable its own SSE; the data is "
+                "encrypted at rest in the source stream (aws/kinesis) and in the SSE-S3 lake bucket",
+            )
             why = "CDK's Firehose S3-destination grant: Firehose lists the lake and runs multipart uploads into it"
-            wildcard_actions(stream, ["s3:Abort*", "s3:GetBucket*", "s3:GetObject*", "s3:List*",
-                                      "s3:DeleteObject*"], why)
+            wildcard_actions(
+                stream, ["s3:Abort*", "s3:GetBucket*", "s3:GetObject*", "s3:List*", "s3:DeleteObject*"], why
+            )
             wildcard_resource(stream, f"{arn_ref(self.lake)}/*", why)
 
     @property

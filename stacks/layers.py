@@ -35,14 +35,17 @@ def powertools_parameter_name(release: str, python: str = PYTHON_MINOR) -> str:
     return f"/aws/service/powertools/python/x86_64/python{python}/{release}"
 
 
-def managed_layers(scope: Construct, *, pandas_release: str, powertools_release: str,
-                   pandas_arn: str = "", powertools_arn: str = "") -> list[lambda_.ILayerVersion]:
+def managed_layers(
+    scope: Construct, *, pandas_release: str, powertools_release: str, pandas_arn: str = "", powertools_arn: str = ""
+) -> list[lambda_.ILayerVersion]:
     """The two managed layers ``[pandas, powertools]``, from explicit ARNs or from the SSM parameters."""
     if not pandas_arn:
-        pandas_arn = ssm.StringParameter.value_for_string_parameter(
-            scope, pandas_parameter_name(pandas_release))
+        pandas_arn = ssm.StringParameter.value_for_string_parameter(scope, pandas_parameter_name(pandas_release))
     if not powertools_arn:
         powertools_arn = ssm.StringParameter.value_for_string_parameter(
-            scope, powertools_parameter_name(powertools_release))
-    return [lambda_.LayerVersion.from_layer_version_arn(scope, "AwsSdkPandasLayer", pandas_arn),
-            lambda_.LayerVersion.from_layer_version_arn(scope, "PowertoolsLayer", powertools_arn)]
+            scope, powertools_parameter_name(powertools_release)
+        )
+    return [
+        lambda_.LayerVersion.from_layer_version_arn(scope, "AwsSdkPandasLayer", pandas_arn),
+        lambda_.LayerVersion.from_layer_version_arn(scope, "PowertoolsLayer", powertools_arn),
+    ]

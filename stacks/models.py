@@ -53,8 +53,9 @@ class S3Uri(tasks.S3Location):
         super().__init__()
         self._uri = uri
 
-    def bind(self, task: Construct, *, for_reading: bool | None = None,
-             for_writing: bool | None = None) -> tasks.S3LocationConfig:
+    def bind(
+        self, task: Construct, *, for_reading: bool | None = None, for_writing: bool | None = None
+    ) -> tasks.S3LocationConfig:
         return tasks.S3LocationConfig(uri=self._uri)
 
 
@@ -81,96 +82,174 @@ class Models(Construct):
     scorer_failure_queue : sqs.Queue | None
     """
 
-    def __init__(self, scope: Construct, id_: str, *, prefix: str, lake: s3.IBucket, access_logs: s3.IBucket,
-                 removal_policy: RemovalPolicy, functions: FunctionDefaults, training_days: int,
-                 window_freq: str, rcf_hyperparameters: Mapping[str, str],
-                 deepar_hyperparameters: Mapping[str, str], training_instance_type: str,
-                 endpoint_instance_type: str, deploy_endpoints: bool, retrain_schedule: str,
-                 features: kinesis.IStream, detections: kinesis.IStream, state_bucket: s3.IBucket,
-                 retry_attempts: int, max_record_age_hours: int) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        prefix: str,
+        lake: s3.IBucket,
+        access_logs: s3.IBucket,
+        removal_policy: RemovalPolicy,
+        functions: FunctionDefaults,
+        training_days: int,
+        window_freq: str,
+        rcf_hyperparameters: Mapping[str, str],
+        deepar_hyperparameters: Mapping[str, str],
+        training_instance_type: str,
+        endpoint_instance_type: str,
+        deploy_endpoints: bool,
+        retrain_schedule: str,
+        features: kinesis.IStream,
+        detections: kinesis.IStream,
+        state_bucket: s3.IBucket,
+        retry_attempts: int,
+        max_record_age_hours: int,
+    ) -> None:
         super().__init__(scope, id_)
         self.prefix = prefix
-        self.bucket = secure_bucket(self, "Bucket", access_logs=access_logs, removal_policy=removal_policy,
-                                    log_prefix="models/")
+        self.bucket = secure_bucket(
+            self, "Bucket", access_logs=access_logs, removal_policy=removal_policy, log_prefix="models/"
+        )
         self.endpoint_names = {alg: f"{prefix}-{alg}" for alg in ALGORITHMS}
 
-        self.role = iam.Role(self, "SageMakerRole", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
-                             description="Execution role of the clickstream anomaly training jobs and models")
+        self.role = iam.Role(
+            self,
+            "SageMakerRole",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description="Execution role of the clickstream anomaly training jobs and models",
+        )
         stack = Stack.of(self)
-        self.role.add_to_policy(iam.PolicyStatement(
-            actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents",
-                     "logs:DescribeLogStreams"],
-            resources=[stack.format_arn(service="logs", resource="log-group",
-                                        resource_name="/aws/sagemaker/*",
-                                        arn_format=ArnFormat.COLON_RESOURCE_NAME)]))
-        self.role.add_to_policy(iam.PolicyStatement(
-            actions=["cloudwatch:PutMetricData"], resources=["*"],
-            conditions={"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "aws/sagemaker/*"]}}))
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                resources=[
+                    stack.format_arn(
+                        service="logs",
+                        resource="log-group",
+                        resource_name="/aws/sagemaker/*",
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                ],
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "aws/sagemaker/*"]}},
+            )
+        )
         grant_prefix(self.bucket, self.role, CHANNELS_PREFIX, write=False)
         for alg in ALGORITHMS:
             grant_prefix(self.bucket, self.role, f"{alg}/models/")
-        wildcard_resource(self.role, "arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:"
-                                     "/aws/sagemaker/*",
-                          "SageMaker jobs and endpoints log to log groups it names under /aws/sagemaker/")
-        wildcard_resource(self.role, "*", "cloudwatch:PutMetricData has no resource type; the statement is "
-                                          "limited to SageMaker's metric namespaces by a condition")
+        wildcard_resource(
+            self.role,
+            "arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:/aws/sagemaker/*",
+            "SageMaker jobs and endpoints log to log groups it names under /aws/sagemaker/",
+        )
+        wildcard_resource(
+            self.role,
+            "*",
+            "cloudwatch:PutMetricData has no resource type; the statement is "
+            "limited to SageMaker's metric namespaces by a condition",
+        )
         # The tasks get an immutable reference: CDK would otherwise add read access to every bucket for the
         # model artifacts (a JSONPath location); the grants above are the exact prefixes instead.
         self.task_role = iam.Role.from_role_arn(self, "SageMakerRoleForTasks", self.role.role_arn, mutable=False)
 
         self.prepare = pipeline_function(
-            self, "Prepare", name="prepare", defaults=functions, timeout_seconds=900,
-            environment={"LAKE_BUCKET": lake.bucket_name, "MODELS_BUCKET": self.bucket.bucket_name,
-                         "TRAINING_DAYS": str(training_days), "WINDOW_FREQ": window_freq,
-                         "PREDICTION_LENGTH": str(deepar_hyperparameters["prediction_length"])},
-            description="Turns the lake's window features into SageMaker training channels")
+            self,
+            "Prepare",
+            name="prepare",
+            defaults=functions,
+            timeout_seconds=900,
+            environment={
+                "LAKE_BUCKET": lake.bucket_name,
+                "MODELS_BUCKET": self.bucket.bucket_name,
+                "TRAINING_DAYS": str(training_days),
+                "WINDOW_FREQ": window_freq,
+                "PREDICTION_LENGTH": str(deepar_hyperparameters["prediction_length"]),
+            },
+            description="Turns the lake's window features into SageMaker training channels",
+        )
         grant_prefix(lake, self.prepare, "features/", write=False)
         grant_prefix(self.bucket, self.prepare, CHANNELS_PREFIX, read=False)
 
         hyperparameters = {"rcf": dict(rcf_hyperparameters), "deepar": dict(deepar_hyperparameters)}
         self.state_machines: dict[str, sfn.StateMachine] = {}
         for alg in ALGORITHMS:
-            definition = self._pipeline(alg, hyperparameters[alg], training_instance_type,
-                                        endpoint_instance_type if deploy_endpoints else None)
-            log_group = logs.LogGroup(self, f"{alg.capitalize()}PipelineLogs",
-                                      retention=logs.RetentionDays.ONE_MONTH, removal_policy=removal_policy)
+            definition = self._pipeline(
+                alg, hyperparameters[alg], training_instance_type, endpoint_instance_type if deploy_endpoints else None
+            )
+            log_group = logs.LogGroup(
+                self,
+                f"{alg.capitalize()}PipelineLogs",
+                retention=logs.RetentionDays.ONE_MONTH,
+                removal_policy=removal_policy,
+            )
             self.state_machines[alg] = sfn.StateMachine(
-                self, f"{alg.capitalize()}Pipeline",
+                self,
+                f"{alg.capitalize()}Pipeline",
                 definition_body=sfn.DefinitionBody.from_chainable(definition),
-                timeout=Duration.hours(6), tracing_enabled=True,
+                timeout=Duration.hours(6),
+                tracing_enabled=True,
                 logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL),
                 comment=f"Prepare data, train SageMaker {alg}, create the model"
-                        + (" and deploy its endpoint" if deploy_endpoints else ""))
+                + (" and deploy its endpoint" if deploy_endpoints else ""),
+            )
             self._acknowledge_pipeline(self.state_machines[alg])
 
         if retrain_schedule:
             self.schedule = events.Rule(
-                self, "RetrainSchedule", schedule=events.Schedule.expression(retrain_schedule),
+                self,
+                "RetrainSchedule",
+                schedule=events.Schedule.expression(retrain_schedule),
                 description="Retrains the SageMaker models from the data lake",
-                targets=[targets.SfnStateMachine(sm) for sm in self.state_machines.values()])
+                targets=[targets.SfnStateMachine(sm) for sm in self.state_machines.values()],
+            )
 
         self.scorer = None
         self.scorer_failure_queue = None
         if deploy_endpoints:
             self.scorer_failure_queue = failure_queue(self, "ScorerFailures")
             self.scorer = pipeline_function(
-                self, "Scorer", name="scorer", defaults=functions, timeout_seconds=120,
-                environment={"RCF_ENDPOINT_NAME": self.endpoint_names["rcf"],
-                             "RCF_SCALING_URI": f"s3://{self.bucket.bucket_name}/{CHANNELS_PREFIX}{RCF_SCALING_KEY}",
-                             "DEEPAR_ENDPOINT_NAME": self.endpoint_names["deepar"],
-                             "DETECTIONS_STREAM_NAME": detections.stream_name,
-                             "STATE_BUCKET": state_bucket.bucket_name},
-                description="Scores window features with the SageMaker RCF and DeepAR endpoints")
-            self.scorer.add_event_source(kinesis_source(
-                features, on_failure=self.scorer_failure_queue, retry_attempts=retry_attempts,
-                max_record_age=Duration.hours(max_record_age_hours), batch_size=100))
-            self.scorer.add_to_role_policy(iam.PolicyStatement(
-                actions=["sagemaker:InvokeEndpoint"],
-                resources=[self._endpoint_arn(name) for name in self.endpoint_names.values()]))
+                self,
+                "Scorer",
+                name="scorer",
+                defaults=functions,
+                timeout_seconds=120,
+                environment={
+                    "RCF_ENDPOINT_NAME": self.endpoint_names["rcf"],
+                    "RCF_SCALING_URI": f"s3://{self.bucket.bucket_name}/{CHANNELS_PREFIX}{RCF_SCALING_KEY}",
+                    "DEEPAR_ENDPOINT_NAME": self.endpoint_names["deepar"],
+                    "DETECTIONS_STREAM_NAME": detections.stream_name,
+                    "STATE_BUCKET": state_bucket.bucket_name,
+                },
+                description="Scores window features with the SageMaker RCF and DeepAR endpoints",
+            )
+            self.scorer.add_event_source(
+                kinesis_source(
+                    features,
+                    on_failure=self.scorer_failure_queue,
+                    retry_attempts=retry_attempts,
+                    max_record_age=Duration.hours(max_record_age_hours),
+                    batch_size=100,
+                )
+            )
+            self.scorer.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["sagemaker:InvokeEndpoint"],
+                    resources=[self._endpoint_arn(name) for name in self.endpoint_names.values()],
+                )
+            )
             detections.grant_write(self.scorer)
-            self.scorer.add_to_role_policy(iam.PolicyStatement(
-                actions=["s3:GetObject"],
-                resources=[self.bucket.arn_for_objects(f"{CHANNELS_PREFIX}{RCF_SCALING_KEY}")]))
+            self.scorer.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["s3:GetObject"],
+                    resources=[self.bucket.arn_for_objects(f"{CHANNELS_PREFIX}{RCF_SCALING_KEY}")],
+                )
+            )
             grant_prefix(state_bucket, self.scorer, "scorer/")
 
     # ------------------------------------------------------------------ helpers
@@ -178,12 +257,22 @@ class Models(Construct):
         """The wildcards CDK's Step Functions service integrations need, with why each is accepted."""
         account = "arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>"
         for kind in ("training-job", "model", "endpoint-config"):
-            wildcard_resource(machine, f"{account}:{kind}/*",
-                              f"each run creates a new SageMaker {kind} named after its run id (a UUID)")
-        wildcard_resource(machine, f"{arn_ref(self.prepare)}:*",
-                          "Step Functions may invoke any version of the prepare function (CDK's grant)")
-        wildcard_resource(machine, "*", "X-Ray tracing and CloudWatch Logs delivery of the state machine, and "
-                                        "sagemaker:ListTags, have no narrower resource type")
+            wildcard_resource(
+                machine,
+                f"{account}:{kind}/*",
+                f"each run creates a new SageMaker {kind} named after its run id (a UUID)",
+            )
+        wildcard_resource(
+            machine,
+            f"{arn_ref(self.prepare)}:*",
+            "Step Functions may invoke any version of the prepare function (CDK's grant)",
+        )
+        wildcard_resource(
+            machine,
+            "*",
+            "X-Ray tracing and CloudWatch Logs delivery of the state machine, and "
+            "sagemaker:ListTags, have no narrower resource type",
+        )
 
     def _endpoint_arn(self, name: str) -> str:
         return Stack.of(self).format_arn(service="sagemaker", resource="endpoint", resource_name=name)
@@ -192,88 +281,153 @@ class Models(Construct):
         """``<prefix>-<alg>-<run id>`` as a Step Functions intrinsic (the run id is a UUID)."""
         return sfn.JsonPath.format(f"{self.prefix}-{alg}-{{}}", sfn.JsonPath.string_at("$.run.id"))
 
-    def _pipeline(self, alg: str, hyperparameters: dict[str, str], training_type: str,
-                  endpoint_type: str | None) -> sfn.IChainable:
+    def _pipeline(
+        self, alg: str, hyperparameters: dict[str, str], training_type: str, endpoint_type: str | None
+    ) -> sfn.IChainable:
         cap = alg.capitalize()
         image = tasks.DockerImage.from_registry(image_uri(self, alg))
         new_run = sfn.Pass(self, f"{cap}NewRun", parameters={"id.$": "States.UUID()"}, result_path="$.run")
         prepare = tasks.LambdaInvoke(
-            self, f"{cap}PrepareData", lambda_function=self.prepare,
+            self,
+            f"{cap}PrepareData",
+            lambda_function=self.prepare,
             payload=sfn.TaskInput.from_object({"algorithm": alg, "run": sfn.JsonPath.string_at("$.run.id")}),
-            payload_response_only=True, result_path="$.data",
-            retry_on_service_exceptions=True)
+            payload_response_only=True,
+            result_path="$.data",
+            retry_on_service_exceptions=True,
+        )
         if alg == "rcf":
-            channels = [tasks.Channel(
-                channel_name="train", content_type="text/csv;label_size=0",
-                data_source=tasks.DataSource(s3_data_source=tasks.S3DataSource(
-                    s3_location=S3Uri(self.bucket.s3_url_for_object(f"{CHANNELS_PREFIX}rcf/train/")),
-                    s3_data_type=tasks.S3DataType.S3_PREFIX,
-                    s3_data_distribution_type=tasks.S3DataDistributionType.SHARDED_BY_S3_KEY)))]
+            channels = [
+                tasks.Channel(
+                    channel_name="train",
+                    content_type="text/csv;label_size=0",
+                    data_source=tasks.DataSource(
+                        s3_data_source=tasks.S3DataSource(
+                            s3_location=S3Uri(self.bucket.s3_url_for_object(f"{CHANNELS_PREFIX}rcf/train/")),
+                            s3_data_type=tasks.S3DataType.S3_PREFIX,
+                            s3_data_distribution_type=tasks.S3DataDistributionType.SHARDED_BY_S3_KEY,
+                        )
+                    ),
+                )
+            ]
         else:
-            channels = [tasks.Channel(
-                channel_name=name, content_type="application/jsonlines",
-                data_source=tasks.DataSource(s3_data_source=tasks.S3DataSource(
-                    s3_location=S3Uri(self.bucket.s3_url_for_object(f"{CHANNELS_PREFIX}deepar/{name}/")),
-                    s3_data_type=tasks.S3DataType.S3_PREFIX,
-                    s3_data_distribution_type=tasks.S3DataDistributionType.FULLY_REPLICATED)))
-                for name in ("train", "test")]
+            channels = [
+                tasks.Channel(
+                    channel_name=name,
+                    content_type="application/jsonlines",
+                    data_source=tasks.DataSource(
+                        s3_data_source=tasks.S3DataSource(
+                            s3_location=S3Uri(self.bucket.s3_url_for_object(f"{CHANNELS_PREFIX}deepar/{name}/")),
+                            s3_data_type=tasks.S3DataType.S3_PREFIX,
+                            s3_data_distribution_type=tasks.S3DataDistributionType.FULLY_REPLICATED,
+                        )
+                    ),
+                )
+                for name in ("train", "test")
+            ]
         train = tasks.SageMakerCreateTrainingJob(
-            self, f"{cap}Train",
+            self,
+            f"{cap}Train",
             training_job_name=self._name(alg),
             algorithm_specification=tasks.AlgorithmSpecification(
-                training_image=image, training_input_mode=tasks.InputMode.FILE),
+                training_image=image, training_input_mode=tasks.InputMode.FILE
+            ),
             input_data_config=channels,
             output_data_config=tasks.OutputDataConfig(
-                s3_output_location=S3Uri(self.bucket.s3_url_for_object(f"{alg}/models/"))),
-            resource_config=tasks.ResourceConfig(instance_count=1, instance_type=_instance(training_type),
-                                                 volume_size=Size.gibibytes(10)),
+                s3_output_location=S3Uri(self.bucket.s3_url_for_object(f"{alg}/models/"))
+            ),
+            resource_config=tasks.ResourceConfig(
+                instance_count=1, instance_type=_instance(training_type), volume_size=Size.gibibytes(10)
+            ),
             stopping_condition=tasks.StoppingCondition(max_runtime=Duration.hours(3)),
             hyperparameters=hyperparameters,
             role=self.task_role,
             integration_pattern=sfn.IntegrationPattern.RUN_JOB,
             result_selector={"artifacts.$": "$.ModelArtifacts.S3ModelArtifacts", "job.$": "$.TrainingJobName"},
-            result_path="$.training")
+            result_path="$.training",
+        )
         model = tasks.SageMakerCreateModel(
-            self, f"{cap}CreateModel",
+            self,
+            f"{cap}CreateModel",
             model_name=self._name(alg),
             primary_container=tasks.ContainerDefinition(
-                image=image, model_s3_location=tasks.S3Location.from_json_expression("$.training.artifacts")),
-            role=self.task_role, result_path="$.model")
+                image=image, model_s3_location=tasks.S3Location.from_json_expression("$.training.artifacts")
+            ),
+            role=self.task_role,
+            result_path="$.model",
+        )
         chain = new_run.next(prepare).next(train).next(model)
         if endpoint_type is None:
             return chain.next(sfn.Succeed(self, f"{cap}ModelReady"))
 
         endpoint = self.endpoint_names[alg]
         config = tasks.SageMakerCreateEndpointConfig(
-            self, f"{cap}CreateEndpointConfig",
+            self,
+            f"{cap}CreateEndpointConfig",
             endpoint_config_name=self._name(alg),
-            production_variants=[tasks.ProductionVariant(
-                model_name=self._name(alg), variant_name="AllTraffic", initial_instance_count=1,
-                instance_type=_instance(endpoint_type))],
-            result_path="$.config")
+            production_variants=[
+                tasks.ProductionVariant(
+                    model_name=self._name(alg),
+                    variant_name="AllTraffic",
+                    initial_instance_count=1,
+                    instance_type=_instance(endpoint_type),
+                )
+            ],
+            result_path="$.config",
+        )
         find = tasks.CallAwsService(
-            self, f"{cap}FindEndpoint", service="sagemaker", action="describeEndpoint",
-            parameters={"EndpointName": endpoint}, iam_resources=[self._endpoint_arn(endpoint)],
-            result_selector={"status.$": "$.EndpointStatus"}, result_path="$.existing")
+            self,
+            f"{cap}FindEndpoint",
+            service="sagemaker",
+            action="describeEndpoint",
+            parameters={"EndpointName": endpoint},
+            iam_resources=[self._endpoint_arn(endpoint)],
+            result_selector={"status.$": "$.EndpointStatus"},
+            result_path="$.existing",
+        )
         create = tasks.SageMakerCreateEndpoint(
-            self, f"{cap}CreateEndpoint", endpoint_name=endpoint, endpoint_config_name=self._name(alg),
-            result_path=sfn.JsonPath.DISCARD)
+            self,
+            f"{cap}CreateEndpoint",
+            endpoint_name=endpoint,
+            endpoint_config_name=self._name(alg),
+            result_path=sfn.JsonPath.DISCARD,
+        )
         update = tasks.SageMakerUpdateEndpoint(
-            self, f"{cap}UpdateEndpoint", endpoint_name=endpoint, endpoint_config_name=self._name(alg),
-            result_path=sfn.JsonPath.DISCARD)
-        wait = sfn.Wait(self, f"{cap}WaitForEndpoint",
-                        time=sfn.WaitTime.duration(Duration.seconds(ENDPOINT_POLL_SECONDS)))
+            self,
+            f"{cap}UpdateEndpoint",
+            endpoint_name=endpoint,
+            endpoint_config_name=self._name(alg),
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        wait = sfn.Wait(
+            self, f"{cap}WaitForEndpoint", time=sfn.WaitTime.duration(Duration.seconds(ENDPOINT_POLL_SECONDS))
+        )
         describe = tasks.CallAwsService(
-            self, f"{cap}DescribeEndpoint", service="sagemaker", action="describeEndpoint",
-            parameters={"EndpointName": endpoint}, iam_resources=[self._endpoint_arn(endpoint)],
-            result_selector={"status.$": "$.EndpointStatus"}, result_path="$.endpoint")
-        status = (sfn.Choice(self, f"{cap}EndpointInService?")
-                  .when(sfn.Condition.string_equals("$.endpoint.status", "InService"),
-                        sfn.Succeed(self, f"{cap}EndpointReady"))
-                  .when(sfn.Condition.string_equals("$.endpoint.status", "Failed"),
-                        sfn.Fail(self, f"{cap}EndpointFailed", error="EndpointFailed",
-                                 cause=f"SageMaker endpoint {endpoint} failed to deploy"))
-                  .otherwise(wait))
+            self,
+            f"{cap}DescribeEndpoint",
+            service="sagemaker",
+            action="describeEndpoint",
+            parameters={"EndpointName": endpoint},
+            iam_resources=[self._endpoint_arn(endpoint)],
+            result_selector={"status.$": "$.EndpointStatus"},
+            result_path="$.endpoint",
+        )
+        status = (
+            sfn.Choice(self, f"{cap}EndpointInService?")
+            .when(
+                sfn.Condition.string_equals("$.endpoint.status", "InService"), sfn.Succeed(self, f"{cap}EndpointReady")
+            )
+            .when(
+                sfn.Condition.string_equals("$.endpoint.status", "Failed"),
+                sfn.Fail(
+                    self,
+                    f"{cap}EndpointFailed",
+                    error="EndpointFailed",
+                    cause=f"SageMaker endpoint {endpoint} failed to deploy",
+                ),
+            )
+            .otherwise(wait)
+        )
         wait.next(describe).next(status)
         # DescribeEndpoint fails when the endpoint does not exist yet: then create it, else update it.
         find.add_catch(create, errors=["States.TaskFailed"], result_path="$.lookup_error")

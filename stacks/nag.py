@@ -10,8 +10,9 @@ from __future__ import annotations
 from aws_cdk import Acknowledgment, CfnResource, Stack, Validations
 from constructs import IConstruct
 
-BASIC_EXECUTION_ROLE = ("AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-                        "AWSLambdaBasicExecutionRole]")
+BASIC_EXECUTION_ROLE = (
+    "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]"
+)
 
 
 def acknowledge(scope: IConstruct, rule: str, reason: str) -> None:
@@ -45,8 +46,14 @@ def wildcard_actions(scope: IConstruct, actions: list[str], reason: str) -> None
 
 def lambda_basics(function: IConstruct) -> None:
     """The two findings every pipeline Lambda has, with why they are accepted."""
-    acknowledge(function, BASIC_EXECUTION_ROLE,
-                "AWSLambdaBasicExecutionRole only lets the function write its own CloudWatch Logs")
-    acknowledge(function, "AwsSolutions-L1",
-                "Python 3.13 is the newest runtime for which both managed layers (AWS SDK for pandas and "
-                "Powertools v3) are documented; Python 3.14 support of the Powertools layer is unverified")
+    acknowledge(
+        function,
+        BASIC_EXECUTION_ROLE,
+        "AWSLambdaBasicExecutionRole only lets the function write its own CloudWatch Logs",
+    )
+    acknowledge(
+        function,
+        "AwsSolutions-L1",
+        "Python 3.13 is the newest runtime for which both managed layers (AWS SDK for pandas and "
+        "Powertools v3) are documented; Python 3.14 support of the Powertools layer is unverified",
+    )

@@ -23,7 +23,8 @@ KDA_SQL_WARNING = (
     "streaming_engine=kda-sql: Amazon Kinesis Data Analytics for SQL stopped accepting new applications on "
     "2025-10-15 and deletes existing ones from 2026-01-27, so this stack will fail to deploy the SQL "
     "application. It is kept for reference and local testing; deploy the default engine "
-    "(streaming_engine=lambda) for a working pipeline.")
+    "(streaming_engine=lambda) for a working pipeline."
+)
 KDA_SQL_WARNING_ID = "clickstream:kda-sql-discontinued"
 
 
@@ -40,24 +41,50 @@ class ClickstreamAnomalyStack(Stack):
         removal = RemovalPolicy.DESTROY if s.removal_policy == "destroy" else RemovalPolicy.RETAIN
         functions = FunctionDefaults(
             code=project_code(),
-            layers=managed_layers(self, pandas_release=s.pandas_layer_version,
-                                  powertools_release=s.powertools_layer_version,
-                                  pandas_arn=s.pandas_layer_arn, powertools_arn=s.powertools_layer_arn),
-            memory_mb=s.lambda_memory_mb, log_level=s.log_level, metrics_namespace=s.metrics_namespace,
+            layers=managed_layers(
+                self,
+                pandas_release=s.pandas_layer_version,
+                powertools_release=s.powertools_layer_version,
+                pandas_arn=s.pandas_layer_arn,
+                powertools_arn=s.powertools_layer_arn,
+            ),
+            memory_mb=s.lambda_memory_mb,
+            log_level=s.log_level,
+            metrics_namespace=s.metrics_namespace,
             log_retention=LOG_RETENTION[s.log_retention_days],
-            removal_policy=removal)
+            removal_policy=removal,
+        )
         retries = {"retry_attempts": s.event_retry_attempts, "max_record_age_hours": s.event_max_record_age_hours}
 
         self.storage = Storage(self, "Storage", removal_policy=removal)
         self.ingest = Ingest(
-            self, "Ingest", stream_mode=s.stream_mode, shards=s.stream_shards,
-            retention_hours=s.stream_retention_hours, landing_prefix=s.landing_prefix,
-            window_freq=s.window_freq, allowed_lateness=s.allowed_lateness, state_bucket=self.storage.state,
-            access_logs=self.storage.access_logs, removal_policy=removal, functions=functions, **retries)
+            self,
+            "Ingest",
+            stream_mode=s.stream_mode,
+            shards=s.stream_shards,
+            retention_hours=s.stream_retention_hours,
+            landing_prefix=s.landing_prefix,
+            window_freq=s.window_freq,
+            allowed_lateness=s.allowed_lateness,
+            state_bucket=self.storage.state,
+            access_logs=self.storage.access_logs,
+            removal_policy=removal,
+            functions=functions,
+            **retries,
+        )
         self.alerting = Alerting(
-            self, "Alerting", detections=self.ingest.detections, state_bucket=self.storage.state,
-            functions=functions, threshold_mode=s.threshold_mode, threshold=s.threshold, sigma_k=s.sigma_k,
-            window_freq=s.window_freq, alert_email=s.alert_email, **retries)
+            self,
+            "Alerting",
+            detections=self.ingest.detections,
+            state_bucket=self.storage.state,
+            functions=functions,
+            threshold_mode=s.threshold_mode,
+            threshold=s.threshold,
+            sigma_k=s.sigma_k,
+            window_freq=s.window_freq,
+            alert_email=s.alert_email,
+            **retries,
+        )
 
         fns = {**self.ingest.functions, "alerter": self.alerting.function}
         queues = {**self.ingest.failure_queues, "alerter": self.alerting.failure_queue}
@@ -69,15 +96,31 @@ class ClickstreamAnomalyStack(Stack):
 
             Annotations.of(self).add_warning_v2(KDA_SQL_WARNING_ID, KDA_SQL_WARNING)
             self.kda = KdaSqlDetection(
-                self, "KdaSql", features=self.ingest.features, alerter=self.alerting.function,
-                num_trees=s.rcf_num_trees, sample_size=s.rcf_sample_size, time_decay=s.rcf_time_decay,
-                shingle_size=s.rcf_shingle_size, with_directionality=s.rcf_with_directionality)
+                self,
+                "KdaSql",
+                features=self.ingest.features,
+                alerter=self.alerting.function,
+                num_trees=s.rcf_num_trees,
+                sample_size=s.rcf_sample_size,
+                time_decay=s.rcf_time_decay,
+                shingle_size=s.rcf_shingle_size,
+                with_directionality=s.rcf_with_directionality,
+            )
         else:
             self.detection = LambdaDetection(
-                self, "Detection", features=self.ingest.features, detections=self.ingest.detections,
-                state_bucket=self.storage.state, functions=functions, num_trees=s.rcf_num_trees,
-                sample_size=s.rcf_sample_size, time_decay=s.rcf_time_decay, shingle_size=s.rcf_shingle_size,
-                with_directionality=s.rcf_with_directionality, **retries)
+                self,
+                "Detection",
+                features=self.ingest.features,
+                detections=self.ingest.detections,
+                state_bucket=self.storage.state,
+                functions=functions,
+                num_trees=s.rcf_num_trees,
+                sample_size=s.rcf_sample_size,
+                time_decay=s.rcf_time_decay,
+                shingle_size=s.rcf_shingle_size,
+                with_directionality=s.rcf_with_directionality,
+                **retries,
+            )
             fns["detector"] = self.detection.function
             queues["detector"] = self.detection.failure_queue
             consumers.append("detector")
@@ -85,14 +128,26 @@ class ClickstreamAnomalyStack(Stack):
         detectors = [detector_names.KDA_DETECTOR_NAME if s.kda_sql else detector_names.DETECTOR_NAME]
         endpoint_names: list[str] = []
         self.models = Models(
-            self, "Models", prefix=s.prefix, lake=self.ingest.lake, access_logs=self.storage.access_logs,
-            removal_policy=removal, functions=functions, training_days=s.training_days,
-            window_freq=s.window_freq, rcf_hyperparameters=s.rcf_hyperparameters(),
+            self,
+            "Models",
+            prefix=s.prefix,
+            lake=self.ingest.lake,
+            access_logs=self.storage.access_logs,
+            removal_policy=removal,
+            functions=functions,
+            training_days=s.training_days,
+            window_freq=s.window_freq,
+            rcf_hyperparameters=s.rcf_hyperparameters(),
             deepar_hyperparameters=s.deepar_hyperparameters_strings(),
             training_instance_type=s.training_instance_type,
-            endpoint_instance_type=s.endpoint_instance_type, deploy_endpoints=s.deploy_endpoints,
-            retrain_schedule=s.retrain_schedule, features=self.ingest.features,
-            detections=self.ingest.detections, state_bucket=self.storage.state, **retries)
+            endpoint_instance_type=s.endpoint_instance_type,
+            deploy_endpoints=s.deploy_endpoints,
+            retrain_schedule=s.retrain_schedule,
+            features=self.ingest.features,
+            detections=self.ingest.detections,
+            state_bucket=self.storage.state,
+            **retries,
+        )
         if s.deploy_endpoints:
             detectors += [scorer_names.RCF_DETECTOR, scorer_names.DEEPAR_DETECTOR]
             endpoint_names = list(self.models.endpoint_names.values())
@@ -102,22 +157,42 @@ class ClickstreamAnomalyStack(Stack):
         fns["prepare"] = self.models.prepare
 
         self.monitoring = Monitoring(
-            self, "Monitoring", topic=self.alerting.topic, namespace=s.metrics_namespace,
-            window_seconds=s.window_seconds, detectors=detectors, functions=fns, stream_consumers=consumers,
-            failure_queues=queues, endpoint_names=endpoint_names,
-            state_machines=self.models.state_machines, anomaly_alarm_count=s.anomaly_alarm_count)
+            self,
+            "Monitoring",
+            topic=self.alerting.topic,
+            namespace=s.metrics_namespace,
+            window_seconds=s.window_seconds,
+            detectors=detectors,
+            functions=fns,
+            stream_consumers=consumers,
+            failure_queues=queues,
+            endpoint_names=endpoint_names,
+            state_machines=self.models.state_machines,
+            anomaly_alarm_count=s.anomaly_alarm_count,
+        )
 
-        acknowledge(self, "CloudFormation-Validate::W7001",
-                    "aws-cdk-lib's Firehose module adds a per-region CIDR mapping that this stack does not use "
-                    "(it is only needed for Firehose to Redshift/OpenSearch in a VPC)")
+        acknowledge(
+            self,
+            "CloudFormation-Validate::W7001",
+            "aws-cdk-lib's Firehose module adds a per-region CIDR mapping that this stack does not use "
+            "(it is only needed for Firehose to Redshift/OpenSearch in a VPC)",
+        )
 
-        CfnOutput(self, "LandingBucket", value=self.ingest.landing.bucket_name,
-                  description=f"Upload click CSV files under s3://<bucket>/{s.landing_prefix}")
+        CfnOutput(
+            self,
+            "LandingBucket",
+            value=self.ingest.landing.bucket_name,
+            description=f"Upload click CSV files under s3://<bucket>/{s.landing_prefix}",
+        )
         CfnOutput(self, "ClicksStream", value=self.ingest.clicks.stream_name)
         CfnOutput(self, "FeaturesStream", value=self.ingest.features.stream_name)
         CfnOutput(self, "AlertTopic", value=self.alerting.topic.topic_arn)
         CfnOutput(self, "Dashboard", value=self.monitoring.dashboard.dashboard_name)
         CfnOutput(self, "ModelsBucket", value=self.models.bucket.bucket_name)
         for alg, machine in self.models.state_machines.items():
-            CfnOutput(self, f"{alg.capitalize()}Pipeline", value=machine.state_machine_arn,
-                      description=f"Start to train the SageMaker {alg} model (aws stepfunctions start-execution)")
+            CfnOutput(
+                self,
+                f"{alg.capitalize()}Pipeline",
+                value=machine.state_machine_arn,
+                description=f"Start to train the SageMaker {alg} model (aws stepfunctions start-execution)",
+            )

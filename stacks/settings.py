@@ -38,15 +38,16 @@ class SettingsError(ValueError):
 #: key -> help text (default shown by :func:`settings_table`).
 SETTINGS_HELP: dict[str, str] = {
     "prefix": "Short name put in SageMaker job, model and endpoint names (lower case, <= 19 chars).",
-    "stream_mode": "Kinesis capacity mode of the clicks, features and detections streams: "
-                   "on-demand | provisioned.",
+    "stream_mode": "Kinesis capacity mode of the clicks, features and detections streams: on-demand | provisioned.",
     "stream_shards": "Shards per stream when stream_mode is provisioned (1-500).",
     "stream_retention_hours": "Kinesis retention in hours (24-8760).",
     "streaming_engine": "lambda (detector Lambda, deploys today) | kda-sql (KDA SQL RCF app; AWS stopped "
-                        "accepting new SQL apps on 2025-10-15, synth-only).",
+    "accepting new SQL apps on 2025-10-15, synth-only).",
     "window_freq": "Window length of the aggregator, e.g. 10min or 1h (also DeepAR's time_freq).",
-    "allowed_lateness": ("How long the aggregator waits for late clicks before closing a window; the S3 producer "
-                         "lets records overtake each other by half of it (at most 300 s)."),
+    "allowed_lateness": (
+        "How long the aggregator waits for late clicks before closing a window; the S3 producer "
+        "lets records overtake each other by half of it (at most 300 s)."
+    ),
     "landing_prefix": "Key prefix in the landing bucket whose new objects trigger the producer.",
     "rcf_num_trees": "Streaming RCF number of trees (1-1000).",
     "rcf_sample_size": "Streaming RCF sample size per tree (10-1000, < rcf_time_decay).",
@@ -56,10 +57,9 @@ SETTINGS_HELP: dict[str, str] = {
     "sagemaker_rcf_num_trees": "SageMaker RCF num_trees (50-1000).",
     "sagemaker_rcf_num_samples_per_tree": "SageMaker RCF num_samples_per_tree (1-2048).",
     "deepar_hyperparameters": "Overrides of the blog's DeepAR hyperparameters (JSON object); time_freq "
-                              "always follows window_freq.",
+    "always follows window_freq.",
     "training_days": "Days of data-lake history the preparation step reads for training (1-365).",
-    "threshold_mode": "Alerter threshold: static (threshold) | "
-                      "sigma (mean + sigma_k * std of recent scores).",
+    "threshold_mode": "Alerter threshold: static (threshold) | sigma (mean + sigma_k * std of recent scores).",
     "threshold": "Static score threshold of the alerter.",
     "sigma_k": "Number of standard deviations for threshold_mode sigma.",
     "alert_email": "E-mail address subscribed to the alert topic (empty: no subscription).",
@@ -67,21 +67,18 @@ SETTINGS_HELP: dict[str, str] = {
     "training_instance_type": "SageMaker training instance type (ml.*).",
     "endpoint_instance_type": "SageMaker endpoint instance type (ml.*).",
     "retrain_schedule": "EventBridge schedule that starts both training pipelines, e.g. rate(7 days); "
-                        "empty: start them by hand.",
-    "removal_policy": "retain (buckets and data survive cdk destroy) | "
-                      "destroy (buckets emptied and deleted).",
+    "empty: start them by hand.",
+    "removal_policy": "retain (buckets and data survive cdk destroy) | destroy (buckets emptied and deleted).",
     "lambda_memory_mb": "Memory of the pipeline Lambdas in MB (512-10240; the pandas layer needs >= 512).",
     "log_level": "LOG_LEVEL of the Lambdas: DEBUG | INFO | WARNING | ERROR.",
     "log_retention_days": "CloudWatch Logs retention of the Lambda log groups in days.",
     "metrics_namespace": "CloudWatch namespace of the pipeline's EMF metrics.",
-    "event_retry_attempts": "Retries of a failed Kinesis batch before it goes to the failure queue "
-                            "(0-10000).",
+    "event_retry_attempts": "Retries of a failed Kinesis batch before it goes to the failure queue (0-10000).",
     "event_max_record_age_hours": "Records older than this go to the failure queue unprocessed (1-168).",
     "anomaly_alarm_count": "Anomalous windows of one detector within one window period that raise its alarm.",
     "pandas_layer_version": "AWS SDK for pandas release whose public SSM layer parameter is used.",
     "pandas_layer_arn": "Explicit AWS SDK for pandas layer ARN (overrides the SSM parameter).",
-    "powertools_layer_version": "Powertools for AWS Lambda (Python) v3 layer version in SSM "
-                                "(semver | latest).",
+    "powertools_layer_version": "Powertools for AWS Lambda (Python) v3 layer version in SSM (semver | latest).",
     "powertools_layer_arn": "Explicit Powertools layer ARN (overrides the SSM parameter).",
 }
 
@@ -180,9 +177,13 @@ class Settings:
         from clickstream_anomaly.records import FEATURE_COLUMNS
         from clickstream_anomaly.sagemaker_config import rcf_hyperparameters
 
-        return rcf_hyperparameters({"feature_dim": len(FEATURE_COLUMNS),
-                                    "num_trees": self.sagemaker_rcf_num_trees,
-                                    "num_samples_per_tree": self.sagemaker_rcf_num_samples_per_tree})
+        return rcf_hyperparameters(
+            {
+                "feature_dim": len(FEATURE_COLUMNS),
+                "num_trees": self.sagemaker_rcf_num_trees,
+                "num_samples_per_tree": self.sagemaker_rcf_num_samples_per_tree,
+            }
+        )
 
     def deepar_hyperparameters_strings(self) -> dict[str, str]:
         """The blog's DeepAR hyperparameters with this app's overrides and ``time_freq``, as strings."""
@@ -250,14 +251,16 @@ def _validate(s: Settings) -> list[str]:
     for f in fields(s):
         value = getattr(s, f.name)
         expected = {"int": int, "float": (int, float), "bool": bool, "str": str}.get(str(f.type))
-        if expected is not None and (not isinstance(value, expected)
-                                     or (str(f.type) in ("int", "float") and isinstance(value, bool))):
+        if expected is not None and (
+            not isinstance(value, expected) or (str(f.type) in ("int", "float") and isinstance(value, bool))
+        ):
             errors.append(f"{f.name}={value!r}: expected {f.type}")
     if errors:
         return errors
     if not _PREFIX.match(s.prefix):
-        errors.append(f"prefix={s.prefix!r}: lower-case letters, digits and '-', starting with a letter, "
-                      "at most 19 characters")
+        errors.append(
+            f"prefix={s.prefix!r}: lower-case letters, digits and '-', starting with a letter, at most 19 characters"
+        )
     _choice(errors, "stream_mode", s.stream_mode, STREAM_MODES)
     _between(errors, "stream_shards", s.stream_shards, 1, 500)
     _between(errors, "stream_retention_hours", s.stream_retention_hours, 24, 8760)
@@ -268,16 +271,17 @@ def _validate(s: Settings) -> list[str]:
     if not _S3_PREFIX.match(s.landing_prefix):
         errors.append(f"landing_prefix={s.landing_prefix!r}: a non-empty S3 key prefix ending in '/'")
     elif s.landing_prefix.startswith(("rejected/", "unsent/")):
-        errors.append(f"landing_prefix={s.landing_prefix!r} must not be under rejected/ or unsent/ (the producer "
-                      "writes there; new objects would trigger it again)")
+        errors.append(
+            f"landing_prefix={s.landing_prefix!r} must not be under rejected/ or unsent/ (the producer "
+            "writes there; new objects would trigger it again)"
+        )
     # Ranges of KDA's RANDOM_CUT_FOREST_WITH_EXPLANATION (aws-facts.md section 1.1), used by both engines.
     _between(errors, "rcf_num_trees", s.rcf_num_trees, 1, 1000)
     _between(errors, "rcf_sample_size", s.rcf_sample_size, 10, 1000)
     _between(errors, "rcf_time_decay", s.rcf_time_decay, 1, 2_147_483_647)
     _between(errors, "rcf_shingle_size", s.rcf_shingle_size, 1, 30)
     if s.rcf_sample_size >= s.rcf_time_decay:
-        errors.append(f"rcf_sample_size={s.rcf_sample_size} must be smaller than "
-                      f"rcf_time_decay={s.rcf_time_decay}")
+        errors.append(f"rcf_sample_size={s.rcf_sample_size} must be smaller than rcf_time_decay={s.rcf_time_decay}")
     _between(errors, "training_days", s.training_days, 1, 365)
     _choice(errors, "threshold_mode", s.threshold_mode, THRESHOLD_MODES)
     if not s.threshold > 0:
@@ -305,14 +309,15 @@ def _validate(s: Settings) -> list[str]:
     if not _SEMVER.match(s.pandas_layer_version):
         errors.append(f"pandas_layer_version={s.pandas_layer_version!r}: a release such as 3.17.0")
     if s.powertools_layer_version != "latest" and not _SEMVER.match(s.powertools_layer_version):
-        errors.append(f"powertools_layer_version={s.powertools_layer_version!r}: latest or a release such as "
-                      "3.37.0")
+        errors.append(f"powertools_layer_version={s.powertools_layer_version!r}: latest or a release such as 3.37.0")
     for key in ("pandas_layer_arn", "powertools_layer_arn"):
         if getattr(s, key) and not _LAYER_ARN.match(getattr(s, key)):
             errors.append(f"{key}={getattr(s, key)!r}: not a Lambda layer version ARN")
     if not errors:
-        for what, build in (("sagemaker_rcf_*", s.rcf_hyperparameters),
-                            ("deepar_hyperparameters", s.deepar_hyperparameters_strings)):
+        for what, build in (
+            ("sagemaker_rcf_*", s.rcf_hyperparameters),
+            ("deepar_hyperparameters", s.deepar_hyperparameters_strings),
+        ):
             try:
                 build()
             except ValueError as exc:

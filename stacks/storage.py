@@ -12,15 +12,23 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 
-def secure_bucket(scope: Construct, id_: str, *, access_logs: s3.IBucket | None, removal_policy: RemovalPolicy,
-                  log_prefix: str = "", versioned: bool = False) -> s3.Bucket:
+def secure_bucket(
+    scope: Construct,
+    id_: str,
+    *,
+    access_logs: s3.IBucket | None,
+    removal_policy: RemovalPolicy,
+    log_prefix: str = "",
+    versioned: bool = False,
+) -> s3.Bucket:
     """An S3-managed-key encrypted, private, SSL-only bucket whose access logs go to ``access_logs``.
 
     With ``RemovalPolicy.DESTROY`` the bucket is emptied on delete (CDK's auto-delete custom resource).
     """
     destroy = removal_policy == RemovalPolicy.DESTROY
     return s3.Bucket(
-        scope, id_,
+        scope,
+        id_,
         encryption=s3.BucketEncryption.S3_MANAGED,
         block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
         enforce_ssl=True,
@@ -48,7 +56,8 @@ class Storage(Construct):
         super().__init__(scope, id_)
         destroy = removal_policy == RemovalPolicy.DESTROY
         self.access_logs = s3.Bucket(
-            self, "AccessLogs",
+            self,
+            "AccessLogs",
             encryption=s3.BucketEncryption.S3_MANAGED,
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             enforce_ssl=True,
@@ -57,24 +66,39 @@ class Storage(Construct):
             removal_policy=removal_policy,
             auto_delete_objects=destroy,
         )
-        self.state = secure_bucket(self, "State", access_logs=self.access_logs, removal_policy=removal_policy,
-                                   log_prefix="state/", versioned=True)
+        self.state = secure_bucket(
+            self,
+            "State",
+            access_logs=self.access_logs,
+            removal_policy=removal_policy,
+            log_prefix="state/",
+            versioned=True,
+        )
         self.state.add_lifecycle_rule(noncurrent_version_expiration=Duration.days(7))
 
 
-def grant_prefix(bucket: s3.IBucket, grantee: iam.IGrantable, prefix: str, *, read: bool = True,
-                 write: bool = True) -> None:
+def grant_prefix(
+    bucket: s3.IBucket, grantee: iam.IGrantable, prefix: str, *, read: bool = True, write: bool = True
+) -> None:
     """Least-privilege object access under ``prefix`` (``"detector/"``): Get/Put on its objects and
     ListBucket limited to it (so a missing key reads as NoSuchKey, not AccessDenied). Acknowledges the one
     wildcard this needs (the prefix's objects)."""
     actions = (["s3:GetObject"] if read else []) + (["s3:PutObject"] if write else [])
-    grantee.grant_principal.add_to_principal_policy(iam.PolicyStatement(
-        actions=actions, resources=[bucket.arn_for_objects(f"{prefix}*")]))
+    grantee.grant_principal.add_to_principal_policy(
+        iam.PolicyStatement(actions=actions, resources=[bucket.arn_for_objects(f"{prefix}*")])
+    )
     if read:
-        grantee.grant_principal.add_to_principal_policy(iam.PolicyStatement(
-            actions=["s3:ListBucket"], resources=[bucket.bucket_arn],
-            conditions={"StringLike": {"s3:prefix": [f"{prefix}*"]}}))
+        grantee.grant_principal.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [f"{prefix}*"]}},
+            )
+        )
     from stacks.nag import arn_ref, wildcard_resource
 
-    wildcard_resource(grantee if isinstance(grantee, Construct) else bucket, f"{arn_ref(bucket)}/{prefix}*",
-                      f"object access is limited to the {prefix} prefix this role owns")
+    wildcard_resource(
+        grantee if isinstance(grantee, Construct) else bucket,
+        f"{arn_ref(bucket)}/{prefix}*",
+        f"object access is limited to the {prefix} prefix this role owns",
+    )

@@ -55,16 +55,20 @@ def resources(template, type_: str) -> dict[str, dict]:
 
 def function_by_handler(template, name: str) -> tuple[str, dict]:
     """The Lambda resource whose handler is ``lambdas.<name>.app.handler``."""
-    found = [(k, r) for k, r in resources(template, "AWS::Lambda::Function").items()
-             if r["Properties"].get("Handler") == f"lambdas.{name}.app.handler"]
+    found = [
+        (k, r)
+        for k, r in resources(template, "AWS::Lambda::Function").items()
+        if r["Properties"].get("Handler") == f"lambdas.{name}.app.handler"
+    ]
     assert len(found) == 1, f"expected one {name} function, found {len(found)}"
     return found[0]
 
 
 def state_machine_definition(template, logical_prefix: str) -> dict:
     """A state machine's ASL as a dict, CloudFormation intrinsics inside strings rendered as JSON."""
-    found = [r for k, r in resources(template, "AWS::StepFunctions::StateMachine").items()
-             if k.startswith(logical_prefix)]
+    found = [
+        r for k, r in resources(template, "AWS::StepFunctions::StateMachine").items() if k.startswith(logical_prefix)
+    ]
     assert len(found) == 1, f"expected one state machine {logical_prefix}*, found {len(found)}"
     body = found[0]["Properties"]["DefinitionString"]
     parts = body["Fn::Join"][1] if isinstance(body, dict) else [body]
@@ -76,13 +80,21 @@ def alarm_metric(props: dict) -> dict | None:
     """The single metric an alarm watches, as ``{namespace, name, dimensions, statistic, period}``, whether
     CloudFormation holds it flat or as a one-entry ``Metrics`` list; ``None`` for metric-math alarms."""
     if "MetricName" in props:
-        return {"namespace": props.get("Namespace"), "name": props["MetricName"],
-                "dimensions": {d["Name"]: d["Value"] for d in props.get("Dimensions", [])},
-                "statistic": props.get("Statistic") or props.get("ExtendedStatistic"), "period": props["Period"]}
+        return {
+            "namespace": props.get("Namespace"),
+            "name": props["MetricName"],
+            "dimensions": {d["Name"]: d["Value"] for d in props.get("Dimensions", [])},
+            "statistic": props.get("Statistic") or props.get("ExtendedStatistic"),
+            "period": props["Period"],
+        }
     stats = [m for m in props.get("Metrics", []) if "MetricStat" in m]
     if len(stats) != 1 or len(props["Metrics"]) != 1:
         return None
     stat = stats[0]["MetricStat"]
-    return {"namespace": stat["Metric"].get("Namespace"), "name": stat["Metric"]["MetricName"],
-            "dimensions": {d["Name"]: d["Value"] for d in stat["Metric"].get("Dimensions", [])},
-            "statistic": stat["Stat"], "period": stat["Period"]}
+    return {
+        "namespace": stat["Metric"].get("Namespace"),
+        "name": stat["Metric"]["MetricName"],
+        "dimensions": {d["Name"]: d["Value"] for d in stat["Metric"].get("Dimensions", [])},
+        "statistic": stat["Stat"],
+        "period": stat["Period"],
+    }

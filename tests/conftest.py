@@ -86,14 +86,21 @@ def lambda_context() -> LambdaContext:
     return LambdaContext()
 
 
-def kinesis_event(payloads: list[bytes], *, stream: str = "clicks", shard: str = "shardId-000000000000",
-                  first_seq: int = 49_600_000_000_000_000_000_000_000_000_000_000_000_000_000_000,
-                  keys: list[str] | None = None) -> dict:
+def kinesis_event(
+    payloads: list[bytes],
+    *,
+    stream: str = "clicks",
+    shard: str = "shardId-000000000000",
+    first_seq: int = 49_600_000_000_000_000_000_000_000_000_000_000_000_000_000_000,
+    keys: list[str] | None = None,
+) -> dict:
     """A Lambda Kinesis event with ``payloads`` as consecutive records of one shard."""
     from clickstream_anomaly.streaming.driver import kinesis_event_record
 
-    recs = [{"PartitionKey": (keys[i] if keys else f"k{i}"), "SequenceNumber": str(first_seq + i), "Data": p}
-            for i, p in enumerate(payloads)]
+    recs = [
+        {"PartitionKey": (keys[i] if keys else f"k{i}"), "SequenceNumber": str(first_seq + i), "Data": p}
+        for i, p in enumerate(payloads)
+    ]
     return {"Records": [kinesis_event_record(r, stream=stream, shard_id=shard) for r in recs]}
 
 
@@ -121,14 +128,29 @@ def aws(monkeypatch: pytest.MonkeyPatch):
         qarn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=qarn, Attributes={"RawMessageDelivery": "false"})
         env = {
-            "CLICKS_STREAM_NAME": "clicks", "REJECTED_PREFIX": "rejected/", "FEATURES_STREAM_NAME": "features",
-            "STATE_BUCKET": "state-bucket", "WINDOW_FREQ": "10min", "ALLOWED_LATENESS": "10min",
-            "STATE_KEY": "detector/state.bin", "DETECTIONS_STREAM_NAME": "detections",
-            "RCF_NUM_TREES": "30", "RCF_SAMPLE_SIZE": "64", "RCF_TIME_DECAY": "1000", "RCF_SHINGLE_SIZE": "1",
-            "RCF_WITH_DIRECTIONALITY": "true", "TOPIC_ARN": topic, "THRESHOLD_MODE": "static",
-            "THRESHOLD": "2.6", "SIGMA_K": "3", "METRICS_NAMESPACE": "ClickstreamAnomaly",
-            "POWERTOOLS_SERVICE_NAME": "clickstream-anomaly", "POWERTOOLS_METRICS_NAMESPACE": "ClickstreamAnomaly",
-            "LOG_LEVEL": "INFO", "RCF_ENDPOINT_NAME": "", "DEEPAR_ENDPOINT_NAME": "",
+            "CLICKS_STREAM_NAME": "clicks",
+            "REJECTED_PREFIX": "rejected/",
+            "FEATURES_STREAM_NAME": "features",
+            "STATE_BUCKET": "state-bucket",
+            "WINDOW_FREQ": "10min",
+            "ALLOWED_LATENESS": "10min",
+            "STATE_KEY": "detector/state.bin",
+            "DETECTIONS_STREAM_NAME": "detections",
+            "RCF_NUM_TREES": "30",
+            "RCF_SAMPLE_SIZE": "64",
+            "RCF_TIME_DECAY": "1000",
+            "RCF_SHINGLE_SIZE": "1",
+            "RCF_WITH_DIRECTIONALITY": "true",
+            "TOPIC_ARN": topic,
+            "THRESHOLD_MODE": "static",
+            "THRESHOLD": "2.6",
+            "SIGMA_K": "3",
+            "METRICS_NAMESPACE": "ClickstreamAnomaly",
+            "POWERTOOLS_SERVICE_NAME": "clickstream-anomaly",
+            "POWERTOOLS_METRICS_NAMESPACE": "ClickstreamAnomaly",
+            "LOG_LEVEL": "INFO",
+            "RCF_ENDPOINT_NAME": "",
+            "DEEPAR_ENDPOINT_NAME": "",
         }
         for k, v in env.items():
             monkeypatch.setenv(k, v)

@@ -33,20 +33,24 @@ def test_three_streams_encrypted_on_demand(template):
     from aws_cdk.assertions import Match
 
     template.resource_count_is("AWS::Kinesis::Stream", 3)
-    template.all_resources_properties("AWS::Kinesis::Stream", {
-        "StreamEncryption": {"EncryptionType": "KMS", "KeyId": "alias/aws/kinesis"},
-        "StreamModeDetails": {"StreamMode": "ON_DEMAND"},
-        "ShardCount": Match.absent(),
-        "RetentionPeriodHours": 24,
-    })
+    template.all_resources_properties(
+        "AWS::Kinesis::Stream",
+        {
+            "StreamEncryption": {"EncryptionType": "KMS", "KeyId": "alias/aws/kinesis"},
+            "StreamModeDetails": {"StreamMode": "ON_DEMAND"},
+            "ShardCount": Match.absent(),
+            "RetentionPeriodHours": 24,
+        },
+    )
 
 
 def test_every_function_runs_the_project_asset_with_both_layers(template):
     functions = resources(template, "AWS::Lambda::Function")
     ours = {k: r for k, r in functions.items() if r["Properties"].get("Handler", "").startswith("lambdas.")}
     handlers = sorted(r["Properties"]["Handler"] for r in ours.values())
-    assert handlers == [f"lambdas.{n}.app.handler" for n in
-                        ("aggregator", "alerter", "detector", "prepare", "producer")]
+    assert handlers == [
+        f"lambdas.{n}.app.handler" for n in ("aggregator", "alerter", "detector", "prepare", "producer")
+    ]
     for props in (r["Properties"] for r in ours.values()):
         assert props["Runtime"] == "python3.13"
         assert props["MemorySize"] >= 512  # the AWS SDK for pandas layer needs at least 512 MB
@@ -76,8 +80,10 @@ def test_asset_ships_only_core_and_lambdas(synthesized):
 
 
 def test_environment_contract(template):
-    env = {n: function_by_handler(template, n)[1]["Properties"]["Environment"]["Variables"]
-           for n in ("producer", "aggregator", "detector", "alerter")}
+    env = {
+        n: function_by_handler(template, n)[1]["Properties"]["Environment"]["Variables"]
+        for n in ("producer", "aggregator", "detector", "alerter")
+    }
     assert set(env["producer"]) >= {"CLICKS_STREAM_NAME", "REJECTED_PREFIX", "CLICKS_MAX_SKEW_SECONDS"}
     assert env["producer"]["CLICKS_MAX_SKEW_SECONDS"] == "300"  # half the default 10-minute lateness
     assert env["producer"]["REJECTED_PREFIX"] == "rejected/"
@@ -87,8 +93,13 @@ def test_environment_contract(template):
     det = env["detector"]
     assert det["STATE_KEY"] == "detector/state.bin"
     # The blog's parameters (100, 256, 4320, 1, true) are the defaults of both engines.
-    assert (det["RCF_NUM_TREES"], det["RCF_SAMPLE_SIZE"], det["RCF_TIME_DECAY"], det["RCF_SHINGLE_SIZE"],
-            det["RCF_WITH_DIRECTIONALITY"]) == ("100", "256", "4320", "1", "true")
+    assert (
+        det["RCF_NUM_TREES"],
+        det["RCF_SAMPLE_SIZE"],
+        det["RCF_TIME_DECAY"],
+        det["RCF_SHINGLE_SIZE"],
+        det["RCF_WITH_DIRECTIONALITY"],
+    ) == ("100", "256", "4320", "1", "true")
     assert set(det) >= {"STATE_BUCKET", "DETECTIONS_STREAM_NAME"}
     alerter = env["alerter"]
     assert (alerter["THRESHOLD_MODE"], alerter["THRESHOLD"], alerter["SIGMA_K"]) == ("static", "2.6", "3")
@@ -118,18 +129,26 @@ def test_failure_queues_encrypted_and_ssl_only(template):
     for q in queues.values():
         assert q["Properties"]["SqsManagedSseEnabled"] is True
     policies = resources(template, "AWS::SQS::QueuePolicy")
-    assert all(any(s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
-                   for s in p["Properties"]["PolicyDocument"]["Statement"]) for p in policies.values())
+    assert all(
+        any(
+            s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+            for s in p["Properties"]["PolicyDocument"]["Statement"]
+        )
+        for p in policies.values()
+    )
 
 
 def test_aggregator_also_runs_every_minute(template):
     from aws_cdk.assertions import Match
 
     logical, _ = function_by_handler(template, "aggregator")
-    template.has_resource_properties("AWS::Events::Rule", {
-        "ScheduleExpression": "rate(1 minute)",
-        "Targets": Match.array_with([Match.object_like({"Arn": {"Fn::GetAtt": [logical, "Arn"]}})]),
-    })
+    template.has_resource_properties(
+        "AWS::Events::Rule",
+        {
+            "ScheduleExpression": "rate(1 minute)",
+            "Targets": Match.array_with([Match.object_like({"Arn": {"Fn::GetAtt": [logical, "Arn"]}})]),
+        },
+    )
 
 
 def test_producer_triggered_by_landing_prefix_only(template):
@@ -145,15 +164,21 @@ def test_buckets_private_encrypted_ssl_only_and_logged(template):
     assert len(buckets) == 5  # access logs, state, landing, lake, models
     for logical, b in buckets.items():
         props = b["Properties"]
-        assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0][
-            "ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+        assert (
+            props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"][
+                "SSEAlgorithm"
+            ]
+            == "AES256"
+        )
         assert props["PublicAccessBlockConfiguration"]["BlockPublicPolicy"] is True
         assert b["DeletionPolicy"] == "Retain"
         if "AccessLogs" not in logical:
             assert "LoggingConfiguration" in props
     for p in resources(template, "AWS::S3::BucketPolicy").values():
-        assert any(s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
-                   for s in p["Properties"]["PolicyDocument"]["Statement"])
+        assert any(
+            s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+            for s in p["Properties"]["PolicyDocument"]["Statement"]
+        )
 
 
 def test_firehose_writes_lake_partitioned_by_date(template):
@@ -178,8 +203,10 @@ def test_topic_encrypted_with_rotating_key_and_ssl_only(template):
     principals = [s["Principal"] for s in key["Properties"]["KeyPolicy"]["Statement"]]
     assert {"Service": "cloudwatch.amazonaws.com"} in principals  # alarms can publish to the topic
     policy = next(iter(resources(template, "AWS::SNS::TopicPolicy").values()))
-    assert any(s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
-               for s in policy["Properties"]["PolicyDocument"]["Statement"])
+    assert any(
+        s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+    )
     template.resource_count_is("AWS::SNS::Subscription", 0)  # no alert_email by default
 
 
@@ -194,8 +221,13 @@ def _alerter_metric_names() -> set[str]:
     from clickstream_anomaly.records import Detection, Window
     from clickstream_anomaly.streaming.alerting import metric_values
 
-    det = Detection(window=Window(datetime(2020, 7, 15, tzinfo=UTC), 5, 20, 30, 10), detector="x", score=3.0,
-                    threshold=2.6, is_anomaly=True)
+    det = Detection(
+        window=Window(datetime(2020, 7, 15, tzinfo=UTC), 5, 20, 30, 10),
+        detector="x",
+        score=3.0,
+        threshold=2.6,
+        is_anomaly=True,
+    )
     return {name for name, _, _ in metric_values(det)}
 
 
@@ -208,8 +240,13 @@ def test_anomaly_alarm_per_detector_on_alerter_metric(template):
     anomalies = [(m, p) for m, p in watched if m and m["name"] == ANOMALIES_METRIC]
     assert len(anomalies) == 1
     ((metric, props),) = anomalies
-    assert metric == {"namespace": "ClickstreamAnomaly", "name": ANOMALIES_METRIC, "statistic": "Sum",
-                      "period": 600, "dimensions": {"detector": DETECTOR_NAME, "service": "alerter"}}
+    assert metric == {
+        "namespace": "ClickstreamAnomaly",
+        "name": ANOMALIES_METRIC,
+        "statistic": "Sum",
+        "period": 600,
+        "dimensions": {"detector": DETECTOR_NAME, "service": "alerter"},
+    }
     assert props["Threshold"] == 1 and props["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
     assert props["TreatMissingData"] == "notBreaching"
 
@@ -291,8 +328,11 @@ def test_deepar_training_job_shape(template):
 
 def test_no_kda_application_and_no_scorer(template):
     template.resource_count_is("AWS::KinesisAnalytics::Application", 0)
-    assert not [r for r in resources(template, "AWS::Lambda::Function").values()
-                if r["Properties"].get("Handler") == "lambdas.scorer.app.handler"]
+    assert not [
+        r
+        for r in resources(template, "AWS::Lambda::Function").values()
+        if r["Properties"].get("Handler") == "lambdas.scorer.app.handler"
+    ]
 
 
 def test_no_synth_warnings_about_kda(synthesized):
@@ -308,18 +348,27 @@ def test_cfn_lint_no_errors(synthesized):
 
 
 def _statements_of_role(template, role_logical_id):
-    return [s for p in resources(template, "AWS::IAM::Policy").values()
-            if {"Ref": role_logical_id} in p["Properties"]["Roles"]
-            for s in p["Properties"]["PolicyDocument"]["Statement"]]
+    return [
+        s
+        for p in resources(template, "AWS::IAM::Policy").values()
+        if {"Ref": role_logical_id} in p["Properties"]["Roles"]
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+    ]
 
 
 def test_sagemaker_role_reaches_only_its_bucket_prefixes(template):
     roles = resources(template, "AWS::IAM::Role")
-    (sm_role,) = [k for k, r in roles.items() if r["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]
-                  ["Principal"] == {"Service": "sagemaker.amazonaws.com"}]
-    s3_statements = [s for s in _statements_of_role(template, sm_role)
-                     if any(str(a).startswith("s3:") for a in ([s["Action"]] if isinstance(s["Action"], str)
-                                                                else s["Action"]))]
+    (sm_role,) = [
+        k
+        for k, r in roles.items()
+        if r["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]
+        == {"Service": "sagemaker.amazonaws.com"}
+    ]
+    s3_statements = [
+        s
+        for s in _statements_of_role(template, sm_role)
+        if any(str(a).startswith("s3:") for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"]))
+    ]
     assert s3_statements
     for s in s3_statements:
         assert s["Resource"] != "*"
@@ -329,14 +378,18 @@ def test_sagemaker_role_reaches_only_its_bucket_prefixes(template):
     for machine in resources(template, "AWS::StepFunctions::StateMachine").values():
         role = machine["Properties"]["RoleArn"]["Fn::GetAtt"][0]
         passes = [s for s in _statements_of_role(template, role) if s["Action"] == "iam:PassRole"]
-        assert passes == [{"Action": "iam:PassRole", "Effect": "Allow",
-                           "Resource": {"Fn::GetAtt": [sm_role, "Arn"]},
-                           "Condition": {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}}]
+        assert passes == [
+            {
+                "Action": "iam:PassRole",
+                "Effect": "Allow",
+                "Resource": {"Fn::GetAtt": [sm_role, "Arn"]},
+                "Condition": {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+            }
+        ]
 
 
 def test_state_bucket_access_is_per_function_prefix(template):
-    expected = {"aggregator": "aggregator/", "detector": "detector/", "alerter": "alerter/",
-                "producer": "unsent/"}
+    expected = {"aggregator": "aggregator/", "detector": "detector/", "alerter": "alerter/", "producer": "unsent/"}
     for name, prefix in expected.items():
         _, fn = function_by_handler(template, name)
         role = fn["Properties"]["Role"]["Fn::GetAtt"][0]
@@ -350,6 +403,14 @@ def test_state_bucket_access_is_per_function_prefix(template):
 
 def test_outputs_name_what_a_user_needs(template):
     outputs = template.find_outputs("*")
-    assert {"LandingBucket", "ClicksStream", "FeaturesStream", "AlertTopic", "Dashboard", "ModelsBucket",
-            "RcfPipeline", "DeeparPipeline"} <= set(outputs)
+    assert {
+        "LandingBucket",
+        "ClicksStream",
+        "FeaturesStream",
+        "AlertTopic",
+        "Dashboard",
+        "ModelsBucket",
+        "RcfPipeline",
+        "DeeparPipeline",
+    } <= set(outputs)
     assert "incoming/" in outputs["LandingBucket"]["Description"]

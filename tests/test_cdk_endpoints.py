@@ -18,8 +18,14 @@ from cdk_synth import (
 )
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-SETTINGS = {"deploy_endpoints": True, "retrain_schedule": "rate(7 days)", "stream_mode": "provisioned",
-            "stream_shards": 2, "alert_email": "ops@example.com", "endpoint_instance_type": "ml.c5.large"}
+SETTINGS = {
+    "deploy_endpoints": True,
+    "retrain_schedule": "rate(7 days)",
+    "stream_mode": "provisioned",
+    "stream_shards": 2,
+    "alert_email": "ops@example.com",
+    "endpoint_instance_type": "ml.c5.large",
+}
 
 
 @pytest.fixture(scope="module")
@@ -35,13 +41,13 @@ def template(synthesized):
 
 
 def test_provisioned_streams(template):
-    template.all_resources_properties("AWS::Kinesis::Stream", {"ShardCount": 2,
-                                                               "StreamModeDetails": {"StreamMode": "PROVISIONED"}})
+    template.all_resources_properties(
+        "AWS::Kinesis::Stream", {"ShardCount": 2, "StreamModeDetails": {"StreamMode": "PROVISIONED"}}
+    )
 
 
 def test_email_subscription(template):
-    template.has_resource_properties("AWS::SNS::Subscription", {"Protocol": "email",
-                                                                "Endpoint": "ops@example.com"})
+    template.has_resource_properties("AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": "ops@example.com"})
 
 
 def test_scorer_reads_features_and_may_invoke_only_its_endpoints(template):
@@ -50,14 +56,21 @@ def test_scorer_reads_features_and_may_invoke_only_its_endpoints(template):
     assert env["RCF_ENDPOINT_NAME"] == "clickstream-rcf"
     assert env["DEEPAR_ENDPOINT_NAME"] == "clickstream-deepar"
     assert set(env) >= {"DETECTIONS_STREAM_NAME", "STATE_BUCKET"}
-    mapping = [m["Properties"] for m in resources(template, "AWS::Lambda::EventSourceMapping").values()
-               if m["Properties"]["FunctionName"] == {"Ref": logical}]
+    mapping = [
+        m["Properties"]
+        for m in resources(template, "AWS::Lambda::EventSourceMapping").values()
+        if m["Properties"]["FunctionName"] == {"Ref": logical}
+    ]
     assert len(mapping) == 1
     assert mapping[0]["EventSourceArn"]["Fn::GetAtt"][0].startswith("IngestFeatures")
     assert mapping[0]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     role = scorer["Properties"]["Role"]["Fn::GetAtt"][0]
-    statements = [s for p in resources(template, "AWS::IAM::Policy").values()
-                  if {"Ref": role} in p["Properties"]["Roles"] for s in p["Properties"]["PolicyDocument"]["Statement"]]
+    statements = [
+        s
+        for p in resources(template, "AWS::IAM::Policy").values()
+        if {"Ref": role} in p["Properties"]["Roles"]
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+    ]
     invoke = [s for s in statements if s["Action"] == "sagemaker:InvokeEndpoint"]
     assert len(invoke) == 1
     arns = ["".join(x if isinstance(x, str) else "" for x in r["Fn::Join"][1]) for r in invoke[0]["Resource"]]
@@ -65,8 +78,11 @@ def test_scorer_reads_features_and_may_invoke_only_its_endpoints(template):
     # the scaling the RCF training data was written with: one object, read-only
     uri = "".join(x if isinstance(x, str) else "<bucket>" for x in env["RCF_SCALING_URI"]["Fn::Join"][1])
     assert uri == "s3://<bucket>/channels/rcf/scaling.json"
-    gets = [s for s in statements if s["Action"] == "s3:GetObject"
-            and "channels/rcf/scaling.json" in json.dumps(s["Resource"])]
+    gets = [
+        s
+        for s in statements
+        if s["Action"] == "s3:GetObject" and "channels/rcf/scaling.json" in json.dumps(s["Resource"])
+    ]
     assert len(gets) == 1
 
 
@@ -85,8 +101,7 @@ def test_pipeline_creates_or_updates_endpoint_and_waits_for_it(template, alg):
     (config,) = by_resource(":sagemaker:createEndpointConfig")
     (create,) = by_resource(":sagemaker:createEndpoint")
     (update,) = by_resource(":sagemaker:updateEndpoint")
-    find, describe = sorted(by_resource(":aws-sdk:sagemaker:describeEndpoint"),
-                            key=lambda n: "Find" not in n)
+    find, describe = sorted(by_resource(":aws-sdk:sagemaker:describeEndpoint"), key=lambda n: "Find" not in n)
     assert states[train]["Next"] == model and states[model]["Next"] == config
     assert states[config]["Next"] == find
     # Endpoint lookup fails -> create; succeeds -> update.
@@ -104,8 +119,11 @@ def test_pipeline_creates_or_updates_endpoint_and_waits_for_it(template, alg):
 
 
 def test_retraining_schedule_starts_both_pipelines(template):
-    rules = [r["Properties"] for r in resources(template, "AWS::Events::Rule").values()
-             if r["Properties"].get("ScheduleExpression") == "rate(7 days)"]
+    rules = [
+        r["Properties"]
+        for r in resources(template, "AWS::Events::Rule").values()
+        if r["Properties"].get("ScheduleExpression") == "rate(7 days)"
+    ]
     assert len(rules) == 1
     targets = sorted(t["Arn"]["Ref"] for t in rules[0]["Targets"])
     assert targets == sorted(resources(template, "AWS::StepFunctions::StateMachine"))
@@ -117,13 +135,25 @@ def test_alarms_cover_three_detectors_and_both_endpoints(template):
     from clickstream_anomaly.streaming.scoring import DEEPAR_DETECTOR, RCF_DETECTOR
     from stacks.alerting import ANOMALIES_METRIC
 
-    detectors = sorted(m["dimensions"]["detector"] for m in map(alarm_metric, props)
-                       if m and m["name"] == ANOMALIES_METRIC)
+    detectors = sorted(
+        m["dimensions"]["detector"] for m in map(alarm_metric, props) if m and m["name"] == ANOMALIES_METRIC
+    )
     assert detectors == sorted([DETECTOR_NAME, RCF_DETECTOR, DEEPAR_DETECTOR])
-    endpoint_alarms = [p for p in props if any(m.get("MetricStat", {}).get("Metric", {})
-                                               .get("Namespace") == "AWS/SageMaker" for m in p.get("Metrics", []))]
-    watched = sorted({m["MetricStat"]["Metric"]["Dimensions"][0]["Value"] for p in endpoint_alarms
-                      for m in p["Metrics"] if "MetricStat" in m})
+    endpoint_alarms = [
+        p
+        for p in props
+        if any(
+            m.get("MetricStat", {}).get("Metric", {}).get("Namespace") == "AWS/SageMaker" for m in p.get("Metrics", [])
+        )
+    ]
+    watched = sorted(
+        {
+            m["MetricStat"]["Metric"]["Dimensions"][0]["Value"]
+            for p in endpoint_alarms
+            for m in p["Metrics"]
+            if "MetricStat" in m
+        }
+    )
     assert watched == ["clickstream-deepar", "clickstream-rcf"]
     names = [m["name"] for m in map(alarm_metric, props) if m]
     assert names.count("IteratorAge") == 4  # aggregator, detector, alerter, scorer

@@ -76,8 +76,12 @@ def test_output_goes_to_alerter_lambda(template, application):
     assert props["Output"]["LambdaOutput"]["ResourceARN"] == {"Fn::GetAtt": [alerter, "Arn"]}
     policies = resources(template, "AWS::IAM::Policy")
     role = props["Output"]["LambdaOutput"]["RoleARN"]["Fn::GetAtt"][0]
-    statements = [s for p in policies.values() if {"Ref": role} in p["Properties"]["Roles"]
-                  for s in p["Properties"]["PolicyDocument"]["Statement"]]
+    statements = [
+        s
+        for p in policies.values()
+        if {"Ref": role} in p["Properties"]["Roles"]
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+    ]
     invoke = [s for s in statements if "lambda:InvokeFunction" in s["Action"]]
     assert invoke and invoke[0]["Resource"] == {"Fn::GetAtt": [alerter, "Arn"]}
 
@@ -85,8 +89,9 @@ def test_output_goes_to_alerter_lambda(template, application):
 def test_custom_resource_starts_the_application_after_its_output(template, application):
     (starter,) = resources(template, "Custom::AWS").values()
     create = starter["Properties"]["Create"]
-    text = create if isinstance(create, str) else "".join(
-        p if isinstance(p, str) else "" for p in create["Fn::Join"][1])
+    text = (
+        create if isinstance(create, str) else "".join(p if isinstance(p, str) else "" for p in create["Fn::Join"][1])
+    )
     assert '"action":"startApplication"' in text and '"InputStartingPosition":"NOW"' in text
     output_id = next(iter(resources(template, "AWS::KinesisAnalytics::ApplicationOutput")))
     assert output_id in starter["DependsOn"]
@@ -113,7 +118,8 @@ def test_synth_warns_that_kda_sql_is_discontinued(synthesized):
     from aws_cdk.assertions import Annotations, Match
 
     Annotations.from_stack(synthesized[1]).has_warning(
-        "/ClickstreamAnomaly", Match.string_like_regexp(".*2025-10-15.*streaming_engine=lambda.*"))
+        "/ClickstreamAnomaly", Match.string_like_regexp(".*2025-10-15.*streaming_engine=lambda.*")
+    )
 
 
 def test_cfn_lint_no_errors(synthesized):

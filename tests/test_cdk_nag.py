@@ -25,21 +25,33 @@ def report(tmp_path_factory):
     outdir = tmp_path_factory.mktemp("cdk-nag")
     app = cdk.App(context=context(deploy_endpoints=True, retrain_schedule="rate(7 days)"), outdir=str(outdir))
     build_app(app, nag=True)
-    ClickstreamAnomalyStack(app, "KdaSqlVariant", settings=Settings.from_context(context(
-        streaming_engine="kda-sql", removal_policy="destroy", alert_email="ops@example.com")))
+    ClickstreamAnomalyStack(
+        app,
+        "KdaSqlVariant",
+        settings=Settings.from_context(
+            context(streaming_engine="kda-sql", removal_policy="destroy", alert_email="ops@example.com")
+        ),
+    )
     control = cdk.Stack(app, CONTROL)
     sns.Topic(control, "PlainTopic")  # no SSL enforcement: AwsSolutions-SNS3
     with pytest.raises(Exception, match="ValidationFailed"):
         app.synth()
     data = json.loads((outdir / "validation-report.json").read_text())
-    metadata = {name: json.loads((outdir / f"{name}.metadata.json").read_text())
-                for name in ("ClickstreamAnomaly", "KdaSqlVariant")}
+    metadata = {
+        name: json.loads((outdir / f"{name}.metadata.json").read_text())
+        for name in ("ClickstreamAnomaly", "KdaSqlVariant")
+    }
     return data, metadata
 
 
 def _violations(data):
-    return [(v["ruleName"], c["constructPath"]) for p in data["pluginReports"] if p["pluginName"] == "AwsSolutions"
-            for v in p.get("violations", []) for c in v["violatingConstructs"]]
+    return [
+        (v["ruleName"], c["constructPath"])
+        for p in data["pluginReports"]
+        if p["pluginName"] == "AwsSolutions"
+        for v in p.get("violations", [])
+        for c in v["violatingConstructs"]
+    ]
 
 
 def test_checks_ran_on_the_control_stack(report):

@@ -49,8 +49,7 @@ def _windows(start: datetime, n: int) -> list[Window]:
     for i in range(n):
         users = int(rng.integers(20, 40))
         clicks = users + int(rng.integers(0, 30))
-        out.append(Window(start + timedelta(minutes=10 * i), int(rng.integers(5, 15)), users, clicks,
-                          clicks - users))
+        out.append(Window(start + timedelta(minutes=10 * i), int(rng.integers(5, 15)), users, clicks, clicks - users))
     return out
 
 
@@ -127,18 +126,27 @@ def test_unknown_algorithm_and_empty_lake_fail_clearly():
 
 
 def _env():
-    return {"LAKE_BUCKET": "lake", "MODELS_BUCKET": "models", "TRAINING_DAYS": "2", "WINDOW_FREQ": "10min",
-            "PREDICTION_LENGTH": "6"}
+    return {
+        "LAKE_BUCKET": "lake",
+        "MODELS_BUCKET": "models",
+        "TRAINING_DAYS": "2",
+        "WINDOW_FREQ": "10min",
+        "PREDICTION_LENGTH": "6",
+    }
 
 
 def test_prepare_reads_the_period_and_writes_channel_folders():
     day1 = _windows(datetime(2020, 7, 15, tzinfo=UTC), 144)
     day2 = _windows(datetime(2020, 7, 16, tzinfo=UTC), 180)
     old = _windows(datetime(2020, 7, 1, tzinfo=UTC), 3)  # outside the two-day period
-    s3 = FakeS3({("lake", "features/dt=2020-07-15/a.gz"): _lake(day1, gzip_it=True, newline=True),
-                 ("lake", "features/dt=2020-07-16/b.gz"): _lake(day2, gzip_it=True, newline=True),
-                 ("lake", "features/dt=2020-07-01/c.gz"): _lake(old, gzip_it=True, newline=True),
-                 ("lake", "clicks/dt=2020-07-15/d.gz"): b"not features"})
+    s3 = FakeS3(
+        {
+            ("lake", "features/dt=2020-07-15/a.gz"): _lake(day1, gzip_it=True, newline=True),
+            ("lake", "features/dt=2020-07-16/b.gz"): _lake(day2, gzip_it=True, newline=True),
+            ("lake", "features/dt=2020-07-01/c.gz"): _lake(old, gzip_it=True, newline=True),
+            ("lake", "clicks/dt=2020-07-15/d.gz"): b"not features",
+        }
+    )
     out = prepare({"algorithm": "deepar", "run": "r1"}, s3, _env(), NOW)
     assert out["train"] == "s3://models/channels/deepar/train/"
     assert out["test"] == "s3://models/channels/deepar/test/"
@@ -146,5 +154,8 @@ def test_prepare_reads_the_period_and_writes_channel_folders():
     (test,) = fmt.from_jsonlines(s3.puts[("models", "channels/deepar/test/test.json")].decode())
     assert test["target"][:144] == [float(w.clicks) for w in day1]
     out = prepare({"algorithm": "rcf", "run": "r2"}, s3, _env(), NOW)
-    assert out == {"windows": 324, "train": "s3://models/channels/rcf/train/",
-                   "scaling": "s3://models/channels/rcf/scaling.json"}
+    assert out == {
+        "windows": 324,
+        "train": "s3://models/channels/rcf/train/",
+        "scaling": "s3://models/channels/rcf/scaling.json",
+    }

@@ -27,9 +27,16 @@ def test_every_setting_is_documented():
 
 
 def test_command_line_strings_are_converted():
-    s = Settings.from_context(context(stream_shards="4", stream_mode="provisioned", deploy_endpoints="true",
-                                      threshold="3.5", rcf_with_directionality="false",
-                                      deepar_hyperparameters='{"epochs": 50}'))
+    s = Settings.from_context(
+        context(
+            stream_shards="4",
+            stream_mode="provisioned",
+            deploy_endpoints="true",
+            threshold="3.5",
+            rcf_with_directionality="false",
+            deepar_hyperparameters='{"epochs": 50}',
+        )
+    )
     assert (s.stream_shards, s.deploy_endpoints, s.threshold, s.rcf_with_directionality) == (4, True, 3.5, False)
     assert s.deepar_hyperparameters_strings()["epochs"] == "50"
     assert s.deepar_hyperparameters_strings()["time_freq"] == "10min"
@@ -37,26 +44,34 @@ def test_command_line_strings_are_converted():
 
 def test_blog_parameters_are_the_streaming_defaults():
     s = Settings()
-    assert (s.rcf_num_trees, s.rcf_sample_size, s.rcf_time_decay, s.rcf_shingle_size,
-            s.rcf_with_directionality) == (100, 256, 4320, 1, True)
+    assert (s.rcf_num_trees, s.rcf_sample_size, s.rcf_time_decay, s.rcf_shingle_size, s.rcf_with_directionality) == (
+        100,
+        256,
+        4320,
+        1,
+        True,
+    )
     assert s.streaming_engine == "lambda" and s.deploy_endpoints is False
 
 
-@pytest.mark.parametrize(("overrides", "message"), [
-    ({"streaming_engine": "flink"}, "streaming_engine='flink': must be one of lambda, kda-sql"),
-    ({"rcf_sample_size": "5"}, "rcf_sample_size=5: must be between 10 and 1000"),
-    ({"rcf_time_decay": 200}, "rcf_sample_size=256 must be smaller than rcf_time_decay=200"),
-    ({"stream_shards": "two"}, "stream_shards='two': expected an integer"),
-    ({"deploy_endpoints": "maybe"}, "deploy_endpoints='maybe': expected true or false"),
-    ({"alert_email": "not-an-address"}, "alert_email='not-an-address': not an e-mail address"),
-    ({"training_instance_type": "m5.large"}, "training_instance_type='m5.large'"),
-    ({"retrain_schedule": "weekly"}, "retrain_schedule='weekly': use rate(...) or cron(...)"),
-    ({"window_freq": "10s"}, "window_freq='10s'"),
-    ({"sagemaker_rcf_num_trees": 20}, "num_trees=20 is outside SageMaker's range 50-1000"),
-    ({"prefix": "Clickstream_App"}, "prefix='Clickstream_App'"),
-    ({"landing_prefix": "incoming"}, "landing_prefix='incoming'"),
-    ({"stream_shard": 2}, "unknown setting 'stream_shard'; did you mean 'stream_shards'?"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"streaming_engine": "flink"}, "streaming_engine='flink': must be one of lambda, kda-sql"),
+        ({"rcf_sample_size": "5"}, "rcf_sample_size=5: must be between 10 and 1000"),
+        ({"rcf_time_decay": 200}, "rcf_sample_size=256 must be smaller than rcf_time_decay=200"),
+        ({"stream_shards": "two"}, "stream_shards='two': expected an integer"),
+        ({"deploy_endpoints": "maybe"}, "deploy_endpoints='maybe': expected true or false"),
+        ({"alert_email": "not-an-address"}, "alert_email='not-an-address': not an e-mail address"),
+        ({"training_instance_type": "m5.large"}, "training_instance_type='m5.large'"),
+        ({"retrain_schedule": "weekly"}, "retrain_schedule='weekly': use rate(...) or cron(...)"),
+        ({"window_freq": "10s"}, "window_freq='10s'"),
+        ({"sagemaker_rcf_num_trees": 20}, "num_trees=20 is outside SageMaker's range 50-1000"),
+        ({"prefix": "Clickstream_App"}, "prefix='Clickstream_App'"),
+        ({"landing_prefix": "incoming"}, "landing_prefix='incoming'"),
+        ({"stream_shard": 2}, "unknown setting 'stream_shard'; did you mean 'stream_shards'?"),
+    ],
+)
 def test_invalid_settings_fail_with_a_clear_message(overrides, message):
     with pytest.raises(SettingsError) as err:
         Settings.from_context(context(**overrides))

@@ -12,13 +12,16 @@ from clickstream_anomaly.records import RecordError
 GOOD = "2020-07-07T00:01:00Z,alice,/\n"
 
 
-@pytest.mark.parametrize(("bad_line", "reason"), [
-    ("2020-07-07T00:02:00Z,bob\n", "missing field"),
-    ("yesterday,bob,/\n", "bad timestamp 'yesterday'"),
-    ("2020-07-07T00:02:00Z,,/\n", "empty user"),
-    ("2020-07-07T00:02:00Z,bob,\n", "empty page"),
-    ("2020-07-07T00:02:00Z,bob,/,extra\n", "expected 3 fields, saw 4"),
-])
+@pytest.mark.parametrize(
+    ("bad_line", "reason"),
+    [
+        ("2020-07-07T00:02:00Z,bob\n", "missing field"),
+        ("yesterday,bob,/\n", "bad timestamp 'yesterday'"),
+        ("2020-07-07T00:02:00Z,,/\n", "empty user"),
+        ("2020-07-07T00:02:00Z,bob,\n", "empty page"),
+        ("2020-07-07T00:02:00Z,bob,/,extra\n", "expected 3 fields, saw 4"),
+    ],
+)
 def test_bad_line_error_names_file_line_and_reason(tmp_path, bad_line, reason):
     path = tmp_path / "c.csv"
     path.write_text("timestamp,user,page\n" + GOOD + GOOD + bad_line + GOOD)
@@ -31,8 +34,15 @@ def test_bad_line_error_names_file_line_and_reason(tmp_path, bad_line, reason):
 
 def test_skip_bad_counts_reports_and_writes_rejects(tmp_path):
     path = tmp_path / "c.csv"
-    path.write_text("timestamp,user,page\n" + GOOD + "nope,bob,/\n" + GOOD + "2020-07-07T00:03:00Z,,/\n"
-                    + "2020-07-07T00:04:00Z,bob,/,x\n" + GOOD)
+    path.write_text(
+        "timestamp,user,page\n"
+        + GOOD
+        + "nope,bob,/\n"
+        + GOOD
+        + "2020-07-07T00:03:00Z,,/\n"
+        + "2020-07-07T00:04:00Z,bob,/,x\n"
+        + GOOD
+    )
     bad = BadLines(rejects_path=tmp_path / "rejects.csv")
     frame = read_clicks(path, skip_bad=True, bad=bad)
     bad.close()

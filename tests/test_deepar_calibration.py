@@ -25,19 +25,19 @@ def test_normalised_deviations_measure_each_side_of_the_band() -> None:
     samples = np.tile(np.linspace(0.0, 100.0, 101)[:, None], (1, 5))
     truth = np.array([50.0, 99.0, 148.0, 25.5, np.nan])
     s = normalised_deviations(samples, truth, 0.98)
-    assert s == pytest.approx([0.0, 1.0, 2.0, 0.5])          # NaN truth skipped
+    assert s == pytest.approx([0.0, 1.0, 2.0, 0.5])  # NaN truth skipped
     # a side of zero width gives a huge (finite) score, not a division error
     flat = normalised_deviations(np.full((10, 1), 3.0), np.array([4.0]), 0.98)
     assert np.isfinite(flat).all() and flat[0] > 1e6
 
 
 def test_conformal_factor_is_the_split_conformal_quantile() -> None:
-    scores = np.arange(1, 145, dtype=float)                  # n = 144
+    scores = np.arange(1, 145, dtype=float)  # n = 144
     # ceil(145 * 0.98) = 143: the 143rd smallest score
     assert conformal_factor(scores, 0.98) == 143.0
     assert conformal_factor(scores[::-1], 0.5) == float(math.ceil(145 * 0.5))
-    assert conformal_factor(np.array([0.2, 3.5]), 0.98) == 3.5   # n too small: the largest score
-    assert conformal_factor(np.array([0.0, 0.2, 0.4]), 0.5) == 1.0   # never narrows
+    assert conformal_factor(np.array([0.2, 3.5]), 0.98) == 3.5  # n too small: the largest score
+    assert conformal_factor(np.array([0.0, 0.2, 0.4]), 0.5) == 1.0  # never narrows
     assert conformal_factor(np.array([]), 0.98) == 1.0
 
 
@@ -60,9 +60,20 @@ def _sine(n: int, seed: int = 1) -> np.ndarray:
 
 
 def _model(**kw) -> DeepAR:
-    args = dict(context_length=24, prediction_length=24, time_freq="H", epochs=10, num_cells=16, num_layers=1,
-                likelihood="gaussian", dropout_rate=0.0, learning_rate=5e-3, mini_batch_size=32,
-                early_stopping_patience=3, random_state=0)
+    args = dict(
+        context_length=24,
+        prediction_length=24,
+        time_freq="H",
+        epochs=10,
+        num_cells=16,
+        num_layers=1,
+        likelihood="gaussian",
+        dropout_rate=0.0,
+        learning_rate=5e-3,
+        mini_batch_size=32,
+        early_stopping_patience=3,
+        random_state=0,
+    )
     args.update(kw)
     return DeepAR(**args)
 
@@ -98,8 +109,9 @@ def test_fit_calibrates_the_band_on_the_held_out_tail(calibrated) -> None:
 def test_calibration_flows_into_the_sagemaker_response_and_survives_save(calibrated, tmp_path) -> None:
     model, values = calibrated
     rec = deepar_record(START, values)
-    request = deepar_request([rec], num_samples=50, output_types=("mean", "quantiles", "samples"),
-                             quantiles=("0.01", "0.5", "0.99"))
+    request = deepar_request(
+        [rec], num_samples=50, output_types=("mean", "quantiles", "samples"), quantiles=("0.01", "0.5", "0.99")
+    )
     pred = model.predict(request)["predictions"][0]
     assert set(pred) == {"mean", "quantiles", "samples"}
     assert np.asarray(pred["samples"]) == pytest.approx(model.forecast(rec, 50))

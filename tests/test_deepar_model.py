@@ -21,9 +21,19 @@ def _sine(n: int = N_TRAIN + 24 * 5, seed: int = 1) -> tuple[np.ndarray, np.ndar
 
 
 def _small(**kw) -> DeepAR:
-    args = dict(context_length=24, prediction_length=24, time_freq="H", epochs=10, num_cells=16, num_layers=1,
-                likelihood="gaussian", dropout_rate=0.0, learning_rate=5e-3, mini_batch_size=32,
-                random_state=0)
+    args = dict(
+        context_length=24,
+        prediction_length=24,
+        time_freq="H",
+        epochs=10,
+        num_cells=16,
+        num_layers=1,
+        likelihood="gaussian",
+        dropout_rate=0.0,
+        learning_rate=5e-3,
+        mini_batch_size=32,
+        random_state=0,
+    )
     args.update(kw)
     return DeepAR(**args)
 
@@ -42,8 +52,8 @@ def _track(model: DeepAR, noisy: np.ndarray, clean: np.ndarray) -> tuple[float, 
         samples = model.forecast(deepar_record(START, noisy[:end]))
         assert samples.shape == (model.num_eval_samples, 24)
         q10, q50, q90 = np.quantile(samples, [0.1, 0.5, 0.9], axis=0)
-        errors.append(np.abs(q50 - clean[end:end + 24]).mean())
-        truth = noisy[end:end + 24]
+        errors.append(np.abs(q50 - clean[end : end + 24]).mean())
+        truth = noisy[end : end + 24]
         covered.append(((truth >= q10) & (truth <= q90)).mean())
     return float(np.mean(errors)), float(np.mean(covered))
 
@@ -69,8 +79,9 @@ def test_missing_targets_are_ignored_and_imputed() -> None:
     holes = rng.random(N_TRAIN) < 0.1
     # 10 % of the targets missing, written both ways SageMaker accepts ("NaN" and null)
     record = deepar_record(START, np.where(holes, np.nan, train))
-    record["target"] = [None if h and i % 2 else v for i, (h, v) in enumerate(zip(holes, record["target"],
-                                                                                  strict=True))]
+    record["target"] = [
+        None if h and i % 2 else v for i, (h, v) in enumerate(zip(holes, record["target"], strict=True))
+    ]
     model = _small().fit([record])
     assert np.isfinite(model.train_loss_).all()
     error, coverage = _track(model, noisy, clean)
@@ -80,16 +91,17 @@ def test_missing_targets_are_ignored_and_imputed() -> None:
     context[-12:-2] = np.nan
     samples = model.forecast(deepar_record(START, context))
     assert np.isfinite(samples).all()
-    assert np.abs(np.median(samples, axis=0) - clean[N_TRAIN:N_TRAIN + 24]).mean() < 1.0
+    assert np.abs(np.median(samples, axis=0) - clean[N_TRAIN : N_TRAIN + 24]).mean() < 1.0
 
 
 def test_predict_returns_sagemaker_response(sine_model: DeepAR) -> None:
     _, noisy = _sine()
-    instances = [deepar_record(START, noisy[:N_TRAIN]), deepar_record(START, noisy[:N_TRAIN + 24])]
-    request = deepar_request(instances, num_samples=30, output_types=("mean", "quantiles", "samples"),
-                             quantiles=("0.01", "0.5", "0.99"))
+    instances = [deepar_record(START, noisy[:N_TRAIN]), deepar_record(START, noisy[: N_TRAIN + 24])]
+    request = deepar_request(
+        instances, num_samples=30, output_types=("mean", "quantiles", "samples"), quantiles=("0.01", "0.5", "0.99")
+    )
     response = sine_model.predict(json.dumps(request))
-    assert json.loads(json.dumps(response)) == response           # plain JSON
+    assert json.loads(json.dumps(response)) == response  # plain JSON
     assert len(response["predictions"]) == 2
     for pred in response["predictions"]:
         assert set(pred) == {"mean", "quantiles", "samples"}
@@ -118,7 +130,7 @@ def test_save_load_gives_identical_forecasts(sine_model: DeepAR, tmp_path) -> No
     sine_model.save(path)
     loaded = DeepAR.load(path)
     assert loaded.get_params() == sine_model.get_params()
-    rec = deepar_record(START, noisy[:N_TRAIN + 7])
+    rec = deepar_record(START, noisy[: N_TRAIN + 7])
     assert np.array_equal(loaded.forecast(rec), sine_model.forecast(rec))
     request = deepar_request([rec], output_types=("mean", "quantiles"))
     assert loaded.predict(request) == sine_model.predict(request)
@@ -126,7 +138,7 @@ def test_save_load_gives_identical_forecasts(sine_model: DeepAR, tmp_path) -> No
     with np.load(path) as data:
         header = json.loads(str(data["header"]))
     assert header["version"] == 2 and header["params"]["time_freq"] == "H"
-    assert header["calibration_factor"] == 1.0            # no held-out tail: not calibrated
+    assert header["calibration_factor"] == 1.0  # no held-out tail: not calibrated
 
 
 def test_fit_is_reproducible_and_early_stopping_keeps_best() -> None:
@@ -139,8 +151,8 @@ def test_fit_is_reproducible_and_early_stopping_keeps_best() -> None:
     res = es.result_
     assert len(res.val_loss) == res.epochs_run
     assert res.best_epoch == int(np.argmin(res.val_loss))
-    assert res.epochs_run < 30                              # it stopped early...
-    assert res.epochs_run - 1 - res.best_epoch == 2          # ...after 2 epochs without improvement
+    assert res.epochs_run < 30  # it stopped early...
+    assert res.epochs_run - 1 - res.best_epoch == 2  # ...after 2 epochs without improvement
 
 
 def test_negative_binomial_fits_counts() -> None:
@@ -165,11 +177,26 @@ def test_rejects_bad_time_freq(freq: str) -> None:
         _small(time_freq=freq)
 
 
-@pytest.mark.parametrize("kw", [{"num_cells": 0}, {"num_layers": -1}, {"epochs": 0}, {"epochs": 2.5},
-                                {"dropout_rate": 1.0}, {"dropout_rate": -0.1}, {"learning_rate": 0.0},
-                                {"mini_batch_size": 0}, {"context_length": 0}, {"prediction_length": "x"},
-                                {"early_stopping_patience": 0}, {"num_eval_samples": 0},
-                                {"random_state": 1.5}, {"calibration_level": 1.0}, {"calibration_level": 0}])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"num_cells": 0},
+        {"num_layers": -1},
+        {"epochs": 0},
+        {"epochs": 2.5},
+        {"dropout_rate": 1.0},
+        {"dropout_rate": -0.1},
+        {"learning_rate": 0.0},
+        {"mini_batch_size": 0},
+        {"context_length": 0},
+        {"prediction_length": "x"},
+        {"early_stopping_patience": 0},
+        {"num_eval_samples": 0},
+        {"random_state": 1.5},
+        {"calibration_level": 1.0},
+        {"calibration_level": 0},
+    ],
+)
 def test_rejects_values_sagemaker_rejects(kw: dict) -> None:
     with pytest.raises(ValueError):
         _small(**kw)
@@ -192,7 +219,7 @@ def test_rejects_negative_counts_for_negative_binomial() -> None:
     values[10] = -1.0
     with pytest.raises(ValueError, match="negative"):
         _small(likelihood="negative-binomial").fit([deepar_record(START, values)])
-    _small(likelihood="gaussian", epochs=1).fit([deepar_record(START, values)])   # fine for gaussian
+    _small(likelihood="gaussian", epochs=1).fit([deepar_record(START, values)])  # fine for gaussian
 
 
 def test_rejects_bad_records_and_unfitted_use() -> None:
@@ -207,21 +234,32 @@ def test_rejects_bad_records_and_unfitted_use() -> None:
 
 
 def test_validate_hyperparameters_types_sagemaker_strings() -> None:
-    hp = validate_hyperparameters({"context_length": "144", "prediction_length": "144", "time_freq": "10min",
-                                   "epochs": "20", "learning_rate": "5e-4", "likelihood": "beta",
-                                   "test_quantiles": "[0.1, 0.5, 0.9]", "cardinality": "auto",
-                                   "early_stopping_patience": "5"})
+    hp = validate_hyperparameters(
+        {
+            "context_length": "144",
+            "prediction_length": "144",
+            "time_freq": "10min",
+            "epochs": "20",
+            "learning_rate": "5e-4",
+            "likelihood": "beta",
+            "test_quantiles": "[0.1, 0.5, 0.9]",
+            "cardinality": "auto",
+            "early_stopping_patience": "5",
+        }
+    )
     assert hp["context_length"] == 144 and hp["epochs"] == 20 and hp["learning_rate"] == 5e-4
     assert hp["num_cells"] == 40 and hp["num_layers"] == 2 and hp["likelihood"] == "beta"
     assert hp["test_quantiles"] == [0.1, 0.5, 0.9] and hp["early_stopping_patience"] == 5
     with pytest.raises(ValueError, match="missing required"):
         validate_hyperparameters({"context_length": 1, "prediction_length": 1, "time_freq": "H"})
     with pytest.raises(ValueError, match="unknown DeepAR hyperparameter"):
-        validate_hyperparameters({"context_length": 1, "prediction_length": 1, "time_freq": "H", "epochs": 1,
-                                  "num_cellz": 3})
+        validate_hyperparameters(
+            {"context_length": 1, "prediction_length": 1, "time_freq": "H", "epochs": 1, "num_cellz": 3}
+        )
     with pytest.raises(ValueError, match="test_quantiles"):
-        validate_hyperparameters({"context_length": 1, "prediction_length": 1, "time_freq": "H", "epochs": 1,
-                                  "test_quantiles": "[0.5, 1.0]"})
+        validate_hyperparameters(
+            {"context_length": 1, "prediction_length": 1, "time_freq": "H", "epochs": 1, "test_quantiles": "[0.5, 1.0]"}
+        )
     model = DeepAR.from_hyperparameters(_small().hyperparameters())
     assert model.get_params() == {**_small().get_params(), "random_state": None}
 
@@ -242,7 +280,7 @@ def test_mean_weighted_quantile_loss() -> None:
 def test_early_stopping_needs_room_for_the_held_out_tail() -> None:
     with pytest.raises(ValueError, match="hold out"):
         _small(early_stopping_patience=2).fit([deepar_record(START, np.ones(60))] * 6)
-    _small(epochs=1).fit([deepar_record(START, np.ones(60))] * 6)      # fine without early stopping
+    _small(epochs=1).fit([deepar_record(START, np.ones(60))] * 6)  # fine without early stopping
 
 
 def test_fit_reports_each_epoch_to_on_epoch():
@@ -253,8 +291,11 @@ def test_fit_reports_each_epoch_to_on_epoch():
     t = np.arange(400)
     target = (10 + 5 * np.sin(2 * np.pi * t / 24)).tolist()
     seen = []
-    DeepAR(context_length=24, prediction_length=12, time_freq="H", epochs=3, num_cells=4, num_layers=1,
-           random_state=0).fit([{"start": "2020-01-01 00:00:00", "target": target}],
-                               on_epoch=lambda epoch, loss, val: seen.append((epoch, loss, val)))
+    DeepAR(
+        context_length=24, prediction_length=12, time_freq="H", epochs=3, num_cells=4, num_layers=1, random_state=0
+    ).fit(
+        [{"start": "2020-01-01 00:00:00", "target": target}],
+        on_epoch=lambda epoch, loss, val: seen.append((epoch, loss, val)),
+    )
     assert [e for e, _, _ in seen] == [1, 2, 3]
     assert all(np.isfinite(loss) and val is None for _, loss, val in seen)

@@ -63,7 +63,7 @@ def test_network_gradient_matches_finite_differences(name: str, zoneout_rate: fl
     params = {k: v + rng.normal(0.0, 0.3, v.shape) for k, v in params.items()}
     X = rng.normal(size=(T, B, F))
     z = _targets(name, rng, (T, B))
-    mask = rng.random((T, B)) > 0.2          # some targets missing: they must not count
+    mask = rng.random((T, B)) > 0.2  # some targets missing: they must not count
     scale = rng.uniform(1.0, 4.0, size=(1, B))
     zoneout = network.zoneout_masks(params, T, B, zoneout_rate, rng)
 
@@ -104,7 +104,7 @@ def test_step_matches_forward_without_zoneout() -> None:
 def test_sampling_matches_distribution_mean(name: str) -> None:
     rng = np.random.default_rng(11)
     lk = LIKELIHOODS[name]
-    raw = np.tile(np.array([0.8, -0.5, 1.0][:lk.n_params]), (40_000, 1))
+    raw = np.tile(np.array([0.8, -0.5, 1.0][: lk.n_params]), (40_000, 1))
     scale = np.float64(20.0)
     draws = lk.sample(raw, scale, rng)
     mean = lk.mean(raw[:1], scale)[0]

@@ -10,16 +10,31 @@ from clickstream_anomaly.deepar.timefeatures import feature_names, lags_for, par
 from clickstream_anomaly.deepar.transform import Transform, context_scale, fill_missing
 
 
-@pytest.mark.parametrize(("text", "n", "unit"), [("10min", 10, "min"), ("min", 1, "min"), ("H", 1, "H"),
-                                                 ("2H", 2, "H"), ("D", 1, "D"), ("W", 1, "W"), ("M", 1, "M")])
+@pytest.mark.parametrize(
+    ("text", "n", "unit"),
+    [
+        ("10min", 10, "min"),
+        ("min", 1, "min"),
+        ("H", 1, "H"),
+        ("2H", 2, "H"),
+        ("D", 1, "D"),
+        ("W", 1, "W"),
+        ("M", 1, "M"),
+    ],
+)
 def test_parse_freq(text: str, n: int, unit: str) -> None:
     freq = parse_freq(text)
     assert (freq.n, freq.unit) == (n, unit)
 
 
 def test_features_follow_the_sagemaker_table() -> None:
-    assert feature_names(parse_freq("10min")) == ("minute_of_hour", "hour_of_day", "day_of_week",
-                                                  "day_of_month", "day_of_year")
+    assert feature_names(parse_freq("10min")) == (
+        "minute_of_hour",
+        "hour_of_day",
+        "day_of_week",
+        "day_of_month",
+        "day_of_year",
+    )
     assert feature_names(parse_freq("H")) == ("hour_of_day", "day_of_week", "day_of_month", "day_of_year")
     assert feature_names(parse_freq("D")) == ("day_of_week", "day_of_month", "day_of_year")
     assert feature_names(parse_freq("W")) == ("day_of_month", "week_of_year")
@@ -34,8 +49,11 @@ def test_features_follow_the_sagemaker_table() -> None:
 
 def test_time_index_steps() -> None:
     idx = time_index("2020-07-07 00:00:00", 3, parse_freq("10min"))
-    assert list(idx) == [pd.Timestamp("2020-07-07 00:00"), pd.Timestamp("2020-07-07 00:10"),
-                         pd.Timestamp("2020-07-07 00:20")]
+    assert list(idx) == [
+        pd.Timestamp("2020-07-07 00:00"),
+        pd.Timestamp("2020-07-07 00:10"),
+        pd.Timestamp("2020-07-07 00:20"),
+    ]
     months = time_index("2020-01-31", 3, parse_freq("M"))
     assert [ts.month for ts in months] == [1, 2, 3]
 
@@ -74,4 +92,4 @@ def test_transform_window_and_step_inputs_agree() -> None:
         assert np.allclose(step[0], X[k])
     # lags before the series start are zero
     X0, _ = tr.window(series, 0, 36)
-    assert X0[0, :len(tr.lags)].sum() == 0.0
+    assert X0[0, : len(tr.lags)].sum() == 0.0

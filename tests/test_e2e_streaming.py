@@ -41,8 +41,10 @@ def fail_some_entries(client, rate: float, seed: int = 0) -> dict:
 
     def drop(params, context, **kwargs):
         records = params["Records"]
-        codes = [rng.choice(["ProvisionedThroughputExceededException", "InternalFailure"])
-                 if rng.random() < rate else None for _ in records]
+        codes = [
+            rng.choice(["ProvisionedThroughputExceededException", "InternalFailure"]) if rng.random() < rate else None
+            for _ in records
+        ]
         codes[0] = None  # the API needs at least one record in the call
         context["injected_codes"] = codes
         params["Records"] = [r for r, c in zip(records, codes, strict=True) if c is None]
@@ -52,8 +54,7 @@ def fail_some_entries(client, rate: float, seed: int = 0) -> dict:
         if codes is None or "Records" not in parsed:
             return
         kept = iter(parsed["Records"])
-        parsed["Records"] = [next(kept) if c is None else {"ErrorCode": c, "ErrorMessage": "injected"}
-                             for c in codes]
+        parsed["Records"] = [next(kept) if c is None else {"ErrorCode": c, "ErrorMessage": "injected"} for c in codes]
         parsed["FailedRecordCount"] = parsed.get("FailedRecordCount", 0) + sum(c is not None for c in codes)
         stats["rejected"] += sum(c is not None for c in codes)
 
@@ -92,12 +93,24 @@ def test_blog_scenario_end_to_end(moto_server, scenario, tmp_path, monkeypatch, 
     from clickstream_anomaly.streaming import runtime
 
     env = {
-        "AWS_ENDPOINT_URL": moto_server, "FEATURES_STREAM_NAME": "features", "STATE_BUCKET": "e2e-state",
-        "WINDOW_FREQ": "10min", "ALLOWED_LATENESS": "10min", "STATE_KEY": "detector/state.bin",
-        "DETECTIONS_STREAM_NAME": "detections", "RCF_NUM_TREES": "100", "RCF_SAMPLE_SIZE": "256",
-        "RCF_TIME_DECAY": "100000", "RCF_SHINGLE_SIZE": "1", "RCF_WITH_DIRECTIONALITY": "true",
-        "THRESHOLD_MODE": "sigma", "THRESHOLD": "2.6", "SIGMA_K": "3", "METRICS_NAMESPACE": "ClickstreamAnomaly",
-        "POWERTOOLS_SERVICE_NAME": "clickstream-anomaly", "POWERTOOLS_METRICS_NAMESPACE": "ClickstreamAnomaly",
+        "AWS_ENDPOINT_URL": moto_server,
+        "FEATURES_STREAM_NAME": "features",
+        "STATE_BUCKET": "e2e-state",
+        "WINDOW_FREQ": "10min",
+        "ALLOWED_LATENESS": "10min",
+        "STATE_KEY": "detector/state.bin",
+        "DETECTIONS_STREAM_NAME": "detections",
+        "RCF_NUM_TREES": "100",
+        "RCF_SAMPLE_SIZE": "256",
+        "RCF_TIME_DECAY": "100000",
+        "RCF_SHINGLE_SIZE": "1",
+        "RCF_WITH_DIRECTIONALITY": "true",
+        "THRESHOLD_MODE": "sigma",
+        "THRESHOLD": "2.6",
+        "SIGMA_K": "3",
+        "METRICS_NAMESPACE": "ClickstreamAnomaly",
+        "POWERTOOLS_SERVICE_NAME": "clickstream-anomaly",
+        "POWERTOOLS_METRICS_NAMESPACE": "ClickstreamAnomaly",
     }
     for k, v in env.items():
         monkeypatch.setenv(k, v)
@@ -121,8 +134,14 @@ def test_blog_scenario_end_to_end(moto_server, scenario, tmp_path, monkeypatch, 
     producer = kinesis_client(region="us-east-1", endpoint_url=moto_server, retry_mode="standard")
     injected = fail_some_entries(producer, rate=0.1)
     # Held-back entries may be overtaken by up to 5 minutes of event time: half the aggregator's lateness.
-    sender = KinesisSender(producer, "clicks", max_attempts=20, backoff=Backoff(base=0.001, cap=0.01),
-                           max_skew=300.0, aggregate_bytes=AGGREGATE_BYTES)
+    sender = KinesisSender(
+        producer,
+        "clicks",
+        max_attempts=20,
+        backoff=Backoff(base=0.001, cap=0.01),
+        max_skew=300.0,
+        aggregate_bytes=AGGREGATE_BYTES,
+    )
     entries = list(entries_from_file(path))
     result = sender.send(entries)
     assert result.sent == len(entries) and injected["rejected"] == result.retried > 0
@@ -176,17 +195,25 @@ def test_blog_scenario_end_to_end(moto_server, scenario, tmp_path, monkeypatch, 
         if not got:
             break
         messages += [json.loads(m["Body"]) for m in got]
-        sqs.delete_message_batch(QueueUrl=queue, Entries=[
-            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)])
-    alerts = [json.loads(m["MessageAttributes"]["incident"]["Value"]) | {
-        "event": m["MessageAttributes"]["event"]["Value"], "text": m["Message"]} for m in messages]
+        sqs.delete_message_batch(
+            QueueUrl=queue, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)]
+        )
+    alerts = [
+        json.loads(m["MessageAttributes"]["incident"]["Value"])
+        | {"event": m["MessageAttributes"]["event"]["Value"], "text": m["Message"]}
+        for m in messages
+    ]
     keys = [a["key"] for a in alerts]
     assert len(keys) == len(set(keys)), "an alert was sent twice"
 
     def opened_during(inc):
         lo, hi = inc.start.to_pydatetime(), inc.end.to_pydatetime()
-        return [a for a in alerts if a["event"] == "open"
-                and lo <= datetime.fromisoformat(a["start"].replace("Z", "+00:00")).astimezone(UTC) < hi]
+        return [
+            a
+            for a in alerts
+            if a["event"] == "open"
+            and lo <= datetime.fromisoformat(a["start"].replace("Z", "+00:00")).astimezone(UTC) < hi
+        ]
 
     for a in sorted(alerts, key=lambda a: (a["start"], a["event"])):  # shown with pytest -s
         print(f"ALERT {a['event']:8s} {a['start']} {a['duration_minutes']:4.0f} min  {a['cause']}")

@@ -9,8 +9,15 @@ from clickstream_anomaly.evaluate import evaluate, metrics_for, metrics_table, p
 
 
 def windows(n):
-    return pd.DataFrame({"window_start": pd.date_range("2020-07-15", periods=n, freq="10min", tz="UTC"),
-                         "urls": 1, "users": 1, "clicks": 1, "residual": 0.0})
+    return pd.DataFrame(
+        {
+            "window_start": pd.date_range("2020-07-15", periods=n, freq="10min", tz="UTC"),
+            "urls": 1,
+            "users": 1,
+            "clicks": 1,
+            "residual": 0.0,
+        }
+    )
 
 
 def test_metrics_by_hand():

@@ -47,10 +47,12 @@ def test_exact_features_with_an_empty_window(tmp_path):
 
 
 def test_timezone_offsets_are_converted_to_utc(tmp_path):
-    text = ("timestamp,user,page\n"
-            "2020-07-07T02:05:00+02:00,a,/\n"   # 00:05 UTC
-            "2020-07-06T19:15:00-05:00,b,/\n"   # 00:15 UTC
-            "2020-07-07T00:16:00,c,/x\n")       # naive = UTC
+    text = (
+        "timestamp,user,page\n"
+        "2020-07-07T02:05:00+02:00,a,/\n"  # 00:05 UTC
+        "2020-07-06T19:15:00-05:00,b,/\n"  # 00:15 UTC
+        "2020-07-07T00:16:00,c,/x\n"
+    )  # naive = UTC
     w = compute_windows(_write(tmp_path, text))
     assert [t.strftime("%Y-%m-%d %H:%M") for t in w["window_start"]] == ["2020-07-07 00:00", "2020-07-07 00:10"]
     assert w["clicks"].tolist() == [1, 2]
@@ -127,8 +129,11 @@ def test_windows_from_frame_matches_csv_path(tmp_path):
 
 
 def test_read_windows_errors_name_the_line(tmp_path):
-    path = _write(tmp_path, "window_start,urls,users,clicks,residual\n2020-07-07T00:00:00Z,1,1,1,0\n"
-                            "2020-07-07T00:10:00Z,1,x,1,0\n", "w.csv")
+    path = _write(
+        tmp_path,
+        "window_start,urls,users,clicks,residual\n2020-07-07T00:00:00Z,1,1,1,0\n2020-07-07T00:10:00Z,1,x,1,0\n",
+        "w.csv",
+    )
     with pytest.raises(RecordError, match=r"w.csv:3: non-numeric users"):
         read_windows(path)
 
@@ -137,8 +142,9 @@ def test_random_clicks_match_a_naive_groupby(tmp_path):
     rng = np.random.default_rng(1)
     n = 5000
     ts = pd.Timestamp("2020-07-07", tz="UTC") + pd.to_timedelta(np.sort(rng.integers(0, 86400, n)), unit="s")
-    frame = pd.DataFrame({"timestamp": ts, "user": rng.integers(0, 50, n).astype(str),
-                          "page": rng.integers(0, 20, n).astype(str)})
+    frame = pd.DataFrame(
+        {"timestamp": ts, "user": rng.integers(0, 50, n).astype(str), "page": rng.integers(0, 20, n).astype(str)}
+    )
     w = windows_from_frame(frame).set_index("window_start")
     g = frame.groupby(frame["timestamp"].dt.floor("10min"))
     expected = pd.DataFrame({"urls": g["page"].nunique(), "users": g["user"].nunique(), "clicks": g.size()})
@@ -163,7 +169,7 @@ def test_residual_lookback_and_streaming_twin_are_bit_identical():
     assert len(state.history) == 144
     # by hand: R = median ratio over exactly the previous 144 windows that had users
     t = 600
-    prev_c, prev_u = clicks[t - 144:t], users[t - 144:t]
+    prev_c, prev_u = clicks[t - 144 : t], users[t - 144 : t]
     ratio = np.median(prev_c[prev_u > 0] / prev_u[prev_u > 0])
     assert batch[t] == pytest.approx(clicks[t] - users[t] * ratio, rel=1e-12)
     assert lookback_windows("10min") == 144 and lookback_windows("1h") == 24

@@ -56,8 +56,10 @@ def test_blog_incidents_are_where_the_blog_puts_them(blog):
 
 
 def test_injected_bot_flood_and_page_storm():
-    incidents = (parse_incident("bot-flood@2020-07-07T14:00+20min"),
-                 parse_incident("page-storm@2020-07-07T16:00+10min"))
+    incidents = (
+        parse_incident("bot-flood@2020-07-07T14:00+20min"),
+        parse_incident("page-storm@2020-07-07T16:00+10min"),
+    )
     clicks, labels = generate(Scenario(days=1, incidents=incidents))
     w = windows_from_frame(clicks).set_index("window_start")
     per_user = w["clicks"] / w["users"]
@@ -76,8 +78,9 @@ def test_labels_mark_overlapping_windows():
     assert labels["is_anomaly"].iloc[:3].tolist() == [1, 1, 0]
 
 
-@pytest.mark.parametrize("spec", ["outage", "meteor@2020-07-07T00:00+5min", "outage@2020-07-07+0min",
-                                  "outage@notatime+5min"])
+@pytest.mark.parametrize(
+    "spec", ["outage", "meteor@2020-07-07T00:00+5min", "outage@2020-07-07+0min", "outage@notatime+5min"]
+)
 def test_bad_incident_specs(spec):
     with pytest.raises(ValueError):
         parse_incident(spec)

@@ -39,8 +39,10 @@ def test_detectors_agreeing_and_severity_ranking():
 
 
 def test_cause_in_words_from_attribution_and_band():
-    expl = dict(attribution={"urls": 0.05, "users": 1.5, "clicks": 0.2, "residual": 1.0},
-                direction={"urls": "HIGH", "users": "LOW", "clicks": "HIGH", "residual": "HIGH"})
+    expl = dict(
+        attribution={"urls": 0.05, "users": 1.5, "clicks": 0.2, "residual": 1.0},
+        direction={"urls": "HIGH", "users": "LOW", "clicks": "HIGH", "residual": "HIGH"},
+    )
     inc = group_incidents([det(0, **expl), det(1, **expl)])[0]
     assert inc.cause == "users LOW, residual HIGH (rcf-streaming)"
     band = Detection(Window(T0, 0, 0, 0, 0), "deepar", 1.5, 0.0, True, p01=95.2, p50=120, p99=160.4)

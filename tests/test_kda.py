@@ -31,27 +31,36 @@ def _rows(n: int = 120, seed: int = 0) -> list[dict]:
 
 # ---------------------------------------------------------------------------------------------- parameters
 
+
 def test_defaults_are_the_service_defaults() -> None:
     p = KdaRcfParameters()
     assert (p.number_of_trees, p.sub_sample_size, p.time_decay, p.shingle_size, p.with_directionality) == (
-        100, 256, 100000, 1, False)
+        100,
+        256,
+        100000,
+        1,
+        False,
+    )
     assert p.decay_rate == pytest.approx(1e-5)
 
 
-@pytest.mark.parametrize("kwargs, msg", [
-    ({"number_of_trees": 0}, "numberOfTrees"),
-    ({"number_of_trees": 1001}, "numberOfTrees"),
-    ({"sub_sample_size": 9}, "subSampleSize"),
-    ({"sub_sample_size": 1001}, "subSampleSize"),
-    ({"sub_sample_size": 300, "time_decay": 300}, "less than timeDecay"),
-    ({"time_decay": 0}, "timeDecay"),
-    ({"time_decay": 2**31}, "timeDecay"),
-    ({"shingle_size": 0}, "shingleSize"),
-    ({"shingle_size": 31}, "shingleSize"),
-    ({"number_of_trees": 10.0}, "integer"),
-    ({"number_of_trees": True}, "integer"),
-    ({"with_directionality": "yes"}, "boolean"),
-])
+@pytest.mark.parametrize(
+    "kwargs, msg",
+    [
+        ({"number_of_trees": 0}, "numberOfTrees"),
+        ({"number_of_trees": 1001}, "numberOfTrees"),
+        ({"sub_sample_size": 9}, "subSampleSize"),
+        ({"sub_sample_size": 1001}, "subSampleSize"),
+        ({"sub_sample_size": 300, "time_decay": 300}, "less than timeDecay"),
+        ({"time_decay": 0}, "timeDecay"),
+        ({"time_decay": 2**31}, "timeDecay"),
+        ({"shingle_size": 0}, "shingleSize"),
+        ({"shingle_size": 31}, "shingleSize"),
+        ({"number_of_trees": 10.0}, "integer"),
+        ({"number_of_trees": True}, "integer"),
+        ({"with_directionality": "yes"}, "boolean"),
+    ],
+)
 def test_parameter_validation(kwargs: dict, msg: str) -> None:
     with pytest.raises(ValueError, match=msg):
         KdaRcfParameters(**kwargs)
@@ -72,6 +81,7 @@ def test_column_limits() -> None:
 
 
 # ---------------------------------------------------------------------------------------------- rows
+
 
 def test_random_cut_forest_rows_and_learning_phase() -> None:
     rows = _rows()
@@ -101,8 +111,9 @@ def test_explanation_format_sums_and_directions() -> None:
         total = sum(float(e["ATTRIBUTION_SCORE"]) for e in expl.values())
         assert total == pytest.approx(r["ANOMALY_SCORE"], abs=1e-4 * len(COLS) + 1e-12)
         if i < 32:
-            assert all(e == {"DIRECTION": "LOW", "STRENGTH": "0.0000", "ATTRIBUTION_SCORE": "0.0000"}
-                       for e in expl.values())
+            assert all(
+                e == {"DIRECTION": "LOW", "STRENGTH": "0.0000", "ATTRIBUTION_SCORE": "0.0000"} for e in expl.values()
+            )
     low_a = json.loads(out[100]["ANOMALY_EXPLANATION"])
     assert low_a["a"]["DIRECTION"] == "LOW" and float(low_a["a"]["ATTRIBUTION_SCORE"]) > 1.5
     high_b = json.loads(out[110]["ANOMALY_EXPLANATION"])
@@ -129,8 +140,9 @@ def test_shingled_learning_phase_and_with_dataframe() -> None:
 def test_batch_functions_are_loops_over_the_stream() -> None:
     rows = _rows()
     params = KdaRcfParameters(**SMALL, shingle_size=2, with_directionality=True)
-    out = random_cut_forest_with_explanation(rows, COLS, **SMALL, shingle_size=2, with_directionality=True,
-                                             random_state=5)
+    out = random_cut_forest_with_explanation(
+        rows, COLS, **SMALL, shingle_size=2, with_directionality=True, random_state=5
+    )
     stream = KdaRcfStream(COLS, params, random_state=5)
     for r in out:
         assert stream.process_row([r["a"], r["b"]]) == (r["ANOMALY_SCORE"], r["ANOMALY_EXPLANATION"])
@@ -148,6 +160,7 @@ def test_bad_rows() -> None:
 
 
 # ---------------------------------------------------------------------------------------------- stream state
+
 
 def test_stream_bytes_roundtrip_continues_identically_and_rejects_bad_values() -> None:
     params = KdaRcfParameters(**SMALL, shingle_size=2, with_directionality=True)
@@ -171,6 +184,7 @@ def test_stream_bytes_roundtrip_continues_identically_and_rejects_bad_values() -
 
 # ---------------------------------------------------------------------------------------------- SQL
 
+
 @pytest.mark.parametrize("params", [KdaRcfParameters(), KdaRcfParameters(50, 64, 5000, 4, True)])
 def test_sql_parameters_equal_the_emulation(params: KdaRcfParameters) -> None:
     sql = application_sql(FEATURE_COLUMNS, params, passthrough=[("window_start", "TIMESTAMP")])
@@ -181,17 +195,20 @@ def test_sql_parameters_equal_the_emulation(params: KdaRcfParameters) -> None:
     # the emulation built from the deployed SQL is the emulation built from the parameter object
     small = KdaRcfParameters(10, 16, parsed.time_decay, parsed.shingle_size, parsed.with_directionality)
     a = KdaRcfStream(FEATURE_COLUMNS, small, random_state=0)
-    b = KdaRcfStream(cols[: len(FEATURE_COLUMNS)],
-                     KdaRcfParameters(10, 16, params.time_decay, params.shingle_size, params.with_directionality),
-                     random_state=0)
+    b = KdaRcfStream(
+        cols[: len(FEATURE_COLUMNS)],
+        KdaRcfParameters(10, 16, params.time_decay, params.shingle_size, params.with_directionality),
+        random_state=0,
+    )
     rng = np.random.default_rng(0)
     for v in rng.normal(size=(40, 4)).tolist():
         assert a.process_row(v) == b.process_row(v)
 
 
 def test_sql_structure() -> None:
-    sql = application_sql(["urls", "users"], KdaRcfParameters(with_directionality=True),
-                          input_stream="SRC_001", output_stream="OUT")
+    sql = application_sql(
+        ["urls", "users"], KdaRcfParameters(with_directionality=True), input_stream="SRC_001", output_stream="OUT"
+    )
     assert 'CREATE OR REPLACE STREAM "OUT" (' in sql
     assert '"ANOMALY_SCORE" DOUBLE' in sql and '"ANOMALY_EXPLANATION" VARCHAR(' in sql
     assert 'CREATE OR REPLACE PUMP "RCF_PUMP" AS INSERT INTO "OUT"' in sql

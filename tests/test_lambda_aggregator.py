@@ -19,8 +19,10 @@ def click_payload(minute: float, user: str, page: str = "/") -> bytes:
 def features(aws) -> list[Window]:
     out: list[Window] = []
     ShardReader(aws["kinesis"], "features").drain(
-        lambda ev, ctx: out.extend(Window.from_json(__import__("base64").b64decode(r["kinesis"]["data"]))
-                                   for r in ev["Records"]))
+        lambda ev, ctx: out.extend(
+            Window.from_json(__import__("base64").b64decode(r["kinesis"]["data"])) for r in ev["Records"]
+        )
+    )
     return out
 
 
@@ -65,12 +67,12 @@ def test_a_shard_that_has_not_reported_yet_holds_the_windows_open(aws, lambda_co
     from lambdas.aggregator import app
 
     aws["kinesis"].create_stream(StreamName="clicks2", ShardCount=2)
-    first = kinesis_event([click_payload(m, f"a{m}") for m in (1, 15, 40)], stream="clicks2",
-                          shard="shardId-000000000000")
+    first = kinesis_event(
+        [click_payload(m, f"a{m}") for m in (1, 15, 40)], stream="clicks2", shard="shardId-000000000000"
+    )
     app.handler(first, lambda_context)
     assert features(aws) == []  # shard 1 of the stream (learnt with ListShards) has sent nothing yet
-    second = kinesis_event([click_payload(m, f"b{m}") for m in (2, 41)], stream="clicks2",
-                           shard="shardId-000000000001")
+    second = kinesis_event([click_payload(m, f"b{m}") for m in (2, 41)], stream="clicks2", shard="shardId-000000000001")
     app.handler(second, lambda_context)
     got = features(aws)
     # Watermark min(10:40, 10:41) = 10:40: windows up to 10:20 (end 10:30 + 10 min lateness) close.
@@ -81,8 +83,9 @@ def test_aggregated_records_and_a_bad_click_inside_one(aws, lambda_context, caps
     from lambdas.aggregator import app
 
     u1 = join_click_payloads([click_payload(1, "u1", "/a"), click_payload(2, "u1", "/b"), click_payload(3, "u1")])
-    bad = join_click_payloads([click_payload(4, "u2"), b'{"timestamp":"soon","user":"u2","page":"/"}',
-                               click_payload(5, "u2", "/c")])
+    bad = join_click_payloads(
+        [click_payload(4, "u2"), b'{"timestamp":"soon","user":"u2","page":"/"}', click_payload(5, "u2", "/c")]
+    )
     event = kinesis_event([u1, bad, click_payload(25, "u3")])  # aggregated, aggregated with a bad click, single
     response = app.handler(event, lambda_context)
     bad_seq = event["Records"][1]["kinesis"]["sequenceNumber"]

@@ -15,11 +15,16 @@ T0 = datetime(2020, 7, 15, 10, 0, tzinfo=UTC)
 
 def det(i: int, score: float, low_users: bool = False) -> Detection:
     w = Window(T0 + timedelta(minutes=10 * i), 40, 1 if low_users else 50, 150, 149 if low_users else 100)
-    attr = {"urls": 0.05, "users": score * 0.5 if low_users else 0.2, "clicks": 0.05,
-            "residual": score * 0.4 if low_users else 0.2}
+    attr = {
+        "urls": 0.05,
+        "users": score * 0.5 if low_users else 0.2,
+        "clicks": 0.05,
+        "residual": score * 0.4 if low_users else 0.2,
+    }
     direction = {"urls": "HIGH", "users": "LOW" if low_users else "HIGH", "clicks": "HIGH", "residual": "HIGH"}
-    return Detection(w, "rcf-streaming", score, 0.0, False, attribution=attr, direction=direction,
-                     strength=dict.fromkeys(attr, 0.1))
+    return Detection(
+        w, "rcf-streaming", score, 0.0, False, attribution=attr, direction=direction, strength=dict.fromkeys(attr, 0.1)
+    )
 
 
 def inbox(aws) -> list[dict]:
@@ -62,9 +67,18 @@ def test_kda_output_event(aws, lambda_context):
         row["ANOMALY_SCORE"] = score
         row["ANOMALY_EXPLANATION"] = json.dumps(d.explanation())
         rows.append(row)
-    event = {"invocationId": "inv-1", "applicationArn": "arn:aws:kinesisanalytics:us-east-1:1:application/a",
-             "records": [{"recordId": f"r{i}", "lambdaDeliveryRecordMetadata": {"retryHint": 0},
-                          "data": base64.b64encode(json.dumps(r).encode()).decode()} for i, r in enumerate(rows)]}
+    event = {
+        "invocationId": "inv-1",
+        "applicationArn": "arn:aws:kinesisanalytics:us-east-1:1:application/a",
+        "records": [
+            {
+                "recordId": f"r{i}",
+                "lambdaDeliveryRecordMetadata": {"retryHint": 0},
+                "data": base64.b64encode(json.dumps(r).encode()).decode(),
+            }
+            for i, r in enumerate(rows)
+        ],
+    }
     event["records"].append({"recordId": "bad", "data": base64.b64encode(b"[]").decode()})
     out = app.handler(event, lambda_context)
     assert out == {"records": [{"recordId": r, "result": "Ok"} for r in ("r0", "r1", "r2", "r3", "bad")]}

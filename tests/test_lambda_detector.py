@@ -20,8 +20,10 @@ def detections(aws) -> list[Detection]:
 
     out: list[Detection] = []
     ShardReader(aws["kinesis"], "detections").drain(
-        lambda ev, ctx: out.extend(Detection.from_mapping(json.loads(base64.b64decode(r["kinesis"]["data"])))
-                                   for r in ev["Records"]))
+        lambda ev, ctx: out.extend(
+            Detection.from_mapping(json.loads(base64.b64decode(r["kinesis"]["data"]))) for r in ev["Records"]
+        )
+    )
     return out
 
 
@@ -51,8 +53,9 @@ def test_poison_window_fails_alone(aws, lambda_context):
 
     clicks, _ = generate(Scenario(start="2020-07-14 00:00", days=1, volume=0.4, seed=5))
     windows = windows_to_records(windows_from_frame(clicks))[:3]
-    event = kinesis_event([windows[0].to_json().encode(), b'{"window_start":"x"}', windows[1].to_json().encode()],
-                          stream="features")
+    event = kinesis_event(
+        [windows[0].to_json().encode(), b'{"window_start":"x"}', windows[1].to_json().encode()], stream="features"
+    )
     response = app.handler(event, lambda_context)
     assert response == {"batchItemFailures": [{"itemIdentifier": event["Records"][1]["kinesis"]["sequenceNumber"]}]}
     assert [d.window for d in detections(aws)] == windows[:2]

@@ -24,18 +24,25 @@ def window(i: int, clicks: int = 100) -> Window:
 
 
 def canned(*bodies: str) -> None:
-    results = [{"Body": b, "ContentType": "application/json", "InvokedProductionVariant": "v1",
-                "CustomAttributes": ""} for b in bodies]
-    resp = requests.post("http://motoapi.amazonaws.com/moto-api/static/sagemaker/endpoint-results",
-                         json={"results": results, "region": "us-east-1"}, timeout=5)
+    results = [
+        {"Body": b, "ContentType": "application/json", "InvokedProductionVariant": "v1", "CustomAttributes": ""}
+        for b in bodies
+    ]
+    resp = requests.post(
+        "http://motoapi.amazonaws.com/moto-api/static/sagemaker/endpoint-results",
+        json={"results": results, "region": "us-east-1"},
+        timeout=5,
+    )
     assert resp.status_code == 201
 
 
 def detections(aws) -> list[Detection]:
     out: list[Detection] = []
     ShardReader(aws["kinesis"], "detections").drain(
-        lambda ev, ctx: out.extend(Detection.from_mapping(json.loads(base64.b64decode(r["kinesis"]["data"])))
-                                   for r in ev["Records"]))
+        lambda ev, ctx: out.extend(
+            Detection.from_mapping(json.loads(base64.b64decode(r["kinesis"]["data"]))) for r in ev["Records"]
+        )
+    )
     return out
 
 
@@ -44,8 +51,10 @@ def test_rcf_endpoint_scores_each_window(aws, lambda_context, monkeypatch):
 
     monkeypatch.setenv("RCF_ENDPOINT_NAME", "rcf-endpoint")
     canned(rcf_response_body([0.7]), rcf_response_body([3.4]))
-    out = app.handler(kinesis_event([window(0).to_json().encode(), window(1, 5).to_json().encode()],
-                                    stream="features"), lambda_context)
+    out = app.handler(
+        kinesis_event([window(0).to_json().encode(), window(1, 5).to_json().encode()], stream="features"),
+        lambda_context,
+    )
     assert out == {"batchItemFailures": []}
     got = detections(aws)
     assert [(d.detector, d.score) for d in got] == [("rcf-batch", 0.7), ("rcf-batch", 3.4)]
@@ -116,19 +125,22 @@ def test_rcf_requests_are_scaled_as_the_training_data_was(aws, monkeypatch):
 
     scaling = Scaling(("urls", "users", "clicks", "residual"), (20.0, 30.0, 80.0, 0.0), (10.0, 20.0, 40.0, 5.0))
     boto3.client("s3", region_name="us-east-1").put_object(
-        Bucket="state-bucket", Key="channels/rcf/scaling.json", Body=scaling.to_json().encode())
+        Bucket="state-bucket", Key="channels/rcf/scaling.json", Body=scaling.to_json().encode()
+    )
     monkeypatch.setenv("RCF_SCALING_URI", "s3://state-bucket/channels/rcf/scaling.json")
     clock = {"t": 1000.0}
     monkeypatch.setattr(runtime, "now", lambda: clock["t"])
     assert runtime.rcf_scaling() == scaling  # what the prepare step wrote
     newer = Scaling(scaling.columns, scaling.center, (1.0, 1.0, 1.0, 1.0))
     boto3.client("s3", region_name="us-east-1").put_object(
-        Bucket="state-bucket", Key="channels/rcf/scaling.json", Body=newer.to_json().encode())
+        Bucket="state-bucket", Key="channels/rcf/scaling.json", Body=newer.to_json().encode()
+    )
     assert runtime.rcf_scaling() == scaling  # cached: no S3 read per window
     clock["t"] += runtime.SCALING_TTL_SECONDS
     assert runtime.rcf_scaling() == newer  # a retraining is picked up after the TTL
     boto3.client("s3", region_name="us-east-1").put_object(
-        Bucket="state-bucket", Key="channels/rcf/scaling.json", Body=scaling.to_json().encode())
+        Bucket="state-bucket", Key="channels/rcf/scaling.json", Body=scaling.to_json().encode()
+    )
     runtime.reset_clients()
     sent = []
 

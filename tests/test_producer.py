@@ -56,14 +56,12 @@ class FakeKinesis:
 def entries(n: int, users: int = 50, seed: int = 0) -> list[Entry]:
     rng = random.Random(seed)
     t0 = datetime(2020, 7, 15, tzinfo=UTC)
-    return [click_entry(Click(t0 + timedelta(seconds=i), f"u{rng.randrange(users)}", f"/p{i % 7}"))
-            for i in range(n)]
+    return [click_entry(Click(t0 + timedelta(seconds=i), f"u{rng.randrange(users)}", f"/p{i % 7}")) for i in range(n)]
 
 
 def no_sleep_sender(client, **kw) -> tuple[KinesisSender, list[float]]:
     sleeps: list[float] = []
-    return KinesisSender(client, "clicks", sleep=sleeps.append, backoff=Backoff(rng=random.Random(1)),
-                         **kw), sleeps
+    return KinesisSender(client, "clicks", sleep=sleeps.append, backoff=Backoff(rng=random.Random(1)), **kw), sleeps
 
 
 def test_take_batch_respects_count_bytes_and_one_entry_per_key():
@@ -222,8 +220,10 @@ def test_bad_jsonl_lines_error_with_line_number_or_are_skipped(tmp_path):
     from clickstream_anomaly.clicks_csv import BadLines
 
     p = tmp_path / "c.jsonl"
-    p.write_text('{"timestamp":"2020-07-15T10:00:00Z","user":"u1","page":"/"}\nnot json\n\n'
-                 '{"timestamp":"2020-07-15T10:00:00Z","user":"","page":"/"}\n')
+    p.write_text(
+        '{"timestamp":"2020-07-15T10:00:00Z","user":"u1","page":"/"}\nnot json\n\n'
+        '{"timestamp":"2020-07-15T10:00:00Z","user":"","page":"/"}\n'
+    )
     with pytest.raises(RecordError, match=r"c.jsonl:2: not JSON"):
         list(entries_from_file(p))
     bad = BadLines()
@@ -232,6 +232,7 @@ def test_bad_jsonl_lines_error_with_line_number_or_are_skipped(tmp_path):
 
 
 # ---- aggregation: a user's clicks share one Kinesis record ------------------------------------------------
+
 
 def clicks_in(data: bytes) -> list[bytes]:
     """The click JSON payloads of one written record (single or aggregated)."""
@@ -254,7 +255,7 @@ def test_aggregation_packs_a_keys_entries_in_order_within_the_byte_limit():
     for rec in rest:  # the next call continues each key where the last one stopped
         first = next(r for r in batch if r.key == rec.key)
         mine = [e.data for e in data if e.key == rec.key]
-        assert clicks_in(rec.data) == mine[first.count: first.count + rec.count]
+        assert clicks_in(rec.data) == mine[first.count : first.count + rec.count]
     # One click bigger than the limit still goes, alone; the limit never goes above 1 MiB.
     big = Entry(b"x" * 3000, "k")
     assert take_batch(deque([big, Entry(b"y", "k")]), aggregate_bytes=2000) == [big]
@@ -316,8 +317,7 @@ def test_linger_bounds_the_wait_of_a_paced_click():
             sent_at.append((clock.now, sum(len(clicks_in(r["Data"])) for r in Records)))
             return super().put_records(StreamName, Records)
 
-    sender = KinesisSender(Timed(), "s", sleep=clock.sleep, clock=clock, linger=0.1,
-                           aggregate_bytes=AGGREGATE_BYTES)
+    sender = KinesisSender(Timed(), "s", sleep=clock.sleep, clock=clock, linger=0.1, aggregate_bytes=AGGREGATE_BYTES)
     data = entries(200, users=1000)
     result = sender.send(data, pacer=Pacer(rate=100.0))  # click n is due at n / 100 s
     assert result.sent == 200

@@ -46,6 +46,7 @@ def read_all(client, stream: str) -> list[dict]:
 
     def collect(event, context):
         out.extend(event["Records"])
+
     reader.drain(collect)
     return out
 
@@ -72,6 +73,7 @@ def test_sender_in_process_moto_with_injected_throttling(clicks_csv):
     # Every record reached the stream; the injected "failures" really were written too (moto accepted
     # them), so the stream holds each record once per attempt: at-least-once, none lost.
     import base64
+
     payloads = [base64.b64decode(r["kinesis"]["data"]) for r in stored]
     assert set(payloads) == {e.data for e in data}
     assert len(payloads) == len(data) + result.retried
@@ -106,6 +108,7 @@ def test_botocore_standard_retry_mode_retries_whole_call_errors(moto_server):
     client.meta.events.register("before-send.kinesis.PutRecords", fail_twice)
     sender = KinesisSender(client, "retry")
     from clickstream_anomaly.producer import Entry
+
     result = sender.send([Entry(b'{"a":1}', "k1"), Entry(b'{"a":2}', "k2")])
     assert calls["n"] == 3 and result.calls == 1 and result.sent == 2
 
@@ -113,8 +116,19 @@ def test_botocore_standard_retry_mode_retries_whole_call_errors(moto_server):
 def test_produce_command_against_moto_server(moto_server, clicks_csv, capsys):
     client = boto3.client("kinesis", region_name="us-east-1", endpoint_url=moto_server)
     client.create_stream(StreamName="cli-clicks", ShardCount=2)
-    code = main(["produce", "--stream", "cli-clicks", "--input", str(clicks_csv), "--endpoint-url",
-                 moto_server, "--region", "us-east-1"])
+    code = main(
+        [
+            "produce",
+            "--stream",
+            "cli-clicks",
+            "--input",
+            str(clicks_csv),
+            "--endpoint-url",
+            moto_server,
+            "--region",
+            "us-east-1",
+        ]
+    )
     assert code == 0
     err = capsys.readouterr().err
     assert "sent 3,000 records (as " in err and "aggregated Kinesis records" in err and "failed 0" in err
@@ -124,22 +138,34 @@ def test_produce_command_against_moto_server(moto_server, clicks_csv, capsys):
     assert len(stored) < 3000  # a user's clicks share records (aggregation is the default)
     for r in stored:  # an aggregated record is keyed by its clicks' user
         assert {c.user for c in decode_click_record(base64.b64decode(r["kinesis"]["data"]))[0]} == {
-            r["kinesis"]["partitionKey"]}
+            r["kinesis"]["partitionKey"]
+        }
 
 
 def test_produce_no_aggregate_writes_one_click_per_record(moto_server, clicks_csv, capsys):
     client = boto3.client("kinesis", region_name="us-east-1", endpoint_url=moto_server)
     client.create_stream(StreamName="cli-single", ShardCount=2)
-    code = main(["produce", "--stream", "cli-single", "--input", str(clicks_csv), "--endpoint-url",
-                 moto_server, "--region", "us-east-1", "--no-aggregate"])
+    code = main(
+        [
+            "produce",
+            "--stream",
+            "cli-single",
+            "--input",
+            str(clicks_csv),
+            "--endpoint-url",
+            moto_server,
+            "--region",
+            "us-east-1",
+            "--no-aggregate",
+        ]
+    )
     assert code == 0
     err = capsys.readouterr().err
     assert "sent 3,000 records in" in err and "aggregated" not in err
     assert len(read_all(client, "cli-single")) == 3000
 
 
-def test_produce_command_fails_loudly_and_unsent_file_resends(moto_server, clicks_csv, tmp_path, monkeypatch,
-                                                              capsys):
+def test_produce_command_fails_loudly_and_unsent_file_resends(moto_server, clicks_csv, tmp_path, monkeypatch, capsys):
     import clickstream_anomaly.cli.produce as produce_cli
 
     client = boto3.client("kinesis", region_name="us-east-1", endpoint_url=moto_server)
@@ -153,8 +179,21 @@ def test_produce_command_fails_loudly_and_unsent_file_resends(moto_server, click
     monkeypatch.setattr(produce_cli, "kinesis_client", failing_client)
     monkeypatch.setattr(produce_cli, "Backoff", lambda: Backoff(base=0.0, cap=0.0))
     unsent = tmp_path / "unsent.jsonl"
-    code = main(["produce", "--stream", "cli-fail", "--input", str(clicks_csv), "--endpoint-url", moto_server,
-                 "--max-attempts", "2", "--unsent", str(unsent)])
+    code = main(
+        [
+            "produce",
+            "--stream",
+            "cli-fail",
+            "--input",
+            str(clicks_csv),
+            "--endpoint-url",
+            moto_server,
+            "--max-attempts",
+            "2",
+            "--unsent",
+            str(unsent),
+        ]
+    )
     assert code == 1
     err = capsys.readouterr().err
     assert "error:" in err and "unsent" in err

@@ -59,8 +59,9 @@ def _row_by_row_scores(model: RandomCutForest, Q: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("n_fit, d, trees, sample", [(2000, 3, 12, 64), (5, 2, 4, 256), (1, 1, 3, 8)])
-def test_batch_score_equals_row_by_row_visit(n_fit: int, d: int, trees: int, sample: int,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_batch_score_equals_row_by_row_visit(
+    n_fit: int, d: int, trees: int, sample: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # the batch kernel (rows in blocks, descended 8 at a time, float64 tables) must give exactly the
     # row-by-row visitor's values: several blocks, a ragged last group, duplicates and far outliers
     rng = np.random.default_rng(n_fit)
@@ -75,8 +76,12 @@ def test_batch_score_equals_row_by_row_visit(n_fit: int, d: int, trees: int, sam
 
 
 @settings(max_examples=10, deadline=None)
-@given(X=arrays(np.float64, st.tuples(st.integers(1, 40), st.integers(1, 3)),
-                elements=st.floats(-100, 100, allow_nan=False)), seed=st.integers(0, 1000))
+@given(
+    X=arrays(
+        np.float64, st.tuples(st.integers(1, 40), st.integers(1, 3)), elements=st.floats(-100, 100, allow_nan=False)
+    ),
+    seed=st.integers(0, 1000),
+)
 def test_determinism_nonnegative_and_small_inputs(X: np.ndarray, seed: int) -> None:
     a = RandomCutForest(7, 16, random_state=seed).fit(X).score(X)
     b = RandomCutForest(7, 16, random_state=seed).fit(X).score(X)
@@ -101,8 +106,9 @@ def test_any_positive_sizes_accepted() -> None:
     assert RandomCutForest(3, 5000, random_state=0).fit(X).score(X).shape == (50,)
 
 
-@pytest.mark.parametrize("kwargs", [{"num_trees": 0}, {"num_samples_per_tree": -3}, {"num_trees": 2.0},
-                                    {"random_state": "seed"}])
+@pytest.mark.parametrize(
+    "kwargs", [{"num_trees": 0}, {"num_samples_per_tree": -3}, {"num_trees": 2.0}, {"random_state": "seed"}]
+)
 def test_bad_parameters(kwargs: dict) -> None:
     with pytest.raises(ValueError):
         RandomCutForest(**kwargs)
@@ -130,7 +136,7 @@ def test_large_batches_are_scored_in_locality_order_with_the_same_scores() -> No
     X[::7, 1] = 0.0  # ties and a constant stretch do not break the ordering
     model = RandomCutForest(num_trees=20, num_samples_per_tree=64, random_state=5).fit(X[:2000])
     whole = model.score(X)  # >= 4096 rows: permuted internally
-    parts = np.concatenate([model.score(X[i:i + 3000]) for i in range(0, 9000, 3000)])  # unpermuted
+    parts = np.concatenate([model.score(X[i : i + 3000]) for i in range(0, 9000, 3000)])  # unpermuted
     np.testing.assert_array_equal(whole, parts)
     order = locality_order(X)
     assert sorted(order.tolist()) == list(range(9000))

@@ -23,8 +23,16 @@ def _stream() -> np.ndarray:
 
 
 def _krcf_scores(X: np.ndarray, seed: int) -> np.ndarray:
-    forest = krcf.RandomCutForest({"dimensions": X.shape[1], "shingle_size": 1, "num_trees": TREES,
-                                   "sample_size": SAMPLE, "random_seed": seed, "output_after": SAMPLE // 4})
+    forest = krcf.RandomCutForest(
+        {
+            "dimensions": X.shape[1],
+            "shingle_size": 1,
+            "num_trees": TREES,
+            "sample_size": SAMPLE,
+            "random_seed": seed,
+            "output_after": SAMPLE // 4,
+        }
+    )
     out = np.empty(len(X))
     for i, x in enumerate(X.tolist()):
         out[i] = forest.score(x)

@@ -25,10 +25,15 @@ def _stream(n: int, d: int, seed: int) -> np.ndarray:
 
 
 @FAST
-@given(seed=st.integers(0, 10**6), d=st.integers(1, 5), shingle=st.integers(1, 3),
-       fraction=st.sampled_from([0.0, 0.1, 0.3, 0.5]))
-def test_box_cache_fraction_never_changes_scores_or_attribution(seed: int, d: int, shingle: int,
-                                                                 fraction: float) -> None:
+@given(
+    seed=st.integers(0, 10**6),
+    d=st.integers(1, 5),
+    shingle=st.integers(1, 3),
+    fraction=st.sampled_from([0.0, 0.1, 0.3, 0.5]),
+)
+def test_box_cache_fraction_never_changes_scores_or_attribution(
+    seed: int, d: int, shingle: int, fraction: float
+) -> None:
     X = _stream(400, d, seed)
     kw = {"num_trees": 8, "sample_size": 32, "shingle_size": shingle, "random_state": seed}
     full = StreamingRCF(d, bounding_box_cache_fraction=1.0, **kw).process(X)

@@ -18,8 +18,12 @@ finite = st.floats(min_value=-1e3, max_value=1e3, allow_nan=False, allow_infinit
 
 def streams(min_rows: int = 20, max_rows: int = 80, dims: tuple[int, int] = (1, 4)):
     return st.integers(*dims).flatmap(
-        lambda d: arrays(np.float64, st.tuples(st.integers(min_rows, max_rows), st.just(d)),
-                         elements=st.one_of(finite, st.sampled_from([0.0, 1.0, -1.0]))))
+        lambda d: arrays(
+            np.float64,
+            st.tuples(st.integers(min_rows, max_rows), st.just(d)),
+            elements=st.one_of(finite, st.sampled_from([0.0, 1.0, -1.0])),
+        )
+    )
 
 
 def _state_snapshot(model: StreamingRCF) -> bytes:
@@ -55,9 +59,9 @@ def test_internal_shingling_equals_manual_shingling(X: np.ndarray, s: int, seed:
     outer = StreamingRCF(d * s, shingle_size=1, output_after=3, random_state=seed, **SMALL)
     sc2, hi2, lo2 = outer.process(manual)
     assert (sc1[: s - 1] == 0).all()
-    np.testing.assert_array_equal(sc1[s - 1:], sc2)
-    np.testing.assert_array_equal(hi1[s - 1:], hi2)
-    np.testing.assert_array_equal(lo1[s - 1:], lo2)
+    np.testing.assert_array_equal(sc1[s - 1 :], sc2)
+    np.testing.assert_array_equal(hi1[s - 1 :], hi2)
+    np.testing.assert_array_equal(lo1[s - 1 :], lo2)
 
 
 @FAST
@@ -77,8 +81,9 @@ def test_determinism_and_split_processing(X: np.ndarray, seed: int, cut: int) ->
 
 @FAST
 @given(X=streams(min_rows=30, max_rows=80), Y=streams(min_rows=5, max_rows=30), seed=st.integers(0, 10**6))
-def test_save_load_continues_identically(tmp_path_factory: pytest.TempPathFactory, X: np.ndarray,
-                                         Y: np.ndarray, seed: int) -> None:
+def test_save_load_continues_identically(
+    tmp_path_factory: pytest.TempPathFactory, X: np.ndarray, Y: np.ndarray, seed: int
+) -> None:
     d = X.shape[1]
     Y = np.resize(Y, (Y.shape[0], d))
     model = StreamingRCF(d, shingle_size=2, output_after=8, random_state=seed, **SMALL)
@@ -117,10 +122,16 @@ def test_output_after_and_defaults() -> None:
 
 
 @settings(max_examples=10, deadline=None)
-@given(seed=st.integers(0, 10**6), dim=st.integers(0, 2), sign=st.sampled_from([1.0, -1.0]),
-       shift=st.floats(8.0, 50.0), row=st.integers(300, 599))
+@given(
+    seed=st.integers(0, 10**6),
+    dim=st.integers(0, 2),
+    sign=st.sampled_from([1.0, -1.0]),
+    shift=st.floats(8.0, 50.0),
+    row=st.integers(300, 599),
+)
 def test_duplicate_scores_low_and_far_outlier_scores_high_with_right_attribution(
-        seed: int, dim: int, sign: float, shift: float, row: int) -> None:
+    seed: int, dim: int, sign: float, shift: float, row: int
+) -> None:
     X = _sine_stream(600, 3, seed=seed % 7)
     m = StreamingRCF(3, num_trees=30, sample_size=64, random_state=seed)
     scores, _, _ = m.process(X)
@@ -160,15 +171,18 @@ def test_time_decay_zero_is_uniform_reservoir_and_decay_forgets() -> None:
     assert fast.score([0.0]) > keep.score([0.0])
 
 
-@pytest.mark.parametrize("bad, msg", [
-    ([[1.0, np.nan]], "non-finite"),
-    ([[1.0, np.inf]], "non-finite"),
-    ([[1.0, 2.0, 3.0]], "dimensions"),
-    (np.zeros((0, 2)), "empty"),
-    ([["a", "b"]], "non-numeric"),
-    ([[1.0, 2.0], [3.0, np.nan]], "non-finite"),
-    ([[1e39, 0.0]], "float32 range"),
-])
+@pytest.mark.parametrize(
+    "bad, msg",
+    [
+        ([[1.0, np.nan]], "non-finite"),
+        ([[1.0, np.inf]], "non-finite"),
+        ([[1.0, 2.0, 3.0]], "dimensions"),
+        (np.zeros((0, 2)), "empty"),
+        ([["a", "b"]], "non-numeric"),
+        ([[1.0, 2.0], [3.0, np.nan]], "non-finite"),
+        ([[1e39, 0.0]], "float32 range"),
+    ],
+)
 def test_bad_input_raises_and_leaves_state_unchanged(bad: object, msg: str) -> None:
     m = StreamingRCF(2, random_state=0, **SMALL)
     m.process(_sine_stream(50, 2))
@@ -183,12 +197,21 @@ def test_bad_input_raises_and_leaves_state_unchanged(bad: object, msg: str) -> N
     assert _state_snapshot(m) == before
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"dimensions": 0}, {"dimensions": 2, "num_trees": 0}, {"dimensions": 2, "sample_size": -1},
-    {"dimensions": 2, "time_decay": -0.1}, {"dimensions": 2, "shingle_size": 0},
-    {"dimensions": 2, "output_after": -1}, {"dimensions": 2.5}, {"dimensions": 2, "random_state": "x"},
-    {"dimensions": 2, "bounding_box_cache_fraction": 1.5}, {"dimensions": 2, "bounding_box_cache_fraction": "all"},
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"dimensions": 0},
+        {"dimensions": 2, "num_trees": 0},
+        {"dimensions": 2, "sample_size": -1},
+        {"dimensions": 2, "time_decay": -0.1},
+        {"dimensions": 2, "shingle_size": 0},
+        {"dimensions": 2, "output_after": -1},
+        {"dimensions": 2.5},
+        {"dimensions": 2, "random_state": "x"},
+        {"dimensions": 2, "bounding_box_cache_fraction": 1.5},
+        {"dimensions": 2, "bounding_box_cache_fraction": "all"},
+    ],
+)
 def test_bad_parameters(kwargs: dict) -> None:
     with pytest.raises(ValueError):
         StreamingRCF(**kwargs)

@@ -42,14 +42,21 @@ def test_click_json_round_trip_and_errors():
 def test_window_and_detection_round_trip():
     win = Window(parse_timestamp("2020-07-15T17:30:00Z"), 0, 0, 0, 0)
     assert Window.from_json(win.to_json()) == win
-    det = Detection(win, "rcf-streaming", 3.1, 2.6, True,
-                    attribution={"urls": 0.5, "users": 0.6, "clicks": 1.2, "residual": 0.8},
-                    direction={"urls": "LOW", "users": "LOW", "clicks": "LOW", "residual": "LOW"},
-                    strength={"urls": 0.1, "users": 0.2, "clicks": 0.3, "residual": 0.4})
+    det = Detection(
+        win,
+        "rcf-streaming",
+        3.1,
+        2.6,
+        True,
+        attribution={"urls": 0.5, "users": 0.6, "clicks": 1.2, "residual": 0.8},
+        direction={"urls": "LOW", "users": "LOW", "clicks": "LOW", "residual": "LOW"},
+        strength={"urls": 0.1, "users": 0.2, "clicks": 0.3, "residual": 0.4},
+    )
     back = Detection.from_mapping(det.to_row())
     assert back.attribution == det.attribution and back.direction == det.direction
     assert back.is_anomaly is True and back.score == 3.1
     import json
+
     back2 = Detection.from_mapping(json.loads(det.to_json()))
     assert back2.strength == det.strength
     band = Detection(win, "deepar", 4.0, 0.0, True, p01=95.0, p50=120.0, p99=160.0)
@@ -59,9 +66,18 @@ def test_window_and_detection_round_trip():
 
 
 def test_kda_explanation_strings_are_parsed():
-    row = {"window_start": "2020-07-15T10:10:00Z", "urls": 18, "users": 1, "clicks": 39, "residual": 38,
-           "detector": "rcf-streaming", "score": "2.9", "threshold": "2.6", "is_anomaly": "true",
-           "explanation": '{"users":{"ATTRIBUTION_SCORE":"1.2000","STRENGTH":"0.9","DIRECTION":"LOW"}}'}
+    row = {
+        "window_start": "2020-07-15T10:10:00Z",
+        "urls": 18,
+        "users": 1,
+        "clicks": 39,
+        "residual": 38,
+        "detector": "rcf-streaming",
+        "score": "2.9",
+        "threshold": "2.6",
+        "is_anomaly": "true",
+        "explanation": '{"users":{"ATTRIBUTION_SCORE":"1.2000","STRENGTH":"0.9","DIRECTION":"LOW"}}',
+    }
     det = Detection.from_mapping(row)
     assert det.attribution == {"users": 1.2} and det.direction == {"users": "LOW"}
 
@@ -73,9 +89,19 @@ def test_detections_csv_round_trips_through_the_one_writer():
     from clickstream_anomaly.records import DETECTION_COLUMNS, write_detections_csv
 
     win = Window(parse_timestamp("2020-07-15T17:30:00Z"), 0, 0, 0, -0.5)
-    dets = [Detection(win, "rcf-streaming", 2.9, 2.6, True, attribution={"clicks": 2.0, "users": 0.9},
-                      direction={"clicks": "LOW", "users": "LOW"}, strength={"clicks": 1.0, "users": 0.5}),
-            Detection.from_band(win, 0.0, 145.0, 300.0, 488.0)]
+    dets = [
+        Detection(
+            win,
+            "rcf-streaming",
+            2.9,
+            2.6,
+            True,
+            attribution={"clicks": 2.0, "users": 0.9},
+            direction={"clicks": "LOW", "users": "LOW"},
+            strength={"clicks": 1.0, "users": 0.5},
+        ),
+        Detection.from_band(win, 0.0, 145.0, 300.0, 488.0),
+    ]
     buf = io.StringIO()
     assert write_detections_csv(dets, buf) == 2
     rows = list(csv.DictReader(io.StringIO(buf.getvalue())))

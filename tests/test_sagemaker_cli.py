@@ -47,8 +47,11 @@ def data(tmp_path_factory):
 
 @pytest.fixture
 def aws_env(monkeypatch):
-    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_DEFAULT_REGION": REGION}.items():
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+    }.items():
         monkeypatch.setenv(key, value)
     with mock_aws():
         yield
@@ -56,50 +59,151 @@ def aws_env(monkeypatch):
 
 def test_local_workflow_end_to_end(tmp_path, data, capsys):
     model_dir = tmp_path / "models"
-    assert run(["train", "rcf", "--local", "--input", str(data / "windows.csv"), "--model-dir", str(model_dir),
-                "--num-trees", "50"]) == 0
+    assert (
+        run(
+            [
+                "train",
+                "rcf",
+                "--local",
+                "--input",
+                str(data / "windows.csv"),
+                "--model-dir",
+                str(model_dir),
+                "--num-trees",
+                "50",
+            ]
+        )
+        == 0
+    )
     assert run(["deploy", "rcf", "--local", "--model-dir", str(model_dir)]) == 0
     assert "nothing deployed" in capsys.readouterr().out
     out = tmp_path / "rcf.csv"
-    assert run(["invoke", "rcf", "--local", "--model-dir", str(model_dir), "--input", str(data / "windows.csv"),
-                "-o", str(out), "--quiet"]) == 0
+    assert (
+        run(
+            [
+                "invoke",
+                "rcf",
+                "--local",
+                "--model-dir",
+                str(model_dir),
+                "--input",
+                str(data / "windows.csv"),
+                "-o",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     dets = pd.read_csv(out)
     assert list(dets.columns) == list(DETECTION_COLUMNS) and len(dets) == 576
     assert set(dets["detector"]) == {"rcf-batch"} and dets["is_anomaly"].any()
 
-    assert run(["train", "deepar", "--local", "--input", str(data / "windows.csv"), "--model-dir", str(model_dir),
-                "--hp", "context_length=24", "--hp", "prediction_length=24", "--hp", "epochs=2",
-                "--hp", "num_cells=10", "--hp", "likelihood=negative-binomial"]) == 0
+    assert (
+        run(
+            [
+                "train",
+                "deepar",
+                "--local",
+                "--input",
+                str(data / "windows.csv"),
+                "--model-dir",
+                str(model_dir),
+                "--hp",
+                "context_length=24",
+                "--hp",
+                "prediction_length=24",
+                "--hp",
+                "epochs=2",
+                "--hp",
+                "num_cells=10",
+                "--hp",
+                "likelihood=negative-binomial",
+            ]
+        )
+        == 0
+    )
     assert run(["deploy", "deepar", "--local", "--model-dir", str(model_dir)]) == 0
     out = tmp_path / "deepar.csv"
-    assert run(["invoke", "deepar", "--local", "--model-dir", str(model_dir), "--input",
-                str(data / "windows.csv"), "-o", str(out), "--quiet"]) == 0
+    assert (
+        run(
+            [
+                "invoke",
+                "deepar",
+                "--local",
+                "--model-dir",
+                str(model_dir),
+                "--input",
+                str(data / "windows.csv"),
+                "-o",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     dets = pd.read_csv(out)
     assert len(dets) == 24 and set(dets["detector"]) == {"deepar"}
     assert (dets["p01"] <= dets["p50"]).all() and (dets["p50"] <= dets["p99"]).all()
 
 
 def test_local_invoke_without_deploy_is_a_clear_error(tmp_path, data, capsys):
-    assert run(["invoke", "rcf", "--local", "--model-dir", str(tmp_path), "--input",
-                str(data / "windows.csv")]) == 2
+    assert run(["invoke", "rcf", "--local", "--model-dir", str(tmp_path), "--input", str(data / "windows.csv")]) == 2
     assert "run `sagemaker deploy rcf --local" in capsys.readouterr().err
 
 
 def test_aws_workflow_end_to_end_against_moto(tmp_path, data, aws_env, capsys):
     s3 = boto3.client("s3", region_name=REGION)
     s3.create_bucket(Bucket="clicks-bucket")
-    assert run(["prepare", "--input", str(data / "windows.csv"), "--labels", str(data / "labels.csv"),
-                "--bucket", "clicks-bucket", "--prefix", "exp1"]) == 0
+    assert (
+        run(
+            [
+                "prepare",
+                "--input",
+                str(data / "windows.csv"),
+                "--labels",
+                str(data / "labels.csv"),
+                "--bucket",
+                "clicks-bucket",
+                "--prefix",
+                "exp1",
+            ]
+        )
+        == 0
+    )
     keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="clicks-bucket")["Contents"])
-    assert keys == ["exp1/deepar/test/test.json", "exp1/deepar/train/train.json", "exp1/rcf/scaling.json",
-                    "exp1/rcf/test/test.csv", "exp1/rcf/train/train.csv"]
+    assert keys == [
+        "exp1/deepar/test/test.json",
+        "exp1/deepar/train/train.json",
+        "exp1/rcf/scaling.json",
+        "exp1/rcf/test/test.csv",
+        "exp1/rcf/train/train.csv",
+    ]
     train_obj = s3.get_object(Bucket="clicks-bucket", Key="exp1/rcf/train/train.csv")
     assert train_obj["ContentType"] == "text/csv;label_size=0"
     assert len(train_obj["Body"].read().decode().splitlines()) == 576
 
     capsys.readouterr()
-    assert run(["train", "rcf", "--role", ROLE, "--bucket", "clicks-bucket", "--prefix", "exp1",
-                "--num-trees", "50", "--poll-seconds", "0", "--quiet"]) == 0
+    assert (
+        run(
+            [
+                "train",
+                "rcf",
+                "--role",
+                ROLE,
+                "--bucket",
+                "clicks-bucket",
+                "--prefix",
+                "exp1",
+                "--num-trees",
+                "50",
+                "--poll-seconds",
+                "0",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "Completed" in out and "model artifact: s3://clicks-bucket/exp1/models/clickstream-anomaly-rcf-" in out
     sm = boto3.client("sagemaker", region_name=REGION)
@@ -112,27 +216,85 @@ def test_aws_workflow_end_to_end_against_moto(tmp_path, data, aws_env, capsys):
     assert sm.describe_endpoint(EndpointName="clickstream-anomaly-rcf")["EndpointStatus"] == "InService"
 
     scores = [1.0 + 0.01 * (i % 7) for i in range(575)] + [9.0]
-    requests.post("http://motoapi.amazonaws.com/moto-api/static/sagemaker/endpoint-results", timeout=10,
-                  json={"results": [{"Body": fmt.rcf_response_body(scores), "ContentType": "application/json",
-                                     "InvokedProductionVariant": "AllTraffic", "CustomAttributes": ""}],
-                        "region": REGION})
+    requests.post(
+        "http://motoapi.amazonaws.com/moto-api/static/sagemaker/endpoint-results",
+        timeout=10,
+        json={
+            "results": [
+                {
+                    "Body": fmt.rcf_response_body(scores),
+                    "ContentType": "application/json",
+                    "InvokedProductionVariant": "AllTraffic",
+                    "CustomAttributes": "",
+                }
+            ],
+            "region": REGION,
+        },
+    )
     out_csv = tmp_path / "dets.csv"
-    assert run(["invoke", "rcf", "--input", str(data / "windows.csv"), "--bucket", "clicks-bucket",
-                "--prefix", "exp1", "--batch-size", "1000", "-o", str(out_csv), "--quiet"]) == 0
+    assert (
+        run(
+            [
+                "invoke",
+                "rcf",
+                "--input",
+                str(data / "windows.csv"),
+                "--bucket",
+                "clicks-bucket",
+                "--prefix",
+                "exp1",
+                "--batch-size",
+                "1000",
+                "-o",
+                str(out_csv),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     dets = pd.read_csv(out_csv)
     assert dets["score"].tolist() == scores
     threshold = parse_threshold("sigma:3").compute(np.asarray(scores))
     assert dets["is_anomaly"].tolist() == [s >= threshold for s in scores]
     assert dets["is_anomaly"].iloc[-1] and not dets["is_anomaly"].iloc[:-1].any()
 
-    assert run(["train", "deepar", "--role", ROLE, "--bucket", "clicks-bucket", "--prefix", "exp1",
-                "--hp", "prediction_length=24", "--poll-seconds", "0", "--quiet"]) == 0
+    assert (
+        run(
+            [
+                "train",
+                "deepar",
+                "--role",
+                ROLE,
+                "--bucket",
+                "clicks-bucket",
+                "--prefix",
+                "exp1",
+                "--hp",
+                "prediction_length=24",
+                "--poll-seconds",
+                "0",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert run(["deploy", "deepar", "--poll-seconds", "0", "--quiet"]) == 0
     band = {"quantiles": {"0.01": [0.0] * 24, "0.5": [50.0] * 24, "0.99": [1e6] * 24}}
-    requests.post("http://motoapi.amazonaws.com/moto-api/static/sagemaker/endpoint-results", timeout=10,
-                  json={"results": [{"Body": json.dumps({"predictions": [band]}), "ContentType": "application/json",
-                                     "InvokedProductionVariant": "AllTraffic", "CustomAttributes": ""}],
-                        "region": REGION})
+    requests.post(
+        "http://motoapi.amazonaws.com/moto-api/static/sagemaker/endpoint-results",
+        timeout=10,
+        json={
+            "results": [
+                {
+                    "Body": json.dumps({"predictions": [band]}),
+                    "ContentType": "application/json",
+                    "InvokedProductionVariant": "AllTraffic",
+                    "CustomAttributes": "",
+                }
+            ],
+            "region": REGION,
+        },
+    )
     capsys.readouterr()
     out_csv = tmp_path / "deepar.csv"
     assert run(["invoke", "deepar", "--input", str(data / "windows.csv"), "-o", str(out_csv)]) == 0
@@ -140,8 +302,11 @@ def test_aws_workflow_end_to_end_against_moto(tmp_path, data, aws_env, capsys):
     dets = pd.read_csv(out_csv)
     assert len(dets) == 24 and not dets["is_anomaly"].any() and (dets["p50"] == 50.0).all()
 
-    sm.create_model(ModelName="not-ours", ExecutionRoleArn=ROLE,
-                    PrimaryContainer={"Image": "img", "ModelDataUrl": "s3://x/m.tar.gz"})
+    sm.create_model(
+        ModelName="not-ours",
+        ExecutionRoleArn=ROLE,
+        PrimaryContainer={"Image": "img", "ModelDataUrl": "s3://x/m.tar.gz"},
+    )
     capsys.readouterr()
     assert run(["cleanup", "--dry-run"]) == 0
     assert "would delete 6 resource(s)" in capsys.readouterr().out
@@ -169,14 +334,17 @@ def test_failed_job_exits_1_with_the_reason(data, aws_env, monkeypatch, capsys):
     assert "failed: AlgorithmError: feature_dim mismatch" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["train", "rcf", "--bucket", "b-1"], "missing SageMaker execution role"),
-    (["train", "rcf", "--role", ROLE], "missing S3 bucket"),
-    (["train", "rcf", "--role", ROLE, "--bucket", "b-1", "--num-trees", "5000"], "num_trees=5000 is outside"),
-    (["train", "deepar", "--role", ROLE, "--bucket", "b-1", "--hp", "time_freq=7sec"], "DeepAR hyperparameters"),
-    (["train", "deepar", "--role", ROLE, "--bucket", "b-1", "--num-trees", "60"], "is an RCF option"),
-    (["prepare", "--input", "windows.csv"], "missing S3 bucket"),
-])
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "rcf", "--bucket", "b-1"], "missing SageMaker execution role"),
+        (["train", "rcf", "--role", ROLE], "missing S3 bucket"),
+        (["train", "rcf", "--role", ROLE, "--bucket", "b-1", "--num-trees", "5000"], "num_trees=5000 is outside"),
+        (["train", "deepar", "--role", ROLE, "--bucket", "b-1", "--hp", "time_freq=7sec"], "DeepAR hyperparameters"),
+        (["train", "deepar", "--role", ROLE, "--bucket", "b-1", "--num-trees", "60"], "is an RCF option"),
+        (["prepare", "--input", "windows.csv"], "missing S3 bucket"),
+    ],
+)
 def test_bad_settings_fail_before_any_aws_call(argv, message, aws_env, data, monkeypatch, capsys):
     monkeypatch.chdir(data)
     calls = []
@@ -196,14 +364,24 @@ def test_bad_settings_fail_before_any_aws_call(argv, message, aws_env, data, mon
 
 
 def test_missing_credentials_and_region_are_named(monkeypatch, tmp_path, capsys):
-    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
-                "AWS_DEFAULT_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION"):
+    for key in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+    ):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    for key in ("AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-                "AWS_WEB_IDENTITY_TOKEN_FILE"):
+    for key in (
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+    ):
         monkeypatch.delenv(key, raising=False)
     argv = ["train", "rcf", "--role", ROLE, "--bucket", "b-1"]
     assert run(argv) == 2

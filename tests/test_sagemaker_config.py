@@ -30,8 +30,9 @@ def test_rcf_defaults_are_strings_and_feature_dim_is_required():
         rcf_hyperparameters({})
 
 
-@pytest.mark.parametrize(("name", "lo", "hi"), [("num_trees", 50, 1000), ("num_samples_per_tree", 1, 2048),
-                                               ("feature_dim", 1, 10_000)])
+@pytest.mark.parametrize(
+    ("name", "lo", "hi"), [("num_trees", 50, 1000), ("num_samples_per_tree", 1, 2048), ("feature_dim", 1, 10_000)]
+)
 def test_rcf_ranges_are_inclusive_and_enforced(name, lo, hi):
     base = {"feature_dim": 4}
     assert rcf_hyperparameters({**base, name: lo})[name] == str(lo)
@@ -50,8 +51,9 @@ def test_rcf_integers_must_be_integers(bad):
 def test_rcf_eval_metrics_and_unknown_names():
     hp = rcf_hyperparameters({"feature_dim": 4, "eval_metrics": "accuracy,precision_recall_fscore"})
     assert json.loads(hp["eval_metrics"]) == ["accuracy", "precision_recall_fscore"]
-    assert json.loads(rcf_hyperparameters({"feature_dim": 4, "eval_metrics": ["accuracy"]})["eval_metrics"]) \
-        == ["accuracy"]
+    assert json.loads(rcf_hyperparameters({"feature_dim": 4, "eval_metrics": ["accuracy"]})["eval_metrics"]) == [
+        "accuracy"
+    ]
     with pytest.raises(SageMakerConfigError, match="unknown RCF eval_metrics"):
         rcf_hyperparameters({"feature_dim": 4, "eval_metrics": ["f1"]})
     with pytest.raises(SageMakerConfigError, match="unknown RCF hyperparameter"):
@@ -62,8 +64,12 @@ def test_deepar_blog_defaults_and_overrides():
     hp = deepar_hyperparameters()
     assert hp["time_freq"] == "10min"
     assert hp["context_length"] == hp["prediction_length"] == "144"
-    assert (hp["num_layers"], hp["epochs"], hp["early_stopping_patience"], hp["mini_batch_size"]) == \
-        ("1", "400", "40", "32")
+    assert (hp["num_layers"], hp["epochs"], hp["early_stopping_patience"], hp["mini_batch_size"]) == (
+        "1",
+        "400",
+        "40",
+        "32",
+    )
     assert float(hp["learning_rate"]) == 5e-4
     assert all(isinstance(v, str) for v in hp.values())
     hp2 = deepar_hyperparameters({"epochs": 10, "num_cells": None, "likelihood": "negative-binomial"})
@@ -90,15 +96,18 @@ def test_load_windows_accepts_windows_or_clicks(tmp_path):
     np.testing.assert_allclose(from_clicks[list(FEATURE_COLUMNS)], from_windows[list(FEATURE_COLUMNS)])
 
 
-@pytest.mark.parametrize(("func", "value", "match"), [
-    (validate_role_arn, None, "missing SageMaker execution role"),
-    (validate_role_arn, "MyRole", "not an IAM role ARN"),
-    (validate_bucket, "", "missing S3 bucket"),
-    (validate_bucket, "s3://bucket", "not a URI"),
-    (validate_bucket, "Bad_Bucket", "not a valid S3 bucket"),
-    (validate_region, None, "missing AWS region"),
-    (validate_region, "useast1", "not an AWS region"),
-])
+@pytest.mark.parametrize(
+    ("func", "value", "match"),
+    [
+        (validate_role_arn, None, "missing SageMaker execution role"),
+        (validate_role_arn, "MyRole", "not an IAM role ARN"),
+        (validate_bucket, "", "missing S3 bucket"),
+        (validate_bucket, "s3://bucket", "not a URI"),
+        (validate_bucket, "Bad_Bucket", "not a valid S3 bucket"),
+        (validate_region, None, "missing AWS region"),
+        (validate_region, "useast1", "not an AWS region"),
+    ],
+)
 def test_names_are_checked(func, value, match):
     with pytest.raises(SageMakerConfigError, match=match):
         func(value)
@@ -143,8 +152,7 @@ def test_prepared_bodies_use_the_core_formats():
     assert "rcf-test" not in {d.name for d in build_datasets(windows)}
     assert [d.name for d in build_datasets(windows, include_deepar=False)] == ["rcf-train", "rcf-scaling"]
     raw = build_datasets(windows, include_deepar=False, scaling=Scaling.identity())[0].body
-    np.testing.assert_allclose(np.loadtxt(raw.splitlines(), delimiter=","), windows[list(FEATURE_COLUMNS)],
-                               rtol=1e-9)
+    np.testing.assert_allclose(np.loadtxt(raw.splitlines(), delimiter=","), windows[list(FEATURE_COLUMNS)], rtol=1e-9)
 
 
 def test_deepar_needs_300_training_points():

@@ -28,8 +28,12 @@ def test_rcf_csvs():
 
 
 def test_deepar_records_split_and_jsonlines():
-    w = pd.DataFrame({"window_start": pd.date_range("2020-07-07", periods=5, freq="10min", tz="UTC"),
-                      "clicks": [1.0, np.nan, 3.0, 4.0, 5.0]})
+    w = pd.DataFrame(
+        {
+            "window_start": pd.date_range("2020-07-07", periods=5, freq="10min", tz="UTC"),
+            "clicks": [1.0, np.nan, 3.0, 4.0, 5.0],
+        }
+    )
     rec = f.series_from_windows(w)
     assert rec == {"start": "2020-07-07 00:00:00", "target": [1.0, "NaN", 3.0, 4.0, 5.0]}
     train, test = f.train_test_split(rec, 2)
@@ -42,8 +46,9 @@ def test_deepar_records_split_and_jsonlines():
 
 
 def test_deepar_request_response():
-    req = f.deepar_request([{"start": "2020-07-07 00:00:00", "target": [1, 2]}], num_samples=50,
-                           quantiles=[0.01, 0.5, 0.99])
+    req = f.deepar_request(
+        [{"start": "2020-07-07 00:00:00", "target": [1, 2]}], num_samples=50, quantiles=[0.01, 0.5, 0.99]
+    )
     assert req["configuration"]["quantiles"] == ["0.01", "0.5", "0.99"]
     _instances, conf = f.parse_deepar_request(json.dumps(req))
     samples = np.arange(12, dtype=float).reshape(4, 3)

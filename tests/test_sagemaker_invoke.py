@@ -31,16 +31,21 @@ def windows():
 
 @pytest.fixture
 def runtime(monkeypatch):
-    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_DEFAULT_REGION": REGION}.items():
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+    }.items():
         monkeypatch.setenv(key, value)
     with mock_aws():
         yield boto3.client("sagemaker-runtime", region_name=REGION)
 
 
 def _queue(bodies, content_type="application/json"):
-    results = [{"Body": b, "ContentType": content_type, "InvokedProductionVariant": "AllTraffic",
-                "CustomAttributes": ""} for b in bodies]
+    results = [
+        {"Body": b, "ContentType": content_type, "InvokedProductionVariant": "AllTraffic", "CustomAttributes": ""}
+        for b in bodies
+    ]
     resp = requests.post(CANNED_URL, json={"results": results, "region": REGION}, timeout=10)
     assert resp.status_code == 201, resp.text
 
@@ -50,10 +55,11 @@ def test_rcf_endpoint_scores_become_detections(runtime, windows):
     scores = rng.gamma(9.0, 0.1, len(windows))
     scores[[100, 101, 400]] = [4.0, 3.5, 5.0]
     batch = 250
-    _queue([fmt.rcf_response_body(scores[i:i + batch]) for i in range(0, len(windows), batch)])
+    _queue([fmt.rcf_response_body(scores[i : i + batch]) for i in range(0, len(windows), batch)])
     sent = []
-    runtime.meta.events.register("before-call.sagemaker-runtime.InvokeEndpoint",
-                                 lambda params, **_: sent.append(params))
+    runtime.meta.events.register(
+        "before-call.sagemaker-runtime.InvokeEndpoint", lambda params, **_: sent.append(params)
+    )
     scaling = Scaling.fit(windows)
     transport = EndpointTransport(runtime, "clickstream-anomaly-rcf")
     dets = RCFEndpointDetector(transport, scaling=scaling, batch_size=batch).detect(windows)
@@ -86,15 +92,19 @@ def test_deepar_endpoint_forecasts_become_band_detections(runtime, windows):
     truth = windows["clicks"].to_numpy(dtype="float64")
     preds = []
     for b in (hist, hist + P):
-        mid = truth[b:b + P].copy()
+        mid = truth[b : b + P].copy()
         mid[10] = truth[b + 10] + 100.0  # the forecast misses this window: it falls below the band
         preds.append({"quantiles": {"0.01": (mid - 5).tolist(), "0.5": mid.tolist(), "0.99": (mid + 5).tolist()}})
     _queue([json.dumps({"predictions": [p]}) for p in preds])
     sent = []
-    runtime.meta.events.register("before-call.sagemaker-runtime.InvokeEndpoint",
-                                 lambda params, **_: sent.append(json.loads(params["body"])))
-    det = DeepAREndpointDetector(EndpointTransport(runtime, "clickstream-anomaly-deepar"), prediction_length=P,
-                                 score_from=windows["window_start"].iloc[hist])
+    runtime.meta.events.register(
+        "before-call.sagemaker-runtime.InvokeEndpoint", lambda params, **_: sent.append(json.loads(params["body"]))
+    )
+    det = DeepAREndpointDetector(
+        EndpointTransport(runtime, "clickstream-anomaly-deepar"),
+        prediction_length=P,
+        score_from=windows["window_start"].iloc[hist],
+    )
     dets = det.detect(windows)
 
     assert len(dets) == 2 * P
@@ -122,15 +132,28 @@ def test_local_rcf_twin_gives_the_local_detector_records(tmp_path, windows):
 
 
 def test_local_deepar_twin_gives_the_local_detector_records(tmp_path, windows):
-    hp = {"context_length": 24, "prediction_length": 24, "epochs": 2, "num_cells": 10,
-          "likelihood": "negative-binomial", "learning_rate": 0.002, "early_stopping_patience": None}
+    hp = {
+        "context_length": 24,
+        "prediction_length": 24,
+        "epochs": 2,
+        "num_cells": 10,
+        "likelihood": "negative-binomial",
+        "learning_rate": 0.002,
+        "early_stopping_patience": None,
+    }
     local.train_deepar(windows, tmp_path, hp)
     local.deploy("deepar", tmp_path)
     endpoint = local.endpoint("deepar", tmp_path)
     mine = DeepAREndpointDetector(endpoint, prediction_length=24).detect(windows)
-    ref = DeepARDetector(context_length=24, prediction_length=24, epochs=2, num_cells=10,
-                         likelihood="negative-binomial", learning_rate=0.002,
-                         early_stopping_patience=None).detect(windows)
+    ref = DeepARDetector(
+        context_length=24,
+        prediction_length=24,
+        epochs=2,
+        num_cells=10,
+        likelihood="negative-binomial",
+        learning_rate=0.002,
+        early_stopping_patience=None,
+    ).detect(windows)
     assert len(mine) == 24
     assert [d.to_row() for d in mine] == [d.to_row() for d in ref]
 

@@ -29,8 +29,10 @@ def day_clicks() -> pd.DataFrame:
 
 
 def as_clicks(frame: pd.DataFrame) -> list[Click]:
-    return [Click(ts.to_pydatetime(), u, p) for ts, u, p in
-            zip(frame["timestamp"], frame["user"], frame["page"], strict=True)]
+    return [
+        Click(ts.to_pydatetime(), u, p)
+        for ts, u, p in zip(frame["timestamp"], frame["user"], frame["page"], strict=True)
+    ]
 
 
 def shard_records(clicks: list[Click], n_shards: int) -> dict[str, list[tuple[str, str, Click]]]:
@@ -50,7 +52,7 @@ def run_stream(clicks: list[Click], n_shards: int, batch: int = 100, state: Aggr
     # Round-robin over shards, like concurrent event source mappings.
     while any(pos[s] < len(per_shard[s]) for s in per_shard):
         for sid, recs in per_shard.items():
-            chunk = recs[pos[sid]: pos[sid] + batch]
+            chunk = recs[pos[sid] : pos[sid] + batch]
             pos[sid] += len(chunk)
             if chunk:
                 apply_batch(state, chunk, shards=per_shard)
@@ -95,8 +97,7 @@ def test_partials_merge_exactly_across_shards():
 def test_late_clicks_within_lateness_are_counted_and_later_ones_dropped():
     t0 = datetime(2020, 7, 15, 10, 0, tzinfo=UTC)
     state = AggregatorState(lateness="10min")
-    recs = [("s", str(i), Click(t0 + timedelta(minutes=m), f"u{i}", "/")) for i, m in
-            enumerate([1, 5, 12, 15])]
+    recs = [("s", str(i), Click(t0 + timedelta(minutes=m), f"u{i}", "/")) for i, m in enumerate([1, 5, 12, 15])]
     apply_batch(state, recs)
     # 12 min late (event clock 10:15): the 10:00 window closes at 10:20, so it is counted.
     apply_batch(state, [("s", "10", Click(t0 + timedelta(minutes=3), "late1", "/"))])
@@ -130,8 +131,7 @@ def test_scheduled_tick_closes_windows_when_no_clicks_arrive():
     assert [w.clicks for w in state.close(now=1000.0 + 15 * 60)] == [1]
     # An hour later: the six empty windows 10:10..11:00 close (window 11:00 ends 11:10, +10 min = 11:20).
     empties = state.close(now=1000.0 + 75 * 60)
-    assert [w.window_start.strftime("%H:%M") for w in empties] == ["10:10", "10:20", "10:30", "10:40", "10:50",
-                                                                  "11:00"]
+    assert [w.window_start.strftime("%H:%M") for w in empties] == ["10:10", "10:20", "10:30", "10:40", "10:50", "11:00"]
     assert all(w.clicks == w.users == w.urls == 0 for w in empties)
 
 
@@ -145,7 +145,7 @@ def test_state_round_trips_and_restart_gives_same_windows(day_clicks):
         apply_batch(state, rs[: len(rs) // 2], shards=recs)
         state = AggregatorState.from_bytes(state.to_bytes())  # cold start between batches
     for rs in recs.values():
-        apply_batch(state, rs[len(rs) // 2:], shards=recs)
+        apply_batch(state, rs[len(rs) // 2 :], shards=recs)
     emitted = final_windows(state, emitted, expected[-1].window_start)
     assert emitted == expected
     with pytest.raises(ValueError, match="5min"):
@@ -185,14 +185,13 @@ def test_run_aggregator_survives_a_write_conflict_and_a_failed_send(day_clicks):
         raise ConnectionError("kinesis down")
 
     more = as_clicks(day_clicks.iloc[1200:2000])
-    recs2 = [(sid, str(10**21 + i), c) for sid, rs in shard_records(more, 2).items()
-             for i, (_, _, c) in enumerate(rs)]
+    recs2 = [(sid, str(10**21 + i), c) for sid, rs in shard_records(more, 2).items() for i, (_, _, c) in enumerate(rs)]
     with pytest.raises(ConnectionError):
         run_aggregator(store, recs2, send=broken)
     pending = AggregatorState.from_bytes(store.data).outbox_windows()
     assert pending  # closed windows are kept, not lost
     run_aggregator(store, [], send=sent.extend)  # the next tick sends them
-    assert sent[-len(pending):] == pending
+    assert sent[-len(pending) :] == pending
     assert not AggregatorState.from_bytes(store.data).outbox
     starts = [w.window_start for w in sent]
     assert starts == sorted(set(starts))
@@ -206,5 +205,4 @@ def test_transact_gives_up_after_too_many_conflicts():
             raise StateConflict("busy")
 
     with pytest.raises(StateConflict, match="gave up"):
-        transact(AlwaysConflict(), AggregatorState.from_bytes, AggregatorState.to_bytes, lambda s: None,
-                 max_tries=3)
+        transact(AlwaysConflict(), AggregatorState.from_bytes, AggregatorState.to_bytes, lambda s: None, max_tries=3)

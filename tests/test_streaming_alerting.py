@@ -28,8 +28,16 @@ def det(i: int, score: float, users_low: bool = False, detector: str = "rcf-stre
     if users_low:
         attribution = {"urls": 0.1, "users": score * 0.5, "clicks": 0.1, "residual": score * 0.4}
         direction = {"urls": "HIGH", "users": "LOW", "clicks": "HIGH", "residual": "HIGH"}
-    return Detection(w, detector, score, 0.0, False, attribution=attribution, direction=direction,
-                     strength=dict.fromkeys(attribution, 0.1))
+    return Detection(
+        w,
+        detector,
+        score,
+        0.0,
+        False,
+        attribution=attribution,
+        direction=direction,
+        strength=dict.fromkeys(attribution, 0.1),
+    )
 
 
 def series() -> list[Detection]:
@@ -55,8 +63,17 @@ def test_static_threshold_opens_and_resolves_one_incident_with_its_cause():
 
 
 def test_gap_windows_join_and_split_incidents():
-    dets = [det(0, 1.0), det(1, 5.0, True), det(2, 1.0), det(3, 5.0, True), det(4, 1.0), det(5, 1.0),
-            det(6, 5.0, True), det(7, 1.0), det(8, 1.0)]
+    dets = [
+        det(0, 1.0),
+        det(1, 5.0, True),
+        det(2, 1.0),
+        det(3, 5.0, True),
+        det(4, 1.0),
+        det(5, 1.0),
+        det(6, 5.0, True),
+        det(7, 1.0),
+        det(8, 1.0),
+    ]
     alerts = AlerterState().apply(dets, AlertConfig(gap_windows=1))
     assert [a.event for a in alerts] == ["open", "resolved", "open", "resolved"]
     assert alerts[1].attributes["windows"] == 2  # windows 1 and 3 joined across one normal window

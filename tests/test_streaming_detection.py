@@ -18,8 +18,9 @@ from clickstream_anomaly.streaming.detection import (
 )
 from clickstream_anomaly.streaming.state import MemoryStore, S3Store, StateConflict
 
-PARAMS = KdaRcfParameters(number_of_trees=20, sub_sample_size=32, time_decay=1000, shingle_size=1,
-                          with_directionality=True)
+PARAMS = KdaRcfParameters(
+    number_of_trees=20, sub_sample_size=32, time_decay=1000, shingle_size=1, with_directionality=True
+)
 
 
 @pytest.fixture(scope="module")
@@ -34,10 +35,10 @@ def test_detections_match_kda_emulation_and_restart_gives_same_results(windows):
     store = MemoryStore()
     got = []
     for i in range(0, len(windows), 25):  # every batch is a cold start: state only from the store
-        got += run_detector(store, windows[i:i + 25], params=PARAMS, send=lambda d: None)
+        got += run_detector(store, windows[i : i + 25], params=PARAMS, send=lambda d: None)
     assert [d.score for d in got] == [s for s, _ in expected]
     assert [d.window for d in got] == windows
-    assert all(d.score == 0 for d in got[:PARAMS.sub_sample_size])  # KDA's learning phase
+    assert all(d.score == 0 for d in got[: PARAMS.sub_sample_size])  # KDA's learning phase
     assert got[-1].direction is not None and set(got[-1].attribution) == set(FEATURE_COLUMNS)
     assert sum(got[-1].attribution.values()) == pytest.approx(got[-1].score, abs=1e-3)
 
@@ -73,13 +74,18 @@ def test_s3_state_conflict_between_two_invocations(windows):
         with pytest.raises(StateConflict):
             store.save(a.to_bytes(), etag)
         assert DetectorState.from_bytes(store.load()[0]).last_window.startswith(
-            windows[7].window_start.strftime("%Y-%m-%dT%H:%M"))
+            windows[7].window_start.strftime("%Y-%m-%dT%H:%M")
+        )
 
 
 def test_detection_from_kda_explanation_text():
     w = windows_to_records(windows_from_frame(generate(Scenario(days=1, volume=0.2))[0]))[0]
-    det = detection_from_kda(w, 3.5, '{"users":{"DIRECTION":"LOW","STRENGTH":"1.2","ATTRIBUTION_SCORE":"2.0"},'
-                                     '"clicks":{"DIRECTION":"HIGH","STRENGTH":"0.1","ATTRIBUTION_SCORE":"1.5"}}')
+    det = detection_from_kda(
+        w,
+        3.5,
+        '{"users":{"DIRECTION":"LOW","STRENGTH":"1.2","ATTRIBUTION_SCORE":"2.0"},'
+        '"clicks":{"DIRECTION":"HIGH","STRENGTH":"0.1","ATTRIBUTION_SCORE":"1.5"}}',
+    )
     assert det.attribution == {"users": 2.0, "clicks": 1.5}
     assert det.direction == {"users": "LOW", "clicks": "HIGH"} and det.strength["users"] == 1.2
     assert new_state(PARAMS).model.columns == FEATURE_COLUMNS

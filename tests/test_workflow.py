@@ -21,8 +21,19 @@ def small(tmp_path_factory):
 
 def test_detect_writes_every_output_and_figure(small, capsys):
     out = small / "out"
-    rc = main(["detect", str(small / "clicks.csv"), "-o", str(out), "--labels", str(small / "labels.csv"),
-               "--detectors", "rcf-streaming,rcf-batch", "--quiet"])
+    rc = main(
+        [
+            "detect",
+            str(small / "clicks.csv"),
+            "-o",
+            str(out),
+            "--labels",
+            str(small / "labels.csv"),
+            "--detectors",
+            "rcf-streaming,rcf-batch",
+            "--quiet",
+        ]
+    )
     assert rc == 0
     dets = pd.read_csv(out / "detections.csv")
     assert set(dets["detector"]) == {"rcf-streaming", "rcf-batch"}
@@ -42,8 +53,23 @@ def test_detect_writes_every_output_and_figure(small, capsys):
 
 def test_detect_on_windows_csv_and_bad_inputs(small, tmp_path, capsys):
     assert main(["features", str(small / "clicks.csv"), "-o", str(tmp_path / "w.csv"), "--quiet"]) == 0
-    assert main(["detect", str(tmp_path / "w.csv"), "-o", str(tmp_path / "o"), "--detectors", "rcf-batch",
-                 "--threshold", "value:1.5", "--no-report", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "detect",
+                str(tmp_path / "w.csv"),
+                "-o",
+                str(tmp_path / "o"),
+                "--detectors",
+                "rcf-batch",
+                "--threshold",
+                "value:1.5",
+                "--no-report",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     dets = pd.read_csv(tmp_path / "o" / "detections.csv")
     assert (dets["threshold"] == 1.5).all() and not (tmp_path / "o" / "report.html").exists()
     (tmp_path / "x.csv").write_text("a,b\n1,2\n")

@@ -14,8 +14,14 @@ from .tags import ALGORITHM_TAG_KEY, is_project_resource
 #: endpoints first (they bill), then their configs, then models.
 KINDS: dict[str, tuple[str, str, str, str, str, str]] = {
     "endpoint": ("list_endpoints", "Endpoints", "EndpointName", "EndpointArn", "delete_endpoint", "EndpointName"),
-    "endpoint-config": ("list_endpoint_configs", "EndpointConfigs", "EndpointConfigName", "EndpointConfigArn",
-                        "delete_endpoint_config", "EndpointConfigName"),
+    "endpoint-config": (
+        "list_endpoint_configs",
+        "EndpointConfigs",
+        "EndpointConfigName",
+        "EndpointConfigArn",
+        "delete_endpoint_config",
+        "EndpointConfigName",
+    ),
     "model": ("list_models", "Models", "ModelName", "ModelArn", "delete_model", "ModelName"),
 }
 
@@ -61,8 +67,13 @@ def find_project_resources(client: Any, algorithm: str | None = None) -> list[Re
     return found
 
 
-def cleanup(client: Any, *, algorithm: str | None = None, dry_run: bool = False,
-            on_progress: Callable[[str], None] | None = None) -> list[Resource]:
+def cleanup(
+    client: Any,
+    *,
+    algorithm: str | None = None,
+    dry_run: bool = False,
+    on_progress: Callable[[str], None] | None = None,
+) -> list[Resource]:
     """Delete (or with ``dry_run`` only list) our resources; returns what was (or would be) deleted."""
     from botocore.exceptions import BotoCoreError, ClientError
 

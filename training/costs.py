@@ -55,19 +55,23 @@ def price(instance_type: str, overrides: Mapping[str, float] | None = None) -> f
     validate_instance_type(instance_type)
     table = {**PRICES_USD_PER_HOUR, **(overrides or {})}
     if instance_type not in table:
-        raise SageMakerConfigError(f"no price for {instance_type} in the table; pass --price "
-                                   f"{instance_type}=USD_PER_HOUR (known: {', '.join(sorted(table))})")
+        raise SageMakerConfigError(
+            f"no price for {instance_type} in the table; pass --price "
+            f"{instance_type}=USD_PER_HOUR (known: {', '.join(sorted(table))})"
+        )
     return float(table[instance_type])
 
 
-def endpoint_cost(what: str, instance_type: str, count: int = 1,
-                  overrides: Mapping[str, float] | None = None) -> CostLine:
+def endpoint_cost(
+    what: str, instance_type: str, count: int = 1, overrides: Mapping[str, float] | None = None
+) -> CostLine:
     """An always-on endpoint: billed per instance-hour for as long as it exists."""
     return CostLine(what, instance_type, count, price(instance_type, overrides) * count)
 
 
-def training_cost(instance_type: str, hours: float, count: int = 1,
-                  overrides: Mapping[str, float] | None = None) -> float:
+def training_cost(
+    instance_type: str, hours: float, count: int = 1, overrides: Mapping[str, float] | None = None
+) -> float:
     """USD for one training job of ``hours`` on ``count`` instances."""
     if hours < 0:
         raise SageMakerConfigError("training hours must be non-negative")
@@ -92,11 +96,15 @@ def format_costs(lines: list[CostLine], training: list[tuple[str, str, float, fl
     """A plain-text table; ``training`` rows are ``(what, instance, hours, usd)``."""
     out = [f"{'resource':<22} {'instance':<15} {'n':>2} {'USD/hour':>9} {'USD/day':>9} {'USD/30d':>9}"]
     for line in lines:
-        out.append(f"{line.what:<22} {line.instance_type:<15} {line.count:>2} {line.usd_per_hour:>9.3f} "
-                   f"{line.usd_per_day:>9.2f} {line.usd_per_month:>9.2f}")
+        out.append(
+            f"{line.what:<22} {line.instance_type:<15} {line.count:>2} {line.usd_per_hour:>9.3f} "
+            f"{line.usd_per_day:>9.2f} {line.usd_per_month:>9.2f}"
+        )
     total = sum(line.usd_per_hour for line in lines)
-    out.append(f"{'endpoints total':<22} {'':<15} {'':>2} {total:>9.3f} {total * HOURS_PER_DAY:>9.2f} "
-               f"{total * HOURS_PER_DAY * DAYS_PER_MONTH:>9.2f}")
+    out.append(
+        f"{'endpoints total':<22} {'':<15} {'':>2} {total:>9.3f} {total * HOURS_PER_DAY:>9.2f} "
+        f"{total * HOURS_PER_DAY * DAYS_PER_MONTH:>9.2f}"
+    )
     for what, instance, hours, usd in training:
         out.append(f"{what:<22} {instance:<15} {'':>2} one job of {hours:g} h: USD {usd:.3f}")
     out.append(f"({PRICE_TABLE_NOTE})")

@@ -46,13 +46,17 @@ class Deployment:
 def latest_training_job(client: Any, algorithm: str) -> str:
     """The newest ``Completed`` training job named ``clickstream-anomaly-<algorithm>-...``."""
     prefix = f"{PROJECT}-{check_algorithm(algorithm)}-"
-    resp = client.list_training_jobs(NameContains=prefix, StatusEquals="Completed", SortBy="CreationTime",
-                                     SortOrder="Descending", MaxResults=20)
-    names = [j["TrainingJobName"] for j in resp.get("TrainingJobSummaries", [])
-             if j["TrainingJobName"].startswith(prefix)]
+    resp = client.list_training_jobs(
+        NameContains=prefix, StatusEquals="Completed", SortBy="CreationTime", SortOrder="Descending", MaxResults=20
+    )
+    names = [
+        j["TrainingJobName"] for j in resp.get("TrainingJobSummaries", []) if j["TrainingJobName"].startswith(prefix)
+    ]
     if not names:
-        raise SageMakerConfigError(f"no completed {algorithm} training job found; run `sagemaker train "
-                                   f"{algorithm}` first or pass --training-job NAME")
+        raise SageMakerConfigError(
+            f"no completed {algorithm} training job found; run `sagemaker train "
+            f"{algorithm}` first or pass --training-job NAME"
+        )
     return names[0]
 
 
@@ -69,11 +73,20 @@ def endpoint_status(client: Any, name: str) -> dict[str, Any] | None:
         raise SageMakerError(f"cannot describe endpoint {name}: {exc}") from exc
 
 
-def deploy(client: Any, algorithm: str, *, training_job: str | None = None, role_arn: str | None = None,
-           endpoint_name: str | None = None, instance_type: str | None = None, instance_count: int = 1,
-           poll_seconds: float = 30.0, timeout_s: float = 3600.0,
-           on_progress: Callable[[str], None] | None = None,
-           sleep: Callable[[float], None] = time.sleep) -> Deployment:
+def deploy(
+    client: Any,
+    algorithm: str,
+    *,
+    training_job: str | None = None,
+    role_arn: str | None = None,
+    endpoint_name: str | None = None,
+    instance_type: str | None = None,
+    instance_count: int = 1,
+    poll_seconds: float = 30.0,
+    timeout_s: float = 3600.0,
+    on_progress: Callable[[str], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Deployment:
     """Deploy the model of ``training_job`` (default: the newest completed one) behind ``endpoint_name``.
 
     Creates a new model and endpoint config (names ``<endpoint>-<stamp>``), then creates the endpoint or
@@ -89,7 +102,7 @@ def deploy(client: Any, algorithm: str, *, training_job: str | None = None, role
     if role_arn is not None:
         validate_role_arn(role_arn)
     suffix = stamp()
-    resource_name = f"{endpoint_name[:63 - len(suffix) - 1]}-{suffix}"
+    resource_name = f"{endpoint_name[: 63 - len(suffix) - 1]}-{suffix}"
     try:
         job = training_job or latest_training_job(client, algorithm)
         result = describe_result(client.describe_training_job(TrainingJobName=job))
@@ -97,36 +110,58 @@ def deploy(client: Any, algorithm: str, *, training_job: str | None = None, role
             raise SageMakerConfigError(f"training job {job} is {result.status}; deploy needs a Completed job")
         role = role_arn or result.role_arn
         tags = project_tags(algorithm, {"clickstream-anomaly:training-job": job})
-        client.create_model(ModelName=resource_name, ExecutionRoleArn=role, Tags=tags,
-                            PrimaryContainer={"Image": result.image, "ModelDataUrl": result.model_artifacts})
+        client.create_model(
+            ModelName=resource_name,
+            ExecutionRoleArn=role,
+            Tags=tags,
+            PrimaryContainer={"Image": result.image, "ModelDataUrl": result.model_artifacts},
+        )
         client.create_endpoint_config(
-            EndpointConfigName=resource_name, Tags=tags,
-            ProductionVariants=[{"VariantName": VARIANT, "ModelName": resource_name,
-                                 "InitialInstanceCount": instance_count, "InstanceType": instance_type}])
+            EndpointConfigName=resource_name,
+            Tags=tags,
+            ProductionVariants=[
+                {
+                    "VariantName": VARIANT,
+                    "ModelName": resource_name,
+                    "InitialInstanceCount": instance_count,
+                    "InstanceType": instance_type,
+                }
+            ],
+        )
         existing = endpoint_status(client, endpoint_name)
         if existing is None:
             client.create_endpoint(EndpointName=endpoint_name, EndpointConfigName=resource_name, Tags=tags)
             action = "created"
         else:
             if existing["EndpointStatus"] not in ("InService", "Failed"):
-                raise SageMakerError(f"endpoint {endpoint_name} is {existing['EndpointStatus']}; wait for it to "
-                                     "settle before deploying again")
+                raise SageMakerError(
+                    f"endpoint {endpoint_name} is {existing['EndpointStatus']}; wait for it to "
+                    "settle before deploying again"
+                )
             client.update_endpoint(EndpointName=endpoint_name, EndpointConfigName=resource_name)
             action = "updated"
     except (ClientError, BotoCoreError) as exc:
         raise SageMakerError(f"deploy {algorithm} to {endpoint_name} failed: {exc}") from exc
     if on_progress is not None:
-        on_progress(f"{action} endpoint {endpoint_name} with config {resource_name} ({instance_count} x "
-                    f"{instance_type}); waiting for InService")
-    status = wait_for_endpoint(client, endpoint_name, poll_seconds=poll_seconds, timeout_s=timeout_s,
-                               on_progress=on_progress, sleep=sleep)
-    return Deployment(endpoint_name, resource_name, resource_name, result.model_artifacts, result.image,
-                      action, status)
+        on_progress(
+            f"{action} endpoint {endpoint_name} with config {resource_name} ({instance_count} x "
+            f"{instance_type}); waiting for InService"
+        )
+    status = wait_for_endpoint(
+        client, endpoint_name, poll_seconds=poll_seconds, timeout_s=timeout_s, on_progress=on_progress, sleep=sleep
+    )
+    return Deployment(endpoint_name, resource_name, resource_name, result.model_artifacts, result.image, action, status)
 
 
-def wait_for_endpoint(client: Any, name: str, *, poll_seconds: float = 30.0, timeout_s: float = 3600.0,
-                      on_progress: Callable[[str], None] | None = None,
-                      sleep: Callable[[float], None] = time.sleep) -> str:
+def wait_for_endpoint(
+    client: Any,
+    name: str,
+    *,
+    poll_seconds: float = 30.0,
+    timeout_s: float = 3600.0,
+    on_progress: Callable[[str], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> str:
     """Poll until the endpoint is ``InService`` (returned); ``Failed`` or any state other than
     ``Creating``/``Updating``/``SystemUpdating`` raises :class:`EndpointFailedError`."""
     started = time.monotonic()
@@ -144,8 +179,10 @@ def wait_for_endpoint(client: Any, name: str, *, poll_seconds: float = 30.0, tim
         if status not in ("Creating", "Updating", "SystemUpdating"):
             raise EndpointFailedError(name, status, desc.get("FailureReason"))
         if time.monotonic() - started > timeout_s:
-            raise WaitTimeoutError(f"endpoint {name} still {status} after {timeout_s:.0f} s (it keeps billing "
-                                   "once up; run `sagemaker cleanup` if you do not need it)")
+            raise WaitTimeoutError(
+                f"endpoint {name} still {status} after {timeout_s:.0f} s (it keeps billing "
+                "once up; run `sagemaker cleanup` if you do not need it)"
+            )
         sleep(poll_seconds)
 
 

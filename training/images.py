@@ -58,8 +58,10 @@ def image_uri(algorithm: str, region: str) -> str:
         from sagemaker.core import image_uris
     except ImportError:
         known = sorted(REGISTRY_ACCOUNTS[repo])
-        raise SageMakerConfigError(f"no {repo} image known for {region} (table covers {known}); install the "
-                                   "sagemaker SDK to look other regions up") from None
+        raise SageMakerConfigError(
+            f"no {repo} image known for {region} (table covers {known}); install the "
+            "sagemaker SDK to look other regions up"
+        ) from None
     try:
         return image_uris.retrieve(repo, region)
     except ValueError as exc:

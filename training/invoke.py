@@ -45,8 +45,9 @@ class EndpointTransport:
 
         self.calls += 1
         try:
-            resp = self.client.invoke_endpoint(EndpointName=self.endpoint_name, ContentType=content_type,
-                                               Accept=accept, Body=body.encode("utf-8"))
+            resp = self.client.invoke_endpoint(
+                EndpointName=self.endpoint_name, ContentType=content_type, Accept=accept, Body=body.encode("utf-8")
+            )
         except (ClientError, BotoCoreError) as exc:
             raise SageMakerError(f"InvokeEndpoint {self.endpoint_name} failed: {exc}") from exc
         return resp["Body"].read()
@@ -74,7 +75,7 @@ class RCFEndpointDetector:
         z = self.scaling.apply(windows)
         parts = []
         for lo in range(0, len(z), self.batch_size):
-            batch = z[lo:lo + self.batch_size]
+            batch = z[lo : lo + self.batch_size]
             body = self.transport.invoke(fmt.rcf_request_body(batch), fmt.RCF_INFERENCE_CONTENT_TYPE)
             parts.append(fmt.parse_rcf_response(body, expected=len(batch)))
         return np.concatenate(parts) if parts else np.empty(0)
@@ -123,8 +124,12 @@ class DeepAREndpointDetector:
     def forecast(self, start: Any, history: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(low, median, high)`` quantile paths, each ``(prediction_length,)``, after ``history``."""
         quantiles = (self.low, 0.5, self.high)
-        request = fmt.deepar_request([fmt.deepar_record(start, history)], num_samples=self.num_samples,
-                                     output_types=("quantiles",), quantiles=quantiles)
+        request = fmt.deepar_request(
+            [fmt.deepar_record(start, history)],
+            num_samples=self.num_samples,
+            output_types=("quantiles",),
+            quantiles=quantiles,
+        )
         body = self.transport.invoke(json.dumps(request), fmt.DEEPAR_CONTENT_TYPE)
         (pred,) = fmt.parse_deepar_response(body)
         try:
@@ -146,6 +151,17 @@ class DeepAREndpointDetector:
         for b in range(first, len(frame), self.prediction_length):
             lo, mid, hi = self.forecast(stamps.iloc[0], values[:b])
             for k in range(min(self.prediction_length, len(frame) - b)):
-                out.append(Detection.from_band(records[b + k], float(values[b + k]), lo[k], mid[k], hi[k],
-                                               self.name, low=self.low, high=self.high, column=self.column))
+                out.append(
+                    Detection.from_band(
+                        records[b + k],
+                        float(values[b + k]),
+                        lo[k],
+                        mid[k],
+                        hi[k],
+                        self.name,
+                        low=self.low,
+                        high=self.high,
+                        column=self.column,
+                    )
+                )
         return out

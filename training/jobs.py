@@ -61,23 +61,32 @@ class TrainingSettings:
         validate_instance_count(self.instance_count)
         if self.job_name is not None:
             validate_resource_name(self.job_name, "training job name")
-        return TrainingSettings(self.role_arn, self.bucket, self.region, validate_prefix(self.prefix),
-                                self.instance_type or DEFAULT_TRAINING_INSTANCE[algorithm],
-                                int(self.instance_count), int(self.volume_gb), int(self.max_runtime_s),
-                                self.job_name or default_job_name(algorithm))
+        return TrainingSettings(
+            self.role_arn,
+            self.bucket,
+            self.region,
+            validate_prefix(self.prefix),
+            self.instance_type or DEFAULT_TRAINING_INSTANCE[algorithm],
+            int(self.instance_count),
+            int(self.volume_gb),
+            int(self.max_runtime_s),
+            self.job_name or default_job_name(algorithm),
+        )
 
 
 def _s3_channel(name: str, uri: str, content_type: str, distribution: str) -> dict[str, Any]:
     return {
         "ChannelName": name,
         "ContentType": content_type,
-        "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": uri,
-                                        "S3DataDistributionType": distribution}},
+        "DataSource": {
+            "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": uri, "S3DataDistributionType": distribution}
+        },
     }
 
 
-def _request(algorithm: str, s: TrainingSettings, hyperparameters: dict[str, str],
-             channels: list[dict[str, Any]]) -> dict[str, Any]:
+def _request(
+    algorithm: str, s: TrainingSettings, hyperparameters: dict[str, str], channels: list[dict[str, Any]]
+) -> dict[str, Any]:
     return {
         "TrainingJobName": s.job_name,
         "RoleArn": s.role_arn,
@@ -85,15 +94,19 @@ def _request(algorithm: str, s: TrainingSettings, hyperparameters: dict[str, str
         "HyperParameters": hyperparameters,
         "InputDataConfig": channels,
         "OutputDataConfig": {"S3OutputPath": f"s3://{s.bucket}/{s.prefix + '/' if s.prefix else ''}models/"},
-        "ResourceConfig": {"InstanceType": s.instance_type, "InstanceCount": s.instance_count,
-                           "VolumeSizeInGB": s.volume_gb},
+        "ResourceConfig": {
+            "InstanceType": s.instance_type,
+            "InstanceCount": s.instance_count,
+            "VolumeSizeInGB": s.volume_gb,
+        },
         "StoppingCondition": {"MaxRuntimeInSeconds": s.max_runtime_s},
         "Tags": project_tags(algorithm),
     }
 
 
-def rcf_training_request(settings: TrainingSettings, hyperparameters: Mapping[str, Any], *,
-                         with_test: bool = True) -> dict[str, Any]:
+def rcf_training_request(
+    settings: TrainingSettings, hyperparameters: Mapping[str, Any], *, with_test: bool = True
+) -> dict[str, Any]:
     """The ``CreateTrainingJob`` request of the built-in Random Cut Forest.
 
     ``train`` channel: ``ShardedByS3Key``, ``text/csv;label_size=0``; optional ``test`` channel:
@@ -102,16 +115,21 @@ def rcf_training_request(settings: TrainingSettings, hyperparameters: Mapping[st
     """
     s = settings.validated("rcf")
     hp = rcf_hyperparameters({"feature_dim": 4, **hyperparameters})
-    channels = [_s3_channel("train", channel_uri(s.bucket, s.prefix, "rcf-train"), fmt.RCF_TRAIN_CONTENT_TYPE,
-                            "ShardedByS3Key")]
+    channels = [
+        _s3_channel("train", channel_uri(s.bucket, s.prefix, "rcf-train"), fmt.RCF_TRAIN_CONTENT_TYPE, "ShardedByS3Key")
+    ]
     if with_test:
-        channels.append(_s3_channel("test", channel_uri(s.bucket, s.prefix, "rcf-test"),
-                                    fmt.RCF_TEST_CONTENT_TYPE, "FullyReplicated"))
+        channels.append(
+            _s3_channel(
+                "test", channel_uri(s.bucket, s.prefix, "rcf-test"), fmt.RCF_TEST_CONTENT_TYPE, "FullyReplicated"
+            )
+        )
     return _request("rcf", s, hp, channels)
 
 
-def deepar_training_request(settings: TrainingSettings, hyperparameters: Mapping[str, Any] | None = None, *,
-                            with_test: bool = True) -> dict[str, Any]:
+def deepar_training_request(
+    settings: TrainingSettings, hyperparameters: Mapping[str, Any] | None = None, *, with_test: bool = True
+) -> dict[str, Any]:
     """The ``CreateTrainingJob`` request of the built-in DeepAR forecaster.
 
     Hyperparameters: the AWS blog's (10min, context/prediction 144, 1 layer, 400 epochs, early stopping
@@ -120,11 +138,23 @@ def deepar_training_request(settings: TrainingSettings, hyperparameters: Mapping
     """
     s = settings.validated("deepar")
     hp = deepar_hyperparameters(hyperparameters)
-    channels = [_s3_channel("train", channel_uri(s.bucket, s.prefix, "deepar-train"),
-                            fmt.DEEPAR_JSONLINES_CONTENT_TYPE, "FullyReplicated")]
+    channels = [
+        _s3_channel(
+            "train",
+            channel_uri(s.bucket, s.prefix, "deepar-train"),
+            fmt.DEEPAR_JSONLINES_CONTENT_TYPE,
+            "FullyReplicated",
+        )
+    ]
     if with_test:
-        channels.append(_s3_channel("test", channel_uri(s.bucket, s.prefix, "deepar-test"),
-                                    fmt.DEEPAR_JSONLINES_CONTENT_TYPE, "FullyReplicated"))
+        channels.append(
+            _s3_channel(
+                "test",
+                channel_uri(s.bucket, s.prefix, "deepar-test"),
+                fmt.DEEPAR_JSONLINES_CONTENT_TYPE,
+                "FullyReplicated",
+            )
+        )
     return _request("deepar", s, hp, channels)
 
 
@@ -154,15 +184,25 @@ def start_training_job(client: Any, request: dict[str, Any]) -> str:
 def describe_result(desc: dict[str, Any]) -> TrainingResult:
     """A ``DescribeTrainingJob`` response -> :class:`TrainingResult`."""
     metrics = {m["MetricName"]: float(m["Value"]) for m in desc.get("FinalMetricDataList") or []}
-    return TrainingResult(job_name=desc["TrainingJobName"], status=desc["TrainingJobStatus"], metrics=metrics,
-                          model_artifacts=(desc.get("ModelArtifacts") or {}).get("S3ModelArtifacts"),
-                          image=(desc.get("AlgorithmSpecification") or {}).get("TrainingImage"),
-                          role_arn=desc.get("RoleArn"))
+    return TrainingResult(
+        job_name=desc["TrainingJobName"],
+        status=desc["TrainingJobStatus"],
+        metrics=metrics,
+        model_artifacts=(desc.get("ModelArtifacts") or {}).get("S3ModelArtifacts"),
+        image=(desc.get("AlgorithmSpecification") or {}).get("TrainingImage"),
+        role_arn=desc.get("RoleArn"),
+    )
 
 
-def wait_for_training_job(client: Any, job_name: str, *, poll_seconds: float = 30.0, timeout_s: float = 6 * 3600,
-                          on_progress: Callable[[str], None] | None = None,
-                          sleep: Callable[[float], None] = time.sleep) -> TrainingResult:
+def wait_for_training_job(
+    client: Any,
+    job_name: str,
+    *,
+    poll_seconds: float = 30.0,
+    timeout_s: float = 6 * 3600,
+    on_progress: Callable[[str], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> TrainingResult:
     """Poll ``DescribeTrainingJob`` until the job ends; report each status change via ``on_progress``.
 
     Returns the result of a ``Completed`` job; raises :class:`JobFailedError` (with SageMaker's
@@ -186,8 +226,10 @@ def wait_for_training_job(client: Any, job_name: str, *, poll_seconds: float = 3
         if status in ("Failed", "Stopped"):
             raise JobFailedError(job_name, status, desc.get("FailureReason"))
         if time.monotonic() - started > timeout_s:
-            raise WaitTimeoutError(f"training job {job_name} still {status} after {timeout_s:.0f} s; it keeps "
-                                   "running: check the console or run this command again later")
+            raise WaitTimeoutError(
+                f"training job {job_name} still {status} after {timeout_s:.0f} s; it keeps "
+                "running: check the console or run this command again later"
+            )
         sleep(poll_seconds)
 
 

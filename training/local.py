@@ -37,18 +37,28 @@ def model_path(model_dir: str | Path, algorithm: str) -> Path:
 
 
 # --------------------------------------------------------------------------- RCF
-def train_rcf(windows: pd.DataFrame, model_dir: str | Path, hyperparameters: Mapping[str, Any] | None = None,
-              scaling: Scaling | None = None) -> Path:
+def train_rcf(
+    windows: pd.DataFrame,
+    model_dir: str | Path,
+    hyperparameters: Mapping[str, Any] | None = None,
+    scaling: Scaling | None = None,
+) -> Path:
     """Validate ``hyperparameters`` exactly as for SageMaker, fit the scaling, save the local RCF model."""
     hp = rcf_hyperparameters({"feature_dim": 4, **(hyperparameters or {})})
     scaling = scaling or Scaling.fit(windows)
     if int(hp["feature_dim"]) != len(scaling.columns):
-        raise SageMakerConfigError(f"feature_dim={hp['feature_dim']} but the scaling has {len(scaling.columns)} "
-                                   "columns")
+        raise SageMakerConfigError(
+            f"feature_dim={hp['feature_dim']} but the scaling has {len(scaling.columns)} columns"
+        )
     path = model_path(model_dir, "rcf")
     path.parent.mkdir(parents=True, exist_ok=True)
-    header = {"format": "clickstream-anomaly-local-rcf", "version": 1, "hyperparameters": hp,
-              "scaling": json.loads(scaling.to_json()), "random_state": LOCAL_RCF_SEED}
+    header = {
+        "format": "clickstream-anomaly-local-rcf",
+        "version": 1,
+        "hyperparameters": hp,
+        "scaling": json.loads(scaling.to_json()),
+        "random_state": LOCAL_RCF_SEED,
+    }
     with open(path, "wb") as fh:
         np.savez(fh, header=np.asarray(json.dumps(header)), train=scaling.apply(windows))
     return path
@@ -70,9 +80,11 @@ class LocalRCFEndpoint:
             raise SageMakerConfigError(f"{path}: not a local RCF model")
         hp = header["hyperparameters"]
         self.scaling = Scaling.from_json(json.dumps(header["scaling"]))
-        self.forest = RandomCutForest(num_trees=int(hp["num_trees"]),
-                                      num_samples_per_tree=min(int(hp["num_samples_per_tree"]), len(train)),
-                                      random_state=int(header["random_state"]))
+        self.forest = RandomCutForest(
+            num_trees=int(hp["num_trees"]),
+            num_samples_per_tree=min(int(hp["num_samples_per_tree"]), len(train)),
+            random_state=int(header["random_state"]),
+        )
         self.forest.fit(train)
         self.calls = 0
 
@@ -84,8 +96,13 @@ class LocalRCFEndpoint:
 
 
 # --------------------------------------------------------------------------- DeepAR
-def train_deepar(windows: pd.DataFrame, model_dir: str | Path, hyperparameters: Mapping[str, Any] | None = None,
-                 column: str = "clicks", random_state: int = 0) -> Path:
+def train_deepar(
+    windows: pd.DataFrame,
+    model_dir: str | Path,
+    hyperparameters: Mapping[str, Any] | None = None,
+    column: str = "clicks",
+    random_state: int = 0,
+) -> Path:
     """Fit the numpy DeepAR on the same series SageMaker's ``train`` channel gets (all windows but the last
     ``prediction_length``), with the same validated hyperparameters; save it."""
     from clickstream_anomaly.deepar import DeepAR
@@ -125,11 +142,21 @@ def deploy(algorithm: str, model_dir: str | Path) -> Path:
     """No-op "deployment": record which model file the local endpoint serves; returns the record's path."""
     path = model_path(model_dir, algorithm)
     if not path.exists():
-        raise SageMakerConfigError(f"no local {algorithm} model at {path}; run `sagemaker train {algorithm} "
-                                   f"--local --model-dir {model_dir}` first")
+        raise SageMakerConfigError(
+            f"no local {algorithm} model at {path}; run `sagemaker train {algorithm} "
+            f"--local --model-dir {model_dir}` first"
+        )
     record = Path(model_dir) / f"endpoint-{algorithm}.json"
-    record.write_text(json.dumps({"algorithm": algorithm, "model": path.name,
-                                  "deployed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}) + "\n")
+    record.write_text(
+        json.dumps(
+            {
+                "algorithm": algorithm,
+                "model": path.name,
+                "deployed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            }
+        )
+        + "\n"
+    )
     return record
 
 
@@ -137,7 +164,9 @@ def endpoint(algorithm: str, model_dir: str | Path) -> LocalRCFEndpoint | LocalD
     """The local endpoint recorded by :func:`deploy`."""
     record = Path(model_dir) / f"endpoint-{check_algorithm(algorithm)}.json"
     if not record.exists():
-        raise SageMakerConfigError(f"no local {algorithm} endpoint in {model_dir}; run `sagemaker deploy "
-                                   f"{algorithm} --local --model-dir {model_dir}` first")
+        raise SageMakerConfigError(
+            f"no local {algorithm} endpoint in {model_dir}; run `sagemaker deploy "
+            f"{algorithm} --local --model-dir {model_dir}` first"
+        )
     path = Path(model_dir) / json.loads(record.read_text())["model"]
     return LocalRCFEndpoint(path) if algorithm == "rcf" else LocalDeepAREndpoint(path)

@@ -42,8 +42,6 @@ CONTENT_TYPES: dict[str, str] = {
 }
 
 
-
-
 @dataclass(frozen=True)
 class Dataset:
     """One channel file: its name (a key of :data:`CHANNEL_KEYS`), body text and content type."""
@@ -78,9 +76,15 @@ def channel_uri(bucket: str, prefix: str, name: str) -> str:
     return f"s3://{bucket}/{prefix + '/' if prefix else ''}{folder}/"
 
 
-def build_datasets(windows: pd.DataFrame, labels: pd.DataFrame | None = None, *,
-                   prediction_length: int = 144, column: str = "clicks",
-                   include_deepar: bool = True, scaling: Scaling | None = None) -> list[Dataset]:
+def build_datasets(
+    windows: pd.DataFrame,
+    labels: pd.DataFrame | None = None,
+    *,
+    prediction_length: int = 144,
+    column: str = "clicks",
+    include_deepar: bool = True,
+    scaling: Scaling | None = None,
+) -> list[Dataset]:
     """The channel files for ``windows`` (``n`` rows of :data:`WINDOW_COLUMNS`).
 
     RCF features are standardised with ``scaling`` (default: :meth:`Scaling.fit` on ``windows``; pass
@@ -93,11 +97,14 @@ def build_datasets(windows: pd.DataFrame, labels: pd.DataFrame | None = None, *,
         raise SageMakerConfigError("no windows to prepare")
     scaling = scaling or Scaling.fit(windows)
     features = scaling.apply(windows)
-    out = [Dataset("rcf-train", fmt.rcf_training_csv(features), CONTENT_TYPES["rcf-train"]),
-           Dataset("rcf-scaling", scaling.to_json(), CONTENT_TYPES["rcf-scaling"])]
+    out = [
+        Dataset("rcf-train", fmt.rcf_training_csv(features), CONTENT_TYPES["rcf-train"]),
+        Dataset("rcf-scaling", scaling.to_json(), CONTENT_TYPES["rcf-scaling"]),
+    ]
     if labels is not None:
-        label_of = pd.Series(labels["is_anomaly"].astype("int64").to_numpy(),
-                             index=pd.to_datetime(labels["window_start"], utc=True))
+        label_of = pd.Series(
+            labels["is_anomaly"].astype("int64").to_numpy(), index=pd.to_datetime(labels["window_start"], utc=True)
+        )
         label_of = label_of[~label_of.index.duplicated()]
         starts = pd.to_datetime(windows["window_start"], utc=True)
         y = label_of.reindex(starts).fillna(0).astype("int64").to_numpy()
@@ -109,7 +116,8 @@ def build_datasets(windows: pd.DataFrame, labels: pd.DataFrame | None = None, *,
     if len(train["target"]) < DEEPAR_MIN_OBSERVATIONS:
         raise SageMakerConfigError(
             f"DeepAR needs at least {DEEPAR_MIN_OBSERVATIONS} training points; {len(windows)} windows minus "
-            f"prediction_length={prediction_length} leaves {len(train['target'])}")
+            f"prediction_length={prediction_length} leaves {len(train['target'])}"
+        )
     out.append(Dataset("deepar-train", fmt.to_jsonlines([train]), CONTENT_TYPES["deepar-train"]))
     out.append(Dataset("deepar-test", fmt.to_jsonlines([test]), CONTENT_TYPES["deepar-test"]))
     return out

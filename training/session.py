@@ -25,7 +25,8 @@ def make_session(region: str | None = None, profile: str | None = None) -> Any:
     if credentials is None:
         raise SageMakerConfigError(
             "no AWS credentials found: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE (or --profile), "
-            "or run where an instance/role provides them")
+            "or run where an instance/role provides them"
+        )
     return session
 
 

@@ -18,7 +18,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="clickstream-anomaly",
         description="Clickstream anomaly detection: generate data, compute 10-minute features, detect "
-                    "anomalies locally, and drive the AWS pipeline.")
+        "anomalies locally, and drive the AWS pipeline.",
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:

@@ -14,12 +14,14 @@ from .detect import add_detection_options, detect_and_write
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="generate the blog scenario, compute features, detect, report",
-                       description="Generate the reference blog's 9-day clickstream, compute 10-minute "
-                                   "features, run the three detectors, print the incidents and metrics and "
-                                   "write the report into a folder.")
-    p.add_argument("-o", "--output", type=Path, default=Path("demo-output"),
-                   help="output folder (default demo-output)")
+    p = sub.add_parser(
+        "demo",
+        help="generate the blog scenario, compute features, detect, report",
+        description="Generate the reference blog's 9-day clickstream, compute 10-minute "
+        "features, run the three detectors, print the incidents and metrics and "
+        "write the report into a folder.",
+    )
+    p.add_argument("-o", "--output", type=Path, default=Path("demo-output"), help="output folder (default demo-output)")
     add_detection_options(p)
     p.set_defaults(func=run)
 
@@ -34,8 +36,11 @@ def run(args: argparse.Namespace) -> int:
     windows = compute_windows(out / "clicks.csv", end="2020-07-15 23:50")
     write_windows(windows, out / "windows.csv")
     if not args.quiet:
-        print(f"generated {len(clicks):,} clicks over {len(windows):,} 10-minute windows "
-              f"(blog scenario, seed {args.seed}) into {out}/", file=sys.stderr)
+        print(
+            f"generated {len(clicks):,} clicks over {len(windows):,} 10-minute windows "
+            f"(blog scenario, seed {args.seed}) into {out}/",
+            file=sys.stderr,
+        )
     detect_and_write(windows, args, labels, out)
     if not args.quiet:
         print(f"done in {time.perf_counter() - t0:.0f} s; open {out / 'report.html'}", file=sys.stderr)

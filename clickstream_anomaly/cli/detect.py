@@ -22,13 +22,20 @@ from .progress import progress_bar
 
 
 def add_detection_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--detectors", default=",".join(DETECTOR_NAMES),
-                   help=f"comma-separated detectors (default {','.join(DETECTOR_NAMES)})")
-    p.add_argument("--threshold", default=DEFAULT_THRESHOLD,
-                   help="score threshold for the RCF detectors: sigma:K (default sigma:3), percentile:P, "
-                        "value:X (the blog used value:2.6) or f1 (needs --labels)")
-    p.add_argument("--gap", type=int, default=1,
-                   help="windows without an anomaly allowed inside one incident (default 1)")
+    p.add_argument(
+        "--detectors",
+        default=",".join(DETECTOR_NAMES),
+        help=f"comma-separated detectors (default {','.join(DETECTOR_NAMES)})",
+    )
+    p.add_argument(
+        "--threshold",
+        default=DEFAULT_THRESHOLD,
+        help="score threshold for the RCF detectors: sigma:K (default sigma:3), percentile:P, "
+        "value:X (the blog used value:2.6) or f1 (needs --labels)",
+    )
+    p.add_argument(
+        "--gap", type=int, default=1, help="windows without an anomaly allowed inside one incident (default 1)"
+    )
     p.add_argument("--deepar-epochs", type=int, default=None, help="DeepAR training epochs (default: tuned)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the detectors (default 0)")
     p.add_argument("--no-report", action="store_true", help="skip report.html and the PNGs")
@@ -36,11 +43,14 @@ def add_detection_options(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("detect", help="run the detectors on clicks or windows; write incidents and a report",
-                       description="INPUT is a clicks CSV (timestamp,user,page) or a windows CSV "
-                                   "(window_start,urls,users,clicks,residual), told apart by the header. "
-                                   "DIR receives detections.csv, incidents.json, metrics.json (with --labels), "
-                                   "report.html and PNGs.")
+    p = sub.add_parser(
+        "detect",
+        help="run the detectors on clicks or windows; write incidents and a report",
+        description="INPUT is a clicks CSV (timestamp,user,page) or a windows CSV "
+        "(window_start,urls,users,clicks,residual), told apart by the header. "
+        "DIR receives detections.csv, incidents.json, metrics.json (with --labels), "
+        "report.html and PNGs.",
+    )
     p.add_argument("input", type=Path, help="clicks CSV or windows CSV")
     p.add_argument("-o", "--output", required=True, type=Path, help="output folder")
     p.add_argument("--labels", type=Path, default=None, help="labels CSV (window_start,is_anomaly[,incident])")
@@ -65,12 +75,15 @@ def load_windows(path: Path, args: argparse.Namespace) -> pd.DataFrame:
         if bad.count and not args.quiet:
             print(bad.summary(), file=sys.stderr)
         return windows
-    raise ValueError(f"{path}: header {','.join(header)} is neither a clicks CSV ({','.join(CLICK_COLUMNS)}) "
-                     f"nor a windows CSV ({','.join(WINDOW_COLUMNS)})")
+    raise ValueError(
+        f"{path}: header {','.join(header)} is neither a clicks CSV ({','.join(CLICK_COLUMNS)}) "
+        f"nor a windows CSV ({','.join(WINDOW_COLUMNS)})"
+    )
 
 
-def detect_and_write(windows: pd.DataFrame, args: argparse.Namespace, labels: pd.DataFrame | None,
-                     out: Path) -> DetectionResult:
+def detect_and_write(
+    windows: pd.DataFrame, args: argparse.Namespace, labels: pd.DataFrame | None, out: Path
+) -> DetectionResult:
     names = [n.strip() for n in args.detectors.split(",") if n.strip()]
     rule = parse_threshold(args.threshold)
     if rule.kind == "f1" and labels is None:
@@ -78,8 +91,13 @@ def detect_and_write(windows: pd.DataFrame, args: argparse.Namespace, labels: pd
     deepar_kw = {"random_state": args.seed}
     if args.deepar_epochs is not None:
         deepar_kw["epochs"] = args.deepar_epochs
-    detectors = build_detectors(names, threshold=rule.spec, deepar=deepar_kw,
-                                rcf_streaming={"random_state": args.seed}, rcf_batch={"random_state": args.seed})
+    detectors = build_detectors(
+        names,
+        threshold=rule.spec,
+        deepar=deepar_kw,
+        rcf_streaming={"random_state": args.seed},
+        rcf_batch={"random_state": args.seed},
+    )
 
     def step(name: str, seconds: float) -> None:
         if not args.quiet:
@@ -88,11 +106,19 @@ def detect_and_write(windows: pd.DataFrame, args: argparse.Namespace, labels: pd
     if not args.quiet:
         print(f"running {', '.join(names)} on {len(windows):,} windows...", file=sys.stderr)
     deepar = [d for d in detectors if isinstance(d, DeepARDetector)]
-    with progress_bar(total=deepar[0].epochs if deepar else 0, unit="epoch", desc="deepar training",
-                      disable=args.quiet or not deepar, leave=False, unit_scale=False) as bar:
+    with progress_bar(
+        total=deepar[0].epochs if deepar else 0,
+        unit="epoch",
+        desc="deepar training",
+        disable=args.quiet or not deepar,
+        leave=False,
+        unit_scale=False,
+    ) as bar:
         for d in deepar:
-            d.on_epoch = lambda epoch, loss, val: (bar.update(1), bar.set_postfix_str(
-                f"loss {loss:.3f}" + ("" if val is None else f", held-out wQL {val:.3f}")))
+            d.on_epoch = lambda epoch, loss, val: (
+                bar.update(1),
+                bar.set_postfix_str(f"loss {loss:.3f}" + ("" if val is None else f", held-out wQL {val:.3f}")),
+            )
         result = run_detection(windows, detectors, labels=labels, gap_windows=args.gap, on_step=step)
     paths = write_outputs(result, out, report=not args.no_report)
     if not args.quiet:

@@ -13,21 +13,32 @@ from .progress import progress_bar
 
 def add_bad_line_options(p: argparse.ArgumentParser) -> None:
     """The bad-input policy shared by every command that reads click logs."""
-    p.add_argument("--skip-bad", action="store_true",
-                   help="skip malformed lines instead of failing; they are counted and reported")
-    p.add_argument("--rejects", type=Path, default=None,
-                   help="with --skip-bad: write skipped lines (source,line,reason,raw) to this CSV")
+    p.add_argument(
+        "--skip-bad", action="store_true", help="skip malformed lines instead of failing; they are counted and reported"
+    )
+    p.add_argument(
+        "--rejects",
+        type=Path,
+        default=None,
+        help="with --skip-bad: write skipped lines (source,line,reason,raw) to this CSV",
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("features", help="compute window features (urls, users, clicks, residual)",
-                       description="Read a clicks CSV (timestamp,user,page; .gz accepted) and write one row "
-                                   "per window, empty windows included.")
+    p = sub.add_parser(
+        "features",
+        help="compute window features (urls, users, clicks, residual)",
+        description="Read a clicks CSV (timestamp,user,page; .gz accepted) and write one row "
+        "per window, empty windows included.",
+    )
     p.add_argument("input", type=Path, help="clicks CSV")
     p.add_argument("-o", "--output", required=True, type=Path, help="windows CSV to write")
     p.add_argument("--freq", default=DEFAULT_FREQ, help=f"window length (default {DEFAULT_FREQ})")
-    p.add_argument("--lateness", default=DEFAULT_LATENESS,
-                   help=f"how far out of time order input may be (default {DEFAULT_LATENESS})")
+    p.add_argument(
+        "--lateness",
+        default=DEFAULT_LATENESS,
+        help=f"how far out of time order input may be (default {DEFAULT_LATENESS})",
+    )
     p.add_argument("--start", default=None, help="first window (default: the first click's)")
     p.add_argument("--end", default=None, help="last window (default: the last click's)")
     p.add_argument("--quiet", action="store_true", help="no progress or summary on stderr")
@@ -39,8 +50,16 @@ def run(args: argparse.Namespace) -> int:
     bad = BadLines(rejects_path=args.rejects)
     try:
         with progress_bar(total=None, unit="clicks", disable=args.quiet, desc="features") as bar:
-            windows = compute_windows(args.input, args.freq, skip_bad=args.skip_bad, bad=bad,
-                                      lateness=args.lateness, start=args.start, end=args.end, progress=bar)
+            windows = compute_windows(
+                args.input,
+                args.freq,
+                skip_bad=args.skip_bad,
+                bad=bad,
+                lateness=args.lateness,
+                start=args.start,
+                end=args.end,
+                progress=bar,
+            )
     finally:
         bad.close()
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -24,42 +24,69 @@ from .progress import progress_bar
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "produce", help="send click records to a Kinesis data stream (PutRecords, retries, pacing)",
+        "produce",
+        help="send click records to a Kinesis data stream (PutRecords, retries, pacing)",
         description="Send a click log (timestamp,user,page CSV, or JSON Lines with those keys; .gz accepted) "
-                    "to a Kinesis stream as JSON records keyed by user (a user's clicks aggregated into one "
-                    "record, newline-separated, unless --no-aggregate). Failed entries are re-sent with "
-                    "backoff; after bounded retries the unsent records are written to --unsent and the "
-                    "command exits 1.")
+        "to a Kinesis stream as JSON records keyed by user (a user's clicks aggregated into one "
+        "record, newline-separated, unless --no-aggregate). Failed entries are re-sent with "
+        "backoff; after bounded retries the unsent records are written to --unsent and the "
+        "command exits 1.",
+    )
     p.add_argument("--stream", required=True, help="Kinesis stream name")
-    p.add_argument("--input", required=True, type=Path,
-                   help="clicks CSV or JSON Lines (.jsonl), optionally .gz")
+    p.add_argument("--input", required=True, type=Path, help="clicks CSV or JSON Lines (.jsonl), optionally .gz")
     pace = p.add_mutually_exclusive_group()
-    pace.add_argument("--speedup", type=float, default=None,
-                      help="replay the clicks' own timing X times faster (1 = real time)")
+    pace.add_argument(
+        "--speedup", type=float, default=None, help="replay the clicks' own timing X times faster (1 = real time)"
+    )
     pace.add_argument("--rate", type=float, default=None, help="send N records per second")
     p.add_argument("--region", default=None, help="AWS region (default: from the environment)")
     p.add_argument("--endpoint-url", default=None, help="Kinesis endpoint (e.g. a local moto server)")
-    p.add_argument("--retry-mode", choices=("standard", "adaptive"), default="standard",
-                   help="botocore retry mode for whole-call errors (default standard)")
-    p.add_argument("--max-attempts", type=int, default=8,
-                   help="tries per record before giving up (default 8)")
-    p.add_argument("--unsent", type=Path, default=Path("unsent.jsonl"),
-                   help="where to write records not sent after the retries (default unsent.jsonl)")
-    p.add_argument("--unordered", action="store_true",
-                   help="allow several records of one user in a call (fuller batches for fast replays; a "
-                        "retried record may then land after a later one of the same user)")
-    p.add_argument("--no-aggregate", action="store_true",
-                   help="one click per Kinesis record (default: a user's clicks within --max-skew share a "
-                        "record, up to --aggregate-bytes, newline-separated click JSON)")
-    p.add_argument("--aggregate-bytes", type=int, default=AGGREGATE_BYTES,
-                   help=f"size limit of an aggregated record, data + key (default {AGGREGATE_BYTES}: one 25 KiB "
-                        "PUT payload unit; at most 1 MiB)")
-    p.add_argument("--max-skew", type=float, default=MAX_SKEW_SECONDS,
-                   help="seconds of event time a record may overtake another (held-back or aggregated) "
-                        f"one by; keep it under the aggregator's allowed lateness (default {MAX_SKEW_SECONDS:g})")
-    p.add_argument("--linger", type=float, default=LINGER_SECONDS,
-                   help="with --speedup/--rate: seconds a due click may wait for others to share its "
-                        f"PutRecords call (default {LINGER_SECONDS:g})")
+    p.add_argument(
+        "--retry-mode",
+        choices=("standard", "adaptive"),
+        default="standard",
+        help="botocore retry mode for whole-call errors (default standard)",
+    )
+    p.add_argument("--max-attempts", type=int, default=8, help="tries per record before giving up (default 8)")
+    p.add_argument(
+        "--unsent",
+        type=Path,
+        default=Path("unsent.jsonl"),
+        help="where to write records not sent after the retries (default unsent.jsonl)",
+    )
+    p.add_argument(
+        "--unordered",
+        action="store_true",
+        help="allow several records of one user in a call (fuller batches for fast replays; a "
+        "retried record may then land after a later one of the same user)",
+    )
+    p.add_argument(
+        "--no-aggregate",
+        action="store_true",
+        help="one click per Kinesis record (default: a user's clicks within --max-skew share a "
+        "record, up to --aggregate-bytes, newline-separated click JSON)",
+    )
+    p.add_argument(
+        "--aggregate-bytes",
+        type=int,
+        default=AGGREGATE_BYTES,
+        help=f"size limit of an aggregated record, data + key (default {AGGREGATE_BYTES}: one 25 KiB "
+        "PUT payload unit; at most 1 MiB)",
+    )
+    p.add_argument(
+        "--max-skew",
+        type=float,
+        default=MAX_SKEW_SECONDS,
+        help="seconds of event time a record may overtake another (held-back or aggregated) "
+        f"one by; keep it under the aggregator's allowed lateness (default {MAX_SKEW_SECONDS:g})",
+    )
+    p.add_argument(
+        "--linger",
+        type=float,
+        default=LINGER_SECONDS,
+        help="with --speedup/--rate: seconds a due click may wait for others to share its "
+        f"PutRecords call (default {LINGER_SECONDS:g})",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     add_bad_line_options(p)
     p.set_defaults(func=run)
@@ -70,19 +97,30 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--max-attempts must be at least 1")
     pacer = Pacer(speedup=args.speedup, rate=args.rate)
     client = kinesis_client(region=args.region, endpoint_url=args.endpoint_url, retry_mode=args.retry_mode)
-    sender = KinesisSender(client, args.stream, max_attempts=args.max_attempts, backoff=Backoff(),
-                           preserve_order=not args.unordered, max_skew=args.max_skew, linger=args.linger,
-                           aggregate_bytes=0 if args.no_aggregate else args.aggregate_bytes)
+    sender = KinesisSender(
+        client,
+        args.stream,
+        max_attempts=args.max_attempts,
+        backoff=Backoff(),
+        preserve_order=not args.unordered,
+        max_skew=args.max_skew,
+        linger=args.linger,
+        aggregate_bytes=0 if args.no_aggregate else args.aggregate_bytes,
+    )
     bad = BadLines(rejects_path=args.rejects)
     try:
         with progress_bar(total=None, unit="records", disable=args.quiet, desc="produce") as bar:
-            result = sender.send(entries_from_file(args.input, skip_bad=args.skip_bad, bad=bad),
-                                 pacer=pacer, progress=bar)
+            result = sender.send(
+                entries_from_file(args.input, skip_bad=args.skip_bad, bad=bad), pacer=pacer, progress=bar
+            )
     except ProducerError as exc:
         path = exc.result.write_unsent(args.unsent)
         print(f"clickstream-anomaly produce: error: {exc}", file=sys.stderr)
-        print(f"{exc.result.summary()}; wrote {exc.result.failed:,} unsent record(s) to {path}; re-send with "
-              f"`clickstream-anomaly produce --stream {args.stream} --input {path}`", file=sys.stderr)
+        print(
+            f"{exc.result.summary()}; wrote {exc.result.failed:,} unsent record(s) to {path}; re-send with "
+            f"`clickstream-anomaly produce --stream {args.stream} --input {path}`",
+            file=sys.stderr,
+        )
         return 1
     finally:
         bad.close()

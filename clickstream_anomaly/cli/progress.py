@@ -16,8 +16,7 @@ class _Silent:
 
 
 @contextmanager
-def progress_bar(total: int | None = None, *, unit: str = "it", desc: str = "", disable: bool = False,
-                 **kwargs: Any):
+def progress_bar(total: int | None = None, *, unit: str = "it", desc: str = "", disable: bool = False, **kwargs: Any):
     """A tqdm bar on stderr, or a no-op object when disabled, not a terminal, or tqdm is missing."""
     if disable or not sys.stderr.isatty():
         yield _Silent()

@@ -32,6 +32,7 @@ def _training():
     import training.errors
     import training.prepare
     import training.session
+
     return training
 
 
@@ -48,10 +49,15 @@ def _wait_options(p: argparse.ArgumentParser) -> None:
 
 
 def _local_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--local", action="store_true",
-                   help="use the numpy twin instead of SageMaker (no AWS account needed)")
-    p.add_argument("--model-dir", type=Path, default=Path("sagemaker-local"),
-                   help="with --local: folder for the local model (default sagemaker-local)")
+    p.add_argument(
+        "--local", action="store_true", help="use the numpy twin instead of SageMaker (no AWS account needed)"
+    )
+    p.add_argument(
+        "--model-dir",
+        type=Path,
+        default=Path("sagemaker-local"),
+        help="with --local: folder for the local model (default sagemaker-local)",
+    )
 
 
 def _key_values(items: list[str] | None) -> dict[str, str]:
@@ -65,23 +71,33 @@ def _key_values(items: list[str] | None) -> dict[str, str]:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    top = sub.add_parser("sagemaker", help="SageMaker RCF and DeepAR: prepare, train, deploy, invoke, clean up",
-                         description="Run the SageMaker workflows for the batch RCF and DeepAR detectors, or "
-                                     "their numpy twins with --local.")
+    top = sub.add_parser(
+        "sagemaker",
+        help="SageMaker RCF and DeepAR: prepare, train, deploy, invoke, clean up",
+        description="Run the SageMaker workflows for the batch RCF and DeepAR detectors, or "
+        "their numpy twins with --local.",
+    )
     steps = top.add_subparsers(dest="step", metavar="STEP", required=True)
 
     p = steps.add_parser("prepare", help="write and upload the RCF and DeepAR training files")
     p.add_argument("--input", required=True, type=Path, help="windows CSV or clicks CSV")
-    p.add_argument("--labels", type=Path, default=None,
-                   help="labels CSV (window_start,is_anomaly): adds the labelled RCF test channel")
+    p.add_argument(
+        "--labels",
+        type=Path,
+        default=None,
+        help="labels CSV (window_start,is_anomaly): adds the labelled RCF test channel",
+    )
     p.add_argument("--bucket", default=None, help="S3 bucket to upload to (omit with --output-dir only)")
     p.add_argument("--prefix", default=DEFAULT_PREFIX, help=f"S3 key prefix (default {DEFAULT_PREFIX})")
     p.add_argument("--output-dir", type=Path, default=None, help="also write the files to this folder")
     p.add_argument("--prediction-length", type=int, default=144, help="DeepAR hold-out length (default 144)")
     p.add_argument("--column", default="clicks", help="DeepAR target column (default clicks)")
     p.add_argument("--no-deepar", action="store_true", help="RCF files only")
-    p.add_argument("--raw-features", action="store_true",
-                   help="send RCF unscaled features (default: robust scaling, as the local twin)")
+    p.add_argument(
+        "--raw-features",
+        action="store_true",
+        help="send RCF unscaled features (default: robust scaling, as the local twin)",
+    )
     _aws_options(p)
     p.set_defaults(func=run_prepare)
 
@@ -101,9 +117,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--num-samples-per-tree", type=int, default=None, help="RCF: 1-2048 (default 256)")
     p.add_argument("--feature-dim", type=int, default=None, help="RCF: 1-10000 (default 4)")
     p.add_argument("--eval-metrics", default=None, help="RCF: accuracy,precision_recall_fscore")
-    p.add_argument("--hp", action="append", metavar="NAME=VALUE",
-                   help="any hyperparameter (repeatable), e.g. --hp epochs=100; for DeepAR these override the "
-                        "blog's values")
+    p.add_argument(
+        "--hp",
+        action="append",
+        metavar="NAME=VALUE",
+        help="any hyperparameter (repeatable), e.g. --hp epochs=100; for DeepAR these override the blog's values",
+    )
     p.add_argument("--input", type=Path, default=None, help="with --local: windows or clicks CSV to train on")
     _aws_options(p)
     _wait_options(p)
@@ -129,15 +148,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--endpoint-name", default=None, help="default clickstream-anomaly-<algorithm>")
     p.add_argument("--threshold", default="sigma:3", help="RCF score threshold rule (default sigma:3)")
     p.add_argument("--labels", type=Path, default=None, help="labels CSV, needed by --threshold f1")
-    p.add_argument("--scaling", type=Path, default=None,
-                   help="RCF: the rcf/scaling.json written by prepare (default: read it from --bucket/--prefix)")
+    p.add_argument(
+        "--scaling",
+        type=Path,
+        default=None,
+        help="RCF: the rcf/scaling.json written by prepare (default: read it from --bucket/--prefix)",
+    )
     p.add_argument("--bucket", default=None, help="RCF: bucket of the prepared data, to read the scaling")
     p.add_argument("--prefix", default=DEFAULT_PREFIX)
     p.add_argument("--batch-size", type=int, default=500, help="RCF rows per request (default 500)")
-    p.add_argument("--prediction-length", type=int, default=None,
-                   help="DeepAR: the model's prediction_length (default: the training job's, else 144)")
-    p.add_argument("--score-from", default=None,
-                   help="DeepAR: first window to score (default: the last prediction_length windows)")
+    p.add_argument(
+        "--prediction-length",
+        type=int,
+        default=None,
+        help="DeepAR: the model's prediction_length (default: the training job's, else 144)",
+    )
+    p.add_argument(
+        "--score-from", default=None, help="DeepAR: first window to score (default: the last prediction_length windows)"
+    )
     p.add_argument("--quiet", action="store_true")
     _aws_options(p)
     _local_options(p)
@@ -155,8 +183,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--deepar-instance", default=None, help="DeepAR endpoint instance (default ml.m5.large)")
     p.add_argument("--instance-count", type=int, default=1, help="instances per endpoint")
     p.add_argument("--training-hours", type=float, default=1.0, help="hours per training job (default 1)")
-    p.add_argument("--price", action="append", metavar="INSTANCE=USD",
-                   help="override a price per instance-hour (repeatable)")
+    p.add_argument(
+        "--price", action="append", metavar="INSTANCE=USD", help="override a price per instance-hour (repeatable)"
+    )
     p.set_defaults(func=run_estimate_cost)
 
 
@@ -172,6 +201,7 @@ def _session(args: argparse.Namespace) -> Any:
 
 def _failures(fn):
     """Run a command; AWS-side failures (jobs, endpoints, refused calls) print and exit with status 1."""
+
     def wrapper(args: argparse.Namespace) -> int:
         errors = _training().errors
         try:
@@ -179,6 +209,7 @@ def _failures(fn):
         except errors.SageMakerError as exc:
             print(f"clickstream-anomaly sagemaker {args.step}: {exc}", file=sys.stderr)
             return 1
+
     wrapper.__name__ = fn.__name__
     wrapper.__doc__ = fn.__doc__
     return wrapper
@@ -211,8 +242,14 @@ def run_prepare(args: argparse.Namespace) -> int:
     validate_prefix(args.prefix)
     windows = prepare.load_windows(args.input)
     scaling = prepare.Scaling.identity() if args.raw_features else None
-    datasets = prepare.build_datasets(windows, _labels(args.labels), prediction_length=args.prediction_length,
-                                      column=args.column, include_deepar=not args.no_deepar, scaling=scaling)
+    datasets = prepare.build_datasets(
+        windows,
+        _labels(args.labels),
+        prediction_length=args.prediction_length,
+        column=args.column,
+        include_deepar=not args.no_deepar,
+        scaling=scaling,
+    )
     if args.output_dir is not None:
         for path in prepare.write_local(datasets, args.output_dir):
             say(f"wrote {path}")
@@ -264,21 +301,31 @@ def run_train(args: argparse.Namespace) -> int:
     validate_role_arn(args.role)
     validate_bucket(args.bucket)
     session = _session(args)
-    settings = jobs.TrainingSettings(role_arn=args.role, bucket=args.bucket, region=session.region_name,
-                                     prefix=args.prefix, instance_type=args.instance_type,
-                                     instance_count=args.instance_count, volume_gb=args.volume_gb,
-                                     max_runtime_s=args.max_runtime, job_name=args.job_name)
+    settings = jobs.TrainingSettings(
+        role_arn=args.role,
+        bucket=args.bucket,
+        region=session.region_name,
+        prefix=args.prefix,
+        instance_type=args.instance_type,
+        instance_count=args.instance_count,
+        volume_gb=args.volume_gb,
+        max_runtime_s=args.max_runtime,
+        job_name=args.job_name,
+    )
     build = jobs.rcf_training_request if args.algorithm == "rcf" else jobs.deepar_training_request
     request = build(settings, hp, with_test=not args.no_test)
     client = session.client("sagemaker")
     name = jobs.start_training_job(client, request)
-    say(f"started training job {name} ({request['ResourceConfig']['InstanceCount']} x "
-        f"{request['ResourceConfig']['InstanceType']})")
+    say(
+        f"started training job {name} ({request['ResourceConfig']['InstanceCount']} x "
+        f"{request['ResourceConfig']['InstanceType']})"
+    )
     if args.no_wait:
         print(name)
         return 0
-    result = jobs.wait_for_training_job(client, name, poll_seconds=args.poll_seconds,
-                                        timeout_s=args.timeout or 6 * 3600, on_progress=say)
+    result = jobs.wait_for_training_job(
+        client, name, poll_seconds=args.poll_seconds, timeout_s=args.timeout or 6 * 3600, on_progress=say
+    )
     print(jobs.format_result(args.algorithm, result))
     return 0
 
@@ -291,16 +338,28 @@ def run_deploy(args: argparse.Namespace) -> int:
     say = _say(args)
     if args.local:
         record = local.deploy(args.algorithm, args.model_dir)
-        print(f"local {args.algorithm} endpoint: nothing deployed; invoke --local will serve "
-              f"{local.model_path(args.model_dir, args.algorithm)} (recorded in {record})")
+        print(
+            f"local {args.algorithm} endpoint: nothing deployed; invoke --local will serve "
+            f"{local.model_path(args.model_dir, args.algorithm)} (recorded in {record})"
+        )
         return 0
     session = _session(args)
-    dep = endpoints.deploy(session.client("sagemaker"), args.algorithm, training_job=args.training_job,
-                           role_arn=args.role, endpoint_name=args.endpoint_name, instance_type=args.instance_type,
-                           instance_count=args.instance_count, poll_seconds=args.poll_seconds,
-                           timeout_s=args.timeout or 3600.0, on_progress=say)
-    print(f"endpoint {dep.endpoint_name} {dep.action}: {dep.status} (config {dep.endpoint_config_name}, "
-          f"model {dep.model_data_url})")
+    dep = endpoints.deploy(
+        session.client("sagemaker"),
+        args.algorithm,
+        training_job=args.training_job,
+        role_arn=args.role,
+        endpoint_name=args.endpoint_name,
+        instance_type=args.instance_type,
+        instance_count=args.instance_count,
+        poll_seconds=args.poll_seconds,
+        timeout_s=args.timeout or 3600.0,
+        on_progress=say,
+    )
+    print(
+        f"endpoint {dep.endpoint_name} {dep.action}: {dep.status} (config {dep.endpoint_config_name}, "
+        f"model {dep.model_data_url})"
+    )
     return 0
 
 
@@ -311,8 +370,11 @@ def _rcf_scaling(args: argparse.Namespace, session: Any):
         return Scaling.from_json(args.scaling.read_text(encoding="utf-8"))
     if args.bucket is None:
         raise ValueError("invoke rcf needs the scaling written by prepare: pass --scaling FILE or --bucket NAME")
-    key = f"{args.prefix.strip('/')}/{CHANNEL_KEYS['rcf-scaling']}" if args.prefix.strip("/") \
+    key = (
+        f"{args.prefix.strip('/')}/{CHANNEL_KEYS['rcf-scaling']}"
+        if args.prefix.strip("/")
         else CHANNEL_KEYS["rcf-scaling"]
+    )
     try:
         body = session.client("s3").get_object(Bucket=args.bucket, Key=key)["Body"].read()
     except Exception as exc:
@@ -342,12 +404,14 @@ def run_invoke(args: argparse.Namespace) -> int:
         session = None
     else:
         session = _session(args)
-        transport = invoke.EndpointTransport(session.client("sagemaker-runtime"),
-                                             args.endpoint_name or endpoint_name(args.algorithm))
+        transport = invoke.EndpointTransport(
+            session.client("sagemaker-runtime"), args.endpoint_name or endpoint_name(args.algorithm)
+        )
     if args.algorithm == "rcf":
         scaling = transport.scaling if args.local else _rcf_scaling(args, session)
-        detector = invoke.RCFEndpointDetector(transport, scaling=scaling, threshold=args.threshold,
-                                              batch_size=args.batch_size)
+        detector = invoke.RCFEndpointDetector(
+            transport, scaling=scaling, threshold=args.threshold, batch_size=args.batch_size
+        )
     else:
         length = args.prediction_length
         if length is None and args.local:
@@ -367,8 +431,10 @@ def run_invoke(args: argparse.Namespace) -> int:
         with open(args.output, "w", newline="", encoding="utf-8") as fh:
             write_detections_csv(detections, fh)
     n_anom = sum(d.is_anomaly for d in detections)
-    say(f"{len(detections):,} windows scored by {'local ' if args.local else ''}{args.algorithm} "
-        f"({getattr(transport, 'calls', '?')} requests): {n_anom} anomalous")
+    say(
+        f"{len(detections):,} windows scored by {'local ' if args.local else ''}{args.algorithm} "
+        f"({getattr(transport, 'calls', '?')} requests): {n_anom} anomalous"
+    )
     return 0
 
 
@@ -378,8 +444,12 @@ def run_cleanup(args: argparse.Namespace) -> int:
     from training import cleanup
 
     session = _session(args)
-    done = cleanup.cleanup(session.client("sagemaker"), algorithm=args.algorithm, dry_run=args.dry_run,
-                           on_progress=lambda m: print(m, file=sys.stderr))
+    done = cleanup.cleanup(
+        session.client("sagemaker"),
+        algorithm=args.algorithm,
+        dry_run=args.dry_run,
+        on_progress=lambda m: print(m, file=sys.stderr),
+    )
     verb = "would delete" if args.dry_run else "deleted"
     print(f"{verb} {len(done)} resource(s)" + (": " + ", ".join(f"{r.kind} {r.name}" for r in done) if done else ""))
     return 0
@@ -394,11 +464,19 @@ def run_estimate_cost(args: argparse.Namespace) -> int:
     bad = [a for a in chosen if a not in ALGORITHMS]
     if bad:
         raise ValueError(f"--endpoints takes {','.join(ALGORITHMS)}, got {bad}")
-    instance = {"rcf": args.rcf_instance or endpoints.DEFAULT_ENDPOINT_INSTANCE["rcf"],
-                "deepar": args.deepar_instance or endpoints.DEFAULT_ENDPOINT_INSTANCE["deepar"]}
+    instance = {
+        "rcf": args.rcf_instance or endpoints.DEFAULT_ENDPOINT_INSTANCE["rcf"],
+        "deepar": args.deepar_instance or endpoints.DEFAULT_ENDPOINT_INSTANCE["deepar"],
+    }
     lines = [costs.endpoint_cost(f"{a} endpoint", instance[a], args.instance_count, overrides) for a in chosen]
-    training = [(f"{a} training job", jobs.DEFAULT_TRAINING_INSTANCE[a], args.training_hours,
-                 costs.training_cost(jobs.DEFAULT_TRAINING_INSTANCE[a], args.training_hours, 1, overrides))
-                for a in chosen]
+    training = [
+        (
+            f"{a} training job",
+            jobs.DEFAULT_TRAINING_INSTANCE[a],
+            args.training_hours,
+            costs.training_cost(jobs.DEFAULT_TRAINING_INSTANCE[a], args.training_hours, 1, overrides),
+        )
+        for a in chosen
+    ]
     print(costs.format_costs(lines, training))
     return 0

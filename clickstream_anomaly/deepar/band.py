@@ -13,8 +13,14 @@ from .model import DeepAR
 DETECTOR = "deepar"
 
 
-def forecast_band_detections(windows_df: pd.DataFrame, model: DeepAR, low: float = 0.01, high: float = 0.99,
-                             column: str = "clicks", num_samples: int | None = None) -> list[Detection]:
+def forecast_band_detections(
+    windows_df: pd.DataFrame,
+    model: DeepAR,
+    low: float = 0.01,
+    high: float = 0.99,
+    column: str = "clicks",
+    num_samples: int | None = None,
+) -> list[Detection]:
     """Flag windows whose ``column`` falls outside the model's forecast band ``[q(low), q(high)]``.
 
     Semantics: the windows scored are those of ``windows_df`` at or after the end of the model's
@@ -55,7 +61,7 @@ def forecast_band_detections(windows_df: pd.DataFrame, model: DeepAR, low: float
     values = np.full(len(grid), np.nan)
     tail_pos = pos.get(hist_start)
     if tail_pos is not None:
-        values[tail_pos:tail_pos + len(tail)] = tail
+        values[tail_pos : tail_pos + len(tail)] = tail
     at = pos.reindex(stamps.to_numpy()).to_numpy()
     if np.isnan(at).any():
         raise ValueError(f"window starts do not fall on the model's {model.time_freq} grid")
@@ -70,11 +76,14 @@ def forecast_band_detections(windows_df: pd.DataFrame, model: DeepAR, low: float
         samples = model.forecast(deepar_record(grid[0], values[:b]), num_samples)
         q = np.quantile(samples, [low, 0.5, high], axis=0)
         m = min(P, len(grid) - b)
-        p_lo[b:b + m], p_mid[b:b + m], p_hi[b:b + m] = q[0, :m], q[1, :m], q[2, :m]
+        p_lo[b : b + m], p_mid[b : b + m], p_hi[b : b + m] = q[0, :m], q[1, :m], q[2, :m]
     records = windows_to_records(frame)
     out = []
     for j in np.flatnonzero(at >= end_pos):
         i = at[j]
-        out.append(Detection.from_band(records[j], float(values[i]), p_lo[i], p_mid[i], p_hi[i], DETECTOR,
-                                       low=low, high=high, column=column))
+        out.append(
+            Detection.from_band(
+                records[j], float(values[i]), p_lo[i], p_mid[i], p_hi[i], DETECTOR, low=low, high=high, column=column
+            )
+        )
     return out

@@ -53,8 +53,9 @@ def normalised_deviations(samples: np.ndarray, truth: np.ndarray, level: float) 
     truth = np.asarray(truth, dtype="float64")
     obs = ~np.isnan(truth)
     y = truth[obs]
-    lo, mid, hi = np.quantile(np.asarray(samples, dtype="float64")[:, obs],
-                              [(1.0 - level) / 2.0, 0.5, (1.0 + level) / 2.0], axis=0)
+    lo, mid, hi = np.quantile(
+        np.asarray(samples, dtype="float64")[:, obs], [(1.0 - level) / 2.0, 0.5, (1.0 + level) / 2.0], axis=0
+    )
     floor = 1e-9 * (float(np.abs(y).mean()) if y.size else 0.0) + 1e-12
     up = (y - mid) / np.maximum(hi - mid, floor)
     down = (mid - y) / np.maximum(mid - lo, floor)

@@ -68,7 +68,7 @@ class Likelihood:
 
     name = ""
     n_params = 0
-    counts = False   # samples are non-negative integers (kept so by a calibrated spread)
+    counts = False  # samples are non-negative integers (kept so by a calibrated spread)
 
     def nll(self, raw: np.ndarray, z: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``raw`` (..., k), ``z`` (...), ``scale`` broadcastable to ``z`` -> (nll (...), d nll/d raw (..., k))."""
@@ -120,14 +120,25 @@ class StudentT(Likelihood):
         y = z / scale
         d = (y - mu) / sigma
         q = 1.0 + d * d / nu
-        nll = (lgamma(nu / 2.0) - lgamma((nu + 1.0) / 2.0) + 0.5 * np.log(math.pi * nu) + np.log(sigma)
-               + 0.5 * (nu + 1.0) * np.log(q) + np.log(scale))
+        nll = (
+            lgamma(nu / 2.0)
+            - lgamma((nu + 1.0) / 2.0)
+            + 0.5 * np.log(math.pi * nu)
+            + np.log(sigma)
+            + 0.5 * (nu + 1.0) * np.log(q)
+            + np.log(scale)
+        )
         k = (nu + 1.0) / (nu * q)
         grad = np.empty_like(raw)
         grad[..., 0] = -k * d / sigma
         grad[..., 1] = (1.0 / sigma - k * d * d / sigma) * sigmoid(r1)
-        dnu = (0.5 * digamma(nu / 2.0) - 0.5 * digamma((nu + 1.0) / 2.0) + 0.5 / nu + 0.5 * np.log(q)
-               - 0.5 * (nu + 1.0) * d * d / (nu * nu * q))
+        dnu = (
+            0.5 * digamma(nu / 2.0)
+            - 0.5 * digamma((nu + 1.0) / 2.0)
+            + 0.5 / nu
+            + 0.5 * np.log(q)
+            - 0.5 * (nu + 1.0) * d * d / (nu * nu * q)
+        )
         grad[..., 2] = dnu * sigmoid(r2)
         return nll, grad
 
@@ -150,11 +161,16 @@ class NegativeBinomial(Likelihood):
         m = (softplus(r0) + _EPS) * scale
         a = (softplus(r1) + _EPS) / np.sqrt(scale)
         r = 1.0 / a
-        logp = (lgamma(z + r) - lgamma(z + 1.0) - lgamma(r) + r * (np.log(r) - np.log(r + m))
-                + z * (np.log(m) - np.log(r + m)))
-        dm = (z + r) / (r + m) - z / m                       # d nll / d m
+        logp = (
+            lgamma(z + r)
+            - lgamma(z + 1.0)
+            - lgamma(r)
+            + r * (np.log(r) - np.log(r + m))
+            + z * (np.log(m) - np.log(r + m))
+        )
+        dm = (z + r) / (r + m) - z / m  # d nll / d m
         dlogp_dr = digamma(z + r) - digamma(r) + np.log(r) - np.log(r + m) + (m - z) / (r + m)
-        da = dlogp_dr / (a * a)                              # d nll / d a  (dr/da = -1/a^2)
+        da = dlogp_dr / (a * a)  # d nll / d a  (dr/da = -1/a^2)
         grad = np.empty_like(raw)
         grad[..., 0] = dm * scale * sigmoid(r0)
         grad[..., 1] = da / np.sqrt(scale) * sigmoid(r1)
@@ -172,8 +188,10 @@ class NegativeBinomial(Likelihood):
     def check_targets(self, values):
         obs = values[~np.isnan(values)]
         if (obs < 0).any():
-            raise ValueError("negative-binomial likelihood needs non-negative counts; the target has "
-                             f"{int((obs < 0).sum())} negative value(s) (use gaussian or student-T)")
+            raise ValueError(
+                "negative-binomial likelihood needs non-negative counts; the target has "
+                f"{int((obs < 0).sum())} negative value(s) (use gaussian or student-T)"
+            )
 
 
 LIKELIHOODS: dict[str, Likelihood] = {lk.name: lk for lk in (Gaussian(), StudentT(), NegativeBinomial())}
@@ -185,6 +203,8 @@ def get_likelihood(name: str) -> Likelihood:
     if name in LIKELIHOODS:
         return LIKELIHOODS[name]
     if name in SAGEMAKER_LIKELIHOODS:
-        raise ValueError(f"likelihood {name!r} is accepted by SageMaker DeepAR but not implemented by the "
-                         f"local twin; use one of {', '.join(LIKELIHOODS)}")
+        raise ValueError(
+            f"likelihood {name!r} is accepted by SageMaker DeepAR but not implemented by the "
+            f"local twin; use one of {', '.join(LIKELIHOODS)}"
+        )
     raise ValueError(f"unknown likelihood {name!r}; SageMaker DeepAR accepts {', '.join(SAGEMAKER_LIKELIHOODS)}")

@@ -29,16 +29,24 @@ from .training import TrainResult, train
 from .transform import Transform, context_scale, fill_missing
 
 FORMAT_NAME = "clickstream-anomaly-deepar"
-FORMAT_VERSION = 2   # 2: calibration_factor in the header (version 1 files load with factor 1)
+FORMAT_VERSION = 2  # 2: calibration_factor in the header (version 1 files load with factor 1)
 MIN_OBSERVATIONS = 300
-_MAX_PRECOMPUTED = 30_000_000   # float64 input values kept in memory for all training windows
+_MAX_PRECOMPUTED = 30_000_000  # float64 input values kept in memory for all training windows
 
 _REQUIRED = ("context_length", "prediction_length", "time_freq", "epochs")
 _DEFAULTS: dict[str, Any] = {
-    "likelihood": "student-T", "num_cells": 40, "num_layers": 2, "dropout_rate": 0.1,
-    "learning_rate": 1e-3, "mini_batch_size": 128, "early_stopping_patience": None,
-    "num_eval_samples": 100, "num_dynamic_feat": "auto", "cardinality": "auto",
-    "embedding_dimension": 10, "test_quantiles": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9],
+    "likelihood": "student-T",
+    "num_cells": 40,
+    "num_layers": 2,
+    "dropout_rate": 0.1,
+    "learning_rate": 1e-3,
+    "mini_batch_size": 128,
+    "early_stopping_patience": None,
+    "num_eval_samples": 100,
+    "num_dynamic_feat": "auto",
+    "cardinality": "auto",
+    "embedding_dimension": 10,
+    "test_quantiles": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9],
 }
 
 
@@ -53,8 +61,13 @@ def _float(name: str, value: Any, lo: float, hi: float, *, lo_open: bool = False
         number = float(value)
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a number, got {value!r}") from None
-    bad = (not math.isfinite(number) or number < lo or number > hi or (lo_open and number == lo)
-           or (hi_open and number == hi))
+    bad = (
+        not math.isfinite(number)
+        or number < lo
+        or number > hi
+        or (lo_open and number == lo)
+        or (hi_open and number == hi)
+    )
     if bad:
         rng = f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
         raise ValueError(f"{name} must be in {rng}, got {value!r}")
@@ -94,8 +107,9 @@ def validate_hyperparameters(hyperparameters: Mapping[str, Any]) -> dict[str, An
     out["time_freq"] = out["time_freq"].strip()
     out["epochs"] = _int("epochs", out["epochs"])
     if out["likelihood"] not in SAGEMAKER_LIKELIHOODS:
-        raise ValueError(f"unknown likelihood {out['likelihood']!r}; SageMaker DeepAR accepts "
-                         f"{', '.join(SAGEMAKER_LIKELIHOODS)}")
+        raise ValueError(
+            f"unknown likelihood {out['likelihood']!r}; SageMaker DeepAR accepts {', '.join(SAGEMAKER_LIKELIHOODS)}"
+        )
     out["num_cells"] = _int("num_cells", out["num_cells"])
     out["num_layers"] = _int("num_layers", out["num_layers"])
     out["dropout_rate"] = _float("dropout_rate", out["dropout_rate"], 0.0, 1.0, hi_open=True)
@@ -132,16 +146,39 @@ class DeepAR:
     Unsupported settings raise ``ValueError`` at construction.
     """
 
-    def __init__(self, context_length: int, prediction_length: int, time_freq: str, epochs: int,
-                 num_cells: int = 40, num_layers: int = 2, likelihood: str = "student-T",
-                 dropout_rate: float = 0.1, learning_rate: float = 1e-3, mini_batch_size: int = 128,
-                 early_stopping_patience: int | None = None, num_eval_samples: int = 100,
-                 random_state: int | None = None, calibration_level: float | None = 0.98) -> None:
-        hp = validate_hyperparameters({
-            "context_length": context_length, "prediction_length": prediction_length, "time_freq": time_freq,
-            "epochs": epochs, "num_cells": num_cells, "num_layers": num_layers, "likelihood": likelihood,
-            "dropout_rate": dropout_rate, "learning_rate": learning_rate, "mini_batch_size": mini_batch_size,
-            "early_stopping_patience": early_stopping_patience, "num_eval_samples": num_eval_samples})
+    def __init__(
+        self,
+        context_length: int,
+        prediction_length: int,
+        time_freq: str,
+        epochs: int,
+        num_cells: int = 40,
+        num_layers: int = 2,
+        likelihood: str = "student-T",
+        dropout_rate: float = 0.1,
+        learning_rate: float = 1e-3,
+        mini_batch_size: int = 128,
+        early_stopping_patience: int | None = None,
+        num_eval_samples: int = 100,
+        random_state: int | None = None,
+        calibration_level: float | None = 0.98,
+    ) -> None:
+        hp = validate_hyperparameters(
+            {
+                "context_length": context_length,
+                "prediction_length": prediction_length,
+                "time_freq": time_freq,
+                "epochs": epochs,
+                "num_cells": num_cells,
+                "num_layers": num_layers,
+                "likelihood": likelihood,
+                "dropout_rate": dropout_rate,
+                "learning_rate": learning_rate,
+                "mini_batch_size": mini_batch_size,
+                "early_stopping_patience": early_stopping_patience,
+                "num_eval_samples": num_eval_samples,
+            }
+        )
         self._likelihood = get_likelihood(hp["likelihood"])
         self.context_length: int = hp["context_length"]
         self.prediction_length: int = hp["prediction_length"]
@@ -159,8 +196,7 @@ class DeepAR:
             raise ValueError(f"random_state must be an int or None, got {random_state!r}")
         self.random_state = random_state
         if calibration_level is not None:
-            calibration_level = _float("calibration_level", calibration_level, 0.0, 1.0, lo_open=True,
-                                       hi_open=True)
+            calibration_level = _float("calibration_level", calibration_level, 0.0, 1.0, lo_open=True, hi_open=True)
         self.calibration_level: float | None = calibration_level
         self.calibration_factor_: float = 1.0
         self.freq = parse_freq(self.time_freq)
@@ -173,10 +209,25 @@ class DeepAR:
     # ------------------------------------------------------------------ settings
     def get_params(self) -> dict[str, Any]:
         """Constructor arguments (SageMaker names plus ``random_state``)."""
-        return {k: getattr(self, k) for k in (
-            "context_length", "prediction_length", "time_freq", "epochs", "num_cells", "num_layers",
-            "likelihood", "dropout_rate", "learning_rate", "mini_batch_size", "early_stopping_patience",
-            "num_eval_samples", "random_state", "calibration_level")}
+        return {
+            k: getattr(self, k)
+            for k in (
+                "context_length",
+                "prediction_length",
+                "time_freq",
+                "epochs",
+                "num_cells",
+                "num_layers",
+                "likelihood",
+                "dropout_rate",
+                "learning_rate",
+                "mini_batch_size",
+                "early_stopping_patience",
+                "num_eval_samples",
+                "random_state",
+                "calibration_level",
+            )
+        }
 
     def hyperparameters(self) -> dict[str, str]:
         """The settings as a SageMaker training job takes them (string values, unset ones left out)."""
@@ -186,13 +237,25 @@ class DeepAR:
         return {k: str(v) for k, v in params.items() if v is not None}
 
     @classmethod
-    def from_hyperparameters(cls, hyperparameters: Mapping[str, Any], random_state: int | None = None,
-                             calibration_level: float | None = 0.98) -> DeepAR:
+    def from_hyperparameters(
+        cls, hyperparameters: Mapping[str, Any], random_state: int | None = None, calibration_level: float | None = 0.98
+    ) -> DeepAR:
         """Build from a SageMaker hyperparameter dict (string values allowed; SageMaker-only keys ignored)."""
         hp = validate_hyperparameters(hyperparameters)
-        keys = ("context_length", "prediction_length", "time_freq", "epochs", "num_cells", "num_layers",
-                "likelihood", "dropout_rate", "learning_rate", "mini_batch_size", "early_stopping_patience",
-                "num_eval_samples")
+        keys = (
+            "context_length",
+            "prediction_length",
+            "time_freq",
+            "epochs",
+            "num_cells",
+            "num_layers",
+            "likelihood",
+            "dropout_rate",
+            "learning_rate",
+            "mini_batch_size",
+            "early_stopping_patience",
+            "num_eval_samples",
+        )
         return cls(**{k: hp[k] for k in keys}, random_state=random_state, calibration_level=calibration_level)
 
     # ------------------------------------------------------------------ training
@@ -216,8 +279,10 @@ class DeepAR:
             if np.isinf(values).any():
                 raise ValueError(f"series {i}: target contains infinity")
             if len(values) < need:
-                raise ValueError(f"series {i} has {len(values)} points; DeepAR needs at least context_length + "
-                                 f"prediction_length = {need}")
+                raise ValueError(
+                    f"series {i} has {len(values)} points; DeepAR needs at least context_length + "
+                    f"prediction_length = {need}"
+                )
             try:
                 self._likelihood.check_targets(values)
             except ValueError as exc:
@@ -225,12 +290,15 @@ class DeepAR:
             out.append((start, values))
         observed = sum(int((~np.isnan(v)).sum()) for _, v in out)
         if observed < MIN_OBSERVATIONS:
-            raise ValueError(f"the training data has {observed} observed values in total; SageMaker DeepAR "
-                             f"needs at least {MIN_OBSERVATIONS}")
+            raise ValueError(
+                f"the training data has {observed} observed values in total; SageMaker DeepAR "
+                f"needs at least {MIN_OBSERVATIONS}"
+            )
         return out
 
-    def fit(self, series: Iterable[Mapping[str, Any]],
-            on_epoch: Callable[[int, float, float | None], None] | None = None) -> DeepAR:
+    def fit(
+        self, series: Iterable[Mapping[str, Any]], on_epoch: Callable[[int, float, float | None], None] | None = None
+    ) -> DeepAR:
         """Train on SageMaker training records (``{"start", "target"}``, ``"NaN"``/null for missing).
 
         Training windows span ``context_length + prediction_length`` steps and start anywhere that
@@ -263,8 +331,10 @@ class DeepAR:
             lo = min(tr.max_lag, hi)
             ids.extend((s, t0) for t0 in range(lo, hi + 1))
         if not ids:
-            raise ValueError("series are too short to hold out prediction_length points for early stopping: "
-                             f"need context_length + 2 * prediction_length = {T + P} points")
+            raise ValueError(
+                "series are too short to hold out prediction_length points for early stopping: "
+                f"need context_length + 2 * prediction_length = {T + P} points"
+            )
         win = np.asarray(ids, dtype="int64")
         lk = self._likelihood
         params = network.init_params(tr.n_inputs, self.num_cells, self.num_layers, lk.n_params, rng)
@@ -275,7 +345,7 @@ class DeepAR:
             scale = np.empty(len(rows))
             for j, (s, t0) in enumerate(rows):
                 X[:, j], scale[j] = tr.window(prepared[s], int(t0), T)
-                Z[:, j] = prepared[s].values[t0:t0 + T]
+                Z[:, j] = prepared[s].values[t0 : t0 + T]
             return X, Z, scale
 
         cache = arrays(win) if len(win) * T * tr.n_inputs <= _MAX_PRECOMPUTED else None
@@ -303,26 +373,42 @@ class DeepAR:
 
         val_fn = None
         if hold:
+
             def val_fn(p: network.Params) -> float:
                 seed = 0 if self.random_state is None else self.random_state
                 losses = []
                 for start, values in data:
-                    paths = self._sample_paths(p, start, values[:-P], self.num_eval_samples,
-                                               np.random.default_rng(seed))
+                    paths = self._sample_paths(
+                        p, start, values[:-P], self.num_eval_samples, np.random.default_rng(seed)
+                    )
                     losses.append(mean_weighted_quantile_loss(paths, values[-P:]))
                 return float(np.nanmean(losses)) if not np.isnan(losses).all() else np.inf
 
         with network.single_threaded_blas():
-            self.result_ = train(params, loss_fn, len(win), epochs=self.epochs,
-                                 batch_size=self.mini_batch_size, learning_rate=self.learning_rate, rng=rng,
-                                 val_fn=val_fn, patience=self.early_stopping_patience, on_epoch=on_epoch)
+            self.result_ = train(
+                params,
+                loss_fn,
+                len(win),
+                epochs=self.epochs,
+                batch_size=self.mini_batch_size,
+                learning_rate=self.learning_rate,
+                rng=rng,
+                val_fn=val_fn,
+                patience=self.early_stopping_patience,
+                on_epoch=on_epoch,
+            )
         self.params_ = params
         self.calibration_factor_ = 1.0
         if hold and self.calibration_level is not None:
             seed = 0 if self.random_state is None else self.random_state
-            scores = [normalised_deviations(
-                self._sample_paths(params, start, values[:-P], CALIBRATION_SAMPLES, np.random.default_rng(seed)),
-                values[-P:], self.calibration_level) for start, values in data]
+            scores = [
+                normalised_deviations(
+                    self._sample_paths(params, start, values[:-P], CALIBRATION_SAMPLES, np.random.default_rng(seed)),
+                    values[-P:],
+                    self.calibration_level,
+                )
+                for start, values in data
+            ]
             self.calibration_factor_ = conformal_factor(np.concatenate(scores), self.calibration_level)
         keep = tr.max_lag + self.context_length
         self.series_ = [{"start": _start_text(start), "length": len(values)} for start, values in data]
@@ -345,8 +431,14 @@ class DeepAR:
         if self.params_ is None:
             raise ValueError("this DeepAR model is not fitted; call fit() or load() first")
 
-    def forecast(self, instance_record: Mapping[str, Any], num_samples: int | None = None,
-                 random_state: int | None = None, *, calibrated: bool = True) -> np.ndarray:
+    def forecast(
+        self,
+        instance_record: Mapping[str, Any],
+        num_samples: int | None = None,
+        random_state: int | None = None,
+        *,
+        calibrated: bool = True,
+    ) -> np.ndarray:
         """Sample paths for the ``prediction_length`` steps after the instance's target.
 
         The whole target is the history (lags reach back further than ``context_length``); the network
@@ -359,8 +451,11 @@ class DeepAR:
         Returns ndarray of shape (num_samples, prediction_length) in the target's units.
         """
         self._check_fitted()
-        if not isinstance(instance_record, Mapping) or "start" not in instance_record \
-                or "target" not in instance_record:
+        if (
+            not isinstance(instance_record, Mapping)
+            or "start" not in instance_record
+            or "target" not in instance_record
+        ):
             raise ValueError("a DeepAR instance needs 'start' and 'target'")
         for key in ("cat", "dynamic_feat"):
             if instance_record.get(key) not in (None, [], ""):
@@ -377,8 +472,9 @@ class DeepAR:
             return samples
         return scale_spread(samples, self.calibration_factor_, counts=self._likelihood.counts)
 
-    def _sample_paths(self, params: network.Params, start: pd.Timestamp, values: np.ndarray, n_samples: int,
-                      rng: np.random.Generator) -> np.ndarray:
+    def _sample_paths(
+        self, params: network.Params, start: pd.Timestamp, values: np.ndarray, n_samples: int, rng: np.random.Generator
+    ) -> np.ndarray:
         """(n_samples, prediction_length) sample paths after ``values`` (see :meth:`forecast`)."""
         tr, lk, P = self.transform, self._likelihood, self.prediction_length
         n = len(values)
@@ -406,17 +502,22 @@ class DeepAR:
         if bad:
             raise ValueError(f"unknown DeepAR output type(s) {bad}; use {list(DEEPAR_OUTPUT_TYPES)}")
         num_samples = _int("num_samples", conf["num_samples"])
-        return {"predictions": [deepar_prediction(self.forecast(inst, num_samples), conf)
-                                for inst in instances]}
+        return {"predictions": [deepar_prediction(self.forecast(inst, num_samples), conf) for inst in instances]}
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> None:
         """Write one ``.npz`` file: the weights, the training tails, and a JSON header with a version
         (holding the settings, the training losses and ``calibration_factor_``)."""
         self._check_fitted()
-        header = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "params": self.get_params(),
-                  "lags": list(self.transform.lags), "series": self.series_,
-                  "train_loss": self.train_loss_, "calibration_factor": self.calibration_factor_}
+        header = {
+            "format": FORMAT_NAME,
+            "version": FORMAT_VERSION,
+            "params": self.get_params(),
+            "lags": list(self.transform.lags),
+            "series": self.series_,
+            "train_loss": self.train_loss_,
+            "calibration_factor": self.calibration_factor_,
+        }
         arrays = {f"param_{k}": v for k, v in self.params_.items()}
         arrays.update({f"history_{i}": h for i, h in enumerate(self.history_)})
         with open(path, "wb") as fh:
@@ -432,23 +533,26 @@ class DeepAR:
             if header.get("format") != FORMAT_NAME:
                 raise ValueError(f"{path}: not a saved DeepAR model (format {header.get('format')!r})")
             if int(header.get("version", 0)) > FORMAT_VERSION:
-                raise ValueError(f"{path}: model format version {header['version']} is newer than "
-                                 f"this code's ({FORMAT_VERSION})")
-            params = {"calibration_level": None, **header["params"]}   # version 1: fitted without calibration
+                raise ValueError(
+                    f"{path}: model format version {header['version']} is newer than this code's ({FORMAT_VERSION})"
+                )
+            params = {"calibration_level": None, **header["params"]}  # version 1: fitted without calibration
             model = cls(**params)
             model.calibration_factor_ = float(header.get("calibration_factor", 1.0))
             if tuple(header["lags"]) != model.transform.lags:
-                raise ValueError(f"{path}: saved lags {header['lags']} differ from this code's "
-                                 f"{list(model.transform.lags)}")
-            model.params_ = {k[len("param_"):]: data[k] for k in data.files if k.startswith("param_")}
+                raise ValueError(
+                    f"{path}: saved lags {header['lags']} differ from this code's {list(model.transform.lags)}"
+                )
+            model.params_ = {k[len("param_") :]: data[k] for k in data.files if k.startswith("param_")}
             model.series_ = list(header["series"])
             model.history_ = [data[f"history_{i}"] for i in range(len(model.series_))]
             model.result_ = TrainResult(model.params_, train_loss=list(header.get("train_loss", [])))
         return model
 
 
-def mean_weighted_quantile_loss(samples: np.ndarray, truth: np.ndarray,
-                                quantiles: Iterable[float] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)) -> float:
+def mean_weighted_quantile_loss(
+    samples: np.ndarray, truth: np.ndarray, quantiles: Iterable[float] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+) -> float:
     """SageMaker's ``test:mean_wQuantileLoss``: mean over ``quantiles`` of ``2 sum |QL_q| / sum |y|``.
 
     ``samples`` (n_samples, horizon), ``truth`` (horizon,); missing truth values are skipped. NaN if

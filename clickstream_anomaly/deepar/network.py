@@ -47,8 +47,7 @@ def num_layers_of(params: Params) -> int:
     return sum(1 for key in params if key.startswith("Wx"))
 
 
-def init_params(n_inputs: int, num_cells: int, num_layers: int, n_outputs: int,
-                rng: np.random.Generator) -> Params:
+def init_params(n_inputs: int, num_cells: int, num_layers: int, n_outputs: int, rng: np.random.Generator) -> Params:
     """Glorot-uniform weights, zero biases except forget gates (1.0), a small head."""
     params: Params = {}
     h = num_cells
@@ -59,7 +58,7 @@ def init_params(n_inputs: int, num_cells: int, num_layers: int, n_outputs: int,
         params[f"Wx{layer}"] = rng.uniform(-lim_x, lim_x, (f_in, 4 * h))
         params[f"Wh{layer}"] = rng.uniform(-lim_h, lim_h, (h, 4 * h))
         bias = np.zeros(4 * h)
-        bias[h:2 * h] = 1.0                     # forget gate
+        bias[h : 2 * h] = 1.0  # forget gate
         params[f"b{layer}"] = bias
     lim_p = np.sqrt(6.0 / (h + n_outputs))
     params["Wp"] = rng.uniform(-lim_p, lim_p, (h, n_outputs)) * 0.1
@@ -72,18 +71,22 @@ def zero_state(params: Params, batch: int) -> State:
     return [(np.zeros((batch, h)), np.zeros((batch, h))) for _ in range(num_layers_of(params))]
 
 
-def zoneout_masks(params: Params, steps: int, batch: int, rate: float,
-                  rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray]] | None:
+def zoneout_masks(
+    params: Params, steps: int, batch: int, rate: float, rng: np.random.Generator
+) -> list[tuple[np.ndarray, np.ndarray]] | None:
     """Per layer, boolean (T, B, H) masks for (h, c); True keeps the previous value. None if rate is 0."""
     if rate <= 0.0:
         return None
     h = params["Wh0"].shape[0]
-    return [(rng.random((steps, batch, h)) < rate, rng.random((steps, batch, h)) < rate)
-            for _ in range(num_layers_of(params))]
+    return [
+        (rng.random((steps, batch, h)) < rate, rng.random((steps, batch, h)) < rate)
+        for _ in range(num_layers_of(params))
+    ]
 
 
-def forward(params: Params, X: np.ndarray,
-            zoneout: list[tuple[np.ndarray, np.ndarray]] | None = None) -> tuple[np.ndarray, dict]:
+def forward(
+    params: Params, X: np.ndarray, zoneout: list[tuple[np.ndarray, np.ndarray]] | None = None
+) -> tuple[np.ndarray, dict]:
     """Unroll over ``X`` (T, B, F) from a zero state -> (raw (T, B, k), cache for :func:`backward`)."""
     T, B, _ = X.shape
     layers = []
@@ -93,7 +96,7 @@ def forward(params: Params, X: np.ndarray,
         H = Wh.shape[0]
         XW = (inp.reshape(T * B, -1) @ Wx).reshape(T, B, 4 * H) + b
         gates = np.empty((T, B, 4 * H))
-        cs = np.empty((T + 1, B, H))      # cs[t + 1] = cell state after step t; cs[0] = 0
+        cs = np.empty((T + 1, B, H))  # cs[t + 1] = cell state after step t; cs[0] = 0
         hs = np.empty((T + 1, B, H))
         tcs = np.empty((T, B, H))
         cs[0] = 0.0
@@ -102,12 +105,12 @@ def forward(params: Params, X: np.ndarray,
         for t in range(T):
             a = XW[t] + hs[t] @ Wh
             g = gates[t]
-            g[:, :3 * H] = _sigmoid(a[:, :3 * H])
-            g[:, 3 * H:] = np.tanh(a[:, 3 * H:])
-            c_new = g[:, H:2 * H] * cs[t] + g[:, :H] * g[:, 3 * H:]
+            g[:, : 3 * H] = _sigmoid(a[:, : 3 * H])
+            g[:, 3 * H :] = np.tanh(a[:, 3 * H :])
+            c_new = g[:, H : 2 * H] * cs[t] + g[:, :H] * g[:, 3 * H :]
             tc = np.tanh(c_new)
             tcs[t] = tc
-            h_new = g[:, 2 * H:3 * H] * tc
+            h_new = g[:, 2 * H : 3 * H] * tc
             if mh is None:
                 cs[t + 1] = c_new
                 hs[t + 1] = h_new
@@ -127,7 +130,7 @@ def backward(params: Params, cache: dict, d_raw: np.ndarray) -> Params:
     T, B, H = top.shape
     grads["Wp"] = top.reshape(T * B, H).T @ d_raw.reshape(T * B, -1)
     grads["bp"] = d_raw.sum(axis=(0, 1))
-    d_out = d_raw @ params["Wp"].T                    # (T, B, H) gradient into the top layer's outputs
+    d_out = d_raw @ params["Wp"].T  # (T, B, H) gradient into the top layer's outputs
     for layer in reversed(range(len(cache["layers"]))):
         lc = cache["layers"][layer]
         Wx, Wh = params[f"Wx{layer}"], params[f"Wh{layer}"]
@@ -146,16 +149,16 @@ def backward(params: Params, cache: dict, d_raw: np.ndarray) -> Params:
                 dh = dh - dh_keep
                 dc = dc - dc_keep
             g = gates[t]
-            i, f, o, gg = g[:, :H], g[:, H:2 * H], g[:, 2 * H:3 * H], g[:, 3 * H:]
+            i, f, o, gg = g[:, :H], g[:, H : 2 * H], g[:, 2 * H : 3 * H], g[:, 3 * H :]
             tc = tcs[t]
             dc = dc + dh * o * (1.0 - tc * tc)
             da = dA[t]
             da[:, :H] = dc * gg
-            da[:, H:2 * H] = dc * cs[t]
-            da[:, 2 * H:3 * H] = dh * tc
-            sg = g[:, :3 * H]
-            da[:, :3 * H] *= sg * (1.0 - sg)
-            da[:, 3 * H:] = dc * i * (1.0 - gg * gg)
+            da[:, H : 2 * H] = dc * cs[t]
+            da[:, 2 * H : 3 * H] = dh * tc
+            sg = g[:, : 3 * H]
+            da[:, : 3 * H] *= sg * (1.0 - sg)
+            da[:, 3 * H :] = dc * i * (1.0 - gg * gg)
             dh_next = da @ WhT
             dc_next = dc * f
             if mh is not None:
@@ -166,7 +169,7 @@ def backward(params: Params, cache: dict, d_raw: np.ndarray) -> Params:
         grads[f"Wx{layer}"] = inp.reshape(T * B, -1).T @ flat
         grads[f"Wh{layer}"] = hs[:-1].reshape(T * B, H).T @ flat
         grads[f"b{layer}"] = flat.sum(axis=0)
-        d_out = dA @ Wx.T                             # gradient into this layer's inputs
+        d_out = dA @ Wx.T  # gradient into this layer's inputs
     return grads
 
 
@@ -177,9 +180,9 @@ def step(params: Params, x: np.ndarray, state: State) -> tuple[np.ndarray, State
     for layer, (h, c) in enumerate(state):
         H = h.shape[1]
         a = inp @ params[f"Wx{layer}"] + h @ params[f"Wh{layer}"] + params[f"b{layer}"]
-        sg = _sigmoid(a[:, :3 * H])
-        i, f, o = sg[:, :H], sg[:, H:2 * H], sg[:, 2 * H:]
-        g = np.tanh(a[:, 3 * H:])
+        sg = _sigmoid(a[:, : 3 * H])
+        i, f, o = sg[:, :H], sg[:, H : 2 * H], sg[:, 2 * H :]
+        g = np.tanh(a[:, 3 * H :])
         c_new = f * c + i * g
         h_new = o * np.tanh(c_new)
         new_state.append((h_new, c_new))

@@ -60,8 +60,10 @@ def parse_freq(time_freq: str) -> Freq:
     """``"10min"`` -> ``Freq(10, "min")``; raises ``ValueError`` naming the accepted forms."""
     m = _FREQ.match(str(time_freq).strip()) if isinstance(time_freq, str) else None
     if not m:
-        raise ValueError(f"bad time_freq {time_freq!r}: use an optional positive integer followed by one of "
-                         f"{', '.join(FREQ_UNITS)} (e.g. '10min', 'H', '2D')")
+        raise ValueError(
+            f"bad time_freq {time_freq!r}: use an optional positive integer followed by one of "
+            f"{', '.join(FREQ_UNITS)} (e.g. '10min', 'H', '2D')"
+        )
     n = int(m["n"]) if m["n"] else 1
     if m["unit"] == "min" and n >= 60 * 24 * 7:
         raise ValueError(f"bad time_freq {time_freq!r}: use H, D or W for steps of a week or more")

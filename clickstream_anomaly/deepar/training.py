@@ -16,8 +16,9 @@ LossFn = Callable[[Params, np.ndarray, np.random.Generator], tuple[float, Params
 class Adam:
     """Adam (Kingma and Ba) on a dict of arrays, updated in place."""
 
-    def __init__(self, params: Params, learning_rate: float, beta1: float = 0.9, beta2: float = 0.999,
-                 eps: float = 1e-8) -> None:
+    def __init__(
+        self, params: Params, learning_rate: float, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8
+    ) -> None:
         self.lr, self.beta1, self.beta2, self.eps = learning_rate, beta1, beta2, eps
         self.m = {k: np.zeros_like(v) for k, v in params.items()}
         self.v = {k: np.zeros_like(v) for k, v in params.items()}
@@ -25,8 +26,8 @@ class Adam:
 
     def update(self, params: Params, grads: Params) -> None:
         self.t += 1
-        c1 = 1.0 - self.beta1 ** self.t
-        c2 = 1.0 - self.beta2 ** self.t
+        c1 = 1.0 - self.beta1**self.t
+        c2 = 1.0 - self.beta2**self.t
         for k, g in grads.items():
             m, v = self.m[k], self.v[k]
             m *= self.beta1
@@ -48,16 +49,26 @@ def clip_by_global_norm(grads: Params, max_norm: float) -> float:
 @dataclass
 class TrainResult:
     params: Params
-    train_loss: list[float] = field(default_factory=list)   # mean loss per epoch
+    train_loss: list[float] = field(default_factory=list)  # mean loss per epoch
     val_loss: list[float] = field(default_factory=list)
     best_epoch: int = -1
     epochs_run: int = 0
 
 
-def train(params: Params, loss_fn: LossFn, n_windows: int, *, epochs: int, batch_size: int,
-          learning_rate: float, rng: np.random.Generator, val_fn: Callable[[Params], float] | None = None,
-          patience: int | None = None, clip: float = 10.0,
-          on_epoch: Callable[[int, float, float | None], None] | None = None) -> TrainResult:
+def train(
+    params: Params,
+    loss_fn: LossFn,
+    n_windows: int,
+    *,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    rng: np.random.Generator,
+    val_fn: Callable[[Params], float] | None = None,
+    patience: int | None = None,
+    clip: float = 10.0,
+    on_epoch: Callable[[int, float, float | None], None] | None = None,
+) -> TrainResult:
     """Train ``params`` (in place, then the best kept) for ``epochs`` passes over ``n_windows`` windows.
 
     ``loss_fn(params, window_ids, rng)`` returns the batch's mean loss and gradients. One epoch visits
@@ -75,7 +86,7 @@ def train(params: Params, loss_fn: LossFn, n_windows: int, *, epochs: int, batch
         order = rng.permutation(n_windows)
         losses = []
         for lo in range(0, n_windows, batch_size):
-            loss, grads = loss_fn(params, order[lo:lo + batch_size], rng)
+            loss, grads = loss_fn(params, order[lo : lo + batch_size], rng)
             clip_by_global_norm(grads, clip)
             opt.update(params, grads)
             losses.append(loss)

@@ -75,11 +75,10 @@ class Transform:
 
     def window(self, series: Series, t0: int, steps: int) -> tuple[np.ndarray, float]:
         """Inputs of positions ``t0 .. t0 + steps - 1`` with teacher forcing -> (X (steps, F), scale)."""
-        scale = context_scale(series.values[t0:t0 + self.context_length])
+        scale = context_scale(series.values[t0 : t0 + self.context_length])
         pos = t0 + np.arange(steps)[:, None] - np.asarray(self.lags)[None, :]
         lagged = np.where(pos >= 0, series.filled[np.clip(pos, 0, None)], 0.0) / scale
-        X = np.concatenate([lagged, series.tf[t0:t0 + steps],
-                            np.full((steps, 1), np.log1p(scale))], axis=1)
+        X = np.concatenate([lagged, series.tf[t0 : t0 + steps], np.full((steps, 1), np.log1p(scale))], axis=1)
         return X, scale
 
     def step_inputs(self, paths: np.ndarray, t: int, tf_row: np.ndarray, scale: float) -> np.ndarray:
@@ -87,5 +86,6 @@ class Transform:
         pos = t - np.asarray(self.lags)
         lagged = np.where(pos >= 0, paths[:, np.clip(pos, 0, None)], 0.0) / scale
         S = paths.shape[0]
-        return np.concatenate([lagged, np.broadcast_to(tf_row, (S, len(tf_row))),
-                               np.full((S, 1), np.log1p(scale))], axis=1)
+        return np.concatenate(
+            [lagged, np.broadcast_to(tf_row, (S, len(tf_row))), np.full((S, 1), np.log1p(scale))], axis=1
+        )

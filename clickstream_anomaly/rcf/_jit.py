@@ -37,8 +37,7 @@ def jit(parallel: bool = False, inline: bool = False) -> Callable[[Callable[...,
     def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
         if _NUMBA is None:
             return fn
-        return _NUMBA.njit(cache=True, nogil=True, parallel=parallel,
-                           inline="always" if inline else "never")(fn)
+        return _NUMBA.njit(cache=True, nogil=True, parallel=parallel, inline="always" if inline else "never")(fn)
 
     return wrap
 

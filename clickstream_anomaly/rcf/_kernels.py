@@ -375,8 +375,7 @@ def tree_visit(t, q, pts, tmeta, tint, cval, box, leaf, want_attr, high, low, pa
         path[depth] = node
         depth += 1
         node = tint[t, node, 0] if q[tint[t, node, 2]] <= _f64(cval[t, node]) else tint[t, node, 1]
-    return visit_up(t, q, node, depth, path, pts, tmeta, tint, box, leaf, want_attr, high, low, th, tl, ws,
-                    stack)
+    return visit_up(t, q, node, depth, path, pts, tmeta, tint, box, leaf, want_attr, high, low, th, tl, ws, stack)
 
 
 @jit(inline=True)
@@ -481,8 +480,7 @@ def forest_visit(q, pts, tmeta, tint, cval, box, leaf, want_attr, high, low, pat
         low[i] = 0.0
     total = 0.0
     for t in range(n_trees):
-        total += tree_visit(t, q, pts, tmeta, tint, cval, box, leaf, want_attr, high, low, path, th, tl, ws,
-                            stack)
+        total += tree_visit(t, q, pts, tmeta, tint, cval, box, leaf, want_attr, high, low, path, th, tl, ws, stack)
     if want_attr:
         for i in range(q.shape[0]):
             high[i] /= n_trees
@@ -492,8 +490,9 @@ def forest_visit(q, pts, tmeta, tint, cval, box, leaf, want_attr, high, low, pat
 
 # ---------------------------------------------------------------------- sampler
 @jit()
-def sampler_update(t, pidx, seq, lam, pts, pref, pfree, pmeta, tmeta, tint, cval, box, leaf, skey, spt, ws,
-                   path, stack):
+def sampler_update(
+    t, pidx, seq, lam, pts, pref, pfree, pmeta, tmeta, tint, cval, box, leaf, skey, spt, ws, path, stack
+):
     """Offer store point ``pidx`` (arrival number ``seq``) to tree ``t``'s time-decayed reservoir:
     weight ``-lam * seq + log(-log u)`` (stored relative to ``pmeta[2]``); kept while among the ``S``
     smallest weights. An evicted point is deleted from the tree and dereferenced; an accepted one is
@@ -568,16 +567,37 @@ def forest_update(q, lam, pts, pref, pfree, pmeta, tmeta, tint, cval, box, leaf,
     if lam * (seq - pmeta[KEY_BASE]) > REBASE_SPAN:
         rebase_keys(lam, pmeta, tmeta, skey)
     for t in range(tmeta.shape[0]):
-        sampler_update(t, pidx, seq, lam, pts, pref, pfree, pmeta, tmeta, tint, cval, box, leaf, skey, spt, ws,
-                       path, stack)
+        sampler_update(
+            t, pidx, seq, lam, pts, pref, pfree, pmeta, tmeta, tint, cval, box, leaf, skey, spt, ws, path, stack
+        )
     if pref[pidx] == 0:
         pfree[pmeta[N_FREE]] = pidx
         pmeta[N_FREE] += 1
 
 
 @jit()
-def stream_process(X, lam, output_after, do_score, do_attr, do_update, scores, high, low, pts, pref, pfree,
-                   pmeta, tmeta, tint, cval, box, leaf, skey, spt):
+def stream_process(
+    X,
+    lam,
+    output_after,
+    do_score,
+    do_attr,
+    do_update,
+    scores,
+    high,
+    low,
+    pts,
+    pref,
+    pfree,
+    pmeta,
+    tmeta,
+    tint,
+    cval,
+    box,
+    leaf,
+    skey,
+    spt,
+):
     """For each row of ``X``: score (and attribution) against the current forest, then update.
     Rows are scored only once ``entries_seen >= output_after`` (otherwise left at 0). The forest
     arguments are :meth:`.arrays.ForestArrays.kernel_args`."""
@@ -592,11 +612,11 @@ def stream_process(X, lam, output_after, do_score, do_attr, do_update, scores, h
         q = X[r]
         if do_score and pmeta[SEEN] >= output_after:
             rr = r if do_attr else 0
-            scores[r] = forest_visit(q, pts, tmeta, tint, cval, box, leaf, do_attr, high[rr], low[rr], path, th,
-                                     tl, ws, stack)
+            scores[r] = forest_visit(
+                q, pts, tmeta, tint, cval, box, leaf, do_attr, high[rr], low[rr], path, th, tl, ws, stack
+            )
         if do_update:
-            forest_update(q, lam, pts, pref, pfree, pmeta, tmeta, tint, cval, box, leaf, skey, spt, ws, path,
-                          stack)
+            forest_update(q, lam, pts, pref, pfree, pmeta, tmeta, tint, cval, box, leaf, skey, spt, ws, path, stack)
 
 
 @jit()

@@ -52,9 +52,15 @@ class ForestArrays:
     pmeta: np.ndarray  # int64 (3,): n_free, entries_seen, key_base
 
     @classmethod
-    def empty(cls, n_trees: int, sample_size: int, dim: int, seed_seq: np.random.SeedSequence,
-              box_cache_fraction: float = DEFAULT_BOX_CACHE_FRACTION,
-              store_capacity: int | None = None) -> ForestArrays:
+    def empty(
+        cls,
+        n_trees: int,
+        sample_size: int,
+        dim: int,
+        seed_seq: np.random.SeedSequence,
+        box_cache_fraction: float = DEFAULT_BOX_CACHE_FRACTION,
+        store_capacity: int | None = None,
+    ) -> ForestArrays:
         """A forest of empty trees. Each tree's generator is seeded from ``seed_seq``."""
         T, S, D = int(n_trees), int(sample_size), int(dim)
         K = cached_slots(S, box_cache_fraction)
@@ -97,8 +103,19 @@ class ForestArrays:
 
     def kernel_args(self) -> tuple[np.ndarray, ...]:
         """The arrays in the order the kernels take them (``pts`` ... ``spt``)."""
-        return (self.pts, self.pref, self.pfree, self.pmeta, self.tmeta, self.tint, self.cval, self.box,
-                self.leaf, self.skey, self.spt)
+        return (
+            self.pts,
+            self.pref,
+            self.pfree,
+            self.pmeta,
+            self.tmeta,
+            self.tint,
+            self.cval,
+            self.box,
+            self.leaf,
+            self.skey,
+            self.spt,
+        )
 
     def ensure_free(self, n: int) -> None:
         """Grow the point store (by a quarter, up to :attr:`max_store`) so that ``n`` more points can
@@ -118,7 +135,7 @@ class ForestArrays:
         # new slots go below the existing free stack so that existing pops are unchanged
         added = np.arange(new_cap - 1, cap - 1, -1)
         pfree[: added.size] = added
-        pfree[added.size: added.size + nf] = self.pfree[:nf]
+        pfree[added.size : added.size + nf] = self.pfree[:nf]
         self.pts, self.pref, self.pfree = pts, pref, pfree
         self.pmeta[N_FREE] = nf + added.size
 
@@ -138,8 +155,9 @@ class ForestArrays:
         return cls(**{n: np.ascontiguousarray(data[n]) for n in names})
 
     @classmethod
-    def from_v1(cls, data: dict[str, np.ndarray], time_decay: float,
-                box_cache_fraction: float = DEFAULT_BOX_CACHE_FRACTION) -> ForestArrays:
+    def from_v1(
+        cls, data: dict[str, np.ndarray], time_decay: float, box_cache_fraction: float = DEFAULT_BOX_CACHE_FRACTION
+    ) -> ForestArrays:
         """Convert the arrays of a version-1 state (full box cache, free-slot stacks, float64 weights) to
         this layout. The trees, samples, point store and RNG states are kept, so the model continues the
         same stream (weights are rounded to float32, which can only reorder weights closer than ~1e-5)."""
@@ -170,7 +188,16 @@ class ForestArrays:
         entries_seen = int(data["pmeta"][1])
         pmeta = np.array([int(data["pmeta"][0]), entries_seen, entries_seen], dtype=np.int64)
         skey = (data["skey"] + float(time_decay) * entries_seen).astype(np.float32)
-        return cls(tmeta=tmeta, tint=tint, cval=data["cval"].astype(np.float32),
-                   box=np.ascontiguousarray(data["box"][:, :K], dtype=np.float32), leaf=leaf, skey=skey,
-                   spt=data["spt"].astype(idx), pts=data["pts"].astype(np.float32),
-                   pref=data["pref"].astype(idx), pfree=data["pfree"].astype(idx), pmeta=pmeta)
+        return cls(
+            tmeta=tmeta,
+            tint=tint,
+            cval=data["cval"].astype(np.float32),
+            box=np.ascontiguousarray(data["box"][:, :K], dtype=np.float32),
+            leaf=leaf,
+            skey=skey,
+            spt=data["spt"].astype(idx),
+            pts=data["pts"].astype(np.float32),
+            pref=data["pref"].astype(idx),
+            pfree=data["pfree"].astype(idx),
+            pmeta=pmeta,
+        )

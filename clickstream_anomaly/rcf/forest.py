@@ -54,9 +54,13 @@ class RandomCutForest:
 
     kind = "RandomCutForest"
 
-    def __init__(self, num_trees: int = 100, num_samples_per_tree: int = 256,
-                 random_state: int | np.random.SeedSequence | None = None,
-                 bounding_box_cache_fraction: float = 1.0) -> None:
+    def __init__(
+        self,
+        num_trees: int = 100,
+        num_samples_per_tree: int = 256,
+        random_state: int | np.random.SeedSequence | None = None,
+        bounding_box_cache_fraction: float = 1.0,
+    ) -> None:
         self.num_trees = positive_int("num_trees", num_trees)
         self.num_samples_per_tree = positive_int("num_samples_per_tree", num_samples_per_tree)
         if not (random_state is None or isinstance(random_state, int | np.integer | np.random.SeedSequence)):
@@ -71,8 +75,7 @@ class RandomCutForest:
         X = as_matrix(X, None)
         n, d = X.shape
         rs = self.random_state
-        ss = rs if isinstance(rs, np.random.SeedSequence) else np.random.SeedSequence(
-            None if rs is None else int(rs))
+        ss = rs if isinstance(rs, np.random.SeedSequence) else np.random.SeedSequence(None if rs is None else int(rs))
         sample_ss, tree_ss = ss.spawn(2)
         rng = np.random.default_rng(sample_ss)
         m = min(self.num_samples_per_tree, n)
@@ -85,8 +88,7 @@ class RandomCutForest:
         a.pref = np.zeros(0, dtype=a.pref.dtype)
         a.pfree = np.zeros(0, dtype=a.pfree.dtype)
         a.pmeta[:] = (0, n, n)
-        build_trees(inverse.reshape(samples.shape).astype(np.int64), a.pts, a.tmeta, a.tint, a.cval, a.box,
-                    a.leaf)
+        build_trees(inverse.reshape(samples.shape).astype(np.int64), a.pts, a.tmeta, a.tint, a.cval, a.box, a.leaf)
         self._a = a
         self.n_features_in_ = d
         return self
@@ -115,8 +117,13 @@ class RandomCutForest:
         step = max(1, _TABLE_BYTES // (S * (40 + 24 * X.shape[1])))
         for t0 in range(0, T, step):
             t = slice(t0, min(t0 + step, T))
-            batch_score(X, out, a.tmeta[t], a.leaf[t],
-                        *score_tables(a.pts, a.tmeta[t], a.tint[t], a.cval[t], a.box[t], a.leaf[t]))
+            batch_score(
+                X,
+                out,
+                a.tmeta[t],
+                a.leaf[t],
+                *score_tables(a.pts, a.tmeta[t], a.tint[t], a.cval[t], a.box[t], a.leaf[t]),
+            )
         out /= T
         return out
 
@@ -141,17 +148,23 @@ class RandomCutForest:
     def to_bytes(self) -> bytes:
         a = self._check_fitted()
         rs = self.random_state if isinstance(self.random_state, int | np.integer) else None
-        params = {"num_trees": self.num_trees, "num_samples_per_tree": self.num_samples_per_tree,
-                  "random_state": None if rs is None else int(rs),
-                  "bounding_box_cache_fraction": self.bounding_box_cache_fraction}
+        params = {
+            "num_trees": self.num_trees,
+            "num_samples_per_tree": self.num_samples_per_tree,
+            "random_state": None if rs is None else int(rs),
+            "bounding_box_cache_fraction": self.bounding_box_cache_fraction,
+        }
         return _state.dumps(self.kind, params, a.to_dict())
 
     @classmethod
     def from_bytes(cls, data: bytes) -> RandomCutForest:
         params, arrays, version = _state.loads(data, cls.kind)
         obj = cls(**params)
-        obj._a = (ForestArrays.from_v1(arrays, 0.0, obj.bounding_box_cache_fraction) if version == 1
-                  else ForestArrays.from_dict(arrays))
+        obj._a = (
+            ForestArrays.from_v1(arrays, 0.0, obj.bounding_box_cache_fraction)
+            if version == 1
+            else ForestArrays.from_dict(arrays)
+        )
         obj.n_features_in_ = int(obj._a.pts.shape[1])
         return obj
 
@@ -163,6 +176,8 @@ class RandomCutForest:
         return cls.from_bytes(_state.load(path))
 
     def __repr__(self) -> str:
-        return (f"RandomCutForest(num_trees={self.num_trees}, "
-                f"num_samples_per_tree={self.num_samples_per_tree}, random_state={self.random_state!r}, "
-                f"bounding_box_cache_fraction={self.bounding_box_cache_fraction:g})")
+        return (
+            f"RandomCutForest(num_trees={self.num_trees}, "
+            f"num_samples_per_tree={self.num_samples_per_tree}, random_state={self.random_state!r}, "
+            f"bounding_box_cache_fraction={self.bounding_box_cache_fraction:g})"
+        )

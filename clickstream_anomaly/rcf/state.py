@@ -47,8 +47,10 @@ def loads(data: bytes, kind: str) -> tuple[dict[str, Any], dict[str, np.ndarray]
     if header.get("format") != FORMAT:
         raise ValueError(f"not a saved {kind} model: format {header.get('format')!r}")
     if header.get("version") not in READABLE:
-        raise ValueError(f"unsupported {kind} state version {header.get('version')} "
-                         f"(this code reads versions {', '.join(map(str, READABLE))})")
+        raise ValueError(
+            f"unsupported {kind} state version {header.get('version')} "
+            f"(this code reads versions {', '.join(map(str, READABLE))})"
+        )
     if header.get("kind") != kind:
         raise ValueError(f"saved model is a {header.get('kind')}, not a {kind}")
     return header["params"], arrays, int(header["version"])

@@ -50,10 +50,17 @@ class StreamingRCF:
 
     kind = "StreamingRCF"
 
-    def __init__(self, dimensions: int, num_trees: int = 100, sample_size: int = 256,
-                 time_decay: float | None = None, shingle_size: int = 1, output_after: int | None = None,
-                 random_state: int | np.random.SeedSequence | None = None,
-                 bounding_box_cache_fraction: float = DEFAULT_BOX_CACHE_FRACTION) -> None:
+    def __init__(
+        self,
+        dimensions: int,
+        num_trees: int = 100,
+        sample_size: int = 256,
+        time_decay: float | None = None,
+        shingle_size: int = 1,
+        output_after: int | None = None,
+        random_state: int | np.random.SeedSequence | None = None,
+        bounding_box_cache_fraction: float = DEFAULT_BOX_CACHE_FRACTION,
+    ) -> None:
         self.dimensions = positive_int("dimensions", dimensions)
         self.num_trees = positive_int("num_trees", num_trees)
         self.sample_size = positive_int("sample_size", sample_size)
@@ -77,8 +84,9 @@ class StreamingRCF:
         else:
             raise ValueError(f"random_state must be an int, a SeedSequence or None, got {random_state!r}")
         self.random_state = int(random_state) if isinstance(random_state, int | np.integer) else None
-        self._a = ForestArrays.empty(self.num_trees, self.sample_size, self.shingled_dimensions, seed_seq,
-                                     self.bounding_box_cache_fraction)
+        self._a = ForestArrays.empty(
+            self.num_trees, self.sample_size, self.shingled_dimensions, seed_seq, self.bounding_box_cache_fraction
+        )
         self._buf = np.zeros((self.shingle_size, self.dimensions))  # last inputs, oldest first
         self._n_raw = 0
 
@@ -125,8 +133,18 @@ class StreamingRCF:
         q = self._shingle_with(p)
         if q is not None and self.is_output_ready:
             a = self._a
-            stream_process(q.reshape(1, -1), self.time_decay, self.output_after, True, want_attr, False,
-                           scores, high, low, *a.kernel_args())
+            stream_process(
+                q.reshape(1, -1),
+                self.time_decay,
+                self.output_after,
+                True,
+                want_attr,
+                False,
+                scores,
+                high,
+                low,
+                *a.kernel_args(),
+            )
         return float(scores[0]), high[0], low[0]
 
     def score(self, point: Any) -> float:
@@ -164,7 +182,7 @@ class StreamingRCF:
         high = np.zeros((n, D) if do_attr else (n, 0))
         low = np.zeros_like(high)
         k = min(self._n_raw, s - 1)
-        combined = np.concatenate([self._buf[s - k:], X]) if k else X
+        combined = np.concatenate([self._buf[s - k :], X]) if k else X
         first = s - 1 - k  # first row of X that completes a shingle
         if combined.shape[0] >= s:
             shingles = np.lib.stride_tricks.sliding_window_view(combined, (s, self.dimensions))[:, 0]
@@ -175,11 +193,21 @@ class StreamingRCF:
             for start in range(0, shingles.shape[0], _CHUNK):
                 stop = min(start + _CHUNK, shingles.shape[0])
                 a.ensure_free(stop - start)
-                sc = scores[first + start: first + stop]
+                sc = scores[first + start : first + stop]
                 hv = hi_view[start:stop] if do_attr else hi_view
                 lv = lo_view[start:stop] if do_attr else lo_view
-                stream_process(shingles[start:stop], self.time_decay, self.output_after, do_score, do_attr,
-                               True, sc, hv, lv, *a.kernel_args())
+                stream_process(
+                    shingles[start:stop],
+                    self.time_decay,
+                    self.output_after,
+                    do_score,
+                    do_attr,
+                    True,
+                    sc,
+                    hv,
+                    lv,
+                    *a.kernel_args(),
+                )
         tail = np.concatenate([self._buf, X])[-s:]
         self._buf = np.ascontiguousarray(tail)
         self._n_raw += n
@@ -187,10 +215,17 @@ class StreamingRCF:
 
     # ------------------------------------------------------------------ persistence
     def _params(self) -> dict[str, Any]:
-        return {"dimensions": self.dimensions, "num_trees": self.num_trees, "sample_size": self.sample_size,
-                "time_decay": self.time_decay, "shingle_size": self.shingle_size,
-                "output_after": self.output_after, "random_state": self.random_state,
-                "bounding_box_cache_fraction": self.bounding_box_cache_fraction, "n_raw": self._n_raw}
+        return {
+            "dimensions": self.dimensions,
+            "num_trees": self.num_trees,
+            "sample_size": self.sample_size,
+            "time_decay": self.time_decay,
+            "shingle_size": self.shingle_size,
+            "output_after": self.output_after,
+            "random_state": self.random_state,
+            "bounding_box_cache_fraction": self.bounding_box_cache_fraction,
+            "n_raw": self._n_raw,
+        }
 
     def to_bytes(self) -> bytes:
         arrays = self._a.to_dict()
@@ -223,8 +258,10 @@ class StreamingRCF:
         return cls.from_bytes(_state.load(path))
 
     def __repr__(self) -> str:
-        return (f"StreamingRCF(dimensions={self.dimensions}, num_trees={self.num_trees}, "
-                f"sample_size={self.sample_size}, time_decay={self.time_decay:g}, "
-                f"shingle_size={self.shingle_size}, output_after={self.output_after}, "
-                f"bounding_box_cache_fraction={self.bounding_box_cache_fraction:g}, "
-                f"entries_seen={self.entries_seen})")
+        return (
+            f"StreamingRCF(dimensions={self.dimensions}, num_trees={self.num_trees}, "
+            f"sample_size={self.sample_size}, time_decay={self.time_decay:g}, "
+            f"shingle_size={self.shingle_size}, output_after={self.output_after}, "
+            f"bounding_box_cache_fraction={self.bounding_box_cache_fraction:g}, "
+            f"entries_seen={self.entries_seen})"
+        )

@@ -84,8 +84,7 @@ class PartialWindow:
         return Window(_dt(self.start), len(self.pages), len(self.users), self.clicks, residual)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"start": self.start, "clicks": self.clicks, "users": sorted(self.users),
-                "pages": sorted(self.pages)}
+        return {"start": self.start, "clicks": self.clicks, "users": sorted(self.users), "pages": sorted(self.pages)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PartialWindow:
@@ -252,13 +251,20 @@ class AggregatorState:
     # ---- serialisation -------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return {
-            "version": 1, "freq": self.freq, "lateness": self.lateness,
+            "version": 1,
+            "freq": self.freq,
+            "lateness": self.lateness,
             "open": [p.to_dict() for _, p in sorted(self.open.items())],
             "checkpoints": {k: str(v) for k, v in self.checkpoints.items()},
-            "shard_high": self.shard_high, "shard_wall": self.shard_wall, "expected": sorted(self.expected),
-            "first_wall": self.first_wall, "idle_seconds": self.idle_seconds,
-            "next_start": self.next_start, "outbox": self.outbox,
-            "late_dropped": self.late_dropped, "duplicates_skipped": self.duplicates_skipped,
+            "shard_high": self.shard_high,
+            "shard_wall": self.shard_wall,
+            "expected": sorted(self.expected),
+            "first_wall": self.first_wall,
+            "idle_seconds": self.idle_seconds,
+            "next_start": self.next_start,
+            "outbox": self.outbox,
+            "late_dropped": self.late_dropped,
+            "duplicates_skipped": self.duplicates_skipped,
             "residual": self.residual.to_dict(),
         }
 
@@ -267,14 +273,22 @@ class AggregatorState:
         if data.get("version") != 1:
             raise ValueError(f"unknown aggregator state version {data.get('version')!r}")
         parts = [PartialWindow.from_dict(p) for p in data["open"]]
-        return cls(freq=data["freq"], lateness=data["lateness"], open={p.start: p for p in parts},
-                   checkpoints={k: int(v) for k, v in data["checkpoints"].items()},
-                   shard_high={k: int(v) for k, v in data["shard_high"].items()},
-                   shard_wall=dict(data["shard_wall"]), expected=set(data["expected"]),
-                   first_wall=data["first_wall"], idle_seconds=float(data["idle_seconds"]),
-                   next_start=data["next_start"], outbox=list(data["outbox"]),
-                   late_dropped=int(data["late_dropped"]), duplicates_skipped=int(data["duplicates_skipped"]),
-                   residual=ResidualState.from_dict(data["residual"]))
+        return cls(
+            freq=data["freq"],
+            lateness=data["lateness"],
+            open={p.start: p for p in parts},
+            checkpoints={k: int(v) for k, v in data["checkpoints"].items()},
+            shard_high={k: int(v) for k, v in data["shard_high"].items()},
+            shard_wall=dict(data["shard_wall"]),
+            expected=set(data["expected"]),
+            first_wall=data["first_wall"],
+            idle_seconds=float(data["idle_seconds"]),
+            next_start=data["next_start"],
+            outbox=list(data["outbox"]),
+            late_dropped=int(data["late_dropped"]),
+            duplicates_skipped=int(data["duplicates_skipped"]),
+            residual=ResidualState.from_dict(data["residual"]),
+        )
 
     def to_bytes(self) -> bytes:
         """gzip-compressed compact JSON (deterministic: sorted sets and keys)."""
@@ -307,8 +321,9 @@ class BatchStats:
 ClickRecord = tuple[str, str, Click | Sequence[Click]]  # (shard id, sequence number, its click(s))
 
 
-def apply_batch(state: AggregatorState, records: Iterable[ClickRecord], *,
-                now: float | None = None, shards: Iterable[str] = ()) -> BatchStats:
+def apply_batch(
+    state: AggregatorState, records: Iterable[ClickRecord], *, now: float | None = None, shards: Iterable[str] = ()
+) -> BatchStats:
     """Apply ``(shard_id, sequence_number, clicks)`` records and close what can be closed.
 
     ``clicks`` is one :class:`Click` or the clicks of an aggregated record (in order). Re-delivered records
@@ -338,9 +353,16 @@ def _decoder(freq: str, lateness: str):
     return lambda raw: AggregatorState.from_bytes(raw, freq=freq, lateness=lateness)
 
 
-def run_aggregator(store: Store, records: Iterable[ClickRecord], *,
-                   send: Callable[[list[Window]], None], freq: str = "10min", lateness: str = "10min",
-                   now: float | None = None, shards: Iterable[str] = ()) -> BatchStats:
+def run_aggregator(
+    store: Store,
+    records: Iterable[ClickRecord],
+    *,
+    send: Callable[[list[Window]], None],
+    freq: str = "10min",
+    lateness: str = "10min",
+    now: float | None = None,
+    shards: Iterable[str] = (),
+) -> BatchStats:
     """One aggregator invocation: apply the records (or none, for a scheduled tick), close windows, send them.
 
     ``send(windows)`` writes windows to the features stream; it runs after the state (with the windows in
@@ -348,8 +370,12 @@ def run_aggregator(store: Store, records: Iterable[ClickRecord], *,
     outbox and the next invocation sends them again.
     """
     records, shards = list(records), list(shards)
-    state, stats = transact(store, _decoder(freq, lateness), AggregatorState.to_bytes,
-                            lambda st: apply_batch(st, records, now=now, shards=shards))
+    state, stats = transact(
+        store,
+        _decoder(freq, lateness),
+        AggregatorState.to_bytes,
+        lambda st: apply_batch(st, records, now=now, shards=shards),
+    )
     if state.outbox:
         windows = state.outbox_windows()
         send(windows)

@@ -90,8 +90,13 @@ class Alert:
     attributes: dict[str, Any]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"key": self.key, "event": self.event, "subject": self.subject, "text": self.text,
-                "attributes": self.attributes}
+        return {
+            "key": self.key,
+            "event": self.event,
+            "subject": self.subject,
+            "text": self.text,
+            "attributes": self.attributes,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Alert:
@@ -150,8 +155,7 @@ class AlerterState:
                 if not current:
                     new.append(self._queue([det], "open", config))
                 current.append(det)
-                self.open_incident[det.detector] = [json.loads(d.to_json()) for d in
-                                                    current[-MAX_INCIDENT_WINDOWS:]]
+                self.open_incident[det.detector] = [json.loads(d.to_json()) for d in current[-MAX_INCIDENT_WINDOWS:]]
         return new
 
     def _queue(self, dets: list[Detection], event: str, config: AlertConfig) -> Alert:
@@ -172,8 +176,10 @@ class AlerterState:
         data = {
             "version": 1,
             "stats": {k: [v.n, v.mean, v.m2] for k, v in self.stats.items()},
-            "last_window": self.last_window, "open_incident": self.open_incident,
-            "outbox": self.outbox, "sent_keys": self.sent_keys,
+            "last_window": self.last_window,
+            "open_incident": self.open_incident,
+            "outbox": self.outbox,
+            "sent_keys": self.sent_keys,
         }
         return json.dumps(data, separators=(",", ":"), sort_keys=True).encode("utf-8")
 
@@ -184,9 +190,13 @@ class AlerterState:
         data = json.loads(raw)
         if data.get("version") != 1:
             raise ValueError(f"unknown alerter state version {data.get('version')!r}")
-        return cls(stats={k: RunningStats(int(n), float(m), float(m2)) for k, (n, m, m2) in data["stats"].items()},
-                   last_window=dict(data["last_window"]), open_incident=dict(data["open_incident"]),
-                   outbox=list(data["outbox"]), sent_keys=list(data["sent_keys"]))
+        return cls(
+            stats={k: RunningStats(int(n), float(m), float(m2)) for k, (n, m, m2) in data["stats"].items()},
+            last_window=dict(data["last_window"]),
+            open_incident=dict(data["open_incident"]),
+            outbox=list(data["outbox"]),
+            sent_keys=list(data["sent_keys"]),
+        )
 
 
 def _fmt_time(ts: Any) -> str:
@@ -205,8 +215,9 @@ def build_alert(dets: list[Detection], event: str, config: AlertConfig) -> Alert
         when = f"{start} UTC - ongoing (first anomalous window)"
         headline = f"[clickstream anomaly] {detector}: anomaly since {start} UTC: {incident.cause}"
     else:
-        when = (f"{start} - {_fmt_time(incident.end)} UTC ({info['duration_minutes']:.0f} min, "
-                f"{info['windows']} window(s))")
+        when = (
+            f"{start} - {_fmt_time(incident.end)} UTC ({info['duration_minutes']:.0f} min, {info['windows']} window(s))"
+        )
         headline = f"[clickstream anomaly resolved] {detector}: {start} UTC, {info['duration_minutes']:.0f} min"
     w = peak.window
     features = ", ".join(f"{c} {getattr(w, c)}" for c in FEATURE_COLUMNS)
@@ -221,8 +232,11 @@ def build_alert(dets: list[Detection], event: str, config: AlertConfig) -> Alert
     ]
     if peak.p01 is not None and peak.p99 is not None:
         lines.append(f"Forecast band: {peak.p01:.0f} - {peak.p99:.0f} (median {peak.p50 or 0:.0f})")
-    lines += ["", "Check: users LOW with clicks going on points to a tracking bug (user ids); everything at "
-                  "0 to an outage; residual HIGH with users flat to a bot."]
+    lines += [
+        "",
+        "Check: users LOW with clicks going on points to a tracking bug (user ids); everything at "
+        "0 to an outage; residual HIGH with users flat to a bot.",
+    ]
     key = f"{detector}|{format_timestamp(incident.start)}|{event}"
     attributes = {"event": event, "key": key, **info}
     return Alert(key=key, event=event, subject=headline[:100], text="\n".join(lines), attributes=attributes)
@@ -230,8 +244,11 @@ def build_alert(dets: list[Detection], event: str, config: AlertConfig) -> Alert
 
 def metric_values(det: Detection) -> list[tuple[str, float, str]]:
     """``(name, value, unit)`` of the EMF metrics for one judged detection (dimension: detector)."""
-    out = [("AnomalyScore", float(det.score), "None"), ("AnomalyThreshold", float(det.threshold), "None"),
-           ("IsAnomaly", 1.0 if det.is_anomaly else 0.0, "Count")]
+    out = [
+        ("AnomalyScore", float(det.score), "None"),
+        ("AnomalyThreshold", float(det.threshold), "None"),
+        ("IsAnomaly", 1.0 if det.is_anomaly else 0.0, "Count"),
+    ]
     out += [(f"Window{c.capitalize()}", float(getattr(det.window, c)), "Count") for c in FEATURE_COLUMNS]
     return out
 
@@ -245,8 +262,9 @@ def sns_attributes(alert: Alert) -> dict[str, dict[str, str]]:
     }
 
 
-def run_alerter(store: Store, detections: Iterable[Detection], config: AlertConfig, *,
-                publish: Callable[[Alert], None]) -> tuple[list[Detection], list[Alert]]:
+def run_alerter(
+    store: Store, detections: Iterable[Detection], config: AlertConfig, *, publish: Callable[[Alert], None]
+) -> tuple[list[Detection], list[Alert]]:
     """One alerter invocation: judge and group the detections, save, publish pending alerts, mark them sent.
 
     Returns the detections judged in this call (for metrics) and the alerts published. An alert whose
@@ -257,9 +275,11 @@ def run_alerter(store: Store, detections: Iterable[Detection], config: AlertConf
     def change(state: AlerterState) -> list[Detection]:
         before = dict(state.last_window)
         state.apply(detections, config)
-        return [d for d in detections
-                if before.get(d.detector) is None
-                or format_timestamp(d.window.window_start) > before[d.detector]]
+        return [
+            d
+            for d in detections
+            if before.get(d.detector) is None or format_timestamp(d.window.window_start) > before[d.detector]
+        ]
 
     state, judged = transact(store, AlerterState.from_bytes, AlerterState.to_bytes, change)
     published: list[Alert] = []

@@ -39,12 +39,21 @@ DETECTOR_NAME = RCF_STREAMING
 _MAGIC = b"DETSTATE1\n"
 
 
-def detection_from_kda(window: Window, score: float, explanation: str | dict[str, Any],
-                       detector: str = DETECTOR_NAME) -> Detection:
+def detection_from_kda(
+    window: Window, score: float, explanation: str | dict[str, Any], detector: str = DETECTOR_NAME
+) -> Detection:
     """A :class:`Detection` from KDA's ``ANOMALY_SCORE`` and ``ANOMALY_EXPLANATION`` (JSON text or dict)."""
     attribution, direction, strength = explanation_fields(explanation)
-    return Detection(window=window, detector=detector, score=float(score), threshold=0.0, is_anomaly=False,
-                     attribution=attribution, direction=direction, strength=strength)
+    return Detection(
+        window=window,
+        detector=detector,
+        score=float(score),
+        threshold=0.0,
+        is_anomaly=False,
+        attribution=attribution,
+        direction=direction,
+        strength=strength,
+    )
 
 
 @dataclass
@@ -82,18 +91,24 @@ class DetectorState:
         if not data.startswith(_MAGIC):
             raise ValueError("not a saved detector state")
         off = len(_MAGIC)
-        (n,) = struct.unpack("<I", data[off: off + 4])
-        header = json.loads(data[off + 4: off + 4 + n])
-        return cls(KdaRcfStream.from_bytes(data[off + 4 + n:]), header["last_window"], list(header["outbox"]))
+        (n,) = struct.unpack("<I", data[off : off + 4])
+        header = json.loads(data[off + 4 : off + 4 + n])
+        return cls(KdaRcfStream.from_bytes(data[off + 4 + n :]), header["last_window"], list(header["outbox"]))
 
 
 def new_state(params: KdaRcfParameters, random_state: int | None = 0) -> DetectorState:
     return DetectorState(KdaRcfStream(FEATURE_COLUMNS, params, random_state=random_state))
 
 
-def run_detector(store: Store, windows: Iterable[Window], *, params: KdaRcfParameters,
-                 send: Callable[[list[Detection]], None], random_state: int | None = 0,
-                 detector: str = DETECTOR_NAME) -> list[Detection]:
+def run_detector(
+    store: Store,
+    windows: Iterable[Window],
+    *,
+    params: KdaRcfParameters,
+    send: Callable[[list[Detection]], None],
+    random_state: int | None = 0,
+    detector: str = DETECTOR_NAME,
+) -> list[Detection]:
     """One detector invocation: step the saved forest over ``windows``, save, send, clear the outbox.
 
     Returns the detections sent (this batch's plus any left in the outbox by an earlier failure).
@@ -128,5 +143,4 @@ def detection_from_kda_row(row: dict[str, Any]) -> Detection:
     score = lower.get(SCORE_COLUMN.lower())
     if score is None:
         raise ValueError(f"row has no {SCORE_COLUMN}")
-    return detection_from_kda(window, float(score), lower.get(EXPLANATION_COLUMN.lower()) or {},
-                              KDA_DETECTOR_NAME)
+    return detection_from_kda(window, float(score), lower.get(EXPLANATION_COLUMN.lower()) or {}, KDA_DETECTOR_NAME)

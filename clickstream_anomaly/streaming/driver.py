@@ -16,8 +16,7 @@ REGION = "us-east-1"
 ACCOUNT = "123456789012"
 
 
-def kinesis_event_record(record: dict[str, Any], *, stream: str, shard_id: str,
-                         region: str = REGION) -> dict[str, Any]:
+def kinesis_event_record(record: dict[str, Any], *, stream: str, shard_id: str, region: str = REGION) -> dict[str, Any]:
     """One ``get_records`` record -> one record of a Lambda Kinesis event (data base64-encoded)."""
     arrival = record.get("ApproximateArrivalTimestamp")
     return {
@@ -57,7 +56,8 @@ class ShardReader:
             sid = shard["ShardId"]
             if sid not in self._iterators:
                 self._iterators[sid] = self.client.get_shard_iterator(
-                    StreamName=self.stream, ShardId=sid, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+                    StreamName=self.stream, ShardId=sid, ShardIteratorType="TRIM_HORIZON"
+                )["ShardIterator"]
                 self._pending[sid] = []
 
     def _fill(self, sid: str) -> None:
@@ -70,8 +70,9 @@ class ShardReader:
                 break
         self._iterators[sid] = it
 
-    def drain(self, handler: Callable[[dict[str, Any], Any], Any], context: Any = None,
-              *, max_invocations: int = 100_000) -> int:
+    def drain(
+        self, handler: Callable[[dict[str, Any], Any], Any], context: Any = None, *, max_invocations: int = 100_000
+    ) -> int:
         """Deliver every record now in the stream to ``handler(event, context)``; returns invocations.
 
         Failed items are re-delivered (from the lowest failed sequence number of the shard); an exception
@@ -88,8 +89,7 @@ class ShardReader:
                 if not batch:
                     continue
                 progress = True
-                event = {"Records": [kinesis_event_record(r, stream=self.stream, shard_id=sid)
-                                     for r in batch]}
+                event = {"Records": [kinesis_event_record(r, stream=self.stream, shard_id=sid) for r in batch]}
                 calls += 1
                 if calls > max_invocations:
                     raise RuntimeError(f"more than {max_invocations} invocations: a poison loop?")
@@ -109,5 +109,5 @@ class ShardReader:
                         done = batch[:1]
                 else:
                     done = batch
-                self._pending[sid] = self._pending[sid][len(done):]
+                self._pending[sid] = self._pending[sid][len(done) :]
         return calls

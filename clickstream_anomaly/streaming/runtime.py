@@ -106,16 +106,19 @@ def clicks_sender(stream: str) -> KinesisSender:
 
 def send_windows(stream: str) -> Callable[[list[Window]], None]:
     """Write windows to the features stream (one partition key, so they stay in order)."""
+
     def send(windows: list[Window]) -> None:
-        stream_sender(stream).send(Entry(w.to_json().encode("utf-8"), FEATURES_PARTITION_KEY)
-                                   for w in windows)
+        stream_sender(stream).send(Entry(w.to_json().encode("utf-8"), FEATURES_PARTITION_KEY) for w in windows)
+
     return send
 
 
 def send_detections(stream: str) -> Callable[[list[Detection]], None]:
     """Write detections to the detections stream (keyed by detector: in order per detector)."""
+
     def send(dets: list[Detection]) -> None:
         stream_sender(stream).send(Entry(d.to_json().encode("utf-8"), d.detector) for d in dets)
+
     return send
 
 
@@ -124,20 +127,26 @@ def sns_publisher(topic_arn: str) -> Callable[[Alert], None]:
 
     A FIFO topic (``.fifo``) also gets the alert key as deduplication id.
     """
+
     def publish(alert: Alert) -> None:
         extra: dict[str, Any] = {}
         if topic_arn.endswith(".fifo"):
             extra = {"MessageGroupId": "alerts", "MessageDeduplicationId": alert.key[:128]}
-        client("sns").publish(TopicArn=topic_arn, Subject=alert.subject, Message=alert.text,
-                              MessageAttributes=sns_attributes(alert), **extra)
+        client("sns").publish(
+            TopicArn=topic_arn,
+            Subject=alert.subject,
+            Message=alert.text,
+            MessageAttributes=sns_attributes(alert),
+            **extra,
+        )
+
     return publish
 
 
 @cache
 def _shards_of(stream_arn: str) -> tuple[str, ...]:
     resp = client("kinesis").list_shards(StreamARN=stream_arn)
-    return tuple(s["ShardId"] for s in resp["Shards"]
-                 if "EndingSequenceNumber" not in s.get("SequenceNumberRange", {}))
+    return tuple(s["ShardId"] for s in resp["Shards"] if "EndingSequenceNumber" not in s.get("SequenceNumberRange", {}))
 
 
 def open_shards(stream_arn: str | None) -> tuple[str, ...]:
@@ -170,17 +179,24 @@ def rcf_params_from_env() -> KdaRcfParameters:
     ``RCF_WITH_DIRECTIONALITY`` (KDA's defaults 100, 256, 100000, 1; directionality on)."""
     try:
         return KdaRcfParameters(
-            number_of_trees=env_int("RCF_NUM_TREES", 100), sub_sample_size=env_int("RCF_SAMPLE_SIZE", 256),
-            time_decay=env_int("RCF_TIME_DECAY", 100_000), shingle_size=env_int("RCF_SHINGLE_SIZE", 1),
-            with_directionality=env_bool("RCF_WITH_DIRECTIONALITY", True))
+            number_of_trees=env_int("RCF_NUM_TREES", 100),
+            sub_sample_size=env_int("RCF_SAMPLE_SIZE", 256),
+            time_decay=env_int("RCF_TIME_DECAY", 100_000),
+            shingle_size=env_int("RCF_SHINGLE_SIZE", 1),
+            with_directionality=env_bool("RCF_WITH_DIRECTIONALITY", True),
+        )
     except ValueError as exc:
         raise ConfigError(f"RCF_* settings: {exc}") from exc
 
 
 def alert_config_from_env() -> AlertConfig:
     try:
-        return AlertConfig(mode=env("THRESHOLD_MODE", "static"), threshold=env_float("THRESHOLD", 2.6),
-                           sigma_k=env_float("SIGMA_K", 3.0), freq=env("WINDOW_FREQ", "10min"))
+        return AlertConfig(
+            mode=env("THRESHOLD_MODE", "static"),
+            threshold=env_float("THRESHOLD", 2.6),
+            sigma_k=env_float("SIGMA_K", 3.0),
+            freq=env("WINDOW_FREQ", "10min"),
+        )
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
 
@@ -197,8 +213,9 @@ class ObjectResult:
     unsent_key: str | None = None
 
 
-def produce_s3_object(bucket: str, key: str, *, stream: str, rejected_prefix: str = "rejected/",
-                      unsent_prefix: str = "unsent/") -> ObjectResult:
+def produce_s3_object(
+    bucket: str, key: str, *, stream: str, rejected_prefix: str = "rejected/", unsent_prefix: str = "unsent/"
+) -> ObjectResult:
     """Send one click log object (CSV or JSON Lines, optionally gzip) to the clicks stream.
 
     Bad lines are skipped and written with their reason to ``s3://bucket/<rejected_prefix><key>.csv``;
@@ -239,27 +256,37 @@ def produce_s3_object(bucket: str, key: str, *, stream: str, rejected_prefix: st
 
 def aggregate(cfg: AggregatorConfig, records: list, shards: Iterable[str] = ()) -> BatchStats:
     """The aggregator's work for one invocation (records, or none for the scheduled tick)."""
-    return run_aggregator(state_store(AGGREGATOR_STATE_KEY), records, send=send_windows(cfg.features_stream),
-                          freq=cfg.freq, lateness=cfg.lateness, now=now(), shards=shards)
+    return run_aggregator(
+        state_store(AGGREGATOR_STATE_KEY),
+        records,
+        send=send_windows(cfg.features_stream),
+        freq=cfg.freq,
+        lateness=cfg.lateness,
+        now=now(),
+        shards=shards,
+    )
 
 
 def detect(windows: list[Window]) -> list[Detection]:
     """The detector's work: step the saved forest over ``windows``, send detections."""
     store = state_store(env("STATE_KEY", "detector/state.bin"))
-    return run_detector(store, windows, params=rcf_params_from_env(),
-                        send=send_detections(env("DETECTIONS_STREAM_NAME")))
+    return run_detector(
+        store, windows, params=rcf_params_from_env(), send=send_detections(env("DETECTIONS_STREAM_NAME"))
+    )
 
 
 def alert(detections: list[Detection]) -> tuple[list[Detection], list[Alert]]:
     """The alerter's work: judge, group, publish to ``TOPIC_ARN``; returns (judged, published)."""
-    return run_alerter(state_store(ALERTER_STATE_KEY), detections, alert_config_from_env(),
-                       publish=sns_publisher(env("TOPIC_ARN")))
+    return run_alerter(
+        state_store(ALERTER_STATE_KEY), detections, alert_config_from_env(), publish=sns_publisher(env("TOPIC_ARN"))
+    )
 
 
 def sagemaker_invoke(endpoint: str, body: str, content_type: str) -> bytes:
     """``InvokeEndpoint`` (botocore retries whole-call errors; :func:`scoring.with_retries` the rest)."""
-    resp = client("sagemaker-runtime").invoke_endpoint(EndpointName=endpoint, Body=body.encode("utf-8"),
-                                                       ContentType=content_type, Accept="application/json")
+    resp = client("sagemaker-runtime").invoke_endpoint(
+        EndpointName=endpoint, Body=body.encode("utf-8"), ContentType=content_type, Accept="application/json"
+    )
     return resp["Body"].read()
 
 
@@ -296,11 +323,19 @@ def score(window: Window) -> list[Detection]:
     rcf, deepar = env("RCF_ENDPOINT_NAME", ""), env("DEEPAR_ENDPOINT_NAME", "")
     scaling = rcf_scaling() if rcf else None
     if deepar:
+
         def change(history: History) -> list[Detection]:
-            dets = score_window(window, invoke=sagemaker_invoke, rcf_endpoint=rcf, deepar_endpoint=deepar,
-                                history=history, rcf_scaling=scaling)
+            dets = score_window(
+                window,
+                invoke=sagemaker_invoke,
+                rcf_endpoint=rcf,
+                deepar_endpoint=deepar,
+                history=history,
+                rcf_scaling=scaling,
+            )
             history.add(window)
             return dets
+
         _, dets = transact(state_store(SCORER_STATE_KEY), History.from_bytes, History.to_bytes, change)
     else:
         dets = score_window(window, invoke=sagemaker_invoke, rcf_endpoint=rcf, rcf_scaling=scaling)

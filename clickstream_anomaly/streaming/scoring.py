@@ -36,14 +36,28 @@ from ..scaling import Scaling
 
 RCF_DETECTOR = RCF_BATCH
 DEEPAR_DETECTOR = DEEPAR
-RETRYABLE = ("ThrottlingException", "ServiceUnavailable", "InternalFailure", "ModelNotReadyException",
-             "TooManyRequestsException", "InternalServerError", "ServiceUnavailableException")
+RETRYABLE = (
+    "ThrottlingException",
+    "ServiceUnavailable",
+    "InternalFailure",
+    "ModelNotReadyException",
+    "TooManyRequestsException",
+    "InternalServerError",
+    "ServiceUnavailableException",
+)
 
 Invoke = Callable[[str, str, str], bytes]
 
 
-def with_retries(fn: Callable[[], Any], *, attempts: int = 4, base: float = 0.2, cap: float = 5.0,
-                 sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None) -> Any:
+def with_retries(
+    fn: Callable[[], Any],
+    *,
+    attempts: int = 4,
+    base: float = 0.2,
+    cap: float = 5.0,
+    sleep: Callable[[float], None] = time.sleep,
+    rng: random.Random | None = None,
+) -> Any:
     """Call ``fn``; retry retryable AWS errors with full-jitter backoff; re-raise after ``attempts``."""
     rng = rng or random.Random()
     for attempt in range(attempts):
@@ -102,8 +116,9 @@ def rcf_detection(window: Window, endpoint: str, invoke: Invoke, scaling: Scalin
     return Detection(window, RCF_DETECTOR, float(score), 0.0, False)
 
 
-def deepar_detection(window: Window, history: History, endpoint: str, invoke: Invoke,
-                     min_context: int = 12) -> Detection | None:
+def deepar_detection(
+    window: Window, history: History, endpoint: str, invoke: Invoke, min_context: int = 12
+) -> Detection | None:
     """The forecast band for ``window`` from the history before it; ``None`` while the history is short."""
     start, target = history.before(window)
     if start is None or len(target) < min_context:
@@ -116,8 +131,15 @@ def deepar_detection(window: Window, history: History, endpoint: str, invoke: In
     return Detection.from_band(window, float(window.clicks), p01, p50, p99, DEEPAR_DETECTOR)
 
 
-def score_window(window: Window, *, invoke: Invoke, rcf_endpoint: str = "", deepar_endpoint: str = "",
-                 history: History | None = None, rcf_scaling: Scaling | None = None) -> list[Detection]:
+def score_window(
+    window: Window,
+    *,
+    invoke: Invoke,
+    rcf_endpoint: str = "",
+    deepar_endpoint: str = "",
+    history: History | None = None,
+    rcf_scaling: Scaling | None = None,
+) -> list[Detection]:
     """Detections of the configured endpoints for one window (an empty endpoint name is disabled)."""
     out: list[Detection] = []
     if rcf_endpoint:

@@ -83,8 +83,14 @@ def _error_code(exc: Exception) -> str:
     return str(response.get("Error", {}).get("Code", ""))
 
 
-def transact(store: Store, decode: Callable[[bytes | None], T], encode: Callable[[T], bytes],
-             change: Callable[[T], Any], *, max_tries: int = 20) -> tuple[T, Any]:
+def transact(
+    store: Store,
+    decode: Callable[[bytes | None], T],
+    encode: Callable[[T], bytes],
+    change: Callable[[T], Any],
+    *,
+    max_tries: int = 20,
+) -> tuple[T, Any]:
     """Read, apply ``change(state)`` (in place; its return value is passed back), write conditionally.
 
     On a conflict the state is re-read and ``change`` re-applied, up to ``max_tries`` times. Returns the

@@ -33,8 +33,10 @@ def record_handler(record: KinesisStreamRecord, partial: list | None = None) -> 
     clicks, errors = decode_click_record(record.kinesis.data_as_bytes())
     if errors:
         reason = "; ".join(str(e) for e in errors)
-        logger.error("poison record", extra={"sequence_number": seq, "reason": reason,
-                                             "bad_clicks": len(errors), "good_clicks": len(clicks)})
+        logger.error(
+            "poison record",
+            extra={"sequence_number": seq, "reason": reason, "bad_clicks": len(errors), "good_clicks": len(clicks)},
+        )
         if clicks and partial is not None:
             partial.append((shard, seq, clicks))
         raise RecordError(reason)
@@ -58,7 +60,11 @@ def handler(event: dict, context) -> dict:
         poison = sum(status == "fail" for status, _, _ in processed)
         metrics.add_metric(name="PoisonRecords", unit=MetricUnit.Count, value=poison)
     stats = runtime.aggregate(cfg, records, shards)
-    for name, value in (("Clicks", stats.clicks), ("DuplicateClicks", stats.duplicates),
-                        ("LateClicksDropped", stats.late_dropped), ("WindowsEmitted", stats.windows_sent)):
+    for name, value in (
+        ("Clicks", stats.clicks),
+        ("DuplicateClicks", stats.duplicates),
+        ("LateClicksDropped", stats.late_dropped),
+        ("WindowsEmitted", stats.windows_sent),
+    ):
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
     return response

@@ -89,19 +89,25 @@ def channel_files(algorithm: str, windows: pd.DataFrame, prediction_length: int)
             raise ValueError("no windows in the lake for the training period")
         # The same robust scaling as `sagemaker prepare` and the local twin; the scorer applies it too.
         scaling = Scaling.fit(complete)
-        return {"train": ("rcf/train/train.csv", fmt.rcf_training_csv(scaling.apply(complete))),
-                "scaling": (RCF_SCALING_KEY, scaling.to_json())}
+        return {
+            "train": ("rcf/train/train.csv", fmt.rcf_training_csv(scaling.apply(complete))),
+            "scaling": (RCF_SCALING_KEY, scaling.to_json()),
+        }
     if algorithm == "deepar":
         if windows.empty:
             raise ValueError("no windows in the lake for the training period")
         record = fmt.series_from_windows(windows, "clicks")
         train, test = fmt.train_test_split(record, prediction_length)
         if len(train["target"]) < DEEPAR_MIN_OBSERVATIONS:
-            raise ValueError(f"DeepAR needs at least {DEEPAR_MIN_OBSERVATIONS} training windows; the lake has "
-                             f"{len(windows)} for the training period, minus prediction_length="
-                             f"{prediction_length} leaves {len(train['target'])}")
-        return {"train": ("deepar/train/train.json", fmt.to_jsonlines([train])),
-                "test": ("deepar/test/test.json", fmt.to_jsonlines([test]))}
+            raise ValueError(
+                f"DeepAR needs at least {DEEPAR_MIN_OBSERVATIONS} training windows; the lake has "
+                f"{len(windows)} for the training period, minus prediction_length="
+                f"{prediction_length} leaves {len(train['target'])}"
+            )
+        return {
+            "train": ("deepar/train/train.json", fmt.to_jsonlines([train])),
+            "test": ("deepar/test/test.json", fmt.to_jsonlines([test])),
+        }
     raise ValueError(f"unknown algorithm {algorithm!r}; use rcf or deepar")
 
 
@@ -124,8 +130,9 @@ def prepare(event: Mapping[str, Any], s3: Any, env: Mapping[str, str], now: date
         full_key = f"{CHANNELS_PREFIX}{key}"
         s3.put_object(Bucket=models, Key=full_key, Body=body.encode("utf-8"), Metadata={"run": run})
         # a channel is a folder (SageMaker reads all of it); the scaling is one object beside them
-        out[channel] = f"s3://{models}/{full_key}" if channel == "scaling" else \
-            f"s3://{models}/{full_key.rsplit('/', 1)[0]}/"
+        out[channel] = (
+            f"s3://{models}/{full_key}" if channel == "scaling" else f"s3://{models}/{full_key.rsplit('/', 1)[0]}/"
+        )
     return out
 
 

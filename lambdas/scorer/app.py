@@ -30,8 +30,7 @@ def record_handler(record: KinesisStreamRecord) -> int:
         detections = runtime.score(window)
     except Exception as exc:
         _failed["batch"] = True
-        logger.error("scoring failed", extra={"sequence_number": record.kinesis.sequence_number,
-                                              "reason": repr(exc)})
+        logger.error("scoring failed", extra={"sequence_number": record.kinesis.sequence_number, "reason": repr(exc)})
         raise
     return len(detections)
 
@@ -42,8 +41,10 @@ def handler(event: dict, context) -> dict:
     _failed["batch"] = False
     with processor(records=event["Records"], handler=record_handler):
         processed = processor.process()
-    metrics.add_metric(name="Detections", unit=MetricUnit.Count,
-                       value=sum(r for status, r, _ in processed if status == "success"))
-    metrics.add_metric(name="ScoringFailures", unit=MetricUnit.Count,
-                       value=sum(status == "fail" for status, _, _ in processed))
+    metrics.add_metric(
+        name="Detections", unit=MetricUnit.Count, value=sum(r for status, r, _ in processed if status == "success")
+    )
+    metrics.add_metric(
+        name="ScoringFailures", unit=MetricUnit.Count, value=sum(status == "fail" for status, _, _ in processed)
+    )
     return processor.response()
