@@ -8,7 +8,7 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 PYTEST_WORKERS ?= 2
 OUT ?= demo-output
 
-.PHONY: demo test lint fmt synth bench install clean
+.PHONY: demo test test-fast lint fmt synth bench install clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -30,6 +30,9 @@ test: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not slow" -q
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

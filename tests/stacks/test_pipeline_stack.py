@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from cdk_synth import (
+from tests.stacks.cdk_synth import (
     CFN_LINT_ACCEPTED,
     STACK_NAME,
     alarm_metric,

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "bench"
+BENCH = Path(__file__).resolve().parents[2] / "bench"
 sys.path.insert(0, str(BENCH))
 
 from nab import causal_rank, scale  # noqa: E402
@@ -26,7 +26,7 @@ from nab_scoring import (  # noqa: E402
     window_rows,
 )
 
-NAB = Path(__file__).resolve().parents[2] / "shared" / "data" / "nab"
+NAB = Path(__file__).resolve().parents[3] / "shared" / "data" / "nab"
 STD = PROFILES["standard"]
 
 # Hand-computed: sigma(x) = 2 / (1 + e^{5x}) - 1

@@ -6,7 +6,7 @@ import dataclasses
 import json
 
 import pytest
-from cdk_synth import ROOT, context
+from tests.stacks.cdk_synth import ROOT, context
 
 from stacks.settings import SETTINGS_HELP, Settings, SettingsError, settings_table
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from conftest import kinesis_event
+from tests.conftest import kinesis_event
 
 from clickstream_anomaly.records import Click, Window, join_click_payloads
 from clickstream_anomaly.streaming.driver import ShardReader

@@ -6,7 +6,7 @@ import base64
 import json
 from datetime import UTC, datetime, timedelta
 
-from conftest import kinesis_event
+from tests.conftest import kinesis_event
 
 from clickstream_anomaly.records import Detection, Window
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 from botocore.exceptions import ClientError
-from conftest import kinesis_event
+from tests.conftest import kinesis_event
 
 from clickstream_anomaly.records import Detection, Window
 from clickstream_anomaly.sagemaker_formats import rcf_response_body

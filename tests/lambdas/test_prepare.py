@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
-from cdk_synth import ROOT  # noqa: F401  (puts the project root on sys.path)
+from tests.stacks.cdk_synth import ROOT  # noqa: F401  (puts the project root on sys.path)
 
 from clickstream_anomaly import sagemaker_formats as fmt
 from clickstream_anomaly.records import Window

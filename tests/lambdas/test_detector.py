@@ -6,7 +6,7 @@ import base64
 import importlib
 import sys
 
-from conftest import kinesis_event
+from tests.conftest import kinesis_event
 
 from clickstream_anomaly.features import windows_from_frame, windows_to_records
 from clickstream_anomaly.generator import Scenario, generate

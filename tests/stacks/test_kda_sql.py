@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from cdk_synth import CFN_LINT_ACCEPTED, STACK_NAME, cfn_lint_findings, function_by_handler, resources, synth
+from tests.stacks.cdk_synth import CFN_LINT_ACCEPTED, STACK_NAME, cfn_lint_findings, function_by_handler, resources, synth
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -104,7 +104,7 @@ def test_detector_lambda_replaced_by_the_application(template):
 
 
 def test_anomaly_alarm_watches_the_kda_detector(template):
-    from cdk_synth import alarm_metric
+    from tests.stacks.cdk_synth import alarm_metric
 
     from clickstream_anomaly.streaming.detection import KDA_DETECTOR_NAME
     from stacks.alerting import ANOMALIES_METRIC
