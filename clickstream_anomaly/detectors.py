@@ -254,7 +254,7 @@ def build_detectors(
         if name not in classes:
             raise ValueError(f"unknown detector {name!r}; use {', '.join(DETECTOR_NAMES)}")
         kwargs = dict(overrides.get(name.replace("-", "_"), {}))
-        if name != "deepar":
+        if name != DEEPAR:
             kwargs.setdefault("threshold", threshold)
         out.append(classes[name](**kwargs))
     return out

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .records import Detection
+from .records import DEEPAR, Detection
 
 PERCENTILES = (90.0, 95.0, 97.0, 98.0, 99.0, 99.5, 99.9)
 
@@ -92,7 +92,7 @@ def evaluate(detections: Iterable[Detection], labels: pd.DataFrame) -> dict[str,
         lab = joined["label"].to_numpy(dtype=int)
         entry = metrics_for(scores, joined["is_anomaly"].to_numpy(dtype=bool), lab)
         entry["threshold"] = float(joined["threshold"].iloc[0])
-        if name != "deepar" and lab.sum() > 0:
+        if name != DEEPAR and lab.sum() > 0:
             entry["threshold_table"] = threshold_table(scores, lab)
         out[str(name)] = entry
     return out

@@ -33,8 +33,8 @@ import pandas as pd
 
 from .clicks_csv import BadLines, iter_click_chunks
 from .records import FEATURE_COLUMNS, WINDOW_COLUMNS, RecordError, Window
+from .windowspec import DEFAULT_FREQ, WindowSpec
 
-DEFAULT_FREQ = "10min"
 DEFAULT_LATENESS = "1h"
 RESIDUAL_LOOKBACK = "1D"
 
@@ -97,15 +97,9 @@ class ResidualState:
         return cls(int(data["lookback"]), [(int(c), int(u)) for c, u in data["history"]])
 
 
-def freq_ns(freq: str | pd.Timedelta) -> int:
+def freq_ns(freq: str | pd.Timedelta | WindowSpec) -> int:
     """Window length in nanoseconds; raises ``ValueError`` for a non-positive or unparsable frequency."""
-    try:
-        td = pd.Timedelta(freq)
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"bad window frequency {freq!r}: use e.g. '10min', '5min', '1h'") from exc
-    if td <= pd.Timedelta(0):
-        raise ValueError(f"window frequency must be positive, got {freq!r}")
-    return int(td.value)
+    return WindowSpec.parse(freq).ns
 
 
 @dataclass
@@ -215,7 +209,7 @@ class WindowAccumulator:
             }
         )
         out["residual"] = residuals(out["clicks"].to_numpy(), out["users"].to_numpy(), lookback_windows(self.freq))
-        return out[list(WINDOW_COLUMNS)]
+        return WindowSpec.parse(self.freq).attach(out[list(WINDOW_COLUMNS)])
 
 
 def _floor(value: str | pd.Timestamp, step: int) -> int:
@@ -298,7 +292,7 @@ def read_windows(path: str | Path) -> pd.DataFrame:
             pos = int(np.flatnonzero(values.isna().to_numpy())[0])
             raise RecordError(f"non-numeric {col} {frame[col].iat[pos]!r}", source=str(path), line=pos + 2)
         out[col] = values.to_numpy()
-    return out
+    return WindowSpec.of(out).attach(out)
 
 
 def write_windows(windows: pd.DataFrame, path: str | Path) -> None:

@@ -31,7 +31,6 @@ import gzip
 import hashlib
 import io
 import json
-import random
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -41,6 +40,7 @@ from typing import Any
 
 from .clicks_csv import BadLines, iter_click_chunks
 from .records import CLICK_SEPARATOR, Click, RecordError, join_click_payloads
+from .retry import Backoff
 
 MAX_BATCH_RECORDS = 500
 MAX_BATCH_BYTES = 5 * 1024 * 1024
@@ -173,19 +173,6 @@ def merge_entries(group: list[Entry]) -> Entry:
         count=sum(e.count for e in group),
         due=first.due,
     )
-
-
-@dataclass
-class Backoff:
-    """Exponential backoff with full jitter: round ``n`` (0-based) waits ``uniform(0, min(cap, base*2**n))``
-    seconds."""
-
-    base: float = 0.05
-    cap: float = 5.0
-    rng: random.Random = field(default_factory=random.Random)
-
-    def delay(self, round_: int) -> float:
-        return self.rng.uniform(0.0, min(self.cap, self.base * (2.0**round_)))
 
 
 @dataclass

@@ -23,6 +23,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any, TextIO
 
 CLICK_COLUMNS: tuple[str, ...] = ("timestamp", "user", "page")
@@ -42,11 +43,25 @@ DETECTION_COLUMNS: tuple[str, ...] = (
 )
 DIRECTIONS = ("HIGH", "LOW")
 
-# Detector names, one place for the local twins, the Lambdas, the SageMaker callers and the CDK alarms.
-RCF_STREAMING = "rcf-streaming"  # KDA RANDOM_CUT_FOREST_WITH_EXPLANATION semantics (local twin, detector Lambda)
-RCF_BATCH = "rcf-batch"  # SageMaker Random Cut Forest (local twin, endpoint, scorer Lambda)
-DEEPAR = "deepar"  # SageMaker DeepAR forecast band (local twin, endpoint, scorer Lambda)
-KDA_SQL = "kda-sql"  # the Kinesis Data Analytics SQL application itself (legacy engine)
+
+class DetectorName(StrEnum):
+    """Detector names: the one list for the local twins, the Lambdas, the SageMaker callers and the CDK alarms.
+
+    Members are strings (``DetectorName.DEEPAR == "deepar"``), so records and JSON carry plain text.
+    """
+
+    BASELINE = "baseline"  # time-aware baseline: each window against what is normal at its time of day / week
+    RCF_STREAMING = "rcf-streaming"  # KDA RANDOM_CUT_FOREST_WITH_EXPLANATION semantics (local twin, detector Lambda)
+    RCF_BATCH = "rcf-batch"  # SageMaker Random Cut Forest (local twin, endpoint, scorer Lambda)
+    DEEPAR = "deepar"  # SageMaker DeepAR forecast band (local twin, endpoint, scorer Lambda)
+    KDA_SQL = "kda-sql"  # the Kinesis Data Analytics SQL application itself (legacy engine)
+
+
+BASELINE = DetectorName.BASELINE
+RCF_STREAMING = DetectorName.RCF_STREAMING
+RCF_BATCH = DetectorName.RCF_BATCH
+DEEPAR = DetectorName.DEEPAR
+KDA_SQL = DetectorName.KDA_SQL
 
 
 class RecordError(ValueError):

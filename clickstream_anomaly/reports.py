@@ -23,9 +23,9 @@ import numpy as np
 import pandas as pd
 
 from .incidents import Incident
-from .records import FEATURE_COLUMNS, explanation_fields
+from .records import BASELINE, DEEPAR, FEATURE_COLUMNS, RCF_BATCH, RCF_STREAMING, explanation_fields
 
-COLORS = {"rcf-streaming": "tab:red", "rcf-batch": "tab:purple", "deepar": "tab:orange"}
+COLORS = {BASELINE: "tab:green", RCF_STREAMING: "tab:red", RCF_BATCH: "tab:purple", DEEPAR: "tab:orange"}
 
 
 def _plt():
@@ -79,7 +79,7 @@ def plot_features(windows: pd.DataFrame, dets: pd.DataFrame, path: Path, labels:
 
 
 def plot_attribution(dets: pd.DataFrame, path: Path) -> Path | None:
-    stream = dets[(dets["detector"] == "rcf-streaming") & (dets["explanation"] != "")]
+    stream = dets[(dets["detector"] == RCF_STREAMING) & (dets["explanation"] != "")]
     if stream.empty:
         return None
     plt = _plt()
@@ -97,7 +97,7 @@ def plot_attribution(dets: pd.DataFrame, path: Path) -> Path | None:
 
 
 def plot_forecast(windows: pd.DataFrame, dets: pd.DataFrame, path: Path, column: str = "clicks") -> Path | None:
-    band = dets[(dets["detector"] == "deepar")]
+    band = dets[(dets["detector"] == DEEPAR)]
     if band.empty:
         return None
     plt = _plt()
@@ -174,7 +174,7 @@ def write_report(
     out_dir.mkdir(parents=True, exist_ok=True)
     figures: list[Path] = []
     for name, grp in dets.groupby("detector", sort=True):
-        if name != "deepar":
+        if name != DEEPAR:
             figures.append(plot_scores(grp, str(name), out_dir / f"scores_{name}.png"))
     figures.append(plot_features(windows, dets, out_dir / "features.png", labels))
     for fig in (

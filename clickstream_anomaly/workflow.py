@@ -19,7 +19,7 @@ import pandas as pd
 from .detectors import Detector
 from .evaluate import detections_frame, evaluate
 from .incidents import Incident, group_incidents
-from .records import Detection, write_detections_csv
+from .records import DEEPAR, Detection, write_detections_csv
 
 
 @dataclass
@@ -83,7 +83,7 @@ def _curves(frame: pd.DataFrame, labels: pd.DataFrame) -> dict[str, dict[str, li
     out = {}
     lab = labels[["window_start", "is_anomaly"]]
     for name, grp in frame.groupby("detector"):
-        if name == "deepar":
+        if name == DEEPAR:
             continue
         joined = grp.merge(lab, on="window_start", suffixes=("", "_label"))
         y = joined["is_anomaly_label"].to_numpy(dtype=int)

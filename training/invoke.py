@@ -19,7 +19,7 @@ import pandas as pd
 from clickstream_anomaly import sagemaker_formats as fmt
 from clickstream_anomaly.detectors import BAND_SAMPLES, detections_from_scores, deviation_explanation
 from clickstream_anomaly.features import windows_to_records
-from clickstream_anomaly.records import Detection
+from clickstream_anomaly.records import DEEPAR, RCF_BATCH, Detection
 from clickstream_anomaly.scaling import Scaling
 from clickstream_anomaly.thresholds import DEFAULT_THRESHOLD, ThresholdRule, parse_threshold
 
@@ -66,7 +66,7 @@ class RCFEndpointDetector:
     scaling: Scaling = field(default_factory=Scaling.identity)
     threshold: str | ThresholdRule = DEFAULT_THRESHOLD
     batch_size: int = 500
-    name: str = "rcf-batch"
+    name: str = RCF_BATCH
 
     def score(self, windows: pd.DataFrame) -> np.ndarray:
         """``(n,)`` endpoint scores of ``windows``."""
@@ -109,7 +109,7 @@ class DeepAREndpointDetector:
     high: float = 0.99
     column: str = "clicks"
     num_samples: int = BAND_SAMPLES
-    name: str = "deepar"
+    name: str = DEEPAR
 
     def _first_scored(self, stamps: pd.Series) -> int:
         if self.score_from is None:

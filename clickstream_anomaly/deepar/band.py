@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 
 from ..features import windows_to_records
-from ..records import Detection
+from ..records import DEEPAR, Detection
 from ..sagemaker_formats import deepar_record
 from .model import DeepAR
 
-DETECTOR = "deepar"
+DETECTOR = DEEPAR
 
 
 def forecast_band_detections(

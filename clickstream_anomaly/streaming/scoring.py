@@ -15,7 +15,6 @@ errors, then raises so the record is reported failed (never swallowed).
 from __future__ import annotations
 
 import json
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..records import DEEPAR, RCF_BATCH, Detection, Window, format_timestamp
+from ..retry import call_with_retries
 from ..sagemaker_formats import (
     deepar_record,
     deepar_request,
@@ -49,26 +49,9 @@ RETRYABLE = (
 Invoke = Callable[[str, str, str], bytes]
 
 
-def with_retries(
-    fn: Callable[[], Any],
-    *,
-    attempts: int = 4,
-    base: float = 0.2,
-    cap: float = 5.0,
-    sleep: Callable[[float], None] = time.sleep,
-    rng: random.Random | None = None,
-) -> Any:
-    """Call ``fn``; retry retryable AWS errors with full-jitter backoff; re-raise after ``attempts``."""
-    rng = rng or random.Random()
-    for attempt in range(attempts):
-        try:
-            return fn()
-        except Exception as exc:
-            code = str((getattr(exc, "response", None) or {}).get("Error", {}).get("Code", ""))
-            if code not in RETRYABLE or attempt == attempts - 1:
-                raise
-            sleep(rng.uniform(0.0, min(cap, base * 2**attempt)))
-    raise AssertionError("unreachable")
+def with_retries(fn: Callable[[], Any], *, attempts: int = 4, sleep: Callable[[float], None] = time.sleep) -> Any:
+    """Call ``fn``, retrying the endpoint errors in :data:`RETRYABLE` (see :mod:`clickstream_anomaly.retry`)."""
+    return call_with_retries(fn, retryable=RETRYABLE, attempts=attempts, sleep=sleep)
 
 
 @dataclass

@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from tests.conftest import kinesis_event
-
 from clickstream_anomaly.records import Click, Window, join_click_payloads
 from clickstream_anomaly.streaming.driver import ShardReader
+from tests.conftest import kinesis_event
 
 
 def click_payload(minute: float, user: str, page: str = "/") -> bytes:

@@ -6,9 +6,8 @@ import base64
 import json
 from datetime import UTC, datetime, timedelta
 
-from tests.conftest import kinesis_event
-
 from clickstream_anomaly.records import Detection, Window
+from tests.conftest import kinesis_event
 
 T0 = datetime(2020, 7, 15, 10, 0, tzinfo=UTC)
 

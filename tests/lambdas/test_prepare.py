@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
-from tests.stacks.cdk_synth import ROOT  # noqa: F401  (puts the project root on sys.path)
 
 from clickstream_anomaly import sagemaker_formats as fmt
 from clickstream_anomaly.records import Window
 from clickstream_anomaly.scaling import RCF_SCALING_KEY, Scaling
 from lambdas.prepare.app import channel_files, day_prefixes, parse_objects, prepare, windows_frame
+from tests.stacks.cdk_synth import ROOT  # noqa: F401  (puts the project root on sys.path)
 
 NOW = datetime(2020, 7, 16, 0, 5, tzinfo=UTC)
 

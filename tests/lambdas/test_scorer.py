@@ -9,12 +9,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 from botocore.exceptions import ClientError
-from tests.conftest import kinesis_event
 
 from clickstream_anomaly.records import Detection, Window
 from clickstream_anomaly.sagemaker_formats import rcf_response_body
 from clickstream_anomaly.streaming.driver import ShardReader
 from clickstream_anomaly.streaming.scoring import History, band_score, with_retries
+from tests.conftest import kinesis_event
 
 T0 = datetime(2020, 7, 15, 10, 0, tzinfo=UTC)
 

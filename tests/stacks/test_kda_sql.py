@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 import pytest
-from tests.stacks.cdk_synth import CFN_LINT_ACCEPTED, STACK_NAME, cfn_lint_findings, function_by_handler, resources, synth
+
+from tests.stacks.cdk_synth import (
+    CFN_LINT_ACCEPTED,
+    STACK_NAME,
+    cfn_lint_findings,
+    function_by_handler,
+    resources,
+    synth,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -104,10 +112,9 @@ def test_detector_lambda_replaced_by_the_application(template):
 
 
 def test_anomaly_alarm_watches_the_kda_detector(template):
-    from tests.stacks.cdk_synth import alarm_metric
-
     from clickstream_anomaly.streaming.detection import KDA_DETECTOR_NAME
     from stacks.alerting import ANOMALIES_METRIC
+    from tests.stacks.cdk_synth import alarm_metric
 
     props = [a["Properties"] for a in resources(template, "AWS::CloudWatch::Alarm").values()]
     detectors = [m["dimensions"]["detector"] for m in map(alarm_metric, props) if m and m["name"] == ANOMALIES_METRIC]

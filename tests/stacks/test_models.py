@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from tests.stacks.cdk_synth import (
     CFN_LINT_ACCEPTED,
     STACK_NAME,

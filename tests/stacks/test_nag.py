@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from tests.stacks.cdk_synth import context
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")

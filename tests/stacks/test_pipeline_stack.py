@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from tests.stacks.cdk_synth import (
     CFN_LINT_ACCEPTED,
     STACK_NAME,

@@ -6,9 +6,9 @@ import dataclasses
 import json
 
 import pytest
-from tests.stacks.cdk_synth import ROOT, context
 
 from stacks.settings import SETTINGS_HELP, Settings, SettingsError, settings_table
+from tests.stacks.cdk_synth import ROOT, context
 
 
 def test_cdk_json_holds_every_setting_with_its_default():
