@@ -54,8 +54,9 @@ METHODS = (  # name, KinesisSender keyword arguments
 def main() -> None:
     from moto.server import ThreadedMotoServer
 
+    from clickstream_anomaly.aws.clients import kinesis_client
     from clickstream_anomaly.generator import Scenario, generate
-    from clickstream_anomaly.producer import AGGREGATE_BYTES, Entry, KinesisSender, click_entry, kinesis_client
+    from clickstream_anomaly.producer import AGGREGATE_BYTES, Entry, KinesisSender, click_entry
     from clickstream_anomaly.records import Click
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from .clicks_csv import BadLines, iter_click_chunks
-from .records import FEATURE_COLUMNS, WINDOW_COLUMNS, RecordError, Window
+from .records import CLICK_COLUMNS, FEATURE_COLUMNS, WINDOW_COLUMNS, RecordError, Window
 from .windowspec import DEFAULT_FREQ, WindowSpec
 
 DEFAULT_LATENESS = "1h"
@@ -271,6 +271,40 @@ def compute_windows(
         if progress is not None:
             progress.update(len(chunk))
     return acc.result(start=start, end=end)
+
+
+def sniff_table(path: str | Path) -> str:
+    """``"windows"`` or ``"clicks"``: what a CSV (plain or gzip) holds, told apart by its header.
+
+    The one place the project decides this (``detect``, ``sagemaker prepare``). Raises ``ValueError``
+    naming both accepted headers when it is neither, ``FileNotFoundError`` when ``path`` does not exist.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    header = pd.read_csv(path, nrows=0, compression="infer").columns.str.strip().tolist()
+    if header[: len(WINDOW_COLUMNS)] == list(WINDOW_COLUMNS) or set(WINDOW_COLUMNS) <= set(header):
+        return "windows"
+    if header == list(CLICK_COLUMNS):
+        return "clicks"
+    raise ValueError(
+        f"{path}: header {','.join(header)} is neither a clicks CSV ({','.join(CLICK_COLUMNS)}) "
+        f"nor a windows CSV ({','.join(WINDOW_COLUMNS)})"
+    )
+
+
+def load_windows(
+    path: str | Path,
+    freq: str | WindowSpec = DEFAULT_FREQ,
+    *,
+    skip_bad: bool = False,
+    bad: BadLines | None = None,
+    lateness: str = DEFAULT_LATENESS,
+) -> pd.DataFrame:
+    """The windows of ``path``: a windows CSV read as is, or a clicks CSV turned into ``freq`` windows."""
+    if sniff_table(path) == "windows":
+        return read_windows(path)
+    return compute_windows(path, WindowSpec.parse(freq).freq, skip_bad=skip_bad, bad=bad, lateness=lateness)
 
 
 def read_windows(path: str | Path) -> pd.DataFrame:

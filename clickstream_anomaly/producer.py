@@ -22,7 +22,8 @@ Used by ``clickstream-anomaly produce`` and by the S3-log producer Lambda (one s
 * **Pacing**: by default as fast as the stream takes it; :class:`Pacer` replays the clicks' own timing
   ``speedup`` times faster or at a fixed ``rate`` of records per second.
 
-boto3 is imported only inside :func:`kinesis_client`; pass your own client to stay AWS-free.
+The client is passed in (:func:`clickstream_anomaly.aws.clients.kinesis_client` makes one); this module
+never imports boto3.
 """
 
 from __future__ import annotations
@@ -258,12 +259,12 @@ class SendResult:
 class KinesisSender:
     """Writes entries to one stream with ``PutRecords`` (see the module docstring for the rules).
 
-    ``client`` is a boto3 Kinesis client (for example from :func:`kinesis_client`). ``max_attempts`` bounds
-    the tries per entry. ``aggregate_bytes > 0`` packs entries that share a key into aggregated records of
-    at most that many bytes (:func:`take_batch`; only for streams whose consumers read the clicks-stream
-    wire format, so off by default: the click producers turn it on with :data:`AGGREGATE_BYTES`). With a
-    pacer, a due record waits at most ``linger`` seconds for others to share its call. ``sleep`` and
-    ``clock`` are injectable for tests.
+    ``client`` is a boto3 Kinesis client (for example from :func:`clickstream_anomaly.aws.clients.kinesis_client`).
+    ``max_attempts`` bounds the tries per entry. ``aggregate_bytes > 0`` packs entries that share a key into
+    aggregated records of at most that many bytes (:func:`take_batch`; only for streams whose consumers read the
+    clicks-stream wire format, so off by default: the click producers turn it on with :data:`AGGREGATE_BYTES`). With
+    a pacer, a due record waits at most ``linger`` seconds for others to share its call. ``sleep`` and ``clock`` are
+    injectable for tests.
     """
 
     client: Any
@@ -395,25 +396,6 @@ class _GiveUp(RuntimeError):
     pass
 
 
-def kinesis_client(
-    *,
-    region: str | None = None,
-    endpoint_url: str | None = None,
-    retry_mode: str = "standard",
-    max_attempts: int = 10,
-    session: Any = None,
-) -> Any:
-    """A boto3 Kinesis client whose whole-call errors are retried by botocore (``standard``/``adaptive``)."""
-    import boto3
-    from botocore.config import Config
-
-    if retry_mode not in ("standard", "adaptive", "legacy"):
-        raise ValueError(f"retry mode must be standard or adaptive, got {retry_mode!r}")
-    config = Config(retries={"mode": retry_mode, "max_attempts": max_attempts})
-    session = session or boto3.session.Session()
-    return session.client("kinesis", region_name=region, endpoint_url=endpoint_url, config=config)
-
-
 # ---- reading click logs into entries ---------------------------------------------------------------
 
 
@@ -500,7 +482,6 @@ __all__ = [
     "click_entry",
     "entries_from_file",
     "iter_clicks",
-    "kinesis_client",
     "merge_entries",
     "partition_key",
     "take_batch",

@@ -30,17 +30,18 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from clickstream_anomaly.scaling import RCF_SCALING_KEY
+from clickstream_anomaly.aws.training.spec import MODELS_FOLDER, SCALING_KEY, Algorithm, TrainingJobSpec
 from stacks.functions import FunctionDefaults, failure_queue, kinesis_source, pipeline_function
 from stacks.images import image_uri
 from stacks.nag import arn_ref, wildcard_resource
 from stacks.storage import grant_prefix, secure_bucket
 
-ALGORITHMS = ("rcf", "deepar")
-#: Where the prepare Lambda writes the channel files (``channels/<algorithm>/<channel>/``); a fixed prefix so
-#: the SageMaker role reads exactly these objects (with a JSONPath channel location CDK grants
-#: s3:GetObject and s3:ListBucket on every bucket).
-CHANNELS_PREFIX = "channels/"
+ALGORITHMS = tuple(Algorithm)
+#: The training-job spec's root in the dedicated models bucket: channel folders ``rcf/``, ``deepar/`` and the
+#: artifacts under ``models/`` (fixed keys, so the SageMaker role reads and writes exactly these prefixes;
+#: with a JSONPath channel location CDK would grant s3:GetObject and s3:ListBucket on every bucket).
+CHANNELS_ROOT = ""
+_DISTRIBUTIONS = {"ShardedByS3Key": "SHARDED_BY_S3_KEY", "FullyReplicated": "FULLY_REPLICATED"}
 ENDPOINT_POLL_SECONDS = 60
 
 
@@ -140,9 +141,9 @@ class Models(Construct):
                 conditions={"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "aws/sagemaker/*"]}},
             )
         )
-        grant_prefix(self.bucket, self.role, CHANNELS_PREFIX, write=False)
         for alg in ALGORITHMS:
-            grant_prefix(self.bucket, self.role, f"{alg}/models/")
+            grant_prefix(self.bucket, self.role, f"{CHANNELS_ROOT}{alg}/", write=False)
+        grant_prefix(self.bucket, self.role, f"{CHANNELS_ROOT}{MODELS_FOLDER}")
         wildcard_resource(
             self.role,
             "arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:/aws/sagemaker/*",
@@ -174,7 +175,8 @@ class Models(Construct):
             description="Turns the lake's window features into SageMaker training channels",
         )
         grant_prefix(lake, self.prepare, "features/", write=False)
-        grant_prefix(self.bucket, self.prepare, CHANNELS_PREFIX, read=False)
+        for alg in ALGORITHMS:
+            grant_prefix(self.bucket, self.prepare, f"{CHANNELS_ROOT}{alg}/", read=False)
 
         hyperparameters = {"rcf": dict(rcf_hyperparameters), "deepar": dict(deepar_hyperparameters)}
         self.state_machines: dict[str, sfn.StateMachine] = {}
@@ -221,7 +223,7 @@ class Models(Construct):
                 timeout_seconds=120,
                 environment={
                     "RCF_ENDPOINT_NAME": self.endpoint_names["rcf"],
-                    "RCF_SCALING_URI": f"s3://{self.bucket.bucket_name}/{CHANNELS_PREFIX}{RCF_SCALING_KEY}",
+                    "RCF_SCALING_URI": f"s3://{self.bucket.bucket_name}/{CHANNELS_ROOT}{SCALING_KEY}",
                     "DEEPAR_ENDPOINT_NAME": self.endpoint_names["deepar"],
                     "DETECTIONS_STREAM_NAME": detections.stream_name,
                     "STATE_BUCKET": state_bucket.bucket_name,
@@ -247,7 +249,7 @@ class Models(Construct):
             self.scorer.add_to_role_policy(
                 iam.PolicyStatement(
                     actions=["s3:GetObject"],
-                    resources=[self.bucket.arn_for_objects(f"{CHANNELS_PREFIX}{RCF_SCALING_KEY}")],
+                    resources=[self.bucket.arn_for_objects(f"{CHANNELS_ROOT}{SCALING_KEY}")],
                 )
             )
             grant_prefix(state_bucket, self.scorer, "scorer/")
@@ -296,35 +298,27 @@ class Models(Construct):
             result_path="$.data",
             retry_on_service_exceptions=True,
         )
-        if alg == "rcf":
-            channels = [
-                tasks.Channel(
-                    channel_name="train",
-                    content_type="text/csv;label_size=0",
-                    data_source=tasks.DataSource(
-                        s3_data_source=tasks.S3DataSource(
-                            s3_location=S3Uri(self.bucket.s3_url_for_object(f"{CHANNELS_PREFIX}rcf/train/")),
-                            s3_data_type=tasks.S3DataType.S3_PREFIX,
-                            s3_data_distribution_type=tasks.S3DataDistributionType.SHARDED_BY_S3_KEY,
-                        )
-                    ),
-                )
-            ]
-        else:
-            channels = [
-                tasks.Channel(
-                    channel_name=name,
-                    content_type="application/jsonlines",
-                    data_source=tasks.DataSource(
-                        s3_data_source=tasks.S3DataSource(
-                            s3_location=S3Uri(self.bucket.s3_url_for_object(f"{CHANNELS_PREFIX}deepar/{name}/")),
-                            s3_data_type=tasks.S3DataType.S3_PREFIX,
-                            s3_data_distribution_type=tasks.S3DataDistributionType.FULLY_REPLICATED,
-                        )
-                    ),
-                )
-                for name in ("train", "test")
-            ]
+        spec = TrainingJobSpec(
+            algorithm=Algorithm(alg),
+            hyperparameters=hyperparameters,
+            instance_type=training_type,
+            root=CHANNELS_ROOT,
+            with_test=False,  # the lake has no labels: RCF trains without its test channel
+        )
+        channels = [
+            tasks.Channel(
+                channel_name=ch.name,
+                content_type=ch.content_type,
+                data_source=tasks.DataSource(
+                    s3_data_source=tasks.S3DataSource(
+                        s3_location=S3Uri(spec.channel_uri(self.bucket.bucket_name, ch)),
+                        s3_data_type=tasks.S3DataType.S3_PREFIX,
+                        s3_data_distribution_type=tasks.S3DataDistributionType(_DISTRIBUTIONS[ch.distribution]),
+                    )
+                ),
+            )
+            for ch in spec.channels
+        ]
         train = tasks.SageMakerCreateTrainingJob(
             self,
             f"{cap}Train",
@@ -334,13 +328,15 @@ class Models(Construct):
             ),
             input_data_config=channels,
             output_data_config=tasks.OutputDataConfig(
-                s3_output_location=S3Uri(self.bucket.s3_url_for_object(f"{alg}/models/"))
+                s3_output_location=S3Uri(spec.output_uri(self.bucket.bucket_name))
             ),
             resource_config=tasks.ResourceConfig(
-                instance_count=1, instance_type=_instance(training_type), volume_size=Size.gibibytes(10)
+                instance_count=spec.instance_count,
+                instance_type=_instance(spec.instance_type),
+                volume_size=Size.gibibytes(spec.volume_gb),
             ),
-            stopping_condition=tasks.StoppingCondition(max_runtime=Duration.hours(3)),
-            hyperparameters=hyperparameters,
+            stopping_condition=tasks.StoppingCondition(max_runtime=Duration.seconds(spec.max_runtime_s)),
+            hyperparameters=dict(spec.hyperparameters),
             role=self.task_role,
             integration_pattern=sfn.IntegrationPattern.RUN_JOB,
             result_selector={"artifacts.$": "$.ModelArtifacts.S3ModelArtifacts", "job.$": "$.TrainingJobName"},

@@ -95,7 +95,7 @@ def kinesis_event(
     keys: list[str] | None = None,
 ) -> dict:
     """A Lambda Kinesis event with ``payloads`` as consecutive records of one shard."""
-    from clickstream_anomaly.streaming.driver import kinesis_event_record
+    from clickstream_anomaly.aws.kinesis_reader import kinesis_event_record
 
     recs = [
         {"PartitionKey": (keys[i] if keys else f"k{i}"), "SequenceNumber": str(first_seq + i), "Data": p}
@@ -110,7 +110,7 @@ def aws(monkeypatch: pytest.MonkeyPatch):
     import boto3
     from moto import mock_aws
 
-    from clickstream_anomaly.streaming import runtime
+    from clickstream_anomaly.aws import runtime
 
     with mock_aws():
         runtime.reset_clients()

@@ -11,10 +11,9 @@ import pandas as pd
 from ..clicks_csv import BadLines
 from ..detectors import DETECTOR_NAMES, DeepARDetector, build_detectors
 from ..evaluate import metrics_table, percentile_table
-from ..features import DEFAULT_FREQ, compute_windows, read_windows
+from ..features import DEFAULT_FREQ, compute_windows, read_windows, sniff_table
 from ..generator import read_labels
 from ..incidents import incident_table
-from ..records import CLICK_COLUMNS, WINDOW_COLUMNS
 from ..thresholds import DEFAULT_THRESHOLD, parse_threshold
 from ..workflow import DetectionResult, run_detection, write_outputs
 from .features import add_bad_line_options
@@ -61,24 +60,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def load_windows(path: Path, args: argparse.Namespace) -> pd.DataFrame:
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file")
-    header = pd.read_csv(path, nrows=0, compression="infer").columns.str.strip().tolist()
-    if header[: len(WINDOW_COLUMNS)] == list(WINDOW_COLUMNS):
+    if sniff_table(path) == "windows":
         return read_windows(path)
-    if header == list(CLICK_COLUMNS):
-        bad = BadLines(rejects_path=args.rejects)
-        try:
-            windows = compute_windows(path, args.freq, skip_bad=args.skip_bad, bad=bad)
-        finally:
-            bad.close()
-        if bad.count and not args.quiet:
-            print(bad.summary(), file=sys.stderr)
-        return windows
-    raise ValueError(
-        f"{path}: header {','.join(header)} is neither a clicks CSV ({','.join(CLICK_COLUMNS)}) "
-        f"nor a windows CSV ({','.join(WINDOW_COLUMNS)})"
-    )
+    bad = BadLines(rejects_path=args.rejects)
+    try:
+        windows = compute_windows(path, args.freq, skip_bad=args.skip_bad, bad=bad)
+    finally:
+        bad.close()
+    if bad.count and not args.quiet:
+        print(bad.summary(), file=sys.stderr)
+    return windows
 
 
 def detect_and_write(

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..aws.clients import kinesis_client
 from ..clicks_csv import BadLines
 from ..producer import (
     AGGREGATE_BYTES,
@@ -16,7 +17,6 @@ from ..producer import (
     Pacer,
     ProducerError,
     entries_from_file,
-    kinesis_client,
 )
 from .features import add_bad_line_options
 from .progress import progress_bar

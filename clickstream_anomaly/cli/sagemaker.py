@@ -1,9 +1,9 @@
 """``clickstream-anomaly sagemaker prepare|train|deploy|invoke|cleanup|estimate-cost``.
 
-The SageMaker workflows of ``training/`` (imported lazily, with boto3, inside the command functions, so the
-core CLI starts without them). ``--local`` on train/deploy/invoke runs the numpy twins instead: ``train``
-writes the model to ``--model-dir``, ``deploy`` only records which model the local endpoint serves, and
-``invoke`` scores through the same request/response bodies as an endpoint.
+The SageMaker workflows of :mod:`clickstream_anomaly.aws.training` (imported lazily, with boto3, inside the
+command functions, so the core CLI starts without them). ``--local`` on train/deploy/invoke runs the numpy
+twins instead: ``train`` writes the model to ``--model-dir``, ``deploy`` only records which model the local
+endpoint serves, and ``invoke`` scores through the same request/response bodies as an endpoint.
 """
 
 from __future__ import annotations
@@ -20,18 +20,10 @@ DEFAULT_PREFIX = "clickstream-anomaly"
 
 
 def _training():
-    """Import the ``training`` package; from a source checkout it sits beside ``clickstream_anomaly``."""
-    try:
-        import training
-    except ImportError:
-        root = Path(__file__).resolve().parents[2]
-        if not (root / "training" / "__init__.py").exists():
-            raise
-        sys.path.insert(0, str(root))
-        import training
-    import training.errors
-    import training.prepare
-    import training.session
+    """The SageMaker workflows (:mod:`clickstream_anomaly.aws.training`), imported on first use so the rest
+    of the CLI starts without boto3."""
+    from ..aws import training
+    from ..aws.training import errors, prepare, session  # noqa: F401  (loads the submodules used below)
 
     return training
 
@@ -231,8 +223,8 @@ def _labels(path: Path | None):
 @_failures
 def run_prepare(args: argparse.Namespace) -> int:
     _training()
+    from clickstream_anomaly.aws.training import prepare
     from clickstream_anomaly.sagemaker_config import validate_bucket, validate_prefix
-    from training import prepare
 
     say = _say(args)
     if args.bucket is None and args.output_dir is None:
@@ -284,7 +276,7 @@ def _hyperparameters(args: argparse.Namespace) -> dict[str, Any]:
 @_failures
 def run_train(args: argparse.Namespace) -> int:
     _training()
-    from training import jobs, local
+    from clickstream_anomaly.aws.training import jobs, local
 
     say = _say(args)
     hp = _hyperparameters(args)
@@ -333,7 +325,7 @@ def run_train(args: argparse.Namespace) -> int:
 @_failures
 def run_deploy(args: argparse.Namespace) -> int:
     _training()
-    from training import endpoints, local
+    from clickstream_anomaly.aws.training import endpoints, local
 
     say = _say(args)
     if args.local:
@@ -364,7 +356,7 @@ def run_deploy(args: argparse.Namespace) -> int:
 
 
 def _rcf_scaling(args: argparse.Namespace, session: Any):
-    from training.prepare import CHANNEL_KEYS, Scaling
+    from clickstream_anomaly.aws.training.prepare import CHANNEL_KEYS, Scaling
 
     if args.scaling is not None:
         return Scaling.from_json(args.scaling.read_text(encoding="utf-8"))
@@ -387,8 +379,8 @@ def _rcf_scaling(args: argparse.Namespace, session: Any):
 @_failures
 def run_invoke(args: argparse.Namespace) -> int:
     _training()
-    from training import invoke, local
-    from training.tags import endpoint_name
+    from clickstream_anomaly.aws.training import invoke, local
+    from clickstream_anomaly.aws.training.tags import endpoint_name
 
     say = _say(args)
     windows = _windows(args.input)
@@ -417,7 +409,7 @@ def run_invoke(args: argparse.Namespace) -> int:
         if length is None and args.local:
             length = transport.prediction_length
         elif length is None:
-            from training.endpoints import endpoint_hyperparameters
+            from clickstream_anomaly.aws.training.endpoints import endpoint_hyperparameters
 
             hp = endpoint_hyperparameters(session.client("sagemaker"), transport.endpoint_name)
             length = int(hp.get("prediction_length", 144))
@@ -441,7 +433,7 @@ def run_invoke(args: argparse.Namespace) -> int:
 @_failures
 def run_cleanup(args: argparse.Namespace) -> int:
     _training()
-    from training import cleanup
+    from clickstream_anomaly.aws.training import cleanup
 
     session = _session(args)
     done = cleanup.cleanup(
@@ -457,7 +449,7 @@ def run_cleanup(args: argparse.Namespace) -> int:
 
 def run_estimate_cost(args: argparse.Namespace) -> int:
     _training()
-    from training import costs, endpoints, jobs
+    from clickstream_anomaly.aws.training import costs, endpoints, jobs
 
     overrides = costs.parse_price_overrides(args.price)
     chosen = [a.strip() for a in args.endpoints.split(",") if a.strip()]

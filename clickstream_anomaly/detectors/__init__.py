@@ -18,11 +18,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .deepar import BAND_SAMPLES, DeepARDetector
-from .rcf import BatchRCFDetector, StreamingRCFDetector
 from ..records import DEEPAR, RCF_BATCH, RCF_STREAMING
 from ..thresholds import DEFAULT_THRESHOLD
 from .base import Detector, detections_from_scores, deviation_explanation
+from .deepar import BAND_SAMPLES, DeepARDetector
+from .rcf import BatchRCFDetector, StreamingRCFDetector
 
 DETECTOR_NAMES = (RCF_STREAMING, RCF_BATCH, DEEPAR)
 

@@ -5,8 +5,8 @@ the first one), so two concurrent invocations cannot both write on top of the sa
 gets ``PreconditionFailed`` (412) or ``ConditionalRequestConflict`` (409), re-reads and re-applies its
 change (:func:`transact`). Changes must therefore be pure functions of the state they are given.
 
-:class:`MemoryStore` is the same contract in memory, for tests and local runs. boto3 is never imported
-here: pass a client in.
+:class:`MemoryStore` is the contract in memory, for tests and local runs; the S3 implementation is
+:class:`clickstream_anomaly.aws.s3_store.S3Store`.
 """
 
 from __future__ import annotations
@@ -30,34 +30,6 @@ class Store(Protocol):
 
 
 @dataclass
-class S3Store:
-    """One S3 object as a versioned state blob: ``load() -> (bytes | None, etag)``, ``save(data, etag)``."""
-
-    client: Any
-    bucket: str
-    key: str
-
-    def load(self) -> tuple[bytes | None, str | None]:
-        try:
-            obj = self.client.get_object(Bucket=self.bucket, Key=self.key)
-        except Exception as exc:
-            if _error_code(exc) in ("NoSuchKey", "404"):
-                return None, None
-            raise
-        return obj["Body"].read(), obj["ETag"]
-
-    def save(self, data: bytes, etag: str | None) -> str:
-        """Write if the object is still at ``etag`` (``None``: only if it does not exist yet)."""
-        cond = {"IfMatch": etag} if etag is not None else {"IfNoneMatch": "*"}
-        try:
-            return self.client.put_object(Bucket=self.bucket, Key=self.key, Body=data, **cond)["ETag"]
-        except Exception as exc:
-            if _error_code(exc) in CONFLICT_CODES:
-                raise StateConflict(f"s3://{self.bucket}/{self.key} changed since it was read") from exc
-            raise
-
-
-@dataclass
 class MemoryStore:
     """In-memory :class:`Store` with the same conditional-write rules."""
 
@@ -76,11 +48,6 @@ class MemoryStore:
         self.version += 1
         self.writes += 1
         return str(self.version)
-
-
-def _error_code(exc: Exception) -> str:
-    response = getattr(exc, "response", None) or {}
-    return str(response.get("Error", {}).get("Code", ""))
 
 
 def transact(

@@ -18,8 +18,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
 
+from clickstream_anomaly.aws import runtime
 from clickstream_anomaly.records import Click, RecordError, decode_click_record
-from clickstream_anomaly.streaming import runtime
 
 processor = BatchProcessor(event_type=EventType.KinesisDataStreams)
 logger = Logger()

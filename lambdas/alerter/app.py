@@ -16,8 +16,8 @@ from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
 
+from clickstream_anomaly.aws import runtime
 from clickstream_anomaly.records import Detection
-from clickstream_anomaly.streaming import runtime
 from clickstream_anomaly.streaming.alerting import metric_values
 from clickstream_anomaly.streaming.detection import detection_from_kda_row
 

@@ -14,7 +14,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import S3Event, event_source
 
-from clickstream_anomaly.streaming import runtime
+from clickstream_anomaly.aws import runtime
 
 logger = Logger()
 metrics = Metrics()

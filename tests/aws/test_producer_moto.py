@@ -10,12 +10,13 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from clickstream_anomaly.aws.clients import kinesis_client
+from clickstream_anomaly.aws.kinesis_reader import ShardReader
 from clickstream_anomaly.cli import main
 from clickstream_anomaly.clicks_csv import write_clicks
 from clickstream_anomaly.generator import Scenario, generate
-from clickstream_anomaly.producer import Backoff, KinesisSender, entries_from_file, kinesis_client
+from clickstream_anomaly.producer import Backoff, KinesisSender, entries_from_file
 from clickstream_anomaly.records import decode_click_record
-from clickstream_anomaly.streaming.driver import ShardReader
 
 
 def inject_failures(client, rate: float, seed: int = 0, code="ProvisionedThroughputExceededException"):

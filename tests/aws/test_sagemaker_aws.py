@@ -9,11 +9,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from clickstream_anomaly.sagemaker_config import SageMakerConfigError
-from training.cleanup import cleanup, find_project_resources
-from training.endpoints import deploy
-from training.errors import EndpointFailedError, JobFailedError
-from training.jobs import (
+from clickstream_anomaly.aws.training.cleanup import cleanup, find_project_resources
+from clickstream_anomaly.aws.training.endpoints import deploy
+from clickstream_anomaly.aws.training.errors import EndpointFailedError, JobFailedError
+from clickstream_anomaly.aws.training.jobs import (
     TrainingSettings,
     deepar_training_request,
     format_result,
@@ -21,6 +20,7 @@ from training.jobs import (
     start_training_job,
     wait_for_training_job,
 )
+from clickstream_anomaly.sagemaker_config import SageMakerConfigError
 
 REGION = "us-east-1"
 ROLE = "arn:aws:iam::123456789012:role/clickstream-sagemaker"
@@ -282,7 +282,7 @@ def test_endpoint_that_fails_raises_with_reason(sm):
 
 
 def test_endpoint_hyperparameters_follow_the_model_tag_to_the_job(sm):
-    from training.endpoints import endpoint_hyperparameters
+    from clickstream_anomaly.aws.training.endpoints import endpoint_hyperparameters
 
     start_training_job(
         sm,

@@ -316,9 +316,9 @@ def test_aws_workflow_end_to_end_against_moto(tmp_path, data, aws_env, capsys):
 
 
 def test_failed_job_exits_1_with_the_reason(data, aws_env, monkeypatch, capsys):
-    import training.session
+    from clickstream_anomaly.aws.training import session as training_session
 
-    real = training.session.make_session
+    real = training_session.make_session
 
     def session_with_failing_jobs(region=None, profile=None):
         session = real(region, profile)
@@ -329,7 +329,7 @@ def test_failed_job_exits_1_with_the_reason(data, aws_env, monkeypatch, capsys):
         session.events.register("after-call.sagemaker.DescribeTrainingJob", fail)
         return session
 
-    monkeypatch.setattr(training.session, "make_session", session_with_failing_jobs)
+    monkeypatch.setattr(training_session, "make_session", session_with_failing_jobs)
     assert run(["train", "rcf", "--role", ROLE, "--bucket", "b-1", "--poll-seconds", "0", "--quiet"]) == 1
     assert "failed: AlgorithmError: feature_dim mismatch" in capsys.readouterr().err
 
@@ -348,16 +348,16 @@ def test_failed_job_exits_1_with_the_reason(data, aws_env, monkeypatch, capsys):
 def test_bad_settings_fail_before_any_aws_call(argv, message, aws_env, data, monkeypatch, capsys):
     monkeypatch.chdir(data)
     calls = []
-    import training.session
+    from clickstream_anomaly.aws.training import session as training_session
 
-    real = training.session.make_session
+    real = training_session.make_session
 
     def counting(region=None, profile=None):
         session = real(region, profile)
         session.events.register("before-call", lambda **kw: calls.append(kw["event_name"]))
         return session
 
-    monkeypatch.setattr(training.session, "make_session", counting)
+    monkeypatch.setattr(training_session, "make_session", counting)
     assert run(argv) == 2
     assert message in capsys.readouterr().err
     assert calls == []

@@ -12,13 +12,13 @@ import requests
 from moto import mock_aws
 
 from clickstream_anomaly import sagemaker_formats as fmt
+from clickstream_anomaly.aws.training import local
+from clickstream_anomaly.aws.training.invoke import DeepAREndpointDetector, EndpointTransport, RCFEndpointDetector
+from clickstream_anomaly.aws.training.prepare import Scaling
 from clickstream_anomaly.detectors import BatchRCFDetector, DeepARDetector, deviation_explanation
 from clickstream_anomaly.features import windows_from_frame
 from clickstream_anomaly.generator import Scenario, generate
 from clickstream_anomaly.thresholds import parse_threshold
-from training import local
-from training.invoke import DeepAREndpointDetector, EndpointTransport, RCFEndpointDetector
-from training.prepare import Scaling
 
 REGION = "us-east-1"
 CANNED_URL = "http://motoapi.amazonaws.com/moto-api/static/sagemaker/endpoint-results"

@@ -8,7 +8,7 @@ import sys
 import boto3
 from moto import mock_aws
 
-from clickstream_anomaly.streaming.driver import ShardReader
+from clickstream_anomaly.aws.kinesis_reader import ShardReader
 
 
 def test_driver_redelivers_from_lowest_failure_then_sends_poison_to_failure_destination():
@@ -44,7 +44,7 @@ def test_streaming_core_imports_without_aws_sdks():
         "    sys.modules[name] = None\n"
         "import clickstream_anomaly.producer, clickstream_anomaly.streaming.aggregation\n"
         "import clickstream_anomaly.streaming.alerting, clickstream_anomaly.streaming.detection\n"
-        "import clickstream_anomaly.streaming.scoring, clickstream_anomaly.streaming.runtime\n"
-        "import clickstream_anomaly.streaming.driver, clickstream_anomaly.cli.produce\n"
+        "import clickstream_anomaly.streaming.scoring, clickstream_anomaly.aws.runtime\n"
+        "import clickstream_anomaly.aws.kinesis_reader, clickstream_anomaly.cli.produce\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -83,9 +83,9 @@ def test_deepar_blog_defaults_and_overrides():
 
 
 def test_load_windows_accepts_windows_or_clicks(tmp_path):
+    from clickstream_anomaly.aws.training.prepare import load_windows
     from clickstream_anomaly.clicks_csv import write_clicks
     from clickstream_anomaly.features import write_windows
-    from training.prepare import load_windows
 
     clicks, _ = generate(Scenario(days=1))
     write_clicks(clicks, tmp_path / "clicks.csv")
@@ -114,20 +114,8 @@ def test_names_are_checked(func, value, match):
     assert validate_role_arn("arn:aws:iam::123456789012:role/service-role/SM").endswith("/SM")
 
 
-def test_image_table_matches_the_sdk_offline():
-    image_uris = pytest.importorskip("sagemaker.core.image_uris", reason="sagemaker SDK not installed")
-    from training.images import REGISTRY_ACCOUNTS, image_uri
-    from training.tags import BUILTIN
-
-    for algo, repo in BUILTIN.items():
-        for region in REGISTRY_ACCOUNTS[repo]:
-            assert image_uri(algo, region) == image_uris.retrieve(repo, region)
-    # a region outside the table goes through the SDK
-    assert image_uri("rcf", "ap-northeast-1") == image_uris.retrieve("randomcutforest", "ap-northeast-1")
-
-
 def test_prepared_bodies_use_the_core_formats():
-    from training.prepare import Scaling, build_datasets
+    from clickstream_anomaly.aws.training.prepare import Scaling, build_datasets
 
     clicks, labels = generate(Scenario(start="2020-07-13", days=4))
     windows = windows_from_frame(clicks)
@@ -156,7 +144,7 @@ def test_prepared_bodies_use_the_core_formats():
 
 
 def test_deepar_needs_300_training_points():
-    from training.prepare import build_datasets
+    from clickstream_anomaly.aws.training.prepare import build_datasets
 
     windows = windows_from_frame(generate(Scenario(days=2))[0])  # 288 windows
     with pytest.raises(SageMakerConfigError, match="at least 300"):
@@ -165,7 +153,12 @@ def test_deepar_needs_300_training_points():
 
 
 def test_costs_from_the_table_and_overrides():
-    from training.costs import PRICES_USD_PER_HOUR, endpoint_cost, parse_price_overrides, training_cost
+    from clickstream_anomaly.aws.training.costs import (
+        PRICES_USD_PER_HOUR,
+        endpoint_cost,
+        parse_price_overrides,
+        training_cost,
+    )
 
     line = endpoint_cost("rcf endpoint", "ml.c5.xlarge", 2)
     assert line.usd_per_hour == pytest.approx(2 * PRICES_USD_PER_HOUR["ml.c5.xlarge"])

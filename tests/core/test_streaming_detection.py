@@ -6,6 +6,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from clickstream_anomaly.aws.s3_store import S3Store
 from clickstream_anomaly.features import windows_from_frame, windows_to_records
 from clickstream_anomaly.generator import Scenario, generate
 from clickstream_anomaly.kda import KdaRcfParameters, KdaRcfStream
@@ -16,7 +17,7 @@ from clickstream_anomaly.streaming.detection import (
     new_state,
     run_detector,
 )
-from clickstream_anomaly.streaming.state import MemoryStore, S3Store, StateConflict
+from clickstream_anomaly.streaming.state import MemoryStore, StateConflict
 
 PARAMS = KdaRcfParameters(
     number_of_trees=20, sub_sample_size=32, time_decay=1000, shingle_size=1, with_directionality=True

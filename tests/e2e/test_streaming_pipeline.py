@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 import boto3
 import pytest
 
+from clickstream_anomaly.aws.clients import kinesis_client
+from clickstream_anomaly.aws.kinesis_reader import ShardReader
 from clickstream_anomaly.clicks_csv import write_clicks
 from clickstream_anomaly.features import windows_from_frame, windows_to_records
 from clickstream_anomaly.generator import BLOG_INCIDENTS, Scenario, generate
@@ -25,10 +27,8 @@ from clickstream_anomaly.producer import (
     Backoff,
     KinesisSender,
     entries_from_file,
-    kinesis_client,
 )
 from clickstream_anomaly.records import Window, decode_click_record
-from clickstream_anomaly.streaming.driver import ShardReader
 
 pytestmark = pytest.mark.slow
 
@@ -90,7 +90,7 @@ def decode(record: dict) -> bytes:
 
 
 def test_blog_scenario_end_to_end(moto_server, scenario, tmp_path, monkeypatch, lambda_context):
-    from clickstream_anomaly.streaming import runtime
+    from clickstream_anomaly.aws import runtime
 
     env = {
         "AWS_ENDPOINT_URL": moto_server,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
+from clickstream_anomaly.aws.kinesis_reader import ShardReader
 from clickstream_anomaly.records import Click, Window, join_click_payloads
-from clickstream_anomaly.streaming.driver import ShardReader
 from tests.conftest import kinesis_event
 
 
@@ -44,7 +44,7 @@ def test_batch_with_poison_record_reports_it_and_counts_the_rest(aws, lambda_con
 
 
 def test_scheduled_tick_emits_empty_windows_during_an_outage(aws, lambda_context, monkeypatch):
-    from clickstream_anomaly.streaming import runtime
+    from clickstream_anomaly.aws import runtime
     from lambdas.aggregator import app
 
     clock = {"t": 1_000_000.0}

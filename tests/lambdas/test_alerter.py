@@ -87,7 +87,7 @@ def test_kda_output_event(aws, lambda_context):
 
 
 def test_kda_event_reports_delivery_failed_when_sns_fails(aws, lambda_context, monkeypatch):
-    from clickstream_anomaly.streaming import runtime
+    from clickstream_anomaly.aws import runtime
     from lambdas.alerter import app
 
     monkeypatch.setenv("TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:missing")

@@ -6,11 +6,11 @@ import base64
 import importlib
 import sys
 
+from clickstream_anomaly.aws.kinesis_reader import ShardReader
 from clickstream_anomaly.features import windows_from_frame, windows_to_records
 from clickstream_anomaly.generator import Scenario, generate
 from clickstream_anomaly.kda import KdaRcfParameters, KdaRcfStream
 from clickstream_anomaly.records import FEATURE_COLUMNS, Detection
-from clickstream_anomaly.streaming.driver import ShardReader
 from tests.conftest import kinesis_event
 
 

@@ -148,14 +148,14 @@ def test_prepare_reads_the_period_and_writes_channel_folders():
         }
     )
     out = prepare({"algorithm": "deepar", "run": "r1"}, s3, _env(), NOW)
-    assert out["train"] == "s3://models/channels/deepar/train/"
-    assert out["test"] == "s3://models/channels/deepar/test/"
+    assert out["train"] == "s3://models/deepar/train/"
+    assert out["test"] == "s3://models/deepar/test/"
     assert out["windows"] == 324  # 2020-07-15 00:00 .. 2020-07-16 05:50 at 10 minutes, no gap
-    (test,) = fmt.from_jsonlines(s3.puts[("models", "channels/deepar/test/test.json")].decode())
+    (test,) = fmt.from_jsonlines(s3.puts[("models", "deepar/test/test.json")].decode())
     assert test["target"][:144] == [float(w.clicks) for w in day1]
     out = prepare({"algorithm": "rcf", "run": "r2"}, s3, _env(), NOW)
     assert out == {
         "windows": 324,
-        "train": "s3://models/channels/rcf/train/",
-        "scaling": "s3://models/channels/rcf/scaling.json",
+        "train": "s3://models/rcf/train/",
+        "scaling": "s3://models/rcf/scaling.json",
     }

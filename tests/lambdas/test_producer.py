@@ -6,8 +6,8 @@ import base64
 import gzip
 import json
 
+from clickstream_anomaly.aws.kinesis_reader import ShardReader
 from clickstream_anomaly.records import decode_click_record
-from clickstream_anomaly.streaming.driver import ShardReader
 
 
 def s3_event(bucket: str, key: str) -> dict:

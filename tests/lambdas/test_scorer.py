@@ -10,9 +10,9 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 
+from clickstream_anomaly.aws.kinesis_reader import ShardReader
 from clickstream_anomaly.records import Detection, Window
 from clickstream_anomaly.sagemaker_formats import rcf_response_body
-from clickstream_anomaly.streaming.driver import ShardReader
 from clickstream_anomaly.streaming.scoring import History, band_score, with_retries
 from tests.conftest import kinesis_event
 
@@ -80,7 +80,8 @@ def test_deepar_band_from_recent_history(aws, lambda_context, monkeypatch):
 
 
 def test_throttled_endpoint_fails_the_record_and_the_ones_after_it(aws, lambda_context, monkeypatch):
-    from clickstream_anomaly.streaming import runtime, scoring
+    from clickstream_anomaly.aws import runtime
+    from clickstream_anomaly.streaming import scoring
     from lambdas.scorer import app
 
     monkeypatch.setenv("RCF_ENDPOINT_NAME", "rcf-endpoint")
@@ -118,9 +119,9 @@ def test_rcf_requests_are_scaled_as_the_training_data_was(aws, monkeypatch):
     import boto3
     import numpy as np
 
+    from clickstream_anomaly.aws import runtime
     from clickstream_anomaly.sagemaker_formats import parse_rcf_request
     from clickstream_anomaly.scaling import Scaling
-    from clickstream_anomaly.streaming import runtime
     from clickstream_anomaly.streaming.scoring import rcf_detection
 
     scaling = Scaling(("urls", "users", "clicks", "residual"), (20.0, 30.0, 80.0, 0.0), (10.0, 20.0, 40.0, 5.0))

@@ -78,12 +78,8 @@ def test_scorer_reads_features_and_may_invoke_only_its_endpoints(template):
     assert sorted(a.rsplit(":", 1)[1] for a in arns) == ["endpoint/clickstream-deepar", "endpoint/clickstream-rcf"]
     # the scaling the RCF training data was written with: one object, read-only
     uri = "".join(x if isinstance(x, str) else "<bucket>" for x in env["RCF_SCALING_URI"]["Fn::Join"][1])
-    assert uri == "s3://<bucket>/channels/rcf/scaling.json"
-    gets = [
-        s
-        for s in statements
-        if s["Action"] == "s3:GetObject" and "channels/rcf/scaling.json" in json.dumps(s["Resource"])
-    ]
+    assert uri == "s3://<bucket>/rcf/scaling.json"
+    gets = [s for s in statements if s["Action"] == "s3:GetObject" and "rcf/scaling.json" in json.dumps(s["Resource"])]
     assert len(gets) == 1
 
 

@@ -307,8 +307,8 @@ def test_rcf_training_job_shape(template):
     assert channel["ContentType"] == "text/csv;label_size=0"
     assert channel["DataSource"]["S3DataSource"]["S3DataDistributionType"] == "ShardedByS3Key"
     # s3:// URIs (an https URL would make SageMaker read the S3 endpoint host as the bucket name)
-    assert channel["DataSource"]["S3DataSource"]["S3Uri"] == "s3://TOKEN/channels/rcf/train/"
-    assert params["OutputDataConfig"]["S3OutputPath"] == "s3://TOKEN/rcf/models/"
+    assert channel["DataSource"]["S3DataSource"]["S3Uri"] == "s3://TOKEN/rcf/train/"
+    assert params["OutputDataConfig"]["S3OutputPath"] == "s3://TOKEN/models/"
     assert params["HyperParameters"] == {"feature_dim": "4", "num_trees": "100", "num_samples_per_tree": "256"}
     assert params["ResourceConfig"]["InstanceType"] == "ml.m5.large"
     assert params["TrainingJobName.$"] == "States.Format('clickstream-rcf-{}', $.run.id)"
@@ -321,7 +321,7 @@ def test_deepar_training_job_shape(template):
     params = train["Parameters"]
     assert sorted(c["ChannelName"] for c in params["InputDataConfig"]) == ["test", "train"]
     uris = sorted(c["DataSource"]["S3DataSource"]["S3Uri"] for c in params["InputDataConfig"])
-    assert uris == ["s3://TOKEN/channels/deepar/test/", "s3://TOKEN/channels/deepar/train/"]
+    assert uris == ["s3://TOKEN/deepar/test/", "s3://TOKEN/deepar/train/"]
     hp = params["HyperParameters"]
     assert hp["time_freq"] == "10min" and hp["prediction_length"] == "144" and hp["context_length"] == "144"
     assert "/forecasting-deepar:1" in params["AlgorithmSpecification"]["TrainingImage"]
@@ -415,3 +415,25 @@ def test_outputs_name_what_a_user_needs(template):
         "DeeparPipeline",
     } <= set(outputs)
     assert "incoming/" in outputs["LandingBucket"]["Description"]
+
+
+@pytest.mark.parametrize("alg", ["rcf", "deepar"])
+def test_step_functions_and_boto3_render_the_same_training_job_spec(template, alg):
+    from clickstream_anomaly.aws.training.spec import Algorithm, TrainingJobSpec
+
+    asl = state_machine_definition(template, f"Models{alg.capitalize()}Pipeline")
+    train = next(s for s in asl["States"].values() if s.get("Resource", "").endswith("createTrainingJob.sync"))
+    params = train["Parameters"]
+    spec = TrainingJobSpec(
+        algorithm=Algorithm(alg),
+        hyperparameters=params["HyperParameters"],
+        instance_type="ml.m5.large",
+        with_test=False,
+    )
+    boto3_request = spec.create_training_job_request(bucket="TOKEN", job_name="x", role_arn="r", image="i")
+    for key in ("InputDataConfig", "OutputDataConfig", "ResourceConfig", "StoppingCondition", "HyperParameters"):
+        rendered = params[key]
+        expected = boto3_request[key]
+        if key == "InputDataConfig":  # Step Functions adds nothing; compare the channels one by one, sorted
+            rendered, expected = (sorted(v, key=lambda c: c["ChannelName"]) for v in (rendered, expected))
+        assert rendered == expected, key

@@ -1,4 +1,4 @@
-"""AWS glue for the Lambda handlers: configuration from the environment, clients, senders, publishers.
+"""The Lambda functions' work, one function each: state stores, senders and publishers around the core.
 
 Every function reads the environment when called (never at import), and boto3 is imported inside
 :func:`client`, so the handlers stay a few lines and the core stays importable without AWS libraries.
@@ -7,74 +7,34 @@ Clients use botocore's ``standard`` retry mode and honour ``AWS_ENDPOINT_URL`` (
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from ..kda import KdaRcfParameters
 from ..producer import AGGREGATE_BYTES, MAX_SKEW_SECONDS, Backoff, Entry, KinesisSender
 from ..records import Detection, Window
-from .aggregation import BatchStats, run_aggregator
-from .alerting import Alert, AlertConfig, run_alerter, sns_attributes
-from .detection import run_detector
-from .state import S3Store, transact
+from ..streaming.aggregation import BatchStats, run_aggregator
+from ..streaming.alerting import Alert, run_alerter, sns_attributes
+from ..streaming.detection import run_detector
+from ..streaming.state import transact
+from .clients import _client, client
+from .config import (
+    AggregatorConfig,
+    ConfigError,
+    alert_config_from_env,
+    env,
+    env_float,
+    env_int,
+    rcf_params_from_env,
+)
+from .s3_store import S3Store
 
 FEATURES_PARTITION_KEY = "windows"  # one key: windows stay in time order on one shard
 AGGREGATOR_STATE_KEY = "aggregator/state.json.gz"
 ALERTER_STATE_KEY = "alerter/state.json"
 SCORER_STATE_KEY = "scorer/history.json"
-
-
-class ConfigError(ValueError):
-    """A missing or invalid environment variable."""
-
-
-def env(name: str, default: str | None = None) -> str:
-    """An environment variable; raises :class:`ConfigError` naming it when required and missing."""
-    value = os.environ.get(name)
-    if value is None or value == "":
-        if default is None:
-            raise ConfigError(f"environment variable {name} is not set")
-        return default
-    return value
-
-
-def env_int(name: str, default: int) -> int:
-    try:
-        return int(env(name, str(default)))
-    except ValueError:
-        raise ConfigError(f"environment variable {name} must be an integer") from None
-
-
-def env_float(name: str, default: float) -> float:
-    try:
-        return float(env(name, str(default)))
-    except ValueError:
-        raise ConfigError(f"environment variable {name} must be a number") from None
-
-
-def env_bool(name: str, default: bool) -> bool:
-    text = env(name, "true" if default else "false").strip().lower()
-    if text not in ("true", "false", "1", "0", "yes", "no"):
-        raise ConfigError(f"environment variable {name} must be true or false")
-    return text in ("true", "1", "yes")
-
-
-@cache
-def _client(service: str, endpoint: str | None, region: str | None) -> Any:
-    import boto3
-    from botocore.config import Config
-
-    config = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30)
-    return boto3.session.Session().client(service, endpoint_url=endpoint, region_name=region, config=config)
-
-
-def client(service: str) -> Any:
-    """A cached boto3 client (standard retries); one per service, endpoint and region."""
-    return _client(service, os.environ.get("AWS_ENDPOINT_URL"), os.environ.get("AWS_REGION"))
 
 
 def reset_clients() -> None:
@@ -161,44 +121,6 @@ def open_shards(stream_arn: str | None) -> tuple[str, ...]:
 
 def now() -> float:
     return time.time()
-
-
-@dataclass(frozen=True)
-class AggregatorConfig:
-    features_stream: str
-    freq: str
-    lateness: str
-
-    @classmethod
-    def from_env(cls) -> AggregatorConfig:
-        return cls(env("FEATURES_STREAM_NAME"), env("WINDOW_FREQ", "10min"), env("ALLOWED_LATENESS", "10min"))
-
-
-def rcf_params_from_env() -> KdaRcfParameters:
-    """``RCF_NUM_TREES``, ``RCF_SAMPLE_SIZE``, ``RCF_TIME_DECAY``, ``RCF_SHINGLE_SIZE``,
-    ``RCF_WITH_DIRECTIONALITY`` (KDA's defaults 100, 256, 100000, 1; directionality on)."""
-    try:
-        return KdaRcfParameters(
-            number_of_trees=env_int("RCF_NUM_TREES", 100),
-            sub_sample_size=env_int("RCF_SAMPLE_SIZE", 256),
-            time_decay=env_int("RCF_TIME_DECAY", 100_000),
-            shingle_size=env_int("RCF_SHINGLE_SIZE", 1),
-            with_directionality=env_bool("RCF_WITH_DIRECTIONALITY", True),
-        )
-    except ValueError as exc:
-        raise ConfigError(f"RCF_* settings: {exc}") from exc
-
-
-def alert_config_from_env() -> AlertConfig:
-    try:
-        return AlertConfig(
-            mode=env("THRESHOLD_MODE", "static"),
-            threshold=env_float("THRESHOLD", 2.6),
-            sigma_k=env_float("SIGMA_K", 3.0),
-            freq=env("WINDOW_FREQ", "10min"),
-        )
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from exc
 
 
 @dataclass
@@ -318,7 +240,7 @@ def rcf_scaling():
 
 def score(window: Window) -> list[Detection]:
     """The scorer's work for one window: configured endpoints -> detections -> detections stream."""
-    from .scoring import History, score_window
+    from ..streaming.scoring import History, score_window
 
     rcf, deepar = env("RCF_ENDPOINT_NAME", ""), env("DEEPAR_ENDPOINT_NAME", "")
     scaling = rcf_scaling() if rcf else None

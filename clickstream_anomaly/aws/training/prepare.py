@@ -19,26 +19,21 @@ from typing import Any
 
 import pandas as pd
 
+from clickstream_anomaly import features
 from clickstream_anomaly import sagemaker_formats as fmt
-from clickstream_anomaly.features import compute_windows, read_windows
-from clickstream_anomaly.records import WINDOW_COLUMNS
 from clickstream_anomaly.sagemaker_config import SageMakerConfigError, validate_bucket, validate_prefix
-from clickstream_anomaly.scaling import RCF_SCALING_KEY, Scaling
+from clickstream_anomaly.scaling import Scaling
 
-DEEPAR_MIN_OBSERVATIONS = 300  # SageMaker DeepAR needs at least this many training points in total
+from .spec import CHANNELS, DEEPAR_MIN_OBSERVATIONS, SCALING_KEY, root_prefix
+
+#: ``{name: key under the root}`` of every file ``prepare`` writes (names as ``<algorithm>-<channel>``).
 CHANNEL_KEYS: dict[str, str] = {
-    "rcf-train": "rcf/train/train.csv",
-    "rcf-test": "rcf/test/test.csv",
-    "rcf-scaling": RCF_SCALING_KEY,
-    "deepar-train": "deepar/train/train.json",
-    "deepar-test": "deepar/test/test.json",
+    **{f"{alg}-{ch.name}": ch.key for alg, chans in CHANNELS.items() for ch in chans},
+    "rcf-scaling": SCALING_KEY,
 }
 CONTENT_TYPES: dict[str, str] = {
-    "rcf-train": fmt.RCF_TRAIN_CONTENT_TYPE,
-    "rcf-test": fmt.RCF_TEST_CONTENT_TYPE,
+    **{f"{alg}-{ch.name}": ch.content_type for alg, chans in CHANNELS.items() for ch in chans},
     "rcf-scaling": "application/json",
-    "deepar-train": fmt.DEEPAR_JSONLINES_CONTENT_TYPE,
-    "deepar-test": fmt.DEEPAR_JSONLINES_CONTENT_TYPE,
 }
 
 
@@ -57,23 +52,13 @@ class Dataset:
 
 def load_windows(path: str | Path) -> pd.DataFrame:
     """A windows CSV as is, or a clicks CSV (header ``timestamp,user,page``) turned into windows."""
-    path = Path(path)
-    with open(path, "rb") as fh:
-        head = fh.read(2)
-    if head == b"\x1f\x8b":  # gzip: only clicks logs come compressed
-        return compute_windows(path)
-    with open(path, encoding="utf-8") as fh:
-        header = [c.strip() for c in fh.readline().split(",")]
-    if all(c in header for c in WINDOW_COLUMNS):
-        return read_windows(path)
-    return compute_windows(path)
+    return features.load_windows(path)
 
 
 def channel_uri(bucket: str, prefix: str, name: str) -> str:
     """``s3://bucket/prefix/rcf/train/`` style URI of a channel's folder (what a job's channel reads)."""
     folder = CHANNEL_KEYS[name].rsplit("/", 1)[0]
-    prefix = validate_prefix(prefix)
-    return f"s3://{bucket}/{prefix + '/' if prefix else ''}{folder}/"
+    return f"s3://{bucket}/{root_prefix(validate_prefix(prefix))}{folder}/"
 
 
 def build_datasets(

@@ -6,7 +6,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from clickstream_anomaly.streaming.state import S3Store, StateConflict, transact
+from clickstream_anomaly.aws.s3_store import S3Store
+from clickstream_anomaly.streaming.state import StateConflict, transact
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ Why boto3 and not the SDK 3 ``ModelTrainer``: ``ModelTrainer`` builds every S3 c
 first (moto does not implement it) and takes ~3.5 s to import; boto3's ``create_training_job`` takes the
 documented request as a dict, which is also what the tests assert on. See docs/readme-sagemaker.md.
 
-Each algorithm's ``CreateTrainingJob`` request is built in one function: :func:`rcf_training_request`,
-:func:`deepar_training_request`.
+Each algorithm's ``CreateTrainingJob`` request renders the one :class:`~.spec.TrainingJobSpec`:
+:func:`rcf_training_request`, :func:`deepar_training_request`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from clickstream_anomaly import sagemaker_formats as fmt
 from clickstream_anomaly.sagemaker_config import (
     deepar_hyperparameters,
     rcf_hyperparameters,
@@ -30,18 +29,24 @@ from clickstream_anomaly.sagemaker_config import (
 
 from .errors import JobFailedError, SageMakerError, WaitTimeoutError
 from .images import image_uri
-from .prepare import channel_uri
+from .spec import (
+    DEFAULT_TRAINING_INSTANCE,
+    MAX_RUNTIME_SECONDS,
+    VOLUME_GB,
+    Algorithm,
+    TrainingJobSpec,
+    root_prefix,
+)
 from .tags import job_name as default_job_name
 from .tags import project_tags
 
-DEFAULT_TRAINING_INSTANCE: dict[str, str] = {"rcf": "ml.m5.large", "deepar": "ml.c5.2xlarge"}
 TERMINAL_JOB_STATES = ("Completed", "Failed", "Stopped")
 
 
 @dataclass(frozen=True)
 class TrainingSettings:
-    """Where and how to train. ``prefix`` is the S3 key prefix used by ``prepare``; models go to
-    ``s3://bucket/prefix/models/``. Times in seconds, volume in GB."""
+    """Where and how to train. ``prefix`` is the S3 key prefix used by ``prepare`` (the spec's root); models
+    go to ``s3://bucket/prefix/models/``. Times in seconds, volume in GB."""
 
     role_arn: str
     bucket: str
@@ -49,8 +54,8 @@ class TrainingSettings:
     prefix: str = "clickstream-anomaly"
     instance_type: str | None = None
     instance_count: int = 1
-    volume_gb: int = 10
-    max_runtime_s: int = 3600
+    volume_gb: int = VOLUME_GB
+    max_runtime_s: int = MAX_RUNTIME_SECONDS
     job_name: str | None = None
 
     def validated(self, algorithm: str) -> TrainingSettings:
@@ -73,58 +78,39 @@ class TrainingSettings:
             self.job_name or default_job_name(algorithm),
         )
 
+    def spec(self, algorithm: Algorithm, hyperparameters: Mapping[str, str], *, with_test: bool) -> TrainingJobSpec:
+        """The :class:`TrainingJobSpec` of these (validated) settings."""
+        return TrainingJobSpec(
+            algorithm=algorithm,
+            hyperparameters=hyperparameters,
+            instance_type=str(self.instance_type),
+            root=root_prefix(self.prefix),
+            with_test=with_test,
+            instance_count=self.instance_count,
+            volume_gb=self.volume_gb,
+            max_runtime_s=self.max_runtime_s,
+        )
 
-def _s3_channel(name: str, uri: str, content_type: str, distribution: str) -> dict[str, Any]:
-    return {
-        "ChannelName": name,
-        "ContentType": content_type,
-        "DataSource": {
-            "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": uri, "S3DataDistributionType": distribution}
-        },
-    }
 
-
-def _request(
-    algorithm: str, s: TrainingSettings, hyperparameters: dict[str, str], channels: list[dict[str, Any]]
-) -> dict[str, Any]:
-    return {
-        "TrainingJobName": s.job_name,
-        "RoleArn": s.role_arn,
-        "AlgorithmSpecification": {"TrainingImage": image_uri(algorithm, s.region), "TrainingInputMode": "File"},
-        "HyperParameters": hyperparameters,
-        "InputDataConfig": channels,
-        "OutputDataConfig": {"S3OutputPath": f"s3://{s.bucket}/{s.prefix + '/' if s.prefix else ''}models/"},
-        "ResourceConfig": {
-            "InstanceType": s.instance_type,
-            "InstanceCount": s.instance_count,
-            "VolumeSizeInGB": s.volume_gb,
-        },
-        "StoppingCondition": {"MaxRuntimeInSeconds": s.max_runtime_s},
-        "Tags": project_tags(algorithm),
-    }
+def _request(s: TrainingSettings, spec: TrainingJobSpec) -> dict[str, Any]:
+    request = spec.create_training_job_request(
+        bucket=s.bucket, job_name=str(s.job_name), role_arn=s.role_arn, image=image_uri(spec.algorithm, s.region)
+    )
+    request["Tags"] = project_tags(spec.algorithm)
+    return request
 
 
 def rcf_training_request(
     settings: TrainingSettings, hyperparameters: Mapping[str, Any], *, with_test: bool = True
 ) -> dict[str, Any]:
-    """The ``CreateTrainingJob`` request of the built-in Random Cut Forest.
+    """The ``CreateTrainingJob`` request of the built-in Random Cut Forest (channels: :data:`spec.CHANNELS`).
 
-    ``train`` channel: ``ShardedByS3Key``, ``text/csv;label_size=0``; optional ``test`` channel:
-    ``FullyReplicated``, ``text/csv;label_size=1`` (label first). Hyperparameters are validated against
-    SageMaker's ranges and sent as strings; ``feature_dim`` defaults to the 4 feature columns.
+    Hyperparameters are validated against SageMaker's ranges and sent as strings; ``feature_dim``
+    defaults to the 4 feature columns.
     """
-    s = settings.validated("rcf")
+    s = settings.validated(Algorithm.RCF)
     hp = rcf_hyperparameters({"feature_dim": 4, **hyperparameters})
-    channels = [
-        _s3_channel("train", channel_uri(s.bucket, s.prefix, "rcf-train"), fmt.RCF_TRAIN_CONTENT_TYPE, "ShardedByS3Key")
-    ]
-    if with_test:
-        channels.append(
-            _s3_channel(
-                "test", channel_uri(s.bucket, s.prefix, "rcf-test"), fmt.RCF_TEST_CONTENT_TYPE, "FullyReplicated"
-            )
-        )
-    return _request("rcf", s, hp, channels)
+    return _request(s, s.spec(Algorithm.RCF, hp, with_test=with_test))
 
 
 def deepar_training_request(
@@ -136,26 +122,9 @@ def deepar_training_request(
     40, batch 32, learning rate 5e-4) with ``hyperparameters`` overriding them, as strings. Channels
     ``train`` and ``test`` (JSON Lines), both ``FullyReplicated``.
     """
-    s = settings.validated("deepar")
+    s = settings.validated(Algorithm.DEEPAR)
     hp = deepar_hyperparameters(hyperparameters)
-    channels = [
-        _s3_channel(
-            "train",
-            channel_uri(s.bucket, s.prefix, "deepar-train"),
-            fmt.DEEPAR_JSONLINES_CONTENT_TYPE,
-            "FullyReplicated",
-        )
-    ]
-    if with_test:
-        channels.append(
-            _s3_channel(
-                "test",
-                channel_uri(s.bucket, s.prefix, "deepar-test"),
-                fmt.DEEPAR_JSONLINES_CONTENT_TYPE,
-                "FullyReplicated",
-            )
-        )
-    return _request("deepar", s, hp, channels)
+    return _request(s, s.spec(Algorithm.DEEPAR, hp, with_test=with_test))
 
 
 @dataclass

@@ -1,0 +1,87 @@
+"""Configuration of the Lambda functions, read from their environment when called (never at import).
+
+Every reader takes the mapping to read (default ``os.environ``), so a handler's configuration can be
+built from a plain dict in a test; a missing or invalid variable raises :class:`ConfigError` naming it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from ..kda import KdaRcfParameters
+from ..streaming.alerting import AlertConfig
+
+
+class ConfigError(ValueError):
+    """A missing or invalid environment variable."""
+
+
+def env(name: str, default: str | None = None, environ: Mapping[str, str] | None = None) -> str:
+    """An environment variable; raises :class:`ConfigError` naming it when required and missing."""
+    value = (os.environ if environ is None else environ).get(name)
+    if value is None or value == "":
+        if default is None:
+            raise ConfigError(f"environment variable {name} is not set")
+        return default
+    return value
+
+
+def env_int(name: str, default: int) -> int:
+    try:
+        return int(env(name, str(default)))
+    except ValueError:
+        raise ConfigError(f"environment variable {name} must be an integer") from None
+
+
+def env_float(name: str, default: float) -> float:
+    try:
+        return float(env(name, str(default)))
+    except ValueError:
+        raise ConfigError(f"environment variable {name} must be a number") from None
+
+
+def env_bool(name: str, default: bool) -> bool:
+    text = env(name, "true" if default else "false").strip().lower()
+    if text not in ("true", "false", "1", "0", "yes", "no"):
+        raise ConfigError(f"environment variable {name} must be true or false")
+    return text in ("true", "1", "yes")
+
+
+@dataclass(frozen=True)
+class AggregatorConfig:
+    features_stream: str
+    freq: str
+    lateness: str
+
+    @classmethod
+    def from_env(cls) -> AggregatorConfig:
+        return cls(env("FEATURES_STREAM_NAME"), env("WINDOW_FREQ", "10min"), env("ALLOWED_LATENESS", "10min"))
+
+
+def rcf_params_from_env() -> KdaRcfParameters:
+    """``RCF_NUM_TREES``, ``RCF_SAMPLE_SIZE``, ``RCF_TIME_DECAY``, ``RCF_SHINGLE_SIZE``,
+    ``RCF_WITH_DIRECTIONALITY`` (KDA's defaults 100, 256, 100000, 1; directionality on)."""
+    try:
+        return KdaRcfParameters(
+            number_of_trees=env_int("RCF_NUM_TREES", 100),
+            sub_sample_size=env_int("RCF_SAMPLE_SIZE", 256),
+            time_decay=env_int("RCF_TIME_DECAY", 100_000),
+            shingle_size=env_int("RCF_SHINGLE_SIZE", 1),
+            with_directionality=env_bool("RCF_WITH_DIRECTIONALITY", True),
+        )
+    except ValueError as exc:
+        raise ConfigError(f"RCF_* settings: {exc}") from exc
+
+
+def alert_config_from_env() -> AlertConfig:
+    try:
+        return AlertConfig(
+            mode=env("THRESHOLD_MODE", "static"),
+            threshold=env_float("THRESHOLD", 2.6),
+            sigma_k=env_float("SIGMA_K", 3.0),
+            freq=env("WINDOW_FREQ", "10min"),
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
