@@ -40,6 +40,7 @@ DETECTION_COLUMNS: tuple[str, ...] = (
     "p01",
     "p50",
     "p99",
+    "warmup",
 )
 DIRECTIONS = ("HIGH", "LOW")
 
@@ -262,6 +263,10 @@ class Detection:
     p01: float | None = None
     p50: float | None = None
     p99: float | None = None
+    expected: dict[str, float] | None = None
+    low: dict[str, float] | None = None
+    high: dict[str, float] | None = None
+    warmup: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -296,6 +301,9 @@ class Detection:
                 entry["DIRECTION"] = self.direction.get(col, "LOW")
             if self.strength is not None:
                 entry["STRENGTH"] = float(self.strength.get(col, 0.0))
+            for key, values in (("EXPECTED", self.expected), ("LOW", self.low), ("HIGH", self.high)):
+                if values is not None and col in values:
+                    entry[key] = float(values[col])
             out[col] = entry
         return out
 
@@ -313,6 +321,7 @@ class Detection:
                 "p01": _opt(self.p01),
                 "p50": _opt(self.p50),
                 "p99": _opt(self.p99),
+                "warmup": bool(self.warmup),
             }
         )
         return row
@@ -330,21 +339,24 @@ class Detection:
         """Inverse of :meth:`to_row` / :meth:`to_json` (explanation as JSON text or dict)."""
         window = Window.from_mapping(data)
         attribution, direction, strength = explanation_fields(data.get("explanation"))
-        is_anom = data["is_anomaly"]
-        if isinstance(is_anom, str):
-            is_anom = is_anom.strip().lower() in ("true", "1", "yes")
+        expected, low, high = expectation_fields(data.get("explanation"))
+        is_anom, warmup = (_bool(data[k]) if k in data else False for k in ("is_anomaly", "warmup"))
         return cls(
             window=window,
             detector=str(data["detector"]),
             score=float(data["score"]),
             threshold=float(data["threshold"]),
-            is_anomaly=bool(is_anom),
+            is_anomaly=is_anom,
             attribution=attribution,
             direction=direction,
             strength=strength,
             p01=_float_or_none(data.get("p01")),
             p50=_float_or_none(data.get("p50")),
             p99=_float_or_none(data.get("p99")),
+            expected=expected,
+            low=low,
+            high=high,
+            warmup=warmup,
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -382,6 +394,28 @@ def explanation_fields(
     if any("STRENGTH" in v for v in expl.values()):
         strength = {c: float(v.get("STRENGTH", 0.0)) for c, v in expl.items()}
     return attribution, direction, strength
+
+
+def expectation_fields(
+    expl: str | dict[str, Any] | None,
+) -> tuple[dict[str, float] | None, dict[str, float] | None, dict[str, float] | None]:
+    """The expected value and band per column (``EXPECTED``, ``LOW``, ``HIGH``) of an explanation, as
+    ``(expected, low, high)`` dicts (``None`` when the detector gives none, e.g. the RCFs)."""
+    if isinstance(expl, str | bytes):
+        expl = json.loads(expl) if expl.strip() else None
+    if not expl:
+        return None, None, None
+    out: list[dict[str, float] | None] = []
+    for key in ("EXPECTED", "LOW", "HIGH"):
+        values = {c: float(v[key]) for c, v in expl.items() if isinstance(v, dict) and key in v}
+        out.append(values or None)
+    return out[0], out[1], out[2]
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "yes")
+    return bool(value)
 
 
 def _opt(value: float | None) -> float | str:

@@ -1,0 +1,355 @@
+"""The time-aware baseline as an estimator and as the product's default detector.
+
+:class:`TimeAwareBaseline` learns what each window feature should be at its local time of day and day of
+week (:mod:`.model`) and scores windows by how far they are from it, in spreads (a count-aware scale);
+:class:`BaselineDetector` turns that into :class:`~clickstream_anomaly.records.Detection` records with the
+RCF's explanation shape plus the expected value and band per column.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass
+from numbers import Real
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from ..base import BaseEstimator, check_is_fitted
+from ..records import BASELINE, DIRECTIONS, FEATURE_COLUMNS, Detection
+from ..validation import Interval
+from ..windowspec import WindowSpec
+from .calendar import check_timezone, local_slots
+from .model import COUNT, REAL, SeasonalParams, SeasonalState
+
+COUNT_COLUMNS: tuple[str, ...] = ("urls", "users", "clicks")
+BAND_Z = 2.326  # the band of the detection record: the 1 % and 99 % points of a normal deviation
+
+
+def _rate(halflife: pd.Timedelta, step: pd.Timedelta) -> float:
+    """Exponential-weighting rate per update when updates come every ``step``: half weight after ``halflife``."""
+    updates = max(halflife / step, 1e-9)
+    return float(1.0 - 0.5 ** (1.0 / updates))
+
+
+def _timedelta(value: str | pd.Timedelta, name: str) -> pd.Timedelta:
+    try:
+        td = pd.Timedelta(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be a duration such as '6h' or '3D', got {value!r}") from exc
+    if td <= pd.Timedelta(0):
+        raise ValueError(f"{name} must be positive, got {value!r}")
+    return td
+
+
+@dataclass
+class BaselineScores:
+    """Scores of consecutive windows (arrays of shape (n_windows,) or (n_windows, n_columns)).
+
+    ``score`` is in threshold units (1.0 = at the threshold; the larger of ``|z| / point_threshold`` and
+    ``drift / drift_threshold`` over the columns); ``column_score`` the same per column.
+    """
+
+    columns: tuple[str, ...]
+    warm: np.ndarray
+    expected: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    z: np.ndarray
+    drift: np.ndarray
+    column_score: np.ndarray
+    score: np.ndarray
+
+
+class TimeAwareBaseline(BaseEstimator):
+    """Expected value and spread of each window feature at its local time of day and day of week.
+
+    Learned online from history (score each window, then learn it), robust to the incidents inside that
+    history, following level changes, with a daily profile while less than a week has been seen.
+
+    Parameters
+    ----------
+    columns : sequence of str, default the four window features
+        Columns of the windows frame to model.
+    count_columns : sequence of str, default ("urls", "users", "clicks")
+        Which of ``columns`` are counts (square-root scale, multiplicative); the others are real-valued.
+    timezone : str, default "UTC"
+        IANA time zone of the site: "time of day" is local time, DST included.
+    level_halflife : str, default "6h"
+        How fast the level follows a change of the whole traffic.
+    daily_halflife, weekly_halflife : str, default "3D" and "14D"
+        How fast the daily profile (per slot, updated once a day) and the weekday shape (updated once a
+        week) forget.
+    spread_halflife : str, default "7D"
+        Memory of the squared prediction errors.
+    smooth : str, default "15min"
+        Half-width of the smoothing of the daily profile over neighbouring slots.
+    huber : float, default 3.0
+        Observations are clipped to ``expected ± huber * spread`` before they are learned.
+    weekday_uncertainty : float, default 0.15
+        Relative uncertainty (on the square-root scale) added for a weekday not seen yet.
+    point_threshold : float, default 5.0
+        A window is anomalous when a column is this many spreads from its expected value.
+    drift_slack, drift_threshold : float, default 1.0 and 6.0
+        CUSUM of the deviations beyond ``drift_slack`` spreads; anomalous past ``drift_threshold``.
+    warmup : str, default "1D"
+        History needed before any verdict.
+    window : str or None, default None
+        Window length; ``None`` takes it from the windows (:meth:`WindowSpec.of`).
+
+    Attributes
+    ----------
+    spec_ : WindowSpec
+    params_ : SeasonalParams
+    state_ : SeasonalState
+        The learned state (versioned bytes with :meth:`SeasonalState.to_bytes`).
+    offset_ : float
+        1.0: scores are in threshold units.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> starts = pd.date_range("2024-01-01", periods=3 * 144, freq="10min", tz="UTC")
+    >>> clicks = (200 + 150 * np.sin(2 * np.pi * np.arange(len(starts)) / 144)).round()
+    >>> frame = pd.DataFrame({"window_start": starts, "clicks": clicks})
+    >>> model = TimeAwareBaseline(columns=["clicks"], count_columns=["clicks"]).fit(frame.iloc[:288])
+    >>> quiet = frame.iloc[288:290].assign(clicks=[0.0, clicks[289]])
+    >>> scores = model.process(quiet)
+    >>> bool(scores.score[0] > 1), bool(scores.score[1] < 1)
+    (True, True)
+    """
+
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "columns": [list, tuple],
+        "count_columns": [list, tuple],
+        "timezone": [str],
+        "level_halflife": [str, pd.Timedelta],
+        "daily_halflife": [str, pd.Timedelta],
+        "weekly_halflife": [str, pd.Timedelta],
+        "spread_halflife": [str, pd.Timedelta],
+        "smooth": [str, pd.Timedelta],
+        "huber": [Interval(Real, 0, None, closed="neither")],
+        "weekday_uncertainty": [Interval(Real, 0, None, closed="left")],
+        "point_threshold": [Interval(Real, 0, None, closed="neither")],
+        "drift_slack": [Interval(Real, 0, None, closed="left")],
+        "drift_threshold": [Interval(Real, 0, None, closed="neither")],
+        "warmup": [str, pd.Timedelta],
+        "window": [str, pd.Timedelta, WindowSpec, None],
+    }
+
+    def __init__(
+        self,
+        *,
+        columns: Sequence[str] = FEATURE_COLUMNS,
+        count_columns: Sequence[str] = COUNT_COLUMNS,
+        timezone: str = "UTC",
+        level_halflife: str = "6h",
+        daily_halflife: str = "3D",
+        weekly_halflife: str = "14D",
+        spread_halflife: str = "7D",
+        smooth: str = "15min",
+        huber: float = 3.0,
+        weekday_uncertainty: float = 0.15,
+        point_threshold: float = 5.0,
+        drift_slack: float = 1.0,
+        drift_threshold: float = 6.0,
+        warmup: str = "1D",
+        window: str | None = None,
+    ) -> None:
+        self.columns = columns
+        self.count_columns = count_columns
+        self.timezone = timezone
+        self.level_halflife = level_halflife
+        self.daily_halflife = daily_halflife
+        self.weekly_halflife = weekly_halflife
+        self.spread_halflife = spread_halflife
+        self.smooth = smooth
+        self.huber = huber
+        self.weekday_uncertainty = weekday_uncertainty
+        self.point_threshold = point_threshold
+        self.drift_slack = drift_slack
+        self.drift_threshold = drift_threshold
+        self.warmup = warmup
+        self.window = window
+
+    # ------------------------------------------------------------------------------------------- fitting
+    def _resolve(self, spec: WindowSpec) -> SeasonalParams:
+        self._validate_params()
+        check_timezone(self.timezone)
+        cols = tuple(self.columns)
+        unknown = [c for c in self.count_columns if c not in cols]
+        if not cols or unknown:
+            raise ValueError(f"count_columns {unknown} are not among columns {list(cols)}" if cols else "no columns")
+        step = spec.length
+        day = pd.Timedelta("1D")
+        per_day = spec.per_day
+        bins = 24 if per_day >= 24 and per_day % 24 == 0 else per_day
+        return SeasonalParams(
+            kinds=tuple(COUNT if c in self.count_columns else REAL for c in cols),
+            per_day=per_day,
+            weekly_bins=bins,
+            level_rate=_rate(_timedelta(self.level_halflife, "level_halflife"), step),
+            daily_rate=_rate(_timedelta(self.daily_halflife, "daily_halflife"), day),
+            weekly_rate=_rate(_timedelta(self.weekly_halflife, "weekly_halflife"), pd.Timedelta("7D") * bins / per_day),
+            spread_rate=_rate(_timedelta(self.spread_halflife, "spread_halflife"), day),
+            global_spread_rate=_rate(_timedelta(self.spread_halflife, "spread_halflife"), step),
+            smooth=int(_timedelta(self.smooth, "smooth") // step) if pd.Timedelta(self.smooth) > pd.Timedelta(0) else 0,
+            huber=float(self.huber),
+            weekly_prior=float(per_day / bins),
+            weekday_uncertainty=float(self.weekday_uncertainty),
+            drift_slack=float(self.drift_slack),
+            drift_cap=float(self.drift_threshold) / 2.0 + float(self.drift_slack),
+            warmup_windows=max(1, int(_timedelta(self.warmup, "warmup") // step)),
+        )
+
+    def fit(self, windows: pd.DataFrame | None = None) -> TimeAwareBaseline:
+        """Start a new state and learn ``windows`` (history, in time order; may be empty or None).
+
+        Returns ``self``.
+        """
+        frame = windows if windows is not None else pd.DataFrame({"window_start": []})
+        spec = WindowSpec.parse(self.window) if self.window is not None else WindowSpec.of(frame)
+        self.spec_ = spec
+        self.params_ = self._resolve(spec)
+        self.state_ = SeasonalState(self.params_)
+        self.offset_ = 1.0
+        if len(frame):
+            self.process(frame)
+        return self
+
+    # ------------------------------------------------------------------------------------------- scoring
+    def _matrix(self, windows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        missing = [c for c in (*self.columns, "window_start") if c not in windows.columns]
+        if missing:
+            raise ValueError(f"windows lack column(s) {', '.join(missing)}")
+        starts = pd.to_datetime(windows["window_start"], utc=True).to_numpy(dtype="datetime64[ns]").astype("int64")
+        if len(starts) > 1 and (np.diff(starts) <= 0).any():
+            pos = int(np.flatnonzero(np.diff(starts) <= 0)[0]) + 1
+            raise ValueError(f"windows are not in time order at row {pos} ({windows['window_start'].iloc[pos]})")
+        X = windows[list(self.columns)].to_numpy(dtype="float64")
+        counts = np.array([c in self.count_columns for c in self.columns])
+        bad = (X < 0) & counts
+        if bad.any():
+            r, c = np.argwhere(bad)[0]
+            raise ValueError(f"row {r} ({windows['window_start'].iloc[r]}): negative {self.columns[c]} {X[r, c]:g}")
+        return starts, X
+
+    def process(self, windows: pd.DataFrame, *, exclude: Sequence[tuple[Any, Any]] = ()) -> BaselineScores:
+        """Score each window against the state, then learn it (the streaming step, in time order).
+
+        Parameters
+        ----------
+        windows : DataFrame with ``window_start`` and the model's columns, in time order
+            NaN values are missing (scored as missing, not learned).
+        exclude : sequence of (start, end)
+            Periods known to be unusual (a holiday, a planned maintenance): scored but never learned and
+            never flagged.
+
+        Returns
+        -------
+        BaselineScores
+        """
+        check_is_fitted(self, "state_")
+        starts, X = self._matrix(windows)
+        slots, weekdays = local_slots(starts, self.spec_, self.timezone)
+        excluded = _mask(starts, exclude)
+        n, f = X.shape
+        out = {k: np.full((n, f), np.nan) for k in ("expected", "low", "high", "z", "drift", "column_score")}
+        warm = np.zeros(n, dtype=bool)
+        for i in range(n):
+            st = self.state_.step(X[i], int(slots[i]), int(weekdays[i]), learn=not excluded[i], band_z=BAND_Z)
+            warm[i] = st.warm and not excluded[i]
+            out["expected"][i], out["low"][i], out["high"][i], out["z"][i] = st.expected, st.low, st.high, st.z
+            out["drift"][i] = np.where(st.z >= 0, st.drift_high, -st.drift_low)
+            out["column_score"][i] = self._column_score(st.z, st.drift_high, st.drift_low)
+        column_score = np.where(warm[:, None], np.nan_to_num(out["column_score"]), 0.0)
+        return BaselineScores(
+            columns=tuple(self.columns),
+            warm=warm,
+            expected=out["expected"],
+            low=out["low"],
+            high=out["high"],
+            z=out["z"],
+            drift=out["drift"],
+            column_score=column_score,
+            score=column_score.max(axis=1) if f else np.zeros(n),
+        )
+
+    def _column_score(self, z: np.ndarray, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+        """``max(|z| / point_threshold, drift in z's direction / drift_threshold)`` per column."""
+        drift = np.where(z > 0, hi, np.where(z < 0, lo, 0.0))
+        return np.maximum(np.abs(z) / self.point_threshold, drift / self.drift_threshold)
+
+    def score_samples(self, windows: pd.DataFrame) -> np.ndarray:
+        """Scores of ``windows`` (shape (n_windows,), threshold units, higher is more anomalous) continuing
+        from the fitted state, without keeping what they teach."""
+        keep = copy.deepcopy(self.state_)
+        try:
+            return self.process(windows).score
+        finally:
+            self.state_ = keep
+
+    def decision_function(self, windows: pd.DataFrame) -> np.ndarray:
+        """``offset_ - score_samples``: negative for anomalous windows."""
+        return self.offset_ - self.score_samples(windows)
+
+    def predict(self, windows: pd.DataFrame) -> np.ndarray:
+        """-1 for anomalous windows, +1 for the others (shape (n_windows,))."""
+        return np.where(self.decision_function(windows) < 0, -1, 1)
+
+
+def _mask(starts: np.ndarray, periods: Sequence[tuple[Any, Any]]) -> np.ndarray:
+    out = np.zeros(len(starts), dtype=bool)
+    for lo, hi in periods:
+        a = pd.Timestamp(lo)
+        b = pd.Timestamp(hi)
+        a = a.tz_localize("UTC") if a.tzinfo is None else a.tz_convert("UTC")
+        b = b.tz_localize("UTC") if b.tzinfo is None else b.tz_convert("UTC")
+        out |= (starts >= a.value) & (starts < b.value)
+    return out
+
+
+def detections_from_baseline(
+    windows: pd.DataFrame, scores: BaselineScores, detector: str = BASELINE
+) -> list[Detection]:
+    """One :class:`Detection` per window: score in threshold units (threshold 1), per-column attribution
+    (shares of the score), direction (sign of the deviation), strength (|z|), expected value and band;
+    ``warmup`` for windows judged without enough history (never anomalous)."""
+    from ..features import windows_to_records
+
+    cols = scores.columns
+    out = []
+    for i, win in enumerate(windows_to_records(windows)):
+        score = float(scores.score[i])
+        if not scores.warm[i]:
+            out.append(
+                Detection(window=win, detector=detector, score=0.0, threshold=1.0, is_anomaly=False, warmup=True)
+            )
+            continue
+        col_scores = scores.column_score[i]
+        total = float(col_scores.sum()) or 1.0
+        z = scores.z[i]
+        det = Detection(
+            window=win,
+            detector=detector,
+            score=score,
+            threshold=1.0,
+            is_anomaly=bool(score >= 1.0),
+            attribution={c: float(col_scores[j] / total * score) for j, c in enumerate(cols)},
+            direction={c: DIRECTIONS[0] if z[j] >= 0 else DIRECTIONS[1] for j, c in enumerate(cols)},
+            strength={c: float(abs(z[j])) for j, c in enumerate(cols)},
+            expected={c: float(scores.expected[i, j]) for j, c in enumerate(cols)},
+            low={c: float(scores.low[i, j]) for j, c in enumerate(cols)},
+            high={c: float(scores.high[i, j]) for j, c in enumerate(cols)},
+        )
+        if "clicks" in cols:
+            j = cols.index("clicks")
+            det.p01, det.p50, det.p99 = (
+                float(scores.low[i, j]),
+                float(scores.expected[i, j]),
+                float(scores.high[i, j]),
+            )
+        out.append(det)
+    return out
