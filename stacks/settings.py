@@ -5,17 +5,24 @@ pattern, its default and its description. Values given on the command line arriv
 converted by the field types; anything invalid raises :class:`SettingsError` at synth time, naming every
 bad or unknown key and the accepted values. Constructs never read context: ``app.py`` builds
 :class:`Settings` once and passes plain values down.
+
+The settings reference page is generated from the model::
+
+    python -m stacks.settings --markdown docs/settings.md
 """
 
 from __future__ import annotations
 
+import argparse
 import difflib
 import json
 import math
 import re
+import sys
 import zoneinfo
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass as plain_dataclass
+from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -153,7 +160,7 @@ def _sagemaker_range(name: str) -> dict[str, int]:
 class Settings:
     """Validated app settings; field names are the ``cdk.json`` context keys.
 
-    Build it with :meth:`from_context`; :func:`settings_table` lists every field.
+    Build it with :meth:`from_context`; ``docs/settings.md`` lists every field (``python -m stacks.settings``).
     """
 
     prefix: Annotated[
@@ -536,7 +543,7 @@ def _messages(exc: ValidationError) -> list[str]:
 
 def _unknown_key(key: str) -> str:
     close = difflib.get_close_matches(key, list(FIELDS), n=1, cutoff=0.6)
-    hint = f"; did you mean {close[0]!r}?" if close else "; not a setting of this app"
+    hint = f"; did you mean {close[0]!r}?" if close else "; see docs/settings.md for the settings"
     return f"unknown setting {key!r}{hint}"
 
 
@@ -594,3 +601,46 @@ def settings_table(defaults: Settings | None = None) -> str:
         cells = (f"`{name}`", _type_name(info), _default(getattr(defaults, name)), _allowed(info))
         rows.append("| " + " | ".join(_cell(c) for c in (*cells, info.description or "")) + " |")
     return "\n".join(rows)
+
+
+SETTINGS_PAGE_INTRO = """\
+# Settings
+
+The CDK app reads its settings from the `context` of `cdk.json`, and `cdk synth -c key=value` overrides
+any of them for one run (command-line values are strings: `-c lambda_memory_mb=2048`, `-c deploy_endpoints=true`,
+`-c deepar_hyperparameters='{"epochs": 50}'`). `app.py` validates them once, before any construct is
+built: an invalid value or an unknown key (any key in lower snake case that is not listed here; CDK's own
+keys are left alone) stops the synth with a message naming each bad key and what it accepts.
+
+Rules between settings: `rcf_sample_size` must be smaller than `rcf_time_decay`; `stream_shards` other
+than 1 needs `stream_mode` `provisioned`; `deepar_hyperparameters` must pass the DeepAR checks with
+`time_freq` taken from `window_freq`. `streaming_engine` `kda-sql` adds a synth-time warning: that engine
+cannot be deployed any more.
+
+This page is generated from `stacks/settings.py`; after changing a setting there, run
+`python -m stacks.settings --markdown docs/settings.md`.
+"""
+
+
+def settings_markdown() -> str:
+    """The settings reference page (``docs/settings.md``): a short introduction and the table."""
+    return f"{SETTINGS_PAGE_INTRO}\n{settings_table()}\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m stacks.settings --markdown PATH``: write the settings reference page (``-``: stdout)."""
+    parser = argparse.ArgumentParser(prog="python -m stacks.settings", description=main.__doc__)
+    parser.add_argument("--markdown", metavar="PATH", required=True, help="file to write, or - for stdout")
+    args = parser.parse_args(argv)
+    page = settings_markdown()
+    if args.markdown == "-":
+        sys.stdout.write(page)
+    else:
+        target = Path(args.markdown)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(page, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

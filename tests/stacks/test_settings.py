@@ -278,6 +278,39 @@ def test_timezone_default_is_utc():
     assert Settings().timezone == "UTC"
 
 
+# ---------------------------------------------------------------------- generated reference page
+
+
+def test_docs_settings_page_is_up_to_date():
+    from stacks.settings import settings_markdown
+
+    page = ROOT / "docs" / "settings.md"
+    assert page.read_text(encoding="utf-8") == settings_markdown(), (
+        "docs/settings.md is out of date: run python -m stacks.settings --markdown docs/settings.md"
+    )
+
+
+def test_markdown_command_writes_the_page(tmp_path):
+    from stacks.settings import main, settings_markdown
+
+    target = tmp_path / "settings.md"
+    assert main(["--markdown", str(target)]) == 0
+    assert target.read_text(encoding="utf-8") == settings_markdown()
+
+
+def test_page_lists_type_default_allowed_values_and_description():
+    from stacks.settings import FIELDS
+
+    table = settings_table()
+    assert table.splitlines()[0] == "| key | type | default | allowed | description |"
+    assert "| `stream_mode` | str | `on-demand` | `on-demand`, `provisioned` |" in table
+    assert "| `rcf_sample_size` | int | `256` | 10–1000 |" in table
+    assert "| `sagemaker_rcf_num_trees` | int | `100` | 50–1000 (SageMaker's range) |" in table
+    timezone = "| `timezone` | str | `UTC` | an IANA time zone name, e.g. `UTC`, `Europe/Berlin` |"
+    assert f"{timezone} {FIELDS['timezone'].description} |" in table
+    assert SETTINGS_HELP["timezone"] == FIELDS["timezone"].description
+
+
 def test_pydantic_is_needed_by_neither_the_core_nor_the_lambdas():
     code = (
         "import importlib, importlib.abc, pkgutil, sys\n"
