@@ -19,14 +19,6 @@ from stacks.nag import acknowledge
 from stacks.settings import Settings
 from stacks.storage import Storage
 
-KDA_SQL_WARNING = (
-    "streaming_engine=kda-sql: Amazon Kinesis Data Analytics for SQL stopped accepting new applications on "
-    "2025-10-15 and deletes existing ones from 2026-01-27, so this stack will fail to deploy the SQL "
-    "application. It is kept for reference and local testing; deploy the default engine "
-    "(streaming_engine=lambda) for a working pipeline."
-)
-KDA_SQL_WARNING_ID = "clickstream:kda-sql-discontinued"
-
 
 class ClickstreamAnomalyStack(Stack):
     """Ingest, streaming detection (Lambda or KDA SQL), SageMaker pipelines, alerting and monitoring.
@@ -38,6 +30,8 @@ class ClickstreamAnomalyStack(Stack):
     def __init__(self, scope: Construct, id_: str, *, settings: Settings, **kwargs: Any) -> None:
         super().__init__(scope, id_, **kwargs)
         s = settings
+        for warning_id, text in s.synth_warnings.items():  # the legacy KDA SQL engine's
+            Annotations.of(self).add_warning_v2(warning_id, text)
         removal = RemovalPolicy.DESTROY if s.removal_policy == "destroy" else RemovalPolicy.RETAIN
         functions = FunctionDefaults(
             code=project_code(),
@@ -94,7 +88,6 @@ class ClickstreamAnomalyStack(Stack):
         if s.kda_sql:
             from stacks.kda_sql import KdaSqlDetection
 
-            Annotations.of(self).add_warning_v2(KDA_SQL_WARNING_ID, KDA_SQL_WARNING)
             self.kda = KdaSqlDetection(
                 self,
                 "KdaSql",

@@ -1,168 +1,393 @@
 """The one typed settings object of the CDK app, built from ``cdk.json`` context (or ``cdk synth -c k=v``).
 
-Every key, its default and its meaning is listed in :data:`SETTINGS_HELP` (the README table is built from
-the same text). Values given on the command line arrive as strings and are converted here; anything
-invalid raises :class:`SettingsError` at synth time, naming every bad key and the accepted values.
-Constructs never read context: ``app.py`` builds :class:`Settings` and passes plain values down.
+:class:`Settings` is a frozen pydantic dataclass with one field per context key: its type, its range or
+pattern, its default and its description. Values given on the command line arrive as strings and are
+converted by the field types; anything invalid raises :class:`SettingsError` at synth time, naming every
+bad or unknown key and the accepted values. Constructs never read context: ``app.py`` builds
+:class:`Settings` once and passes plain values down.
+
+The settings reference page is generated from the model::
+
+    python -m stacks.settings --markdown docs/settings.md
 """
 
 from __future__ import annotations
 
+import argparse
 import difflib
 import json
+import math
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
-from typing import Any
+import sys
+import zoneinfo
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass as plain_dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args, get_origin
 
-ENGINES = ("lambda", "kda-sql")
-STREAM_MODES = ("on-demand", "provisioned")
-THRESHOLD_MODES = ("static", "sigma")
-REMOVAL_POLICIES = ("retain", "destroy")
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+from pydantic import BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.dataclasses import dataclass
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticCustomError
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_INSTANCE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
+from clickstream_anomaly.sagemaker_config import RCF_INT_RANGES
+
+Engine = Literal["lambda", "kda-sql"]
+StreamMode = Literal["on-demand", "provisioned"]
+ThresholdMode = Literal["static", "sigma"]
+RemovalPolicyName = Literal["retain", "destroy"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+#: The retention periods CloudWatch Logs offers up to a year.
+LogRetentionDays = Literal[1, 3, 5, 7, 14, 30, 60, 90, 180, 365]
+
+ENGINES: tuple[str, ...] = get_args(Engine)
+STREAM_MODES: tuple[str, ...] = get_args(StreamMode)
+THRESHOLD_MODES: tuple[str, ...] = get_args(ThresholdMode)
+REMOVAL_POLICIES: tuple[str, ...] = get_args(RemovalPolicyName)
+LOG_LEVELS: tuple[str, ...] = get_args(LogLevel)
+LOG_RETENTIONS: tuple[int, ...] = get_args(LogRetentionDays)
+
 _FREQ = re.compile(r"^([1-9][0-9]*)(min|h)$")
-_SCHEDULE = re.compile(r"^(rate\(.+\)|cron\(.+\))$")
-_PREFIX = re.compile(r"^[a-z][a-z0-9-]{0,18}$")
-_SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
-_LAYER_ARN = re.compile(r"^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:layer:[A-Za-z0-9_-]+:\d+$")
-_S3_PREFIX = re.compile(r"^[A-Za-z0-9!_.*'()/-]+/$")
+_SEMVER = r"\d+\.\d+\.\d+"
+_LAYER_ARN = r"^$|^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:layer:[A-Za-z0-9_-]+:\d+$"
+#: Context keys shaped like a setting (lower snake case); CDK's own keys have '@', ':', '-' or capitals.
+_SETTING_LIKE = re.compile(r"^[a-z][a-z0-9_]*$")
+_PRODUCER_PREFIXES = ("rejected/", "unsent/")
+
+KDA_SQL_WARNING_ID = "clickstream:kda-sql-discontinued"
+KDA_SQL_WARNING = (
+    "streaming_engine=kda-sql: Amazon Kinesis Data Analytics for SQL stopped accepting new applications on "
+    "2025-10-15 and deletes existing ones from 2026-01-27, so this stack will fail to deploy the SQL "
+    "application. It is kept for reference and local testing; deploy the default engine "
+    "(streaming_engine=lambda) for a working pipeline."
+)
 
 
 class SettingsError(ValueError):
     """Invalid ``cdk.json`` context; the message lists every problem, one per line."""
 
 
-#: key -> help text (default shown by :func:`settings_table`).
-SETTINGS_HELP: dict[str, str] = {
-    "prefix": "Short name put in SageMaker job, model and endpoint names (lower case, <= 19 chars).",
-    "stream_mode": "Kinesis capacity mode of the clicks, features and detections streams: on-demand | provisioned.",
-    "stream_shards": "Shards per stream when stream_mode is provisioned (1-500).",
-    "stream_retention_hours": "Kinesis retention in hours (24-8760).",
-    "streaming_engine": "lambda (detector Lambda, deploys today) | kda-sql (KDA SQL RCF app; AWS stopped "
-    "accepting new SQL apps on 2025-10-15, synth-only).",
-    "window_freq": "Window length of the aggregator, e.g. 10min or 1h (also DeepAR's time_freq).",
-    "allowed_lateness": (
-        "How long the aggregator waits for late clicks before closing a window; the S3 producer "
-        "lets records overtake each other by half of it (at most 300 s)."
-    ),
-    "landing_prefix": "Key prefix in the landing bucket whose new objects trigger the producer.",
-    "rcf_num_trees": "Streaming RCF number of trees (1-1000).",
-    "rcf_sample_size": "Streaming RCF sample size per tree (10-1000, < rcf_time_decay).",
-    "rcf_time_decay": "Streaming RCF time decay in records (the blog's 4320 = 30 days of 10-minute windows).",
-    "rcf_shingle_size": "Streaming RCF shingle size (1-30).",
-    "rcf_with_directionality": "Streaming RCF reports direction and strength per column (true | false).",
-    "sagemaker_rcf_num_trees": "SageMaker RCF num_trees (50-1000).",
-    "sagemaker_rcf_num_samples_per_tree": "SageMaker RCF num_samples_per_tree (1-2048).",
-    "deepar_hyperparameters": "Overrides of the blog's DeepAR hyperparameters (JSON object); time_freq "
-    "always follows window_freq.",
-    "training_days": "Days of data-lake history the preparation step reads for training (1-365).",
-    "threshold_mode": "Alerter threshold: static (threshold) | sigma (mean + sigma_k * std of recent scores).",
-    "threshold": "Static score threshold of the alerter.",
-    "sigma_k": "Number of standard deviations for threshold_mode sigma.",
-    "alert_email": "E-mail address subscribed to the alert topic (empty: no subscription).",
-    "deploy_endpoints": "Deploy SageMaker endpoints and the scorer Lambda (they cost money while running).",
-    "training_instance_type": "SageMaker training instance type (ml.*).",
-    "endpoint_instance_type": "SageMaker endpoint instance type (ml.*).",
-    "retrain_schedule": "EventBridge schedule that starts both training pipelines, e.g. rate(7 days); "
-    "empty: start them by hand.",
-    "removal_policy": "retain (buckets and data survive cdk destroy) | destroy (buckets emptied and deleted).",
-    "lambda_memory_mb": "Memory of the pipeline Lambdas in MB (512-10240; the pandas layer needs >= 512).",
-    "log_level": "LOG_LEVEL of the Lambdas: DEBUG | INFO | WARNING | ERROR.",
-    "log_retention_days": "CloudWatch Logs retention of the Lambda log groups in days.",
-    "metrics_namespace": "CloudWatch namespace of the pipeline's EMF metrics.",
-    "event_retry_attempts": "Retries of a failed Kinesis batch before it goes to the failure queue (0-10000).",
-    "event_max_record_age_hours": "Records older than this go to the failure queue unprocessed (1-168).",
-    "anomaly_alarm_count": "Anomalous windows of one detector within one window period that raise its alarm.",
-    "pandas_layer_version": "AWS SDK for pandas release whose public SSM layer parameter is used.",
-    "pandas_layer_arn": "Explicit AWS SDK for pandas layer ARN (overrides the SSM parameter).",
-    "powertools_layer_version": "Powertools for AWS Lambda (Python) v3 layer version in SSM (semver | latest).",
-    "powertools_layer_arn": "Explicit Powertools layer ARN (overrides the SSM parameter).",
-}
+@plain_dataclass(frozen=True)
+class Rule:
+    """Field metadata: how a pattern (or a service-owned range) reads in the docs and in error messages.
 
-LOG_RETENTIONS = (1, 3, 5, 7, 14, 30, 60, 90, 180, 365)
+    Parameters
+    ----------
+    allowed : str
+        The accepted values in words, for the settings reference page.
+    problem : str
+        What an error message says after ``key=value:`` when the pattern does not match (default: ``allowed``).
+    range_owner : str
+        The service whose documented range the field's bounds are (error: "outside <owner>'s range").
+    """
+
+    allowed: str = ""
+    problem: str = ""
+    range_owner: str = ""
 
 
-@dataclass(frozen=True)
+# ---------------------------------------------------------------------- conversion of context values
+def _problem(text: str) -> PydanticCustomError:
+    """A validation error whose message is ``text`` as is (no template placeholders)."""
+    return PydanticCustomError("settings", "{text}", {"text": text})
+
+
+def _integer(raw: Any) -> Any:
+    if isinstance(raw, bool):
+        raise _problem("expected an integer")
+    if isinstance(raw, str) and re.fullmatch(r"\s*[+-]?\d+\s*", raw):
+        return int(raw)  # also for Literal[1, 3, ...], which does not convert strings itself
+    return raw
+
+
+def _number(raw: Any) -> Any:
+    if isinstance(raw, bool):
+        raise _problem("expected a number")
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        return raw  # pydantic reports it
+    if not math.isfinite(value):
+        raise _problem("expected a finite number")
+    return raw
+
+
+def _flag(raw: Any) -> Any:
+    if isinstance(raw, str) and not raw.strip():
+        return False  # `-c key=` switches a flag off
+    return raw.strip() if isinstance(raw, str) else raw
+
+
+def _json_object(raw: Any) -> Any:
+    if isinstance(raw, Mapping):
+        return dict(raw)
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw) if raw.strip() else {}
+        except ValueError:
+            raise _problem("expected a JSON object") from None
+    if not isinstance(raw, dict):
+        raise _problem("expected a JSON object")
+    return raw
+
+
+def _text(raw: Any) -> Any:
+    return "" if raw is None else raw
+
+
+Int = Annotated[int, BeforeValidator(_integer)]
+Number = Annotated[float, BeforeValidator(_number)]
+Flag = Annotated[bool, BeforeValidator(_flag)]
+JsonObject = Annotated[dict[str, Any], BeforeValidator(_json_object)]
+Text = Annotated[str, BeforeValidator(_text)]
+
+_FREQ_RULE = Rule("`<n>min` or `<n>h`, e.g. `10min`", "use <minutes>min or <hours>h, e.g. 10min")
+_INSTANCE_RULE = Rule("a SageMaker instance type `ml.<family>.<size>`", "a SageMaker instance type such as ml.m5.large")
+_ARN_RULE = Rule("empty or a Lambda layer version ARN", "not a Lambda layer version ARN")
+_SAGEMAKER = Rule(range_owner="SageMaker")
+
+
+def _sagemaker_range(name: str) -> dict[str, int]:
+    lo, hi = RCF_INT_RANGES[name]
+    return {"ge": lo, "le": hi}
+
+
+# ---------------------------------------------------------------------- the model
+@dataclass(
+    frozen=True,
+    config=ConfigDict(extra="forbid", str_strip_whitespace=True, regex_engine="python-re", validate_default=True),
+)
 class Settings:
-    """Validated app settings; field names are the ``cdk.json`` context keys (see :data:`SETTINGS_HELP`)."""
+    """Validated app settings; field names are the ``cdk.json`` context keys.
 
-    prefix: str = "clickstream"
-    stream_mode: str = "on-demand"
-    stream_shards: int = 1
-    stream_retention_hours: int = 24
-    streaming_engine: str = "lambda"
-    window_freq: str = "10min"
-    allowed_lateness: str = "10min"
-    landing_prefix: str = "incoming/"
-    rcf_num_trees: int = 100
-    rcf_sample_size: int = 256
-    rcf_time_decay: int = 4320
-    rcf_shingle_size: int = 1
-    rcf_with_directionality: bool = True
-    sagemaker_rcf_num_trees: int = 100
-    sagemaker_rcf_num_samples_per_tree: int = 256
-    deepar_hyperparameters: dict[str, Any] = field(default_factory=dict)
-    training_days: int = 14
-    threshold_mode: str = "static"
-    threshold: float = 2.6
-    sigma_k: float = 3.0
-    alert_email: str = ""
-    deploy_endpoints: bool = False
-    training_instance_type: str = "ml.m5.large"
-    endpoint_instance_type: str = "ml.m5.large"
-    retrain_schedule: str = ""
-    removal_policy: str = "retain"
-    lambda_memory_mb: int = 1024
-    log_level: str = "INFO"
-    log_retention_days: int = 30
-    metrics_namespace: str = "ClickstreamAnomaly"
-    event_retry_attempts: int = 10
-    event_max_record_age_hours: int = 24
-    anomaly_alarm_count: int = 1
-    pandas_layer_version: str = "3.17.0"
-    pandas_layer_arn: str = ""
-    powertools_layer_version: str = "latest"
-    powertools_layer_arn: str = ""
+    Build it with :meth:`from_context`; ``docs/settings.md`` lists every field (``python -m stacks.settings``).
+    """
 
-    def __post_init__(self) -> None:
-        errors = _validate(self)
-        if errors:
-            raise SettingsError("invalid cdk.json settings:\n  " + "\n  ".join(errors))
+    prefix: Annotated[
+        str,
+        Rule("lower-case letters, digits and '-', starting with a letter, at most 19 characters"),
+    ] = Field(
+        "clickstream",
+        pattern=r"^[a-z][a-z0-9-]{0,18}$",
+        description="Short name put in SageMaker job, model and endpoint names.",
+    )
+    stream_mode: StreamMode = Field(
+        "on-demand", description="Kinesis capacity mode of the clicks, features and detections streams."
+    )
+    stream_shards: Int = Field(
+        1, ge=1, le=500, description="Shards per stream; only with stream_mode provisioned (on-demand: keep 1)."
+    )
+    stream_retention_hours: Int = Field(24, ge=24, le=8760, description="Kinesis retention in hours.")
+    streaming_engine: Engine = Field(
+        "lambda",
+        description="lambda: the detector Lambda (deploys today); kda-sql: the KDA SQL RCF application "
+        "(AWS stopped accepting new SQL applications on 2025-10-15: synth-only, with a synth warning).",
+    )
+    window_freq: Annotated[str, _FREQ_RULE] = Field(
+        "10min", pattern=_FREQ.pattern, description="Window length of the aggregator (also DeepAR's time_freq)."
+    )
+    allowed_lateness: Annotated[str, _FREQ_RULE] = Field(
+        "10min",
+        pattern=_FREQ.pattern,
+        description="How long the aggregator waits for late clicks before closing a window; the S3 producer "
+        "lets records overtake each other by half of it (at most 300 s).",
+    )
+    landing_prefix: Annotated[
+        str,
+        Rule(
+            "an S3 key prefix ending in `/`, not under `rejected/` or `unsent/`",
+            "a non-empty S3 key prefix ending in '/'",
+        ),
+    ] = Field(
+        "incoming/",
+        pattern=r"^[A-Za-z0-9!_.*'()/-]+/$",
+        description="Key prefix in the landing bucket whose new objects trigger the producer.",
+    )
+    rcf_num_trees: Int = Field(100, ge=1, le=1000, description="Streaming RCF number of trees.")
+    rcf_sample_size: Int = Field(
+        256, ge=10, le=1000, description="Streaming RCF sample size per tree; smaller than rcf_time_decay."
+    )
+    rcf_time_decay: Int = Field(
+        4320,
+        ge=1,
+        le=2_147_483_647,
+        description="Streaming RCF time decay in records (the blog's 4320 = 30 days of 10-minute windows).",
+    )
+    rcf_shingle_size: Int = Field(1, ge=1, le=30, description="Streaming RCF shingle size.")
+    rcf_with_directionality: Flag = Field(True, description="Streaming RCF reports direction and strength per column.")
+    sagemaker_rcf_num_trees: Annotated[Int, _SAGEMAKER] = Field(
+        100, **_sagemaker_range("num_trees"), description="SageMaker RCF num_trees."
+    )
+    sagemaker_rcf_num_samples_per_tree: Annotated[Int, _SAGEMAKER] = Field(
+        256, **_sagemaker_range("num_samples_per_tree"), description="SageMaker RCF num_samples_per_tree."
+    )
+    deepar_hyperparameters: JsonObject = Field(
+        default_factory=dict,
+        description="Overrides of the blog's DeepAR hyperparameters; time_freq always follows window_freq.",
+    )
+    training_days: Int = Field(
+        14, ge=1, le=365, description="Days of data-lake history the preparation step reads for training."
+    )
+    threshold_mode: ThresholdMode = Field(
+        "static", description="Alerter threshold: static (threshold) or sigma (mean + sigma_k * std of recent scores)."
+    )
+    threshold: Number = Field(2.6, gt=0, description="Static score threshold of the alerter.")
+    sigma_k: Number = Field(3.0, gt=0, description="Number of standard deviations for threshold_mode sigma.")
+    alert_email: Annotated[Text, Rule("empty or an e-mail address", "not an e-mail address")] = Field(
+        "",
+        pattern=r"^$|^[^@\s]+@[^@\s]+\.[^@\s]+$",
+        description="E-mail address subscribed to the alert topic (empty: no subscription).",
+    )
+    deploy_endpoints: Flag = Field(
+        False, description="Deploy SageMaker endpoints and the scorer Lambda (they cost money while running)."
+    )
+    training_instance_type: Annotated[str, _INSTANCE_RULE] = Field(
+        "ml.m5.large", pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$", description="SageMaker training instance type."
+    )
+    endpoint_instance_type: Annotated[str, _INSTANCE_RULE] = Field(
+        "ml.m5.large", pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$", description="SageMaker endpoint instance type."
+    )
+    retrain_schedule: Annotated[
+        Text, Rule("empty, `rate(...)` or `cron(...)`", "use rate(...) or cron(...), or leave empty")
+    ] = Field(
+        "",
+        pattern=r"^$|^(rate\(.+\)|cron\(.+\))$",
+        description="EventBridge schedule that starts both training pipelines, e.g. rate(7 days); "
+        "empty: start them by hand.",
+    )
+    removal_policy: RemovalPolicyName = Field(
+        "retain", description="retain: buckets and data survive cdk destroy; destroy: buckets emptied and deleted."
+    )
+    lambda_memory_mb: Int = Field(
+        1024, ge=512, le=10240, description="Memory of the pipeline Lambdas in MB (the pandas layer needs >= 512)."
+    )
+    log_level: LogLevel = Field("INFO", description="LOG_LEVEL of the Lambdas.")
+    log_retention_days: Annotated[LogRetentionDays, BeforeValidator(_integer)] = Field(
+        30, description="CloudWatch Logs retention of the Lambda log groups in days."
+    )
+    metrics_namespace: Annotated[
+        str,
+        Rule(
+            "a custom CloudWatch namespace: 1-255 of `A-Za-z0-9_./#:-`, not starting with `AWS/`",
+            "not a valid custom CloudWatch namespace",
+        ),
+    ] = Field(
+        "ClickstreamAnomaly",
+        pattern=r"^(?!AWS/)[A-Za-z0-9_./#:-]{1,255}$",
+        description="CloudWatch namespace of the pipeline's EMF metrics.",
+    )
+    event_retry_attempts: Int = Field(
+        10, ge=0, le=10000, description="Retries of a failed Kinesis batch before it goes to the failure queue."
+    )
+    event_max_record_age_hours: Int = Field(
+        24, ge=1, le=168, description="Records older than this go to the failure queue unprocessed."
+    )
+    anomaly_alarm_count: Int = Field(
+        1, ge=1, le=1000, description="Anomalous windows of one detector within one window period that raise its alarm."
+    )
+    pandas_layer_version: Annotated[str, Rule("a release `x.y.z`", "a release such as 3.17.0")] = Field(
+        "3.17.0",
+        pattern=f"^{_SEMVER}$",
+        description="AWS SDK for pandas release whose public SSM layer parameter is used.",
+    )
+    pandas_layer_arn: Annotated[Text, _ARN_RULE] = Field(
+        "", pattern=_LAYER_ARN, description="Explicit AWS SDK for pandas layer ARN (overrides the SSM parameter)."
+    )
+    powertools_layer_version: Annotated[
+        str, Rule("`latest` or a release `x.y.z`", "latest or a release such as 3.37.0")
+    ] = Field(
+        "latest",
+        pattern=f"^(latest|{_SEMVER})$",
+        description="Powertools for AWS Lambda (Python) v3 layer version in SSM.",
+    )
+    powertools_layer_arn: Annotated[Text, _ARN_RULE] = Field(
+        "", pattern=_LAYER_ARN, description="Explicit Powertools layer ARN (overrides the SSM parameter)."
+    )
+    timezone: Annotated[str, Rule("an IANA time zone name, e.g. `UTC`, `Europe/Berlin`")] = Field(
+        "UTC",
+        description="The site's local time zone, used by the time-aware baseline for time of day and day of "
+        "week (DST included).",
+    )
+
+    # ------------------------------------------------------------------ single-field rules
+    @field_validator("landing_prefix")
+    @classmethod
+    def _outside_producer_prefixes(cls, value: str) -> str:
+        if value.startswith(_PRODUCER_PREFIXES):
+            raise _problem(
+                "must not be under rejected/ or unsent/ (the producer writes there; new objects would trigger it again)"
+            )
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _iana_time_zone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise _problem("not an IANA time zone name such as UTC or Europe/Berlin") from None
+        if value in ("localtime", "posixrules"):  # machine-dependent links in the tz database directory
+            raise _problem("not an IANA time zone name such as UTC or Europe/Berlin")
+        return value
+
+    # ------------------------------------------------------------------ cross-field rules
+    @model_validator(mode="after")
+    def _cross_field_rules(self) -> Settings:
+        problems = [text for rule in _CROSS_FIELD_RULES if (text := rule(self))]
+        if problems:
+            raise _problem("\n".join(problems))
+        return self
 
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_context(cls, context: Mapping[str, Any]) -> Settings:
-        """Settings from a context mapping (``cdk.json`` values or ``-c`` strings); other keys are ignored.
+        """Settings from a context mapping (``cdk.json`` values or ``-c`` strings).
 
-        Keys that look like a misspelt setting (close to a known name) are rejected with a suggestion.
+        Parameters
+        ----------
+        context : Mapping
+            The app's context, e.g. ``app.node.get_all_context()``. CDK's own keys (feature flags such
+            as ``@aws-cdk/...``, ``aws:cdk:...``, cached look-ups) are ignored; every other key in lower
+            snake case must be a setting.
+
+        Returns
+        -------
+        Settings
+
+        Raises
+        ------
+        SettingsError
+            Naming every unknown key (with a suggestion when one is close) and every invalid value.
         """
-        known = {f.name: f for f in fields(cls)}
         errors: list[str] = []
         values: dict[str, Any] = {}
         for key, raw in context.items():
-            if key in known:
-                try:
-                    values[key] = _coerce(known[key].type, raw)
-                except ValueError as exc:
-                    errors.append(f"{key}={raw!r}: {exc}")
-            elif not key.startswith(("@", "aws:", "cdk")) and ":" not in key:
-                close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.8)
-                if close:
-                    errors.append(f"unknown setting {key!r}; did you mean {close[0]!r}?")
+            if key in FIELDS:
+                values[key] = raw
+            elif _SETTING_LIKE.match(key):
+                errors.append(_unknown_key(key))
+        try:
+            settings = cls(**values)
+        except ValidationError as exc:
+            errors.extend(_messages(exc))
         if errors:
             raise SettingsError("invalid cdk.json settings:\n  " + "\n  ".join(errors))
-        return cls(**values)
+        return settings
 
     # ------------------------------------------------------------------ derived values
     @property
     def kda_sql(self) -> bool:
+        """Whether the legacy KDA SQL engine is switched on."""
         return self.streaming_engine == "kda-sql"
 
     @property
+    def synth_warnings(self) -> dict[str, str]:
+        """``{warning id: text}`` the stack adds as synth-time warnings (the KDA SQL engine's)."""
+        return {KDA_SQL_WARNING_ID: KDA_SQL_WARNING} if self.kda_sql else {}
+
+    @property
     def window_seconds(self) -> int:
+        """Window length in seconds."""
         n, unit = _FREQ.match(self.window_freq).groups()  # type: ignore[union-attr]
         return int(n) * (60 if unit == "min" else 3600)
 
@@ -192,145 +417,230 @@ class Settings:
         return deepar_hyperparameters({**self.deepar_hyperparameters, "time_freq": self.deepar_time_freq})
 
 
-def _coerce(kind: Any, raw: Any) -> Any:
-    kind = str(kind)
-    if kind == "bool":
-        if isinstance(raw, bool):
-            return raw
-        text = str(raw).strip().lower()
-        if text in ("true", "1", "yes"):
-            return True
-        if text in ("false", "0", "no", ""):
-            return False
-        raise ValueError("expected true or false")
-    if kind == "int":
-        if isinstance(raw, bool):
-            raise ValueError("expected an integer")
-        if isinstance(raw, float) and not raw.is_integer():
-            raise ValueError("expected an integer")
+#: key -> pydantic field information (type, constraints, default, description, :class:`Rule`).
+FIELDS: dict[str, FieldInfo] = Settings.__pydantic_fields__
+
+#: key -> description (from the model).
+SETTINGS_HELP: dict[str, str] = {name: info.description or "" for name, info in FIELDS.items()}
+
+
+# ---------------------------------------------------------------------- cross-field rules
+def _sample_size_below_time_decay(s: Settings) -> str | None:
+    if s.rcf_sample_size < s.rcf_time_decay:
+        return None
+    return f"rcf_sample_size={s.rcf_sample_size} must be smaller than rcf_time_decay={s.rcf_time_decay}"
+
+
+def _shards_only_when_provisioned(s: Settings) -> str | None:
+    if s.stream_mode == "provisioned" or s.stream_shards == 1:
+        return None
+    return f"stream_shards={s.stream_shards} applies only with stream_mode=provisioned (on-demand scales itself)"
+
+
+def _hyperparameters_accepted(s: Settings) -> str | None:
+    for what, build in (
+        ("sagemaker_rcf_*", s.rcf_hyperparameters),
+        ("deepar_hyperparameters", s.deepar_hyperparameters_strings),
+    ):
         try:
-            return int(str(raw).strip()) if not isinstance(raw, float) else int(raw)
+            build()
+        except ValueError as exc:
+            return f"{what}: {exc}"
+    return None
+
+
+_CROSS_FIELD_RULES: tuple[Callable[[Settings], str | None], ...] = (
+    _sample_size_below_time_decay,
+    _shards_only_when_provisioned,
+    _hyperparameters_accepted,
+)
+
+
+# ---------------------------------------------------------------------- error messages
+_TYPE_PROBLEMS = {
+    "int_type": "expected an integer",
+    "int_parsing": "expected an integer",
+    "int_from_float": "expected an integer",
+    "float_type": "expected a number",
+    "float_parsing": "expected a number",
+    "bool_type": "expected true or false",
+    "bool_parsing": "expected true or false",
+    "string_type": "expected a string",
+    "dict_type": "expected a JSON object",
+}
+_RANGE_ERRORS = ("greater_than", "greater_than_equal", "less_than", "less_than_equal")
+
+
+def _rule(info: FieldInfo) -> Rule:
+    return next((m for m in info.metadata if isinstance(m, Rule)), Rule())
+
+
+def _bounds(info: FieldInfo) -> dict[str, Any]:
+    """``{"ge"|"gt"|"le"|"lt": bound}`` of a field."""
+    out: dict[str, Any] = {}
+    for m in info.metadata:
+        for name in ("ge", "gt", "le", "lt"):
+            if getattr(m, name, None) is not None:
+                out[name] = getattr(m, name)
+    return out
+
+
+def _range_text(info: FieldInfo) -> str:
+    b = _bounds(info)
+    if "ge" in b and "le" in b:
+        return f"must be between {b['ge']} and {b['le']}"
+    if b.get("gt") == 0 and len(b) == 1:
+        return "must be positive"
+    return "must be " + " and ".join(f"{_OPERATOR[k]} {v}" for k, v in b.items())
+
+
+_OPERATOR = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
+
+
+def _shown(value: Any, info: FieldInfo) -> Any:
+    """The value as the field holds it (``"5"`` from ``-c`` is shown as 5 in a range error)."""
+    if isinstance(value, str) and info.annotation in (int, float):
+        try:
+            return info.annotation(value.strip())
         except ValueError:
-            raise ValueError("expected an integer") from None
-    if kind == "float":
-        if isinstance(raw, bool):
-            raise ValueError("expected a number")
-        try:
-            return float(raw)
-        except (TypeError, ValueError):
-            raise ValueError("expected a number") from None
-    if kind.startswith("dict"):
-        if isinstance(raw, Mapping):
-            return dict(raw)
-        try:
-            value = json.loads(str(raw)) if str(raw).strip() else {}
-        except ValueError:
-            raise ValueError("expected a JSON object") from None
-        if not isinstance(value, dict):
-            raise ValueError("expected a JSON object")
-        return value
-    if raw is None:
-        return ""
-    if not isinstance(raw, str):
-        raise ValueError("expected a string")
-    return raw.strip()
+            return value
+    return value
 
 
-def _choice(errors: list[str], key: str, value: Any, options: tuple[str, ...]) -> None:
-    if value not in options:
-        errors.append(f"{key}={value!r}: must be one of {', '.join(options)}")
+def _field_message(key: str, error: Mapping[str, Any]) -> str:
+    info = FIELDS[key]
+    kind, value = error["type"], error["input"]
+    if kind in _RANGE_ERRORS:
+        value = _shown(value, info)
+        owner = _rule(info).range_owner
+        if owner:
+            b = _bounds(info)
+            return f"{key}={value!r} is outside {owner}'s range {b['ge']}-{b['le']}"
+        return f"{key}={value!r}: {_range_text(info)}"
+    if kind == "literal_error":
+        text = "must be one of " + ", ".join(map(str, _options(info)))
+    elif kind == "string_pattern_mismatch":
+        rule = _rule(info)
+        text = rule.problem or rule.allowed or f"must match {error['ctx']['pattern']}"
+    elif kind == "settings":
+        text = error["msg"]
+    else:
+        text = _TYPE_PROBLEMS.get(kind, error["msg"])
+    return f"{key}={value!r}: {text}"
 
 
-def _between(errors: list[str], key: str, value: float, lo: float, hi: float) -> None:
-    if not lo <= value <= hi:
-        errors.append(f"{key}={value!r}: must be between {lo} and {hi}")
+def _messages(exc: ValidationError) -> list[str]:
+    """One line per problem, naming the key, the value and what is accepted."""
+    out: list[str] = []
+    for error in exc.errors():
+        loc = error["loc"]
+        if loc and loc[0] in FIELDS:
+            out.append(_field_message(str(loc[0]), error))
+        else:  # cross-field rules: one line each
+            out.extend(error["msg"].splitlines())
+    return out
 
 
-def _validate(s: Settings) -> list[str]:
-    errors: list[str] = []
-    for f in fields(s):
-        value = getattr(s, f.name)
-        expected = {"int": int, "float": (int, float), "bool": bool, "str": str}.get(str(f.type))
-        if expected is not None and (
-            not isinstance(value, expected) or (str(f.type) in ("int", "float") and isinstance(value, bool))
-        ):
-            errors.append(f"{f.name}={value!r}: expected {f.type}")
-    if errors:
-        return errors
-    if not _PREFIX.match(s.prefix):
-        errors.append(
-            f"prefix={s.prefix!r}: lower-case letters, digits and '-', starting with a letter, at most 19 characters"
-        )
-    _choice(errors, "stream_mode", s.stream_mode, STREAM_MODES)
-    _between(errors, "stream_shards", s.stream_shards, 1, 500)
-    _between(errors, "stream_retention_hours", s.stream_retention_hours, 24, 8760)
-    _choice(errors, "streaming_engine", s.streaming_engine, ENGINES)
-    for key in ("window_freq", "allowed_lateness"):
-        if not _FREQ.match(getattr(s, key)):
-            errors.append(f"{key}={getattr(s, key)!r}: use <minutes>min or <hours>h, e.g. 10min")
-    if not _S3_PREFIX.match(s.landing_prefix):
-        errors.append(f"landing_prefix={s.landing_prefix!r}: a non-empty S3 key prefix ending in '/'")
-    elif s.landing_prefix.startswith(("rejected/", "unsent/")):
-        errors.append(
-            f"landing_prefix={s.landing_prefix!r} must not be under rejected/ or unsent/ (the producer "
-            "writes there; new objects would trigger it again)"
-        )
-    # Ranges of KDA's RANDOM_CUT_FOREST_WITH_EXPLANATION (aws-facts.md section 1.1), used by both engines.
-    _between(errors, "rcf_num_trees", s.rcf_num_trees, 1, 1000)
-    _between(errors, "rcf_sample_size", s.rcf_sample_size, 10, 1000)
-    _between(errors, "rcf_time_decay", s.rcf_time_decay, 1, 2_147_483_647)
-    _between(errors, "rcf_shingle_size", s.rcf_shingle_size, 1, 30)
-    if s.rcf_sample_size >= s.rcf_time_decay:
-        errors.append(f"rcf_sample_size={s.rcf_sample_size} must be smaller than rcf_time_decay={s.rcf_time_decay}")
-    _between(errors, "training_days", s.training_days, 1, 365)
-    _choice(errors, "threshold_mode", s.threshold_mode, THRESHOLD_MODES)
-    if not s.threshold > 0:
-        errors.append(f"threshold={s.threshold!r}: must be positive")
-    if not s.sigma_k > 0:
-        errors.append(f"sigma_k={s.sigma_k!r}: must be positive")
-    if s.alert_email and not _EMAIL.match(s.alert_email):
-        errors.append(f"alert_email={s.alert_email!r}: not an e-mail address")
-    for key in ("training_instance_type", "endpoint_instance_type"):
-        if not _INSTANCE.match(getattr(s, key)):
-            errors.append(f"{key}={getattr(s, key)!r}: a SageMaker instance type such as ml.m5.large")
-    if s.retrain_schedule and not _SCHEDULE.match(s.retrain_schedule):
-        errors.append(f"retrain_schedule={s.retrain_schedule!r}: use rate(...) or cron(...), or leave empty")
-    _choice(errors, "removal_policy", s.removal_policy, REMOVAL_POLICIES)
-    _between(errors, "lambda_memory_mb", s.lambda_memory_mb, 512, 10240)
-    _choice(errors, "log_level", s.log_level, LOG_LEVELS)
-    if s.log_retention_days not in LOG_RETENTIONS:
-        errors.append(f"log_retention_days={s.log_retention_days}: one of {LOG_RETENTIONS}")
-    namespace = s.metrics_namespace
-    if not re.match(r"^[A-Za-z0-9_./#:-]{1,255}$", namespace) or namespace.startswith("AWS/"):
-        errors.append(f"metrics_namespace={s.metrics_namespace!r}: not a valid custom CloudWatch namespace")
-    _between(errors, "event_retry_attempts", s.event_retry_attempts, 0, 10000)
-    _between(errors, "event_max_record_age_hours", s.event_max_record_age_hours, 1, 168)
-    _between(errors, "anomaly_alarm_count", s.anomaly_alarm_count, 1, 1000)
-    if not _SEMVER.match(s.pandas_layer_version):
-        errors.append(f"pandas_layer_version={s.pandas_layer_version!r}: a release such as 3.17.0")
-    if s.powertools_layer_version != "latest" and not _SEMVER.match(s.powertools_layer_version):
-        errors.append(f"powertools_layer_version={s.powertools_layer_version!r}: latest or a release such as 3.37.0")
-    for key in ("pandas_layer_arn", "powertools_layer_arn"):
-        if getattr(s, key) and not _LAYER_ARN.match(getattr(s, key)):
-            errors.append(f"{key}={getattr(s, key)!r}: not a Lambda layer version ARN")
-    if not errors:
-        for what, build in (
-            ("sagemaker_rcf_*", s.rcf_hyperparameters),
-            ("deepar_hyperparameters", s.deepar_hyperparameters_strings),
-        ):
-            try:
-                build()
-            except ValueError as exc:
-                errors.append(f"{what}: {exc}")
-    return errors
+def _unknown_key(key: str) -> str:
+    close = difflib.get_close_matches(key, list(FIELDS), n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]!r}?" if close else "; see docs/settings.md for the settings"
+    return f"unknown setting {key!r}{hint}"
+
+
+# ---------------------------------------------------------------------- reference page
+def _options(info: FieldInfo) -> tuple[Any, ...]:
+    """The values of a ``Literal`` field (empty for other fields)."""
+    return get_args(info.annotation) if get_origin(info.annotation) is Literal else ()
+
+
+def _type_name(info: FieldInfo) -> str:
+    options = _options(info)
+    if options:
+        return type(options[0]).__name__
+    return {int: "int", float: "float", bool: "bool", str: "str"}.get(info.annotation, "JSON object")  # type: ignore[call-overload]
+
+
+def _allowed(info: FieldInfo) -> str:
+    rule = _rule(info)
+    if rule.allowed:
+        return rule.allowed
+    if info.annotation is bool:
+        return "`true`, `false`"
+    if _options(info):
+        return ", ".join(f"`{o}`" for o in _options(info))
+    b = _bounds(info)
+    if "ge" in b and "le" in b:
+        owner = f" ({rule.range_owner}'s range)" if rule.range_owner else ""
+        return f"{b['ge']}–{b['le']}{owner}"
+    if b:
+        return " and ".join(f"{_OPERATOR[k]} {v}" for k, v in b.items())
+    return "a JSON object" if _type_name(info) == "JSON object" else "any"
+
+
+def _default(value: Any) -> str:
+    if isinstance(value, str):
+        return f"`{value}`" if value else "(empty)"
+    return f"`{json.dumps(value)}`"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
 
 
 def settings_table(defaults: Settings | None = None) -> str:
-    """Markdown table of every setting with its default and help text (for the README)."""
+    """Markdown table of every setting: key, type, default, allowed values, description.
+
+    Parameters
+    ----------
+    defaults : Settings, optional
+        Whose values fill the default column; the model's defaults when not given.
+    """
     defaults = defaults or Settings()
-    rows = ["| key | default | meaning |", "|---|---|---|"]
-    for f in fields(defaults):
-        value = getattr(defaults, f.name)
-        shown = json.dumps(value) if not isinstance(value, str) else (f"`{value}`" if value else "(empty)")
-        rows.append(f"| `{f.name}` | {shown} | {SETTINGS_HELP[f.name].replace('|', '/')} |")
+    rows = ["| key | type | default | allowed | description |", "|---|---|---|---|---|"]
+    for name, info in FIELDS.items():
+        cells = (f"`{name}`", _type_name(info), _default(getattr(defaults, name)), _allowed(info))
+        rows.append("| " + " | ".join(_cell(c) for c in (*cells, info.description or "")) + " |")
     return "\n".join(rows)
+
+
+SETTINGS_PAGE_INTRO = """\
+# Settings
+
+The CDK app reads its settings from the `context` of `cdk.json`, and `cdk synth -c key=value` overrides
+any of them for one run (command-line values are strings: `-c lambda_memory_mb=2048`, `-c deploy_endpoints=true`,
+`-c deepar_hyperparameters='{"epochs": 50}'`). `app.py` validates them once, before any construct is
+built: an invalid value or an unknown key (any key in lower snake case that is not listed here; CDK's own
+keys are left alone) stops the synth with a message naming each bad key and what it accepts.
+
+Rules between settings: `rcf_sample_size` must be smaller than `rcf_time_decay`; `stream_shards` other
+than 1 needs `stream_mode` `provisioned`; `deepar_hyperparameters` must pass the DeepAR checks with
+`time_freq` taken from `window_freq`. `streaming_engine` `kda-sql` adds a synth-time warning: that engine
+cannot be deployed any more.
+
+This page is generated from `stacks/settings.py`; after changing a setting there, run
+`python -m stacks.settings --markdown docs/settings.md`.
+"""
+
+
+def settings_markdown() -> str:
+    """The settings reference page (``docs/settings.md``): a short introduction and the table."""
+    return f"{SETTINGS_PAGE_INTRO}\n{settings_table()}\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m stacks.settings --markdown PATH``: write the settings reference page (``-``: stdout)."""
+    parser = argparse.ArgumentParser(prog="python -m stacks.settings", description=main.__doc__)
+    parser.add_argument("--markdown", metavar="PATH", required=True, help="file to write, or - for stdout")
+    args = parser.parse_args(argv)
+    page = settings_markdown()
+    if args.markdown == "-":
+        sys.stdout.write(page)
+    else:
+        target = Path(args.markdown)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(page, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
