@@ -201,6 +201,7 @@ class TimeAwareBaseline(BaseEstimator):
             weekday_uncertainty=float(self.weekday_uncertainty),
             drift_slack=float(self.drift_slack),
             drift_cap=float(self.drift_threshold) / 2.0 + float(self.drift_slack),
+            drift_max=float(self.drift_threshold) + 2.0 * float(self.drift_slack),
             warmup_windows=max(1, int(_timedelta(self.warmup, "warmup") // step)),
         )
 
@@ -278,8 +279,10 @@ class TimeAwareBaseline(BaseEstimator):
         )
 
     def _column_score(self, z: np.ndarray, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
-        """``max(|z| / point_threshold, drift in z's direction / drift_threshold)`` per column."""
-        drift = np.where(z > 0, hi, np.where(z < 0, lo, 0.0))
+        """``max(|z| / point_threshold, drift / drift_threshold)`` per column, the drift counting while this
+        window still deviates in its direction by more than half the slack."""
+        half = 0.5 * self.drift_slack
+        drift = np.where(z > half, hi, np.where(z < -half, lo, 0.0))
         return np.maximum(np.abs(z) / self.point_threshold, drift / self.drift_threshold)
 
     def score_samples(self, windows: pd.DataFrame) -> np.ndarray:

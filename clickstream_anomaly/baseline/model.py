@@ -66,6 +66,7 @@ class SeasonalParams:
     weekday_uncertainty: float
     drift_slack: float
     drift_cap: float
+    drift_max: float
     warmup_windows: int
 
     @property
@@ -226,10 +227,12 @@ class SeasonalState:
         return np.maximum(var + weekday, floor)
 
     def _drift(self, z: np.ndarray) -> None:
+        """One-sided CUSUMs of ``z`` beyond the slack; increments and sums are capped, so a short extreme
+        incident (which the point test flags anyway) leaves no long tail behind it."""
         p = self.params
         zc = np.clip(z, -p.drift_cap, p.drift_cap)
-        self.drift_high = np.maximum(0.0, self.drift_high + zc - p.drift_slack)
-        self.drift_low = np.maximum(0.0, self.drift_low - zc - p.drift_slack)
+        self.drift_high = np.clip(self.drift_high + zc - p.drift_slack, 0.0, p.drift_max)
+        self.drift_low = np.clip(self.drift_low - zc - p.drift_slack, 0.0, p.drift_max)
 
     def _learn(
         self,

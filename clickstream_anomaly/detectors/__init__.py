@@ -18,17 +18,29 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..records import DEEPAR, RCF_BATCH, RCF_STREAMING
+from ..records import BASELINE, DEEPAR, RCF_BATCH, RCF_STREAMING
 from ..thresholds import DEFAULT_THRESHOLD
 from .base import Detector, detections_from_scores, deviation_explanation
+from .baseline import BaselineDetector
 from .deepar import BAND_SAMPLES, DeepARDetector
 from .rcf import BatchRCFDetector, StreamingRCFDetector
 
-DETECTOR_NAMES = (RCF_STREAMING, RCF_BATCH, DEEPAR)
+#: Every detector ``build_detectors`` knows.
+DETECTOR_NAMES = (BASELINE, RCF_STREAMING, RCF_BATCH, DEEPAR)
+#: What ``detect`` and ``demo`` run when ``--detectors`` is not given.
+DEFAULT_DETECTORS = (BASELINE, RCF_STREAMING)
+CLASSES: dict[str, type] = {
+    BASELINE: BaselineDetector,
+    RCF_STREAMING: StreamingRCFDetector,
+    RCF_BATCH: BatchRCFDetector,
+    DEEPAR: DeepARDetector,
+}
 
 __all__ = [
     "BAND_SAMPLES",
     "DETECTOR_NAMES",
+    "DEFAULT_DETECTORS",
+    "BaselineDetector",
     "BatchRCFDetector",
     "DeepARDetector",
     "Detector",
@@ -40,16 +52,17 @@ __all__ = [
 
 
 def build_detectors(
-    names: Sequence[str] = DETECTOR_NAMES, threshold: str = DEFAULT_THRESHOLD, **overrides: dict[str, Any]
+    names: Sequence[str] = DEFAULT_DETECTORS, threshold: str = DEFAULT_THRESHOLD, **overrides: dict[str, Any]
 ) -> list[Detector]:
-    """Detectors by name with blog defaults; ``overrides[name]`` holds keyword arguments for one of them."""
-    classes = {RCF_STREAMING: StreamingRCFDetector, RCF_BATCH: BatchRCFDetector, DEEPAR: DeepARDetector}
+    """Detectors by name with their defaults; ``overrides[name]`` (``-`` as ``_``) holds keyword arguments
+    for one of them. ``threshold`` is the score threshold rule of the RCF detectors (the baseline and
+    DeepAR decide themselves)."""
     out: list[Detector] = []
     for name in names:
-        if name not in classes:
+        if name not in CLASSES:
             raise ValueError(f"unknown detector {name!r}; use {', '.join(DETECTOR_NAMES)}")
         kwargs = dict(overrides.get(name.replace("-", "_"), {}))
-        if name != DEEPAR:
+        if name in (RCF_STREAMING, RCF_BATCH):
             kwargs.setdefault("threshold", threshold)
-        out.append(classes[name](**kwargs))
+        out.append(CLASSES[name](**kwargs))
     return out

@@ -10,14 +10,25 @@ import pandas as pd
 
 from ..features import windows_to_records
 from ..records import Detection, explanation_fields
-from ..thresholds import ThresholdRule, parse_threshold
+from ..thresholds import DEFAULT_THRESHOLD, ThresholdRule, parse_threshold
 
 
 class Detector(Protocol):
+    """The one detector lifecycle: ``fit`` on history, then ``detect`` new windows (labels never enter).
+
+    A detector that was not fitted first makes its own default history: the streaming ones start empty,
+    the batch RCF fits the windows it scores (as a SageMaker batch transform of the training data would),
+    DeepAR trains on the first span and forecasts the rest.
+    """
+
     name: str
 
-    def detect(self, windows: pd.DataFrame, labels: np.ndarray | None = None) -> list[Detection]:
-        """Detections for ``windows`` (frame in WINDOW_COLUMNS order); ``labels`` only for ``f1``."""
+    def fit(self, history: pd.DataFrame) -> Detector:
+        """Learn from ``history`` (windows in time order, WINDOW_COLUMNS); returns the detector."""
+        ...
+
+    def detect(self, windows: pd.DataFrame) -> list[Detection]:
+        """One detection per window of ``windows`` (in time order)."""
         ...
 
 
@@ -55,7 +66,10 @@ def detections_from_scores(
 
 
 def _rule(spec: str | ThresholdRule) -> ThresholdRule:
-    return spec if isinstance(spec, ThresholdRule) else parse_threshold(spec)
+    """The threshold rule a detector applies itself: ``f1`` needs labels, which detectors never see, so it
+    is applied afterwards by :func:`clickstream_anomaly.workflow.run_detection`; meanwhile the default."""
+    rule = spec if isinstance(spec, ThresholdRule) else parse_threshold(spec)
+    return parse_threshold(DEFAULT_THRESHOLD) if rule.kind == "f1" else rule
 
 
 def deviation_explanation(z: np.ndarray, columns: Sequence[str]) -> tuple[dict, dict, dict]:
