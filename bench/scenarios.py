@@ -99,13 +99,17 @@ def parse_sets(values: Sequence[str] | None) -> list[list[str]]:
     return sets
 
 
-def make_detectors(names: Sequence[str], args: argparse.Namespace) -> list:
+def make_detectors(names: Sequence[str], args: argparse.Namespace, start: pd.Timestamp | None = None) -> list:
+    """``build_detectors(names, ...)`` with the CLI's overrides (``random_state``; DeepAR epochs and, with
+    ``--deepar-train-days``, training on the first days only so that it scores all the later ones)."""
     overrides: dict[str, dict[str, Any]] = {}
     for name in ("rcf-streaming", "rcf-batch", "deepar"):
         if name in names:
             overrides[name.replace("-", "_")] = {"random_state": args.detector_seed}
     if "deepar" in names and args.deepar_epochs is not None:
         overrides["deepar"]["epochs"] = args.deepar_epochs
+    if "deepar" in names and args.deepar_train_days is not None and start is not None:
+        overrides["deepar"]["train_until"] = start + pd.Timedelta(days=args.deepar_train_days)
     kwargs: dict[str, Any] = dict(overrides)
     if args.threshold is not None:
         kwargs["threshold"] = args.threshold
@@ -175,10 +179,24 @@ def reported_incidents(incidents: Sequence) -> list[Reported]:
     return out
 
 
-def score_scenario(scenario: Scenario, reported: Sequence[Reported], grace: pd.Timedelta) -> dict[str, Any]:
-    """Per injected incident: found, delay, cause, confirmed, rank; plus the false incidents."""
+def score_scenario(
+    scenario: Scenario,
+    reported: Sequence[Reported],
+    grace: pd.Timedelta,
+    covered: Sequence[pd.Timestamp] | None = None,
+) -> dict[str, Any]:
+    """Per injected incident: found, delay, cause, confirmed, rank; plus the false incidents.
+
+    ``covered``: starts of the windows the detectors gave a verdict on (default: all windows). A detector
+    that scores only part of the data (DeepAR by default scores the last day) is charged for false incidents
+    per covered day only, and incidents outside its cover are marked ``covered: false``."""
     rows = []
     tz = scenario.tz
+    scored_from = scenario.start + pd.Timedelta(days=1)
+    if covered is None:
+        cover = pd.date_range(scenario.start.floor(FREQ), scenario.end - FREQ, freq=FREQ)
+    else:
+        cover = pd.DatetimeIndex(sorted({_ts(w) for w in covered}))
     for inc in scenario.incidents:
         lo, hi = inc.start, inc.end + grace
         best: tuple[pd.Timestamp, int, Reported] | None = None
@@ -195,6 +213,7 @@ def score_scenario(scenario: Scenario, reported: Sequence[Reported], grace: pd.T
             "seed": scenario.seed,
             "level": scenario.level,
             **inc.to_dict(tz),
+            "covered": bool(((cover < inc.end) & (cover + FREQ > inc.start)).any()),
             "found": best is not None,
         }
         if best is not None:
@@ -221,7 +240,6 @@ def score_scenario(scenario: Scenario, reported: Sequence[Reported], grace: pd.T
                 reported=None,
             )
         rows.append(row)
-    scored_from = scenario.start + pd.Timedelta(days=1)
     false = [
         rep
         for rep in reported
@@ -233,7 +251,7 @@ def score_scenario(scenario: Scenario, reported: Sequence[Reported], grace: pd.T
         "seed": scenario.seed,
         "level": scenario.level,
         "clean": not scenario.incidents,
-        "scored_days": (scenario.end - scored_from).total_seconds() / 86400.0,
+        "scored_days": float((cover >= scored_from).sum()) * FREQ.total_seconds() / 86400.0,
         "reported": len(reported),
         "incidents": rows,
         "false_incidents": [{**r.to_dict(), "local_start": r.start.tz_convert(tz).strftime("%a %H:%M")} for r in false],
@@ -255,6 +273,7 @@ def summarise(scored: Sequence[dict[str, Any]]) -> dict[str, Any]:
         found = [r for r in rows if r["found"]]
         by_kind[kind] = {
             "injected": len(rows),
+            "covered": sum(r["covered"] for r in rows),
             "found": len(found),
             "cause_ok": sum(r["cause_ok"] for r in found),
             "confirmed": sum(r["confirmed"] for r in found),
@@ -288,6 +307,7 @@ def summarise(scored: Sequence[dict[str, Any]]) -> dict[str, Any]:
     levels = sorted({s["level"] for s in scored})
     return {
         "injected": len(incidents),
+        "covered": sum(r["covered"] for r in incidents),
         "found": sum(r["found"] for r in incidents),
         "cause_ok": sum(r["found"] and r["cause_ok"] for r in incidents),
         "confirmed": sum(r["found"] and r["confirmed"] for r in incidents),
@@ -328,8 +348,10 @@ def report_set(label: str, run: dict[str, Any], per_incident: bool, cause_chars:
     s = run["summary"]
     out = [f"## Detectors: {label}", ""]
     fm, fc = s["false_mixed"], s["false_clean"]
+    uncovered = s["injected"] - s["covered"]
     out += [
-        f"- incidents found: {s['found']}/{s['injected']} (cause ok {s['cause_ok']}, confirmed {s['confirmed']})",
+        f"- incidents found: {s['found']}/{s['injected']} (cause ok {s['cause_ok']}, confirmed {s['confirmed']})"
+        + (f"; {uncovered} of them fall where these detectors give no verdict" if uncovered else ""),
         f"- full outages found within {OUTAGE_MINUTES} min with clicks LOW: "
         f"{_frac(s['full_outages_within_20min_clicks_low'])}; partial outages: "
         f"{_frac(s['partial_outages_within_20min_clicks_low'])}",
@@ -348,6 +370,7 @@ def report_set(label: str, run: dict[str, Any], per_incident: bool, cause_chars:
             [
                 kind,
                 f"{k['found']}/{k['injected']}",
+                k["covered"],
                 k["cause_ok"],
                 k["confirmed"],
                 _num(k["median_delay_minutes"], "{:.0f}"),
@@ -356,7 +379,15 @@ def report_set(label: str, run: dict[str, Any], per_incident: bool, cause_chars:
         )
     out += [
         markdown_table(
-            ["kind", "found", "cause ok", "confirmed", "median delay (min)", *[f"found @{lvl}/min" for lvl in levels]],
+            [
+                "kind",
+                "found",
+                "scored",
+                "cause ok",
+                "confirmed",
+                "median delay (min)",
+                *[f"found @{lvl}/min" for lvl in levels],
+            ],
             rows,
         ),
         "",
@@ -387,7 +418,7 @@ def report_set(label: str, run: dict[str, Any], per_incident: bool, cause_chars:
                         r.get("local_start", "")[:3] + r.get("local_start", "")[14:],
                         r["band"],
                         f"{r['duration_minutes']:.0f}",
-                        "found" if r["found"] else "missed",
+                        "found" if r["found"] else "missed" if r["covered"] else "not scored",
                         _num(r["delay_minutes"], "{:.0f}"),
                         ("yes" if r["cause_ok"] else "no") if r["found"] else "",
                         ("yes" if r["confirmed"] else "no") if r["found"] else "",
@@ -517,6 +548,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--threshold", default=None, help="threshold rule passed to build_detectors (default: its own)")
     p.add_argument("--detector-seed", type=int, default=0, help="random_state of the RCF/DeepAR detectors (0)")
     p.add_argument("--deepar-epochs", type=int, default=None, help="DeepAR epochs (default: the detector's)")
+    p.add_argument(
+        "--deepar-train-days",
+        type=float,
+        default=None,
+        help="train DeepAR on the first N days and score the rest (default: the detector's own split, "
+        "all but the last day, so it scores only the last day, as the CLI runs it)",
+    )
     p.add_argument("--json", type=Path, default=None, help="write every figure and row to this JSON file")
     p.add_argument(
         "--write-scenarios",
@@ -558,10 +596,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 metas.append({**prep.scenario.meta(), "clicks": prep.seconds["clicks"], "seconds": prep.seconds})
                 for label, names in labels.items():
                     t0 = time.perf_counter()
-                    result = run_detection(prep.windows, make_detectors(names, args))
+                    result = run_detection(prep.windows, make_detectors(names, args, prep.scenario.start))
                     dt = time.perf_counter() - t0
+                    dets = getattr(result, "detections", None)
+                    covered = [d.window.window_start for d in dets] if dets is not None else None
                     scored = score_scenario(
-                        prep.scenario, reported_incidents(result.incidents), pd.Timedelta(minutes=args.grace)
+                        prep.scenario,
+                        reported_incidents(result.incidents),
+                        pd.Timedelta(minutes=args.grace),
+                        covered,
                     )
                     scored["seconds"] = dt
                     runs[label]["scenarios"].append(scored)
@@ -595,6 +638,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "threshold": args.threshold,
                 "detector_seed": args.detector_seed,
                 "deepar_epochs": args.deepar_epochs,
+                "deepar_train_days": args.deepar_train_days,
                 "sets": list(labels),
             },
             "scenarios": metas,
