@@ -65,6 +65,19 @@ EXPECTED_CAUSE: dict[str, tuple[tuple[str, str], ...]] = {
     "broken-page": (("urls", "LOW"), ("clicks", "LOW")),
 }
 
+# Pairs that are consistent with the kind without naming it the way an operator reads it first: the
+# residual signatures documented in ``clickstream_anomaly.features`` (a tracking loss drives the residual
+# HIGH, a page storm of one-click visitors drives it LOW), users LOW for outages, urls HIGH for a crawler.
+CONSISTENT_CAUSE: dict[str, tuple[tuple[str, str], ...]] = {
+    "full-outage": (*EXPECTED_CAUSE["full-outage"], ("users", "LOW"), ("urls", "LOW")),
+    "partial-outage": (*EXPECTED_CAUSE["partial-outage"], ("users", "LOW"), ("urls", "LOW")),
+    "slow-ramp": EXPECTED_CAUSE["slow-ramp"],
+    "tracking-loss": (*EXPECTED_CAUSE["tracking-loss"], ("residual", "HIGH")),
+    "bot-flood": (*EXPECTED_CAUSE["bot-flood"], ("urls", "HIGH")),
+    "page-storm": (*EXPECTED_CAUSE["page-storm"], ("residual", "LOW")),
+    "broken-page": (*EXPECTED_CAUSE["broken-page"], ("users", "LOW")),
+}
+
 DEFAULT_MIX: dict[str, int] = {
     "full-outage": 4,
     "partial-outage": 2,
@@ -252,6 +265,10 @@ class Injected:
     def expected_cause(self) -> tuple[tuple[str, str], ...]:
         return EXPECTED_CAUSE[self.kind]
 
+    @property
+    def consistent_cause(self) -> tuple[tuple[str, str], ...]:
+        return CONSISTENT_CAUSE[self.kind]
+
     def to_dict(self, tz: str | None = None) -> dict[str, Any]:
         out = {
             "kind": self.kind,
@@ -261,6 +278,7 @@ class Injected:
             "duration_minutes": (self.end - self.start).total_seconds() / 60.0,
             "band": self.band,
             "expected_cause": [f"{c} {d}" for c, d in self.expected_cause],
+            "consistent_cause": [f"{c} {d}" for c, d in self.consistent_cause],
             "detail": self.detail,
         }
         if tz:

@@ -18,7 +18,9 @@ noise), computes the 10-minute windows with ``windows_from_frame`` and runs each
   **cause ok** when its ``Incident.cause`` names one of the kind's expected (column, direction) pairs
   (``scenario_gen.EXPECTED_CAUSE``: outages "clicks LOW", tracking loss "users LOW", bot flood clicks or
   residual HIGH, page storm users or clicks HIGH, broken page urls or clicks LOW, ramp clicks or users
-  HIGH). **rank**: its position in ``DetectionResult.incidents`` (confirmed first, most severe first).
+  HIGH); **cause consistent** also accepts the residual signatures and other pairs in
+  ``scenario_gen.CONSISTENT_CAUSE`` (tracking loss residual HIGH, page storm residual LOW, outages users
+  LOW, ...). **rank**: its position in ``DetectionResult.incidents`` (confirmed first, most severe first).
 * a reported incident is **false** when it overlaps no injected ``[start - grace, end + grace)`` and
   starts after the first day (the detectors' history); false incidents per day divide by the days after
   the first.
@@ -223,6 +225,7 @@ def score_scenario(
                 alert_delay_minutes=(first + FREQ - inc.visible).total_seconds() / 60.0,
                 cause_ok=cause_matches(rep.cause, inc.expected_cause),
                 cause_ok_any=any(cause_matches(m.cause, inc.expected_cause) for m in matches),
+                cause_consistent=cause_matches(rep.cause, inc.consistent_cause),
                 confirmed=rep.confirmed,
                 rank=rep.rank,
                 matches=len(matches),
@@ -234,6 +237,7 @@ def score_scenario(
                 alert_delay_minutes=None,
                 cause_ok=False,
                 cause_ok_any=False,
+                cause_consistent=False,
                 confirmed=False,
                 rank=None,
                 matches=0,
@@ -276,6 +280,7 @@ def summarise(scored: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "covered": sum(r["covered"] for r in rows),
             "found": len(found),
             "cause_ok": sum(r["cause_ok"] for r in found),
+            "cause_consistent": sum(r["cause_consistent"] for r in found),
             "confirmed": sum(r["confirmed"] for r in found),
             "median_delay_minutes": _median([r["delay_minutes"] for r in found]),
             "by_level": {
@@ -310,6 +315,7 @@ def summarise(scored: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "covered": sum(r["covered"] for r in incidents),
         "found": sum(r["found"] for r in incidents),
         "cause_ok": sum(r["found"] and r["cause_ok"] for r in incidents),
+        "cause_consistent": sum(r["found"] and r["cause_consistent"] for r in incidents),
         "confirmed": sum(r["found"] and r["confirmed"] for r in incidents),
         "by_kind": by_kind,
         "full_outages_within_20min_clicks_low": within("full-outage", OUTAGE_MINUTES, True),
@@ -350,7 +356,8 @@ def report_set(label: str, run: dict[str, Any], per_incident: bool, cause_chars:
     fm, fc = s["false_mixed"], s["false_clean"]
     uncovered = s["injected"] - s["covered"]
     out += [
-        f"- incidents found: {s['found']}/{s['injected']} (cause ok {s['cause_ok']}, confirmed {s['confirmed']})"
+        f"- incidents found: {s['found']}/{s['injected']} (cause ok {s['cause_ok']}, consistent "
+        f"{s['cause_consistent']}, confirmed {s['confirmed']})"
         + (f"; {uncovered} of them fall where these detectors give no verdict" if uncovered else ""),
         f"- full outages found within {OUTAGE_MINUTES} min with clicks LOW: "
         f"{_frac(s['full_outages_within_20min_clicks_low'])}; partial outages: "
@@ -372,6 +379,7 @@ def report_set(label: str, run: dict[str, Any], per_incident: bool, cause_chars:
                 f"{k['found']}/{k['injected']}",
                 k["covered"],
                 k["cause_ok"],
+                k["cause_consistent"],
                 k["confirmed"],
                 _num(k["median_delay_minutes"], "{:.0f}"),
                 *[_frac(k["by_level"].get(lvl, [0, 0])) for lvl in levels],
@@ -384,6 +392,7 @@ def report_set(label: str, run: dict[str, Any], per_incident: bool, cause_chars:
                 "found",
                 "scored",
                 "cause ok",
+                "cause consistent",
                 "confirmed",
                 "median delay (min)",
                 *[f"found @{lvl}/min" for lvl in levels],
@@ -457,6 +466,7 @@ def comparison(runs: dict[str, dict[str, Any]]) -> str:
                 label,
                 f"{s['found']}/{s['injected']}",
                 s["cause_ok"],
+                s["cause_consistent"],
                 _frac(s["full_outages_within_20min_clicks_low"]),
                 _frac(s["ramps_within_30min_of_visible"]),
                 _num(s["false_mixed"]["false_per_day"]),
@@ -471,6 +481,7 @@ def comparison(runs: dict[str, dict[str, Any]]) -> str:
             "detectors",
             "found",
             "cause ok",
+            "cause consistent",
             f"outages ≤{OUTAGE_MINUTES} min, clicks LOW",
             f"ramps ≤{RAMP_MINUTES} min",
             "false/day",

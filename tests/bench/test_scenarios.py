@@ -178,7 +178,7 @@ def test_scoring_found_delay_cause_false(clean):
     early = Reported(4, clean.start + 60 * MIN, clean.start + 70 * MIN, [clean.start + 60 * MIN], "", False, 1.0, ["x"])
     res = score_scenario(sc, [far, good, late, early], pd.Timedelta("30min"))
     (row,) = res["incidents"]
-    assert row["found"] and row["rank"] == 2 and row["confirmed"] and row["cause_ok"]
+    assert row["found"] and row["rank"] == 2 and row["confirmed"] and row["cause_ok"] and row["cause_consistent"]
     assert row["delay_minutes"] == -5.0 and row["alert_delay_minutes"] == 5.0 and row["matches"] == 2
     assert [f["rank"] for f in res["false_incidents"]] == [1]  # the first day is not scored
     assert res["scored_days"] == pytest.approx(1.0, abs=0.05)
