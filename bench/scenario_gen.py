@@ -25,11 +25,26 @@ Traffic model (per site, drawn from the seed; see :func:`draw_site`):
   popularity (exponent 0.9-1.3); landing pages favour the home page; every click draws from the
   popularity distribution.
 
-Incidents (:data:`KINDS`), never in the first day, at any hour (night, morning, afternoon, evening),
-each with its start, end, the time from which it is visible and the cause a good explanation names
-(:data:`EXPECTED_CAUSE`): ``full-outage``, ``partial-outage``, ``slow-ramp``, ``tracking-loss``,
-``bot-flood``, ``page-storm``, ``broken-page``. See :func:`_schedule` and the ``_apply_*`` functions for
-their sizes.
+Incidents (:data:`KINDS`), never in the first day, at any hour (each kind cycles through the night,
+morning, afternoon and evening bands from a random offset), at least 2 h 30 min apart, each with its
+start, end, the time from which it is visible and the cause a good explanation names
+(:data:`EXPECTED_CAUSE`; :data:`CONSISTENT_CAUSE` also accepts the residual signatures):
+
+* ``full-outage`` 20-60 min, no click at all; in half of them 10-40 % of the lost visits retry just after;
+* ``partial-outage`` 30-90 min, traffic down to 20-40 %: failed requests (clicks dropped at random) or a
+  lost region (whole visits dropped);
+* ``slow-ramp``: the visit rate rises linearly to 1.8-2.2x over 2.5-3.5 h (new visitors), then stays 2-6 h
+  and drops back in 30-60 min, or comes back linearly over 1.5-3 h; visible when the excess reaches 25 %;
+* ``tracking-loss`` 30-150 min: the user id of every click (or of 60-95 % of the visits: one client
+  type) becomes one placeholder (``undefined``, ``null``, ``-``, ...), users collapse, clicks go on;
+* ``bot-flood`` 20-90 min: bots with ordinary-looking ids, one click every 1-8 s each, crawling the
+  catalogue or hammering a few pages; as many bots as needed for 0.6-2.5x the mean click rate, at least one;
+* ``page-storm`` 15-60 min: one-click visitors (10 % click twice) on one page (new or unpopular), peak
+  0.8-2.5x the site's peak visit rate within 1-6 min, then decaying;
+* ``broken-page`` 40-180 min: one of the 4 most popular pages (home page included) gets no click, and
+  30-90 % of the visitors who hit it leave (the rest of their visit is lost).
+
+A clean scenario (``clean=True``) has the same site with other noise and no incident.
 """
 
 from __future__ import annotations
