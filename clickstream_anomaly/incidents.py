@@ -8,10 +8,15 @@ peak score and a cause in words:
   (``"users LOW, residual HIGH"``);
 * from the forecast band: the observed value against the band (``"clicks LOW: 0, expected 95–160"``).
 
+* from the time-aware baseline: the column with the most attribution against its expected band at the
+  local time of the peak, and the other columns that moved (``"clicks LOW: 40, expected 280–350
+  (Tue 14:00); users LOW"``), with ``since HH:MM`` for an incident of three windows or more.
+
 Severity = peak excess (score / threshold for scores with a threshold, 1 + score for band distances)
-× number of detectors that agree. An incident is *confirmed* when at least two independent detectors
-agree on it; confirmed incidents come first, each group most severe first. Single-detector incidents are
-kept and reported (nothing is hidden) but are the ones to read with care.
+× the square root of the number of anomalous windows (at most 4 counted) × the number of independent
+detector families that agree. An incident is *confirmed* when at least two **independent** families agree
+(:data:`FAMILIES`: two RCFs on the same four features are one family); confirmed incidents come first,
+each group most severe first. Other incidents are kept and reported (nothing is hidden).
 """
 
 from __future__ import annotations
@@ -23,9 +28,20 @@ from typing import Any
 
 import pandas as pd
 
-from .records import Detection, format_timestamp
+from .baseline.calendar import slot_label
+from .records import BASELINE, DEEPAR, KDA_SQL, RCF_BATCH, RCF_STREAMING, Detection, format_timestamp
+from .windowspec import DEFAULT_FREQ
 
-CONFIRM_DETECTORS = 2
+CONFIRM_DETECTORS = 2  # independent families needed for "confirmed"
+#: Detector -> family of evidence: detectors of one family look at the same thing the same way.
+FAMILIES: dict[str, str] = {
+    BASELINE: "baseline",
+    RCF_STREAMING: "rcf",
+    RCF_BATCH: "rcf",
+    KDA_SQL: "rcf",
+    DEEPAR: "forecast",
+}
+MAX_DURATION_WINDOWS = 16
 CAUSE_SHARE = 0.25  # a column is named in the cause when it carries >= 25 % of the attribution
 MAX_CAUSE_COLUMNS = 2
 
@@ -67,13 +83,43 @@ def band_cause(dets: Iterable[Detection], column: str = "clicks") -> str:
     return f"{column} {side}: {observed:g}, expected {d.p01:.0f}–{d.p99:.0f}"
 
 
+def baseline_cause(dets: Iterable[Detection], timezone: str = "UTC") -> str:
+    """Cause in words from baseline detections: the main column against its band at the peak, the others."""
+    dets = [d for d in dets if d.attribution and d.expected]
+    if not dets:
+        return ""
+    total: dict[str, float] = {}
+    for d in dets:
+        for col, value in (d.attribution or {}).items():
+            total[col] = total.get(col, 0.0) + float(value)
+    ranked = sorted(total, key=lambda c: -total[c])
+    grand = sum(total.values()) or 1.0
+    main = ranked[0]
+    peak = max(dets, key=lambda d: (d.strength or {}).get(main, 0.0))
+    observed = getattr(peak.window, main)
+    side = (peak.direction or {}).get(main, "HIGH")
+    low, high = (peak.low or {}).get(main), (peak.high or {}).get(main)
+    when = slot_label(int(peak.window.window_start.timestamp() * 1e9), timezone)
+    band = f", expected {low:.0f}–{high:.0f}" if low is not None and high is not None else ""
+    text = f"{main} {side}: {observed:g}{band} ({when})"
+    others = [c for c in ranked[1 : MAX_CAUSE_COLUMNS + 1] if total[c] / grand >= CAUSE_SHARE]
+    if others:
+        text += "; " + ", ".join(f"{c} {(peak.direction or {}).get(c, 'HIGH')}" for c in others)
+    first = min(d.window.window_start for d in dets)
+    if len({d.window.window_start for d in dets}) >= 3:
+        text += f"; since {slot_label(int(first.timestamp() * 1e9), timezone)[4:]}"
+    return text
+
+
 @dataclass
 class Incident:
-    """Consecutive anomalous windows. ``end`` is exclusive (last window start + window length)."""
+    """Consecutive anomalous windows. ``end`` is exclusive (last window start + window length);
+    ``timezone`` is the site's, for the local times of the cause."""
 
     start: datetime
     end: datetime
     detections: list[Detection] = field(repr=False)
+    timezone: str = "UTC"
 
     @property
     def detectors(self) -> list[str]:
@@ -92,20 +138,27 @@ class Incident:
         return max(self.detections, key=excess)
 
     @property
+    def families(self) -> list[str]:
+        """The independent families of evidence (:data:`FAMILIES`) among the detectors that agree."""
+        return sorted({FAMILIES.get(d, d) for d in self.detectors})
+
+    @property
     def severity(self) -> float:
-        return excess(self.peak) * len(self.detectors)
+        duration = min(self.windows, MAX_DURATION_WINDOWS) ** 0.5
+        return excess(self.peak) * duration * len(self.families)
 
     @property
     def confirmed(self) -> bool:
-        """At least :data:`CONFIRM_DETECTORS` detectors agree."""
-        return len(self.detectors) >= CONFIRM_DETECTORS
+        """At least :data:`CONFIRM_DETECTORS` independent families agree."""
+        return len(self.families) >= CONFIRM_DETECTORS
 
     @property
     def cause(self) -> str:
         parts = []
-        for name in self.detectors:
+        for name in sorted(self.detectors, key=lambda n: (n != BASELINE, n)):
             dets = [d for d in self.detections if d.detector == name]
-            text = attribution_cause(dets) or band_cause(dets)
+            text = baseline_cause(dets, self.timezone) if name == BASELINE else ""
+            text = text or attribution_cause(dets) or band_cause(dets)
             if text:
                 parts.append(f"{text} ({name})")
         return "; ".join(parts) or "no explanation available"
@@ -123,11 +176,14 @@ class Incident:
             "peak_threshold": float(peak.threshold),
             "severity": round(self.severity, 4),
             "confirmed": self.confirmed,
+            "families": self.families,
             "cause": self.cause,
         }
 
 
-def group_incidents(detections: Iterable[Detection], gap_windows: int = 1, freq: str = "10min") -> list[Incident]:
+def group_incidents(
+    detections: Iterable[Detection], gap_windows: int = 1, freq: str = DEFAULT_FREQ, timezone: str = "UTC"
+) -> list[Incident]:
     """Group anomalous detections into incidents (most severe first).
 
     Windows at most ``gap_windows`` missing windows apart join the same incident (``gap_windows=0``:
@@ -143,20 +199,20 @@ def group_incidents(detections: Iterable[Detection], gap_windows: int = 1, freq:
     for det in anomalous:
         ws = det.window.window_start
         if last_start is not None and ws - last_start > step * (gap_windows + 1):
-            incidents.append(_close(current, step))
+            incidents.append(_close(current, step, timezone))
             current = []
         current.append(det)
         last_start = ws if last_start is None else max(last_start, ws)
     if current:
-        incidents.append(_close(current, step))
+        incidents.append(_close(current, step, timezone))
     incidents.sort(key=lambda inc: (not inc.confirmed, -inc.severity, inc.start))
     return incidents
 
 
-def _close(dets: list[Detection], step: timedelta) -> Incident:
+def _close(dets: list[Detection], step: timedelta, timezone: str) -> Incident:
     start = min(d.window.window_start for d in dets)
     end = max(d.window.window_start for d in dets) + step
-    return Incident(start=start, end=end, detections=list(dets))
+    return Incident(start=start, end=end, detections=list(dets), timezone=timezone)
 
 
 def incident_table(incidents: list[Incident]) -> str:

@@ -19,7 +19,11 @@ import pandas as pd
 from .detectors import Detector
 from .evaluate import detections_frame, evaluate
 from .incidents import Incident, group_incidents
-from .records import DEEPAR, Detection, write_detections_csv
+from .records import DEEPAR, KDA_SQL, RCF_BATCH, RCF_STREAMING, Detection, write_detections_csv
+from .thresholds import best_f1_threshold, parse_threshold
+from .windowspec import WindowSpec
+
+THRESHOLDED = (RCF_STREAMING, RCF_BATCH, KDA_SQL)  # detectors whose verdict is score >= a threshold rule
 
 
 @dataclass
@@ -44,30 +48,66 @@ def _aligned_labels(windows: pd.DataFrame, labels: pd.DataFrame | None) -> np.nd
     return lab.reindex(pd.to_datetime(windows["window_start"], utc=True)).fillna(0).to_numpy(dtype=int)
 
 
+def apply_f1_threshold(detections: list[Detection], windows: pd.DataFrame, labels: np.ndarray | None) -> None:
+    """Re-threshold, in place, the detections of score-threshold detectors (the RCFs) at the threshold that
+    maximises F1 against ``labels`` (0/1 per window of ``windows``); band and baseline verdicts stay."""
+    if labels is None:
+        return
+    position = {ts: i for i, ts in enumerate(pd.to_datetime(windows["window_start"], utc=True))}
+    by_detector: dict[str, list[Detection]] = {}
+    for det in detections:
+        if det.detector in THRESHOLDED:
+            by_detector.setdefault(det.detector, []).append(det)
+    for dets in by_detector.values():
+        scores = np.array([d.score for d in dets])
+        y = np.array([labels[position[pd.Timestamp(d.window.window_start)]] for d in dets])
+        cut = best_f1_threshold(scores, y)[0]
+        for d in dets:
+            d.threshold = float(cut)
+            d.is_anomaly = bool(d.score > 0 and d.score >= cut)
+
+
 def run_detection(
     windows: pd.DataFrame,
     detectors: Sequence[Detector],
     labels: pd.DataFrame | None = None,
     gap_windows: int = 1,
-    freq: str = "10min",
+    freq: str | None = None,
     on_step: Callable[[str, float], None] | None = None,
+    *,
+    history: pd.DataFrame | None = None,
+    threshold: str | None = None,
+    timezone: str = "UTC",
 ) -> DetectionResult:
-    """Run every detector on ``windows``, evaluate against ``labels`` (optional), group incidents."""
+    """Run every detector on ``windows``, evaluate against ``labels`` (optional), group incidents.
+
+    Each detector is fitted on ``history`` first when it is given (else it makes its own default history,
+    see :class:`~clickstream_anomaly.detectors.base.Detector`); labels never reach a detector: with
+    ``threshold="f1"`` the score-threshold detectors are re-thresholded on the labels afterwards (an
+    in-sample figure for choosing a threshold). ``freq`` defaults to the windows' own spec; ``timezone``
+    is the site's, for the local times in the causes.
+    """
     if windows.empty:
         raise ValueError("no windows to run detection on")
-    aligned = _aligned_labels(windows, labels)
+    spec = WindowSpec.parse(freq) if freq is not None else WindowSpec.of(windows)
     detections: list[Detection] = []
     seconds: dict[str, float] = {}
     for det in detectors:
         t0 = time.perf_counter()
-        detections.extend(det.detect(windows, aligned))
+        if history is not None:
+            det.fit(history)
+        detections.extend(det.detect(windows))
         seconds[det.name] = time.perf_counter() - t0
         if on_step is not None:
             on_step(det.name, seconds[det.name])
+    if threshold is not None and parse_threshold(threshold).kind == "f1":
+        if labels is None:
+            raise ValueError("the f1 threshold needs labels (--labels)")
+        apply_f1_threshold(detections, windows, _aligned_labels(windows, labels))
     result = DetectionResult(
         windows=windows,
         detections=detections,
-        incidents=group_incidents(detections, gap_windows=gap_windows, freq=freq),
+        incidents=group_incidents(detections, gap_windows=gap_windows, freq=spec.freq, timezone=timezone),
         labels=labels,
         seconds=seconds,
     )
@@ -78,8 +118,6 @@ def run_detection(
 
 
 def _curves(frame: pd.DataFrame, labels: pd.DataFrame) -> dict[str, dict[str, list[float]]]:
-    from .thresholds import best_f1_threshold
-
     out = {}
     lab = labels[["window_start", "is_anomaly"]]
     for name, grp in frame.groupby("detector"):

@@ -47,10 +47,10 @@ def local_slots(starts_ns: np.ndarray, spec: WindowSpec, timezone: str) -> tuple
     local = idx.tz_convert(timezone)
     seconds = (local.hour.to_numpy() * 3600 + local.minute.to_numpy() * 60 + local.second.to_numpy()).astype("int64")
     slots = np.minimum(seconds * 1_000_000_000 // spec.ns, spec.per_day - 1).astype("int64")
-    return slots, local.dayofweek.to_numpy().astype("int64")
+    return slots, local.day_of_week.to_numpy().astype("int64")
 
 
 def slot_label(start_ns: int, timezone: str) -> str:
     """``"Tue 14:00"``: the local weekday and time of a window start, for causes a person reads."""
     ts = pd.Timestamp(int(start_ns), tz="UTC").tz_convert(timezone)
-    return f"{WEEKDAYS[ts.dayofweek]} {ts:%H:%M}"
+    return f"{WEEKDAYS[ts.day_of_week]} {ts:%H:%M}"

@@ -25,6 +25,7 @@ from .calendar import check_timezone, local_slots
 from .model import COUNT, REAL, SeasonalParams, SeasonalState
 
 COUNT_COLUMNS: tuple[str, ...] = ("urls", "users", "clicks")
+CALIBRATION_HALFLIFE = "12h"  # memory of the deviations' mean square that calibrates the spreads
 BAND_Z = 2.326  # the band of the detection record: the 1 % and 99 % points of a normal deviation
 
 
@@ -77,22 +78,31 @@ class TimeAwareBaseline(BaseEstimator):
         Which of ``columns`` are counts (square-root scale, multiplicative); the others are real-valued.
     timezone : str, default "UTC"
         IANA time zone of the site: "time of day" is local time, DST included.
-    level_halflife : str, default "6h"
-        How fast the level follows a change of the whole traffic.
+    level_window : str, default "6h"
+        The level (how busy the site is compared with its profile) is the median over this much recent
+        traffic: it follows a change of the whole traffic within half of it.
+    new_weekday_level_window : str, default "3h"
+        The same on a weekday not seen yet, whose own level is unknown.
     daily_halflife, weekly_halflife : str, default "3D" and "14D"
         How fast the daily profile (per slot, updated once a day) and the weekday shape (updated once a
         week) forget.
-    spread_halflife : str, default "7D"
+    spread_halflife : str, default "3D"
         Memory of the squared prediction errors.
     smooth : str, default "15min"
         Half-width of the smoothing of the daily profile over neighbouring slots.
     huber : float, default 3.0
         Observations are clipped to ``expected ± huber * spread`` before they are learned.
     weekday_uncertainty : float, default 0.15
-        Relative uncertainty (on the square-root scale) added for a weekday not seen yet.
+        Relative uncertainty (on the square-root scale) of the expected value on a weekday of a class not
+        seen yet (the first weekend day).
+    weekend : sequence of int, default (5, 6)
+        The local weekend days (0 = Monday): until a weekday has been seen, its shape is taken from the
+        days of its class (working days or weekend days) already seen.
+    class_uncertainty : float, default 0.05
+        The relative uncertainty for a weekday not seen yet whose class has been seen.
     point_threshold : float, default 5.0
         A window is anomalous when a column is this many spreads from its expected value.
-    drift_slack, drift_threshold : float, default 1.0 and 6.0
+    drift_slack, drift_threshold : float, default 1.0 and 4.0
         CUSUM of the deviations beyond ``drift_slack`` spreads; anomalous past ``drift_threshold``.
     warmup : str, default "1D"
         History needed before any verdict.
@@ -125,13 +135,16 @@ class TimeAwareBaseline(BaseEstimator):
         "columns": [list, tuple],
         "count_columns": [list, tuple],
         "timezone": [str],
-        "level_halflife": [str, pd.Timedelta],
+        "level_window": [str, pd.Timedelta],
+        "new_weekday_level_window": [str, pd.Timedelta],
         "daily_halflife": [str, pd.Timedelta],
         "weekly_halflife": [str, pd.Timedelta],
         "spread_halflife": [str, pd.Timedelta],
         "smooth": [str, pd.Timedelta],
         "huber": [Interval(Real, 0, None, closed="neither")],
         "weekday_uncertainty": [Interval(Real, 0, None, closed="left")],
+        "weekend": [list, tuple],
+        "class_uncertainty": [Interval(Real, 0, None, closed="left")],
         "point_threshold": [Interval(Real, 0, None, closed="neither")],
         "drift_slack": [Interval(Real, 0, None, closed="left")],
         "drift_threshold": [Interval(Real, 0, None, closed="neither")],
@@ -145,29 +158,35 @@ class TimeAwareBaseline(BaseEstimator):
         columns: Sequence[str] = FEATURE_COLUMNS,
         count_columns: Sequence[str] = COUNT_COLUMNS,
         timezone: str = "UTC",
-        level_halflife: str = "6h",
+        level_window: str = "6h",
+        new_weekday_level_window: str = "3h",
         daily_halflife: str = "3D",
         weekly_halflife: str = "14D",
-        spread_halflife: str = "7D",
+        spread_halflife: str = "3D",
         smooth: str = "15min",
         huber: float = 3.0,
         weekday_uncertainty: float = 0.15,
+        weekend: Sequence[int] = (5, 6),
+        class_uncertainty: float = 0.05,
         point_threshold: float = 5.0,
         drift_slack: float = 1.0,
-        drift_threshold: float = 6.0,
+        drift_threshold: float = 4.0,
         warmup: str = "1D",
         window: str | None = None,
     ) -> None:
         self.columns = columns
         self.count_columns = count_columns
         self.timezone = timezone
-        self.level_halflife = level_halflife
+        self.level_window = level_window
+        self.new_weekday_level_window = new_weekday_level_window
         self.daily_halflife = daily_halflife
         self.weekly_halflife = weekly_halflife
         self.spread_halflife = spread_halflife
         self.smooth = smooth
         self.huber = huber
         self.weekday_uncertainty = weekday_uncertainty
+        self.weekend = weekend
+        self.class_uncertainty = class_uncertainty
         self.point_threshold = point_threshold
         self.drift_slack = drift_slack
         self.drift_threshold = drift_threshold
@@ -190,18 +209,23 @@ class TimeAwareBaseline(BaseEstimator):
             kinds=tuple(COUNT if c in self.count_columns else REAL for c in cols),
             per_day=per_day,
             weekly_bins=bins,
-            level_rate=_rate(_timedelta(self.level_halflife, "level_halflife"), step),
+            level_window=max(1, int(_timedelta(self.level_window, "level_window") // step)),
+            new_level_window=max(1, int(_timedelta(self.new_weekday_level_window, "new_weekday_level_window") // step)),
             daily_rate=_rate(_timedelta(self.daily_halflife, "daily_halflife"), day),
             weekly_rate=_rate(_timedelta(self.weekly_halflife, "weekly_halflife"), pd.Timedelta("7D") * bins / per_day),
             spread_rate=_rate(_timedelta(self.spread_halflife, "spread_halflife"), day),
             global_spread_rate=_rate(_timedelta(self.spread_halflife, "spread_halflife"), step),
+            calibration_rate=_rate(pd.Timedelta(CALIBRATION_HALFLIFE), step),
             smooth=int(_timedelta(self.smooth, "smooth") // step) if pd.Timedelta(self.smooth) > pd.Timedelta(0) else 0,
             huber=float(self.huber),
             weekly_prior=float(per_day / bins),
             weekday_uncertainty=float(self.weekday_uncertainty),
+            weekend=tuple(int(d) for d in self.weekend),
+            class_uncertainty=float(self.class_uncertainty),
             drift_slack=float(self.drift_slack),
             drift_cap=float(self.drift_threshold) / 2.0 + float(self.drift_slack),
             drift_max=float(self.drift_threshold) + 2.0 * float(self.drift_slack),
+            drift_memory=max(2, int(pd.Timedelta("1h") // step)),
             warmup_windows=max(1, int(_timedelta(self.warmup, "warmup") // step)),
         )
 

@@ -8,7 +8,10 @@ One :class:`SeasonalState` per key (the site, later a page or a dimension) holds
   interpolation between bin centres) that bends the daily profile into each weekday's own shape; until a
   weekday has been seen it is 1 (or 0) and an extra uncertainty stands in for it, so the first weekend is
   not an anomaly just because it is the first;
-* a **level** ``level[f]`` that follows level changes (a site that grows, a busier day) over hours;
+* a **level** per column: the median ratio of the recent observations to their profile (over
+  ``level_window``, 6 hours by default; over ``new_level_window``, 3 hours, on a weekday not seen yet,
+  whose own level is still unknown): it follows level changes (a site that grows, a busier day) while an
+  incident shorter than half the window does not move it;
 * a **spread** per slot and overall: the exponentially weighted mean squared prediction error.
 
 Count columns (``urls``, ``users``, ``clicks``) are modelled on the square-root scale
@@ -19,7 +22,7 @@ metric) are modelled as they are, additively. ``z = (t - expected) / spread`` is
 
 **Robust learning.** Every update uses the observation clipped to ``expected ± huber · spread`` (Huber's
 rule), so an incident moves the profile by at most a fraction of a spread: tomorrow's 14:00 stays
-normal after today's outage at 14:00. The level only moves on weekday slots already seen.
+normal after today's outage at 14:00.
 
 **Drift.** Two one-sided CUSUMs per column accumulate ``z`` beyond a slack: a slow ramp that no single
 window shows is flagged once the sum passes the drift threshold, while its direction holds.
@@ -55,18 +58,23 @@ class SeasonalParams:
     kinds: tuple[int, ...]
     per_day: int
     weekly_bins: int
-    level_rate: float
+    level_window: int
+    new_level_window: int
     daily_rate: float
     weekly_rate: float
     spread_rate: float
     global_spread_rate: float
+    calibration_rate: float
     smooth: int
     huber: float
     weekly_prior: float
     weekday_uncertainty: float
+    weekend: tuple[int, ...]
+    class_uncertainty: float
     drift_slack: float
     drift_cap: float
     drift_max: float
+    drift_memory: int
     warmup_windows: int
 
     @property
@@ -77,6 +85,22 @@ class SeasonalParams:
         """Triangular smoothing weights over ``2 * smooth + 1`` slots, summing to 1."""
         w = np.array([self.smooth + 1 - abs(j) for j in range(-self.smooth, self.smooth + 1)], dtype="float64")
         return w / w.sum()
+
+
+@dataclass(frozen=True)
+class _Where:
+    """A slot of a weekday: the smoothed daily profile and the weight of the days behind it, the weekly
+    factor (count) or offset (real), how well the weekday's shape is known (0-1), the relative uncertainty
+    of a shape not seen yet, and the two weekly bins around the slot with the share of the second."""
+
+    slot: int
+    daily: np.ndarray
+    daily_weight: float
+    weekly: np.ndarray
+    known: float
+    novelty: float
+    bins: tuple[int, int]
+    share: float
 
 
 @dataclass
@@ -116,15 +140,20 @@ class SeasonalState:
     daily_n: np.ndarray = field(default=None)  # type: ignore[assignment]  # (P,) updates per slot
     weekly: np.ndarray = field(default=None)  # type: ignore[assignment]  # (F, 7 * B) factor (count) / offset
     weekly_n: np.ndarray = field(default=None)  # type: ignore[assignment]  # (7 * B,) update weight
-    level_num: np.ndarray = field(default=None)  # type: ignore[assignment]  # (F,)
-    level_den: np.ndarray = field(default=None)  # type: ignore[assignment]  # (F,)
+    level_ring: np.ndarray = field(default=None)  # type: ignore[assignment]  # (F, level_window) recent ratios
     spread: np.ndarray = field(default=None)  # type: ignore[assignment]  # (F, P) mean squared error per slot
     spread_n: np.ndarray = field(default=None)  # type: ignore[assignment]  # (P,)
     spread_global: np.ndarray = field(default=None)  # type: ignore[assignment]  # (F,)
     last_t: np.ndarray = field(default=None)  # type: ignore[assignment]  # (F,) previous transformed value
     drift_high: np.ndarray = field(default=None)  # type: ignore[assignment]  # (F,)
     drift_low: np.ndarray = field(default=None)  # type: ignore[assignment]  # (F,)
+    z_square: np.ndarray = field(default=None)  # type: ignore[assignment]  # (F,) mean square deviation
+    z_ring: np.ndarray = field(default=None)  # type: ignore[assignment]  # (F, drift_memory) recent deviations
+    z_persist: np.ndarray = field(default=None)  # type: ignore[assignment]  # (F,) variance factor of their sum
     seen: int = 0
+    level_pos: int = 0
+    calibrated: int = 0
+    z_pos: int = 0
 
     def __post_init__(self) -> None:
         p = self.params
@@ -134,14 +163,16 @@ class SeasonalState:
             "daily_n": np.zeros(per_day),
             "weekly": np.where(np.asarray(p.kinds)[:, None] == COUNT, 1.0, 0.0) * np.ones((f, weekly)),
             "weekly_n": np.zeros(weekly),
-            "level_num": np.where(np.asarray(p.kinds) == COUNT, 1.0, 0.0).astype("float64"),
-            "level_den": np.ones(f),
+            "level_ring": np.full((f, p.level_window), np.nan),
             "spread": np.zeros((f, per_day)),
             "spread_n": np.zeros(per_day),
             "spread_global": np.full(f, np.nan),
             "last_t": np.full(f, np.nan),
             "drift_high": np.zeros(f),
             "drift_low": np.zeros(f),
+            "z_square": np.full(f, np.nan),
+            "z_ring": np.full((f, p.drift_memory), np.nan),
+            "z_persist": np.full(f, np.nan),
         }
         for name, value in defaults.items():
             if getattr(self, name) is None:
@@ -160,21 +191,65 @@ class SeasonalState:
         w = k * have
         return (table[:, idx] * w).sum(axis=1) / w.sum(), float((k * n).sum())
 
-    def _weekly_at(self, slot: int, weekday: int) -> tuple[np.ndarray, float, int, int, float]:
-        """Interpolated weekly factor/offset, its update weight and the two bins with the share of the second."""
+    def _bin(self, b: int, neutral: np.ndarray) -> tuple[np.ndarray, float, float]:
+        """Weekly factor of flat bin ``b``: the weekday's own, shrunk to the mean of the other days of its
+        class (working days, weekend days), shrunk to neutral; with how much weight the own and the class
+        estimates carry (each 0-1)."""
         p = self.params
+        day, hour = divmod(b, p.weekly_bins)
+        own_n = self.weekly_n[b]
+        own = own_n / (own_n + p.weekly_prior)
+        weekend = day in p.weekend
+        idx = [d * p.weekly_bins + hour for d in range(7) if d != day and (d in p.weekend) == weekend]
+        n = self.weekly_n[idx]
+        total = float(n.sum())
+        if total > 0:
+            cls = total / (total + p.weekly_prior)
+            cls_value = cls * (self.weekly[:, idx] * n).sum(axis=1) / total + (1.0 - cls) * neutral
+        else:
+            cls, cls_value = 0.0, neutral
+        return own * self.weekly[:, b] + (1.0 - own) * cls_value, float(own), float(cls)
+
+    def _where(self, slot: int, weekday: int) -> _Where:
+        """Everything the prediction needs about a slot of a weekday (see :class:`_Where`)."""
+        p = self.params
+        daily, daily_weight = self._smoothed(self.daily, self.daily_n, slot)
         pos = (slot + 0.5) * p.weekly_bins / p.per_day - 0.5 + weekday * p.weekly_bins
         lo = math.floor(pos)
         u = pos - lo
         n_bins = 7 * p.weekly_bins
         b0, b1 = lo % n_bins, (lo + 1) % n_bins
-        value = (1.0 - u) * self.weekly[:, b0] + u * self.weekly[:, b1]
-        weight = (1.0 - u) * self.weekly_n[b0] + u * self.weekly_n[b1]
-        return value, float(weight), b0, b1, u
+        neutral = np.where(np.asarray(p.kinds) == COUNT, 1.0, 0.0)
+        v0, own0, cls0 = self._bin(b0, neutral)
+        v1, own1, cls1 = self._bin(b1, neutral)
+        own = (1.0 - u) * own0 + u * own1
+        cls = (1.0 - u) * cls0 + u * cls1
+        novelty = (1.0 - own) * (cls * p.class_uncertainty + (1.0 - cls) * p.weekday_uncertainty)
+        return _Where(
+            slot=slot,
+            daily=daily,
+            daily_weight=daily_weight,
+            weekly=(1.0 - u) * v0 + u * v1,
+            known=own + (1.0 - own) * cls,
+            novelty=novelty,
+            bins=(b0, b1),
+            share=u,
+        )
 
-    @property
-    def level(self) -> np.ndarray:
-        return self.level_num / self.level_den
+    def _level(self, rho: float) -> np.ndarray:
+        """The level: the median ratio (count) or difference (real) of recent observations to their profile,
+        over ``level_window`` windows where the weekday is known, over the last ``new_level_window`` windows
+        on a weekday not seen yet (``rho`` blends the two); neutral before any."""
+        p = self.params
+        neutral = np.where(np.asarray(p.kinds) == COUNT, 1.0, 0.0)
+        ring = self.level_ring
+        if not np.isfinite(ring).any():
+            return neutral
+        recent = ring[:, (self.level_pos - 1 - np.arange(p.new_level_window)) % p.level_window]
+        with np.errstate(all="ignore"):
+            slow = _nanmedian(ring, neutral)
+            fast = _nanmedian(recent, neutral)
+        return rho * slow + (1.0 - rho) * fast
 
     # ------------------------------------------------------------------------------------------- the step
     def step(self, x: np.ndarray, slot: int, weekday: int, *, learn: bool = True, band_z: float = 2.326) -> Step:
@@ -184,112 +259,131 @@ class SeasonalState:
         """
         p = self.params
         kinds = np.asarray(p.kinds)
-        x = np.asarray(x, dtype="float64")
-        t = _transform(x, kinds)
-        daily, daily_weight = self._smoothed(self.daily, self.daily_n, slot)
-        wv, w_weight, b0, b1, u = self._weekly_at(slot, weekday)
-        rho = w_weight / (w_weight + p.weekly_prior)
-        level = self.level
         is_count = kinds == COUNT
-        seasonal = np.where(is_count, daily * (1.0 + rho * (wv - 1.0)), daily + rho * wv)
+        t = _transform(np.asarray(x, dtype="float64"), kinds)
+        at = self._where(slot, weekday)
+        level = self._level(at.known)
+        seasonal = np.where(is_count, at.daily * at.weekly, at.daily + at.weekly)
         pred = np.where(is_count, level * seasonal, level + seasonal)
-        var = self._variance(slot, seasonal, rho, daily_weight, is_count)
-        sd = np.sqrt(var)
+        noise_var = self._noise_variance(slot, at.daily_weight, seasonal, is_count)
+        noise_sd = np.sqrt(noise_var)
+        novelty_var = np.where(is_count, (at.novelty * seasonal) ** 2, noise_var * at.novelty / p.weekday_uncertainty)
+        sd = np.sqrt(noise_var * self._calibration() ** 2 + novelty_var)
         warm = bool(self.seen >= p.warmup_windows and np.isfinite(pred).all() and np.isfinite(sd).all())
-        z = (t - pred) / sd if warm else np.full(p.n_features, np.nan)
+        nan = np.full(p.n_features, np.nan)
+        z = (t - pred) / sd if warm else nan
+        observed = bool(np.isfinite(t).all())
         if warm:
-            self._drift(np.where(np.isfinite(z), z, 0.0))
+            self._drift(np.where(np.isfinite(z), z, 0.0), learn=learn and observed)
+            if learn and observed:
+                self._calibrate((t - pred) / noise_sd, at.known)
         out = Step(
             warm=warm,
-            expected=_untransform(pred, kinds) if warm else np.full(p.n_features, np.nan),
-            low=_untransform(pred - band_z * sd, kinds) if warm else np.full(p.n_features, np.nan),
-            high=_untransform(pred + band_z * sd, kinds) if warm else np.full(p.n_features, np.nan),
+            expected=_untransform(pred, kinds) if warm else nan,
+            low=_untransform(pred - band_z * sd, kinds) if warm else nan,
+            high=_untransform(pred + band_z * sd, kinds) if warm else nan,
             z=z,
             drift_high=self.drift_high.copy(),
             drift_low=self.drift_low.copy(),
         )
-        if learn and np.isfinite(t).all():
-            self._learn(t, pred, sd, daily, wv, rho, level, slot, b0, b1, u, is_count)
+        if learn and observed:
+            self._learn(t, pred, sd, level, at, is_count)
         return out
 
-    def _variance(
-        self, slot: int, seasonal: np.ndarray, rho: float, daily_weight: float, is_count: np.ndarray
-    ) -> np.ndarray:
-        """Prediction variance: the slot's squared errors shrunk to the overall ones, plus the stand-in for
-        a weekday not seen yet, at least a floor."""
-        p = self.params
+    def _noise_variance(self, slot: int, daily_weight: float, seasonal: np.ndarray, is_count: np.ndarray) -> np.ndarray:
+        """Variance of normal traffic around its prediction: the slot's squared errors shrunk to the overall
+        ones (inflated while the profile rests on few days), at least a floor."""
         slot_var, n = self._smoothed(self.spread, self.spread_n, slot)
         prior = self.spread_global * (1.0 + 1.0 / max(daily_weight, 1.0))
         var = (n * slot_var + 2.0 * prior) / (n + 2.0) if n > 0 else prior
-        unseen = 1.0 - rho
-        weekday = np.where(is_count, (unseen * p.weekday_uncertainty * seasonal) ** 2, unseen * var)
         floor = np.where(is_count, 0.05, 1e-9 * (1.0 + np.abs(seasonal)) ** 2)
-        return np.maximum(var + weekday, floor)
+        return np.maximum(var, floor)
 
-    def _drift(self, z: np.ndarray) -> None:
-        """One-sided CUSUMs of ``z`` beyond the slack; increments and sums are capped, so a short extreme
-        incident (which the point test flags anyway) leaves no long tail behind it."""
+    def _calibration(self) -> np.ndarray:
+        """Factor per column that makes the deviations' mean square 1 (the variance model is approximate)."""
+        return np.where(np.isfinite(self.z_square), np.sqrt(np.clip(self.z_square, 0.09, 9.0)), 1.0)
+
+    def _calibrate(self, raw_z: np.ndarray, weight: float) -> None:
+        """Learn the calibration from a deviation in noise spreads, weighted by how well the weekday is known
+        (on a weekday not seen yet the deviation is partly the weekday's own difference)."""
         p = self.params
-        zc = np.clip(z, -p.drift_cap, p.drift_cap)
+        if weight <= 0:
+            return
+        a = weight * max(p.calibration_rate, 1.0 / (self.calibrated + 1.0))
+        self.z_square = _ew(self.z_square, np.minimum(raw_z**2, p.huber**2), a)
+        self.calibrated += weight
+
+    def _persistence(self) -> np.ndarray:
+        """How much more than independent noise the sum of the last ``drift_memory`` deviations varies in
+        normal traffic (at least 1): deviations persist (traffic wobbles for tens of minutes), and the
+        drift test must not take a wobble for a drift."""
+        return np.where(np.isfinite(self.z_persist), np.clip(self.z_persist, 1.0, 16.0), 1.0)
+
+    def _drift(self, z: np.ndarray, *, learn: bool = True) -> None:
+        """One-sided CUSUMs of ``z`` (scaled by the persistence) beyond the slack; increments and sums are
+        capped, so a short extreme incident (which the point test flags anyway) leaves no long tail."""
+        p = self.params
+        if learn:
+            self.z_ring[:, self.z_pos] = np.clip(z, -p.huber, p.huber)
+            self.z_pos = (self.z_pos + 1) % self.z_ring.shape[1]
+            if np.isfinite(self.z_ring).all():
+                total = self.z_ring.sum(axis=1) ** 2 / self.z_ring.shape[1]
+                self.z_persist = _ew(self.z_persist, total, p.global_spread_rate)
+        zc = np.clip(z / np.sqrt(self._persistence()), -p.drift_cap, p.drift_cap)
         self.drift_high = np.clip(self.drift_high + zc - p.drift_slack, 0.0, p.drift_max)
         self.drift_low = np.clip(self.drift_low - zc - p.drift_slack, 0.0, p.drift_max)
 
     def _learn(
-        self,
-        t: np.ndarray,
-        pred: np.ndarray,
-        sd: np.ndarray,
-        daily: np.ndarray,
-        wv: np.ndarray,
-        rho: float,
-        level: np.ndarray,
-        slot: int,
-        b0: int,
-        b1: int,
-        u: float,
-        is_count: np.ndarray,
+        self, t: np.ndarray, pred: np.ndarray, sd: np.ndarray, level: np.ndarray, at: _Where, is_count: np.ndarray
     ) -> None:
         """Update every component from the clipped observation (see the module docstring)."""
         p = self.params
+        slot = at.slot
         self.seen += 1
-        known = np.isfinite(pred)
-        err = np.where(known, t - pred, 0.0)
-        clipped = np.clip(err, -p.huber * sd, p.huber * sd) if known.all() else err
-        target = np.where(known, pred + clipped, t)
-        # overall spread: squared clipped errors once warm, first differences before
-        if known.all():
-            sq = np.minimum(err**2, (p.huber * sd) ** 2)
-            self.spread_global = _ew(self.spread_global, sq, p.global_spread_rate)
-            a = max(p.spread_rate, 1.0 / (self.spread_n[slot] + 1.0))
-            self.spread[:, slot] += a * (sq - self.spread[:, slot])
-            self.spread_n[slot] = min(self.spread_n[slot] + 1.0, 1e6)
-        elif np.isfinite(self.last_t).all():
-            self.spread_global = _ew(self.spread_global, 0.5 * (t - self.last_t) ** 2, p.global_spread_rate)
-        self.last_t = t
-        # level: only where this weekday's shape is known (else the difference is the weekday's, not a level)
-        seasonal_now = np.where(is_count, daily * (1.0 + rho * (wv - 1.0)), daily + rho * wv)
-        if known.all() and rho > 0:
-            a = p.level_rate * rho
-            weight = np.where(is_count, np.maximum(seasonal_now, 1e-6), 1.0)
-            ratio = np.where(is_count, target / np.maximum(seasonal_now, 1e-6), target - seasonal_now)
-            self.level_num = (1.0 - a) * self.level_num + a * weight * ratio
-            self.level_den = (1.0 - a) * self.level_den + a * weight
+        known = bool(np.isfinite(pred).all())
+        err = t - pred if known else np.zeros_like(t)
+        target = pred + np.clip(err, -p.huber * sd, p.huber * sd) if known else t
+        self._learn_spread(t, err, sd, slot, at.known, known)
+        seasonal = np.where(is_count, at.daily * at.weekly, at.daily + at.weekly)
+        if known:  # the ratio to the profile joins the recent ones, whose median is the level
+            ratio = np.where(is_count, t / np.maximum(seasonal, 1e-6), t - seasonal)
+            self.level_ring[:, self.level_pos] = ratio
+            self.level_pos = (self.level_pos + 1) % p.level_window
         # daily profile of this slot, from the observation without level and weekday
-        wf = np.where(is_count, 1.0 + rho * (wv - 1.0), rho * wv)
+        wf = at.weekly
         d_target = np.where(is_count, target / np.maximum(level * wf, 1e-6), target - level - wf)
         a = max(p.daily_rate, 1.0 / (self.daily_n[slot] + 1.0))
         cur = self.daily[:, slot]
         self.daily[:, slot] = np.where(np.isfinite(cur), cur + a * (d_target - cur), d_target)
         self.daily_n[slot] = min(self.daily_n[slot] + 1.0, 1e6)
         # weekly factor of the two bins around this slot, from the observation without level and profile
-        if np.isfinite(daily).all():
+        if np.isfinite(at.daily).all():
+            daily = at.daily
             w_target = np.where(is_count, target / np.maximum(level * daily, 1e-6), target - level - daily)
-            for b, share in ((b0, 1.0 - u), (b1, u)):
+            for b, share in zip(at.bins, (1.0 - at.share, at.share), strict=True):
                 if share <= 0:
                     continue
                 a = share * max(p.weekly_rate, 1.0 / (self.weekly_n[b] + 1.0))
                 self.weekly[:, b] += a * (w_target - self.weekly[:, b])
                 self.weekly_n[b] = min(self.weekly_n[b] + share, 1e6)
+
+    def _learn_spread(
+        self, t: np.ndarray, err: np.ndarray, sd: np.ndarray, slot: int, weight: float, known: bool
+    ) -> None:
+        """Squared clipped errors (weighted by how well the weekday is known) once there is a prediction,
+        half the squared first differences before (the first day)."""
+        p = self.params
+        if known:
+            if weight > 0:
+                sq = np.minimum(err**2, (p.huber * sd) ** 2)
+                self.spread_global = _ew(self.spread_global, sq, weight * p.global_spread_rate)
+                a = weight * max(p.spread_rate, 1.0 / (self.spread_n[slot] + 1.0))
+                self.spread[:, slot] += a * (sq - self.spread[:, slot])
+                self.spread_n[slot] = min(self.spread_n[slot] + weight, 1e6)
+        elif np.isfinite(self.last_t).all():
+            a = max(p.global_spread_rate, 1.0 / (self.seen + 1.0))
+            self.spread_global = _ew(self.spread_global, 0.5 * (t - self.last_t) ** 2, a)
+        self.last_t = t
 
     # ------------------------------------------------------------------------------------------- state
     _ARRAYS = (
@@ -297,19 +391,23 @@ class SeasonalState:
         "daily_n",
         "weekly",
         "weekly_n",
-        "level_num",
-        "level_den",
+        "level_ring",
         "spread",
         "spread_n",
         "spread_global",
         "last_t",
         "drift_high",
         "drift_low",
+        "z_square",
+        "z_ring",
+        "z_persist",
     )
+    _COUNTERS = ("seen", "level_pos", "calibrated", "z_pos")
 
     def to_bytes(self) -> bytes:
         """The versioned state (:mod:`clickstream_anomaly.persist`, kind ``baseline.SeasonalState``)."""
-        meta = {"params": {**self.params.__dict__, "kinds": list(self.params.kinds)}, "seen": self.seen}
+        params = {**self.params.__dict__, "kinds": list(self.params.kinds), "weekend": list(self.params.weekend)}
+        meta = {"params": params, **{name: getattr(self, name) for name in self._COUNTERS}}
         return persist.dumps(KIND, VERSION, meta, {name: getattr(self, name) for name in self._ARRAYS})
 
     @classmethod
@@ -317,8 +415,18 @@ class SeasonalState:
         st = persist.loads(data, KIND, versions={VERSION})
         raw = dict(st.meta["params"])
         raw["kinds"] = tuple(int(k) for k in raw["kinds"])
-        params = SeasonalParams(**raw)
-        return cls(params=params, seen=int(st.meta["seen"]), **{k: st.arrays[k] for k in cls._ARRAYS})
+        raw["weekend"] = tuple(int(d) for d in raw["weekend"])
+        counters = {name: int(st.meta[name]) for name in cls._COUNTERS}
+        return cls(params=SeasonalParams(**raw), **counters, **{k: st.arrays[k] for k in cls._ARRAYS})
+
+
+def _nanmedian(values: np.ndarray, neutral: np.ndarray) -> np.ndarray:
+    """Row medians ignoring NaN; ``neutral`` for rows without a value."""
+    have = np.isfinite(values).any(axis=1)
+    out = neutral.astype("float64").copy()
+    if have.any():
+        out[have] = np.nanmedian(values[have], axis=1)
+    return out
 
 
 def _ew(current: np.ndarray, value: np.ndarray, rate: float) -> np.ndarray:

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..baseline.calendar import check_timezone
 from ..clicks_csv import BadLines
-from ..detectors import DETECTOR_NAMES, DeepARDetector, build_detectors
+from ..detectors import DEFAULT_DETECTORS, DETECTOR_NAMES, DeepARDetector, build_detectors
 from ..evaluate import metrics_table, percentile_table
 from ..features import DEFAULT_FREQ, compute_windows, read_windows, sniff_table
 from ..generator import read_labels
@@ -23,8 +24,22 @@ from .progress import progress_bar
 def add_detection_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--detectors",
-        default=",".join(DETECTOR_NAMES),
-        help=f"comma-separated detectors (default {','.join(DETECTOR_NAMES)})",
+        default=",".join(DEFAULT_DETECTORS),
+        help=f"comma-separated detectors among {','.join(DETECTOR_NAMES)} (default {','.join(DEFAULT_DETECTORS)})",
+    )
+    p.add_argument(
+        "--timezone",
+        default="UTC",
+        help="the site's IANA time zone, e.g. Europe/Paris: the baseline's time of day and day of week are local "
+        "(default UTC)",
+    )
+    p.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="START/END",
+        help="a period known to be unusual (holiday, maintenance), ISO times, e.g. 2024-12-25/2024-12-26: the "
+        "baseline neither flags nor learns it (repeatable)",
     )
     p.add_argument(
         "--threshold",
@@ -88,6 +103,7 @@ def detect_and_write(
         deepar=deepar_kw,
         rcf_streaming={"random_state": args.seed},
         rcf_batch={"random_state": args.seed},
+        baseline={"timezone": check_timezone(args.timezone), "exclude": parse_periods(args.exclude)},
     )
 
     def step(name: str, seconds: float) -> None:
@@ -110,7 +126,15 @@ def detect_and_write(
                 bar.update(1),
                 bar.set_postfix_str(f"loss {loss:.3f}" + ("" if val is None else f", held-out wQL {val:.3f}")),
             )
-        result = run_detection(windows, detectors, labels=labels, gap_windows=args.gap, on_step=step)
+        result = run_detection(
+            windows,
+            detectors,
+            labels=labels,
+            gap_windows=args.gap,
+            on_step=step,
+            threshold=rule.spec,
+            timezone=args.timezone,
+        )
     paths = write_outputs(result, out, report=not args.no_report)
     if not args.quiet:
         print(f"\nincidents ({len(result.incidents)}), most severe first:")
@@ -124,6 +148,21 @@ def detect_and_write(
                 print(table)
         print("\nwrote " + ", ".join(str(p) for p in paths.values()))
     return result
+
+
+def parse_periods(items: list[str]) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+    """``START/END`` strings -> ``(start, end)`` timestamps (UTC when naive); ``ValueError`` naming a bad one."""
+    out = []
+    for item in items:
+        start, sep, end = item.partition("/")
+        try:
+            lo, hi = pd.Timestamp(start), pd.Timestamp(end)
+        except (ValueError, TypeError):
+            lo = hi = None
+        if not sep or lo is None or hi is None or hi <= lo:
+            raise ValueError(f"--exclude takes START/END with END after START, got {item!r}")
+        out.append((lo, hi))
+    return out
 
 
 def run(args: argparse.Namespace) -> int:

@@ -38,8 +38,8 @@ CLASSES: dict[str, type] = {
 
 __all__ = [
     "BAND_SAMPLES",
-    "DETECTOR_NAMES",
     "DEFAULT_DETECTORS",
+    "DETECTOR_NAMES",
     "BaselineDetector",
     "BatchRCFDetector",
     "DeepARDetector",
