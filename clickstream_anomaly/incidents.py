@@ -42,6 +42,8 @@ FAMILIES: dict[str, str] = {
     DEEPAR: "forecast",
 }
 MAX_DURATION_WINDOWS = 16
+PRIORITY = {"clicks": 0, "users": 1, "urls": 2, "residual": 3}  # the order causes name columns in
+PRIORITY_SHARE = 0.5  # a column within half of the top attribution counts as a main one
 CAUSE_SHARE = 0.25  # a column is named in the cause when it carries >= 25 % of the attribution
 MAX_CAUSE_COLUMNS = 2
 
@@ -92,7 +94,9 @@ def baseline_cause(dets: Iterable[Detection], timezone: str = "UTC") -> str:
     for d in dets:
         for col, value in (d.attribution or {}).items():
             total[col] = total.get(col, 0.0) + float(value)
-    ranked = sorted(total, key=lambda c: -total[c])
+    top = max(total.values())
+    # the columns that carry the incident, clicks first among them (what a person reads first), then by share
+    ranked = sorted(total, key=lambda c: (total[c] < top * PRIORITY_SHARE, PRIORITY.get(c, len(PRIORITY)), -total[c]))
     grand = sum(total.values()) or 1.0
     main = ranked[0]
     peak = max(dets, key=lambda d: (d.strength or {}).get(main, 0.0))

@@ -4,8 +4,9 @@ Figures (the reference notebook's, one file each):
 
 * ``scores_<detector>.png``: histogram of the scores with the threshold;
 * ``features.png``: the four features over time, anomalous windows marked per detector;
-* ``attribution.png``: per-column attribution of the streaming RCF over time (stacked);
-* ``forecast.png``: DeepAR's median and [p01, p99] band against the observed clicks, points outside marked;
+* ``attribution.png``: per-column attribution of the streaming RCF (else the baseline) over time (stacked);
+* ``forecast.png``: the expected band [p01, p99] of the time-aware baseline and of DeepAR against the
+  observed clicks, anomalous windows marked;
 * ``precision_recall.png``: precision/recall curves per score detector (when labels are given).
 
 matplotlib is imported when a report is written (Agg backend, no display needed).
@@ -24,6 +25,7 @@ import pandas as pd
 
 from .incidents import Incident
 from .records import BASELINE, DEEPAR, FEATURE_COLUMNS, RCF_BATCH, RCF_STREAMING, explanation_fields
+from .windowspec import WindowSpec
 
 COLORS = {BASELINE: "tab:green", RCF_STREAMING: "tab:red", RCF_BATCH: "tab:purple", DEEPAR: "tab:orange"}
 
@@ -68,8 +70,9 @@ def plot_features(windows: pd.DataFrame, dets: pd.DataFrame, path: Path, labels:
         ax.set_ylabel(col)
         if labels is not None:
             lab = labels[labels["is_anomaly"] == 1]["window_start"]
+            step = WindowSpec.of(windows).length
             for t in lab:
-                ax.axvspan(t, t + pd.Timedelta("10min"), color="grey", alpha=0.25, linewidth=0)
+                ax.axvspan(t, t + step, color="grey", alpha=0.25, linewidth=0)
         for name, grp in dets[dets["is_anomaly"]].groupby("detector"):
             sel = windows.set_index(ts).reindex(grp["window_start"])
             ax.scatter(grp["window_start"], sel[col], s=14, color=COLORS.get(name, "black"), label=name, zorder=3)
@@ -79,8 +82,12 @@ def plot_features(windows: pd.DataFrame, dets: pd.DataFrame, path: Path, labels:
 
 
 def plot_attribution(dets: pd.DataFrame, path: Path) -> Path | None:
-    stream = dets[(dets["detector"] == RCF_STREAMING) & (dets["explanation"] != "")]
-    if stream.empty:
+    """Per-column attribution over time of the streaming RCF (else of the baseline), stacked."""
+    for name in (RCF_STREAMING, BASELINE):
+        stream = dets[(dets["detector"] == name) & (dets["explanation"] != "")]
+        if not stream.empty:
+            break
+    else:
         return None
     plt = _plt()
     attributions = [explanation_fields(e)[0] for e in stream["explanation"]]
@@ -91,29 +98,35 @@ def plot_attribution(dets: pd.DataFrame, path: Path) -> Path | None:
     thr = float(stream["threshold"].iloc[0])
     ax.axhline(thr, color="black", linestyle="--", linewidth=0.8, label=f"threshold {thr:.3g}")
     ax.set_ylabel("attribution (sums to the score)")
-    ax.set_title("streaming RCF: per-column attribution over time")
+    ax.set_title(f"{name}: per-column attribution over time")
     ax.legend(loc="upper left", fontsize=8, ncol=5)
     return _save(fig, path)
 
 
 def plot_forecast(windows: pd.DataFrame, dets: pd.DataFrame, path: Path, column: str = "clicks") -> Path | None:
-    band = dets[(dets["detector"] == DEEPAR)]
-    if band.empty:
+    """The expected band of each band detector (time-aware baseline, DeepAR) against the observed clicks,
+    windows outside it marked; one panel per detector."""
+    has_band = pd.to_numeric(dets["p01"], errors="coerce").notna()
+    bands = [(n, dets[(dets["detector"] == n) & has_band]) for n in (BASELINE, DEEPAR)]
+    bands = [(n, b) for n, b in bands if not b.empty]
+    if not bands:
         return None
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(12, 3.5))
+    fig, axes = plt.subplots(len(bands), 1, figsize=(12, 3.5 * len(bands)), squeeze=False)
     ts = pd.to_datetime(windows["window_start"], utc=True)
-    start = band["window_start"].min() - pd.Timedelta("1D")
-    keep = ts >= start
-    ax.plot(ts[keep], windows.loc[keep, column], color="tab:blue", linewidth=0.8, label=f"observed {column}")
-    p01, p50, p99 = (band[c].astype(float) for c in ("p01", "p50", "p99"))
-    ax.fill_between(band["window_start"], p01, p99, color="tab:orange", alpha=0.3, label="forecast [p01, p99]")
-    ax.plot(band["window_start"], p50, color="tab:orange", linewidth=0.9, label="forecast median")
-    out = band[band["is_anomaly"]]
-    ax.scatter(out["window_start"], out[column], color="tab:red", s=20, zorder=3, label="outside the band")
-    ax.set_ylabel(column)
-    ax.set_title("DeepAR forecast band")
-    ax.legend(loc="upper left", fontsize=8, ncol=4)
+    for ax, (name, band) in zip(axes[:, 0], bands, strict=True):
+        start = band["window_start"].min() - pd.Timedelta("1D")
+        keep = ts >= start
+        ax.plot(ts[keep], windows.loc[keep, column], color="tab:blue", linewidth=0.8, label=f"observed {column}")
+        p01, p50, p99 = (band[c].astype(float) for c in ("p01", "p50", "p99"))
+        color = COLORS.get(name, "tab:orange")
+        ax.fill_between(band["window_start"], p01, p99, color=color, alpha=0.3, label="expected [p01, p99]")
+        ax.plot(band["window_start"], p50, color=color, linewidth=0.9, label="expected median")
+        out = band[band["is_anomaly"]]
+        ax.scatter(out["window_start"], out[column], color="tab:red", s=20, zorder=3, label="anomalous")
+        ax.set_ylabel(column)
+        ax.set_title(f"{name}: expected band of {column}")
+        ax.legend(loc="upper left", fontsize=8, ncol=4)
     return _save(fig, path)
 
 

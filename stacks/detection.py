@@ -5,6 +5,8 @@ stream for the alerter.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aws_cdk import Duration
 from aws_cdk import aws_kinesis as kinesis
 from aws_cdk import aws_s3 as s3
@@ -40,6 +42,9 @@ class LambdaDetection(Construct):
         time_decay: int,
         shingle_size: int,
         with_directionality: bool,
+        detectors: Sequence[str],
+        timezone: str,
+        window_freq: str,
         retry_attempts: int,
         max_record_age_hours: int,
     ) -> None:
@@ -62,8 +67,11 @@ class LambdaDetection(Construct):
                 "RCF_TIME_DECAY": str(time_decay),
                 "RCF_SHINGLE_SIZE": str(shingle_size),
                 "RCF_WITH_DIRECTIONALITY": "true" if with_directionality else "false",
+                "DETECTORS": ",".join(detectors),
+                "TIMEZONE": timezone,
+                "WINDOW_FREQ": window_freq,
             },
-            description="Streaming Random Cut Forest with explanation on window features",
+            description="Time-aware baseline and streaming Random Cut Forest with explanation on window features",
         )
         self.function.add_event_source(
             kinesis_source(

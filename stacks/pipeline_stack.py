@@ -76,6 +76,7 @@ class ClickstreamAnomalyStack(Stack):
             threshold=s.threshold,
             sigma_k=s.sigma_k,
             window_freq=s.window_freq,
+            timezone=s.timezone,
             alert_email=s.alert_email,
             **retries,
         )
@@ -112,13 +113,16 @@ class ClickstreamAnomalyStack(Stack):
                 time_decay=s.rcf_time_decay,
                 shingle_size=s.rcf_shingle_size,
                 with_directionality=s.rcf_with_directionality,
+                detectors=s.streaming_detector_names,
+                timezone=s.timezone,
+                window_freq=s.window_freq,
                 **retries,
             )
             fns["detector"] = self.detection.function
             queues["detector"] = self.detection.failure_queue
             consumers.append("detector")
 
-        detectors = [detector_names.KDA_DETECTOR_NAME if s.kda_sql else detector_names.DETECTOR_NAME]
+        detectors = [detector_names.KDA_DETECTOR_NAME] if s.kda_sql else s.streaming_detector_names
         endpoint_names: list[str] = []
         self.models = Models(
             self,

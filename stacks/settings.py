@@ -183,6 +183,13 @@ class Settings:
         description="lambda: the detector Lambda (deploys today); kda-sql: the KDA SQL RCF application "
         "(AWS stopped accepting new SQL applications on 2025-10-15: synth-only, with a synth warning).",
     )
+    streaming_detectors: Annotated[str, Rule("comma-separated, from `baseline`, `rcf-streaming`")] = Field(
+        "baseline,rcf-streaming",
+        pattern=r"^(baseline|rcf-streaming)(,(baseline|rcf-streaming))?$",
+        description="Detectors of the lambda engine: baseline (each window against what is normal at its local "
+        "time of day and day of week; its own verdict, no SageMaker needed) and rcf-streaming (the KDA-faithful "
+        "RCF with explanation, judged by the alerter's threshold).",
+    )
     window_freq: Annotated[str, _FREQ_RULE] = Field(
         "10min", pattern=_FREQ.pattern, description="Window length of the aggregator (also DeepAR's time_freq)."
     )
@@ -375,6 +382,11 @@ class Settings:
         return settings
 
     # ------------------------------------------------------------------ derived values
+    @property
+    def streaming_detector_names(self) -> list[str]:
+        """The lambda engine's detectors, in order, without repeats."""
+        return list(dict.fromkeys(n.strip() for n in self.streaming_detectors.split(",")))
+
     @property
     def kda_sql(self) -> bool:
         """Whether the legacy KDA SQL engine is switched on."""

@@ -10,8 +10,12 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from ..baseline import TimeAwareBaseline
+from ..baseline.calendar import check_timezone
 from ..kda import KdaRcfParameters
+from ..records import BASELINE, RCF_STREAMING
 from ..streaming.alerting import AlertConfig
+from ..windowspec import DEFAULT_FREQ
 
 
 class ConfigError(ValueError):
@@ -81,7 +85,33 @@ def alert_config_from_env() -> AlertConfig:
             mode=env("THRESHOLD_MODE", "static"),
             threshold=env_float("THRESHOLD", 2.6),
             sigma_k=env_float("SIGMA_K", 3.0),
-            freq=env("WINDOW_FREQ", "10min"),
+            freq=env("WINDOW_FREQ", DEFAULT_FREQ),
+            timezone=check_timezone(env("TIMEZONE", "UTC")),
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
+
+
+STREAMING_DETECTORS = (BASELINE, RCF_STREAMING)
+
+
+def streaming_detectors_from_env(environ: Mapping[str, str] | None = None) -> list[str]:
+    """``DETECTORS``: the detector Lambda's detectors, comma-separated (default ``baseline,rcf-streaming``)."""
+    names = [n.strip() for n in env("DETECTORS", ",".join(STREAMING_DETECTORS), environ).split(",") if n.strip()]
+    unknown = [n for n in names if n not in STREAMING_DETECTORS]
+    if unknown or not names:
+        raise ConfigError(f"DETECTORS must name {' and/or '.join(STREAMING_DETECTORS)}, got {names}")
+    return names
+
+
+def baseline_from_env(environ: Mapping[str, str] | None = None) -> TimeAwareBaseline | None:
+    """The time-aware baseline of a new detector state (``TIMEZONE``, ``WINDOW_FREQ``), or ``None`` when
+    ``DETECTORS`` leaves it out."""
+    if BASELINE not in streaming_detectors_from_env(environ):
+        return None
+    try:
+        return TimeAwareBaseline(
+            timezone=check_timezone(env("TIMEZONE", "UTC", environ)), window=env("WINDOW_FREQ", DEFAULT_FREQ, environ)
+        )
+    except ValueError as exc:
+        raise ConfigError(f"TIMEZONE / WINDOW_FREQ: {exc}") from exc

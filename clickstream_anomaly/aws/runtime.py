@@ -14,7 +14,7 @@ from functools import cache
 from typing import Any
 
 from ..producer import AGGREGATE_BYTES, MAX_SKEW_SECONDS, Backoff, Entry, KinesisSender
-from ..records import Detection, Window
+from ..records import RCF_STREAMING, Detection, Window
 from ..streaming.aggregation import BatchStats, run_aggregator
 from ..streaming.alerting import Alert, run_alerter, sns_attributes
 from ..streaming.detection import run_detector
@@ -24,10 +24,12 @@ from .config import (
     AggregatorConfig,
     ConfigError,
     alert_config_from_env,
+    baseline_from_env,
     env,
     env_float,
     env_int,
     rcf_params_from_env,
+    streaming_detectors_from_env,
 )
 from .s3_store import S3Store
 
@@ -190,10 +192,15 @@ def aggregate(cfg: AggregatorConfig, records: list, shards: Iterable[str] = ()) 
 
 
 def detect(windows: list[Window]) -> list[Detection]:
-    """The detector's work: step the saved forest over ``windows``, send detections."""
+    """The detector's work: step the saved models (``DETECTORS``) over ``windows``, send detections."""
     store = state_store(env("STATE_KEY", "detector/state.bin"))
+    params = rcf_params_from_env() if RCF_STREAMING in streaming_detectors_from_env() else None
     return run_detector(
-        store, windows, params=rcf_params_from_env(), send=send_detections(env("DETECTIONS_STREAM_NAME"))
+        store,
+        windows,
+        params=params,
+        baseline=baseline_from_env(),
+        send=send_detections(env("DETECTIONS_STREAM_NAME")),
     )
 
 

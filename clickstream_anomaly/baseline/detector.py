@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from .. import persist
 from ..base import BaseEstimator, check_is_fitted
 from ..records import BASELINE, DIRECTIONS, FEATURE_COLUMNS, Detection
 from ..validation import Interval
@@ -24,6 +25,8 @@ from ..windowspec import WindowSpec
 from .calendar import check_timezone, local_slots
 from .model import COUNT, REAL, SeasonalParams, SeasonalState
 
+KIND = "baseline.TimeAwareBaseline"
+VERSION = 1
 COUNT_COLUMNS: tuple[str, ...] = ("urls", "users", "clicks")
 CALIBRATION_HALFLIFE = "12h"  # memory of the deviations' mean square that calibrates the spreads
 BAND_Z = 2.326  # the band of the detection record: the 1 % and 99 % points of a normal deviation
@@ -301,6 +304,30 @@ class TimeAwareBaseline(BaseEstimator):
             column_score=column_score,
             score=column_score.max(axis=1) if f else np.zeros(n),
         )
+
+    # ------------------------------------------------------------------------------------------- state
+    def to_bytes(self) -> bytes:
+        """The fitted model as a versioned state (:mod:`clickstream_anomaly.persist`): its parameters, window
+        spec and :class:`SeasonalState`."""
+        check_is_fitted(self, "state_")
+        params = {k: (list(v) if isinstance(v, tuple | list) else v) for k, v in self.get_params().items()}
+        params["window"] = self.spec_.freq
+        meta = {"params": params}
+        return persist.dumps(KIND, VERSION, meta, {"state": np.frombuffer(self.state_.to_bytes(), dtype=np.uint8)})
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> TimeAwareBaseline:
+        """Inverse of :meth:`to_bytes`: the model continues exactly where it was saved."""
+        st = persist.loads(data, KIND, versions={VERSION})
+        params = dict(st.meta["params"])
+        for key in ("columns", "count_columns", "weekend"):
+            params[key] = tuple(params[key])
+        model = cls(**params)
+        model.spec_ = WindowSpec.parse(params["window"])
+        model.params_ = model._resolve(model.spec_)
+        model.state_ = SeasonalState.from_bytes(st.arrays["state"].tobytes())
+        model.offset_ = 1.0
+        return model
 
     def _column_score(self, z: np.ndarray, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
         """``max(|z| / point_threshold, drift / drift_threshold)`` per column, the drift counting while this

@@ -152,7 +152,7 @@ class SeasonalState:
     z_persist: np.ndarray = field(default=None)  # type: ignore[assignment]  # (F,) variance factor of their sum
     seen: int = 0
     level_pos: int = 0
-    calibrated: int = 0
+    calibrated: float = 0.0  # weight of the deviations the calibration has learned
     z_pos: int = 0
 
     def __post_init__(self) -> None:
@@ -416,7 +416,7 @@ class SeasonalState:
         raw = dict(st.meta["params"])
         raw["kinds"] = tuple(int(k) for k in raw["kinds"])
         raw["weekend"] = tuple(int(d) for d in raw["weekend"])
-        counters = {name: int(st.meta[name]) for name in cls._COUNTERS}
+        counters = {name: type(getattr(cls, name))(st.meta[name]) for name in cls._COUNTERS}
         return cls(params=SeasonalParams(**raw), **counters, **{k: st.arrays[k] for k in cls._ARRAYS})
 
 

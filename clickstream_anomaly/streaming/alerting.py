@@ -27,12 +27,14 @@ from datetime import timedelta
 from typing import Any
 
 from ..incidents import group_incidents
-from ..records import FEATURE_COLUMNS, Detection, format_timestamp
+from ..records import BASELINE, DEEPAR, FEATURE_COLUMNS, Detection, format_timestamp
+from ..windowspec import DEFAULT_FREQ
 from .state import Store, transact
 
 MAX_INCIDENT_WINDOWS = 288  # two days of 10-minute windows kept per open incident
 MAX_SENT_KEYS = 500
 MODES = ("static", "sigma")
+SELF_JUDGED = (BASELINE, DEEPAR)  # detectors whose detections carry their own verdict
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,8 @@ class AlertConfig:
     sigma_k: float = 3.0
     min_history: int = 30
     gap_windows: int = 1
-    freq: str = "10min"
+    freq: str = DEFAULT_FREQ
+    timezone: str = "UTC"
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -122,8 +125,9 @@ class AlerterState:
         return st.mean + config.sigma_k * st.std
 
     def judge(self, det: Detection, config: AlertConfig) -> Detection:
-        """Set ``threshold``/``is_anomaly`` (unless the detector set its own band) and learn the score."""
-        if det.p01 is None or det.p99 is None:
+        """Set ``threshold``/``is_anomaly`` (unless the detector judges itself: the baseline, a forecast band)
+        and learn the score."""
+        if det.detector not in SELF_JUDGED and (det.p01 is None or det.p99 is None):
             thr = self.threshold(det.detector, config)
             det.threshold = thr if math.isfinite(thr) else 0.0
             det.is_anomaly = bool(math.isfinite(thr) and det.score > thr)
@@ -206,7 +210,9 @@ def _fmt_time(ts: Any) -> str:
 def build_alert(dets: list[Detection], event: str, config: AlertConfig) -> Alert:
     """The message for an incident made of ``dets`` (one detector), as it opens or once it is resolved."""
     # One incident by construction: the windows passed in were grouped by the caller.
-    incident = group_incidents(dets, gap_windows=max(config.gap_windows, len(dets)), freq=config.freq)[0]
+    incident = group_incidents(
+        dets, gap_windows=max(config.gap_windows, len(dets)), freq=config.freq, timezone=config.timezone
+    )[0]
     info = incident.to_dict()
     peak = incident.peak
     detector = dets[0].detector
@@ -231,7 +237,7 @@ def build_alert(dets: list[Detection], event: str, config: AlertConfig) -> Alert
         f"Window features: {features}",
     ]
     if peak.p01 is not None and peak.p99 is not None:
-        lines.append(f"Forecast band: {peak.p01:.0f} - {peak.p99:.0f} (median {peak.p50 or 0:.0f})")
+        lines.append(f"Expected clicks: {peak.p01:.0f} - {peak.p99:.0f} (median {peak.p50 or 0:.0f})")
     lines += [
         "",
         "Check: users LOW with clicks going on points to a tracking bug (user ids); everything at "

@@ -1,9 +1,13 @@
-"""The streaming detector's state and step: windows -> ``RANDOM_CUT_FOREST_WITH_EXPLANATION`` -> detections.
+"""The streaming detector's state and step: windows -> the time-aware baseline and the streaming RCF ->
+detections.
 
-The model is :class:`clickstream_anomaly.kda.KdaRcfStream` (KDA semantics: score-then-update, score 0
-while learning, per-column attribution/direction/strength). Its whole state, plus the last window
-processed and an outbox of detections not yet confirmed sent, is one S3 object written with conditional
-writes (:mod:`clickstream_anomaly.streaming.state`):
+The models are :class:`clickstream_anomaly.baseline.TimeAwareBaseline` (each window against what is
+normal at its local time; its own verdict, warm-up flag for the first day) and
+:class:`clickstream_anomaly.kda.KdaRcfStream` (``RANDOM_CUT_FOREST_WITH_EXPLANATION``'s semantics:
+score-then-update, score 0 while learning, per-column attribution/direction/strength). Their whole
+state, plus the last window processed and an outbox of detections not yet confirmed sent, is one S3
+object (a :mod:`clickstream_anomaly.persist` state) written with conditional writes
+(:mod:`clickstream_anomaly.streaming.state`):
 
 * a window at or before the last one processed is skipped (re-delivery, or the aggregator re-sending its
   outbox), so retries never feed the forest twice;
@@ -12,7 +16,8 @@ writes (:mod:`clickstream_anomaly.streaming.state`):
 * because the forest's RNG is part of the state, a restart in the middle of a stream gives the same
   detections as an uninterrupted run.
 
-The detector emits raw scores (``threshold`` 0, ``is_anomaly`` false); the alerter applies the threshold.
+The RCF's detections carry raw scores (``threshold`` 0, ``is_anomaly`` false) for the alerter to judge;
+the baseline's carry their own verdict (threshold 1 in its score units).
 """
 
 from __future__ import annotations
@@ -23,6 +28,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
+from .. import persist
+from ..baseline import TimeAwareBaseline, detections_from_baseline
+from ..features import records_to_windows
 from ..kda import KdaRcfParameters, KdaRcfStream
 from ..records import (
     FEATURE_COLUMNS,
@@ -36,7 +46,9 @@ from ..records import (
 from .state import Store, transact
 
 DETECTOR_NAME = RCF_STREAMING
-_MAGIC = b"DETSTATE1\n"
+STATE_KIND = "streaming.detector"
+STATE_VERSION = 2
+_MAGIC = b"DETSTATE1\n"  # version 1: the streaming RCF alone
 
 
 def detection_from_kda(
@@ -58,24 +70,36 @@ def detection_from_kda(
 
 @dataclass
 class DetectorState:
-    """The forest, the last window fed to it (ISO text) and the outbox of unsent detections (JSON)."""
+    """The detectors' models, the last window fed to them (ISO text) and the outbox of unsent detections.
 
-    model: KdaRcfStream
+    ``model`` is the KDA-faithful streaming RCF (``None``: off), ``baseline`` the time-aware baseline
+    (``None``: off); each new window goes through both, in time order.
+    """
+
+    model: KdaRcfStream | None
     last_window: str | None = None
     outbox: list[str] = field(default_factory=list)
+    baseline: TimeAwareBaseline | None = None
 
     def step(self, windows: Iterable[Window], detector: str = DETECTOR_NAME) -> list[Detection]:
         """Score-then-update each new window in time order; returns their detections (also outboxed)."""
-        out: list[Detection] = []
+        fresh = []
         for w in sorted(windows, key=lambda x: x.window_start):
             stamp = format_timestamp(w.window_start)
             if self.last_window is not None and stamp <= self.last_window:  # fixed-width UTC text
                 continue
-            score, expl = self.model.process_row([float(v) for v in w.features])
-            det = detection_from_kda(w, score, expl, detector)
-            out.append(det)
-            self.outbox.append(det.to_json())
+            fresh.append(w)
             self.last_window = stamp
+        out: list[Detection] = []
+        if fresh and self.baseline is not None:
+            frame = records_to_windows(fresh)
+            out += detections_from_baseline(frame, self.baseline.process(frame))
+        if self.model is not None:
+            for w in fresh:
+                score, expl = self.model.process_row([float(v) for v in w.features])
+                out.append(detection_from_kda(w, score, expl, detector))
+        out.sort(key=lambda d: d.window.window_start)
+        self.outbox.extend(d.to_json() for d in out)
         return out
 
     def acknowledge(self, sent: Iterable[str]) -> None:
@@ -83,40 +107,59 @@ class DetectorState:
         self.outbox = [d for d in self.outbox if d not in done]
 
     def to_bytes(self) -> bytes:
-        header = json.dumps({"last_window": self.last_window, "outbox": self.outbox}).encode("utf-8")
-        return _MAGIC + struct.pack("<I", len(header)) + header + self.model.to_bytes()
+        """A versioned state (:mod:`clickstream_anomaly.persist`, kind ``streaming.detector``)."""
+        arrays = {}
+        if self.model is not None:
+            arrays["rcf"] = np.frombuffer(self.model.to_bytes(), dtype=np.uint8)
+        if self.baseline is not None:
+            arrays["baseline"] = np.frombuffer(self.baseline.to_bytes(), dtype=np.uint8)
+        meta = {"last_window": self.last_window, "outbox": self.outbox}
+        return persist.dumps(STATE_KIND, STATE_VERSION, meta, arrays)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> DetectorState:
-        if not data.startswith(_MAGIC):
-            raise ValueError("not a saved detector state")
-        off = len(_MAGIC)
-        (n,) = struct.unpack("<I", data[off : off + 4])
-        header = json.loads(data[off + 4 : off + 4 + n])
-        return cls(KdaRcfStream.from_bytes(data[off + 4 + n :]), header["last_window"], list(header["outbox"]))
+        """Decode :meth:`to_bytes`; a version-1 state (the RCF alone, before the baseline) loads as is."""
+        if data.startswith(_MAGIC):
+            off = len(_MAGIC)
+            (n,) = struct.unpack("<I", data[off : off + 4])
+            header = json.loads(data[off + 4 : off + 4 + n])
+            model = KdaRcfStream.from_bytes(data[off + 4 + n :])
+            return cls(model, header["last_window"], list(header["outbox"]))
+        st = persist.loads(data, STATE_KIND, versions={STATE_VERSION})
+        model = KdaRcfStream.from_bytes(st.arrays["rcf"].tobytes()) if "rcf" in st.arrays else None
+        baseline = TimeAwareBaseline.from_bytes(st.arrays["baseline"].tobytes()) if "baseline" in st.arrays else None
+        return cls(model, st.meta["last_window"], list(st.meta["outbox"]), baseline)
 
 
-def new_state(params: KdaRcfParameters, random_state: int | None = 0) -> DetectorState:
-    return DetectorState(KdaRcfStream(FEATURE_COLUMNS, params, random_state=random_state))
+def new_state(
+    params: KdaRcfParameters | None, random_state: int | None = 0, baseline: TimeAwareBaseline | None = None
+) -> DetectorState:
+    """A fresh state: the streaming RCF with ``params`` (``None``: no RCF) and the unfitted ``baseline``
+    estimator (``None``: no baseline), which starts learning from nothing."""
+    model = KdaRcfStream(FEATURE_COLUMNS, params, random_state=random_state) if params is not None else None
+    return DetectorState(model, baseline=baseline.fit(None) if baseline is not None else None)
 
 
 def run_detector(
     store: Store,
     windows: Iterable[Window],
     *,
-    params: KdaRcfParameters,
+    params: KdaRcfParameters | None,
     send: Callable[[list[Detection]], None],
     random_state: int | None = 0,
     detector: str = DETECTOR_NAME,
+    baseline: TimeAwareBaseline | None = None,
 ) -> list[Detection]:
-    """One detector invocation: step the saved forest over ``windows``, save, send, clear the outbox.
+    """One detector invocation: step the saved models over ``windows``, save, send, clear the outbox.
 
-    Returns the detections sent (this batch's plus any left in the outbox by an earlier failure).
+    ``params`` configures the streaming RCF (``None``: off); ``baseline`` the time-aware baseline for a new
+    state (``None``: off). Returns the detections sent (this batch's plus any left in the outbox by an
+    earlier failure).
     """
     windows = list(windows)
 
     def decode(raw: bytes | None) -> DetectorState:
-        return new_state(params, random_state) if raw is None else DetectorState.from_bytes(raw)
+        return new_state(params, random_state, baseline) if raw is None else DetectorState.from_bytes(raw)
 
     state, _ = transact(store, decode, DetectorState.to_bytes, lambda st: st.step(windows, detector))
     if not state.outbox:

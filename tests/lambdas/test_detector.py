@@ -10,11 +10,12 @@ from clickstream_anomaly.aws.kinesis_reader import ShardReader
 from clickstream_anomaly.features import windows_from_frame, windows_to_records
 from clickstream_anomaly.generator import Scenario, generate
 from clickstream_anomaly.kda import KdaRcfParameters, KdaRcfStream
-from clickstream_anomaly.records import FEATURE_COLUMNS, Detection
+from clickstream_anomaly.records import BASELINE, FEATURE_COLUMNS, RCF_STREAMING, Detection
 from tests.conftest import kinesis_event
 
 
-def detections(aws) -> list[Detection]:
+def detections(aws, detector: str | None = RCF_STREAMING) -> list[Detection]:
+    """The detections on the stream, of ``detector`` (None: all)."""
     import json
 
     out: list[Detection] = []
@@ -23,7 +24,7 @@ def detections(aws) -> list[Detection]:
             Detection.from_mapping(json.loads(base64.b64decode(r["kinesis"]["data"]))) for r in ev["Records"]
         )
     )
-    return out
+    return [d for d in out if detector is None or d.detector == detector]
 
 
 def test_restart_mid_stream_gives_the_uninterrupted_scores(aws, lambda_context):
@@ -58,3 +59,27 @@ def test_poison_window_fails_alone(aws, lambda_context):
     response = app.handler(event, lambda_context)
     assert response == {"batchItemFailures": [{"itemIdentifier": event["Records"][1]["kinesis"]["sequenceNumber"]}]}
     assert [d.window for d in detections(aws)] == windows[:2]
+
+
+def test_baseline_runs_beside_the_rcf_and_survives_a_cold_start(aws, lambda_context):
+    from clickstream_anomaly.baseline import TimeAwareBaseline, detections_from_baseline
+    from clickstream_anomaly.features import records_to_windows
+
+    clicks, _ = generate(Scenario(start="2020-07-13 00:00", days=2, volume=0.4, seed=5))
+    windows = windows_to_records(windows_from_frame(clicks))
+    frame = records_to_windows(windows)
+    reference = detections_from_baseline(frame, TimeAwareBaseline(window="10min").fit(None).process(frame))
+    from lambdas.detector import app
+
+    payloads = [w.to_json().encode() for w in windows]
+    app.handler(kinesis_event(payloads[:150], stream="features"), lambda_context)
+    sys.modules.pop("lambdas.detector.app")
+    app = importlib.import_module("lambdas.detector.app")
+    app.handler(kinesis_event(payloads[150:], stream="features"), lambda_context)
+    got = detections(aws, BASELINE)
+    assert [d.window for d in got] == windows
+    assert [d.score for d in got] == [d.score for d in reference]
+    assert all(d.warmup for d in got[:144]) and not any(d.warmup for d in got[144:])
+    assert (
+        got[-1].expected is not None and got[-1].low["clicks"] <= got[-1].expected["clicks"] <= got[-1].high["clicks"]
+    )

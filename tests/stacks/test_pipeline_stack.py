@@ -233,14 +233,16 @@ def _alerter_metric_names() -> set[str]:
 
 
 def test_anomaly_alarm_per_detector_on_alerter_metric(template):
+    from clickstream_anomaly.records import BASELINE
     from clickstream_anomaly.streaming.detection import DETECTOR_NAME
     from stacks.alerting import ANOMALIES_METRIC
 
     assert ANOMALIES_METRIC in _alerter_metric_names()
     watched = [(alarm_metric(a["Properties"]), a["Properties"]) for a in _alarms(template)]
     anomalies = [(m, p) for m, p in watched if m and m["name"] == ANOMALIES_METRIC]
-    assert len(anomalies) == 1
-    ((metric, props),) = anomalies
+    # one alarm per detector of the lambda engine: the time-aware baseline and the streaming RCF
+    assert sorted(m["dimensions"]["detector"] for m, _ in anomalies) == sorted([BASELINE, DETECTOR_NAME])
+    ((metric, props),) = [(m, p) for m, p in anomalies if m["dimensions"]["detector"] == DETECTOR_NAME]
     assert metric == {
         "namespace": "ClickstreamAnomaly",
         "name": ANOMALIES_METRIC,
