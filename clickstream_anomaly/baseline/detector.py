@@ -258,10 +258,11 @@ class TimeAwareBaseline(BaseEstimator):
             raise ValueError(f"windows are not in time order at row {pos} ({windows['window_start'].iloc[pos]})")
         X = windows[list(self.columns)].to_numpy(dtype="float64")
         counts = np.array([c in self.count_columns for c in self.columns])
-        bad = (X < 0) & counts
-        if bad.any():
-            r, c = np.argwhere(bad)[0]
-            raise ValueError(f"row {r} ({windows['window_start'].iloc[r]}): negative {self.columns[c]} {X[r, c]:g}")
+        for bad, what in ((~np.isfinite(X), "missing or infinite"), ((X < 0) & counts, "negative")):
+            if bad.any():
+                r, c = np.argwhere(bad)[0]
+                when = windows["window_start"].iloc[r]
+                raise ValueError(f"row {r} ({when}): {what} {self.columns[c]} ({X[r, c]:g}); a gap is a missing row")
         return starts, X
 
     def process(self, windows: pd.DataFrame, *, exclude: Sequence[tuple[Any, Any]] = ()) -> BaselineScores:
@@ -270,7 +271,7 @@ class TimeAwareBaseline(BaseEstimator):
         Parameters
         ----------
         windows : DataFrame with ``window_start`` and the model's columns, in time order
-            NaN values are missing (scored as missing, not learned).
+            Gaps (missing windows) are fine; a NaN, infinite or negative count is an error naming the row.
         exclude : sequence of (start, end)
             Periods known to be unusual (a holiday, a planned maintenance): scored but never learned and
             never flagged.

@@ -273,10 +273,9 @@ class SeasonalState:
         nan = np.full(p.n_features, np.nan)
         z = (t - pred) / sd if warm else nan
         observed = bool(np.isfinite(t).all())
-        if warm:
-            self._drift(np.where(np.isfinite(z), z, 0.0), learn=learn and observed)
-            if learn and observed:
-                self._calibrate((t - pred) / noise_sd, at.known)
+        if warm and learn and observed:  # an excluded window (a holiday) moves no statistic
+            self._drift(np.where(np.isfinite(z), z, 0.0))
+            self._calibrate((t - pred) / noise_sd, at.known)
         out = Step(
             warm=warm,
             expected=_untransform(pred, kinds) if warm else nan,
@@ -319,16 +318,15 @@ class SeasonalState:
         drift test must not take a wobble for a drift."""
         return np.where(np.isfinite(self.z_persist), np.clip(self.z_persist, 1.0, 16.0), 1.0)
 
-    def _drift(self, z: np.ndarray, *, learn: bool = True) -> None:
+    def _drift(self, z: np.ndarray) -> None:
         """One-sided CUSUMs of ``z`` (scaled by the persistence) beyond the slack; increments and sums are
         capped, so a short extreme incident (which the point test flags anyway) leaves no long tail."""
         p = self.params
-        if learn:
-            self.z_ring[:, self.z_pos] = np.clip(z, -p.huber, p.huber)
-            self.z_pos = (self.z_pos + 1) % self.z_ring.shape[1]
-            if np.isfinite(self.z_ring).all():
-                total = self.z_ring.sum(axis=1) ** 2 / self.z_ring.shape[1]
-                self.z_persist = _ew(self.z_persist, total, p.global_spread_rate)
+        self.z_ring[:, self.z_pos] = np.clip(z, -p.huber, p.huber)
+        self.z_pos = (self.z_pos + 1) % self.z_ring.shape[1]
+        if np.isfinite(self.z_ring).all():
+            total = self.z_ring.sum(axis=1) ** 2 / self.z_ring.shape[1]
+            self.z_persist = _ew(self.z_persist, total, p.global_spread_rate)
         zc = np.clip(z / np.sqrt(self._persistence()), -p.drift_cap, p.drift_cap)
         self.drift_high = np.clip(self.drift_high + zc - p.drift_slack, 0.0, p.drift_max)
         self.drift_low = np.clip(self.drift_low - zc - p.drift_slack, 0.0, p.drift_max)

@@ -1,0 +1,197 @@
+"""The time-aware baseline: its maths on series whose truth is known, batch = streaming, state, edges."""
+
+from __future__ import annotations
+
+import doctest
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+
+from clickstream_anomaly.baseline import TimeAwareBaseline, detections_from_baseline
+from clickstream_anomaly.baseline import detector as baseline_detector
+from clickstream_anomaly.baseline.calendar import check_timezone, local_slots, slot_label
+from clickstream_anomaly.detectors import BaselineDetector
+from clickstream_anomaly.windowspec import WindowSpec
+
+DAY = 144
+
+
+def rhythm(hours: np.ndarray, weekday: np.ndarray, weekend: float = 1.0) -> np.ndarray:
+    """A smooth daily profile (night 15 %, afternoon peak) times a weekend factor."""
+    daily = 0.15 + 0.85 * np.clip(np.sin(np.pi * (hours - 6) / 18), 0, None) ** 2
+    return daily * np.where(weekday >= 5, weekend, 1.0)
+
+
+def series(
+    days: int = 8, peak: float = 300.0, seed: int = 0, start: str = "2024-01-01", weekend: float = 1.0, tz: str = "UTC"
+) -> pd.DataFrame:
+    """Poisson clicks per 10-minute window (users and urls derived), rhythm in local time of ``tz``."""
+    rng = np.random.default_rng(seed)
+    starts = pd.date_range(pd.Timestamp(start, tz=tz).tz_convert("UTC"), periods=days * DAY, freq="10min")
+    local = starts.tz_convert(tz)
+    mean = peak * rhythm(local.hour.to_numpy() + local.minute.to_numpy() / 60, local.day_of_week.to_numpy(), weekend)
+    clicks = rng.poisson(mean)
+    users = rng.binomial(clicks, 0.4)
+    urls = np.minimum(rng.poisson(np.sqrt(mean) * 2), 60)
+    frame = pd.DataFrame({"window_start": starts, "urls": urls, "users": users, "clicks": clicks})
+    frame["residual"] = frame["clicks"] - frame["users"] * 2.5
+    return frame
+
+
+def test_deviations_of_normal_traffic_are_standard_and_nothing_is_flagged():
+    frame = series(days=8)
+    scores = TimeAwareBaseline().fit(None).process(frame)
+    z = scores.z[scores.warm]
+    assert abs(np.nanmean(z)) < 0.15 and 0.7 < np.nanstd(z) < 1.3
+    assert (scores.score[scores.warm] < 1).all()
+
+
+def test_counts_are_judged_on_their_own_scale():
+    frame = series(days=4, peak=300)
+    model = TimeAwareBaseline(columns=["clicks"], count_columns=["clicks"]).fit(frame.iloc[: 3 * DAY])
+    day4 = frame.iloc[3 * DAY :].reset_index(drop=True)
+    peak = int(day4["clicks"].idxmax())
+    night = int(np.argmin(rhythm(np.arange(DAY) / 6, np.zeros(DAY))))
+    probe = day4.iloc[[night, peak]].copy()
+    expected_peak = model.score_samples(probe.iloc[[1]])  # the state is not changed by score_samples
+    assert expected_peak[0] < 1
+    zero = probe.assign(clicks=[0, 0])
+    z = model.score_samples(zero.iloc[[1]])
+    assert z[0] > 2  # zero clicks where ~300 are expected: more than 10 spreads off
+    small = probe.iloc[[0]].assign(clicks=[0])  # zero where ~40 are expected at night: also flagged, less so
+    assert model.score_samples(small)[0] < z[0]
+    close = probe.iloc[[1]].assign(clicks=[int(probe["clicks"].iloc[1] * 40 / 45)])  # 40 where 45 expected
+    assert model.score_samples(close)[0] < 0.5
+
+
+def test_batch_and_streaming_are_bit_identical_through_saved_state():
+    frame = series(days=3, seed=3)
+    batch = TimeAwareBaseline(window="10min").fit(None).process(frame)
+    model = TimeAwareBaseline(window="10min").fit(None)
+    rows = []
+    for i in range(len(frame)):  # one window per "invocation", state saved and loaded in between
+        model = TimeAwareBaseline.from_bytes(model.to_bytes())
+        rows.append(model.process(frame.iloc[[i]]))
+    for name in ("z", "expected", "low", "high", "drift", "column_score", "score", "warm"):
+        np.testing.assert_array_equal(np.concatenate([getattr(r, name) for r in rows]), getattr(batch, name))
+
+
+def test_state_is_small_and_versioned():
+    model = TimeAwareBaseline().fit(series(days=2))
+    data = model.to_bytes()
+    assert len(data) < 50_000 and data.startswith(b"CSASTATE")
+    again = TimeAwareBaseline.from_bytes(data)
+    assert again.get_params() == {**model.get_params(), "window": "10min"}
+
+
+def test_first_day_gives_no_verdict_not_even_for_an_outage():
+    frame = series(days=2)
+    frame.loc[60:70, ["urls", "users", "clicks", "residual"]] = 0
+    scores = TimeAwareBaseline().fit(None).process(frame)
+    assert not scores.warm[:DAY].any() and (scores.score[:DAY] == 0).all()
+    dets = detections_from_baseline(frame, scores)
+    assert all(d.warmup and not d.is_anomaly for d in dets[:DAY]) and not any(d.warmup for d in dets[DAY:])
+
+
+def test_an_outage_is_caught_and_does_not_become_tomorrows_normal():
+    frame = series(days=6, seed=1)
+    at = 4 * DAY + 84  # day 5, 14:00
+    frame.loc[at : at + 2, ["urls", "users", "clicks"]] = 0
+    frame.loc[at : at + 2, "residual"] = 0.0
+    scores = TimeAwareBaseline().fit(None).process(frame)
+    assert (scores.score[at : at + 3] > 1).all()
+    clean = TimeAwareBaseline().fit(None).process(series(days=6, seed=1))
+    nxt = slice(at + DAY, at + DAY + 3)  # the same hour the next day: still normal, expectation barely moved
+    assert (scores.score[nxt] < 1).all()
+    ratio = scores.expected[nxt, 2] / clean.expected[nxt, 2]
+    assert (np.abs(ratio - 1) < 0.1).all()
+
+
+def test_a_level_change_is_followed():
+    frame = series(days=8, seed=2)
+    grow = frame.index >= 5 * DAY
+    frame.loc[grow, ["users", "clicks"]] = (frame.loc[grow, ["users", "clicks"]] * 1.6).round()
+    scores = TimeAwareBaseline().fit(None).process(frame)
+    assert scores.score[5 * DAY : 5 * DAY + 60].max() > 1  # the jump is reported
+    last_day = slice(7 * DAY, 8 * DAY)
+    ratio = frame["clicks"].iloc[last_day].sum() / scores.expected[last_day, 2].sum()
+    assert 0.9 < ratio < 1.1 and (scores.score[last_day] < 1).mean() > 0.97
+
+
+def test_a_slow_ramp_is_reported_as_a_sustained_rise():
+    frame = series(days=10, seed=4)
+    start = 8 * DAY + 60  # day 9 (a weekday seen before), 10:00: traffic doubles over 3 hours and stays
+    factor = np.ones(len(frame))
+    factor[start:] = np.minimum(1 + (np.arange(len(frame) - start) / 18), 2.0)
+    frame[["users", "clicks"]] = (frame[["users", "clicks"]].to_numpy() * factor[:, None]).round()
+    scores = TimeAwareBaseline().fit(None).process(frame)
+    flagged = np.flatnonzero(scores.score[start:] >= 1)
+    visible = int(np.argmax(factor[start:] >= 1.25))  # 25 % above normal
+    assert flagged.size and flagged[0] - visible <= 3  # within 30 minutes of becoming visible
+    assert scores.z[start + flagged[0], 2] > 0
+
+
+def test_the_second_weekend_is_normal():
+    frame = series(days=15, weekend=0.6, start="2024-01-01")  # a Monday
+    scores = TimeAwareBaseline().fit(None).process(frame)
+    second_weekend = slice(12 * DAY, 14 * DAY)
+    assert (scores.score[second_weekend] < 1).all()
+
+
+def test_local_time_with_dst():
+    assert check_timezone("Europe/Paris") == "Europe/Paris"
+    with pytest.raises(ValueError, match="unknown time zone"):
+        check_timezone("Mars/Olympus")
+    starts = pd.to_datetime(["2024-03-30 13:00", "2024-03-31 12:00"], utc=True).as_unit("ns").asi8
+    slots, weekdays = local_slots(starts, WindowSpec.parse("10min"), "Europe/Paris")
+    assert slots.tolist() == [84, 84] and weekdays.tolist() == [5, 6]  # 14:00 local on both sides of DST
+    assert slot_label(int(starts[1]), "Europe/Paris") == "Sun 14:00"
+    frame = series(days=6, start="2024-03-27", tz="Europe/Paris")
+    scores = TimeAwareBaseline(timezone="Europe/Paris").fit(None).process(frame)
+    assert (scores.score[scores.warm] < 1).all()  # the rhythm is local: the clock change is no anomaly
+
+
+def test_excluded_periods_are_neither_flagged_nor_learned():
+    frame = series(days=5, seed=6)
+    holiday = frame.index >= 3 * DAY
+    frame.loc[holiday & (frame.index < 4 * DAY), ["users", "clicks"]] //= 5
+    day4 = (frame["window_start"].iloc[3 * DAY], frame["window_start"].iloc[4 * DAY])
+    scores = TimeAwareBaseline().fit(None).process(frame, exclude=[day4])
+    assert not scores.warm[3 * DAY : 4 * DAY].any()
+    assert (scores.score[4 * DAY :] < 1).all()  # day 5 is judged against normal days, not the holiday
+
+
+@pytest.mark.parametrize(("value", "message"), [(-1, "negative clicks"), (np.nan, "missing or infinite clicks")])
+def test_bad_counts_name_the_row(value, message):
+    frame = series(days=1).astype({"clicks": "float64"})
+    frame.loc[5, "clicks"] = value
+    with pytest.raises(ValueError, match=f"row 5 .*{message}"):
+        TimeAwareBaseline().fit(None).process(frame)
+
+
+def test_windows_out_of_order_and_bad_parameters():
+    frame = series(days=1)
+    with pytest.raises(ValueError, match="not in time order at row 1"):
+        TimeAwareBaseline().fit(None).process(frame.iloc[[1, 0]])
+    with pytest.raises(ValueError, match="'point_threshold' parameter of TimeAwareBaseline"):
+        TimeAwareBaseline(point_threshold=0).fit(None)
+    with pytest.raises(ValueError, match="level_window must be a duration"):
+        TimeAwareBaseline(level_window="often").fit(None)
+
+
+def test_estimators_clone_and_the_detector_follows_the_lifecycle():
+    model = TimeAwareBaseline(timezone="Europe/Paris", point_threshold=4.0)
+    assert clone(model).get_params() == model.get_params()
+    det = BaselineDetector(timezone="Asia/Tokyo")
+    assert clone(det).get_params() == det.get_params()
+    frame = series(days=3)
+    fitted = det.fit(frame.iloc[: 2 * DAY]).detect(frame.iloc[2 * DAY :])
+    assert len(fitted) == DAY and not any(d.warmup for d in fitted)  # history given: verdicts from the start
+    fresh = BaselineDetector().detect(frame.iloc[2 * DAY :])
+    assert all(d.warmup for d in fresh)  # no history: the first day is warm-up
+
+
+def test_docstring_examples_run():
+    assert doctest.testmod(baseline_detector, raise_on_error=False).failed == 0
