@@ -29,13 +29,25 @@ from typing import Any
 import pandas as pd
 
 from .baseline.calendar import slot_label
-from .records import BASELINE, DEEPAR, KDA_SQL, RCF_BATCH, RCF_STREAMING, Detection, format_timestamp
+from .records import (
+    BASELINE,
+    DEEPAR,
+    KDA_SQL,
+    RCF_BATCH,
+    RCF_CONTEXT,
+    RCF_DEVIATION,
+    RCF_STREAMING,
+    Detection,
+    format_timestamp,
+)
 from .windowspec import DEFAULT_FREQ
 
 CONFIRM_DETECTORS = 2  # independent families needed for "confirmed"
 #: Detector -> family of evidence: detectors of one family look at the same thing the same way.
 FAMILIES: dict[str, str] = {
     BASELINE: "baseline",
+    RCF_CONTEXT: "rcf",
+    RCF_DEVIATION: "baseline",  # a forest on the baseline's own deviations: not independent of it
     RCF_STREAMING: "rcf",
     RCF_BATCH: "rcf",
     KDA_SQL: "rcf",

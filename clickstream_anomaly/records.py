@@ -53,6 +53,8 @@ class DetectorName(StrEnum):
 
     BASELINE = "baseline"  # time-aware baseline: each window against what is normal at its time of day / week
     RCF_STREAMING = "rcf-streaming"  # KDA RANDOM_CUT_FOREST_WITH_EXPLANATION semantics (local twin, detector Lambda)
+    RCF_CONTEXT = "rcf-context"  # the streaming RCF given time context: the local hour (or shingles)
+    RCF_DEVIATION = "rcf-deviation"  # the streaming RCF on the time-aware baseline's deviations
     RCF_BATCH = "rcf-batch"  # SageMaker Random Cut Forest (local twin, endpoint, scorer Lambda)
     DEEPAR = "deepar"  # SageMaker DeepAR forecast band (local twin, endpoint, scorer Lambda)
     KDA_SQL = "kda-sql"  # the Kinesis Data Analytics SQL application itself (legacy engine)
@@ -60,6 +62,8 @@ class DetectorName(StrEnum):
 
 BASELINE = DetectorName.BASELINE
 RCF_STREAMING = DetectorName.RCF_STREAMING
+RCF_CONTEXT = DetectorName.RCF_CONTEXT
+RCF_DEVIATION = DetectorName.RCF_DEVIATION
 RCF_BATCH = DetectorName.RCF_BATCH
 DEEPAR = DetectorName.DEEPAR
 KDA_SQL = DetectorName.KDA_SQL

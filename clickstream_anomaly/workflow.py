@@ -19,11 +19,26 @@ import pandas as pd
 from .detectors import Detector
 from .evaluate import detections_frame, evaluate
 from .incidents import Incident, group_incidents
-from .records import DEEPAR, KDA_SQL, RCF_BATCH, RCF_STREAMING, Detection, write_detections_csv
+from .records import (
+    DEEPAR,
+    KDA_SQL,
+    RCF_BATCH,
+    RCF_CONTEXT,
+    RCF_DEVIATION,
+    RCF_STREAMING,
+    Detection,
+    write_detections_csv,
+)
 from .thresholds import best_f1_threshold, parse_threshold
 from .windowspec import WindowSpec
 
-THRESHOLDED = (RCF_STREAMING, RCF_BATCH, KDA_SQL)  # detectors whose verdict is score >= a threshold rule
+THRESHOLDED = (
+    RCF_STREAMING,
+    RCF_BATCH,
+    KDA_SQL,
+    RCF_CONTEXT,
+    RCF_DEVIATION,
+)  # detectors whose verdict is score >= a threshold rule
 
 
 @dataclass

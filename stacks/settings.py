@@ -184,11 +184,11 @@ class Settings:
         "(AWS stopped accepting new SQL applications on 2025-10-15: synth-only, with a synth warning).",
     )
     streaming_detectors: Annotated[str, Rule("comma-separated, from `baseline`, `rcf-streaming`")] = Field(
-        "baseline,rcf-streaming",
+        "baseline",
         pattern=r"^(baseline|rcf-streaming)(,(baseline|rcf-streaming))?$",
         description="Detectors of the lambda engine: baseline (each window against what is normal at its local "
-        "time of day and day of week; its own verdict, no SageMaker needed) and rcf-streaming (the KDA-faithful "
-        "RCF with explanation, judged by the alerter's threshold).",
+        "time of day and day of week; its own verdict, no SageMaker needed) and/or rcf-streaming (the "
+        "KDA-faithful RCF with explanation, judged by the alerter's threshold; noisier, see docs/detectors.md).",
     )
     window_freq: Annotated[str, _FREQ_RULE] = Field(
         "10min", pattern=_FREQ.pattern, description="Window length of the aggregator (also DeepAR's time_freq)."

@@ -136,6 +136,7 @@ def aws(monkeypatch: pytest.MonkeyPatch):
             "ALLOWED_LATENESS": "10min",
             "STATE_KEY": "detector/state.bin",
             "DETECTIONS_STREAM_NAME": "detections",
+            "DETECTORS": "baseline,rcf-streaming",
             "RCF_NUM_TREES": "30",
             "RCF_SAMPLE_SIZE": "64",
             "RCF_TIME_DECAY": "1000",

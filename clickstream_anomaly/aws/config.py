@@ -96,8 +96,9 @@ STREAMING_DETECTORS = (BASELINE, RCF_STREAMING)
 
 
 def streaming_detectors_from_env(environ: Mapping[str, str] | None = None) -> list[str]:
-    """``DETECTORS``: the detector Lambda's detectors, comma-separated (default ``baseline,rcf-streaming``)."""
-    names = [n.strip() for n in env("DETECTORS", ",".join(STREAMING_DETECTORS), environ).split(",") if n.strip()]
+    """``DETECTORS``: the detector Lambda's detectors, comma-separated, among ``baseline`` and
+    ``rcf-streaming`` (default ``baseline``, as the CDK app's ``streaming_detectors``)."""
+    names = [n.strip() for n in env("DETECTORS", BASELINE, environ).split(",") if n.strip()]
     unknown = [n for n in names if n not in STREAMING_DETECTORS]
     if unknown or not names:
         raise ConfigError(f"DETECTORS must name {' and/or '.join(STREAMING_DETECTORS)}, got {names}")

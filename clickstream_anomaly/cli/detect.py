@@ -43,9 +43,10 @@ def add_detection_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--threshold",
-        default=DEFAULT_THRESHOLD,
-        help="score threshold for the RCF detectors: sigma:K (default sigma:3), percentile:P, "
-        "value:X (the blog used value:2.6) or f1 (needs --labels)",
+        default=None,
+        help="score threshold for the RCF detectors: sigma:K, percentile:P, value:X or f1 (needs --labels); "
+        f"default: each detector's own ({DEFAULT_THRESHOLD} for rcf-streaming and rcf-batch, value:2.6 for "
+        "rcf-context); the baseline and DeepAR decide themselves",
     )
     p.add_argument(
         "--gap", type=int, default=1, help="windows without an anomaly allowed inside one incident (default 1)"
@@ -91,18 +92,19 @@ def detect_and_write(
     windows: pd.DataFrame, args: argparse.Namespace, labels: pd.DataFrame | None, out: Path
 ) -> DetectionResult:
     names = [n.strip() for n in args.detectors.split(",") if n.strip()]
-    rule = parse_threshold(args.threshold)
-    if rule.kind == "f1" and labels is None:
+    rule = parse_threshold(args.threshold) if args.threshold is not None else None
+    if rule is not None and rule.kind == "f1" and labels is None:
         raise ValueError("--threshold f1 needs --labels")
     deepar_kw = {"random_state": args.seed}
     if args.deepar_epochs is not None:
         deepar_kw["epochs"] = args.deepar_epochs
     detectors = build_detectors(
         names,
-        threshold=rule.spec,
+        threshold=rule.spec if rule is not None else None,
         deepar=deepar_kw,
         rcf_streaming={"random_state": args.seed},
         rcf_batch={"random_state": args.seed},
+        rcf_context={"random_state": args.seed, "timezone": args.timezone},
         baseline={"timezone": check_timezone(args.timezone), "exclude": parse_periods(args.exclude)},
     )
 
@@ -132,7 +134,7 @@ def detect_and_write(
             labels=labels,
             gap_windows=args.gap,
             on_step=step,
-            threshold=rule.spec,
+            threshold=rule.spec if rule is not None else None,
             timezone=args.timezone,
         )
     paths = write_outputs(result, out, report=not args.no_report)

@@ -18,19 +18,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..records import BASELINE, DEEPAR, RCF_BATCH, RCF_STREAMING
-from ..thresholds import DEFAULT_THRESHOLD
+from ..records import BASELINE, DEEPAR, RCF_BATCH, RCF_CONTEXT, RCF_STREAMING
 from .base import Detector, detections_from_scores, deviation_explanation
 from .baseline import BaselineDetector
+from .context import ContextRCFDetector
 from .deepar import BAND_SAMPLES, DeepARDetector
 from .rcf import BatchRCFDetector, StreamingRCFDetector
 
 #: Every detector ``build_detectors`` knows.
-DETECTOR_NAMES = (BASELINE, RCF_STREAMING, RCF_BATCH, DEEPAR)
+DETECTOR_NAMES = (BASELINE, RCF_CONTEXT, RCF_STREAMING, RCF_BATCH, DEEPAR)
 #: What ``detect`` and ``demo`` run when ``--detectors`` is not given.
-DEFAULT_DETECTORS = (BASELINE, RCF_STREAMING)
+DEFAULT_DETECTORS = (BASELINE, RCF_CONTEXT)
 CLASSES: dict[str, type] = {
     BASELINE: BaselineDetector,
+    RCF_CONTEXT: ContextRCFDetector,
     RCF_STREAMING: StreamingRCFDetector,
     RCF_BATCH: BatchRCFDetector,
     DEEPAR: DeepARDetector,
@@ -42,6 +43,7 @@ __all__ = [
     "DETECTOR_NAMES",
     "BaselineDetector",
     "BatchRCFDetector",
+    "ContextRCFDetector",
     "DeepARDetector",
     "Detector",
     "StreamingRCFDetector",
@@ -52,17 +54,17 @@ __all__ = [
 
 
 def build_detectors(
-    names: Sequence[str] = DEFAULT_DETECTORS, threshold: str = DEFAULT_THRESHOLD, **overrides: dict[str, Any]
+    names: Sequence[str] = DEFAULT_DETECTORS, threshold: str | None = None, **overrides: dict[str, Any]
 ) -> list[Detector]:
     """Detectors by name with their defaults; ``overrides[name]`` (``-`` as ``_``) holds keyword arguments
-    for one of them. ``threshold`` is the score threshold rule of the RCF detectors (the baseline and
-    DeepAR decide themselves)."""
+    for one of them. ``threshold`` is the score threshold rule of the RCF detectors (default: each one's
+    own, ``sigma:3`` for the AWS twins); the baseline and DeepAR decide themselves."""
     out: list[Detector] = []
     for name in names:
         if name not in CLASSES:
             raise ValueError(f"unknown detector {name!r}; use {', '.join(DETECTOR_NAMES)}")
         kwargs = dict(overrides.get(name.replace("-", "_"), {}))
-        if name in (RCF_STREAMING, RCF_BATCH):
+        if threshold is not None and name in (RCF_STREAMING, RCF_BATCH, RCF_CONTEXT):
             kwargs.setdefault("threshold", threshold)
         out.append(CLASSES[name](**kwargs))
     return out

@@ -25,8 +25,8 @@ def test_demo_finds_the_user_miscount_with_a_user_or_residual_cause(demo):
     found = _overlapping(incidents, "2020-07-15 10:10", "2020-07-15 11:20")
     assert len(found) == 1
     inc = found[0]
-    # the baseline and the streaming RCF (independent families) agree: confirmed
-    assert inc["confirmed"] and {"baseline", "rcf-streaming"} <= set(inc["detectors"])
+    # the baseline and the streaming RCF with time context (independent families) agree: confirmed
+    assert inc["confirmed"] and {"baseline", "rcf-context"} <= set(inc["detectors"])
     assert "residual HIGH" in inc["cause"] or "users LOW" in inc["cause"]
     assert incidents.index(inc) < 2  # one of the two most severe
 
@@ -53,8 +53,8 @@ def test_demo_raises_few_false_incidents_on_the_other_eight_days(demo):
 
 def test_demo_writes_the_report_and_metrics(demo):
     metrics = json.loads((demo / "metrics.json").read_text())["detectors"]
-    assert set(metrics) == {"baseline", "rcf-streaming"}
-    for name in ("baseline", "rcf-streaming"):
+    assert set(metrics) == {"baseline", "rcf-context"}
+    for name in ("baseline", "rcf-context"):
         assert metrics[name]["recall"] >= 6 / 8 and metrics[name]["roc_auc"] > 0.99
     html = (demo / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 6

@@ -234,21 +234,20 @@ def _alerter_metric_names() -> set[str]:
 
 def test_anomaly_alarm_per_detector_on_alerter_metric(template):
     from clickstream_anomaly.records import BASELINE
-    from clickstream_anomaly.streaming.detection import DETECTOR_NAME
     from stacks.alerting import ANOMALIES_METRIC
 
     assert ANOMALIES_METRIC in _alerter_metric_names()
     watched = [(alarm_metric(a["Properties"]), a["Properties"]) for a in _alarms(template)]
     anomalies = [(m, p) for m, p in watched if m and m["name"] == ANOMALIES_METRIC]
-    # one alarm per detector of the lambda engine: the time-aware baseline and the streaming RCF
-    assert sorted(m["dimensions"]["detector"] for m, _ in anomalies) == sorted([BASELINE, DETECTOR_NAME])
-    ((metric, props),) = [(m, p) for m, p in anomalies if m["dimensions"]["detector"] == DETECTOR_NAME]
+    # one alarm per detector of the lambda engine: by default the time-aware baseline alone
+    assert len(anomalies) == 1
+    ((metric, props),) = anomalies
     assert metric == {
         "namespace": "ClickstreamAnomaly",
         "name": ANOMALIES_METRIC,
         "statistic": "Sum",
         "period": 600,
-        "dimensions": {"detector": DETECTOR_NAME, "service": "alerter"},
+        "dimensions": {"detector": BASELINE, "service": "alerter"},
     }
     assert props["Threshold"] == 1 and props["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
     assert props["TreatMissingData"] == "notBreaching"
@@ -439,3 +438,16 @@ def test_step_functions_and_boto3_render_the_same_training_job_spec(template, al
         if key == "InputDataConfig":  # Step Functions adds nothing; compare the channels one by one, sorted
             rendered, expected = (sorted(v, key=lambda c: c["ChannelName"]) for v in (rendered, expected))
         assert rendered == expected, key
+
+
+def test_the_kda_faithful_rcf_can_run_beside_the_baseline(tmp_path):
+    from clickstream_anomaly.records import BASELINE, RCF_STREAMING
+    from stacks.alerting import ANOMALIES_METRIC
+
+    _, _, template = synth(tmp_path, streaming_detectors="baseline,rcf-streaming", timezone="Europe/Paris")
+    _, detector = function_by_handler(template, "detector")
+    env = detector["Properties"]["Environment"]["Variables"]
+    assert env["DETECTORS"] == "baseline,rcf-streaming" and env["TIMEZONE"] == "Europe/Paris"
+    watched = [alarm_metric(a["Properties"]) for a in _alarms(template)]
+    names = sorted(m["dimensions"]["detector"] for m in watched if m and m["name"] == ANOMALIES_METRIC)
+    assert names == sorted([BASELINE, RCF_STREAMING])
