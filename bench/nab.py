@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import json
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -37,12 +39,18 @@ from nab_scoring import PROFILES, LabelledFile, load_corpus, sweep  # noqa: E402
 from sklearn.ensemble import IsolationForest  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
+from clickstream_anomaly.baseline import TimeAwareBaseline  # noqa: E402
+from clickstream_anomaly.detectors import DEFAULT_DETECTORS, ContextRCFDetector  # noqa: E402
 from clickstream_anomaly.rcf import RandomCutForest, StreamingRCF  # noqa: E402
+from clickstream_anomaly.windowspec import WindowSpec  # noqa: E402
+
+DEFAULT_STREAMING = DEFAULT_DETECTORS[0]  # the default streaming detector: the time-aware baseline
 
 DATA = ROOT.parent / "shared" / "data" / "nab"
 TREES, SAMPLE = 100, 256
 
-Detector = Callable[[np.ndarray, int, int], np.ndarray]  # (z (n,), probation rows, seed) -> raw scores (n,)
+#: (z (n,), probation rows, seed, timestamps (n,) datetime64[ns]) -> raw scores (n,)
+Detector = Callable[[np.ndarray, int, int, np.ndarray], np.ndarray]
 
 
 # ---------------------------------------------------------------------------------------------- inputs
@@ -84,14 +92,14 @@ def causal_rank(raw: np.ndarray) -> np.ndarray:
 
 
 def ours_streaming(s: int) -> Detector:
-    def run(z: np.ndarray, probation: int, seed: int) -> np.ndarray:
+    def run(z: np.ndarray, probation: int, seed: int, ts: np.ndarray) -> np.ndarray:
         return StreamingRCF(1, TREES, SAMPLE, shingle_size=s, random_state=seed).process_scores(z[:, None])
 
     return run
 
 
 def ours_batch(s: int) -> Detector:
-    def run(z: np.ndarray, probation: int, seed: int) -> np.ndarray:
+    def run(z: np.ndarray, probation: int, seed: int, ts: np.ndarray) -> np.ndarray:
         X = shingles(z, s)
         forest = RandomCutForest(TREES, SAMPLE, random_state=seed).fit(X[: probation - s + 1])
         return pad_front(forest.score(X), len(z))
@@ -100,7 +108,7 @@ def ours_batch(s: int) -> Detector:
 
 
 def isolation_forest(s: int) -> Detector:
-    def run(z: np.ndarray, probation: int, seed: int) -> np.ndarray:
+    def run(z: np.ndarray, probation: int, seed: int, ts: np.ndarray) -> np.ndarray:
         X = shingles(z, s)
         train = X[: probation - s + 1]
         forest = IsolationForest(n_estimators=TREES, max_samples=min(SAMPLE, len(train)), random_state=seed)
@@ -113,7 +121,7 @@ def isolation_forest(s: int) -> Detector:
 def krcf_streaming(s: int) -> Detector:
     """krcf score-then-update on externally built shingles (krcf's internal shingling is not used)."""
 
-    def run(z: np.ndarray, probation: int, seed: int) -> np.ndarray:
+    def run(z: np.ndarray, probation: int, seed: int, ts: np.ndarray) -> np.ndarray:
         f = krcf.RandomCutForest(
             {
                 "dimensions": s,
@@ -137,7 +145,7 @@ def krcf_streaming(s: int) -> Detector:
 def rrcf_streaming(s: int, trees: int, size: int) -> Detector:
     """rrcf as in its README: every tree keeps the last ``size`` shingles (FIFO); insert, then CoDisp."""
 
-    def run(z: np.ndarray, probation: int, seed: int) -> np.ndarray:
+    def run(z: np.ndarray, probation: int, seed: int, ts: np.ndarray) -> np.ndarray:
         np.random.seed(seed)  # rrcf draws its cuts from numpy's global generator
         forest = [rrcf.RCTree() for _ in range(trees)]
         X = shingles(z, s)
@@ -153,6 +161,71 @@ def rrcf_streaming(s: int, trees: int, size: int) -> Detector:
         return pad_front(out, len(z))
 
     return run
+
+
+def _frame(z: np.ndarray, ts: np.ndarray) -> pd.DataFrame:
+    """The series as a windows frame (``window_start``, ``value``) with strictly increasing starts: NAB has
+    repeated timestamps (a tie moves 1 µs after the one before it)."""
+    t = ts.astype("datetime64[ns]").astype("int64")
+    for i in range(1, len(t)):
+        if t[i] <= t[i - 1]:
+            t[i] = t[i - 1] + 1000
+    return pd.DataFrame({"window_start": pd.to_datetime(t, utc=True), "value": z})
+
+
+def baseline(**options: object) -> Detector:
+    """The time-aware baseline on the value (real-valued): its score in threshold units."""
+
+    def run(z: np.ndarray, probation: int, seed: int, ts: np.ndarray) -> np.ndarray:
+        frame = _frame(z, ts)
+        spec = WindowSpec.of(frame)
+        model = TimeAwareBaseline(columns=("value",), count_columns=(), window=spec.freq, **options)
+        return model.fit(None).process(frame).column_score[:, 0]
+
+    return run
+
+
+def rcf_context(context: str) -> Detector:
+    """The streaming RCF with time context on the value (``time``: value + local hour; ``baseline``: the
+    baseline's deviation)."""
+
+    def run(z: np.ndarray, probation: int, seed: int, ts: np.ndarray) -> np.ndarray:
+        frame = _frame(z, ts)
+        det = ContextRCFDetector(context=context, columns=("value",), random_state=seed)
+        return det.score(frame)[0]
+
+    return run
+
+
+def registry(sizes: list[int], args: argparse.Namespace) -> dict[str, Detector]:
+    """Every detector of the bench by name (``name@s`` for shingle size ``s`` > 1)."""
+    out: dict[str, Detector] = {
+        DEFAULT_STREAMING: baseline(),
+        "rcf-context": rcf_context("time"),
+        "rcf-deviation": rcf_context("baseline"),
+    }
+    for name, make in (
+        ("rcf-streaming", ours_streaming),
+        ("rcf-batch", ours_batch),
+        ("krcf", krcf_streaming),
+        ("isolation-forest", isolation_forest),
+    ):
+        for s in sizes:
+            out[name if s == 1 else f"{name}@{s}"] = make(s)
+    if not args.no_rrcf:
+        out[f"rrcf@{args.rrcf_shingle}"] = rrcf_streaming(args.rrcf_shingle, args.rrcf_trees, args.rrcf_size)
+    return out
+
+
+def select(available: dict[str, Detector], spec: str | None) -> dict[str, Detector]:
+    """The detectors named in ``spec`` (comma-separated; ``default`` = the default streaming detector)."""
+    if not spec:
+        return available
+    names = [DEFAULT_STREAMING if n.strip() == "default" else n.strip() for n in spec.split(",") if n.strip()]
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        raise SystemExit(f"unknown detector(s) {unknown}; known: default, {', '.join(available)}")
+    return {n: available[n] for n in dict.fromkeys(names)}
 
 
 # ---------------------------------------------------------------------------------------------- tables
@@ -187,6 +260,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-rrcf", action="store_true", help="leave rrcf out (for quick seed-spread runs)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quick", action="store_true", help="every 6th file, rrcf 2 trees (smoke run)")
+    ap.add_argument(
+        "--detectors",
+        default=None,
+        help="comma-separated detectors (default: all); 'default' is the default streaming detector "
+        f"({DEFAULT_STREAMING}); shingle variants are name@s, e.g. rcf-streaming@4",
+    )
+    ap.add_argument("--json", type=Path, default=None, help="also write the NAB scores as JSON to this file")
     args = ap.parse_args(argv)
 
     corpus = load_corpus(args.data)
@@ -195,30 +275,19 @@ def main(argv: list[str] | None = None) -> int:
         args.rrcf_trees = 2
     files = [f for f, _ in corpus]
     z_all = [scale(df["value"].to_numpy(dtype=float), f.probation) for f, df in corpus]
+    ts_all = [pd.to_datetime(df["timestamp"]).to_numpy(dtype="datetime64[ns]") for _, df in corpus]
     sizes = [1] + [int(x) for x in args.shingles.split(",") if x.strip() and int(x) > 1]
-    detectors: dict[str, Detector] = {}
-    for label, make in (
-        ("ours StreamingRCF", ours_streaming),
-        ("ours RandomCutForest (batch)", ours_batch),
-        ("krcf streaming", krcf_streaming),
-        ("IsolationForest (batch)", isolation_forest),
-    ):
-        for s in sizes:
-            detectors[f"{label}, shingle {s}"] = make(s)
-    rs = args.rrcf_shingle
-    if not args.no_rrcf:
-        detectors[f"rrcf streaming CoDisp, shingle {rs}, {args.rrcf_trees} trees x {args.rrcf_size}"] = rrcf_streaming(
-            rs, args.rrcf_trees, args.rrcf_size
-        )
+    detectors = select(registry(sizes, args), args.detectors)
     StreamingRCF(1, 2, 8, random_state=0).process_scores(np.zeros((20, 1)))  # numba compile outside timings
     RandomCutForest(2, 8, random_state=0).fit(np.zeros((20, 1))).score(np.zeros((3, 1)))
 
     t_start = time.perf_counter()
     categories = sorted({f.category for f in files})
     auc_rows, nab_rows, time_rows = [], [], []
+    nab_json: dict[str, dict[str, float]] = {}
     for name, det in detectors.items():
         t0 = time.perf_counter()
-        raw = [det(z, f.probation, args.seed) for f, z in zip(files, z_all, strict=True)]
+        raw = [det(z, f.probation, args.seed, t) for f, z, t in zip(files, z_all, ts_all, strict=True)]
         seconds = time.perf_counter() - t0
         scores = [causal_rank(r) for r in raw]
         auc_rows.append(
@@ -226,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         results = {p: sweep(files, scores, prof) for p, prof in PROFILES.items()}
         std = results["standard"]
+        nab_json[name] = {p: round(r.score, 2) for p, r in results.items()}
         nab_rows.append(
             [
                 name,
@@ -254,6 +324,9 @@ def main(argv: list[str] | None = None) -> int:
     print("\n### Scoring time (raw scores of all files, before rank mapping)\n")
     print(table(["detector", "seconds", "rows/s"], time_rows))
     print(f"\nTotal {time.perf_counter() - t_start:.0f} s.")
+    if args.json is not None:
+        payload = {"default": DEFAULT_STREAMING, "detectors": nab_json}
+        args.json.write_text(json.dumps(payload, indent=2) + "\n")
     return 0
 
 

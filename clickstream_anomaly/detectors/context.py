@@ -26,6 +26,7 @@ import pandas as pd
 from ..base import BaseEstimator
 from ..baseline import TimeAwareBaseline
 from ..baseline.calendar import local_slots
+from ..baseline.detector import COUNT_COLUMNS
 from ..records import DIRECTIONS, FEATURE_COLUMNS, RCF_CONTEXT, RCF_DEVIATION, Detection
 from ..thresholds import ThresholdRule
 from ..validation import Options, validate_params
@@ -65,7 +66,12 @@ class ContextRCFDetector(BaseEstimator):
         """The forest's input matrix of shape (n_windows, n_inputs) for the chosen context."""
         cols = list(self.columns)
         if self.context == "baseline":
-            model = TimeAwareBaseline(columns=tuple(cols), timezone=self.timezone, window=WindowSpec.of(windows).freq)
+            model = TimeAwareBaseline(
+                columns=tuple(cols),
+                count_columns=tuple(c for c in COUNT_COLUMNS if c in cols),
+                timezone=self.timezone,
+                window=WindowSpec.of(windows).freq,
+            )
             z = model.fit(None).process(windows).z
             return np.clip(np.nan_to_num(z, nan=0.0), -DEVIATION_CAP, DEVIATION_CAP)
         raw = windows[cols].to_numpy(dtype="float64")
@@ -88,6 +94,14 @@ class ContextRCFDetector(BaseEstimator):
 
     def detect(self, windows: pd.DataFrame) -> list[Detection]:
         """Score then learn each window; detections with per-column attribution and direction."""
+        scores, explanation = self.score(windows)
+        threshold = _rule(self.threshold).compute(scores)
+        name = RCF_DEVIATION if self.context == "baseline" and self.name == RCF_CONTEXT else self.name
+        return detections_from_scores(windows, scores, name, threshold, explanation)
+
+    def score(self, windows: pd.DataFrame) -> tuple[np.ndarray, list[tuple[dict, dict, dict]]]:
+        """Scores of shape (n_windows,) (higher is more anomalous) and per-window ``(attribution, direction,
+        strength)`` dicts over ``columns``, from a new forest streamed over ``windows``."""
         from ..rcf import StreamingRCF
 
         self.fit(windows)
@@ -117,6 +131,4 @@ class ContextRCFDetector(BaseEstimator):
                     {c: float(abs(hi[i, j] - lo[i, j])) for j, c in enumerate(self.columns)},
                 )
             )
-        threshold = _rule(self.threshold).compute(scores)
-        name = RCF_DEVIATION if self.context == "baseline" and self.name == RCF_CONTEXT else self.name
-        return detections_from_scores(windows, scores, name, threshold, explanation)
+        return scores, explanation
