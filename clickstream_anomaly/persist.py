@@ -131,6 +131,26 @@ def loads(data: bytes, kind: str, *, versions: Collection[int] | None = None) ->
     return State(kind=kind, version=version, meta=dict(header["meta"]), arrays=arrays)
 
 
+def dumps_document(kind: str, version: int, document: Any, *, compress: bool = True) -> bytes:
+    """A state whose content is one JSON document (sets of users, outboxes...): stored as the compressed
+    array ``document`` so that large ones stay small; :func:`loads_document` reads it back."""
+    text = json.dumps(document, sort_keys=True, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    return dumps(
+        kind, version, {"encoding": "json"}, {"document": np.frombuffer(text, dtype=np.uint8)}, compress=compress
+    )
+
+
+def loads_document(data: bytes, kind: str, *, versions: Collection[int] | None = None) -> tuple[int, Any]:
+    """``(version, document)`` of a :func:`dumps_document` state (errors as :func:`loads`)."""
+    st = loads(data, kind, versions=versions)
+    if "document" not in st.arrays:
+        raise StateFormatError(f"{kind} state holds no document")
+    try:
+        return st.version, json.loads(st.arrays["document"].tobytes())
+    except ValueError as exc:
+        raise StateFormatError(f"{kind} state has a corrupted document: {exc}") from exc
+
+
 def peek_kind(data: bytes) -> tuple[str, int] | None:
     """``(kind, version)`` of a state, or ``None`` when ``data`` is not one (to convert older formats)."""
     if not data.startswith(MAGIC) or len(data) < len(MAGIC) + _LEN.size:

@@ -25,7 +25,8 @@ on the same clicks the emitted windows are identical to the batch computation.
   state, written before they are sent and removed after, so a crash between the two re-sends the same
   windows (consumers ignore a ``window_start`` they have seen), and never loses one.
 * **Bounded state.** Only open windows (``lateness / freq + 1`` of them in steady state, capped at
-  :data:`MAX_OPEN_WINDOWS`) and the outbox are kept; the state is compact JSON, gzip-compressed.
+  :data:`MAX_OPEN_WINDOWS`) and the outbox are kept; the state is a versioned, compressed JSON document
+  (:mod:`clickstream_anomaly.persist`).
 """
 
 from __future__ import annotations
@@ -37,11 +38,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from .. import persist
 from ..features import ResidualState, freq_ns, lookback_windows
 from ..records import Click, Window, format_timestamp
 from .state import Store, transact
 
 MAX_OPEN_WINDOWS = 1_000
+STATE_KIND = "streaming.aggregator"
+STATE_VERSION = 2  # 1: gzip-compressed JSON
 NS = 1_000_000_000
 
 
@@ -270,7 +274,7 @@ class AggregatorState:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AggregatorState:
-        if data.get("version") != 1:
+        if data.get("version") != 1:  # the document's schema (the container has its own version)
             raise ValueError(f"unknown aggregator state version {data.get('version')!r}")
         parts = [PartialWindow.from_dict(p) for p in data["open"]]
         return cls(
@@ -291,16 +295,20 @@ class AggregatorState:
         )
 
     def to_bytes(self) -> bytes:
-        """gzip-compressed compact JSON (deterministic: sorted sets and keys)."""
-        text = json.dumps(self.to_dict(), separators=(",", ":"), sort_keys=True)
-        return gzip.compress(text.encode("utf-8"), mtime=0)
+        """A versioned state (:mod:`clickstream_anomaly.persist`, kind ``streaming.aggregator``): the
+        compressed JSON of :meth:`to_dict` (deterministic: sorted sets and keys)."""
+        return persist.dumps_document(STATE_KIND, STATE_VERSION, self.to_dict())
 
     @classmethod
     def from_bytes(cls, data: bytes | None, *, freq: str = "10min", lateness: str = "10min") -> AggregatorState:
         """Decode :meth:`to_bytes`; ``None`` (no state yet) gives a fresh state with ``freq``/``lateness``."""
         if data is None:
             return cls(freq=freq, lateness=lateness)
-        state = cls.from_dict(json.loads(gzip.decompress(data)))
+        if data[:2] == b"\x1f\x8b":  # version 1: gzip-compressed JSON
+            document = json.loads(gzip.decompress(data))
+        else:
+            _, document = persist.loads_document(data, STATE_KIND, versions={STATE_VERSION})
+        state = cls.from_dict(document)
         if state.freq != freq:
             raise ValueError(f"state was built with windows of {state.freq}, configuration says {freq}")
         state.lateness = lateness

@@ -26,11 +26,14 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from .. import persist
 from ..incidents import group_incidents
 from ..records import BASELINE, DEEPAR, FEATURE_COLUMNS, Detection, format_timestamp
 from ..windowspec import DEFAULT_FREQ
 from .state import Store, transact
 
+STATE_KIND = "streaming.alerter"
+STATE_VERSION = 2  # 1: plain JSON
 MAX_INCIDENT_WINDOWS = 288  # two days of 10-minute windows kept per open incident
 MAX_SENT_KEYS = 500
 MODES = ("static", "sigma")
@@ -177,6 +180,7 @@ class AlerterState:
         self.sent_keys = [*self.sent_keys, *(k for k in done if k not in self.sent_keys)][-MAX_SENT_KEYS:]
 
     def to_bytes(self) -> bytes:
+        """A versioned state (:mod:`clickstream_anomaly.persist`, kind ``streaming.alerter``)."""
         data = {
             "version": 1,
             "stats": {k: [v.n, v.mean, v.m2] for k, v in self.stats.items()},
@@ -185,13 +189,17 @@ class AlerterState:
             "outbox": self.outbox,
             "sent_keys": self.sent_keys,
         }
-        return json.dumps(data, separators=(",", ":"), sort_keys=True).encode("utf-8")
+        return persist.dumps_document(STATE_KIND, STATE_VERSION, data)
 
     @classmethod
     def from_bytes(cls, raw: bytes | None) -> AlerterState:
+        """Decode :meth:`to_bytes` (or the version-1 plain JSON); ``None`` gives a fresh state."""
         if raw is None:
             return cls()
-        data = json.loads(raw)
+        if raw[:1] == b"{":  # version 1: plain JSON
+            data = json.loads(raw)
+        else:
+            _, data = persist.loads_document(raw, STATE_KIND, versions={STATE_VERSION})
         if data.get("version") != 1:
             raise ValueError(f"unknown alerter state version {data.get('version')!r}")
         return cls(

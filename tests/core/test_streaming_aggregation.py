@@ -206,3 +206,18 @@ def test_transact_gives_up_after_too_many_conflicts():
 
     with pytest.raises(StateConflict, match="gave up"):
         transact(AlwaysConflict(), AggregatorState.from_bytes, AggregatorState.to_bytes, lambda s: None, max_tries=3)
+
+
+def test_version_1_state_loads_and_is_rewritten_as_a_versioned_state():
+    import gzip
+    import json
+
+    state = AggregatorState()
+    state.add_clicks([Click(datetime(2020, 7, 14, 0, 1, tzinfo=UTC), "u", "/")], now=1.0)
+    v1 = gzip.compress(json.dumps(state.to_dict(), separators=(",", ":"), sort_keys=True).encode(), mtime=0)
+    again = AggregatorState.from_bytes(v1)
+    assert again.to_dict() == state.to_dict()
+    assert (
+        again.to_bytes().startswith(b"CSASTATE")
+        and AggregatorState.from_bytes(again.to_bytes()).to_dict() == state.to_dict()
+    )

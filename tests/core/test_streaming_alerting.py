@@ -134,3 +134,24 @@ def test_state_round_trip():
     again = AlerterState.from_bytes(state.to_bytes())
     assert again.to_bytes() == state.to_bytes()
     assert again.open_incident["rcf-streaming"]
+
+
+def test_version_1_state_loads():
+    import json
+
+    state = AlerterState(sent_keys=["a"], last_window={"baseline": "2020-07-14T00:00:00Z"})
+    v1 = json.dumps(
+        {
+            "version": 1,
+            "stats": {},
+            "last_window": state.last_window,
+            "open_incident": {},
+            "outbox": [],
+            "sent_keys": ["a"],
+        }
+    ).encode()
+    assert AlerterState.from_bytes(v1).sent_keys == ["a"]
+    assert (
+        state.to_bytes().startswith(b"CSASTATE")
+        and AlerterState.from_bytes(state.to_bytes()).last_window == state.last_window
+    )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 
 from clickstream_anomaly.aws.kinesis_reader import ShardReader
@@ -59,7 +58,9 @@ def test_scheduled_tick_emits_empty_windows_during_an_outage(aws, lambda_context
     assert [w.window_start.strftime("%H:%M") for w in got] == ["10:00", "10:10", "10:20", "10:30"]
     assert [w.clicks for w in got] == [1, 1, 0, 0]
     state = aws["s3"].get_object(Bucket="state-bucket", Key="aggregator/state.json.gz")["Body"].read()
-    assert json.loads(__import__("gzip").decompress(state))["outbox"] == []
+    from clickstream_anomaly.streaming.aggregation import AggregatorState
+
+    assert AggregatorState.from_bytes(state).outbox == []
 
 
 def test_a_shard_that_has_not_reported_yet_holds_the_windows_open(aws, lambda_context):
