@@ -1,7 +1,8 @@
 """Features throughput: clicks/s of ``compute_windows`` (chunked, bounded memory) on a large clicks CSV,
 beside a naive pandas peer (read everything, ``groupby(...).nunique()``) in the same run.
 
-Run: ``.venv/bin/python bench/features.py [--volume 40]`` (volume 40 ~ 2.7 M clicks over 9 days).
+Run: ``.venv/bin/python bench/features.py [--volume 40] [--markdown]`` (volume 40: about 8 M clicks over 9
+days); ``--markdown`` also writes the table to ``docs/benchmarks/features.md`` (:mod:`report`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from report import write_markdown
 
 from clickstream_anomaly.clicks_csv import write_clicks
 from clickstream_anomaly.features import compute_windows
@@ -42,7 +46,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--volume", type=float, default=40.0)
     ap.add_argument("--chunk-rows", type=int, default=1_000_000)
+    ap.add_argument("--markdown", action="store_true", help="also write docs/benchmarks/features.md")
     args = ap.parse_args()
+    t_start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "clicks.csv"
         clicks, _ = generate(Scenario(volume=args.volume))
@@ -57,15 +63,22 @@ def main() -> None:
         assert (ours["users"].to_numpy() == ref["users"].to_numpy()).all()
         assert (ours["urls"].to_numpy() == ref["urls"].to_numpy()).all()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"input: {n:,} clicks, {size_mb:.0f} MB CSV, chunks of {args.chunk_rows:,} rows")
-    print("| implementation | validates input | bounded memory | seconds (best of 3) | clicks/s | time ÷ ours |")
-    print("|---|---|---|---|---|---|")
-    print(f"| compute_windows (chunked) | yes | yes | {t_ours:.2f} | {n / t_ours:,.0f} | 1.00 |")
-    print(
-        f"| naive pandas read_csv + groupby/nunique | no | no | {t_naive:.2f} | {n / t_naive:,.0f} | "
-        f"{t_naive / t_ours:.2f} |"
+    text = "\n".join(
+        [
+            f"input: {n:,} clicks, {size_mb:.0f} MB CSV, chunks of {args.chunk_rows:,} rows",
+            "",
+            "| implementation | validates input | bounded memory | seconds (best of 3) | clicks/s | time ÷ ours |",
+            "|---|---|---|---|---|---|",
+            f"| compute_windows (chunked) | yes | yes | {t_ours:.2f} | {n / t_ours:,.0f} | 1.00 |",
+            f"| naive pandas read_csv + groupby/nunique | no | no | {t_naive:.2f} | {n / t_naive:,.0f} | "
+            f"{t_naive / t_ours:.2f} |",
+            "",
+            f"peak RSS of the whole process (includes generating the data): {rss:.0f} MB",
+        ]
     )
-    print(f"peak RSS of the whole process (includes generating the data): {rss:.0f} MB")
+    print(text)
+    if args.markdown:
+        write_markdown("features", text, seconds=time.perf_counter() - t_start)
 
 
 if __name__ == "__main__":

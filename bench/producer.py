@@ -12,10 +12,10 @@ into its own fresh stream:
   default allowed lateness);
 * ``PutRecords + aggregation, unordered``: ``produce --unordered``;
 * ``PutRecords + aggregation, --max-skew 60``: per-user order kept, a record may span (and overtake) 1
-  minute of event time instead of 5 (the default before 2026-11-23).
+  minute of event time instead of 5 (why 5: docs/decisions/0005-producer-aggregation.md).
 
-Client-side cost is small: the "sender alone" line is the sender with a client that answers at once, and
-botocore's ``parameter_validation=False`` made no difference beyond the noise (tried, not kept).
+Client-side cost is small: the "sender alone" line is the sender with a client that answers at once (where
+the time goes, and what was tried: docs/benchmarks.md, Producer).
 
 Rates are clicks written per second of wall time; they depend on the machine and on moto's per-call and
 per-record cost (moto appends each record in time proportional to the records already in the shard, so
@@ -23,6 +23,7 @@ fewer, larger records also spare it work). The ratio to the loop measured in the
 quote. Usage::
 
     .venv/bin/python bench/producer.py [--records 20000] [--loop-records 2000] [--volume 20] [--repeat 1]
+        [--markdown]   # also writes the table to docs/benchmarks/producer.md
 """
 
 from __future__ import annotations
@@ -31,9 +32,16 @@ import argparse
 import os
 import socket
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import boto3
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from report import markdown_table, write_markdown
 
 
 def free_port() -> int:
@@ -67,7 +75,9 @@ def main() -> None:
     )
     ap.add_argument("--shards", type=int, default=4)
     ap.add_argument("--repeat", type=int, default=1, help="runs of every method (median rate reported)")
+    ap.add_argument("--markdown", action="store_true", help="also write docs/benchmarks/producer.md")
     args = ap.parse_args()
+    t_start = time.perf_counter()
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):  # moto accepts any; never a real account
         os.environ[key] = "testing"
 
@@ -123,14 +133,16 @@ def main() -> None:
         return statistics.median(n / s for n, _, _, s in runs)
 
     base = rate(rows["put_record loop (seed, baseline)"])
-    print(
+    intro = (
         f"moto server on 127.0.0.1, {args.shards} shards, scenario volume {args.volume:g}, "
         f"{args.repeat} run(s) per method (median clicks/s; ratios within the same run)"
     )
+    print(intro)
     print(
         f"{'method':45s} {'clicks':>7s} {'records':>8s} {'calls':>6s} {'clicks/rec':>10s} "
         f"{'clicks/s':>9s} {'vs loop':>8s}  per-run ratios"
     )
+    table = []
     for name, runs in rows.items():
         n, recs, calls, _ = runs[0]
         r = rate(runs)
@@ -139,10 +151,16 @@ def main() -> None:
             for a, b in zip(runs, rows["put_record loop (seed, baseline)"], strict=True)
         )
         print(f"{name:45s} {n:7d} {recs:8d} {calls:6d} {n / recs:10.2f} {r:9.0f} {r / base:7.1f}x  {per_run}")
-    print(
+        table.append([name, n, recs, calls, f"{n / recs:.2f}", f"{r:,.0f}", f"{r / base:.1f}×", per_run])
+    own_line = (
         f"sender alone (no-op client, per-user order): {own[0]:,.0f} clicks/s without aggregation, "
         f"{own[AGGREGATE_BYTES]:,.0f} with ({own[AGGREGATE_BYTES] / base:,.0f}x the loop)"
     )
+    print(own_line)
+    if args.markdown:
+        header = ["method", "clicks", "Kinesis records", "calls", "clicks/record", "clicks/s", "vs loop", "per run"]
+        text = "\n".join([intro, "", markdown_table(header, table), "", own_line])
+        write_markdown("producer", text, seconds=time.perf_counter() - t_start)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@ often do they raise false incidents?
 
 Run from the repository root (or a worktree's): ``.venv/bin/python bench/scenarios.py`` (defaults: seeds
 0 1 2, levels 3 12 40 peak visits per minute, 10 days, the CLI's default detector set); ``--quick`` for a
-smoke run (1 seed, 1 level, 4 days). Markdown on stdout, progress on stderr, everything in ``--json``;
+smoke run (1 seed, 1 level, 4 days). Markdown on stdout, progress on stderr, everything in ``--json``,
+the tables for the docs in ``docs/benchmarks/scenarios.md`` with ``--markdown``;
 ``--write-scenarios DIR`` saves each scenario (``clicks.csv``, ``incidents.json``, ``labels.csv``) for
 ``clickstream-anomaly detect DIR/NAME/clicks.csv -o out [--labels DIR/NAME/labels.csv]``. About 20 s for
 ``--detectors "rcf-streaming,rcf-batch;rcf-streaming"`` on 2 shared cores (18 scenarios of ~60 k to
@@ -50,6 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from report import markdown_table, write_markdown  # noqa: E402
 from scenario_gen import KINDS, Scenario, generate_scenario, write_scenario  # noqa: E402
 
 from clickstream_anomaly.detectors import DETECTOR_NAMES, build_detectors  # noqa: E402
@@ -348,15 +350,13 @@ def _num(x: float | None, fmt: str = "{:.2f}") -> str:
     return "–" if x is None else fmt.format(x)
 
 
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(str(c).replace("|", "/") for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def report_set(label: str, run: dict[str, Any], per_incident: bool, cause_chars: int) -> str:
+def report_set(
+    label: str, run: dict[str, Any], per_incident: bool, cause_chars: int, heading: str = "##", fold: bool = False
+) -> str:
+    """One detector set's summary, tables and (``per_incident``) the row of every injected incident; ``heading``
+    is the Markdown heading of the set, ``fold`` puts the per-incident table in a collapsed block (the docs)."""
     s = run["summary"]
-    out = [f"## Detectors: {label}", ""]
+    out = [f"{heading} Detectors: {label}", ""]
     fm, fc = s["false_mixed"], s["false_clean"]
     uncovered = s["injected"] - s["covered"]
     out += [
@@ -439,25 +439,27 @@ def report_set(label: str, run: dict[str, Any], per_incident: bool, cause_chars:
                         cause,
                     ]
                 )
-        out += [
-            markdown_table(
-                [
-                    "scenario",
-                    "kind",
-                    "start (local)",
-                    "band",
-                    "min",
-                    "result",
-                    "delay",
-                    "cause ok",
-                    "confirmed",
-                    "rank",
-                    "reported cause",
-                ],
-                rows,
-            ),
-            "",
-        ]
+        table = markdown_table(
+            [
+                "scenario",
+                "kind",
+                "start (local)",
+                "band",
+                "min",
+                "result",
+                "delay",
+                "cause ok",
+                "confirmed",
+                "rank",
+                "reported cause",
+            ],
+            rows,
+        )
+        if fold:  # pymdownx.details: a collapsed block, its body indented
+            table = f'??? note "Every injected incident ({len(rows)})"\n\n' + "\n".join(
+                "    " + line for line in table.splitlines()
+            )
+        out += [table, ""]
     return "\n".join(out)
 
 
@@ -581,6 +583,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--no-incident-table", action="store_true", help="print the summaries only")
     p.add_argument("--cause-chars", type=int, default=80, help="cause text width in the per-incident table")
     p.add_argument("--quick", action="store_true", help="smoke run: 1 seed, 1 level (12), 4 days")
+    p.add_argument(
+        "--markdown",
+        action="store_true",
+        help="also write the tables to docs/benchmarks/scenarios.md (bench/report.py)",
+    )
     args = p.parse_args(argv)
 
     levels = args.levels or [3.0, 12.0, 40.0]
@@ -636,15 +643,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         run["summary"] = summarise(run["scenarios"])
     total = time.perf_counter() - t_start
 
-    print("# Scenario backtest\n")
     what = " + ".join(["clean" if c else "mixed" for c in kinds])
-    print(
+    intro = (
         f"seeds {' '.join(map(str, seeds))}; levels {' '.join(f'{lvl:g}' for lvl in levels)} peak visits/min; "
         f"{days} days per scenario; {what} scenarios; grace {args.grace:g} min; run time {total:.0f} s\n"
     )
+    print("# Scenario backtest\n")
+    print(intro)
     print(comparison(runs) + "\n")
     for label, run in runs.items():
         print(report_set(label, run, not args.no_incident_table, args.cause_chars))
+    if args.markdown:
+        sets = [
+            report_set(lb, r, not args.no_incident_table, args.cause_chars, "###", fold=True) for lb, r in runs.items()
+        ]
+        write_markdown("scenarios", "\n".join([intro, comparison(runs), "", *sets]), argv=argv, seconds=total)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         payload = {
