@@ -5,10 +5,11 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_CLI_TELEMETRY := true
+export NO_MKDOCS_2_WARNING := 1
 PYTEST_WORKERS ?= 2
 OUT ?= demo-output
 
-.PHONY: demo test test-fast lint fmt synth bench install clean
+.PHONY: demo test test-fast lint fmt synth bench docs docs-build install clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -29,6 +30,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mkdocs build --strict
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 test-fast: $(STAMP)
@@ -42,6 +44,14 @@ fmt: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+# The documentation site (docs/, mkdocs.yml): `make docs` serves it on http://127.0.0.1:8000 and rebuilds on
+# every change; `make docs-build` writes site/ and fails on any warning, as `make test` does.
+docs: $(STAMP)
+	$(VENV)/bin/mkdocs serve
+
+docs-build: $(STAMP)
+	$(VENV)/bin/mkdocs build --strict
+
 synth: $(STAMP) node_modules/.bin/cdk
 	PATH="$(abspath $(VENV))/bin:$$PATH" npx cdk synth --quiet --no-notices
 
@@ -50,4 +60,4 @@ bench: $(STAMP)
 	@set -e; for b in residual thresholds rcf deepar producer nab; do if [ -f bench/$$b.py ]; then $(PY) bench/$$b.py; fi; done
 
 clean:
-	rm -rf cdk.out $(OUT) .pytest_cache .ruff_cache
+	rm -rf cdk.out $(OUT) .pytest_cache .ruff_cache site
