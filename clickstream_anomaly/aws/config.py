@@ -14,6 +14,7 @@ from ..baseline import TimeAwareBaseline
 from ..baseline.calendar import check_timezone
 from ..kda import KdaRcfParameters
 from ..records import BASELINE, RCF_STREAMING
+from ..streaming.aggregation import DEFAULT_ALLOWED_LATENESS
 from ..streaming.alerting import AlertConfig
 from ..windowspec import DEFAULT_FREQ
 
@@ -61,7 +62,11 @@ class AggregatorConfig:
 
     @classmethod
     def from_env(cls) -> AggregatorConfig:
-        return cls(env("FEATURES_STREAM_NAME"), env("WINDOW_FREQ", "10min"), env("ALLOWED_LATENESS", "10min"))
+        return cls(
+            env("FEATURES_STREAM_NAME"),
+            env("WINDOW_FREQ", DEFAULT_FREQ),
+            env("ALLOWED_LATENESS", DEFAULT_ALLOWED_LATENESS),
+        )
 
 
 def rcf_params_from_env() -> KdaRcfParameters:
