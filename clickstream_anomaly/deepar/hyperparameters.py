@@ -125,7 +125,8 @@ def validate_hyperparameters(hyperparameters: Mapping[str, Any]) -> dict[str, An
     Raises
     ------
     ValueError
-        Naming the first unknown, missing or bad hyperparameter and the values it accepts.
+        Naming the first unknown, missing or bad hyperparameter and the values it accepts
+        (``"epochs: The 'epochs' parameter of DeepAR must be an int in the range [1, inf). Got 0 instead."``).
     """
     unknown = sorted(set(hyperparameters) - set(SAGEMAKER_CONSTRAINTS))
     if unknown:
@@ -135,7 +136,11 @@ def validate_hyperparameters(hyperparameters: Mapping[str, Any]) -> dict[str, An
         raise InvalidParameterError(f"missing required DeepAR hyperparameter(s): {', '.join(missing)}")
     out = {**SAGEMAKER_DEFAULTS, **hyperparameters}
     out = {k: _typed(v, SAGEMAKER_CONSTRAINTS[k]) for k, v in out.items()}
-    validate_params(out, SAGEMAKER_CONSTRAINTS, "DeepAR")
+    for name, value in out.items():
+        try:
+            validate_params({name: value}, SAGEMAKER_CONSTRAINTS, "DeepAR")
+        except InvalidParameterError as exc:
+            raise InvalidParameterError(f"{name}: {exc}") from None
     out["time_freq"] = check_time_freq(out["time_freq"])
     out["test_quantiles"] = check_test_quantiles(out["test_quantiles"])
     if isinstance(out["cardinality"], list):

@@ -7,7 +7,6 @@ from datetime import datetime
 from numbers import Integral, Real
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import numpy as np
 import pandas as pd
 
 from ..base import BaseEstimator, check_is_fitted
@@ -205,8 +204,9 @@ class DeepARDetector(BaseEstimator):
         block = self.estimator(spec).resolved_lengths()[1]
         return max(0, min(round(days * per_day), len(windows) - block))
 
-    def detect(self, windows: pd.DataFrame, labels: np.ndarray | None = None) -> list[Detection]:
-        """Detections for the windows after the training range (labels are never used)."""
+    def detect(self, windows: pd.DataFrame) -> list[Detection]:
+        """One detection per window after the training range (fitting first on the default span when
+        ``fit`` was not called)."""
         from ..deepar import forecast_band_detections
 
         if getattr(self, "model_", None) is None:
