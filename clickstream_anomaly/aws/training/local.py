@@ -3,7 +3,8 @@
 * ``train --local`` fits the twin and writes it to ``--model-dir``: RCF as ``rcf-model.bin`` (a versioned
   state, :mod:`clickstream_anomaly.persist`: the fitted forest, the scaling and the hyperparameters;
   a version-1 ``rcf-model.npz``, which held the training features and regrew the forest, still loads),
-  DeepAR as ``deepar-model.npz`` (:meth:`clickstream_anomaly.deepar.DeepAR.save`).
+  DeepAR as ``deepar-model.bin`` (:meth:`clickstream_anomaly.deepar.DeepAR.save`; a ``deepar-model.npz``
+  of earlier versions still loads).
 * ``deploy --local`` is a no-op that records which model file the local "endpoint" serves
   (``endpoint-<algorithm>.json`` in the model folder).
 * ``invoke --local`` loads that model and answers the same bodies an endpoint would
@@ -29,7 +30,7 @@ from clickstream_anomaly.scaling import Scaling
 
 from .tags import check_algorithm
 
-MODEL_FILES: dict[str, str] = {"rcf": "rcf-model.bin", "deepar": "deepar-model.npz"}
+MODEL_FILES: dict[str, str] = {"rcf": "rcf-model.bin", "deepar": "deepar-model.bin"}
 LEGACY_RCF_FILE = "rcf-model.npz"  # version 1: the training features, the forest regrown on load
 RCF_STATE_KIND = "aws.local-rcf"
 LOCAL_RCF_SEED = 0
@@ -138,7 +139,9 @@ class LocalDeepAREndpoint:
     def __init__(self, path: str | Path) -> None:
         from clickstream_anomaly.deepar import DeepAR
 
-        self.model = DeepAR.load(path)
+        path = Path(path)
+        legacy = path.with_suffix(".npz")
+        self.model = DeepAR.load(legacy if not path.exists() and legacy.exists() else path)
         self.calls = 0
 
     @property
