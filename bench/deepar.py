@@ -1,24 +1,30 @@
-"""DeepAR (numpy) against a seasonal-naive forecaster on the default clickstream scenario.
+"""DeepAR (numpy) forecast band against a seasonal-naive forecaster: rolling day-ahead forecasts.
 
-Data: ``generate(Scenario())`` -> 10-minute windows; train on the first 7 days (1008 windows), forecast the
-next day (07-14, clean) with ``context_length = prediction_length = 144``, then score 07-15 (the blog's
-incident day: user miscount 10:10-11:20, outage 17:30-17:40), conditioned on the observed 07-14.
+Two data sets, each run per seed:
+
+* ``clean``: 14 days of 10-minute click counts from 2020-07-07, Poisson around the generator's daily
+  profile (400 clicks per window at the afternoon peak, 45 at night) with weekends at 0.8 (the seed
+  draws the counts). DeepAR, with the detector's settings, is trained on the first 8 days; then each of
+  days 9-14 is forecast through the SageMaker request format (``predict``, 1000 sample paths,
+  quantiles 0.01/0.1/0.5/0.9/0.99) from the observed history before it, one trained model throughout.
+* ``blog``: the blog scenario exactly as ``make demo`` makes it (``generate(Scenario(seed=0))``, 9 days,
+  outage 07-15 17:30, user miscount 07-15 10:10-11:20) through ``DeepARDetector().detect(windows)``, as
+  ``detect`` runs it: trained on the first 7 days, 07-14 and 07-15 scored block by block. The seed is
+  the detector's ``random_state``.
 
 Seasonal naive, fitted in the same run: the value one day earlier plus the empirical quantiles of the
-day-over-day differences of the training week.
+day-over-day differences of the training days.
 
-Metrics per forecaster: mean weighted quantile loss at 0.1/0.5/0.9 on the clean day (SageMaker's
-``test:mean_wQuantileLoss``: ``2 sum |QL_q| / sum |y|``, averaged over q), coverage of the [0.01, 0.99]
-band on the clean day, and on the incident day whether the outage windows fall outside the band and how
-many other unlabelled windows do (false alarms). Training time is wall-clock seconds of ``fit``.
+Metrics: mean weighted quantile loss at 0.1/0.5/0.9 (SageMaker's ``test:mean_wQuantileLoss``,
+``2 sum |QL_q| / sum |y|``), averaged over the forecast days, and its ratio to seasonal naive's (also
+over the weekdays Wed-Fri alone, and for day 9 alone); coverage of the [0.01, 0.99] band (blog: over
+the unlabelled windows); training seconds (wall clock of ``train``, calibration included); on the blog
+day the outage's verdict and cause, the lowest p01, and false alarms (unlabelled windows outside).
 
-DeepAR settings (defaults): 1 layer, 40 cells, batch 32, learning rate 5e-4, student-T, zoneout 0.1,
-at most 60 epochs with ``early_stopping_patience=5`` (the last training day held out), and the forecast
-spread calibrated on that held-out day at level 0.98 (``calibration_level``; ``--calibration-level 0``
-gives the raw DeepAR band). The "band factor" column is the fitted ``calibration_factor_``.
+``--retrain`` adds, for ``clean``, the alternative to one model with a growing history: a model trained
+from scratch before every forecast day on all days before it (cost and quantile loss).
 
-Run: ``.venv/bin/python bench/deepar.py [--epochs 60] [--patience 5] [--likelihood student-T]
-[--calibration-level 0.98] [--seeds 0 1 2]``
+Run: ``.venv/bin/python bench/deepar.py [--seeds 0 1 2] [--only clean|blog] [--retrain]``
 """
 
 from __future__ import annotations
@@ -32,20 +38,29 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's package, not an installed one
 
-from clickstream_anomaly.deepar import DeepAR, forecast_band_detections
+from clickstream_anomaly.deepar import DeepARPredictor
+from clickstream_anomaly.detectors import DeepARDetector
 from clickstream_anomaly.features import windows_from_frame
-from clickstream_anomaly.generator import Scenario, generate
-from clickstream_anomaly.sagemaker_formats import deepar_request, parse_deepar_response, series_from_windows
+from clickstream_anomaly.generator import Scenario, daily_profile, generate
+from clickstream_anomaly.incidents import group_incidents
+from clickstream_anomaly.sagemaker_formats import deepar_record, deepar_request, parse_deepar_response
+from clickstream_anomaly.windowspec import WindowSpec
 
 DAY = 144
-QUANTILES = (0.1, 0.5, 0.9)
+TAUS = (0.1, 0.5, 0.9)
+CLEAN_DAYS, CLEAN_TRAIN = 14, 8
+WEEKDAYS = (0, 1, 2)  # forecast days 9-11 of the clean series: Wed-Fri 07-15..07-17
 
 
 def weighted_quantile_loss(q_forecast: np.ndarray, y: np.ndarray, tau: float) -> float:
     diff = y - q_forecast
     return float(2.0 * np.sum(np.maximum(tau * diff, (tau - 1.0) * diff)) / np.sum(np.abs(y)))
+
+
+def mean_wql(quantiles: dict[float, np.ndarray], y: np.ndarray) -> float:
+    return float(np.mean([weighted_quantile_loss(quantiles[t], y, t) for t in TAUS]))
 
 
 class SeasonalNaive:
@@ -55,145 +70,117 @@ class SeasonalNaive:
         self.residuals = y[DAY:] - y[:-DAY]
         return self
 
-    def quantiles(self, yesterday: np.ndarray, taus) -> np.ndarray:
-        return yesterday[None, :] + np.quantile(self.residuals, list(taus))[:, None]
+    def quantiles(self, yesterday: np.ndarray, taus) -> dict[float, np.ndarray]:
+        return {t: yesterday + np.quantile(self.residuals, t) for t in taus}
 
 
-def incident_stats(flagged: np.ndarray, labels: pd.DataFrame) -> tuple[str, int, int]:
-    outage = (labels["incident"] == "outage").to_numpy()
-    other = (labels["incident"] == "").to_numpy()
-    miscount = (labels["incident"] == "user-miscount").to_numpy()
-    return (
-        f"{int(flagged[outage].sum())}/{int(outage.sum())}",
-        int(flagged[other].sum()),
-        int(flagged[miscount].sum()),
+def clean_series(seed: int) -> pd.DataFrame:
+    """The ``clean`` windows (only ``clicks`` is meaningful)."""
+    rng = np.random.default_rng(seed)
+    starts = pd.date_range("2020-07-07", periods=CLEAN_DAYS * DAY, freq="10min", tz="UTC")
+    hour = starts.hour.to_numpy() + (starts.minute.to_numpy() + 5) / 60.0
+    rate = 400.0 * daily_profile(hour) / daily_profile(np.array([15.0]))[0]
+    rate = rate * np.where(starts.day_of_week.to_numpy() >= 5, 0.8, 1.0)
+    clicks = rng.poisson(rate).astype("int64")
+    frame = pd.DataFrame({"window_start": starts, "urls": 0, "users": 0, "clicks": clicks, "residual": 0.0})
+    return WindowSpec.parse("10min").attach(frame)
+
+
+def forecast_day(predictor: DeepARPredictor, start: pd.Timestamp, history: np.ndarray) -> dict[float, np.ndarray]:
+    """The next day's quantiles through the SageMaker request and response bodies."""
+    levels = (*TAUS, 0.01, 0.99)
+    request = deepar_request(
+        [deepar_record(start, history)], num_samples=1000, output_types=("quantiles",), quantiles=levels
     )
+    q = parse_deepar_response(predictor.predict(request))[0]["quantiles"]
+    return {t: q[f"{t:g}"] for t in levels}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--epochs", type=int, default=60)
-    parser.add_argument("--likelihood", default="student-T")
-    parser.add_argument("--patience", type=int, default=5, help="early_stopping_patience (0: off)")
-    parser.add_argument("--num-cells", type=int, default=40)
-    parser.add_argument("--num-layers", type=int, default=1)
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--learning-rate", type=float, default=5e-4)
-    parser.add_argument("--dropout", type=float, default=0.1)
-    parser.add_argument("--band-samples", type=int, default=1000, help="sample paths for quantiles")
-    parser.add_argument(
-        "--calibration-level",
-        type=float,
-        default=0.98,
-        help="calibration_level of the forecast spread (0: off, the raw DeepAR band)",
-    )
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    args = parser.parse_args(argv)
-
-    clicks, labels = generate(Scenario())
-    windows = windows_from_frame(clicks)
-    y = windows["clicks"].to_numpy(dtype="float64")
-    train, clean, incident = windows.iloc[: 7 * DAY], y[7 * DAY : 8 * DAY], y[8 * DAY : 9 * DAY]
-    inc_labels = labels.iloc[8 * DAY : 9 * DAY].reset_index(drop=True)
-    assert (labels["window_start"].iloc[: 9 * DAY].to_numpy() == windows["window_start"].to_numpy()).all()
-
-    rows = []
+def train(windows: pd.DataFrame, seed: int) -> tuple[DeepARPredictor, float]:
+    detector = DeepARDetector(random_state=seed)
     t0 = time.perf_counter()
-    naive = SeasonalNaive().fit(y[: 7 * DAY])
-    fit_naive = time.perf_counter() - t0
-    qn = naive.quantiles(y[6 * DAY : 7 * DAY], QUANTILES)
-    bn = naive.quantiles(y[6 * DAY : 7 * DAY], (0.01, 0.99))
-    bi = naive.quantiles(clean, (0.01, 0.99))
-    flagged = (incident < bi[0]) | (incident > bi[1])
-    rows.append(
-        {
-            "forecaster": "seasonal naive",
-            "seed": "-",
-            "train s": fit_naive,
-            "epochs run": "-",
-            "best epoch": "-",
-            "band factor": "-",
-            "wQL 0.1/0.5/0.9": np.mean([weighted_quantile_loss(qn[i], clean, t) for i, t in enumerate(QUANTILES)]),
-            "coverage [0.01,0.99]": float(np.mean((clean >= bn[0]) & (clean <= bn[1]))),
-            **dict(
-                zip(
-                    ("outage outside", "false alarms", "miscount flagged"),
-                    incident_stats(flagged, inc_labels),
-                    strict=True,
-                )
-            ),
-        }
-    )
+    detector.fit(windows)
+    return detector.model_, time.perf_counter() - t0
 
-    record = series_from_windows(train)
-    for seed in args.seeds:
-        model = DeepAR(
-            context_length=DAY,
-            prediction_length=DAY,
-            time_freq="10min",
-            epochs=args.epochs,
-            num_cells=args.num_cells,
-            num_layers=args.num_layers,
-            likelihood=args.likelihood,
-            dropout_rate=args.dropout,
-            learning_rate=args.learning_rate,
-            mini_batch_size=args.batch,
-            num_eval_samples=200,
-            random_state=seed,
-            early_stopping_patience=args.patience or None,
-            calibration_level=args.calibration_level or None,
-        )
-        t0 = time.perf_counter()
-        model.fit([record])
-        fit_s = time.perf_counter() - t0
-        request = deepar_request(
-            [record], num_samples=args.band_samples, output_types=("quantiles",), quantiles=(*QUANTILES, 0.01, 0.99)
-        )
-        pred = parse_deepar_response(model.predict(request))[0]["quantiles"]
-        wql = np.mean([weighted_quantile_loss(pred[f"{t:g}"], clean, t) for t in QUANTILES])
-        cov = float(np.mean((clean >= pred["0.01"]) & (clean <= pred["0.99"])))
-        dets = forecast_band_detections(windows.iloc[7 * DAY : 9 * DAY], model, num_samples=args.band_samples)
-        flagged = np.asarray([d.is_anomaly for d in dets[DAY:]])
-        clean_flags = [
-            (d.window.window_start.strftime("%m-%d %H:%M"), d.window.clicks, round(d.p01), round(d.p99))
-            for d in dets
-            if d.is_anomaly
-        ]
-        res = model.result_
+
+def clean_run(seed: int, retrain: bool) -> list[dict]:
+    windows = clean_series(seed)
+    y = windows["clicks"].to_numpy(dtype="float64")
+    start = windows["window_start"].iloc[0]
+    predictor, fit_s = train(windows.iloc[: CLEAN_TRAIN * DAY], seed)
+    naive = SeasonalNaive().fit(y[: CLEAN_TRAIN * DAY])
+    rows = []
+    for mode in ("one model", "retrain per day") if retrain else ("one model",):
+        wql, base, covered, seconds = [], [], [], [fit_s]
+        for d in range(CLEAN_TRAIN, CLEAN_DAYS):
+            if mode == "retrain per day" and d > CLEAN_TRAIN:
+                predictor, s = train(windows.iloc[: d * DAY], seed)
+                seconds.append(s)
+            truth = y[d * DAY : (d + 1) * DAY]
+            q = forecast_day(predictor, start, y[: d * DAY])
+            wql.append(mean_wql(q, truth))
+            base.append(mean_wql(naive.quantiles(y[(d - 1) * DAY : d * DAY], TAUS), truth))
+            covered.append((truth >= q[0.01]) & (truth <= q[0.99]))
+        res = predictor.training
+        ratio = np.asarray(wql) / np.asarray(base)
         rows.append(
             {
-                "forecaster": f"DeepAR numpy ({args.likelihood})",
+                "data": "clean",
+                "mode": mode,
                 "seed": seed,
-                "train s": fit_s,
-                "epochs run": res.epochs_run,
-                "best epoch": res.best_epoch + 1 if res.val_loss else "-",
-                "band factor": model.calibration_factor_,
-                "wQL 0.1/0.5/0.9": wql,
-                "coverage [0.01,0.99]": cov,
-                **dict(
-                    zip(
-                        ("outage outside", "false alarms", "miscount flagged"),
-                        incident_stats(flagged, inc_labels),
-                        strict=True,
-                    )
+                "train s": float(np.sum(seconds)),
+                "epochs (best)": f"{res.epochs_run} ({res.best_epoch + 1})",
+                "factor": predictor.calibration.low,
+                "wQL": float(np.mean(wql)),
+                "naive wQL": float(np.mean(base)),
+                "ratio": float(np.mean(wql) / np.mean(base)),
+                "ratio Wed-Fri": float(
+                    np.mean(np.asarray(wql)[list(WEEKDAYS)]) / np.mean(np.asarray(base)[list(WEEKDAYS)])
                 ),
+                "ratio day 9": float(ratio[0]),
+                "coverage": float(np.concatenate(covered).mean()),
             }
         )
-        print(
-            f"seed {seed}: final train loss {model.train_loss_[-1]:.3f}; flagged (window, clicks, p01, p99): "
-            f"{clean_flags}",
-            file=sys.stderr,
-        )
+    return rows
 
-    table = pd.DataFrame(rows)
-    print(
-        f"epochs<={args.epochs} patience={args.patience} num_cells={args.num_cells} "
-        f"num_layers={args.num_layers} batch={args.batch} lr={args.learning_rate} dropout={args.dropout} "
-        f"calibration_level={args.calibration_level or None} band_samples={args.band_samples} "
-        f"cpus={os.cpu_count()}"
-    )
-    print(markdown(table))
-    return 0
+
+def blog_run(seed: int) -> dict:
+    clicks, labels = generate(Scenario(seed=0))
+    windows = windows_from_frame(clicks)
+    y = windows["clicks"].to_numpy(dtype="float64")
+    detector = DeepARDetector(random_state=seed)
+    t0 = time.perf_counter()
+    dets = detector.detect(windows)
+    detect_s = time.perf_counter() - t0
+    first = len(windows) - len(dets)
+    lab = labels["incident"].to_numpy()[first:]
+    flagged = np.asarray([d.is_anomaly for d in dets])
+    inside = ~flagged
+    clean = lab == ""
+    naive = SeasonalNaive().fit(y[:first])
+    start = windows["window_start"].iloc[0]
+    wql, base = [], []
+    for b in range(first, len(y), DAY):  # the detector's blocks, forecast again for the 0.1/0.9 quantiles
+        truth = y[b : b + DAY]
+        wql.append(mean_wql(forecast_day(detector.model_, start, y[:b]), truth))
+        base.append(mean_wql(naive.quantiles(y[b - DAY : b], TAUS), truth))
+    outage = [d for d, k in zip(dets, lab, strict=True) if k == "outage"]
+    incident = group_incidents(outage)[0] if outage and outage[0].is_anomaly else None
+    return {
+        "data": "blog (demo data)",
+        "mode": "detect",
+        "seed": seed,
+        "train s": float(detect_s),
+        "epochs (best)": f"{detector.model_.training.epochs_run} ({detector.model_.training.best_epoch + 1})",
+        "factor": detector.model_.calibration.low,
+        "wQL": float(np.mean(wql)),
+        "naive wQL": float(np.mean(base)),
+        "ratio": float(np.mean(wql) / np.mean(base)),
+        "coverage": float(inside[clean].mean()),
+        "false alarms": int(flagged[clean].sum()),
+        "min p01": float(min(d.p01 for d in dets)),
+        "outage": incident.cause if incident is not None else "missed",
+    }
 
 
 def markdown(table: pd.DataFrame) -> str:
@@ -207,5 +194,26 @@ def markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--only", choices=("clean", "blog"), default=None)
+    parser.add_argument("--retrain", action="store_true", help="also retrain before every clean forecast day")
+    args = parser.parse_args(argv)
+    d = DeepARDetector()
+    print(
+        f"DeepARDetector defaults: likelihood={d.likelihood} epochs<={d.epochs} patience={d.early_stopping_patience} "
+        f"num_cells={d.num_cells} num_layers={d.num_layers} batch={d.mini_batch_size} lr={d.learning_rate} "
+        f"dropout={d.dropout_rate} calibration_level={d.calibration_level} band_samples={d.num_samples} "
+        f"cpus={os.cpu_count()}"
+    )
+    if args.only in (None, "clean"):
+        rows = [r for seed in args.seeds for r in clean_run(seed, args.retrain)]
+        print(markdown(pd.DataFrame(rows)))
+    if args.only in (None, "blog"):
+        print(markdown(pd.DataFrame([blog_run(seed) for seed in args.seeds])))
+    return 0
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .records import DEEPAR, Detection
+from .windowspec import WindowSpec
 
 PERCENTILES = (90.0, 95.0, 97.0, 98.0, 99.0, 99.5, 99.9)
 
@@ -76,6 +77,25 @@ def threshold_table(
             }
         )
     return rows
+
+
+def labels_for(windows: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
+    """``labels`` (``window_start, is_anomaly[, incident]``, any window length) at the starts of ``windows``:
+    a window is anomalous when a labelled anomalous time falls inside it (so 10-minute labels judge
+    1-hour windows)."""
+    spec = WindowSpec.of(windows)
+    starts = pd.to_datetime(windows["window_start"], utc=True)
+    lab = labels.assign(window_start=pd.to_datetime(labels["window_start"], utc=True))
+    bucket = lab["window_start"].dt.floor(spec.length)
+    anomalous = lab.groupby(bucket)["is_anomaly"].max()
+    out = pd.DataFrame(
+        {"window_start": starts.to_numpy(), "is_anomaly": anomalous.reindex(starts).fillna(0).astype(int).to_numpy()}
+    )
+    if "incident" in lab:
+        named = lab[lab["is_anomaly"].astype(int) == 1].groupby(bucket)["incident"].first()
+        out["incident"] = named.reindex(starts).fillna("").to_numpy()
+    out["window_start"] = pd.to_datetime(out["window_start"], utc=True)
+    return out
 
 
 def evaluate(detections: Iterable[Detection], labels: pd.DataFrame) -> dict[str, Any]:

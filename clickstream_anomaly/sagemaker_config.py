@@ -86,7 +86,8 @@ def rcf_hyperparameters(hyperparameters: Mapping[str, Any]) -> dict[str, str]:
 
 
 # --------------------------------------------------------------------------- DeepAR
-#: The AWS blog's DeepAR settings for 10-minute click counts (one day = 144 windows of context and horizon).
+#: The AWS blog's DeepAR settings for 10-minute click counts (one day = 144 windows of context and horizon),
+#: with the likelihood of the local detector (``negative-binomial``: click counts, no band below zero).
 DEEPAR_BLOG_HYPERPARAMETERS: dict[str, Any] = {
     "time_freq": "10min",
     "context_length": 144,
@@ -97,6 +98,7 @@ DEEPAR_BLOG_HYPERPARAMETERS: dict[str, Any] = {
     "early_stopping_patience": 40,
     "mini_batch_size": 32,
     "learning_rate": 5e-4,
+    "likelihood": "negative-binomial",
 }
 DEEPAR_REQUIRED: tuple[str, ...] = ("time_freq", "context_length", "prediction_length", "epochs")
 

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .detectors import Detector
-from .evaluate import detections_frame, evaluate
+from .evaluate import detections_frame, evaluate, labels_for
 from .incidents import Incident, group_incidents
 from .records import (
     DEEPAR,
@@ -105,6 +105,8 @@ def run_detection(
     if windows.empty:
         raise ValueError("no windows to run detection on")
     spec = WindowSpec.parse(freq) if freq is not None else WindowSpec.of(windows)
+    if labels is not None:
+        labels = labels_for(windows, labels)
     detections: list[Detection] = []
     seconds: dict[str, float] = {}
     for det in detectors:

@@ -14,8 +14,10 @@ from ..baseline import TimeAwareBaseline
 from ..baseline.calendar import check_timezone
 from ..kda import KdaRcfParameters
 from ..records import BASELINE, RCF_STREAMING
+from ..streaming.aggregation import DEFAULT_ALLOWED_LATENESS
 from ..streaming.alerting import AlertConfig
-from ..windowspec import DEFAULT_FREQ
+from ..streaming.scoring import DeepARScoring
+from ..windowspec import DEFAULT_FREQ, WindowSpec
 
 
 class ConfigError(ValueError):
@@ -61,7 +63,11 @@ class AggregatorConfig:
 
     @classmethod
     def from_env(cls) -> AggregatorConfig:
-        return cls(env("FEATURES_STREAM_NAME"), env("WINDOW_FREQ", "10min"), env("ALLOWED_LATENESS", "10min"))
+        return cls(
+            env("FEATURES_STREAM_NAME"),
+            env("WINDOW_FREQ", DEFAULT_FREQ),
+            env("ALLOWED_LATENESS", DEFAULT_ALLOWED_LATENESS),
+        )
 
 
 def rcf_params_from_env() -> KdaRcfParameters:
@@ -116,3 +122,16 @@ def baseline_from_env(environ: Mapping[str, str] | None = None) -> TimeAwareBase
         )
     except ValueError as exc:
         raise ConfigError(f"TIMEZONE / WINDOW_FREQ: {exc}") from exc
+
+
+def deepar_scoring_from_env(environ: Mapping[str, str] | None = None) -> DeepARScoring:
+    """``WINDOW_FREQ`` (10min), ``DEEPAR_CONTEXT_LENGTH`` and ``DEEPAR_PREDICTION_LENGTH`` (default: a day
+    of windows, as the model was trained)."""
+    try:
+        lengths = {k: env(f"DEEPAR_{k.upper()}", "", environ) for k in ("context_length", "prediction_length")}
+        return DeepARScoring(
+            window=WindowSpec.parse(env("WINDOW_FREQ", DEFAULT_FREQ, environ)),
+            **{k: int(v) if v else None for k, v in lengths.items()},
+        )
+    except ValueError as exc:
+        raise ConfigError(f"DeepAR scorer settings: {exc}") from exc

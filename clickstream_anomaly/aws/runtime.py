@@ -25,6 +25,7 @@ from .config import (
     ConfigError,
     alert_config_from_env,
     baseline_from_env,
+    deepar_scoring_from_env,
     env,
     env_float,
     env_int,
@@ -252,6 +253,7 @@ def score(window: Window) -> list[Detection]:
     rcf, deepar = env("RCF_ENDPOINT_NAME", ""), env("DEEPAR_ENDPOINT_NAME", "")
     scaling = rcf_scaling() if rcf else None
     if deepar:
+        cfg = deepar_scoring_from_env()
 
         def change(history: History) -> list[Detection]:
             dets = score_window(
@@ -261,11 +263,15 @@ def score(window: Window) -> list[Detection]:
                 deepar_endpoint=deepar,
                 history=history,
                 rcf_scaling=scaling,
+                deepar=cfg,
             )
             history.add(window)
             return dets
 
-        _, dets = transact(state_store(SCORER_STATE_KEY), History.from_bytes, History.to_bytes, change)
+        def load(raw: bytes | None) -> History:
+            return History.from_bytes(raw, cfg.keep_windows)
+
+        _, dets = transact(state_store(SCORER_STATE_KEY), load, History.to_bytes, change)
     else:
         dets = score_window(window, invoke=sagemaker_invoke, rcf_endpoint=rcf, rcf_scaling=scaling)
     if dets:

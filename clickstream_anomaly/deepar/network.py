@@ -68,7 +68,8 @@ def init_params(n_inputs: int, num_cells: int, num_layers: int, n_outputs: int, 
 
 def zero_state(params: Params, batch: int) -> State:
     h = params["Wh0"].shape[0]
-    return [(np.zeros((batch, h)), np.zeros((batch, h))) for _ in range(num_layers_of(params))]
+    dt = params["Wh0"].dtype
+    return [(np.zeros((batch, h), dt), np.zeros((batch, h), dt)) for _ in range(num_layers_of(params))]
 
 
 def zoneout_masks(
@@ -95,10 +96,11 @@ def forward(
         Wx, Wh, b = params[f"Wx{layer}"], params[f"Wh{layer}"], params[f"b{layer}"]
         H = Wh.shape[0]
         XW = (inp.reshape(T * B, -1) @ Wx).reshape(T, B, 4 * H) + b
-        gates = np.empty((T, B, 4 * H))
-        cs = np.empty((T + 1, B, H))  # cs[t + 1] = cell state after step t; cs[0] = 0
-        hs = np.empty((T + 1, B, H))
-        tcs = np.empty((T, B, H))
+        dt = Wh.dtype
+        gates = np.empty((T, B, 4 * H), dt)
+        cs = np.empty((T + 1, B, H), dt)  # cs[t + 1] = cell state after step t; cs[0] = 0
+        hs = np.empty((T + 1, B, H), dt)
+        tcs = np.empty((T, B, H), dt)
         cs[0] = 0.0
         hs[0] = 0.0
         mh, mc = zoneout[layer] if zoneout is not None else (None, None)
@@ -135,9 +137,10 @@ def backward(params: Params, cache: dict, d_raw: np.ndarray) -> Params:
         lc = cache["layers"][layer]
         Wx, Wh = params[f"Wx{layer}"], params[f"Wh{layer}"]
         gates, cs, hs, tcs, mh, mc = lc["gates"], lc["cs"], lc["hs"], lc["tcs"], lc["mh"], lc["mc"]
-        dA = np.empty((T, B, 4 * H))
-        dh_next = np.zeros((B, H))
-        dc_next = np.zeros((B, H))
+        dt = Wh.dtype
+        dA = np.empty((T, B, 4 * H), dt)
+        dh_next = np.zeros((B, H), dt)
+        dc_next = np.zeros((B, H), dt)
         WhT = Wh.T
         for t in reversed(range(T)):
             dh = d_out[t] + dh_next

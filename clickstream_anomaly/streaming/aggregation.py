@@ -41,9 +41,11 @@ from typing import Any
 from .. import persist
 from ..features import ResidualState, freq_ns, lookback_windows
 from ..records import Click, Window, format_timestamp
+from ..windowspec import DEFAULT_FREQ
 from .state import Store, transact
 
 MAX_OPEN_WINDOWS = 1_000
+DEFAULT_ALLOWED_LATENESS = "10min"  # how long the aggregator waits for late clicks (cdk.json allowed_lateness)
 STATE_KIND = "streaming.aggregator"
 STATE_VERSION = 2  # 1: gzip-compressed JSON
 NS = 1_000_000_000
@@ -95,7 +97,7 @@ class PartialWindow:
         return cls(int(data["start"]), int(data["clicks"]), set(data["users"]), set(data["pages"]))
 
 
-def build_partials(clicks: Iterable[Click], freq: str = "10min") -> dict[int, PartialWindow]:
+def build_partials(clicks: Iterable[Click], freq: str = DEFAULT_FREQ) -> dict[int, PartialWindow]:
     """Partial windows of a batch of clicks, keyed by window start (ns)."""
     step = freq_ns(freq)
     out: dict[int, PartialWindow] = {}
@@ -116,8 +118,8 @@ def empty_window(start_ns: int, residual: float = 0.0) -> Window:
 class AggregatorState:
     """Everything the aggregator remembers between invocations (see the module docstring)."""
 
-    freq: str = "10min"
-    lateness: str = "10min"
+    freq: str = DEFAULT_FREQ
+    lateness: str = DEFAULT_ALLOWED_LATENESS
     open: dict[int, PartialWindow] = field(default_factory=dict)
     checkpoints: dict[str, int] = field(default_factory=dict)
     shard_high: dict[str, int] = field(default_factory=dict)  # newest click time per shard (ns)
@@ -300,7 +302,9 @@ class AggregatorState:
         return persist.dumps_document(STATE_KIND, STATE_VERSION, self.to_dict())
 
     @classmethod
-    def from_bytes(cls, data: bytes | None, *, freq: str = "10min", lateness: str = "10min") -> AggregatorState:
+    def from_bytes(
+        cls, data: bytes | None, *, freq: str = DEFAULT_FREQ, lateness: str = DEFAULT_ALLOWED_LATENESS
+    ) -> AggregatorState:
         """Decode :meth:`to_bytes`; ``None`` (no state yet) gives a fresh state with ``freq``/``lateness``."""
         if data is None:
             return cls(freq=freq, lateness=lateness)
@@ -366,8 +370,8 @@ def run_aggregator(
     records: Iterable[ClickRecord],
     *,
     send: Callable[[list[Window]], None],
-    freq: str = "10min",
-    lateness: str = "10min",
+    freq: str = DEFAULT_FREQ,
+    lateness: str = DEFAULT_ALLOWED_LATENESS,
     now: float | None = None,
     shards: Iterable[str] = (),
 ) -> BatchStats:

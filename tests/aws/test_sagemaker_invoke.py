@@ -166,3 +166,27 @@ def test_local_endpoint_needs_deploy(tmp_path, windows):
     local.train_rcf(windows, tmp_path, {"num_trees": 50})
     with pytest.raises(SageMakerConfigError, match="run `sagemaker deploy rcf --local"):
         local.endpoint("rcf", tmp_path)
+
+
+def test_local_rcf_model_holds_the_forest_and_the_old_format_still_loads(tmp_path, windows):
+    import json
+
+    import numpy as np
+
+    path = local.train_rcf(windows, tmp_path, {"num_trees": 50, "num_samples_per_tree": 64})
+    assert path.name == "rcf-model.bin" and path.read_bytes().startswith(b"CSASTATE")
+    body = "\n".join(",".join(f"{v:.17g}" for v in row) for row in np.zeros((3, 4)))
+    served = local.LocalRCFEndpoint(path).invoke(body, "text/csv")
+    assert served == local.LocalRCFEndpoint(path).invoke(body, "text/csv")  # the same forest every load
+    # version 1 kept the training features and regrew the forest
+    header = {
+        "format": "clickstream-anomaly-local-rcf",
+        "version": 1,
+        "hyperparameters": {"num_trees": "20", "num_samples_per_tree": "64", "feature_dim": "4"},
+        "scaling": json.loads(local.LocalRCFEndpoint(path).scaling.to_json()),
+        "random_state": 0,
+    }
+    legacy = tmp_path / "old" / "rcf-model.npz"
+    legacy.parent.mkdir()
+    np.savez(legacy, header=np.asarray(json.dumps(header)), train=np.random.default_rng(0).normal(size=(100, 4)))
+    assert json.loads(local.LocalRCFEndpoint(legacy.parent / "rcf-model.bin").invoke(body, "text/csv"))["scores"]

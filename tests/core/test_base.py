@@ -76,3 +76,18 @@ def test_check_random_state():
     assert check_random_state(3).integers(1000) == np.random.default_rng(3).integers(1000)
     with pytest.raises(InvalidParameterError):
         check_random_state(1.5)
+
+
+def test_the_estimators_are_exported_from_the_package():
+    import clickstream_anomaly
+    from clickstream_anomaly import DeepAREstimator, RandomCutForest, StreamingRCF, TimeAwareBaseline
+
+    assert {"TimeAwareBaseline", "RandomCutForest", "StreamingRCF", "DeepAREstimator"} <= set(
+        clickstream_anomaly.__all__
+    )
+    for est in (TimeAwareBaseline(), DeepAREstimator()):
+        assert clone(est).get_params() == est.get_params()
+    assert RandomCutForest.__module__.startswith("clickstream_anomaly.rcf")
+    assert StreamingRCF.__module__.startswith("clickstream_anomaly.rcf")
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        clickstream_anomaly.Nope  # noqa: B018

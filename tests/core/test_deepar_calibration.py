@@ -1,9 +1,10 @@
-"""Split-conformal calibration of the DeepAR forecast spread (clickstream_anomaly.deepar.calibration)."""
+"""Calibration of the DeepAR forecast spread on the held-out tail (clickstream_anomaly.deepar.calibration)."""
 
 from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,33 +12,40 @@ import pytest
 from clickstream_anomaly.deepar import DeepAR
 from clickstream_anomaly.deepar.calibration import (
     CALIBRATION_SAMPLES,
+    FIT_LEVEL,
+    BandCalibration,
     conformal_factor,
-    normalised_deviations,
+    fit_calibration,
     scale_spread,
+    side_deviations,
 )
 from clickstream_anomaly.sagemaker_formats import deepar_record, deepar_request
 
 START = "2021-01-01 00:00:00"
+DATA = Path(__file__).parent / "data"
 
 
-def test_normalised_deviations_measure_each_side_of_the_band() -> None:
+def test_side_deviations_measure_each_side_of_the_band() -> None:
     # per step: 101 evenly spread samples 0..100, so q01 = 1, q50 = 50, q99 = 99
     samples = np.tile(np.linspace(0.0, 100.0, 101)[:, None], (1, 5))
     truth = np.array([50.0, 99.0, 148.0, 25.5, np.nan])
-    s = normalised_deviations(samples, truth, 0.98)
-    assert s == pytest.approx([0.0, 1.0, 2.0, 0.5])  # NaN truth skipped
+    below, above = side_deviations(samples, truth, 0.98)
+    assert above == pytest.approx([0.0, 1.0, 2.0, 0.0])  # NaN truth skipped
+    assert below == pytest.approx([0.0, 0.0, 0.0, 0.5])
     # a side of zero width gives a huge (finite) score, not a division error
-    flat = normalised_deviations(np.full((10, 1), 3.0), np.array([4.0]), 0.98)
+    _, flat = side_deviations(np.full((10, 1), 3.0), np.array([4.0]), 0.98)
     assert np.isfinite(flat).all() and flat[0] > 1e6
 
 
 def test_conformal_factor_is_the_split_conformal_quantile() -> None:
     scores = np.arange(1, 145, dtype=float)  # n = 144
-    # ceil(145 * 0.98) = 143: the 143rd smallest score
+    # ceil(145 * 0.98) = 143: the 143rd smallest score; at 0.95 the 138th (the 7th largest)
     assert conformal_factor(scores, 0.98) == 143.0
+    assert conformal_factor(scores, 0.95) == 138.0
     assert conformal_factor(scores[::-1], 0.5) == float(math.ceil(145 * 0.5))
     assert conformal_factor(np.array([0.2, 3.5]), 0.98) == 3.5  # n too small: the largest score
-    assert conformal_factor(np.array([0.0, 0.2, 0.4]), 0.5) == 1.0  # never narrows
+    assert conformal_factor(np.array([0.0, 0.2, 0.4]), 0.5) == 1.0  # never narrows by default
+    assert conformal_factor(np.array([0.0, 0.2, 0.4]), 0.5, minimum=0.0) == 0.2
     assert conformal_factor(np.array([]), 0.98) == 1.0
 
 
@@ -49,9 +57,23 @@ def test_scale_spread_keeps_the_median_and_counts() -> None:
     assert np.median(out, axis=0) == pytest.approx(med)
     assert out - med == pytest.approx(2.0 * (samples - med))
     assert scale_spread(samples, 1.0) is samples
+    two = scale_spread(samples, 1.0, 3.0)
+    assert np.where(samples < med, two - samples, 0.0) == pytest.approx(0.0)
+    assert np.quantile(two, 0.9, axis=0) - med == pytest.approx(3.0 * (np.quantile(samples, 0.9, axis=0) - med))
     counts = rng.poisson(3.0, size=(101, 5)).astype(float)
-    wide = scale_spread(counts, 3.0, counts=True)
+    wide = BandCalibration(3.0, 3.0).apply(counts, counts=True)
     assert (wide >= 0).all() and np.array_equal(wide, np.round(wide))
+
+
+def test_fit_calibration_one_factor_or_one_per_side() -> None:
+    samples = np.tile(np.linspace(0.0, 100.0, 101)[:, None], (1, 40))  # q025 = 2.5, q50 = 50, q975 = 97.5
+    truth = np.full(40, 50.0)
+    truth[:3] = 50.0 + 2 * 47.5  # three values twice as far above the median as the 95 % band reaches
+    sym = fit_calibration([samples], [truth], 0.98, fit_level=0.95)
+    # ceil(41 * 0.95) = 39 of 40 scores: the 2nd-largest of the three 2.0s
+    assert (sym.low, sym.high, sym.level) == (2.0, 2.0, 0.98)
+    sides = fit_calibration([samples], [truth], 0.98, fit_level=0.95, symmetric=False)
+    assert sides.low == 1.0 and sides.high == 2.0  # only the side that missed widens
 
 
 def _sine(n: int, seed: int = 1) -> np.ndarray:
@@ -89,20 +111,21 @@ def calibrated() -> tuple[DeepAR, np.ndarray]:
 
 def test_fit_calibrates_the_band_on_the_held_out_tail(calibrated) -> None:
     model, values = calibrated
-    c = model.calibration_factor_
-    assert np.isfinite(c) and c > 1.0
+    cal = model.calibration_
+    assert cal.low == cal.high > 1.0 and cal.level == 0.98
     history = deepar_record(START, values[:-24])
     raw = model.forecast(history, CALIBRATION_SAMPLES, calibrated=False)
     band = model.forecast(history, CALIBRATION_SAMPLES)
-    assert band == pytest.approx(scale_spread(raw, c))
-    # the fit drew these same paths (same seed), so by construction the calibrated 98 % band covers at
-    # least ceil(25 * 0.98) = 25 of the 24 held-out values, i.e. all of them
-    lo, hi = np.quantile(band, [0.01, 0.99], axis=0)
+    assert band == pytest.approx(scale_spread(raw, cal.low))
+    # the fit drew these same paths (same seed); with 24 values the 95 % factor is the largest score, so
+    # the calibrated 95 % band, and the wider 98 % band, cover every held-out value
     truth = values[-24:]
-    assert ((truth >= lo - 1e-9) & (truth <= hi + 1e-9)).all()
-    # and the factor is the smallest that does so: a slightly narrower band misses a value
-    narrower = scale_spread(raw, 0.99 * c)
-    lo, hi = np.quantile(narrower, [0.01, 0.99], axis=0)
+    for level in (FIT_LEVEL, 0.98):
+        lo, hi = np.quantile(band, [(1 - level) / 2, (1 + level) / 2], axis=0)
+        assert ((truth >= lo - 1e-9) & (truth <= hi + 1e-9)).all()
+    # and the factor is the smallest that does so for the 95 % band
+    narrower = scale_spread(raw, 0.99 * cal.low)
+    lo, hi = np.quantile(narrower, [0.025, 0.975], axis=0)
     assert not ((truth >= lo) & (truth <= hi)).all()
 
 
@@ -115,33 +138,28 @@ def test_calibration_flows_into_the_sagemaker_response_and_survives_save(calibra
     pred = model.predict(request)["predictions"][0]
     assert set(pred) == {"mean", "quantiles", "samples"}
     assert np.asarray(pred["samples"]) == pytest.approx(model.forecast(rec, 50))
-    path = tmp_path / "calibrated.npz"
+    path = tmp_path / "calibrated.bin"
     model.save(path)
     loaded = DeepAR.load(path)
-    assert loaded.calibration_factor_ == model.calibration_factor_
+    assert loaded.calibration_ == model.calibration_
     assert loaded.get_params() == model.get_params()
     assert loaded.predict(request) == model.predict(request)
-    with np.load(path) as data:
-        assert json.loads(str(data["header"]))["calibration_factor"] == model.calibration_factor_
 
 
 def test_calibration_is_off_without_a_held_out_tail_or_when_disabled() -> None:
     values = _sine(24 * 14)
     rec = deepar_record(START, values)
     off = _model(calibration_level=None, epochs=2).fit([rec])
-    assert off.calibration_factor_ == 1.0
+    assert off.calibration_.identity and off.calibration_.level is None
     assert np.array_equal(off.forecast(rec, 20), off.forecast(rec, 20, calibrated=False))
     no_tail = _model(early_stopping_patience=None, epochs=1).fit([rec])
-    assert no_tail.calibration_factor_ == 1.0
+    assert no_tail.calibration_.identity
     # not a SageMaker hyperparameter: never sent to a training job
     assert "calibration_level" not in off.hyperparameters()
 
 
-def test_version_1_files_load_uncalibrated(calibrated, tmp_path) -> None:
-    model, values = calibrated
-    path = tmp_path / "v2.npz"
-    model.save(path)
-    with np.load(path) as data:
+def test_version_1_files_load_uncalibrated(tmp_path) -> None:
+    with np.load(DATA / "deepar_v2.npz") as data:
         arrays = {k: data[k] for k in data.files}
     header = json.loads(str(arrays.pop("header")))
     header["version"] = 1
@@ -151,6 +169,7 @@ def test_version_1_files_load_uncalibrated(calibrated, tmp_path) -> None:
     with open(old, "wb") as fh:
         np.savez(fh, header=np.asarray(json.dumps(header)), **arrays)
     loaded = DeepAR.load(old)
-    assert loaded.calibration_factor_ == 1.0 and loaded.calibration_level is None
-    rec = deepar_record(START, values)
-    assert np.array_equal(loaded.forecast(rec, 20), model.forecast(rec, 20, calibrated=False))
+    assert loaded.calibration_.identity and loaded.calibration_level is None
+    v2 = DeepAR.load(DATA / "deepar_v2.npz")
+    rec = deepar_record(START, np.load(DATA / "deepar_v2_expected.npz")["target"])
+    assert np.array_equal(loaded.forecast(rec, 20), v2.forecast(rec, 20, calibrated=False))

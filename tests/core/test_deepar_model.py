@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from clickstream_anomaly import persist
 from clickstream_anomaly.deepar import DeepAR, validate_hyperparameters
 from clickstream_anomaly.sagemaker_formats import deepar_record, deepar_request, parse_deepar_response
 
@@ -135,10 +136,9 @@ def test_save_load_gives_identical_forecasts(sine_model: DeepAR, tmp_path) -> No
     request = deepar_request([rec], output_types=("mean", "quantiles"))
     assert loaded.predict(request) == sine_model.predict(request)
     assert loaded.training_end() == sine_model.training_end()
-    with np.load(path) as data:
-        header = json.loads(str(data["header"]))
-    assert header["version"] == 2 and header["params"]["time_freq"] == "H"
-    assert header["calibration_factor"] == 1.0  # no held-out tail: not calibrated
+    state = persist.loads(path.read_bytes(), "deepar.DeepARPredictor")
+    assert state.version == 3 and state.meta["transform"]["time_freq"] == "H"
+    assert state.meta["calibration"]["low"] == 1.0  # no held-out tail: not calibrated
 
 
 def test_fit_is_reproducible_and_early_stopping_keeps_best() -> None:

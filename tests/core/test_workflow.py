@@ -78,3 +78,22 @@ def test_detect_on_windows_csv_and_bad_inputs(small, tmp_path, capsys):
     assert main(["detect", str(tmp_path / "w.csv"), "-o", str(tmp_path / "o"), "--threshold", "f1"]) == 2
     assert "needs --labels" in capsys.readouterr().err
     assert main(["detect", str(tmp_path / "w.csv"), "-o", str(tmp_path / "o"), "--detectors", "magic"]) == 2
+
+
+def test_detect_with_hourly_windows_runs_every_detector(tmp_path):
+    """``--freq 1h``: every detector takes the window length from the windows (no 10-minute assumption)."""
+    import json
+
+    from clickstream_anomaly.cli import main as cli
+    from clickstream_anomaly.windowspec import WindowSpec
+
+    assert cli(["generate", "-o", str(tmp_path), "--days", "3", "--volume", "0.5", "--no-blog-incidents"]) == 0
+    out = tmp_path / "out"
+    args = ["detect", str(tmp_path / "clicks.csv"), "-o", str(out), "--freq", "1h", "--quiet", "--no-report"]
+    assert cli([*args, "--detectors", "baseline,rcf-context,rcf-streaming,rcf-batch"]) == 0
+    dets = pd.read_csv(out / "detections.csv")
+    assert set(dets["detector"]) == {"baseline", "rcf-context", "rcf-streaming", "rcf-batch"}
+    base = dets[dets["detector"] == "baseline"]
+    assert len(base) == 72 and WindowSpec.of(base).freq == "1h"
+    assert base["warmup"].head(24).all() and not base["warmup"].tail(48).any()  # one day of hourly windows
+    assert isinstance(json.loads((out / "incidents.json").read_text()), list)

@@ -24,6 +24,7 @@ from clickstream_anomaly import sagemaker_formats as fmt
 from clickstream_anomaly.features import records_to_windows
 from clickstream_anomaly.records import FEATURE_COLUMNS, RecordError, Window
 from clickstream_anomaly.scaling import Scaling
+from clickstream_anomaly.windowspec import DEFAULT_FREQ
 
 from .spec import DEEPAR_MIN_OBSERVATIONS, SCALING_KEY, Algorithm, channel, root_prefix
 
@@ -118,7 +119,7 @@ def prepare(event: Mapping[str, Any], s3: Any, env: Mapping[str, str], now: date
         for page in paginator.paginate(Bucket=lake, Prefix=prefix):
             for item in page.get("Contents", []):
                 bodies.append(s3.get_object(Bucket=lake, Key=item["Key"])["Body"].read())
-    windows = windows_frame(parse_objects(bodies), env.get("WINDOW_FREQ", "10min"))
+    windows = windows_frame(parse_objects(bodies), env.get("WINDOW_FREQ", DEFAULT_FREQ))
     files = channel_files(algorithm, windows, int(env.get("PREDICTION_LENGTH", "144")))
     out: dict[str, Any] = {"windows": len(windows)}
     for name, (key, body) in files.items():

@@ -1,9 +1,10 @@
 """The ``--local`` backend: the numpy twins behind the same request/response bodies as the endpoints.
 
-* ``train --local`` fits the twin and writes it to ``--model-dir``: RCF as ``rcf-model.npz`` (the scaled
-  training features, the scaling and the hyperparameters; the forest is grown from them with a fixed
-  seed when the model is loaded, so every load gives the same forest), DeepAR as ``deepar-model.npz``
-  (:meth:`clickstream_anomaly.deepar.DeepAR.save`).
+* ``train --local`` fits the twin and writes it to ``--model-dir``: RCF as ``rcf-model.bin`` (a versioned
+  state, :mod:`clickstream_anomaly.persist`: the fitted forest, the scaling and the hyperparameters;
+  a version-1 ``rcf-model.npz``, which held the training features and regrew the forest, still loads),
+  DeepAR as ``deepar-model.bin`` (:meth:`clickstream_anomaly.deepar.DeepAR.save`; a ``deepar-model.npz``
+  of earlier versions still loads).
 * ``deploy --local`` is a no-op that records which model file the local "endpoint" serves
   (``endpoint-<algorithm>.json`` in the model folder).
 * ``invoke --local`` loads that model and answers the same bodies an endpoint would
@@ -22,13 +23,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from clickstream_anomaly import persist
 from clickstream_anomaly import sagemaker_formats as fmt
 from clickstream_anomaly.sagemaker_config import SageMakerConfigError, deepar_hyperparameters, rcf_hyperparameters
 from clickstream_anomaly.scaling import Scaling
 
 from .tags import check_algorithm
 
-MODEL_FILES: dict[str, str] = {"rcf": "rcf-model.npz", "deepar": "deepar-model.npz"}
+MODEL_FILES: dict[str, str] = {"rcf": "rcf-model.bin", "deepar": "deepar-model.bin"}
+LEGACY_RCF_FILE = "rcf-model.npz"  # version 1: the training features, the forest regrown on load
+RCF_STATE_KIND = "aws.local-rcf"
 LOCAL_RCF_SEED = 0
 
 
@@ -50,17 +54,17 @@ def train_rcf(
         raise SageMakerConfigError(
             f"feature_dim={hp['feature_dim']} but the scaling has {len(scaling.columns)} columns"
         )
+    from clickstream_anomaly.rcf import RandomCutForest
+
+    train = scaling.apply(windows)
+    forest = RandomCutForest(
+        num_trees=int(hp["num_trees"]),
+        num_samples_per_tree=min(int(hp["num_samples_per_tree"]), len(train)),
+        random_state=LOCAL_RCF_SEED,
+    ).fit(train)
+    meta = {"hyperparameters": hp, "scaling": json.loads(scaling.to_json())}
     path = model_path(model_dir, "rcf")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    header = {
-        "format": "clickstream-anomaly-local-rcf",
-        "version": 1,
-        "hyperparameters": hp,
-        "scaling": json.loads(scaling.to_json()),
-        "random_state": LOCAL_RCF_SEED,
-    }
-    with open(path, "wb") as fh:
-        np.savez(fh, header=np.asarray(json.dumps(header)), train=scaling.apply(windows))
+    persist.save(path, persist.dumps(RCF_STATE_KIND, 2, meta, {"forest": np.frombuffer(forest.to_bytes(), np.uint8)}))
     return path
 
 
@@ -71,6 +75,18 @@ class LocalRCFEndpoint:
     def __init__(self, path: str | Path) -> None:
         from clickstream_anomaly.rcf import RandomCutForest
 
+        path = Path(path)
+        if not path.exists() and (path.parent / LEGACY_RCF_FILE).exists():
+            path = path.parent / LEGACY_RCF_FILE
+        if path.suffix != ".npz":
+            try:
+                st = persist.loads(persist.load(path), RCF_STATE_KIND, versions={2})
+            except persist.StateFormatError as exc:
+                raise SageMakerConfigError(f"{path}: not a local RCF model ({exc})") from exc
+            self.scaling = Scaling.from_json(json.dumps(st.meta["scaling"]))
+            self.forest = RandomCutForest.from_bytes(st.arrays["forest"].tobytes())
+            self.calls = 0
+            return
         with np.load(path, allow_pickle=False) as data:
             if "header" not in data:
                 raise SageMakerConfigError(f"{path}: not a local RCF model")
@@ -123,7 +139,9 @@ class LocalDeepAREndpoint:
     def __init__(self, path: str | Path) -> None:
         from clickstream_anomaly.deepar import DeepAR
 
-        self.model = DeepAR.load(path)
+        path = Path(path)
+        legacy = path.with_suffix(".npz")
+        self.model = DeepAR.load(legacy if not path.exists() and legacy.exists() else path)
         self.calls = 0
 
     @property

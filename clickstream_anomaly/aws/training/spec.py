@@ -24,6 +24,7 @@ from enum import StrEnum
 from typing import Any
 
 from clickstream_anomaly import sagemaker_formats as fmt
+from clickstream_anomaly.deepar.estimator import MIN_OBSERVATIONS
 from clickstream_anomaly.scaling import RCF_SCALING_KEY
 
 
@@ -34,8 +35,8 @@ class Algorithm(StrEnum):
     DEEPAR = "deepar"
 
 
-#: SageMaker DeepAR refuses training data with fewer observations in total.
-DEEPAR_MIN_OBSERVATIONS = 300
+#: SageMaker DeepAR refuses training data with fewer observations in total (the core's one constant).
+DEEPAR_MIN_OBSERVATIONS = MIN_OBSERVATIONS
 #: Run limit of every training job (seconds): minutes are typical for weeks of 10-minute windows.
 MAX_RUNTIME_SECONDS = 3600
 VOLUME_GB = 10

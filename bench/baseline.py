@@ -1,0 +1,98 @@
+"""Cost of the time-aware baseline per window and per key, beside the KDA-faithful streaming RCF it runs
+with in the detector Lambda, in the same run.
+
+* batch: ``TimeAwareBaseline.process`` over 10 days of 10-minute windows (1 440), per window;
+* streaming: one window per call with the state loaded from and saved to bytes around it (what the
+  detector Lambda does per batch, here per window: the worst case);
+* state: the saved bytes per key after 10 days (4 columns).
+
+Run: ``.venv/bin/python bench/baseline.py`` (about 30 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from clickstream_anomaly.baseline import TimeAwareBaseline  # noqa: E402
+from clickstream_anomaly.features import windows_from_frame  # noqa: E402
+from clickstream_anomaly.generator import Scenario, generate  # noqa: E402
+from clickstream_anomaly.kda import KdaRcfParameters, KdaRcfStream  # noqa: E402
+from clickstream_anomaly.records import FEATURE_COLUMNS  # noqa: E402
+
+
+def median_time(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=3, help="runs per measurement (median)")
+    args = ap.parse_args(argv)
+    clicks, _ = generate(Scenario(days=10, seed=1, incidents=()))
+    windows = windows_from_frame(clicks)
+    n = len(windows)
+    rows = []
+
+    batch = median_time(lambda: TimeAwareBaseline(window="10min").fit(None).process(windows), args.repeat)
+
+    def streaming() -> int:
+        data = TimeAwareBaseline(window="10min").fit(None).to_bytes()
+        for i in range(n):
+            model = TimeAwareBaseline.from_bytes(data)
+            model.process(windows.iloc[[i]])
+            data = model.to_bytes()
+        return len(data)
+
+    stream = median_time(streaming, 1)
+    state = len(TimeAwareBaseline(window="10min").fit(windows).to_bytes())
+    rows.append(("time-aware baseline", batch / n * 1e3, stream / n * 1e3, state / 1e3))
+
+    params = KdaRcfParameters(time_decay=4320)
+    matrix = windows[list(FEATURE_COLUMNS)].to_numpy(dtype="float64")
+
+    def rcf_batch() -> None:
+        s = KdaRcfStream(FEATURE_COLUMNS, params, random_state=0)
+        for row in matrix:
+            s.process_row(row)
+
+    def rcf_stream() -> None:
+        data = KdaRcfStream(FEATURE_COLUMNS, params, random_state=0).to_bytes()
+        for row in matrix:
+            s = KdaRcfStream.from_bytes(data)
+            s.process_row(row)
+            data = s.to_bytes()
+
+    rcf = KdaRcfStream(FEATURE_COLUMNS, params, random_state=0)
+    for row in matrix:
+        rcf.process_row(row)
+    rows.append(
+        (
+            "KDA streaming RCF (100 trees x 256)",
+            median_time(rcf_batch, args.repeat) / n * 1e3,
+            median_time(rcf_stream, 1) / n * 1e3,
+            len(rcf.to_bytes()) / 1e3,
+        )
+    )
+    print(f"{n} windows of 10 minutes, 4 columns, one key; medians of {args.repeat} runs (streaming: 1 run)\n")
+    print("| model | batch ms / window | streaming ms / window (state loaded and saved each window) | state KB |")
+    print("|---|---|---|---|")
+    for name, b, s, kb in rows:
+        print(f"| {name} | {b:.3f} | {s:.3f} | {kb:.1f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
