@@ -26,7 +26,7 @@ from nab_scoring import (  # noqa: E402
     window_rows,
 )
 
-NAB = Path(__file__).resolve().parents[3] / "shared" / "data" / "nab"
+NAB = Path(__file__).resolve().parents[2] / "data" / "nab"
 STD = PROFILES["standard"]
 
 # Hand-computed: sigma(x) = 2 / (1 + e^{5x}) - 1
@@ -178,10 +178,6 @@ def test_scaling_and_rank_use_only_the_past() -> None:
     np.testing.assert_allclose(r, [0.0, 0.0, 0.5, 1.0, 0.375, 0.0])
 
 
-needs_nab = pytest.mark.skipif(not (NAB / "labels" / "combined_windows.json").exists(), reason=f"NAB data not at {NAB}")
-
-
-@needs_nab
 def test_real_nab_files_with_their_quirks() -> None:
     dup = NAB / "data" / "realAWSCloudwatch" / "ec2_disk_write_bytes_1ef3de.csv"
     df = load_series(dup)
@@ -198,7 +194,6 @@ def test_real_nab_files_with_their_quirks() -> None:
     assert df["timestamp"].diff().dropna().nunique() > 1  # irregular gaps
 
 
-@needs_nab
 def test_real_corpus_labels() -> None:
     corpus = load_corpus(NAB)
     assert len(corpus) == 36
