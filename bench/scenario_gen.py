@@ -54,7 +54,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -194,7 +194,9 @@ _WEEKEND_KNOTS = [
 ]
 
 
-def _jitter_knots(rng: np.random.Generator, knots, dh: float, dv: float) -> list[tuple[float, float]]:
+def _jitter_knots(
+    rng: np.random.Generator, knots: Sequence[tuple[float, float]], dh: float, dv: float
+) -> list[tuple[float, float]]:
     out = []
     for i, (h, v) in enumerate(knots):
         hh = h if i == 0 else h + rng.uniform(-dh, dh)
@@ -614,7 +616,59 @@ def generate_scenario(
     rng = np.random.default_rng([seed, 303, round(level * 1000), int(clean), days])
     page_rng = np.random.default_rng([seed, 404])
 
-    # ---- visits
+    visits = _visits(site, level, days, start, n_min, injected, rng)
+    page_names = _page_names(site, page_rng)
+    page_p = _zipf_mandelbrot(len(page_names), site.page_exponent, 0.0)
+    parts = _ClickParts(next_user=visits.next_user, next_visit=len(visits.start))
+    parts.add(*_visit_clicks(site, visits, page_p, rng))
+    mean_visits_per_s = float(visits.rate.mean()) / 60.0  # normal traffic, incl. the ramp's (negligible)
+    for inc in injected:
+        if inc.kind == "bot-flood":
+            _add_bots(parts, inc, site, mean_visits_per_s, len(page_names), rng)
+        elif inc.kind == "page-storm":
+            _add_page_storm(parts, inc, site, level, page_names, page_p, rng)
+    coded = parts.arrays()
+    keep = np.ones(len(coded.ts), dtype=bool)
+    u_visit = rng.random(parts.next_visit)  # per-visit draw: which visits a partial incident hits
+    for inc in injected:
+        lo, hi = inc.start.value // 10**9, inc.end.value // 10**9
+        inside = (coded.ts >= lo) & (coded.ts < hi)
+        if inc.kind == "tracking-loss":
+            code = parts.next_user
+            parts.extra_users[code] = inc.detail["placeholder"]
+            parts.next_user += 1
+            hit = inside & (u_visit[coded.visit] < inc.detail["share"])
+            coded = coded._replace(user=np.where(hit, code, coded.user))
+        else:
+            keep &= ~_dropped(inc, inside, coded, u_visit, page_names, rng)
+    keep &= (coded.ts >= start.value // 10**9) & (coded.ts < end.value // 10**9)
+    clicks = _named_clicks(coded, keep, seed, site, page_names, parts)
+    label = name or f"seed{seed}-level{level:g}-{'clean' if clean else 'mixed'}"
+    return Scenario(label, seed, float(level), days, site, start, end, clicks, list(injected))
+
+
+@dataclass
+class _Visits:
+    """The visits of a scenario: expected visits per minute, and each visit's start (UTC epoch seconds) and
+    user code (returning users ``0..pool-1``, new users after them; ``next_user`` is the first free code)."""
+
+    rate: np.ndarray
+    start: np.ndarray
+    user: np.ndarray
+    next_user: int
+
+
+def _visits(
+    site: Site,
+    level: float,
+    days: int,
+    start: pd.Timestamp,
+    n_min: int,
+    injected: Sequence[Injected],
+    rng: np.random.Generator,
+) -> _Visits:
+    """Draw the visits of every minute (slow ramps raise the rate and bring new users; some visits lost
+    in a full outage come back shortly after it)."""
     minutes_ns = start.value + np.arange(n_min, dtype="int64") * 60_000_000_000
     rate = _visit_rate(site, level, start, n_min, rng)
     new_share = np.full(n_min, site.new_share)
@@ -638,7 +692,6 @@ def generate_scenario(
     v_user = np.empty(n_visits, dtype="int64")
     v_user[~is_new] = rng.choice(pool, size=returning, p=_zipf_mandelbrot(pool, site.user_exponent, q))
     v_user[is_new] = pool + np.arange(int(is_new.sum()))
-    next_user = pool + int(is_new.sum())
 
     # Outage retries: some visits that fell in a full outage come back shortly after it.
     for inc in injected:
@@ -646,8 +699,14 @@ def generate_scenario(
             lo, hi = inc.start.value // 10**9, inc.end.value // 10**9
             lost = (v_start >= lo) & (v_start < hi) & (rng.random(n_visits) < inc.detail["retry_share"])
             v_start[lost] = hi + rng.exponential(240.0, size=int(lost.sum())).astype("int64")
+    return _Visits(rate, v_start, v_user, pool + int(is_new.sum()))
 
-    # ---- clicks of the visits
+
+def _visit_clicks(
+    site: Site, visits: _Visits, page_p: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(ts, user, page, visit)`` codes of the clicks of every visit (bounces, gaps, landing pages)."""
+    n_visits = len(visits.start)
     b = site.bounce
     mu = max((site.clicks_per_visit - b) / (1.0 - b) - 2.0, 0.05)  # mean clicks beyond 2 of a non-bounce visit
     r = 1.5
@@ -659,133 +718,160 @@ def generate_scenario(
     gaps = np.ceil(rng.lognormal(np.log(site.gap_median_s), site.gap_sigma, size=total)).astype("int64")
     gaps[first] = 0
     csum = np.cumsum(gaps)
-    c_ts = v_start[c_visit] + (csum - np.repeat(csum[first], n_clicks))
-    page_names = _page_names(site, page_rng)
-    n_pages = len(page_names)
-    page_p = _zipf_mandelbrot(n_pages, site.page_exponent, 0.0)
-    c_page = rng.choice(n_pages, size=total, p=page_p)
+    c_ts = visits.start[c_visit] + (csum - np.repeat(csum[first], n_clicks))
+    c_page = rng.choice(len(page_p), size=total, p=page_p)
     landing_home = rng.random(n_visits) < site.home_landing
     c_page[first[landing_home]] = 0
-    c_user = v_user[c_visit]
+    return c_ts, visits.user[c_visit], c_page, c_visit
 
-    extra_pages: list[str] = []
-    extra_users: dict[int, str] = {}
-    parts = {"ts": [c_ts], "user": [c_user], "page": [c_page], "visit": [c_visit]}
-    next_visit = n_visits
-    mean_visits_per_s = float(rate.mean()) / 60.0  # normal traffic, incl. the ramp's (negligible)
-    for inc in injected:
-        lo, hi = inc.start.value // 10**9, inc.end.value // 10**9
-        if inc.kind == "bot-flood":
-            d = inc.detail
-            total_rate = d["factor"] * mean_visits_per_s * site.clicks_per_visit
-            # Bots click at their own pace whatever the site's size: a small site gets one bot, which is
-            # already a large share of its traffic; a big one gets several.
-            interval = float(d["interval_s"])
-            n_bots = int(min(max(1, round(total_rate * interval)), 30))
-            inc.detail.update(n_bots=n_bots)
-            for _ in range(n_bots):
-                n = int((hi - lo) / interval * 1.1) + 2
-                t = lo + rng.integers(0, int(interval) + 1) + np.cumsum(interval * rng.uniform(0.5, 1.5, size=n))
-                t = t[t < hi].astype("int64")
-                if d["mode"] == "crawl":
-                    pages = rng.permutation(n_pages)[np.arange(len(t)) % n_pages]
-                else:
-                    few = rng.choice(min(n_pages, 12), size=int(rng.integers(1, 5)), replace=False)
-                    pages = few[rng.integers(0, len(few), size=len(t))]
-                parts["ts"].append(t)
-                parts["user"].append(np.full(len(t), next_user))
-                parts["page"].append(pages.astype("int64"))
-                parts["visit"].append(np.full(len(t), next_visit))
-                next_user += 1
-                next_visit += 1
-        elif inc.kind == "page-storm":
-            d = inc.detail
-            if d["new_page"]:
-                slug = ["/promo/flash-", "/blog/2026/viral-", "/p/99", "/news/"][int(rng.integers(0, 4))]
-                extra_pages.append(f"{slug}{int(rng.integers(100, 999))}")
-                storm_page = n_pages + len(extra_pages) - 1
-            else:
-                storm_page = int(rng.integers(min(20, n_pages - 1), n_pages))
-            inc.detail["page"] = str(extra_pages[-1] if d["new_page"] else page_names[storm_page])
-            secs = np.arange(lo, hi, 60)
-            t_min = (secs - lo) / 60.0
-            tau = max((hi - lo) / 60.0 / 2.5, 1.0)
-            shape = np.minimum(1.0, t_min / d["rise_minutes"]) * np.exp(-np.maximum(t_min - d["rise_minutes"], 0) / tau)
-            counts = rng.poisson(d["factor"] * level * shape)
-            n = int(counts.sum())
-            t = np.repeat(secs, counts) + rng.integers(0, 60, size=n)
-            t = np.where(t < hi, t, hi - 1)
-            two = rng.random(n) < 0.1
-            t2 = t[two] + np.ceil(rng.lognormal(np.log(site.gap_median_s), site.gap_sigma, size=int(two.sum())))
-            users = next_user + np.arange(n)
-            visits = next_visit + np.arange(n)
-            parts["ts"] += [t, t2.astype("int64")]
-            parts["user"] += [users, users[two]]
-            parts["page"] += [np.full(n, storm_page), rng.choice(n_pages, size=int(two.sum()), p=page_p)]
-            parts["visit"] += [visits, visits[two]]
-            next_user += n
-            next_visit += n
-    ts = np.concatenate(parts["ts"]).astype("int64")
-    user = np.concatenate(parts["user"]).astype("int64")
-    page = np.concatenate(parts["page"]).astype("int64")
-    visit = np.concatenate(parts["visit"]).astype("int64")
-    keep = np.ones(len(ts), dtype=bool)
-    u_visit = rng.random(next_visit)  # per-visit draw: which visits a partial incident hits
 
-    for inc in injected:
-        lo, hi = inc.start.value // 10**9, inc.end.value // 10**9
-        inside = (ts >= lo) & (ts < hi)
-        d = inc.detail
-        if inc.kind == "full-outage":
-            keep &= ~inside
-        elif inc.kind == "partial-outage":
-            lost = 1.0 - d["remaining"]
-            hit = u_visit[visit] < lost if d["mode"] == "visits" else rng.random(len(ts)) < lost
-            keep &= ~(inside & hit)
-        elif inc.kind == "broken-page":
-            p = int(d["rank"])
-            d["page"] = str(page_names[p])
-            broken = inside & (page == p)
-            # Users who hit the broken page leave: their later clicks of that visit vanish too.
-            order = np.lexsort((ts, visit))
-            b_sorted = broken[order].astype("int64")
-            v_sorted = visit[order]
-            starts = np.r_[True, v_sorted[1:] != v_sorted[:-1]]
-            cs = np.cumsum(b_sorted)
-            base = np.maximum.accumulate(np.where(starts, cs - b_sorted, 0))
-            after = (cs - base) > 0
-            leaves = u_visit[v_sorted] < d["leave_share"]
-            drop = np.zeros(len(ts), dtype=bool)
-            drop[order] = (b_sorted > 0) | (after & leaves)
-            keep &= ~drop
-        elif inc.kind == "tracking-loss":
-            code = next_user
-            extra_users[code] = d["placeholder"]
-            next_user += 1
-            hit = inside & (u_visit[visit] < d["share"])
-            user = np.where(hit, code, user)
+class _Coded(NamedTuple):
+    """Clicks as integer codes, one entry per click: second (UTC epoch), user, page and visit codes."""
 
-    end_s = end.value // 10**9
-    keep &= (ts >= start_s) & (ts < end_s)
-    ts, user, page = ts[keep], user[keep], page[keep]
+    ts: np.ndarray
+    user: np.ndarray
+    page: np.ndarray
+    visit: np.ndarray
+
+
+@dataclass
+class _ClickParts:
+    """The clicks of a scenario while it is built: parts to concatenate, the next free user and visit codes
+    (bots and storm visitors take codes after the site's), pages and placeholder users added by incidents."""
+
+    next_user: int
+    next_visit: int
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
+    extra_pages: list[str] = field(default_factory=list)
+    extra_users: dict[int, str] = field(default_factory=dict)
+
+    def add(self, ts: np.ndarray, user: np.ndarray, page: np.ndarray, visit: np.ndarray) -> None:
+        self.parts.append((ts, user, page, visit))
+
+    def arrays(self) -> _Coded:
+        """Every part concatenated, in the order added (int64)."""
+        return _Coded(*(np.concatenate([p[k] for p in self.parts]).astype("int64") for k in range(4)))
+
+
+def _add_bots(
+    parts: _ClickParts, inc: Injected, site: Site, mean_visits_per_s: float, n_pages: int, rng: np.random.Generator
+) -> None:
+    """The clicks of a bot flood: ``factor`` times the site's normal click rate."""
+    lo, hi = inc.start.value // 10**9, inc.end.value // 10**9
+    d = inc.detail
+    total_rate = d["factor"] * mean_visits_per_s * site.clicks_per_visit
+    # Bots click at their own pace whatever the site's size: a small site gets one bot, which is
+    # already a large share of its traffic; a big one gets several.
+    interval = float(d["interval_s"])
+    n_bots = int(min(max(1, round(total_rate * interval)), 30))
+    inc.detail.update(n_bots=n_bots)
+    for _ in range(n_bots):
+        n = int((hi - lo) / interval * 1.1) + 2
+        t = lo + rng.integers(0, int(interval) + 1) + np.cumsum(interval * rng.uniform(0.5, 1.5, size=n))
+        t = t[t < hi].astype("int64")
+        if d["mode"] == "crawl":
+            pages = rng.permutation(n_pages)[np.arange(len(t)) % n_pages]
+        else:
+            few = rng.choice(min(n_pages, 12), size=int(rng.integers(1, 5)), replace=False)
+            pages = few[rng.integers(0, len(few), size=len(t))]
+        parts.add(t, np.full(len(t), parts.next_user), pages.astype("int64"), np.full(len(t), parts.next_visit))
+        parts.next_user += 1
+        parts.next_visit += 1
+
+
+def _add_page_storm(
+    parts: _ClickParts,
+    inc: Injected,
+    site: Site,
+    level: float,
+    page_names: np.ndarray,
+    page_p: np.ndarray,
+    rng: np.random.Generator,
+) -> None:
+    """The clicks of a page storm: new visitors landing on one page (a new one, or a rarely visited one)."""
+    lo, hi = inc.start.value // 10**9, inc.end.value // 10**9
+    d = inc.detail
+    n_pages = len(page_names)
+    if d["new_page"]:
+        slug = ["/promo/flash-", "/blog/2026/viral-", "/p/99", "/news/"][int(rng.integers(0, 4))]
+        parts.extra_pages.append(f"{slug}{int(rng.integers(100, 999))}")
+        storm_page = n_pages + len(parts.extra_pages) - 1
+    else:
+        storm_page = int(rng.integers(min(20, n_pages - 1), n_pages))
+    inc.detail["page"] = str(parts.extra_pages[-1] if d["new_page"] else page_names[storm_page])
+    secs = np.arange(lo, hi, 60)
+    t_min = (secs - lo) / 60.0
+    tau = max((hi - lo) / 60.0 / 2.5, 1.0)
+    shape = np.minimum(1.0, t_min / d["rise_minutes"]) * np.exp(-np.maximum(t_min - d["rise_minutes"], 0) / tau)
+    counts = rng.poisson(d["factor"] * level * shape)
+    n = int(counts.sum())
+    t = np.repeat(secs, counts) + rng.integers(0, 60, size=n)
+    t = np.where(t < hi, t, hi - 1)
+    two = rng.random(n) < 0.1
+    t2 = t[two] + np.ceil(rng.lognormal(np.log(site.gap_median_s), site.gap_sigma, size=int(two.sum())))
+    users = parts.next_user + np.arange(n)
+    visits = parts.next_visit + np.arange(n)
+    parts.add(t, users, np.full(n, storm_page), visits)
+    parts.add(t2.astype("int64"), users[two], rng.choice(n_pages, size=int(two.sum()), p=page_p), visits[two])
+    parts.next_user += n
+    parts.next_visit += n
+
+
+def _dropped(
+    inc: Injected,
+    inside: np.ndarray,
+    coded: _Coded,
+    u_visit: np.ndarray,
+    page_names: np.ndarray,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Bool mask of the clicks an outage or a broken page removes (none for the other kinds)."""
+    d = inc.detail
+    if inc.kind == "full-outage":
+        return inside
+    if inc.kind == "partial-outage":
+        lost = 1.0 - d["remaining"]
+        hit = u_visit[coded.visit] < lost if d["mode"] == "visits" else rng.random(len(coded.ts)) < lost
+        return inside & hit
+    if inc.kind != "broken-page":
+        return np.zeros(len(coded.ts), dtype=bool)
+    p = int(d["rank"])
+    d["page"] = str(page_names[p])
+    broken = inside & (coded.page == p)
+    # Users who hit the broken page leave: their later clicks of that visit vanish too.
+    order = np.lexsort((coded.ts, coded.visit))
+    b_sorted = broken[order].astype("int64")
+    v_sorted = coded.visit[order]
+    starts = np.r_[True, v_sorted[1:] != v_sorted[:-1]]
+    cs = np.cumsum(b_sorted)
+    base = np.maximum.accumulate(np.where(starts, cs - b_sorted, 0))
+    after = (cs - base) > 0
+    leaves = u_visit[v_sorted] < d["leave_share"]
+    drop = np.zeros(len(coded.ts), dtype=bool)
+    drop[order] = (b_sorted > 0) | (after & leaves)
+    return drop
+
+
+def _named_clicks(
+    coded: _Coded, keep: np.ndarray, seed: int, site: Site, page_names: np.ndarray, parts: _ClickParts
+) -> pd.DataFrame:
+    """The kept clicks in time order with their user and page names (timestamp, user, page)."""
+    ts, user, page = coded.ts[keep], coded.user[keep], coded.page[keep]
     order = np.argsort(ts, kind="stable")
     ts, user, page = ts[order], user[order], page[order]
-
     codes, inverse = np.unique(user, return_inverse=True)
     salt = int(np.random.default_rng([seed, 505]).integers(0, 2**62))
     names = _user_names(codes, site.id_format, salt)
-    for code, placeholder in extra_users.items():
+    for code, placeholder in parts.extra_users.items():
         names[codes == code] = placeholder
-    all_pages = np.concatenate([page_names, np.array(extra_pages, dtype=object)])
-    clicks = pd.DataFrame(
+    all_pages = np.concatenate([page_names, np.array(parts.extra_pages, dtype=object)])
+    return pd.DataFrame(
         {
             "timestamp": pd.to_datetime(ts * 1_000_000_000, utc=True),
             "user": names[inverse],
             "page": all_pages[page],
         }
     )
-    label = name or f"seed{seed}-level{level:g}-{'clean' if clean else 'mixed'}"
-    return Scenario(label, seed, float(level), days, site, start, end, clicks, list(injected))
 
 
 # ------------------------------------------------------------------------------------------------- files

@@ -159,7 +159,7 @@ class Reported:
         }
 
 
-def _ts(value) -> pd.Timestamp:
+def _ts(value: str | pd.Timestamp) -> pd.Timestamp:
     ts = pd.Timestamp(value)
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
@@ -547,6 +547,32 @@ def prepare(seed: int, level: float, days: int, clean: bool, write_dir: Path | N
     return prepared
 
 
+def _check_sets(sets: Sequence[list[str]], args: argparse.Namespace) -> None:
+    """Fail early (``SystemExit``) on a detector set ``make_detectors`` refuses."""
+    for names in sets:
+        try:
+            make_detectors(names, args)
+        except (ValueError, TypeError) as exc:
+            raise SystemExit(f"--detectors {','.join(names)}: {exc}") from exc
+
+
+def _run_set(prep: Prepared, names: list[str], args: argparse.Namespace) -> dict[str, Any]:
+    """One detector set on one prepared scenario: :func:`score_scenario`'s row, with its ``seconds``."""
+    t0 = time.perf_counter()
+    result = run_detection(prep.windows, make_detectors(names, args, prep.scenario.start))
+    dt = time.perf_counter() - t0
+    dets = getattr(result, "detections", None)
+    covered = [d.window.window_start for d in dets] if dets is not None else None
+    scored = score_scenario(
+        prep.scenario,
+        reported_incidents(result.incidents),
+        pd.Timedelta(minutes=args.grace),
+        covered,
+    )
+    scored["seconds"] = dt
+    return scored
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="scenario seeds (default 0 1 2)")
@@ -598,11 +624,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         levels = args.levels[:1] if args.levels else [12.0]
         days = args.days or 4
     sets = parse_sets(args.detectors)
-    for names in sets:  # fail early on unknown names
-        try:
-            make_detectors(names, args)
-        except (ValueError, TypeError) as exc:
-            raise SystemExit(f"--detectors {','.join(names)}: {exc}") from exc
+    _check_sets(sets, args)
     kinds = [False] * (not args.no_mixed) + [True] * (not args.no_clean)
     if not kinds:
         raise SystemExit("--no-clean and --no-mixed leave nothing to run")
@@ -620,23 +642,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 prep = prepare(seed, level, days, clean, args.write_scenarios)
                 metas.append({**prep.scenario.meta(), "clicks": prep.seconds["clicks"], "seconds": prep.seconds})
                 for label, names in labels.items():
-                    t0 = time.perf_counter()
-                    result = run_detection(prep.windows, make_detectors(names, args, prep.scenario.start))
-                    dt = time.perf_counter() - t0
-                    dets = getattr(result, "detections", None)
-                    covered = [d.window.window_start for d in dets] if dets is not None else None
-                    scored = score_scenario(
-                        prep.scenario,
-                        reported_incidents(result.incidents),
-                        pd.Timedelta(minutes=args.grace),
-                        covered,
-                    )
-                    scored["seconds"] = dt
+                    scored = _run_set(prep, names, args)
                     runs[label]["scenarios"].append(scored)
-                    runs[label]["seconds"] += dt
+                    runs[label]["seconds"] += scored["seconds"]
                     found = sum(r["found"] for r in scored["incidents"])
                     log(
-                        f"  {label}: {dt:.1f} s, {scored['reported']} reported, found {found}/"
+                        f"  {label}: {scored['seconds']:.1f} s, {scored['reported']} reported, found {found}/"
                         f"{len(scored['incidents'])}, false {len(scored['false_incidents'])}"
                     )
     for run in runs.values():

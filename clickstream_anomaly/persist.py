@@ -89,6 +89,18 @@ def loads(data: bytes, kind: str, *, versions: Collection[int] | None = None) ->
     StateFormatError
         Not a state, a state of another kind or version, or truncated/corrupted bytes.
     """
+    header, body = _split(data, kind)
+    if header.get("kind") != kind:
+        raise StateFormatError(f"state is a {header.get('kind')!r}, expected {kind!r}")
+    version = int(header.get("version", -1))
+    if versions is not None and version not in versions:
+        raise StateFormatError(f"{kind} state version {version} is not readable here (known: {sorted(versions)})")
+    arrays = _arrays(_payload(body, header, kind), header["arrays"], kind)
+    return State(kind=kind, version=version, meta=dict(header["meta"]), arrays=arrays)
+
+
+def _split(data: bytes, kind: str) -> tuple[dict[str, Any], bytes]:
+    """``(header, the bytes after it)`` of a state expected to be a ``kind``."""
     if not isinstance(data, bytes | bytearray | memoryview):
         raise StateFormatError(f"state must be bytes, got {type(data).__name__}")
     data = bytes(data)
@@ -104,12 +116,11 @@ def loads(data: bytes, kind: str, *, versions: Collection[int] | None = None) ->
         header = json.loads(data[start : start + n])
     except ValueError as exc:
         raise StateFormatError(f"{kind} state has a corrupted header: {exc}") from exc
-    if header.get("kind") != kind:
-        raise StateFormatError(f"state is a {header.get('kind')!r}, expected {kind!r}")
-    version = int(header.get("version", -1))
-    if versions is not None and version not in versions:
-        raise StateFormatError(f"{kind} state version {version} is not readable here (known: {sorted(versions)})")
-    body = data[start + n :]
+    return header, data[start + n :]
+
+
+def _payload(body: bytes, header: Mapping[str, Any], kind: str) -> bytes:
+    """The array bytes: ``body`` decompressed as the header says, checked against its ``nbytes``."""
     if header.get("compression") == "zlib":
         try:
             body = zlib.decompress(body)
@@ -117,8 +128,13 @@ def loads(data: bytes, kind: str, *, versions: Collection[int] | None = None) ->
             raise StateFormatError(f"{kind} state corrupted: {exc}") from exc
     if len(body) != int(header.get("nbytes", -1)):
         raise StateFormatError(f"{kind} state truncated: {len(body)} of {header.get('nbytes')} array bytes present")
+    return body
+
+
+def _arrays(body: bytes, specs: list[dict[str, Any]], kind: str) -> dict[str, np.ndarray]:
+    """The named arrays of the header's ``specs`` (name, dtype, shape, offset), copied out of ``body``."""
     arrays: dict[str, np.ndarray] = {}
-    for spec in header["arrays"]:
+    for spec in specs:
         dtype = np.dtype(spec["dtype"])
         shape = tuple(int(s) for s in spec["shape"])
         count = int(np.prod(shape, dtype=np.int64))
@@ -128,7 +144,7 @@ def loads(data: bytes, kind: str, *, versions: Collection[int] | None = None) ->
             raise StateFormatError(f"{kind} state corrupted: array {spec['name']!r} runs past the end")
         arr = np.frombuffer(body, dtype=dtype, count=count, offset=off).reshape(shape)
         arrays[spec["name"]] = arr.astype(dtype.newbyteorder("="), copy=True)
-    return State(kind=kind, version=version, meta=dict(header["meta"]), arrays=arrays)
+    return arrays
 
 
 def dumps_document(kind: str, version: int, document: Any, *, compress: bool = True) -> bytes:
