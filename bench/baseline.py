@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,7 @@ from clickstream_anomaly.kda import KdaRcfParameters, KdaRcfStream  # noqa: E402
 from clickstream_anomaly.records import FEATURE_COLUMNS  # noqa: E402
 
 
-def median_time(fn, repeat: int) -> float:
+def median_time(fn: Callable[[], object], repeat: int) -> float:
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()

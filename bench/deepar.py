@@ -33,6 +33,7 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -70,7 +71,7 @@ class SeasonalNaive:
         self.residuals = y[DAY:] - y[:-DAY]
         return self
 
-    def quantiles(self, yesterday: np.ndarray, taus) -> dict[float, np.ndarray]:
+    def quantiles(self, yesterday: np.ndarray, taus: Sequence[float]) -> dict[float, np.ndarray]:
         return {t: yesterday + np.quantile(self.residuals, t) for t in taus}
 
 

@@ -12,6 +12,7 @@ import resource
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -33,7 +34,7 @@ def naive(path: Path) -> pd.DataFrame:
     return pd.DataFrame({"urls": g["page"].nunique(), "users": g["user"].nunique(), "clicks": g.size()})
 
 
-def best_of(fn, repeat: int = 3) -> tuple[float, object]:
+def best_of(fn: Callable[[], object], repeat: int = 3) -> tuple[float, object]:
     best, out = float("inf"), None
     for _ in range(repeat):
         t0 = time.perf_counter()

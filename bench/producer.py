@@ -35,6 +35,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import boto3
 
@@ -121,7 +122,7 @@ def main() -> None:
         server.stop()
 
     class NoOp:  # the sender's own cost: a client that answers at once
-        def put_records(self, StreamName, Records):
+        def put_records(self, StreamName: str, Records: list[dict[str, Any]]) -> dict[str, Any]:
             return {"FailedRecordCount": 0, "Records": [{"SequenceNumber": "1", "ShardId": "s"}] * len(Records)}
 
     own = {}
@@ -129,7 +130,7 @@ def main() -> None:
         r = KinesisSender(NoOp(), "noop", aggregate_bytes=agg).send(fresh())
         own[agg] = r.sent / r.seconds
 
-    def rate(runs):
+    def rate(runs: list[tuple[int, int, int, float]]) -> float:
         return statistics.median(n / s for n, _, _, s in runs)
 
     base = rate(rows["put_record loop (seed, baseline)"])

@@ -19,11 +19,15 @@ import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from .records import CLICK_COLUMNS, RecordError
+
+if TYPE_CHECKING:
+    from _csv import Writer as CsvWriter  # what csv.writer returns (typeshed's name; not importable at run time)
 
 DEFAULT_CHUNK_ROWS = 1_000_000
 MAX_EXAMPLES = 5
@@ -38,7 +42,7 @@ class BadLines:
     by_reason: dict[str, int] = field(default_factory=dict)
     examples: list[str] = field(default_factory=list)
     _fh: io.TextIOBase | None = field(default=None, repr=False)
-    _writer: object | None = field(default=None, repr=False)
+    _writer: CsvWriter | None = field(default=None, repr=False)
 
     def add(self, source: str, line: int, reason: str, raw: str) -> None:
         self.count += 1
@@ -47,11 +51,15 @@ class BadLines:
         if len(self.examples) < MAX_EXAMPLES:
             self.examples.append(f"{source}:{line}: {reason}")
         if self.rejects_path is not None:
-            if self._fh is None:
-                self._fh = open(self.rejects_path, "w", newline="", encoding="utf-8")  # noqa: SIM115
-                self._writer = csv.writer(self._fh)
-                self._writer.writerow(["source", "line", "reason", "raw"])
-            self._writer.writerow([source, line, reason, raw])
+            self._rejects(self.rejects_path).writerow([source, line, reason, raw])
+
+    def _rejects(self, path: str | Path) -> CsvWriter:
+        """The rejects CSV's writer, opening the file (and writing its header) on the first bad line."""
+        if self._fh is None or self._writer is None:
+            self._fh = open(path, "w", newline="", encoding="utf-8")  # noqa: SIM115
+            self._writer = csv.writer(self._fh)
+            self._writer.writerow(["source", "line", "reason", "raw"])
+        return self._writer
 
     def close(self) -> None:
         if self._fh is not None:
@@ -95,6 +103,57 @@ def _field_count(raw: str) -> int:
     return len(next(csv.reader([raw]), []))
 
 
+@dataclass(frozen=True)
+class _RowChecks:
+    """The verdicts on each row of one chunk: boolean Series aligned with ``frame``'s rows."""
+
+    frame: pd.DataFrame
+    missing: pd.Series
+    bad_ts: pd.Series
+    empty_user: pd.Series
+    empty_page: pd.Series
+
+    def bad_mask(self) -> np.ndarray:
+        """A writable bool ndarray of shape (n_rows,): the rows that fail any check."""
+        return (self.missing | self.bad_ts | self.empty_user | self.empty_page).to_numpy().copy()
+
+    def reason(self, pos: int) -> str:
+        """Why row ``pos`` is bad (the first failed check, in the order of the fields)."""
+        if self.missing.iat[pos]:
+            row_na = self.frame.iloc[pos].isna()
+            absent = [c for c in CLICK_COLUMNS if row_na[c]]
+            return f"missing field(s): {', '.join(absent)}"
+        if self.bad_ts.iat[pos]:
+            return f"bad timestamp {self.frame['timestamp'].iat[pos]!r}: not ISO 8601"
+        if self.empty_user.iat[pos]:
+            return "empty user"
+        return "empty page"
+
+    def raw(self, pos: int) -> str:
+        """Row ``pos`` joined back into a CSV line (missing fields as empty strings)."""
+        return ",".join("" if pd.isna(v) else str(v) for v in self.frame.iloc[pos].tolist())
+
+
+def _short_rows(
+    path: Path, lines: np.ndarray, suspects: np.ndarray, flagged: dict[int, tuple[str, str]]
+) -> dict[int, tuple[str, str]]:
+    """``flagged`` plus the ``suspects`` (row positions) whose raw line in ``path`` has too few fields.
+
+    The C parser pads a short row with empty strings; only the raw line tells "missing field" from
+    "empty field". Returns ``flagged`` itself when no suspect is short, else an updated copy.
+    """
+    if not len(suspects):
+        return flagged
+    raws = _raw_lines(path, {int(lines[p]) for p in suspects})
+    for pos in suspects:
+        raw = raws.get(int(lines[pos]), "")
+        n = _field_count(raw)
+        if n < len(CLICK_COLUMNS):
+            flagged = dict(flagged)
+            flagged[int(pos)] = (f"missing field(s): {', '.join(CLICK_COLUMNS[n:])}", raw)
+    return flagged
+
+
 def _validate(
     frame: pd.DataFrame,
     lines: np.ndarray,
@@ -111,52 +170,24 @@ def _validate(
     """
     flagged = flagged or {}
     ts_raw = frame["timestamp"]
-    user = frame["user"]
-    page = frame["page"]
-    missing = ts_raw.isna() | user.isna() | page.isna()
+    missing = ts_raw.isna() | frame["user"].isna() | frame["page"].isna()
     ts = pd.to_datetime(ts_raw.where(~missing, None), utc=True, format="ISO8601", errors="coerce")
-    user_s = user.fillna("").astype("str").str.strip()
-    page_s = page.fillna("").astype("str").str.strip()
-    bad_ts = ts.isna() & ~missing
-    empty_user = (user_s == "") & ~missing
-    empty_page = (page_s == "") & ~missing
-    bad_mask = (missing | bad_ts | empty_user | empty_page).to_numpy().copy()
+    user_s = frame["user"].fillna("").astype("str").str.strip()
+    page_s = frame["page"].fillna("").astype("str").str.strip()
+    checks = _RowChecks(frame, missing, ts.isna() & ~missing, (user_s == "") & ~missing, (page_s == "") & ~missing)
+    bad_mask = checks.bad_mask()
     if path is not None and bad_mask.any():
-        # The C parser pads a short row with empty strings: tell "missing field" from "empty field".
         has_empty = ((ts_raw.fillna("") == "") | (user_s == "") | (page_s == "")).to_numpy()
         suspects = np.flatnonzero(bad_mask & has_empty)
-        if not skip_bad:
-            suspects = suspects[:1]
-        if len(suspects):
-            raws = _raw_lines(path, {int(lines[p]) for p in suspects})
-            for pos in suspects:
-                raw = raws.get(int(lines[pos]), "")
-                n = _field_count(raw)
-                if n < len(CLICK_COLUMNS):
-                    absent = ", ".join(CLICK_COLUMNS[n:])
-                    flagged = dict(flagged or {})
-                    flagged[int(pos)] = (f"missing field(s): {absent}", raw)
+        flagged = _short_rows(path, lines, suspects if skip_bad else suspects[:1], flagged)
     if flagged:
         bad_mask[list(flagged)] = True
     if bad_mask.any():
-        positions = np.flatnonzero(bad_mask)
-        for pos in positions:
-            line = int(lines[pos])
-            raw = ",".join("" if pd.isna(v) else str(v) for v in frame.iloc[pos].tolist())
-            if pos in flagged:
-                reason, raw = flagged[pos]
-            elif missing.iat[pos]:
-                absent = [c for c in CLICK_COLUMNS if pd.isna(frame[c].iat[pos])]
-                reason = f"missing field(s): {', '.join(absent)}"
-            elif bad_ts.iat[pos]:
-                reason = f"bad timestamp {ts_raw.iat[pos]!r}: not ISO 8601"
-            elif empty_user.iat[pos]:
-                reason = "empty user"
-            else:
-                reason = "empty page"
+        for pos in np.flatnonzero(bad_mask).tolist():
+            reason, raw = flagged[pos] if pos in flagged else (checks.reason(pos), checks.raw(pos))
             if not skip_bad:
-                raise RecordError(reason, source=source, line=line, raw=raw)
-            bad.add(source, line, reason, raw)
+                raise RecordError(reason, source=source, line=int(lines[pos]), raw=raw)
+            bad.add(source, int(lines[pos]), reason, raw)
         keep = ~bad_mask
         ts, user_s, page_s = ts[keep], user_s[keep], page_s[keep]
     return pd.DataFrame(

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from .clicks_csv import BadLines, iter_click_chunks
+from .progress import Progress
 from .records import CLICK_COLUMNS, FEATURE_COLUMNS, WINDOW_COLUMNS, RecordError, Window
 from .windowspec import DEFAULT_FREQ, WindowSpec
 
@@ -236,7 +237,13 @@ def empty_windows() -> pd.DataFrame:
     )
 
 
-def windows_from_frame(clicks: pd.DataFrame, freq: str = DEFAULT_FREQ, *, start=None, end=None) -> pd.DataFrame:
+def windows_from_frame(
+    clicks: pd.DataFrame,
+    freq: str = DEFAULT_FREQ,
+    *,
+    start: str | pd.Timestamp | None = None,
+    end: str | pd.Timestamp | None = None,
+) -> pd.DataFrame:
     """Window features of an in-memory clicks frame (``timestamp`` datetime-like, ``user``, ``page``)."""
     acc = WindowAccumulator(freq=freq, lateness="3650D")
     ts = pd.to_datetime(clicks["timestamp"], utc=True, format="ISO8601")
@@ -252,7 +259,7 @@ def windows_from_frame(clicks: pd.DataFrame, freq: str = DEFAULT_FREQ, *, start=
     return acc.result(start=start, end=end)
 
 
-def compute_windows(
+def compute_windows(  # noqa: PLR0913  (the reading options are keyword-only)
     path: str | Path,
     freq: str = DEFAULT_FREQ,
     *,
@@ -260,9 +267,9 @@ def compute_windows(
     bad: BadLines | None = None,
     lateness: str = DEFAULT_LATENESS,
     chunk_rows: int = 1_000_000,
-    start=None,
-    end=None,
-    progress: Iterable | None = None,
+    start: str | pd.Timestamp | None = None,
+    end: str | pd.Timestamp | None = None,
+    progress: Progress | None = None,
 ) -> pd.DataFrame:
     """Window features of a clicks CSV, streamed in chunks of ``chunk_rows`` rows."""
     acc = WindowAccumulator(freq=freq, lateness=lateness)

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from .clicks_csv import BadLines, iter_click_chunks
+from .progress import Progress
 from .records import CLICK_SEPARATOR, Click, RecordError, join_click_payloads
 from .retry import Backoff
 
@@ -256,6 +257,38 @@ class SendResult:
 
 
 @dataclass
+class _Feed:
+    """The entries of one :meth:`KinesisSender.send` not queued yet: ``source``, and ``held``, the entry
+    already read from it that is not due yet (due at ``held_due`` seconds after the start)."""
+
+    source: Iterator[Entry]
+    pacer: Pacer | None
+    held: Entry | None = None
+    held_due: float = 0.0
+    exhausted: bool = False
+
+    def fill(self, pending: deque[Entry], now: float) -> None:
+        """Move the entries due at ``now`` (seconds after the start) into ``pending``, up to the look-ahead."""
+        while not self.exhausted and len(pending) < LOOKAHEAD:
+            if self.held is None:
+                try:
+                    self.held = next(self.source)
+                except StopIteration:
+                    self.exhausted = True
+                    break
+                self.held_due = self.pacer.due(self.held) if self.pacer is not None else 0.0
+            if self.held_due - now > 1e-6:  # (a tolerance: clock - start is rounded)
+                break
+            self.held.due = self.held_due
+            pending.append(self.held)
+            self.held = None
+
+    def rest(self) -> list[Entry]:
+        """Every entry not queued, in order (the held one first); drains ``source``."""
+        return [*([self.held] if self.held is not None else []), *self.source]
+
+
+@dataclass
 class KinesisSender:
     """Writes entries to one stream with ``PutRecords`` (see the module docstring for the rules).
 
@@ -290,77 +323,39 @@ class KinesisSender:
         if self.max_skew < 0:
             raise ValueError("max skew must be 0 or more seconds")
 
-    def send(self, entries: Iterable[Entry], *, pacer: Pacer | None = None, progress: Any = None) -> SendResult:
+    def send(
+        self, entries: Iterable[Entry], *, pacer: Pacer | None = None, progress: Progress | None = None
+    ) -> SendResult:
         """Send every entry; returns a :class:`SendResult` or raises :class:`ProducerError` (with it)."""
         result = SendResult()
-        source: Iterator[Entry] = iter(entries)
+        feed = _Feed(iter(entries), pacer)
         pending: deque[Entry] = deque()
-        nxt: Entry | None = None
-        nxt_due = 0.0
-        exhausted = False
         fail_round = 0
         start = self.clock()
         try:
             while True:
-                # Move the records that are due into the queue (at most the look-ahead).
                 now = self.clock() - start
-                while not exhausted and len(pending) < LOOKAHEAD:
-                    if nxt is None:
-                        try:
-                            nxt = next(source)
-                        except StopIteration:
-                            exhausted = True
-                            break
-                        nxt_due = pacer.due(nxt) if pacer is not None else 0.0
-                    if nxt_due - now > 1e-6:  # (a tolerance: clock - start is rounded)
-                        break
-                    nxt.due = nxt_due
-                    pending.append(nxt)
-                    nxt = None
+                feed.fill(pending, now)
                 if not pending:
-                    if exhausted:
+                    if feed.exhausted:
                         break
-                    self.sleep(max(0.0, nxt_due - (self.clock() - start)))
+                    self.sleep(max(0.0, feed.held_due - (self.clock() - start)))
                     continue
                 send_at = pending[0].due + self.linger
-                if not exhausted and len(pending) < LOOKAHEAD and send_at - now > 1e-6:
+                if not feed.exhausted and len(pending) < LOOKAHEAD and send_at - now > 1e-6:
                     # Paced: let the oldest due record wait up to `linger` for more to share the call.
-                    self.sleep(max(0.0, min(nxt_due, send_at) - (self.clock() - start)))
+                    self.sleep(max(0.0, min(feed.held_due, send_at) - (self.clock() - start)))
                     continue
-                batch = take_batch(
-                    pending,
-                    max_records=self.max_records,
-                    max_bytes=self.max_bytes,
-                    max_skew=self.max_skew,
-                    preserve_order=self.preserve_order,
-                    aggregate_bytes=self.aggregate_bytes,
-                )
-                try:
-                    failed = self._put(batch, result)
-                except Exception:
-                    pending.extendleft(reversed(batch))  # reported unsent, in order
-                    raise
-                if progress is not None:
-                    progress.update(sum(e.count for e in batch) - sum(e.count for e in failed))
-                if failed:
-                    pending.extendleft(reversed(failed))
-                    worst = max(failed, key=lambda e: e.attempts)
-                    if worst.attempts >= self.max_attempts:
-                        raise _GiveUp(
-                            f"{len(failed)} record(s) still failing after {worst.attempts} tries "
-                            f"(e.g. {describe_entry(worst)}: {result.last_error}); the stream "
-                            "may need more shards or a lower --rate"
-                        )
-                    result.retried += len(failed)
-                    self.sleep(self.backoff.delay(fail_round))
-                    fail_round += 1
-                else:
+                failed = self._send_batch(pending, result, progress)
+                if not failed:
                     fail_round = 0
+                    continue
+                self._check_attempts(failed, result)
+                result.retried += len(failed)
+                self.sleep(self.backoff.delay(fail_round))
+                fail_round += 1
         except (Exception, KeyboardInterrupt) as exc:  # whole-call error after botocore retries, give-up, ^C
-            result.unsent = list(pending)
-            if nxt is not None:
-                result.unsent.append(nxt)
-            result.unsent.extend(source)
+            result.unsent = [*pending, *feed.rest()]
             result.seconds = self.clock() - start
             result.error = str(exc)
             raise ProducerError(
@@ -368,6 +363,37 @@ class KinesisSender:
             ) from exc
         result.seconds = self.clock() - start
         return result
+
+    def _send_batch(self, pending: deque[Entry], result: SendResult, progress: Progress | None) -> list[Entry]:
+        """Take one batch from ``pending`` and put it; its failed entries go back to the front of ``pending``
+        (in order) and are returned. On an exception the whole batch goes back (reported unsent)."""
+        batch = take_batch(
+            pending,
+            max_records=self.max_records,
+            max_bytes=self.max_bytes,
+            max_skew=self.max_skew,
+            preserve_order=self.preserve_order,
+            aggregate_bytes=self.aggregate_bytes,
+        )
+        try:
+            failed = self._put(batch, result)
+        except Exception:
+            pending.extendleft(reversed(batch))  # reported unsent, in order
+            raise
+        if progress is not None:
+            progress.update(sum(e.count for e in batch) - sum(e.count for e in failed))
+        pending.extendleft(reversed(failed))
+        return failed
+
+    def _check_attempts(self, failed: list[Entry], result: SendResult) -> None:
+        """Raise :class:`_GiveUp` when an entry of ``failed`` has had its ``max_attempts`` tries."""
+        worst = max(failed, key=lambda e: e.attempts)
+        if worst.attempts >= self.max_attempts:
+            raise _GiveUp(
+                f"{len(failed)} record(s) still failing after {worst.attempts} tries "
+                f"(e.g. {describe_entry(worst)}: {result.last_error}); the stream "
+                "may need more shards or a lower --rate"
+            )
 
     def _put(self, batch: list[Entry], result: SendResult) -> list[Entry]:
         """One ``PutRecords`` call; returns the entries the response marks failed."""

@@ -280,14 +280,12 @@ class Detection:
         """A forecast-band verdict (the one definition every DeepAR caller uses): anomalous when ``observed``
         is outside ``[p01, p99]``; ``score`` = distance outside the band / band width (0 inside);
         ``threshold`` = 0."""
-        width = max(float(p99) - float(p01), 1e-12)
-        outside = max(float(p01) - observed, observed - float(p99), 0.0)
         return cls(
             window=window,
             detector=detector,
-            score=outside / width,
+            score=band_score(observed, p01, p99),
             threshold=0.0,
-            is_anomaly=outside > 0.0,
+            is_anomaly=observed < float(p01) or observed > float(p99),
             p01=float(p01),
             p50=float(p50),
             p99=float(p99),
@@ -377,6 +375,12 @@ def write_detections_csv(detections: Iterable[Detection], fh: TextIO) -> int:
         writer.writerow(det.to_row())
         n += 1
     return n
+
+
+def band_score(observed: float, p01: float, p99: float) -> float:
+    """Distance of ``observed`` outside ``[p01, p99]`` in band widths (0 inside; higher is more anomalous)."""
+    width = max(float(p99) - float(p01), 1e-12)
+    return max(float(p01) - observed, observed - float(p99), 0.0) / width
 
 
 def explanation_fields(

@@ -18,19 +18,30 @@ import base64
 import html
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from .incidents import Incident
 from .records import BASELINE, DEEPAR, FEATURE_COLUMNS, RCF_BATCH, RCF_STREAMING, explanation_fields
+from .thresholds import CurveReport
 from .windowspec import WindowSpec
 
-COLORS = {BASELINE: "tab:green", RCF_STREAMING: "tab:red", RCF_BATCH: "tab:purple", DEEPAR: "tab:orange"}
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+COLORS: dict[str, str] = {
+    BASELINE: "tab:green",
+    RCF_STREAMING: "tab:red",
+    RCF_BATCH: "tab:purple",
+    DEEPAR: "tab:orange",
+}
 
 
-def _plt():
+def _plt() -> ModuleType:
+    """``matplotlib.pyplot`` on the Agg back end (imported on first use: the core does not need it)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -39,7 +50,7 @@ def _plt():
     return plt
 
 
-def _save(fig, path: Path) -> Path:
+def _save(fig: Figure, path: Path) -> Path:
     fig.savefig(path, dpi=110, bbox_inches="tight")
     _plt().close(fig)
     return path
@@ -75,7 +86,7 @@ def plot_features(windows: pd.DataFrame, dets: pd.DataFrame, path: Path, labels:
                 ax.axvspan(t, t + step, color="grey", alpha=0.25, linewidth=0)
         for name, grp in dets[dets["is_anomaly"]].groupby("detector"):
             sel = windows.set_index(ts).reindex(grp["window_start"])
-            ax.scatter(grp["window_start"], sel[col], s=14, color=COLORS.get(name, "black"), label=name, zorder=3)
+            ax.scatter(grp["window_start"], sel[col], s=14, color=COLORS.get(str(name), "black"), label=name, zorder=3)
     axes[0].legend(loc="upper left", fontsize=8, ncol=3)
     axes[0].set_title("features per window (grey: labelled anomalies; dots: detected)")
     return _save(fig, path)
@@ -90,7 +101,7 @@ def plot_attribution(dets: pd.DataFrame, path: Path) -> Path | None:
     else:
         return None
     plt = _plt()
-    attributions = [explanation_fields(e)[0] for e in stream["explanation"]]
+    attributions = [explanation_fields(e)[0] or {} for e in stream["explanation"]]
     cols = list(attributions[0])
     values = np.array([[a[c] for c in cols] for a in attributions])
     fig, ax = plt.subplots(figsize=(12, 3.5))
@@ -130,7 +141,7 @@ def plot_forecast(windows: pd.DataFrame, dets: pd.DataFrame, path: Path, column:
     return _save(fig, path)
 
 
-def plot_precision_recall(curves: dict[str, dict[str, list[float]]], path: Path) -> Path | None:
+def plot_precision_recall(curves: dict[str, CurveReport], path: Path) -> Path | None:
     if not curves:
         return None
     plt = _plt()
@@ -180,7 +191,7 @@ def write_report(
     incidents: Sequence[Incident],
     metrics: dict[str, Any] | None = None,
     labels: pd.DataFrame | None = None,
-    curves: dict[str, dict[str, list[float]]] | None = None,
+    curves: dict[str, CurveReport] | None = None,
     title: str = "Clickstream anomalies",
 ) -> Path:
     """Write the PNGs and ``report.html`` into ``out_dir``; returns the HTML path."""

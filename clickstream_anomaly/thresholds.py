@@ -26,11 +26,16 @@ Specs (the ``--threshold`` option):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeAlias
 
 import numpy as np
 
 DEFAULT_THRESHOLD = "sigma:3"
 KINDS = ("sigma", "percentile", "value", "f1")
+
+#: A detector's precision/recall curve as a run reports it: ``precision``, ``recall`` and ``thresholds``
+#: (lists, from :func:`best_f1_threshold`) and ``best_f1`` (a number).
+CurveReport: TypeAlias = dict[str, list[float] | float]
 
 
 @dataclass(frozen=True)
@@ -54,18 +59,24 @@ class ThresholdRule:
     def spec(self) -> str:
         return "f1" if self.kind == "f1" else f"{self.kind}:{self.param:g}"
 
+    def _number(self) -> float:
+        """``param`` of a sigma, percentile or value rule (never ``None`` there, see ``__post_init__``)."""
+        if self.param is None:
+            raise ValueError(f"{self.kind} needs a number")
+        return float(self.param)
+
     def compute(self, scores: np.ndarray, labels: np.ndarray | None = None) -> float:
         """The threshold for ``scores`` (shape ``(n,)``); ``labels`` (0/1, same shape) only for ``f1``."""
         scores = np.asarray(scores, dtype="float64")
         if self.kind == "value":
-            return float(self.param)
+            return self._number()
         active = scores[scores > 0] if (scores > 0).any() else scores
         if active.size == 0:
             raise ValueError("no scores to compute a threshold from")
         if self.kind == "sigma":
-            return sigma_threshold(active, float(self.param))
+            return sigma_threshold(active, self._number())
         if self.kind == "percentile":
-            return float(np.percentile(active, float(self.param)))
+            return float(np.percentile(active, self._number()))
         if labels is None:
             raise ValueError("the f1 threshold needs labels (--labels)")
         return best_f1_threshold(scores, np.asarray(labels))[0]

@@ -57,7 +57,9 @@ class Interval:
             raise ValueError(f"closed must be both, left, right or neither, got {self.closed!r}")
 
     def is_satisfied_by(self, value: Any) -> bool:
-        if isinstance(value, bool | np.bool_) or not isinstance(value, self.type):
+        # ``type`` is Integral or Real (numpy's scalars are registered with both); the second check tells
+        # mypy that ``value`` is a number.
+        if isinstance(value, bool | np.bool_) or not isinstance(value, self.type) or not isinstance(value, Real):
             return False
         v = float(value)
         if math.isnan(v):

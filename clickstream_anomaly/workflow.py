@@ -29,7 +29,7 @@ from .records import (
     Detection,
     write_detections_csv,
 )
-from .thresholds import best_f1_threshold, parse_threshold
+from .thresholds import CurveReport, best_f1_threshold, parse_threshold
 from .windowspec import WindowSpec
 
 THRESHOLDED = (
@@ -48,7 +48,7 @@ class DetectionResult:
     incidents: list[Incident]
     labels: pd.DataFrame | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
-    curves: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    curves: dict[str, CurveReport] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -82,7 +82,7 @@ def apply_f1_threshold(detections: list[Detection], windows: pd.DataFrame, label
             d.is_anomaly = bool(d.score > 0 and d.score >= cut)
 
 
-def run_detection(
+def run_detection(  # noqa: PLR0913  (options with defaults; the newer ones keyword-only)
     windows: pd.DataFrame,
     detectors: Sequence[Detector],
     labels: pd.DataFrame | None = None,
@@ -134,8 +134,8 @@ def run_detection(
     return result
 
 
-def _curves(frame: pd.DataFrame, labels: pd.DataFrame) -> dict[str, dict[str, list[float]]]:
-    out = {}
+def _curves(frame: pd.DataFrame, labels: pd.DataFrame) -> dict[str, CurveReport]:
+    out: dict[str, CurveReport] = {}
     lab = labels[["window_start", "is_anomaly"]]
     for name, grp in frame.groupby("detector"):
         if name == DEEPAR:
@@ -144,8 +144,7 @@ def _curves(frame: pd.DataFrame, labels: pd.DataFrame) -> dict[str, dict[str, li
         y = joined["is_anomaly_label"].to_numpy(dtype=int)
         if 0 < y.sum() < len(y):
             _, best_f1, curve = best_f1_threshold(joined["score"].to_numpy(dtype=float), y)
-            curve["best_f1"] = best_f1
-            out[str(name)] = curve
+            out[str(name)] = {**curve, "best_f1": best_f1}
     return out
 
 

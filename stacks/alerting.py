@@ -19,6 +19,7 @@ alerter        WindowUrls, WindowUsers,        ``detector``       the window's f
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cw
@@ -171,7 +172,7 @@ class Monitoring(Construct):
         window = Duration.seconds(window_seconds)
         five_minutes = Duration.minutes(5)
 
-        def alarm(alarm_id: str, **kwargs) -> cw.Alarm:
+        def alarm(alarm_id: str, **kwargs: Any) -> cw.Alarm:
             made = cw.Alarm(self, alarm_id, **kwargs)
             made.add_alarm_action(action)
             return made

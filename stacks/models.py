@@ -55,7 +55,7 @@ class S3Uri(tasks.S3Location):
         self._uri = uri
 
     def bind(
-        self, task: Construct, *, for_reading: bool | None = None, for_writing: bool | None = None
+        self, task: tasks.ISageMakerTask, *, for_reading: bool | None = None, for_writing: bool | None = None
     ) -> tasks.S3LocationConfig:
         return tasks.S3LocationConfig(uri=self._uri)
 
@@ -112,7 +112,7 @@ class Models(Construct):
         self.bucket = secure_bucket(
             self, "Bucket", access_logs=access_logs, removal_policy=removal_policy, log_prefix="models/"
         )
-        self.endpoint_names = {alg: f"{prefix}-{alg}" for alg in ALGORITHMS}
+        self.endpoint_names: dict[str, str] = {alg: f"{prefix}-{alg}" for alg in ALGORITHMS}
 
         self.role = iam.Role(
             self,

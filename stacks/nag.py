@@ -7,7 +7,7 @@ and its children. IAM4/IAM5 findings are acknowledged one by one with their brac
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, CfnResource, Stack, Validations
+from aws_cdk import Acknowledgment, CfnElement, CfnResource, Stack, Validations
 from constructs import IConstruct
 
 BASIC_EXECUTION_ROLE = (
@@ -29,6 +29,8 @@ def acknowledge(scope: IConstruct, rule: str, reason: str) -> None:
 def arn_ref(resource: IConstruct) -> str:
     """How cdk-nag prints the ``Arn`` attribute of ``resource`` (an L2 or its L1) in a finding."""
     cfn = resource if isinstance(resource, CfnResource) else resource.node.default_child
+    if not isinstance(cfn, CfnElement):
+        raise TypeError(f"{resource.node.path} has no CloudFormation resource to name")
     stack = Stack.of(resource)
     return f"<{stack.resolve(stack.get_logical_id(cfn))}.Arn>"
 

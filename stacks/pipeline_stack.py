@@ -145,11 +145,12 @@ class ClickstreamAnomalyStack(Stack):
             state_bucket=self.storage.state,
             **retries,
         )
-        if s.deploy_endpoints:
+        scorer, scorer_queue = self.models.scorer, self.models.scorer_failure_queue
+        if scorer is not None and scorer_queue is not None:  # built exactly when s.deploy_endpoints
             detectors += [scorer_names.RCF_DETECTOR, scorer_names.DEEPAR_DETECTOR]
             endpoint_names = list(self.models.endpoint_names.values())
-            fns["scorer"] = self.models.scorer
-            queues["scorer"] = self.models.scorer_failure_queue
+            fns["scorer"] = scorer
+            queues["scorer"] = scorer_queue
             consumers.append("scorer")
         fns["prepare"] = self.models.prepare
 

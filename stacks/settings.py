@@ -147,9 +147,9 @@ _ARN_RULE = Rule("empty or a Lambda layer version ARN", "not a Lambda layer vers
 _SAGEMAKER = Rule(range_owner="SageMaker")
 
 
-def _sagemaker_range(name: str) -> dict[str, int]:
-    lo, hi = RCF_INT_RANGES[name]
-    return {"ge": lo, "le": hi}
+#: SageMaker's ranges of the RCF settings (passed to Field as ge=, le=: mypy reads no **kwargs there).
+_TREES = RCF_INT_RANGES["num_trees"]
+_SAMPLES = RCF_INT_RANGES["num_samples_per_tree"]
 
 
 # ---------------------------------------------------------------------- the model
@@ -167,34 +167,34 @@ class Settings:
         str,
         Rule("lower-case letters, digits and '-', starting with a letter, at most 19 characters"),
     ] = Field(
-        "clickstream",
+        default="clickstream",
         pattern=r"^[a-z][a-z0-9-]{0,18}$",
         description="Short name put in SageMaker job, model and endpoint names.",
     )
     stream_mode: StreamMode = Field(
-        "on-demand", description="Kinesis capacity mode of the clicks, features and detections streams."
+        default="on-demand", description="Kinesis capacity mode of the clicks, features and detections streams."
     )
     stream_shards: Int = Field(
-        1, ge=1, le=500, description="Shards per stream; only with stream_mode provisioned (on-demand: keep 1)."
+        default=1, ge=1, le=500, description="Shards per stream; only with stream_mode provisioned (on-demand: keep 1)."
     )
-    stream_retention_hours: Int = Field(24, ge=24, le=8760, description="Kinesis retention in hours.")
+    stream_retention_hours: Int = Field(default=24, ge=24, le=8760, description="Kinesis retention in hours.")
     streaming_engine: Engine = Field(
-        "lambda",
+        default="lambda",
         description="lambda: the detector Lambda (deploys today); kda-sql: the KDA SQL RCF application "
         "(AWS stopped accepting new SQL applications on 2025-10-15: synth-only, with a synth warning).",
     )
     streaming_detectors: Annotated[str, Rule("comma-separated, from `baseline`, `rcf-streaming`")] = Field(
-        "baseline",
+        default="baseline",
         pattern=r"^(baseline|rcf-streaming)(,(baseline|rcf-streaming))?$",
         description="Detectors of the lambda engine: baseline (each window against what is normal at its local "
         "time of day and day of week; its own verdict, no SageMaker needed) and/or rcf-streaming (the "
         "KDA-faithful RCF with explanation, judged by the alerter's threshold; noisier, see docs/detectors.md).",
     )
     window_freq: Annotated[str, _FREQ_RULE] = Field(
-        "10min", pattern=_FREQ.pattern, description="Window length of the aggregator (also DeepAR's time_freq)."
+        default="10min", pattern=_FREQ.pattern, description="Window length of the aggregator (also DeepAR's time_freq)."
     )
     allowed_lateness: Annotated[str, _FREQ_RULE] = Field(
-        "10min",
+        default="10min",
         pattern=_FREQ.pattern,
         description="How long the aggregator waits for late clicks before closing a window; the S3 producer "
         "lets records overtake each other by half of it (at most 300 s).",
@@ -206,71 +206,78 @@ class Settings:
             "a non-empty S3 key prefix ending in '/'",
         ),
     ] = Field(
-        "incoming/",
+        default="incoming/",
         pattern=r"^[A-Za-z0-9!_.*'()/-]+/$",
         description="Key prefix in the landing bucket whose new objects trigger the producer.",
     )
-    rcf_num_trees: Int = Field(100, ge=1, le=1000, description="Streaming RCF number of trees.")
+    rcf_num_trees: Int = Field(default=100, ge=1, le=1000, description="Streaming RCF number of trees.")
     rcf_sample_size: Int = Field(
-        256, ge=10, le=1000, description="Streaming RCF sample size per tree; smaller than rcf_time_decay."
+        default=256, ge=10, le=1000, description="Streaming RCF sample size per tree; smaller than rcf_time_decay."
     )
     rcf_time_decay: Int = Field(
-        4320,
+        default=4320,
         ge=1,
         le=2_147_483_647,
         description="Streaming RCF time decay in records (the blog's 4320 = 30 days of 10-minute windows).",
     )
-    rcf_shingle_size: Int = Field(1, ge=1, le=30, description="Streaming RCF shingle size.")
-    rcf_with_directionality: Flag = Field(True, description="Streaming RCF reports direction and strength per column.")
+    rcf_shingle_size: Int = Field(default=1, ge=1, le=30, description="Streaming RCF shingle size.")
+    rcf_with_directionality: Flag = Field(
+        default=True, description="Streaming RCF reports direction and strength per column."
+    )
     sagemaker_rcf_num_trees: Annotated[Int, _SAGEMAKER] = Field(
-        100, **_sagemaker_range("num_trees"), description="SageMaker RCF num_trees."
+        default=100, ge=_TREES[0], le=_TREES[1], description="SageMaker RCF num_trees."
     )
     sagemaker_rcf_num_samples_per_tree: Annotated[Int, _SAGEMAKER] = Field(
-        256, **_sagemaker_range("num_samples_per_tree"), description="SageMaker RCF num_samples_per_tree."
+        default=256, ge=_SAMPLES[0], le=_SAMPLES[1], description="SageMaker RCF num_samples_per_tree."
     )
     deepar_hyperparameters: JsonObject = Field(
         default_factory=dict,
         description="Overrides of the blog's DeepAR hyperparameters; time_freq always follows window_freq.",
     )
     training_days: Int = Field(
-        14, ge=1, le=365, description="Days of data-lake history the preparation step reads for training."
+        default=14, ge=1, le=365, description="Days of data-lake history the preparation step reads for training."
     )
     threshold_mode: ThresholdMode = Field(
-        "static", description="Alerter threshold: static (threshold) or sigma (mean + sigma_k * std of recent scores)."
+        default="static",
+        description="Alerter threshold: static (threshold) or sigma (mean + sigma_k * std of recent scores).",
     )
-    threshold: Number = Field(2.6, gt=0, description="Static score threshold of the alerter.")
-    sigma_k: Number = Field(3.0, gt=0, description="Number of standard deviations for threshold_mode sigma.")
+    threshold: Number = Field(default=2.6, gt=0, description="Static score threshold of the alerter.")
+    sigma_k: Number = Field(default=3.0, gt=0, description="Number of standard deviations for threshold_mode sigma.")
     alert_email: Annotated[Text, Rule("empty or an e-mail address", "not an e-mail address")] = Field(
-        "",
+        default="",
         pattern=r"^$|^[^@\s]+@[^@\s]+\.[^@\s]+$",
         description="E-mail address subscribed to the alert topic (empty: no subscription).",
     )
     deploy_endpoints: Flag = Field(
-        False, description="Deploy SageMaker endpoints and the scorer Lambda (they cost money while running)."
+        default=False, description="Deploy SageMaker endpoints and the scorer Lambda (they cost money while running)."
     )
     training_instance_type: Annotated[str, _INSTANCE_RULE] = Field(
-        "ml.m5.large", pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$", description="SageMaker training instance type."
+        default="ml.m5.large", pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$", description="SageMaker training instance type."
     )
     endpoint_instance_type: Annotated[str, _INSTANCE_RULE] = Field(
-        "ml.m5.large", pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$", description="SageMaker endpoint instance type."
+        default="ml.m5.large", pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$", description="SageMaker endpoint instance type."
     )
     retrain_schedule: Annotated[
         Text, Rule("empty, `rate(...)` or `cron(...)`", "use rate(...) or cron(...), or leave empty")
     ] = Field(
-        "",
+        default="",
         pattern=r"^$|^(rate\(.+\)|cron\(.+\))$",
         description="EventBridge schedule that starts both training pipelines, e.g. rate(7 days); "
         "empty: start them by hand.",
     )
     removal_policy: RemovalPolicyName = Field(
-        "retain", description="retain: buckets and data survive cdk destroy; destroy: buckets emptied and deleted."
+        default="retain",
+        description="retain: buckets and data survive cdk destroy; destroy: buckets emptied and deleted.",
     )
     lambda_memory_mb: Int = Field(
-        1024, ge=512, le=10240, description="Memory of the pipeline Lambdas in MB (the pandas layer needs >= 512)."
+        default=1024,
+        ge=512,
+        le=10240,
+        description="Memory of the pipeline Lambdas in MB (the pandas layer needs >= 512).",
     )
-    log_level: LogLevel = Field("INFO", description="LOG_LEVEL of the Lambdas.")
+    log_level: LogLevel = Field(default="INFO", description="LOG_LEVEL of the Lambdas.")
     log_retention_days: Annotated[LogRetentionDays, BeforeValidator(_integer)] = Field(
-        30, description="CloudWatch Logs retention of the Lambda log groups in days."
+        default=30, description="CloudWatch Logs retention of the Lambda log groups in days."
     )
     metrics_namespace: Annotated[
         str,
@@ -279,39 +286,44 @@ class Settings:
             "not a valid custom CloudWatch namespace",
         ),
     ] = Field(
-        "ClickstreamAnomaly",
+        default="ClickstreamAnomaly",
         pattern=r"^(?!AWS/)[A-Za-z0-9_./#:-]{1,255}$",
         description="CloudWatch namespace of the pipeline's EMF metrics.",
     )
     event_retry_attempts: Int = Field(
-        10, ge=0, le=10000, description="Retries of a failed Kinesis batch before it goes to the failure queue."
+        default=10, ge=0, le=10000, description="Retries of a failed Kinesis batch before it goes to the failure queue."
     )
     event_max_record_age_hours: Int = Field(
-        24, ge=1, le=168, description="Records older than this go to the failure queue unprocessed."
+        default=24, ge=1, le=168, description="Records older than this go to the failure queue unprocessed."
     )
     anomaly_alarm_count: Int = Field(
-        1, ge=1, le=1000, description="Anomalous windows of one detector within one window period that raise its alarm."
+        default=1,
+        ge=1,
+        le=1000,
+        description="Anomalous windows of one detector within one window period that raise its alarm.",
     )
     pandas_layer_version: Annotated[str, Rule("a release `x.y.z`", "a release such as 3.17.0")] = Field(
-        "3.17.0",
+        default="3.17.0",
         pattern=f"^{_SEMVER}$",
         description="AWS SDK for pandas release whose public SSM layer parameter is used.",
     )
     pandas_layer_arn: Annotated[Text, _ARN_RULE] = Field(
-        "", pattern=_LAYER_ARN, description="Explicit AWS SDK for pandas layer ARN (overrides the SSM parameter)."
+        default="",
+        pattern=_LAYER_ARN,
+        description="Explicit AWS SDK for pandas layer ARN (overrides the SSM parameter).",
     )
     powertools_layer_version: Annotated[
         str, Rule("`latest` or a release `x.y.z`", "latest or a release such as 3.37.0")
     ] = Field(
-        "latest",
+        default="latest",
         pattern=f"^(latest|{_SEMVER})$",
         description="Powertools for AWS Lambda (Python) v3 layer version in SSM.",
     )
     powertools_layer_arn: Annotated[Text, _ARN_RULE] = Field(
-        "", pattern=_LAYER_ARN, description="Explicit Powertools layer ARN (overrides the SSM parameter)."
+        default="", pattern=_LAYER_ARN, description="Explicit Powertools layer ARN (overrides the SSM parameter)."
     )
     timezone: Annotated[str, Rule("an IANA time zone name, e.g. `UTC`, `Europe/Berlin`")] = Field(
-        "UTC",
+        default="UTC",
         description="The site's local time zone, used by the time-aware baseline for time of day and day of "
         "week (DST included).",
     )
@@ -430,7 +442,7 @@ class Settings:
 
 
 #: key -> pydantic field information (type, constraints, default, description, :class:`Rule`).
-FIELDS: dict[str, FieldInfo] = Settings.__pydantic_fields__
+FIELDS: dict[str, FieldInfo] = Settings.__pydantic_fields__  # type: ignore[attr-defined]  # set by pydantic's @dataclass, which its stub does not declare
 
 #: key -> description (from the model).
 SETTINGS_HELP: dict[str, str] = {name: info.description or "" for name, info in FIELDS.items()}
@@ -565,11 +577,14 @@ def _options(info: FieldInfo) -> tuple[Any, ...]:
     return get_args(info.annotation) if get_origin(info.annotation) is Literal else ()
 
 
+_TYPE_NAMES: dict[object, str] = {int: "int", float: "float", bool: "bool", str: "str"}
+
+
 def _type_name(info: FieldInfo) -> str:
     options = _options(info)
     if options:
         return type(options[0]).__name__
-    return {int: "int", float: "float", bool: "bool", str: "str"}.get(info.annotation, "JSON object")  # type: ignore[call-overload]
+    return _TYPE_NAMES.get(info.annotation, "JSON object")
 
 
 def _allowed(info: FieldInfo) -> str:

@@ -128,10 +128,12 @@ def deepar_scoring_from_env(environ: Mapping[str, str] | None = None) -> DeepARS
     """``WINDOW_FREQ`` (10min), ``DEEPAR_CONTEXT_LENGTH`` and ``DEEPAR_PREDICTION_LENGTH`` (default: a day
     of windows, as the model was trained)."""
     try:
-        lengths = {k: env(f"DEEPAR_{k.upper()}", "", environ) for k in ("context_length", "prediction_length")}
+        context = env("DEEPAR_CONTEXT_LENGTH", "", environ)
+        prediction = env("DEEPAR_PREDICTION_LENGTH", "", environ)
         return DeepARScoring(
             window=WindowSpec.parse(env("WINDOW_FREQ", DEFAULT_FREQ, environ)),
-            **{k: int(v) if v else None for k, v in lengths.items()},
+            context_length=int(context) if context else None,
+            prediction_length=int(prediction) if prediction else None,
         )
     except ValueError as exc:
         raise ConfigError(f"DeepAR scorer settings: {exc}") from exc

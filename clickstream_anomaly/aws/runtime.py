@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..producer import AGGREGATE_BYTES, MAX_SKEW_SECONDS, Backoff, Entry, KinesisSender
 from ..records import RCF_STREAMING, Detection, Window
@@ -33,6 +33,9 @@ from .config import (
     streaming_detectors_from_env,
 )
 from .s3_store import S3Store
+
+if TYPE_CHECKING:
+    from ..scaling import Scaling
 
 FEATURES_PARTITION_KEY = "windows"  # one key: windows stay in time order on one shard
 AGGREGATOR_STATE_KEY = "aggregator/state.json.gz"
@@ -221,10 +224,10 @@ def sagemaker_invoke(endpoint: str, body: str, content_type: str) -> bytes:
 
 
 SCALING_TTL_SECONDS = 300.0
-_scaling_cache: dict[str, tuple[float, Any]] = {}
+_scaling_cache: dict[str, tuple[float, Scaling]] = {}
 
 
-def rcf_scaling():
+def rcf_scaling() -> Scaling | None:
     """The feature scaling the RCF endpoint was trained with, from ``RCF_SCALING_URI`` (``s3://bucket/key``,
     written by the training pipeline's prepare step); ``None`` (raw features) when the variable is empty.
 

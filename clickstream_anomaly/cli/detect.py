@@ -157,6 +157,8 @@ def parse_periods(items: list[str]) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
     out = []
     for item in items:
         start, sep, end = item.partition("/")
+        lo: pd.Timestamp | None
+        hi: pd.Timestamp | None
         try:
             lo, hi = pd.Timestamp(start), pd.Timestamp(end)
         except (ValueError, TypeError):

@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol
+
+from ..progress import Progress
+
+
+class Bar(Progress, Protocol):
+    """A progress bar: :class:`~clickstream_anomaly.progress.Progress` plus a text after the counts."""
+
+    def set_postfix_str(self, s: str) -> object: ...
 
 
 class _Silent:
@@ -16,7 +25,9 @@ class _Silent:
 
 
 @contextmanager
-def progress_bar(total: int | None = None, *, unit: str = "it", desc: str = "", disable: bool = False, **kwargs: Any):
+def progress_bar(
+    total: int | None = None, *, unit: str = "it", desc: str = "", disable: bool = False, **kwargs: Any
+) -> Iterator[Bar]:
     """A tqdm bar on stderr, or a no-op object when disabled, not a terminal, or tqdm is missing."""
     if disable or not sys.stderr.isatty():
         yield _Silent()

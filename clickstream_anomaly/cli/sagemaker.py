@@ -11,15 +11,24 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..records import write_detections_csv
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import ModuleType
+
+    import pandas as pd
+
+    from ..aws.training.invoke import DeepAREndpointDetector, EndpointTransport, RCFEndpointDetector, Transport
+    from ..aws.training.prepare import Scaling
 
 ALGORITHMS = ("rcf", "deepar")
 DEFAULT_PREFIX = "clickstream-anomaly"
 
 
-def _training():
+def _training() -> ModuleType:
     """The SageMaker workflows (:mod:`clickstream_anomaly.aws.training`), imported on first use so the rest
     of the CLI starts without boto3."""
     from ..aws import training
@@ -182,7 +191,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 # --------------------------------------------------------------------------- helpers
-def _say(args: argparse.Namespace):
+def _say(args: argparse.Namespace) -> Callable[[str], None]:
     quiet = getattr(args, "quiet", False)
     return (lambda msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
 
@@ -191,7 +200,7 @@ def _session(args: argparse.Namespace) -> Any:
     return _training().session.make_session(args.region, args.profile)
 
 
-def _failures(fn):
+def _failures(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     """Run a command; AWS-side failures (jobs, endpoints, refused calls) print and exit with status 1."""
 
     def wrapper(args: argparse.Namespace) -> int:
@@ -207,11 +216,11 @@ def _failures(fn):
     return wrapper
 
 
-def _windows(path: Path):
+def _windows(path: Path) -> pd.DataFrame:
     return _training().prepare.load_windows(path)
 
 
-def _labels(path: Path | None):
+def _labels(path: Path | None) -> pd.DataFrame | None:
     if path is None:
         return None
     from ..generator import read_labels
@@ -355,7 +364,7 @@ def run_deploy(args: argparse.Namespace) -> int:
     return 0
 
 
-def _rcf_scaling(args: argparse.Namespace, session: Any):
+def _rcf_scaling(args: argparse.Namespace, session: Any) -> Scaling:
     from clickstream_anomaly.aws.training.prepare import CHANNEL_KEYS, Scaling
 
     if args.scaling is not None:
@@ -376,45 +385,69 @@ def _rcf_scaling(args: argparse.Namespace, session: Any):
     return Scaling.from_json(body)
 
 
+def _endpoint_transport(args: argparse.Namespace, session: Any) -> EndpointTransport:
+    from clickstream_anomaly.aws.training import invoke
+    from clickstream_anomaly.aws.training.tags import endpoint_name
+
+    return invoke.EndpointTransport(
+        session.client("sagemaker-runtime"), args.endpoint_name or endpoint_name(args.algorithm)
+    )
+
+
+def _rcf_endpoint_detector(args: argparse.Namespace) -> RCFEndpointDetector:
+    """The RCF endpoint of ``invoke`` (the local twin with ``--local``) and the scaling of its training data."""
+    from clickstream_anomaly.aws.training import invoke, local
+
+    transport: Transport
+    if args.local:
+        model = local.endpoint("rcf", args.model_dir)
+        transport, scaling = model, model.scaling
+    else:
+        session = _session(args)
+        transport = _endpoint_transport(args, session)
+        scaling = _rcf_scaling(args, session)
+    return invoke.RCFEndpointDetector(transport, scaling=scaling, threshold=args.threshold, batch_size=args.batch_size)
+
+
+def _deepar_endpoint_detector(args: argparse.Namespace, say: Callable[[str], None]) -> DeepAREndpointDetector:
+    """The DeepAR endpoint of ``invoke`` (the local twin with ``--local``); ``prediction_length`` defaults to
+    the model's (the training job's hyperparameter for an endpoint)."""
+    from clickstream_anomaly.aws.training import invoke, local
+
+    length = args.prediction_length
+    transport: Transport
+    if args.local:
+        model = local.endpoint("deepar", args.model_dir)
+        transport = model
+        if length is None:
+            length = model.prediction_length
+    else:
+        session = _session(args)
+        transport = cloud = _endpoint_transport(args, session)
+        if length is None:
+            from clickstream_anomaly.aws.training.endpoints import endpoint_hyperparameters
+
+            hp = endpoint_hyperparameters(session.client("sagemaker"), cloud.endpoint_name)
+            length = int(hp.get("prediction_length", 144))
+            say(f"prediction_length {length} ({'from the training job' if hp else 'default'})")
+    return invoke.DeepAREndpointDetector(transport, prediction_length=length, score_from=args.score_from)
+
+
 @_failures
 def run_invoke(args: argparse.Namespace) -> int:
     _training()
-    from clickstream_anomaly.aws.training import invoke, local
-    from clickstream_anomaly.aws.training.tags import endpoint_name
-
     say = _say(args)
     windows = _windows(args.input)
     labels = None
     if args.labels is not None:
         import pandas as pd
 
-        lab = _labels(args.labels).set_index("window_start")["is_anomaly"]
+        from ..generator import read_labels
+
+        lab = read_labels(args.labels).set_index("window_start")["is_anomaly"]
         starts = pd.to_datetime(windows["window_start"], utc=True)
         labels = lab.reindex(starts).fillna(0).astype("int64").to_numpy()
-    if args.local:
-        transport = local.endpoint(args.algorithm, args.model_dir)
-        session = None
-    else:
-        session = _session(args)
-        transport = invoke.EndpointTransport(
-            session.client("sagemaker-runtime"), args.endpoint_name or endpoint_name(args.algorithm)
-        )
-    if args.algorithm == "rcf":
-        scaling = transport.scaling if args.local else _rcf_scaling(args, session)
-        detector = invoke.RCFEndpointDetector(
-            transport, scaling=scaling, threshold=args.threshold, batch_size=args.batch_size
-        )
-    else:
-        length = args.prediction_length
-        if length is None and args.local:
-            length = transport.prediction_length
-        elif length is None:
-            from clickstream_anomaly.aws.training.endpoints import endpoint_hyperparameters
-
-            hp = endpoint_hyperparameters(session.client("sagemaker"), transport.endpoint_name)
-            length = int(hp.get("prediction_length", 144))
-            say(f"prediction_length {length} ({'from the training job' if hp else 'default'})")
-        detector = invoke.DeepAREndpointDetector(transport, prediction_length=length, score_from=args.score_from)
+    detector = _rcf_endpoint_detector(args) if args.algorithm == "rcf" else _deepar_endpoint_detector(args, say)
     detections = detector.detect(windows, labels)
     if args.output is None:
         write_detections_csv(detections, sys.stdout)
@@ -425,7 +458,7 @@ def run_invoke(args: argparse.Namespace) -> int:
     n_anom = sum(d.is_anomaly for d in detections)
     say(
         f"{len(detections):,} windows scored by {'local ' if args.local else ''}{args.algorithm} "
-        f"({getattr(transport, 'calls', '?')} requests): {n_anom} anomalous"
+        f"({getattr(detector.transport, 'calls', '?')} requests): {n_anom} anomalous"
     )
     return 0
 

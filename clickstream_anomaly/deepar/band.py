@@ -103,16 +103,18 @@ def forecast_band_detections(
     if stamps.max() < train_end:
         return []
     grid, values, at = _history_grid(predictor, stamps, frame[column].to_numpy(dtype="float64"))
-    end_pos = int(np.searchsorted(grid, train_end))
+    end_pos = int(grid.searchsorted(train_end))
     bands = _block_bands(predictor, grid, values, end_pos, (low, 0.5, high), num_samples)
     records = windows_to_records(frame)
-    return [
-        Detection.from_band(
-            records[j], float(values[i]), *(float(b) for b in bands[:, i]), DETECTOR, low=low, high=high, column=column
-        )
-        for j, i in enumerate(at)
-        if i >= end_pos
-    ]
+    detections = []
+    for j, i in enumerate(at):
+        if i >= end_pos:
+            p01, p50, p99 = (float(b) for b in bands[:, i])
+            band = Detection.from_band(
+                records[j], float(values[i]), p01, p50, p99, DETECTOR, low=low, high=high, column=column
+            )
+            detections.append(band)
+    return detections
 
 
 def _history_grid(

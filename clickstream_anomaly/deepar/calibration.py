@@ -30,8 +30,9 @@ epoch on the same days.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -66,7 +67,8 @@ class BandCalibration:
         return {"low": self.low, "high": self.high, "level": self.level}
 
     @classmethod
-    def from_dict(cls, data: dict[str, float | None]) -> BandCalibration:
+    def from_dict(cls, data: Mapping[str, Any]) -> BandCalibration:
+        """The inverse of :meth:`to_dict` (``data``: the decoded JSON object)."""
         level = data.get("level")
         return cls(float(data["low"]), float(data["high"]), None if level is None else float(level))
 

@@ -132,7 +132,7 @@ class DeepAREstimator(BaseEstimator):
         "calibration_level": [Interval(Real, 0.0, 1.0, closed="neither"), None],
     }
 
-    def __init__(
+    def __init__(  # noqa: PLR0913  (keyword-only hyperparameters, stored as given: scikit-learn's estimator contract)
         self,
         *,
         time_freq: str = DEFAULT_TIME_FREQ,
@@ -317,7 +317,7 @@ def training_windows(data: list[tuple[pd.Timestamp, np.ndarray]], transform: Tra
     """
     T = transform.context_length + transform.prediction_length
     first = transform.first_complete()
-    ids = []
+    ids: list[tuple[int, int]] = []
     for s, (_, values) in enumerate(data):
         hi = len(values) - hold - T
         if hi >= 0:

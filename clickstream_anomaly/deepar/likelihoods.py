@@ -17,11 +17,16 @@ float64 numpy; ``lgamma``/``digamma`` are implemented here so the core needs no 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import TypeAlias
 
 import numpy as np
 
 _EPS = 1e-6
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+
+#: The window scale: one number, or an array broadcastable to ``z``.
+Scale: TypeAlias = np.ndarray | float
 
 
 def softplus(x: np.ndarray) -> np.ndarray:
@@ -32,7 +37,7 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
-def _shift(x: np.ndarray, fn) -> tuple[np.ndarray, np.ndarray]:
+def _shift(x: np.ndarray, fn: Callable[[np.ndarray], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Recurrence to move ``x > 0`` to ``>= 7``; returns (shifted x, accumulated correction)."""
     y = np.array(x, dtype="float64", copy=True)
     acc = np.zeros_like(y)
@@ -70,15 +75,15 @@ class Likelihood:
     n_params = 0
     counts = False  # samples are non-negative integers (kept so by a calibrated spread)
 
-    def nll(self, raw: np.ndarray, z: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def nll(self, raw: np.ndarray, z: np.ndarray, scale: Scale) -> tuple[np.ndarray, np.ndarray]:
         """``raw`` (..., k), ``z`` (...), ``scale`` broadcastable to ``z`` -> (nll (...), d nll/d raw (..., k))."""
         raise NotImplementedError
 
-    def sample(self, raw: np.ndarray, scale: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def sample(self, raw: np.ndarray, scale: Scale, rng: np.random.Generator) -> np.ndarray:
         """One draw of ``z`` per leading index, ndarray of shape ``raw.shape[:-1]``."""
         raise NotImplementedError
 
-    def mean(self, raw: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    def mean(self, raw: np.ndarray, scale: Scale) -> np.ndarray:
         """The distribution's mean of ``z`` (used to impute missing context values)."""
         raise NotImplementedError
 
@@ -90,7 +95,7 @@ class Gaussian(Likelihood):
     name = "gaussian"
     n_params = 2
 
-    def nll(self, raw, z, scale):
+    def nll(self, raw: np.ndarray, z: np.ndarray, scale: Scale) -> tuple[np.ndarray, np.ndarray]:
         mu, r1 = raw[..., 0], raw[..., 1]
         sigma = softplus(r1) + _EPS
         y = z / scale
@@ -101,11 +106,11 @@ class Gaussian(Likelihood):
         grad[..., 1] = (1.0 / sigma - d * d / sigma) * sigmoid(r1)
         return nll, grad
 
-    def sample(self, raw, scale, rng):
+    def sample(self, raw: np.ndarray, scale: Scale, rng: np.random.Generator) -> np.ndarray:
         sigma = softplus(raw[..., 1]) + _EPS
         return scale * (raw[..., 0] + sigma * rng.standard_normal(raw.shape[:-1]))
 
-    def mean(self, raw, scale):
+    def mean(self, raw: np.ndarray, scale: Scale) -> np.ndarray:
         return scale * raw[..., 0]
 
 
@@ -113,7 +118,7 @@ class StudentT(Likelihood):
     name = "student-T"
     n_params = 3
 
-    def nll(self, raw, z, scale):
+    def nll(self, raw: np.ndarray, z: np.ndarray, scale: Scale) -> tuple[np.ndarray, np.ndarray]:
         mu, r1, r2 = raw[..., 0], raw[..., 1], raw[..., 2]
         sigma = softplus(r1) + _EPS
         nu = 2.0 + softplus(r2)
@@ -142,12 +147,12 @@ class StudentT(Likelihood):
         grad[..., 2] = dnu * sigmoid(r2)
         return nll, grad
 
-    def sample(self, raw, scale, rng):
+    def sample(self, raw: np.ndarray, scale: Scale, rng: np.random.Generator) -> np.ndarray:
         sigma = softplus(raw[..., 1]) + _EPS
         nu = 2.0 + softplus(raw[..., 2])
         return scale * (raw[..., 0] + sigma * rng.standard_t(nu))
 
-    def mean(self, raw, scale):
+    def mean(self, raw: np.ndarray, scale: Scale) -> np.ndarray:
         return scale * raw[..., 0]
 
 
@@ -156,7 +161,7 @@ class NegativeBinomial(Likelihood):
     n_params = 2
     counts = True
 
-    def nll(self, raw, z, scale):
+    def nll(self, raw: np.ndarray, z: np.ndarray, scale: Scale) -> tuple[np.ndarray, np.ndarray]:
         r0, r1 = raw[..., 0], raw[..., 1]
         m = (softplus(r0) + _EPS) * scale
         a = (softplus(r1) + _EPS) / np.sqrt(scale)
@@ -176,16 +181,16 @@ class NegativeBinomial(Likelihood):
         grad[..., 1] = da / np.sqrt(scale) * sigmoid(r1)
         return -logp, grad
 
-    def sample(self, raw, scale, rng):
+    def sample(self, raw: np.ndarray, scale: Scale, rng: np.random.Generator) -> np.ndarray:
         m = (softplus(raw[..., 0]) + _EPS) * scale
         a = (softplus(raw[..., 1]) + _EPS) / np.sqrt(scale)
         r = 1.0 / a
         return rng.poisson(rng.gamma(r, m / r)).astype("float64")
 
-    def mean(self, raw, scale):
+    def mean(self, raw: np.ndarray, scale: Scale) -> np.ndarray:
         return (softplus(raw[..., 0]) + _EPS) * scale
 
-    def check_targets(self, values):
+    def check_targets(self, values: np.ndarray) -> None:
         obs = values[~np.isnan(values)]
         if (obs < 0).any():
             raise ValueError(

@@ -17,7 +17,7 @@ import pandas as pd
 
 from ..base import NotFittedError
 from .calibration import BandCalibration
-from .estimator import DeepAREstimator, OnEpoch
+from .estimator import _HYPERPARAMETERS, DeepAREstimator, OnEpoch
 from .hyperparameters import validate_hyperparameters
 from .metrics import mean_weighted_quantile_loss
 from .predictor import DeepARPredictor
@@ -46,7 +46,7 @@ class DeepAR(DeepAREstimator):
     24
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913  (SageMaker DeepAR's hyperparameters, stored as given by the estimator)
         self,
         context_length: int,
         prediction_length: int,
@@ -86,10 +86,7 @@ class DeepAR(DeepAREstimator):
     def from_hyperparameters(cls, hyperparameters: Mapping[str, Any], **local: Any) -> DeepAR:
         """Build from a SageMaker hyperparameter dict (string values allowed; SageMaker-only keys ignored)."""
         hp = validate_hyperparameters(hyperparameters)
-        keys = ("context_length", "prediction_length", "time_freq", "epochs")
-        rest = ("num_cells", "num_layers", "likelihood", "dropout_rate", "learning_rate", "mini_batch_size")
-        rest += ("early_stopping_patience", "num_eval_samples")
-        return cls(*(hp[k] for k in keys), **{k: hp[k] for k in rest}, **local)
+        return cls(**{k: hp[k] for k in _HYPERPARAMETERS}, **local)
 
     # ------------------------------------------------------------------ training
     def fit(self, series: Iterable[Mapping[str, Any]], on_epoch: OnEpoch | None = None) -> DeepAR:

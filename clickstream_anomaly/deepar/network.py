@@ -113,7 +113,7 @@ def forward(
             tc = np.tanh(c_new)
             tcs[t] = tc
             h_new = g[:, 2 * H : 3 * H] * tc
-            if mh is None:
+            if mh is None or mc is None:
                 cs[t + 1] = c_new
                 hs[t + 1] = h_new
             else:

@@ -74,7 +74,7 @@ class DeepARPredictor:
     True
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913  (the parts of a fitted predictor, keyword-only; `load` and `train` build it)
         self,
         *,
         transform: Transform,

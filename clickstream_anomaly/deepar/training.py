@@ -55,7 +55,7 @@ class TrainResult:
     epochs_run: int = 0
 
 
-def train(
+def train(  # noqa: PLR0913  (the training options are keyword-only)
     params: Params,
     loss_fn: LossFn,
     n_windows: int,

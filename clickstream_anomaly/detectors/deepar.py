@@ -114,7 +114,7 @@ class DeepARDetector(BaseEstimator):
         "on_epoch": [callable, None],
     }
 
-    def __init__(
+    def __init__(  # noqa: PLR0913  (keyword-only hyperparameters, stored as given: scikit-learn's estimator contract)
         self,
         *,
         column: str = "clicks",

@@ -361,7 +361,7 @@ def apply_batch(
     return stats
 
 
-def _decoder(freq: str, lateness: str):
+def _decoder(freq: str, lateness: str) -> Callable[[bytes | None], AggregatorState]:
     return lambda raw: AggregatorState.from_bytes(raw, freq=freq, lateness=lateness)
 
 

@@ -123,8 +123,7 @@ class DetectorState:
             off = len(_MAGIC)
             (n,) = struct.unpack("<I", data[off : off + 4])
             header = json.loads(data[off + 4 : off + 4 + n])
-            model = KdaRcfStream.from_bytes(data[off + 4 + n :])
-            return cls(model, header["last_window"], list(header["outbox"]))
+            return cls(KdaRcfStream.from_bytes(data[off + 4 + n :]), header["last_window"], list(header["outbox"]))
         st = persist.loads(data, STATE_KIND, versions={STATE_VERSION})
         model = KdaRcfStream.from_bytes(st.arrays["rcf"].tobytes()) if "rcf" in st.arrays else None
         baseline = TimeAwareBaseline.from_bytes(st.arrays["baseline"].tobytes()) if "baseline" in st.arrays else None

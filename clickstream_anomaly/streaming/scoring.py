@@ -30,6 +30,7 @@ import pandas as pd
 from ..deepar.band import BAND_SAMPLES, DEFAULT_HIGH, DEFAULT_LOW, block_end, forecast_history
 from ..deepar.timefeatures import parse_freq, season_length, time_freq_for
 from ..records import DEEPAR, RCF_BATCH, Detection, Window, format_timestamp
+from ..records import band_score as band_score  # the scorer's band rule, re-exported
 from ..retry import call_with_retries
 from ..sagemaker_formats import (
     deepar_record,
@@ -133,11 +134,6 @@ class History:
         return cls({k: float(v) for k, v in data["clicks"].items()}, context_windows, data.get("band"))
 
 
-def band_score(value: float, p01: float, p99: float) -> float:
-    """Distance of ``value`` outside ``[p01, p99]`` in band widths (0 inside): :meth:`Detection.from_band`'s."""
-    return Detection.from_band(None, value, p01, (p01 + p99) / 2, p99).score
-
-
 def rcf_detection(window: Window, endpoint: str, invoke: Invoke, scaling: Scaling | None = None) -> Detection:
     """The endpoint's score for ``window``, its features scaled as the training data was (``scaling``)."""
     features = np.asarray([window.features], dtype="float64")
@@ -169,7 +165,7 @@ def deepar_detection(
         k = int((stamp - start) // step) if stamp >= start else -1
         if k >= len(band["mid"]) or (stamp - start) % step != pd.Timedelta(0):
             k = -1
-    if k < 0:
+    if band is None or k < 0:  # (k < 0 whenever band is None)
         band = _block_band(window, history, endpoint, invoke, min_context, cfg)
         if band is None:
             return None

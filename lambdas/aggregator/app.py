@@ -12,6 +12,7 @@ checkpointed, so the retries do not count them again).
 from __future__ import annotations
 
 import functools
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -20,6 +21,10 @@ from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import Ki
 
 from clickstream_anomaly.aws import runtime
 from clickstream_anomaly.records import Click, RecordError, decode_click_record
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 processor = BatchProcessor(event_type=EventType.KinesisDataStreams)
 logger = Logger()
@@ -45,9 +50,9 @@ def record_handler(record: KinesisStreamRecord, partial: list | None = None) -> 
 
 @metrics.log_metrics(raise_on_empty_metrics=False)
 @logger.inject_lambda_context
-def handler(event: dict, context) -> dict:
+def handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse | dict[str, Any]:
     cfg = runtime.AggregatorConfig.from_env()
-    response: dict = {}
+    response: PartialItemFailureResponse | dict[str, Any] = {}
     records: list = []
     shards: tuple[str, ...] = ()
     if event.get("source") != "aws.events":  # a Kinesis batch (else: the scheduled tick)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
@@ -20,6 +21,10 @@ from clickstream_anomaly.aws import runtime
 from clickstream_anomaly.records import Detection
 from clickstream_anomaly.streaming.alerting import metric_values
 from clickstream_anomaly.streaming.detection import detection_from_kda_row
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 processor = BatchProcessor(event_type=EventType.KinesisDataStreams)
 logger = Logger()
@@ -63,7 +68,7 @@ def kda_handler(event: dict) -> dict:
 
 @metrics.log_metrics(raise_on_empty_metrics=False)
 @logger.inject_lambda_context
-def handler(event: dict, context) -> dict:
+def handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse | dict[str, Any]:
     if "records" in event and "Records" not in event:
         return kda_handler(event)
     with processor(records=event["Records"], handler=record_handler):

@@ -7,6 +7,8 @@ The forest lives in S3 (conditional writes), so a cold start continues the same 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
@@ -14,6 +16,10 @@ from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import Ki
 
 from clickstream_anomaly.aws import runtime
 from clickstream_anomaly.records import Window
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 processor = BatchProcessor(event_type=EventType.KinesisDataStreams)
 logger = Logger()
@@ -26,7 +32,7 @@ def record_handler(record: KinesisStreamRecord) -> Window:
 
 @metrics.log_metrics(raise_on_empty_metrics=False)
 @logger.inject_lambda_context
-def handler(event: dict, context) -> dict:
+def handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse:
     with processor(records=event["Records"], handler=record_handler):
         processed = processor.process()
     windows = [result for status, result, _ in processed if status == "success"]

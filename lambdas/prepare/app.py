@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clickstream_anomaly.aws.clients import client
 from clickstream_anomaly.aws.training.lake import (  # noqa: F401  (the step's parts, for tests)
@@ -19,6 +19,9 @@ from clickstream_anomaly.aws.training.lake import (  # noqa: F401  (the step's p
     windows_frame,
 )
 
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return prepare(event, client("s3"), os.environ, datetime.now(UTC))

@@ -8,6 +8,7 @@ their reason; ``CLICKS_AGGREGATE_BYTES`` (default 25600: a user's clicks share K
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from urllib.parse import unquote_plus
 
 from aws_lambda_powertools import Logger, Metrics
@@ -16,6 +17,9 @@ from aws_lambda_powertools.utilities.data_classes import S3Event, event_source
 
 from clickstream_anomaly.aws import runtime
 
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
 logger = Logger()
 metrics = Metrics()
 
@@ -23,7 +27,7 @@ metrics = Metrics()
 @metrics.log_metrics(raise_on_empty_metrics=False)
 @logger.inject_lambda_context
 @event_source(data_class=S3Event)
-def handler(event: S3Event, context) -> dict:
+def handler(event: S3Event, context: LambdaContext) -> dict:
     stream = runtime.env("CLICKS_STREAM_NAME")
     prefix = runtime.env("REJECTED_PREFIX", "rejected/")
     results = []

@@ -8,6 +8,8 @@ windows are scored in order when Lambda retries.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
@@ -15,6 +17,10 @@ from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import Ki
 
 from clickstream_anomaly.aws import runtime
 from clickstream_anomaly.records import Window
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 processor = BatchProcessor(event_type=EventType.KinesisDataStreams)
 logger = Logger()
@@ -37,7 +43,7 @@ def record_handler(record: KinesisStreamRecord) -> int:
 
 @metrics.log_metrics(raise_on_empty_metrics=False)
 @logger.inject_lambda_context
-def handler(event: dict, context) -> dict:
+def handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse:
     _failed["batch"] = False
     with processor(records=event["Records"], handler=record_handler):
         processed = processor.process()

@@ -9,7 +9,7 @@ Calculator is the authority.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from clickstream_anomaly.sagemaker_config import SageMakerConfigError, validate_instance_type
@@ -92,7 +92,7 @@ def parse_price_overrides(items: list[str] | None) -> dict[str, float]:
     return out
 
 
-def format_costs(lines: list[CostLine], training: list[tuple[str, str, float, float]] = ()) -> str:
+def format_costs(lines: list[CostLine], training: Sequence[tuple[str, str, float, float]] = ()) -> str:
     """A plain-text table; ``training`` rows are ``(what, instance, hours, usd)``."""
     out = [f"{'resource':<22} {'instance':<15} {'n':>2} {'USD/hour':>9} {'USD/day':>9} {'USD/30d':>9}"]
     for line in lines:

@@ -38,7 +38,7 @@ class Deployment:
     endpoint_config_name: str
     model_name: str
     model_data_url: str
-    image: str
+    image: str | None  # as the training job describes it
     action: str  # "created" or "updated"
     status: str
 
@@ -73,7 +73,7 @@ def endpoint_status(client: Any, name: str) -> dict[str, Any] | None:
         raise SageMakerError(f"cannot describe endpoint {name}: {exc}") from exc
 
 
-def deploy(
+def deploy(  # noqa: PLR0913  (the options of `sagemaker deploy`, keyword-only, each with a default)
     client: Any,
     algorithm: str,
     *,

@@ -133,7 +133,7 @@ class DeepAREndpointDetector:
         body = self.transport.invoke(json.dumps(request), fmt.DEEPAR_CONTENT_TYPE)
         (pred,) = fmt.parse_deepar_response(body)
         try:
-            return tuple(pred["quantiles"][fmt.quantile_key(q)] for q in quantiles)  # type: ignore[return-value]
+            return tuple(pred["quantiles"][fmt.quantile_key(q)] for q in quantiles)
         except KeyError as exc:
             raise SageMakerError(f"DeepAR response lacks quantile {exc}") from exc
 

@@ -18,7 +18,7 @@ import json
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 import pandas as pd
@@ -146,7 +146,7 @@ class LocalDeepAREndpoint:
 
     @property
     def prediction_length(self) -> int:
-        return int(self.model.prediction_length)
+        return self.model.resolved_lengths()[1]  # (a DeepAR's prediction_length is always set)
 
     def invoke(self, body: str, content_type: str, accept: str = "application/json") -> bytes:
         if content_type != fmt.DEEPAR_CONTENT_TYPE:
@@ -178,6 +178,12 @@ def deploy(algorithm: str, model_dir: str | Path) -> Path:
     return record
 
 
+@overload
+def endpoint(algorithm: Literal["rcf"], model_dir: str | Path) -> LocalRCFEndpoint: ...
+@overload
+def endpoint(algorithm: Literal["deepar"], model_dir: str | Path) -> LocalDeepAREndpoint: ...
+@overload
+def endpoint(algorithm: str, model_dir: str | Path) -> LocalRCFEndpoint | LocalDeepAREndpoint: ...
 def endpoint(algorithm: str, model_dir: str | Path) -> LocalRCFEndpoint | LocalDeepAREndpoint:
     """The local endpoint recorded by :func:`deploy`."""
     record = Path(model_dir) / f"endpoint-{check_algorithm(algorithm)}.json"
