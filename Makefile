@@ -8,17 +8,36 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 export NO_MKDOCS_2_WARNING := 1
 PYTEST_WORKERS ?= 2
 OUT ?= demo-output
+LOCK := requirements-dev.lock
+# Coverage of the core, the constructs and the Lambda handlers (report only; [tool.coverage] in pyproject.toml).
+COVERAGE ?= --cov --cov-report=term
 
-.PHONY: demo test test-fast lint fmt synth bench docs docs-build install clean
+.PHONY: demo test test-fast lint fmt lock synth bench docs docs-build install clean
 
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+# Installs exactly the lock file: every package at its locked version, checked against its sha256 hashes
+# (--require-hashes), then the project itself, editable and without dependencies. The lock must pin what
+# requirements*.txt pin (scripts/check_lock.py; `make lock` regenerates it).
+$(STAMP): requirements.txt requirements-dev.txt $(LOCK) pyproject.toml
+	@python3 scripts/check_lock.py
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@echo "installing dependencies into $(VENV) (first run: a few minutes)..."
-	@$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt 2> >(grep -v "^WARNING: Location" >&2)
+	@$(PY) -m pip install -q --disable-pip-version-check --require-hashes -r $(LOCK) 2> >(grep -v "^WARNING: Location" >&2)
 	@$(PY) -m pip install -q --disable-pip-version-check --no-deps -e . 2> >(grep -v "^WARNING: Location" >&2)
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+# requirements-dev.lock: requirements-dev.txt (which includes requirements.txt) resolved with uv for
+# CPython 3.11 on Linux x86_64 (what CI runs), every distribution with its hashes. Run it after changing a pin
+# in requirements*.txt and commit both files. Versions already in the lock are kept unless
+# `make lock UPGRADE=1`. uv comes from the lock itself (requirements-dev.txt pins it); a venv without it gets
+# that pinned version first.
+lock:
+	@test -x $(VENV)/bin/uv || { test -x $(PY) || python3 -m venv $(VENV); \
+		$(PY) -m pip install -q --disable-pip-version-check "$$(grep -m1 '^uv==' requirements-dev.txt)"; }
+	$(VENV)/bin/uv pip compile requirements-dev.txt --quiet --generate-hashes \
+		--python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
+		--custom-compile-command "make lock" $(if $(UPGRADE),--upgrade) -o $(LOCK)
 
 node_modules/.bin/cdk: package.json
 	npm install --no-audit --no-fund --silent
@@ -27,18 +46,19 @@ node_modules/.bin/cdk: package.json
 demo: $(STAMP)
 	$(VENV)/bin/clickstream-anomaly demo -o $(OUT)
 
-test: $(STAMP)
-	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/ruff check .
+# The gate CI runs (.ci/run): each step fails the build. `make lint` is the same without the docs and tests.
+test: lint
 	$(VENV)/bin/mkdocs build --strict
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(COVERAGE)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not slow" -q
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check .
+	$(PY) scripts/check_lock.py
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 fmt: $(STAMP)
 	$(VENV)/bin/ruff format .
@@ -60,4 +80,4 @@ bench: $(STAMP)
 	@set -e; for b in residual thresholds rcf deepar producer nab; do if [ -f bench/$$b.py ]; then $(PY) bench/$$b.py; fi; done
 
 clean:
-	rm -rf cdk.out $(OUT) .pytest_cache .ruff_cache site
+	rm -rf cdk.out $(OUT) .pytest_cache .ruff_cache .mypy_cache .coverage .coverage.* site
