@@ -85,7 +85,9 @@ def causal_rank(raw: np.ndarray) -> np.ndarray:
 
 def ours_streaming(s: int) -> Detector:
     def run(z: np.ndarray, probation: int, seed: int) -> np.ndarray:
-        return StreamingRCF(1, TREES, SAMPLE, shingle_size=s, random_state=seed).process_scores(z[:, None])
+        return StreamingRCF(
+            dimensions=1, num_trees=TREES, sample_size=SAMPLE, shingle_size=s, random_state=seed
+        ).process_scores(z[:, None])
 
     return run
 
@@ -93,7 +95,9 @@ def ours_streaming(s: int) -> Detector:
 def ours_batch(s: int) -> Detector:
     def run(z: np.ndarray, probation: int, seed: int) -> np.ndarray:
         X = shingles(z, s)
-        forest = RandomCutForest(TREES, SAMPLE, random_state=seed).fit(X[: probation - s + 1])
+        forest = RandomCutForest(num_trees=TREES, num_samples_per_tree=SAMPLE, random_state=seed).fit(
+            X[: probation - s + 1]
+        )
         return pad_front(forest.score(X), len(z))
 
     return run
@@ -210,8 +214,10 @@ def main(argv: list[str] | None = None) -> int:
         detectors[f"rrcf streaming CoDisp, shingle {rs}, {args.rrcf_trees} trees x {args.rrcf_size}"] = rrcf_streaming(
             rs, args.rrcf_trees, args.rrcf_size
         )
-    StreamingRCF(1, 2, 8, random_state=0).process_scores(np.zeros((20, 1)))  # numba compile outside timings
-    RandomCutForest(2, 8, random_state=0).fit(np.zeros((20, 1))).score(np.zeros((3, 1)))
+    StreamingRCF(dimensions=1, num_trees=2, sample_size=8, random_state=0).process_scores(
+        np.zeros((20, 1))
+    )  # numba compile outside timings
+    RandomCutForest(num_trees=2, num_samples_per_tree=8, random_state=0).fit(np.zeros((20, 1))).score(np.zeros((3, 1)))
 
     t_start = time.perf_counter()
     categories = sorted({f.category for f in files})
