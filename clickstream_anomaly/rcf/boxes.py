@@ -77,12 +77,18 @@ def subtree_box(nodes, boxes, points, t, v, lo, hi, stack):
             p = leaf_point[t, u - S]
             for i in range(d):
                 x = f64(points[p, i])
-                lo[i] = min(lo[i], x)
-                hi[i] = max(hi[i], x)
+                if x < lo[i]:
+                    lo[i] = x
+                if x > hi[i]:
+                    hi[i] = x
         elif u < K:
             for i in range(d):
-                lo[i] = min(lo[i], f64(box_lo[t, u, i]))
-                hi[i] = max(hi[i], f64(box_hi[t, u, i]))
+                a = f64(box_lo[t, u, i])
+                b = f64(box_hi[t, u, i])
+                if a < lo[i]:
+                    lo[i] = a
+                if b > hi[i]:
+                    hi[i] = b
         else:
             stack[top] = left[t, u]
             stack[top + 1] = right[t, u]
