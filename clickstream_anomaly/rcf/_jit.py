@@ -71,6 +71,19 @@ def _package_cache() -> Any:
 _CACHE = _package_cache() if _NUMBA is not None else None
 
 
+def _nrt_option_known() -> bool:
+    """Whether this numba takes the (private) ``_nrt`` target option; 0.68 does."""
+    try:
+        from numba.core.options import DefaultOptions
+
+        return hasattr(DefaultOptions, "_nrt")
+    except ImportError:  # pragma: no cover - other numba versions
+        return False
+
+
+_NO_NRT = _NUMBA is not None and _nrt_option_known()
+
+
 def jit(
     parallel: bool = False, inline: bool = False, allocates: bool = False
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -87,7 +100,7 @@ def jit(
         if _NUMBA is None:
             return fn
         options = {"nogil": True, "parallel": parallel, "inline": "always" if inline else "never"}
-        if not allocates:
+        if not allocates and _NO_NRT:
             options["_nrt"] = False
         dispatcher = _NUMBA.njit(cache=True, **options)(fn)
         if _CACHE is not None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from clickstream_anomaly.rcf import COMPILED, RandomCutForest, StreamingRCF, _jit, executor
+from clickstream_anomaly.rcf import COMPILED, RandomCutForest, StreamingRCF, _jit, executor, walks
 
 DATA = Path(__file__).parent / "data"
 STREAMS = [
@@ -65,3 +65,10 @@ def test_package_digest_covers_every_module(tmp_path) -> None:
 def test_compiled_cache_is_keyed_on_the_package() -> None:
     locator = executor.stream_process._cache._impl.locator
     assert locator.get_source_stamp() == _jit.package_digest()
+
+
+@pytest.mark.skipif(not COMPILED, reason="numba is not installed")
+def test_only_allocating_kernels_use_the_reference_counted_runtime() -> None:
+    assert walks.forest_visit.targetoptions.get("_nrt") is False
+    assert executor.forest_update.targetoptions.get("_nrt") is False
+    assert "_nrt" not in executor.stream_process.targetoptions  # allocates its workspace
