@@ -93,7 +93,9 @@ def causal_rank(raw: np.ndarray) -> np.ndarray:
 
 def ours_streaming(s: int) -> Detector:
     def run(z: np.ndarray, probation: int, seed: int, ts: np.ndarray) -> np.ndarray:
-        return StreamingRCF(1, TREES, SAMPLE, shingle_size=s, random_state=seed).process_scores(z[:, None])
+        return StreamingRCF(
+            dimensions=1, num_trees=TREES, sample_size=SAMPLE, shingle_size=s, random_state=seed
+        ).process_scores(z[:, None])
 
     return run
 
@@ -101,7 +103,9 @@ def ours_streaming(s: int) -> Detector:
 def ours_batch(s: int) -> Detector:
     def run(z: np.ndarray, probation: int, seed: int, ts: np.ndarray) -> np.ndarray:
         X = shingles(z, s)
-        forest = RandomCutForest(TREES, SAMPLE, random_state=seed).fit(X[: probation - s + 1])
+        forest = RandomCutForest(num_trees=TREES, num_samples_per_tree=SAMPLE, random_state=seed).fit(
+            X[: probation - s + 1]
+        )
         return pad_front(forest.score(X), len(z))
 
     return run
@@ -278,8 +282,10 @@ def main(argv: list[str] | None = None) -> int:
     ts_all = [pd.to_datetime(df["timestamp"]).to_numpy(dtype="datetime64[ns]") for _, df in corpus]
     sizes = [1] + [int(x) for x in args.shingles.split(",") if x.strip() and int(x) > 1]
     detectors = select(registry(sizes, args), args.detectors)
-    StreamingRCF(1, 2, 8, random_state=0).process_scores(np.zeros((20, 1)))  # numba compile outside timings
-    RandomCutForest(2, 8, random_state=0).fit(np.zeros((20, 1))).score(np.zeros((3, 1)))
+    StreamingRCF(dimensions=1, num_trees=2, sample_size=8, random_state=0).process_scores(
+        np.zeros((20, 1))
+    )  # numba compile outside timings
+    RandomCutForest(num_trees=2, num_samples_per_tree=8, random_state=0).fit(np.zeros((20, 1))).score(np.zeros((3, 1)))
 
     t_start = time.perf_counter()
     categories = sorted({f.category for f in files})

@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> None:
     ):
         frame = w.assign(residual=res)
         z = Scaling.fit(frame).apply(frame)
-        batch = RandomCutForest(100, 512, random_state=0).fit(z).score(z)
+        batch = RandomCutForest(num_trees=100, num_samples_per_tree=512, random_state=0).fit(z).score(z)
         stream = KdaRcfStream(list(FEATURE_COLUMNS), KdaRcfParameters(100, 256, 4320, 1, True), random_state=0)
         raw = frame[list(FEATURE_COLUMNS)].to_numpy(float)
         sc = np.array([stream.process_row(x)[0] for x in raw])

@@ -50,7 +50,7 @@ def isolation_forest_scores(X: np.ndarray, seed: int) -> np.ndarray:
 
 def streaming_rcf_scores(X: np.ndarray, seed: int) -> np.ndarray:
     Z = (X - X.mean(axis=0)) / X.std(axis=0)
-    return StreamingRCF(3, num_trees=100, sample_size=256, random_state=seed).process_scores(Z)
+    return StreamingRCF(dimensions=3, num_trees=100, sample_size=256, random_state=seed).process_scores(Z)
 
 
 DETECTORS = {

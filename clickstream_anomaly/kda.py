@@ -34,13 +34,17 @@ from typing import Any
 
 import numpy as np
 
+from . import persist
 from .rcf import StreamingRCF
+from .rcf import state as rcf_state
 
 MAX_NUMERIC_COLUMNS = 30
 MAX_TIME_DECAY = 2147483647
 NUMERIC_SQL_TYPES = ("DOUBLE", "INTEGER", "FLOAT", "TINYINT", "SMALLINT", "REAL", "BIGINT")
 SCORE_COLUMN = "ANOMALY_SCORE"
 EXPLANATION_COLUMN = "ANOMALY_EXPLANATION"
+STATE_KIND = "kda.KdaRcfStream"
+STATE_VERSION = 2
 
 
 def _int_in(name: str, value: Any, lo: int, hi: int) -> None:
@@ -115,7 +119,7 @@ class KdaRcfStream:
     whole state (trees, samplers, RNG, shingle) so a restored stream continues identically.
     """
 
-    _MAGIC = b"KDARCF1\n"
+    _MAGIC = b"KDARCF1\n"  # the version-1 layout, still read
 
     def __init__(
         self, columns: Sequence[str], params: KdaRcfParameters | None = None, random_state: int | None = None
@@ -126,7 +130,7 @@ class KdaRcfStream:
             raise ValueError(f"params must be a KdaRcfParameters, got {type(self.params).__name__}")
         p = self.params
         self.forest = StreamingRCF(
-            len(self.columns),
+            dimensions=len(self.columns),
             num_trees=p.number_of_trees,
             sample_size=p.sub_sample_size,
             time_decay=p.decay_rate,
@@ -171,19 +175,32 @@ class KdaRcfStream:
         return float(scores[0]), expl
 
     def to_bytes(self) -> bytes:
-        header = json.dumps({"columns": list(self.columns), "params": asdict(self.params)}).encode()
-        return self._MAGIC + struct.pack("<I", len(header)) + header + self.forest.to_bytes()
+        """The stream's state (a :mod:`clickstream_anomaly.persist` state of kind ``kda.KdaRcfStream``,
+        version 2): the columns, the parameters and the whole forest (trees, samplers, RNG, shingle)."""
+        meta, arrays = rcf_state.encode(*self.forest.state_parts())
+        header = {"columns": list(self.columns), "params": asdict(self.params), "forest": meta}
+        return persist.dumps(
+            STATE_KIND, STATE_VERSION, header, {f"forest.{k}": v for k, v in arrays.items()}, compress=True
+        )
 
     @classmethod
     def from_bytes(cls, data: bytes) -> KdaRcfStream:
-        if not data.startswith(cls._MAGIC):
-            raise ValueError("not a saved KdaRcfStream")
-        off = len(cls._MAGIC)
-        (n,) = struct.unpack("<I", data[off : off + 4])
-        header = json.loads(data[off + 4 : off + 4 + n].decode())
+        """A stream written by :meth:`to_bytes`, or in the version-1 layout (``KDARCF1`` magic, JSON header,
+        then the forest's own state); it continues exactly where the original was."""
+        if isinstance(data, bytearray | memoryview):
+            data = bytes(data)
+        if isinstance(data, bytes) and data.startswith(cls._MAGIC):
+            off = len(cls._MAGIC)
+            (n,) = struct.unpack("<I", data[off : off + 4])
+            header = json.loads(data[off + 4 : off + 4 + n].decode())
+            forest = StreamingRCF.from_bytes(data[off + 4 + n :])
+        else:
+            state = persist.loads(data, STATE_KIND, versions=(STATE_VERSION,))
+            header = state.meta
+            arrays = {k.removeprefix("forest."): v for k, v in state.arrays.items()}
+            forest = StreamingRCF.from_state(rcf_state.decode(header["forest"], arrays))
         obj = cls(header["columns"], KdaRcfParameters(**header["params"]))
-        forest = StreamingRCF.from_bytes(data[off + 4 + n :])
-        if forest.dimensions != len(obj.columns) or forest.num_trees != obj.params.number_of_trees:
+        if forest.n_features_in_ != len(obj.columns) or forest.num_trees != obj.params.number_of_trees:
             raise ValueError("saved KdaRcfStream forest does not match its header")
         obj.forest = forest
         return obj

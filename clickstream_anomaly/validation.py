@@ -10,7 +10,10 @@ vocabulary follows scikit-learn's ``_param_validation``:
 * ``"boolean"``, ``"random_state"`` (None, an int, a ``SeedSequence`` or a ``Generator``),
   ``"array-like"``, ``callable``, ``None``, or a type (``dict``, ``str``...).
 
-The array checks (:func:`as_matrix`, :func:`as_point`) are shared by every model that takes numbers.
+The array checks (:func:`as_matrix`, :func:`as_point`) are shared by every model that takes numbers; their
+``cast`` argument post-processes the checked values (:func:`float32_values` rounds them to the forests'
+float32 precision). :func:`check_random_state` and :func:`as_seed_sequence` turn a ``random_state`` into a
+generator or a seed sequence.
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ __all__ = [
     "Real",
     "as_matrix",
     "as_point",
+    "as_seed_sequence",
+    "check_random_state",
+    "float32_values",
     "validate_params",
 ]
 
@@ -44,7 +50,8 @@ class InvalidParameterError(ValueError, TypeError):
 class Interval:
     """A number of ``type`` (``Integral`` or ``Real``) between ``left`` and ``right`` (``None``: unbounded).
 
-    ``closed`` is ``"both"``, ``"left"``, ``"right"`` or ``"neither"``. Booleans are never numbers here.
+    ``closed`` is ``"both"``, ``"left"``, ``"right"`` or ``"neither"``. Only finite numbers are inside (an
+    unbounded side is open). Booleans are never numbers here.
     """
 
     type: type
@@ -62,7 +69,7 @@ class Interval:
         if isinstance(value, bool | np.bool_) or not isinstance(value, self.type) or not isinstance(value, Real):
             return False
         v = float(value)
-        if math.isnan(v):
+        if not math.isfinite(v):
             return False
         if self.left is not None and (v < self.left or (v == self.left and self.closed in ("right", "neither"))):
             return False
@@ -154,13 +161,50 @@ def check_random_state(seed: Any) -> np.random.Generator:
     raise InvalidParameterError(f"random_state must be an int, a SeedSequence, a Generator or None, got {seed!r}")
 
 
+def as_seed_sequence(random_state: Any) -> np.random.SeedSequence:
+    """A fresh ``numpy.random.SeedSequence`` from None, an int, a ``SeedSequence`` or a ``Generator``.
+
+    A ``SeedSequence`` is copied (same entropy and spawn key, no children spawned yet), so spawning from the
+    result gives the same children however often it is called; a ``Generator`` is drawn from (advancing it).
+    """
+    if isinstance(random_state, np.random.SeedSequence):
+        return np.random.SeedSequence(
+            random_state.entropy, spawn_key=random_state.spawn_key, pool_size=random_state.pool_size
+        )
+    if isinstance(random_state, np.random.Generator):
+        return np.random.SeedSequence(random_state.integers(0, 2**63, size=4).tolist())
+    if random_state is None or (isinstance(random_state, Integral) and not isinstance(random_state, bool)):
+        return np.random.SeedSequence(None if random_state is None else int(random_state))
+    raise InvalidParameterError(
+        f"random_state must be an int, a SeedSequence, a Generator or None, got {random_state!r}"
+    )
+
+
+def float32_values(arr: np.ndarray) -> np.ndarray:
+    """``arr`` rounded to float32 and returned as float64 (the forests' precision, as AWS's default
+    ``FLOAT_32``); a ``ValueError`` when a value lies beyond the float32 range."""
+    if (np.abs(arr) > np.finfo(np.float32).max).any():
+        raise ValueError("has a value beyond the float32 range (|x| > 3.4e38) used by the forest")
+    return np.ascontiguousarray(arr.astype(np.float32), dtype=np.float64)
+
+
+def _cast(arr: np.ndarray, cast: Callable[[np.ndarray], np.ndarray] | None, what: str) -> np.ndarray:
+    if cast is None:
+        return arr
+    try:
+        return cast(arr)
+    except ValueError as exc:
+        raise ValueError(f"{what} {exc}") from None
+
+
 def as_matrix(
     X: Any, dim: int | None, *, what: str = "X", cast: Callable[[np.ndarray], np.ndarray] | None = None
 ) -> np.ndarray:
     """``X`` as a C-contiguous float64 matrix of shape (n_points, n_dimensions) of finite values.
 
     A 1-D input is one row when ``dim`` is known and matches, else one column. ``cast`` post-processes the
-    checked matrix (the forests round to float32). Errors name ``what``, the row and the column.
+    checked matrix (the forests pass :func:`float32_values`); a ``ValueError`` it raises is reported after
+    ``what``. Errors name ``what``, the row and the column.
     """
     try:
         arr = np.asarray(X)
@@ -188,12 +232,11 @@ def as_matrix(
     if bad.any():
         r, c = np.argwhere(bad)[0]
         raise ValueError(f"{what} has a non-finite value (NaN or inf) at row {r}, column {c}: {arr[r, c]}")
-    arr = np.ascontiguousarray(arr)
-    return cast(arr) if cast is not None else arr
+    return _cast(np.ascontiguousarray(arr), cast, what)
 
 
 def as_point(point: Any, dim: int, *, cast: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
-    """One point as a finite float64 vector of shape (dim,)."""
+    """One point as a finite float64 vector of shape (dim,), post-processed by ``cast`` as in :func:`as_matrix`."""
     try:
         arr = np.asarray(point, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -204,4 +247,4 @@ def as_point(point: Any, dim: int, *, cast: Callable[[np.ndarray], np.ndarray] |
         raise ValueError(f"point has {arr.shape[0]} dimensions, expected {dim}")
     if not np.isfinite(arr).all():
         raise ValueError(f"point has a non-finite value (NaN or inf): {arr.tolist()}")
-    return cast(arr) if cast is not None else arr
+    return _cast(arr, cast, "point")

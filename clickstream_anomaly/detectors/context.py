@@ -108,7 +108,7 @@ class ContextRCFDetector(BaseEstimator):
         X = self._inputs(windows)
         shingle = self.shingle_size if self.context == "shingle" else 1
         self.forest_ = StreamingRCF(
-            X.shape[1],
+            dimensions=X.shape[1],
             num_trees=self.num_trees,
             sample_size=self.sample_size,
             time_decay=1.0 / self.time_decay,

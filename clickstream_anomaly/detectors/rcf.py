@@ -107,7 +107,10 @@ class BatchRCFDetector(BaseEstimator):
         self.scaling_ = Scaling.fit(history, self.columns)
         n_samples = min(self.num_samples_per_tree, len(history))
         self.forest_ = RandomCutForest(
-            num_trees=self.num_trees, num_samples_per_tree=n_samples, random_state=self.random_state
+            num_trees=self.num_trees,
+            num_samples_per_tree=n_samples,
+            random_state=self.random_state,
+            threshold=None,  # the detector applies its own rule to the scores it gives
         )
         self.forest_.fit(self.scaling_.apply(history))
         return self

@@ -1,267 +1,424 @@
 """Streaming Random Cut Forest with AWS semantics (score-then-update, time-decayed samplers, DiVector).
 
 Each of the ``num_trees`` trees keeps its own time-decayed weighted reservoir of ``sample_size`` points
-(AWS ``CompactSampler``): the point arriving as number ``t`` gets the weight ``-time_decay * t +
-log(-log u)`` and a tree keeps the ``sample_size`` smallest weights, so a point lives about
-``1 / time_decay`` arrivals on average. The score is AWS's default anomaly score (expected inverse
-isolation depth, normalised by ``log2(mass + 1)``, averaged over trees): inliers about 0.7-1, clear
-anomalies 1.5-3+. It is 0 until ``output_after`` (shingled) points have been inserted.
+(AWS ``CompactSampler``, :mod:`.sampler`): the point arriving as number ``t`` gets the weight
+``-time_decay * t + log(-log u)`` and a tree keeps the ``sample_size`` smallest weights, so a point lives
+about ``1 / time_decay`` arrivals on average. The score is AWS's default anomaly score (expected inverse
+isolation depth, normalised by ``log2(mass + 1)``, averaged over trees, :mod:`.walks`): inliers about
+0.7-1, clear anomalies 1.5-3+. It is 0 until ``output_after`` (shingled) points have been inserted.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any
+from numbers import Integral, Real
+from typing import Any, ClassVar, Self
 
 import numpy as np
 
+from .. import persist
+from ..base import BaseEstimator, NotFittedError
+from ..thresholds import DEFAULT_THRESHOLD, ThresholdRule
+from ..validation import Interval, as_matrix, as_point, as_seed_sequence, float32_values
 from . import state as _state
-from ._kernels import stream_process
-from .arrays import DEFAULT_BOX_CACHE_FRACTION, ForestArrays
-from .validation import as_matrix, as_point, fraction, positive_int
+from .arrays import Forest, new_forest
+from .boxes import DEFAULT_BOX_CACHE_FRACTION
+from .executor import stream_process
+from .outlier import OutlierMixin
 
 _CHUNK = 256
 
 
-class StreamingRCF:
-    """Streaming RCF over ``dimensions`` input columns with optional internal shingling.
+class StreamingRCF(OutlierMixin, BaseEstimator):
+    """Streaming Random Cut Forest over ``dimensions`` input columns with optional internal shingling,
+    the local twin of the AWS streaming RCF (and of Kinesis Data Analytics' ``RANDOM_CUT_FOREST``).
+
+    The stream starts at the first call that sees data (``fit``, ``process``, ``update``, ``score``...):
+    the parameters are checked then and the forest is created; ``fit`` starts it afresh.
+
+    * ``process(X)`` / ``process_scores(X)`` / ``update(point)``: the stream, score-then-update row by row.
+    * ``fit(X)``: a fresh forest processes ``X`` as a stream (each row scored, then inserted), and
+      ``offset_`` is the ``threshold`` rule applied to those scores (the warm-up zeros left out).
+    * ``score_samples(X)``: the scores of the rows of ``X`` as a continuation of the stream (their
+      shingles built from the stream's last inputs and the rows before them) *without* inserting them;
+      ``decision_function`` and ``predict`` build on it.
+    * ``score(point)`` / ``attribution(point)``: one point against the current forest, no update.
 
     Parameters
     ----------
-    dimensions : number of input values per point (before shingling).
-    num_trees, sample_size : forest size (AWS defaults 50/256; KDA 100/256).
-    time_decay : the AWS decay rate λ per arrival; default ``1 / (10 * sample_size)``; 0 is a plain
+    dimensions : int or None, default=None
+        Input values per point (before shingling), at least 1; None takes it from the first data.
+    num_trees : int, default=100
+        Number of trees, at least 1 (AWS default 50; KDA 100).
+    sample_size : int, default=256
+        Points in each tree's sample, at least 1 (AWS ``sampleSize``).
+    time_decay : float or None, default=None
+        The AWS decay rate λ per arrival, at least 0; None is ``1 / (10 * sample_size)``; 0 is a plain
         uniform reservoir.
-    shingle_size : the forest sees the concatenation of the last ``shingle_size`` inputs, oldest first
+    shingle_size : int, default=1
+        The forest sees the concatenation of the last ``shingle_size`` inputs, oldest first
         (``dimensions * shingle_size`` values). Until that many inputs have arrived nothing is inserted and
         scores are 0.
-    output_after : scores are 0 until this many shingles have been inserted; default
+    output_after : int or None, default=None
+        Scores are 0 until this many shingles have been inserted, at least 0; None is
         ``max(1, sample_size // 4)`` as in the AWS library.
-    random_state : int, ``numpy.random.SeedSequence`` or None (fresh entropy).
-    bounding_box_cache_fraction : share of each tree's internal nodes whose bounding box is kept in
-        memory (AWS ``boundingBoxCacheFraction``); the others are computed when needed. It changes
-        memory and speed, never a score: 1.0 keeps every box, 0 none; the default 0.3 (the upper nodes)
-        keeps a 100 x 256 forest at d = 4 under 1 MB.
+    random_state : int, numpy.random.SeedSequence, numpy.random.Generator or None, default=None
+        Seed of the trees' generators; the same int gives the same stream of scores.
+    bounding_box_cache_fraction : float in [0, 1], default=0.3
+        Share of each tree's internal nodes whose bounding box is kept in memory (AWS
+        ``boundingBoxCacheFraction``); the others are computed when needed. It changes memory and speed,
+        never a score: 1.0 keeps every box, 0 none; the default (the upper nodes) keeps a 100 x 256
+        forest at d = 4 under 1 MB.
+    threshold : str, ThresholdRule or None, default="sigma:3"
+        The rule (:mod:`clickstream_anomaly.thresholds`) that sets ``offset_`` from the scores of ``fit``;
+        None sets none.
 
+    Attributes
+    ----------
+    n_features_in_ : int
+        Input columns per point (``dimensions``, or the first data's).
+    time_decay_ : float
+        The decay rate in use.
+    output_after_ : int
+        The warm-up length in use, in shingles.
+    offset_ : float
+        Set by ``fit``: the threshold on the score scale; rows scoring at least ``offset_`` are anomalous
+        (``decision_function <= 0``).
+
+    Notes
+    -----
     Attribution vectors have ``dimensions * shingle_size`` entries in shingle order (entry
     ``k * dimensions + j`` is column ``j`` at lag ``shingle_size - 1 - k``); :meth:`per_column` sums them
-    per input column.
+    per input column. Inputs are rounded to float32, as AWS's default precision.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from clickstream_anomaly.rcf import StreamingRCF
+    >>> t = np.arange(1000)
+    >>> X = np.c_[np.sin(t / 20), np.cos(t / 20)] + np.random.default_rng(0).normal(0, 0.05, (1000, 2))
+    >>> model = StreamingRCF(num_trees=50, sample_size=128, random_state=0)
+    >>> scores, high, low = model.process(X)  # score each row, then insert it
+    >>> scores.shape, high.shape, int(model.output_after_), bool((scores[:32] == 0).all())
+    ((1000,), (1000, 2), 32, True)
+    >>> round(model.score([0.0, 1.0]), 2), round(model.score([3.0, 3.0]), 2)  # on the circle, far off it
+    (0.86, 4.89)
+    >>> model = StreamingRCF(num_trees=50, sample_size=128, random_state=0).fit(X)
+    >>> model.predict([[0.0, 1.0], [3.0, 3.0]])
+    array([ 1, -1])
     """
 
     kind = "StreamingRCF"
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "dimensions": [Interval(Integral, 1, None, closed="left"), None],
+        "num_trees": [Interval(Integral, 1, None, closed="left")],
+        "sample_size": [Interval(Integral, 1, None, closed="left")],
+        "time_decay": [Interval(Real, 0, None, closed="left"), None],
+        "shingle_size": [Interval(Integral, 1, None, closed="left")],
+        "output_after": [Interval(Integral, 0, None, closed="left"), None],
+        "random_state": ["random_state"],
+        "bounding_box_cache_fraction": [Interval(Real, 0, 1, closed="both")],
+        "threshold": [str, ThresholdRule, None],
+    }
+    _forest: Forest | None = None
 
     def __init__(
         self,
-        dimensions: int,
+        *,
+        dimensions: int | None = None,
         num_trees: int = 100,
         sample_size: int = 256,
         time_decay: float | None = None,
         shingle_size: int = 1,
         output_after: int | None = None,
-        random_state: int | np.random.SeedSequence | None = None,
+        random_state: int | np.random.SeedSequence | np.random.Generator | None = None,
         bounding_box_cache_fraction: float = DEFAULT_BOX_CACHE_FRACTION,
+        threshold: str | ThresholdRule | None = DEFAULT_THRESHOLD,
     ) -> None:
-        self.dimensions = positive_int("dimensions", dimensions)
-        self.num_trees = positive_int("num_trees", num_trees)
-        self.sample_size = positive_int("sample_size", sample_size)
-        self.shingle_size = positive_int("shingle_size", shingle_size)
-        if time_decay is None:
-            time_decay = 1.0 / (10 * self.sample_size)
-        time_decay = float(time_decay)
-        if not np.isfinite(time_decay) or time_decay < 0:
-            raise ValueError(f"time_decay must be a finite rate >= 0, got {time_decay}")
+        self.dimensions = dimensions
+        self.num_trees = num_trees
+        self.sample_size = sample_size
         self.time_decay = time_decay
-        if output_after is None:
-            output_after = max(1, self.sample_size // 4)
-        if isinstance(output_after, bool) or not isinstance(output_after, int | np.integer) or output_after < 0:
-            raise ValueError(f"output_after must be an integer >= 0, got {output_after!r}")
-        self.output_after = int(output_after)
-        self.bounding_box_cache_fraction = fraction("bounding_box_cache_fraction", bounding_box_cache_fraction)
-        if random_state is None or isinstance(random_state, int | np.integer):
-            seed_seq = np.random.SeedSequence(None if random_state is None else int(random_state))
-        elif isinstance(random_state, np.random.SeedSequence):
-            seed_seq = random_state
-        else:
-            raise ValueError(f"random_state must be an int, a SeedSequence or None, got {random_state!r}")
-        self.random_state = int(random_state) if isinstance(random_state, int | np.integer) else None
-        self._a = ForestArrays.empty(
-            self.num_trees, self.sample_size, self.shingled_dimensions, seed_seq, self.bounding_box_cache_fraction
+        self.shingle_size = shingle_size
+        self.output_after = output_after
+        self.random_state = random_state
+        self.bounding_box_cache_fraction = bounding_box_cache_fraction
+        self.threshold = threshold
+
+    # ------------------------------------------------------------------ the stream's start
+    def _resolve(self, dim: int) -> None:
+        """Set the fitted values derived from the parameters for inputs of ``dim`` values."""
+        S = int(self.sample_size)
+        self.n_features_in_ = int(dim)
+        self.time_decay_ = 1.0 / (10 * S) if self.time_decay is None else float(self.time_decay)
+        self.output_after_ = max(1, S // 4) if self.output_after is None else int(self.output_after)
+
+    def _start(self, dim: int) -> Forest:
+        """Create the empty forest for inputs of ``dim`` values (parameters already checked)."""
+        self._resolve(dim)
+        s = int(self.shingle_size)
+        seed_seq = as_seed_sequence(self.random_state)
+        forest = new_forest(
+            int(self.num_trees), int(self.sample_size), dim * s, seed_seq, self.bounding_box_cache_fraction
         )
-        self._buf = np.zeros((self.shingle_size, self.dimensions))  # last inputs, oldest first
+        self._forest = forest
+        self._buf = np.zeros((s, dim))  # last inputs, oldest first
         self._n_raw = 0
+        return forest
+
+    def _input_dim(self) -> int | None:
+        """The input width, once known; checks the parameters on the stream's first call."""
+        if self._forest is not None:
+            return self.n_features_in_
+        self._validate_params()
+        return None if self.dimensions is None else int(self.dimensions)
+
+    def _matrix(self, X: Any) -> np.ndarray:
+        """``X`` checked (float32 values) against the stream's width; starts the stream."""
+        X = as_matrix(X, self._input_dim(), cast=float32_values)
+        if self._forest is None:
+            self._start(X.shape[1])
+        return X
+
+    def _point(self, point: Any) -> np.ndarray:
+        """One point checked (float32 values) against the stream's width; starts the stream."""
+        dim = self._input_dim()
+        p = as_point(point, dim if dim is not None else np.size(point), cast=float32_values)
+        if self._forest is None:
+            self._start(p.shape[0])
+        return p
+
+    def _started(self) -> Forest:
+        if self._forest is None:
+            dim = self._input_dim()
+            if dim is None:
+                raise NotFittedError(
+                    "This StreamingRCF instance has not seen data and has no dimensions: call fit(...), "
+                    "process(...) or update(...) first."
+                )
+            return self._start(dim)
+        return self._forest
 
     # ------------------------------------------------------------------ properties
     @property
     def shingled_dimensions(self) -> int:
-        return self.dimensions * self.shingle_size
+        """Values per shingle, ``dimensions * shingle_size``."""
+        dim = self.n_features_in_ if self._forest is not None else self.dimensions
+        if dim is None:
+            raise NotFittedError("StreamingRCF: dimensions are not known before the first data")
+        return int(dim) * int(self.shingle_size)
 
     @property
     def entries_seen(self) -> int:
         """Number of (shingled) points offered to the forest so far."""
-        return self._a.entries_seen
+        return 0 if self._forest is None else int(self._forest.sampler.seen[0])
 
     @property
     def inputs_seen(self) -> int:
         """Number of input points seen (including those that did not yet fill a shingle)."""
-        return self._n_raw
+        return 0 if self._forest is None else self._n_raw
 
     @property
     def is_output_ready(self) -> bool:
-        return self.entries_seen >= self.output_after
+        """Whether scores are past the warm-up (``entries_seen >= output_after_``)."""
+        return self._forest is not None and self.entries_seen >= self.output_after_
 
     def nbytes(self) -> int:
         """Memory held by the model's arrays, in bytes."""
-        return self._a.nbytes() + self._buf.nbytes
+        forest = self._started()
+        return forest.nbytes() + self._buf.nbytes
 
     def per_column(self, vector: np.ndarray) -> np.ndarray:
-        """Sum a shingled attribution vector (last axis ``dimensions * shingle_size``) per input column."""
+        """Sum a shingled attribution vector (last axis ``dimensions * shingle_size``) per input column:
+        ndarray of the same shape with the last axis ``dimensions``."""
         v = np.asarray(vector, dtype=np.float64)
-        return v.reshape(*v.shape[:-1], self.shingle_size, self.dimensions).sum(axis=-2)
+        s = int(self.shingle_size)
+        return v.reshape(*v.shape[:-1], s, v.shape[-1] // s).sum(axis=-2)
 
-    # ------------------------------------------------------------------ queries
+    # ------------------------------------------------------------------ one point
     def _shingle_with(self, point: np.ndarray) -> np.ndarray | None:
         if self._n_raw + 1 < self.shingle_size:
             return None
         return np.concatenate([self._buf[1:].ravel(), point])
 
     def _visit(self, point: Any, want_attr: bool) -> tuple[float, np.ndarray, np.ndarray]:
-        p = as_point(point, self.dimensions)
+        p = self._point(point)
         D = self.shingled_dimensions
         high = np.zeros((1, D))
         low = np.zeros((1, D))
         scores = np.zeros(1)
         q = self._shingle_with(p)
         if q is not None and self.is_output_ready:
-            a = self._a
             stream_process(
+                self._forest,
                 q.reshape(1, -1),
-                self.time_decay,
-                self.output_after,
+                self.time_decay_,
+                self.output_after_,
                 True,
                 want_attr,
                 False,
                 scores,
                 high,
                 low,
-                *a.kernel_args(),
             )
         return float(scores[0]), high[0], low[0]
 
     def score(self, point: Any) -> float:
-        """AWS anomaly score of ``point`` (``dimensions`` values) against the current forest; no update."""
+        """AWS anomaly score of ``point`` (``dimensions`` values) against the current forest, higher is more
+        anomalous (0 during the warm-up); no update."""
         return self._visit(point, False)[0]
 
     def attribution(self, point: Any) -> tuple[np.ndarray, np.ndarray]:
-        """DiVector ``(high, low)`` of ``point``, each ``(dimensions * shingle_size,)``; their total is the
-        score. ``high[i]`` is the part explained by the point lying above the sample in dimension ``i``."""
+        """DiVector ``(high, low)`` of ``point``, each ndarray of shape (dimensions * shingle_size,); their
+        total is the score. ``high[i]`` is the part explained by the point lying above the sample in
+        dimension ``i``, ``low[i]`` below it."""
         _, high, low = self._visit(point, True)
         return high, low
 
-    # ------------------------------------------------------------------ updates
+    # ------------------------------------------------------------------ the stream
     def update(self, point: Any) -> None:
-        """Insert ``point`` (through the shingle and every tree's sampler)."""
-        self._run(as_point(point, self.dimensions).reshape(1, -1), False, False)
+        """Insert ``point`` (``dimensions`` values) through the shingle and every tree's sampler."""
+        self._run(self._point(point).reshape(1, -1), False, False)
 
     def process(self, X: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Score (with attribution) then update, row by row, as AWS does.
 
-        Returns ``scores (n,)``, ``high (n, D)``, ``low (n, D)`` with ``D = dimensions * shingle_size``.
-        The whole of ``X`` is validated first: a bad row raises ``ValueError`` and nothing is inserted.
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, dimensions)
+            The next inputs, oldest first. The whole of ``X`` is checked first: a bad row raises
+            ``ValueError`` and nothing is inserted.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,)
+            Each row's score before it was inserted; higher is more anomalous, 0 during the warm-up.
+        high, low : ndarray of shape (n_samples, dimensions * shingle_size)
+            Each row's DiVector; ``high + low`` sums to the score.
         """
-        return self._run(as_matrix(X, self.dimensions), True, True)
+        return self._run(self._matrix(X), True, True)
 
     def process_scores(self, X: Any) -> np.ndarray:
-        """Like :meth:`process` without attribution (faster): the ``(n,)`` scores."""
-        return self._run(as_matrix(X, self.dimensions), True, False)[0]
+        """Like :meth:`process` without attribution (faster): ndarray of shape (n_samples,)."""
+        return self._run(self._matrix(X), True, False)[0]
 
-    def _run(self, X: np.ndarray, do_score: bool, do_attr: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _shingles(self, X: np.ndarray) -> tuple[np.ndarray, int]:
+        """The shingles completed by the rows of ``X`` (shape (m, dimensions * shingle_size)) and the row of
+        ``X`` that completes the first."""
+        s = int(self.shingle_size)
+        k = min(self._n_raw, s - 1)
+        combined = np.concatenate([self._buf[s - k :], X]) if k else X
+        first = s - 1 - k
+        if combined.shape[0] < s:
+            return np.zeros((0, s * X.shape[1])), first
+        shingles = np.lib.stride_tricks.sliding_window_view(combined, (s, X.shape[1]))[:, 0]
+        return np.ascontiguousarray(shingles.reshape(-1, s * X.shape[1])), first
+
+    def _run(
+        self, X: np.ndarray, do_score: bool, do_attr: bool, do_update: bool = True
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         n = X.shape[0]
-        s = self.shingle_size
         D = self.shingled_dimensions
         scores = np.zeros(n)
         high = np.zeros((n, D) if do_attr else (n, 0))
         low = np.zeros_like(high)
-        k = min(self._n_raw, s - 1)
-        combined = np.concatenate([self._buf[s - k :], X]) if k else X
-        first = s - 1 - k  # first row of X that completes a shingle
-        if combined.shape[0] >= s:
-            shingles = np.lib.stride_tricks.sliding_window_view(combined, (s, self.dimensions))[:, 0]
-            shingles = np.ascontiguousarray(shingles.reshape(-1, D))
-            a = self._a
-            hi_view = high[first:] if do_attr else np.zeros((1, D))
-            lo_view = low[first:] if do_attr else np.zeros((1, D))
-            for start in range(0, shingles.shape[0], _CHUNK):
-                stop = min(start + _CHUNK, shingles.shape[0])
-                a.ensure_free(stop - start)
-                sc = scores[first + start : first + stop]
-                hv = hi_view[start:stop] if do_attr else hi_view
-                lv = lo_view[start:stop] if do_attr else lo_view
-                stream_process(
-                    shingles[start:stop],
-                    self.time_decay,
-                    self.output_after,
-                    do_score,
-                    do_attr,
-                    True,
-                    sc,
-                    hv,
-                    lv,
-                    *a.kernel_args(),
-                )
-        tail = np.concatenate([self._buf, X])[-s:]
-        self._buf = np.ascontiguousarray(tail)
-        self._n_raw += n
+        shingles, first = self._shingles(X)
+        unused = np.zeros((1, D))
+        for start in range(0, shingles.shape[0], _CHUNK):
+            stop = min(start + _CHUNK, shingles.shape[0])
+            if do_update:
+                self._forest = self._forest.with_free_slots(stop - start)
+            rows = slice(first + start, first + stop)
+            stream_process(
+                self._forest,
+                shingles[start:stop],
+                self.time_decay_,
+                self.output_after_,
+                do_score,
+                do_attr,
+                do_update,
+                scores[rows],
+                high[rows] if do_attr else unused,
+                low[rows] if do_attr else unused,
+            )
+        if do_update:
+            self._buf = np.ascontiguousarray(np.concatenate([self._buf, X])[-int(self.shingle_size) :])
+            self._n_raw += n
         return scores, high, low
 
+    # ------------------------------------------------------------------ the estimator API
+    def fit(self, X: Any, y: Any = None) -> Self:
+        """Start a fresh stream, process ``X`` (array-like of shape (n_samples, dimensions)) as a stream and
+        set ``offset_`` from its scores (``y``: 0/1 labels, only for the ``f1`` threshold). Returns
+        ``self``."""
+        self._validate_params()
+        rule = self._threshold_rule()
+        self._forest = None
+        self._set_offset(rule, self.process_scores(X), y)
+        return self
+
+    def score_samples(self, X: Any) -> np.ndarray:
+        """Scores of the rows of ``X`` (array-like of shape (n_samples, dimensions)) as the stream's next
+        inputs, without inserting them: ndarray of shape (n_samples,); higher is more anomalous, 0 where
+        no shingle is complete or during the warm-up."""
+        if self._forest is None:
+            raise NotFittedError("This StreamingRCF instance has not seen data yet: call fit(...) or process(...).")
+        return self._run(self._matrix(X), True, False, do_update=False)[0]
+
     # ------------------------------------------------------------------ persistence
-    def _params(self) -> dict[str, Any]:
-        return {
-            "dimensions": self.dimensions,
-            "num_trees": self.num_trees,
-            "sample_size": self.sample_size,
-            "time_decay": self.time_decay,
-            "shingle_size": self.shingle_size,
-            "output_after": self.output_after,
-            "random_state": self.random_state,
-            "bounding_box_cache_fraction": self.bounding_box_cache_fraction,
-            "n_raw": self._n_raw,
+    def _fitted_values(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "n_raw": int(self._n_raw),
+            "n_features_in_": int(self.n_features_in_),
+            "time_decay_": float(self.time_decay_),
+            "output_after_": int(self.output_after_),
         }
+        if getattr(self, "offset_", None) is not None:
+            out["offset_"] = float(self.offset_)
+        return out
+
+    def state_parts(self) -> tuple[dict[str, Any], dict[str, Any], Forest, dict[str, np.ndarray]]:
+        """``(params, fitted, forest, extra arrays)`` of the model's state (for states that embed it)."""
+        forest = self._started()
+        params = _state.jsonable_params(self.get_params(deep=False))
+        return params, self._fitted_values(), forest, {"shingle_buffer": self._buf}
 
     def to_bytes(self) -> bytes:
-        arrays = self._a.to_dict()
-        arrays["shingle_buffer"] = self._buf
-        return _state.dumps(self.kind, self._params(), arrays)
+        """The model as bytes (a :mod:`clickstream_anomaly.persist` state, version 3): parameters, trees,
+        samplers, generator states and shingle."""
+        return _state.dumps(self.kind, *self.state_parts())
+
+    @classmethod
+    def from_state(cls, saved: _state.SavedForest) -> StreamingRCF:
+        """The model of a decoded state (:func:`.state.loads`); it continues exactly where the original
+        was."""
+        obj = cls(**saved.params)
+        obj._validate_params()
+        fitted = saved.fitted
+        dim = int(fitted.get("n_features_in_", saved.params["dimensions"]))
+        obj._resolve(dim)
+        obj.time_decay_ = float(fitted.get("time_decay_", obj.time_decay_))
+        obj.output_after_ = int(fitted.get("output_after_", obj.output_after_))
+        buf = saved.extra["shingle_buffer"]
+        if buf.shape != (int(obj.shingle_size), dim) or saved.forest.boxes.lo.shape[-1] != dim * int(obj.shingle_size):
+            raise ValueError("saved StreamingRCF state does not match its parameters")
+        obj._forest = saved.forest
+        obj._buf = np.ascontiguousarray(buf, dtype=np.float64)
+        obj._n_raw = int(fitted["n_raw"])
+        if fitted.get("offset_") is not None:
+            obj.offset_ = float(fitted["offset_"])
+        return obj
 
     @classmethod
     def from_bytes(cls, data: bytes) -> StreamingRCF:
-        params, arrays, version = _state.loads(data, cls.kind)
-        n_raw = int(params.pop("n_raw"))
-        obj = cls(**params)
-        buf = arrays.pop("shingle_buffer")
-        if version == 1:
-            obj._a = ForestArrays.from_v1(arrays, obj.time_decay, obj.bounding_box_cache_fraction)
-        else:
-            obj._a = ForestArrays.from_dict(arrays)
-        if buf.shape != obj._buf.shape or obj._a.box.shape[-1] != obj.shingled_dimensions:
-            raise ValueError("saved StreamingRCF state does not match its parameters")
-        obj._buf = np.ascontiguousarray(buf, dtype=np.float64)
-        obj._n_raw = n_raw
-        return obj
+        """A model written by :meth:`to_bytes` (or a version 1/2 ``.npz`` state)."""
+        return cls.from_state(_state.loads(data, cls.kind, cls().get_params(deep=False)))
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the model (parameters, trees, samplers, RNG states, shingle) to ``path``."""
-        _state.save(path, self.to_bytes())
+        """Write the model to ``path`` (atomically)."""
+        persist.save(path, self.to_bytes())
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> StreamingRCF:
         """Read a model written by :meth:`save`; it continues exactly where the original was."""
-        return cls.from_bytes(_state.load(path))
-
-    def __repr__(self) -> str:
-        return (
-            f"StreamingRCF(dimensions={self.dimensions}, num_trees={self.num_trees}, "
-            f"sample_size={self.sample_size}, time_decay={self.time_decay:g}, "
-            f"shingle_size={self.shingle_size}, output_after={self.output_after}, "
-            f"bounding_box_cache_fraction={self.bounding_box_cache_fraction:g}, "
-            f"entries_seen={self.entries_seen})"
-        )
+        return cls.from_bytes(persist.load(path))

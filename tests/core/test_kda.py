@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from clickstream_anomaly import persist
 from clickstream_anomaly.kda import (
+    STATE_KIND,
+    STATE_VERSION,
     KdaRcfParameters,
     KdaRcfStream,
     application_sql,
@@ -180,6 +184,22 @@ def test_stream_bytes_roundtrip_continues_identically_and_rejects_bad_values() -
         assert stream.process_row(v) == restored.process_row(v)
     with pytest.raises(ValueError):
         KdaRcfStream.from_bytes(b"garbage")
+
+
+def test_stream_state_is_a_persist_state_and_the_version_1_layout_still_loads() -> None:
+    data = Path(__file__).parent / "data"
+    with np.load(data / "rcf_v2_expected.npz", allow_pickle=False) as npz:
+        X, scores, explanations = npz["X"], npz["kda_scores"], npz["kda_explanations"]
+    old = KdaRcfStream.from_bytes((data / "kda_stream_v1.bin").read_bytes())  # written by commit 0f1df5b
+    assert old.columns == ("a", "b", "c") and old.records_seen == 90
+    blob = old.to_bytes()
+    assert persist.peek_kind(blob) == (STATE_KIND, STATE_VERSION)
+    restored = KdaRcfStream.from_bytes(blob)
+    assert restored.params == old.params and restored.to_bytes() == blob
+    for stream in (old, restored):
+        out = [stream.process_row(row) for row in X[90:200]]
+        assert [score for score, _ in out] == scores.tolist()
+        assert [expl for _, expl in out] == explanations.tolist()
 
 
 # ---------------------------------------------------------------------------------------------- SQL

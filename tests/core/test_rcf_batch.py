@@ -10,9 +10,9 @@ from hypothesis.extra.numpy import arrays
 
 from clickstream_anomaly.rcf import RandomCutForest
 from clickstream_anomaly.rcf import forest as forest_module
-from clickstream_anomaly.rcf._kernels import stream_process
+from clickstream_anomaly.rcf.executor import stream_process
 from clickstream_anomaly.rcf.forest import locality_order
-from clickstream_anomaly.rcf.validation import as_matrix
+from clickstream_anomaly.validation import as_matrix, float32_values
 
 
 def _data(n: int = 2000, d: int = 3, seed: int = 0) -> np.ndarray:
@@ -50,11 +50,10 @@ def test_duplicate_training_point_scores_lower_than_new_nearby_point() -> None:
 
 def _row_by_row_scores(model: RandomCutForest, Q: np.ndarray) -> np.ndarray:
     """The one-point-at-a-time scorer (forest_visit, as used by streaming and attribution)."""
-    Q = as_matrix(Q, model.n_features_in_)
-    a = model._a
+    Q = as_matrix(Q, model.n_features_in_, cast=float32_values)
     scores = np.zeros(Q.shape[0])
     unused = np.zeros((1, Q.shape[1]))
-    stream_process(Q, 0.0, 0, True, False, False, scores, unused, unused, *a.kernel_args())
+    stream_process(model._forest, Q, 0.0, 0, True, False, False, scores, unused, unused)
     return scores
 
 
@@ -67,7 +66,7 @@ def test_batch_score_equals_row_by_row_visit(
     rng = np.random.default_rng(n_fit)
     X = rng.normal(size=(n_fit, d))
     Q = np.vstack([X, X[:7], rng.normal(size=(2100, d)) * 3, rng.integers(-1, 2, size=(13, d))])
-    model = RandomCutForest(trees, sample, random_state=3).fit(X)
+    model = RandomCutForest(num_trees=trees, num_samples_per_tree=sample, random_state=3).fit(X)
     expected = _row_by_row_scores(model, Q)
     np.testing.assert_array_equal(model.score(Q), expected)
     # tables made a few trees at a time (as for big forests) give the same values
@@ -83,15 +82,15 @@ def test_batch_score_equals_row_by_row_visit(
     seed=st.integers(0, 1000),
 )
 def test_determinism_nonnegative_and_small_inputs(X: np.ndarray, seed: int) -> None:
-    a = RandomCutForest(7, 16, random_state=seed).fit(X).score(X)
-    b = RandomCutForest(7, 16, random_state=seed).fit(X).score(X)
+    a = RandomCutForest(num_trees=7, num_samples_per_tree=16, random_state=seed).fit(X).score(X)
+    b = RandomCutForest(num_trees=7, num_samples_per_tree=16, random_state=seed).fit(X).score(X)
     np.testing.assert_array_equal(a, b)
     assert (a >= 0).all() and np.isfinite(a).all()
 
 
 def test_save_load_roundtrip(tmp_path) -> None:
     X = _data(500)
-    model = RandomCutForest(20, 64, random_state=4).fit(X)
+    model = RandomCutForest(num_trees=20, num_samples_per_tree=64, random_state=4).fit(X)
     path = tmp_path / "rcf.npz"
     model.save(path)
     again = RandomCutForest.load(path)
@@ -102,8 +101,8 @@ def test_save_load_roundtrip(tmp_path) -> None:
 
 def test_any_positive_sizes_accepted() -> None:
     X = _data(50)
-    assert RandomCutForest(1, 1, random_state=0).fit(X).score(X).shape == (50,)
-    assert RandomCutForest(3, 5000, random_state=0).fit(X).score(X).shape == (50,)
+    assert RandomCutForest(num_trees=1, num_samples_per_tree=1, random_state=0).fit(X).score(X).shape == (50,)
+    assert RandomCutForest(num_trees=3, num_samples_per_tree=5000, random_state=0).fit(X).score(X).shape == (50,)
 
 
 @pytest.mark.parametrize(
@@ -111,11 +110,11 @@ def test_any_positive_sizes_accepted() -> None:
 )
 def test_bad_parameters(kwargs: dict) -> None:
     with pytest.raises(ValueError):
-        RandomCutForest(**kwargs)
+        RandomCutForest(**kwargs).fit(_data(20))  # the constructor only stores; fit checks
 
 
 def test_bad_input() -> None:
-    model = RandomCutForest(5, 16, random_state=0)
+    model = RandomCutForest(num_trees=5, num_samples_per_tree=16, random_state=0)
     with pytest.raises(ValueError, match="not fitted"):
         model.score([[1.0, 2.0]])
     with pytest.raises(ValueError, match="empty"):

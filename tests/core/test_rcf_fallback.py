@@ -17,9 +17,9 @@ import numpy as np
 from clickstream_anomaly.rcf import COMPILED, RandomCutForest, StreamingRCF
 rng = np.random.default_rng(11)
 X = rng.normal(size=(120, 2)); X[100] = [6.0, -6.0]; X[50:55] = X[40]
-m = StreamingRCF(2, num_trees=6, sample_size=24, shingle_size=2, time_decay=0.02, random_state=5)
+m = StreamingRCF(dimensions=2, num_trees=6, sample_size=24, shingle_size=2, time_decay=0.02, random_state=5)
 s, h, l = m.process(X)
-b = RandomCutForest(5, 20, random_state=3).fit(X).score(X)
+b = RandomCutForest(num_trees=5, num_samples_per_tree=20, random_state=3).fit(X).score(X)
 print(json.dumps({"compiled": COMPILED, "s": s.tolist(), "h": h.tolist(), "l": l.tolist(), "b": b.tolist(),
                   "state": m.to_bytes().hex()}))
 """

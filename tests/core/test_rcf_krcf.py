@@ -42,7 +42,13 @@ def _krcf_scores(X: np.ndarray, seed: int) -> np.ndarray:
 
 def test_scores_agree_with_aws_rust_rcf() -> None:
     X = _stream()
-    ours = np.mean([StreamingRCF(3, TREES, SAMPLE, random_state=s).process_scores(X) for s in range(5)], axis=0)
+    ours = np.mean(
+        [
+            StreamingRCF(dimensions=3, num_trees=TREES, sample_size=SAMPLE, random_state=s).process_scores(X)
+            for s in range(5)
+        ],
+        axis=0,
+    )
     theirs = np.mean([_krcf_scores(X, s) for s in range(5)], axis=0)
     rho = stats.spearmanr(ours[WARM:], theirs[WARM:])[0]
     assert rho >= 0.95, rho

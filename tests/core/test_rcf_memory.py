@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from clickstream_anomaly.rcf import RandomCutForest, StreamingRCF
-from clickstream_anomaly.rcf._kernels import KEY_BASE, REBASE_SPAN, SSIZE
+from clickstream_anomaly.rcf.sampler import REBASE_SPAN
 
 DATA = Path(__file__).parent / "data"
 FAST = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -36,8 +36,8 @@ def test_box_cache_fraction_never_changes_scores_or_attribution(
 ) -> None:
     X = _stream(400, d, seed)
     kw = {"num_trees": 8, "sample_size": 32, "shingle_size": shingle, "random_state": seed}
-    full = StreamingRCF(d, bounding_box_cache_fraction=1.0, **kw).process(X)
-    part = StreamingRCF(d, bounding_box_cache_fraction=fraction, **kw).process(X)
+    full = StreamingRCF(dimensions=d, bounding_box_cache_fraction=1.0, **kw).process(X)
+    part = StreamingRCF(dimensions=d, bounding_box_cache_fraction=fraction, **kw).process(X)
     for a, b in zip(full, part, strict=True):
         np.testing.assert_array_equal(a, b)
 
@@ -45,8 +45,12 @@ def test_box_cache_fraction_never_changes_scores_or_attribution(
 @pytest.mark.parametrize("fraction", [0.0, 0.3])
 def test_batch_forest_box_cache_fraction_never_changes_scores(fraction: float) -> None:
     X = _stream(2000, 3, 1)
-    full = RandomCutForest(20, 64, random_state=3, bounding_box_cache_fraction=1.0).fit(X)
-    part = RandomCutForest(20, 64, random_state=3, bounding_box_cache_fraction=fraction).fit(X)
+    full = RandomCutForest(num_trees=20, num_samples_per_tree=64, random_state=3, bounding_box_cache_fraction=1.0).fit(
+        X
+    )
+    part = RandomCutForest(
+        num_trees=20, num_samples_per_tree=64, random_state=3, bounding_box_cache_fraction=fraction
+    ).fit(X)
     np.testing.assert_array_equal(full.score(X), part.score(X))
     for a, b in zip(full.attribution(X[:50]), part.attribution(X[:50]), strict=True):
         np.testing.assert_array_equal(a, b)
@@ -55,30 +59,30 @@ def test_batch_forest_box_cache_fraction_never_changes_scores(fraction: float) -
 
 def test_default_forest_fits_in_one_megabyte_on_a_long_stream() -> None:
     """The issue's budget: 100 trees x 256 samples at d = 4 hold at most 1 MB once the store is full."""
-    m = StreamingRCF(4, num_trees=100, sample_size=256, random_state=0)
+    m = StreamingRCF(dimensions=4, num_trees=100, sample_size=256, random_state=0)
     m.process_scores(_stream(12_000, 4, 0))
     assert m.nbytes() <= 1_000_000
-    assert m._a.tint.dtype == np.int16
-    full = StreamingRCF(4, num_trees=100, sample_size=256, random_state=0, bounding_box_cache_fraction=1.0)
+    assert m._forest.nodes.left.dtype == np.int16
+    full = StreamingRCF(dimensions=4, num_trees=100, sample_size=256, random_state=0, bounding_box_cache_fraction=1.0)
     full.process_scores(_stream(12_000, 4, 0))
     assert full.nbytes() - m.nbytes() == 100 * (256 - 77) * 2 * 4 * 4  # the uncached float32 boxes
 
 
 def test_point_store_never_grows_beyond_every_sample_plus_one() -> None:
-    m = StreamingRCF(2, num_trees=3, sample_size=8, time_decay=0.0, random_state=1)
+    m = StreamingRCF(dimensions=2, num_trees=3, sample_size=8, time_decay=0.0, random_state=1)
     m.process_scores(np.random.default_rng(0).normal(size=(3000, 2)))
-    assert m._a.pts.shape[0] <= 3 * 8 + 1
+    assert m._forest.store.points.shape[0] <= 3 * 8 + 1
 
 
 def test_sampler_weights_are_rebased_and_stay_a_valid_heap() -> None:
     lam = 0.05  # a re-base every REBASE_SPAN / lam = 1 280 arrivals
-    m = StreamingRCF(2, num_trees=4, sample_size=16, time_decay=lam, random_state=2)
+    m = StreamingRCF(dimensions=2, num_trees=4, sample_size=16, time_decay=lam, random_state=2)
     m.process_scores(_stream(6000, 2, 2))
-    a = m._a
-    assert a.pmeta[KEY_BASE] > 6000 - REBASE_SPAN / lam
+    sampler = m._forest.sampler
+    assert sampler.weight_base[0] > 6000 - REBASE_SPAN / lam
     for t in range(4):
-        size = int(a.tmeta[t, SSIZE])
-        keys = a.skey[t, :size].astype(np.float64)
+        size = int(sampler.size[t])
+        keys = sampler.weight[t, :size].astype(np.float64)
         assert np.all(np.isfinite(keys)) and np.abs(keys).max() < REBASE_SPAN + 40
         for j in range(1, size):
             assert keys[(j - 1) // 2] >= keys[j]  # max-heap: the root is the next to leave
@@ -97,21 +101,20 @@ def test_version_1_states_are_converted_and_continue_the_stream() -> None:
     np.testing.assert_array_equal(b.score(X[400:]), expected["batch_scores"])
     # once re-saved, the state is in the current layout
     again = StreamingRCF.from_bytes(m.to_bytes())
-    assert again._a.skey.dtype == np.float32
+    assert again._forest.sampler.weight.dtype == np.float32
 
 
 def test_unknown_state_version_is_rejected_clearly() -> None:
+    import io
+    import json
+
+    from clickstream_anomaly import persist
     from clickstream_anomaly.rcf import state
 
-    data = state.dumps("StreamingRCF", {}, {})
-    bumped = data.replace(b'"version": 2', b'"version": 9') if b'"version": 2' in data else None
-    if bumped is None:  # the header is compressed inside the archive: rebuild it by hand
-        import io
-        import json
-
-        header = json.dumps({"format": state.FORMAT, "version": 9, "kind": "StreamingRCF", "params": {}})
-        buf = io.BytesIO()
-        np.savez_compressed(buf, __header__=np.frombuffer(header.encode(), dtype=np.uint8))
-        bumped = buf.getvalue()
-    with pytest.raises(ValueError, match="version 9"):
-        StreamingRCF.from_bytes(bumped)
+    current = persist.dumps(state.state_kind("StreamingRCF"), 9, {}, {})
+    header = json.dumps({"format": state.LEGACY_FORMAT, "version": 9, "kind": "StreamingRCF", "params": {}})
+    buf = io.BytesIO()
+    np.savez_compressed(buf, __header__=np.frombuffer(header.encode(), dtype=np.uint8))
+    for bumped in (current, buf.getvalue()):
+        with pytest.raises(ValueError, match="version 9"):
+            StreamingRCF.from_bytes(bumped)

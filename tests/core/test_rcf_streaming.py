@@ -39,7 +39,7 @@ def _sine_stream(n: int, d: int = 3, seed: int = 0) -> np.ndarray:
 @FAST
 @given(X=streams(), seed=st.integers(0, 2**31 - 1))
 def test_scores_nonnegative_and_attribution_sums_to_score(X: np.ndarray, seed: int) -> None:
-    model = StreamingRCF(X.shape[1], output_after=5, random_state=seed, **SMALL)
+    model = StreamingRCF(dimensions=X.shape[1], output_after=5, random_state=seed, **SMALL)
     scores, high, low = model.process(X)
     assert scores.shape == (X.shape[0],)
     assert high.shape == low.shape == X.shape
@@ -53,10 +53,10 @@ def test_scores_nonnegative_and_attribution_sums_to_score(X: np.ndarray, seed: i
 @given(X=streams(min_rows=10, max_rows=50, dims=(1, 3)), s=st.integers(2, 4), seed=st.integers(0, 10**6))
 def test_internal_shingling_equals_manual_shingling(X: np.ndarray, s: int, seed: int) -> None:
     d = X.shape[1]
-    inner = StreamingRCF(d, shingle_size=s, output_after=3, random_state=seed, **SMALL)
+    inner = StreamingRCF(dimensions=d, shingle_size=s, output_after=3, random_state=seed, **SMALL)
     sc1, hi1, lo1 = inner.process(X)
     manual = np.lib.stride_tricks.sliding_window_view(X, (s, d))[:, 0].reshape(-1, s * d)
-    outer = StreamingRCF(d * s, shingle_size=1, output_after=3, random_state=seed, **SMALL)
+    outer = StreamingRCF(dimensions=d * s, shingle_size=1, output_after=3, random_state=seed, **SMALL)
     sc2, hi2, lo2 = outer.process(manual)
     assert (sc1[: s - 1] == 0).all()
     np.testing.assert_array_equal(sc1[s - 1 :], sc2)
@@ -67,8 +67,8 @@ def test_internal_shingling_equals_manual_shingling(X: np.ndarray, s: int, seed:
 @FAST
 @given(X=streams(min_rows=10, max_rows=60), seed=st.integers(0, 10**6), cut=st.integers(0, 60))
 def test_determinism_and_split_processing(X: np.ndarray, seed: int, cut: int) -> None:
-    a = StreamingRCF(X.shape[1], output_after=4, random_state=seed, **SMALL)
-    b = StreamingRCF(X.shape[1], output_after=4, random_state=seed, **SMALL)
+    a = StreamingRCF(dimensions=X.shape[1], output_after=4, random_state=seed, **SMALL)
+    b = StreamingRCF(dimensions=X.shape[1], output_after=4, random_state=seed, **SMALL)
     sa, ha, la = a.process(X)
     cut = min(cut, X.shape[0] - 1)
     parts = [b.process(X[:cut]) if cut else None, b.process(X[cut:])]
@@ -86,7 +86,7 @@ def test_save_load_continues_identically(
 ) -> None:
     d = X.shape[1]
     Y = np.resize(Y, (Y.shape[0], d))
-    model = StreamingRCF(d, shingle_size=2, output_after=8, random_state=seed, **SMALL)
+    model = StreamingRCF(dimensions=d, shingle_size=2, output_after=8, random_state=seed, **SMALL)
     model.process(X)
     path = tmp_path_factory.mktemp("rcf") / "model.npz"
     model.save(path)
@@ -101,8 +101,8 @@ def test_save_load_continues_identically(
 
 def test_score_then_update_matches_point_api() -> None:
     X = _sine_stream(200)
-    a = StreamingRCF(3, random_state=7, **SMALL)
-    b = StreamingRCF(3, random_state=7, **SMALL)
+    a = StreamingRCF(dimensions=3, random_state=7, **SMALL)
+    b = StreamingRCF(dimensions=3, random_state=7, **SMALL)
     scores, high, low = a.process(X)
     for i, x in enumerate(X):
         assert b.score(x) == scores[i]
@@ -115,9 +115,9 @@ def test_score_then_update_matches_point_api() -> None:
 
 
 def test_output_after_and_defaults() -> None:
-    m = StreamingRCF(2, sample_size=40, num_trees=5, random_state=0)
-    assert m.output_after == 10 and m.time_decay == pytest.approx(1 / 400)
-    scores, _, _ = m.process(_sine_stream(30, 2))
+    m = StreamingRCF(dimensions=2, sample_size=40, num_trees=5, random_state=0)
+    scores, _, _ = m.process(_sine_stream(30, 2))  # the defaults are resolved when the stream starts
+    assert m.output_after_ == 10 and m.time_decay_ == pytest.approx(1 / 400)
     assert (scores[:10] == 0).all() and (scores[10:] > 0).all()
 
 
@@ -133,7 +133,7 @@ def test_duplicate_scores_low_and_far_outlier_scores_high_with_right_attribution
     seed: int, dim: int, sign: float, shift: float, row: int
 ) -> None:
     X = _sine_stream(600, 3, seed=seed % 7)
-    m = StreamingRCF(3, num_trees=30, sample_size=64, random_state=seed)
+    m = StreamingRCF(dimensions=3, num_trees=30, sample_size=64, random_state=seed)
     scores, _, _ = m.process(X)
     inlier_median = float(np.median(scores[200:]))
     assert 0.5 < inlier_median < 1.1  # AWS scale: inliers around 0.7-1
@@ -153,7 +153,7 @@ def test_duplicate_scores_low_and_far_outlier_scores_high_with_right_attribution
 
 
 def test_per_column_sums_shingle_blocks() -> None:
-    m = StreamingRCF(2, shingle_size=3, num_trees=5, sample_size=16, random_state=0)
+    m = StreamingRCF(dimensions=2, shingle_size=3, num_trees=5, sample_size=16, random_state=0)
     v = np.arange(6.0)
     np.testing.assert_array_equal(m.per_column(v), [0 + 2 + 4, 1 + 3 + 5])
 
@@ -162,8 +162,8 @@ def test_time_decay_zero_is_uniform_reservoir_and_decay_forgets() -> None:
     rng = np.random.default_rng(0)
     old = rng.normal(0, 0.1, (400, 1))
     new = rng.normal(10, 0.1, (400, 1))
-    fast = StreamingRCF(1, num_trees=20, sample_size=32, time_decay=0.05, random_state=1)
-    keep = StreamingRCF(1, num_trees=20, sample_size=32, time_decay=0.0, random_state=1)
+    fast = StreamingRCF(dimensions=1, num_trees=20, sample_size=32, time_decay=0.05, random_state=1)
+    keep = StreamingRCF(dimensions=1, num_trees=20, sample_size=32, time_decay=0.0, random_state=1)
     for m in (fast, keep):
         m.process(old)
         m.process(new)
@@ -184,7 +184,7 @@ def test_time_decay_zero_is_uniform_reservoir_and_decay_forgets() -> None:
     ],
 )
 def test_bad_input_raises_and_leaves_state_unchanged(bad: object, msg: str) -> None:
-    m = StreamingRCF(2, random_state=0, **SMALL)
+    m = StreamingRCF(dimensions=2, random_state=0, **SMALL)
     m.process(_sine_stream(50, 2))
     before = _state_snapshot(m)
     with pytest.raises(ValueError, match=msg):
@@ -214,7 +214,7 @@ def test_bad_input_raises_and_leaves_state_unchanged(bad: object, msg: str) -> N
 )
 def test_bad_parameters(kwargs: dict) -> None:
     with pytest.raises(ValueError):
-        StreamingRCF(**kwargs)
+        StreamingRCF(**kwargs).fit(np.zeros((5, 2)))  # the constructor only stores; the stream's start checks
 
 
 def test_load_rejects_foreign_bytes() -> None:

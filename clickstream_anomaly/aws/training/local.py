@@ -61,6 +61,7 @@ def train_rcf(
         num_trees=int(hp["num_trees"]),
         num_samples_per_tree=min(int(hp["num_samples_per_tree"]), len(train)),
         random_state=LOCAL_RCF_SEED,
+        threshold=None,  # an endpoint returns scores; the caller thresholds them
     ).fit(train)
     meta = {"hyperparameters": hp, "scaling": json.loads(scaling.to_json())}
     path = model_path(model_dir, "rcf")

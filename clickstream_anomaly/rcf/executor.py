@@ -1,0 +1,70 @@
+"""Forest-wide kernels: apply an arrival, a query or a batch build to every tree (AWS ``executor``, where
+``SamplerPlusTree`` pairs one sampler with one tree: the sampler decides, the tree obeys)."""
+
+from __future__ import annotations
+
+from ._jit import f64, jit
+from .pointstore import add_point, add_ref, drop_ref, release_if_unused
+from .rng import uniform
+from .sampler import EVICT, REBASE_SPAN, REJECT, accept, add, arrival_weight, rebase_weights
+from .tree import tree_delete, tree_insert
+from .walks import forest_visit
+from .workspace import new_workspace
+
+
+@jit()
+def forest_update(forest, q, lam, work):
+    """Add ``q`` (shape (D,)) to the point store (a free slot must exist) and offer it to every tree's
+    sampler: when a sampler accepts it, the point it evicts (if any) is deleted from the tree and
+    dereferenced, and ``q`` is inserted and referenced."""
+    nodes, boxes, sampler, store, rng = forest
+    heap, held, size = sampler.weight, sampler.point, sampler.size
+    capacity = heap.shape[1]
+    p = add_point(store, q)
+    sampler.seen[0] += 1
+    seq = sampler.seen[0]
+    if lam * (seq - sampler.weight_base[0]) > REBASE_SPAN:
+        rebase_weights(sampler, lam)
+    base = sampler.weight_base[0]
+    for t in range(size.shape[0]):
+        weight = arrival_weight(lam, seq, base, uniform(rng, t))
+        decision = accept(size[t], capacity, weight, f64(heap[t, 0]))
+        if decision == REJECT:
+            continue
+        if decision == EVICT:
+            evicted = held[t, 0]
+            tree_delete(nodes, boxes, store.points, t, evicted, work)
+            drop_ref(store, evicted)
+        used = tree_insert(nodes, boxes, store.points, rng, t, p, work)
+        add_ref(store, used)
+        add(sampler, t, weight, used)
+    release_if_unused(store, p)
+
+
+@jit(allocates=True)
+def stream_process(forest, X, lam, output_after, do_score, do_attr, do_update, scores, high, low):
+    """For each row of ``X`` (shape (n, D)): score (and attribution) against the current forest, then
+    update. Rows are scored only once ``forest.sampler.seen >= output_after`` (otherwise left at 0).
+    ``scores`` has shape (n,); ``high``/``low`` have shape (n, D) when ``do_attr``, else (1, D)."""
+    nodes, boxes, sampler, store, _ = forest
+    work = new_workspace(X.shape[1], nodes.cut_value.shape[1])
+    for r in range(X.shape[0]):
+        q = X[r]
+        if do_score and sampler.seen[0] >= output_after:
+            rr = r if do_attr else 0
+            scores[r] = forest_visit(nodes, boxes, store.points, q, do_attr, high[rr], low[rr], work)
+        if do_update:
+            forest_update(forest, q, lam, work)
+
+
+@jit(allocates=True)
+def build_trees(forest, samples):
+    """Batch build: tree ``t`` gets the store points ``samples[t]`` (shape (T, m); ``-1`` entries are
+    skipped)."""
+    nodes, boxes, _, store, rng = forest
+    work = new_workspace(store.points.shape[1], nodes.cut_value.shape[1])
+    for t in range(samples.shape[0]):
+        for j in range(samples.shape[1]):
+            p = samples[t, j]
+            if p >= 0:
+                tree_insert(nodes, boxes, store.points, rng, t, p, work)
