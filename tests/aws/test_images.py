@@ -22,6 +22,7 @@ def test_committed_table_is_what_the_script_generates():
     assert _generator().main(["--check"]) == 0
 
 
+@pytest.mark.slow
 def test_image_table_matches_the_sdk_offline():
     image_uris = pytest.importorskip("sagemaker.core.image_uris", reason="sagemaker SDK not installed")
     from clickstream_anomaly.aws.training.images import REGISTRY_ACCOUNTS, image_uri

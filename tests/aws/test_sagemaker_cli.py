@@ -152,6 +152,7 @@ def test_local_invoke_without_deploy_is_a_clear_error(tmp_path, data, capsys):
     assert "run `sagemaker deploy rcf --local" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_aws_workflow_end_to_end_against_moto(tmp_path, data, aws_env, capsys):
     s3 = boto3.client("s3", region_name=REGION)
     s3.create_bucket(Bucket="clicks-bucket")

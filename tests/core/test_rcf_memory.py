@@ -57,6 +57,7 @@ def test_batch_forest_box_cache_fraction_never_changes_scores(fraction: float) -
     assert part.nbytes() < full.nbytes()
 
 
+@pytest.mark.slow
 def test_default_forest_fits_in_one_megabyte_on_a_long_stream() -> None:
     """The issue's budget: 100 trees x 256 samples at d = 4 hold at most 1 MB once the store is full."""
     m = StreamingRCF(dimensions=4, num_trees=100, sample_size=256, random_state=0)

@@ -129,6 +129,7 @@ def test_synth_warns_that_kda_sql_is_discontinued(synthesized):
     )
 
 
+@pytest.mark.slow
 def test_cfn_lint_no_errors(synthesized):
     findings = cfn_lint_findings(synthesized[0] / f"{STACK_NAME}.template.json")
     assert [f for f in findings if f[0] not in CFN_LINT_ACCEPTED] == []

@@ -156,6 +156,7 @@ def test_alarms_cover_three_detectors_and_both_endpoints(template):
     assert names.count("IteratorAge") == 4  # aggregator, detector, alerter, scorer
 
 
+@pytest.mark.slow
 def test_cfn_lint_no_errors(synthesized):
     findings = cfn_lint_findings(synthesized[0] / f"{STACK_NAME}.template.json")
     assert [f for f in findings if f[0] not in CFN_LINT_ACCEPTED] == []

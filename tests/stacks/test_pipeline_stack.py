@@ -343,6 +343,7 @@ def test_no_synth_warnings_about_kda(synthesized):
     Annotations.from_stack(synthesized[1]).has_no_warning("*", Match.string_like_regexp(".*Kinesis Data Analytics.*"))
 
 
+@pytest.mark.slow
 def test_cfn_lint_no_errors(synthesized):
     findings = cfn_lint_findings(synthesized[0] / f"{STACK_NAME}.template.json")
     unexpected = [f for f in findings if f[0] not in CFN_LINT_ACCEPTED]
