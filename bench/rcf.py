@@ -219,7 +219,7 @@ def package_size_mb(*names: str) -> float:
     return total / 1e6
 
 
-def best_of(fn, repeat: int = 3) -> float:
+def best_of(fn: Callable[[], object], repeat: int = 3) -> float:
     best = float("inf")
     for _ in range(repeat):
         t0 = time.perf_counter()
