@@ -76,7 +76,8 @@ class TimeAwareBaseline(BaseEstimator):
     Learned online from history (score each window, then learn it), robust to the incidents inside that
     history, following level changes, with a daily profile while less than a week has been seen. A
     *generic* column (a metric without a known noise model; :mod:`.generic`) is also predicted flat when
-    that predicts better, and is anomalous only when its deviation is also new against its recent ones.
+    that predicts better, and is anomalous when its deviation is both unexpected and new against its recent
+    ones (``|z| * novelty >= point_threshold``).
 
     Parameters
     ----------
@@ -368,11 +369,13 @@ class TimeAwareBaseline(BaseEstimator):
     ) -> np.ndarray:
         """Per column ``max(|z| / point_threshold, drift / drift_threshold)``, the drift counting while this
         window still deviates in its direction by more than half the slack; for a generic column
-        ``min(|z| / point_threshold, novelty)`` (``|z| / point_threshold`` while its novelty is NaN)."""
+        ``sqrt(|z| / point_threshold * novelty)``, the geometric mean of how unexpected and how new the
+        deviation is (at least 1 when ``|z| * novelty >= point_threshold``), 0 while its novelty is NaN."""
         half = 0.5 * self.drift_slack
         drift = np.where(z > half, hi, np.where(z < -half, lo, 0.0))
         point = np.abs(z) / self.point_threshold
-        judged = np.where(np.isnan(novelty), point, np.minimum(point, novelty))
+        with np.errstate(invalid="ignore"):
+            judged = np.where(np.isnan(novelty), 0.0, np.sqrt(point * novelty))
         return np.where(generic, judged, np.maximum(point, drift / self.drift_threshold))
 
     def score_samples(self, windows: pd.DataFrame) -> np.ndarray:

@@ -11,11 +11,14 @@ Two things are added for such a column (see :class:`~.model.SeasonalState`):
   daily rhythm does not pay for a noisy profile, a series with one keeps it.
 * **novelty.** The deviation from the prediction (in the column's units) is compared with the deviations
   of the last ``novelty_memory`` windows: :func:`newness` is its distance to the nearest of them over the
-  range holding 98 % of them. A window is anomalous when it is both ``point_threshold`` spreads from its
-  prediction *and* new by at least that range: a spike that comes every hour, a burst like the bursts
-  of the past days, the other level of a series that switches between two are old news however many
-  spreads they are; a value the series has not produced lately is news. The windows of an anomaly still
-  going on are left out of the reference, so its later windows stay as new as its first.
+  range holding 98 % of them. The column's score is the geometric mean of how unexpected (``|z| /
+  point_threshold``) and how new the deviation is, so a window is anomalous when ``|z| * novelty >=
+  point_threshold``: 5 spreads off and a whole range from every recent deviation, or 20 spreads off and a
+  quarter of a range. A spike that comes every hour, a burst like the bursts of the past days, the other
+  level of a series that switches between two are old news however many spreads they are; a value the
+  series has not produced lately is news. The windows of an anomaly still going on are left out of the
+  reference, so its later windows stay as new as its first. Until the reference holds ``drift_memory``
+  deviations there is no verdict (the column's warm-up is that much longer).
 
 Real-valued columns (generic or not) also get a floor on their spread from their **resolution**: the
 smallest change seen between consecutive windows. A metric that moves in steps (CPU in 0.1 %, a count
@@ -64,5 +67,26 @@ def newness(value: float, reference: np.ndarray, floor: float) -> float:
 
 
 def log_score(t: np.ndarray, pred: np.ndarray, sd: np.ndarray, huber: float) -> np.ndarray:
-    """Predictive log score of Gaussian predictions (lower is better): ``2 log sd + min(z^2, huber^2)``."""
+    """Predictive log score of Gaussian predictions, robust to outliers (lower is better).
+
+    Parameters
+    ----------
+    t : ndarray
+        Observed values.
+    pred, sd : ndarrays broadcasting with ``t``
+        Predicted values and spreads (> 0).
+    huber : float
+        Squared deviations are clipped at ``huber ** 2``: one incident cannot decide the competition.
+
+    Returns
+    -------
+    ndarray
+        ``2 log sd + min(((t - pred) / sd) ** 2, huber ** 2)``: twice the negative Gaussian log density
+        up to a constant; it charges both a wrong prediction and a needlessly wide spread.
+
+    Examples
+    --------
+    >>> log_score(np.array([1.0, 1.0]), np.array([0.0, 0.0]), np.array([1.0, 2.0]), 3.0).round(3).tolist()
+    [1.0, 1.636]
+    """
     return 2.0 * np.log(sd) + np.minimum(((t - pred) / sd) ** 2, huber**2)

@@ -309,7 +309,8 @@ class SeasonalState:
         novelty = self._novelty(t - pred, is_count) if warm else nan
         if warm and learn and observed:  # an excluded window (a holiday) moves no statistic
             self._drift(np.where(np.isfinite(z), z, 0.0))
-            flagged = (np.abs(z) >= p.point_threshold) & ~(novelty < 1.0)
+            with np.errstate(invalid="ignore"):
+                flagged = np.abs(z) * novelty >= p.point_threshold  # a generic column's verdict
             self._remember((t - pred)[g], flagged[g])
             if np.isfinite(s_pred).all():
                 self._calibrate((t - s_pred) / noise_sd, at.known)
