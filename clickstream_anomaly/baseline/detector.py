@@ -169,7 +169,7 @@ class TimeAwareBaseline(BaseEstimator):
         "novelty_memory": [Interval(Integral, 2, None, closed="left")],
     }
 
-    def __init__(
+    def __init__(  # noqa: PLR0913  (keyword-only hyperparameters, stored as given: scikit-learn's estimator contract)
         self,
         *,
         columns: Sequence[str] = FEATURE_COLUMNS,

@@ -146,32 +146,40 @@ def _untransform(t: np.ndarray, kinds: np.ndarray) -> np.ndarray:
     return np.where(kinds == COUNT, np.maximum(np.maximum(t, 0.0) ** 2 - _ANSCOMBE, 0.0), t)
 
 
+_UNSET = np.empty(0)
+
+
+def _unset() -> np.ndarray:
+    """The marker of an array field not given to the constructor (``__post_init__`` fills it)."""
+    return _UNSET
+
+
 @dataclass
 class SeasonalState:
     """The per-key state of the time-aware baseline (see the module docstring); about 12 KB for 4 columns
     of 10-minute windows, plus about 8 KB per generic column (its recent deviations, as float32)."""
 
     params: SeasonalParams
-    daily: np.ndarray = field(default=None)  # type: ignore[assignment]  # (F, P), NaN = slot never seen
-    daily_n: np.ndarray = field(default=None)  # type: ignore[assignment]  # (P,) updates per slot
-    weekly: np.ndarray = field(default=None)  # type: ignore[assignment]  # (F, 7 * B) factor (count) / offset
-    weekly_n: np.ndarray = field(default=None)  # type: ignore[assignment]  # (7 * B,) update weight
-    level_ring: np.ndarray = field(default=None)  # type: ignore[assignment]  # (F, level_window) recent ratios
-    spread: np.ndarray = field(default=None)  # type: ignore[assignment]  # (F, P) mean squared error per slot
-    spread_n: np.ndarray = field(default=None)  # type: ignore[assignment]  # (P,)
-    spread_global: np.ndarray = field(default=None)  # type: ignore[assignment]  # (F,)
-    last_t: np.ndarray = field(default=None)  # type: ignore[assignment]  # (F,) previous transformed value
-    drift_high: np.ndarray = field(default=None)  # type: ignore[assignment]  # (F,)
-    drift_low: np.ndarray = field(default=None)  # type: ignore[assignment]  # (F,)
-    z_square: np.ndarray = field(default=None)  # type: ignore[assignment]  # (F,) mean square deviation
-    z_ring: np.ndarray = field(default=None)  # type: ignore[assignment]  # (F, drift_memory) recent deviations
-    z_persist: np.ndarray = field(default=None)  # type: ignore[assignment]  # (F,) variance factor of their sum
-    resolution: np.ndarray = field(default=None)  # type: ignore[assignment]  # (F,) smallest change seen
-    flat_ring: np.ndarray = field(default=None)  # type: ignore[assignment]  # (G, level_window) recent values
-    flat_spread: np.ndarray = field(default=None)  # type: ignore[assignment]  # (G,) flat predictor's MSE
-    loss: np.ndarray = field(default=None)  # type: ignore[assignment]  # (2, G) log scores: seasonal, flat
-    deviations: np.ndarray = field(default=None)  # type: ignore[assignment]  # (G, novelty_memory) float32
-    run: np.ndarray = field(default=None)  # type: ignore[assignment]  # (G,) windows flagged in a row
+    daily: np.ndarray = field(default_factory=_unset)  # (F, P), NaN = slot never seen
+    daily_n: np.ndarray = field(default_factory=_unset)  # (P,) updates per slot
+    weekly: np.ndarray = field(default_factory=_unset)  # (F, 7 * B) factor (count) / offset
+    weekly_n: np.ndarray = field(default_factory=_unset)  # (7 * B,) update weight
+    level_ring: np.ndarray = field(default_factory=_unset)  # (F, level_window) recent ratios
+    spread: np.ndarray = field(default_factory=_unset)  # (F, P) mean squared error per slot
+    spread_n: np.ndarray = field(default_factory=_unset)  # (P,)
+    spread_global: np.ndarray = field(default_factory=_unset)  # (F,)
+    last_t: np.ndarray = field(default_factory=_unset)  # (F,) previous transformed value
+    drift_high: np.ndarray = field(default_factory=_unset)  # (F,)
+    drift_low: np.ndarray = field(default_factory=_unset)  # (F,)
+    z_square: np.ndarray = field(default_factory=_unset)  # (F,) mean square deviation
+    z_ring: np.ndarray = field(default_factory=_unset)  # (F, drift_memory) recent deviations
+    z_persist: np.ndarray = field(default_factory=_unset)  # (F,) variance factor of their sum
+    resolution: np.ndarray = field(default_factory=_unset)  # (F,) smallest change seen
+    flat_ring: np.ndarray = field(default_factory=_unset)  # (G, level_window) recent values
+    flat_spread: np.ndarray = field(default_factory=_unset)  # (G,) flat predictor's MSE
+    loss: np.ndarray = field(default_factory=_unset)  # (2, G) log scores: seasonal, flat
+    deviations: np.ndarray = field(default_factory=_unset)  # (G, novelty_memory) float32
+    run: np.ndarray = field(default_factory=_unset)  # (G,) windows flagged in a row
     seen: int = 0
     level_pos: int = 0
     calibrated: float = 0.0  # weight of the deviations the calibration has learned
@@ -207,7 +215,7 @@ class SeasonalState:
             "run": np.zeros(g),
         }
         for name, value in defaults.items():
-            if getattr(self, name) is None:
+            if getattr(self, name) is _UNSET:
                 setattr(self, name, value)
 
     # ------------------------------------------------------------------------------------------- reading
@@ -554,8 +562,10 @@ class SeasonalState:
         for key in ("kinds", "weekend", "generic"):
             if key in raw:
                 raw[key] = tuple(int(k) for k in raw[key])
-        counters = {name: type(getattr(cls, name))(st.meta[name]) for name in cls._COUNTERS if name in st.meta}
-        arrays = {k: st.arrays[k] for k in cls._ARRAYS if k in st.arrays}
+        counters: dict[str, Any] = {
+            name: type(getattr(cls, name))(st.meta[name]) for name in cls._COUNTERS if name in st.meta
+        }
+        arrays: dict[str, Any] = {k: st.arrays[k] for k in cls._ARRAYS if k in st.arrays}
         return cls(params=SeasonalParams(**raw), **counters, **arrays)
 
 
