@@ -1,5 +1,6 @@
 """NAB benchmark: our RCFs beside scikit-learn IsolationForest, rrcf and krcf (AWS Rust RCF) on the NAB subset
-in ``../shared/data/nab`` (36 files, 4 categories), all in this one run. Prints Markdown tables.
+in ``data/nab`` (36 files, 4 categories), all in this one run. Prints Markdown tables; ``--markdown`` also
+writes them to ``docs/benchmarks/nab.md``.
 
 Run: ``.venv/bin/python bench/nab.py`` (about 7 minutes on 2 shared cores, mostly rrcf; ``--quick``: smoke run).
 
@@ -36,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import krcf  # noqa: E402
 import rrcf  # noqa: E402
 from nab_scoring import PROFILES, LabelledFile, load_corpus, sweep  # noqa: E402
+from report import write_markdown  # noqa: E402
 from sklearn.ensemble import IsolationForest  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
@@ -46,7 +48,7 @@ from clickstream_anomaly.windowspec import WindowSpec  # noqa: E402
 
 DEFAULT_STREAMING = DEFAULT_DETECTORS[0]  # the default streaming detector: the time-aware baseline
 
-DATA = ROOT.parent / "shared" / "data" / "nab"
+DATA = ROOT / "data" / "nab"
 TREES, SAMPLE = 100, 256
 
 #: (z (n,), probation rows, seed, timestamps (n,) datetime64[ns]) -> raw scores (n,)
@@ -272,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         f"({DEFAULT_STREAMING}); shingle variants are name@s, e.g. rcf-streaming@4",
     )
     ap.add_argument("--json", type=Path, default=None, help="also write the NAB scores as JSON to this file")
+    ap.add_argument("--markdown", action="store_true", help="also write the tables to docs/benchmarks/nab.md")
     args = ap.parse_args(argv)
 
     corpus = load_corpus(args.data)
@@ -318,19 +321,25 @@ def main(argv: list[str] | None = None) -> int:
 
     n_rows = sum(f.n_rows for f in files)
     n_win = sum(len(f.windows) for f in files)
-    print(
-        f"## NAB subset: {len(files)} files, {n_rows:,} rows, {n_win} windows "
-        f"(seed {args.seed}, {TREES} trees x {SAMPLE} unless noted)\n"
+    text = "\n".join(
+        [
+            f"### NAB subset: {len(files)} files, {n_rows:,} rows, {n_win} windows "
+            f"(seed {args.seed}, {TREES} trees x {SAMPLE} unless noted)\n",
+            "#### ROC AUC per category (rows in a NAB window = positive; probationary rows left out)\n",
+            table(["detector", *categories, "all"], auc_rows),
+            "\n#### NAB score (null = 0, perfect = 100; one threshold per detector and profile, tuned on the corpus)\n",
+            table(
+                ["detector", *PROFILES, "windows hit (standard)", "FP rows (standard)", "threshold (standard)"],
+                nab_rows,
+            ),
+            "\n#### Scoring time (raw scores of all files, before rank mapping)\n",
+            table(["detector", "seconds", "rows/s"], time_rows),
+        ]
     )
-    print("### ROC AUC per category (rows in a NAB window = positive; probationary rows left out)\n")
-    print(table(["detector", *categories, "all"], auc_rows))
-    print("\n### NAB score (null = 0, perfect = 100; one threshold per detector and profile, tuned on the corpus)\n")
-    print(
-        table(["detector", *PROFILES, "windows hit (standard)", "FP rows (standard)", "threshold (standard)"], nab_rows)
-    )
-    print("\n### Scoring time (raw scores of all files, before rank mapping)\n")
-    print(table(["detector", "seconds", "rows/s"], time_rows))
+    print(text)
     print(f"\nTotal {time.perf_counter() - t_start:.0f} s.")
+    if args.markdown:
+        write_markdown("nab", text, argv=argv, seconds=time.perf_counter() - t_start)
     if args.json is not None:
         payload = {"default": DEFAULT_STREAMING, "detectors": nab_json}
         args.json.write_text(json.dumps(payload, indent=2) + "\n")

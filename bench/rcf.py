@@ -61,6 +61,8 @@ def rate(n: int, seconds: float) -> float:
 def table(headers: list[str], rows: list[list[object]]) -> str:
     def fmt(x: object) -> str:
         if isinstance(x, float):
+            if x != x:  # NaN: no peer measured this operation
+                return "-"
             return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
         return str(x)
 

@@ -107,13 +107,19 @@ def parse_sets(values: Sequence[str] | None) -> list[list[str]]:
     return sets
 
 
-def make_detectors(names: Sequence[str], args: argparse.Namespace, start: pd.Timestamp | None = None) -> list:
-    """``build_detectors(names, ...)`` with the CLI's overrides (``random_state``; DeepAR epochs and, with
-    ``--deepar-train-days``, training on the first days only so that it scores all the later ones)."""
+def make_detectors(
+    names: Sequence[str], args: argparse.Namespace, start: pd.Timestamp | None = None, timezone: str = "UTC"
+) -> list:
+    """``build_detectors(names, ...)`` with the CLI's overrides (``random_state``; the site's ``timezone``, as
+    ``detect --timezone`` gives it; DeepAR epochs and, with ``--deepar-train-days``, training on the first
+    days only so that it scores all the later ones)."""
     overrides: dict[str, dict[str, Any]] = {}
     for name in ("rcf-streaming", "rcf-batch", "deepar"):
         if name in names:
             overrides[name.replace("-", "_")] = {"random_state": args.detector_seed}
+    for name in ("baseline", "rcf-context"):
+        if name in names:
+            overrides[name.replace("-", "_")] = {"timezone": timezone}
     if "deepar" in names and args.deepar_epochs is not None:
         overrides["deepar"]["epochs"] = args.deepar_epochs
     if "deepar" in names and args.deepar_train_days is not None and start is not None:
@@ -559,7 +565,8 @@ def _check_sets(sets: Sequence[list[str]], args: argparse.Namespace) -> None:
 def _run_set(prep: Prepared, names: list[str], args: argparse.Namespace) -> dict[str, Any]:
     """One detector set on one prepared scenario: :func:`score_scenario`'s row, with its ``seconds``."""
     t0 = time.perf_counter()
-    result = run_detection(prep.windows, make_detectors(names, args, prep.scenario.start))
+    tz = prep.scenario.tz
+    result = run_detection(prep.windows, make_detectors(names, args, prep.scenario.start, tz), timezone=tz)
     dt = time.perf_counter() - t0
     dets = getattr(result, "detections", None)
     covered = [d.window.window_start for d in dets] if dets is not None else None

@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "demo",
         help="generate the blog scenario, compute features, detect, report",
         description="Generate the reference blog's 9-day clickstream, compute 10-minute "
-        "features, run the three detectors, print the incidents and metrics and "
+        "features, run the default detectors, print the incidents and metrics and "
         "write the report into a folder.",
     )
     p.add_argument("-o", "--output", type=Path, default=Path("demo-output"), help="output folder (default demo-output)")

@@ -1,16 +1,17 @@
-"""The three detectors behind one interface: ``detector.detect(windows, labels=None) -> list[Detection]``.
+"""The detectors behind one lifecycle: ``fit(history)``, then ``detect(windows) -> list[Detection]``.
 
+* ``baseline``: the time-aware baseline (:mod:`clickstream_anomaly.baseline`): what normal looks like at
+  each local time of day and weekday; judges each window itself (no score threshold).
+* ``rcf-context``: a streaming RCF given the time of day as context (``context="time"``); with
+  ``context="baseline"`` it reads the baseline's deviations and is named ``rcf-deviation``.
 * ``rcf-streaming``: Kinesis Data Analytics' ``RANDOM_CUT_FOREST_WITH_EXPLANATION`` as the service ran it
-  (score-then-update, one window at a time, per-column attribution with direction). Features are fed raw,
-  as the SQL application would see them.
-* ``rcf-batch``: SageMaker's Random Cut Forest: a forest fitted on the training windows, every window
-  scored against it, as an endpoint would. Features are standardised with the training median and IQR
-  (:class:`~clickstream_anomaly.scaling.Scaling`; cuts are range-proportional). SageMaker's RCF
-  gives no attribution; the cause is the column furthest from its training median (robust z-score).
-* ``deepar``: a DeepAR forecast of ``clicks`` per window; windows outside the [0.01, 0.99] band are
-  anomalous (no score threshold).
+  (score-then-update, one window at a time, per-column attribution with direction), on the raw features.
+* ``rcf-batch``: SageMaker's Random Cut Forest: fitted on the history, every window scored against it;
+  features standardised with the history's median and IQR; the cause is the column furthest from its
+  median (robust z-score).
+* ``deepar``: a DeepAR day-ahead forecast band of ``clicks`` per window (no score threshold).
 
-The same interface fronts the SageMaker endpoints (see ``training/invoke.py``).
+The same lifecycle fronts the SageMaker endpoints (:mod:`clickstream_anomaly.aws.training.invoke`).
 """
 
 from __future__ import annotations

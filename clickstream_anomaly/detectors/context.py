@@ -3,11 +3,13 @@
 A streaming RCF on the raw window features sees "0 clicks" without its time of day and cannot tell an
 outage at 14:00 from a quiet night. Three ways to give it context (``context``):
 
-* ``"baseline"``: the forest reads the time-aware baseline's deviations (one per column, in spreads) instead
-  of the raw values: an outage at any hour is a large negative deviation, a ramp a growing one;
-* ``"time"``: the raw features (robustly scaled on the first day) plus the local hour of day as a point on
-  the unit circle, so the forest learns which values go with which hour;
-* ``"shingle"``: the raw features of the last ``shingle_size`` windows together (shape over time).
+* ``"time"`` (the default, detector ``rcf-context``): the raw features (robustly scaled on the first day)
+  plus the local hour of day as a point on the unit circle, so the forest learns which values go with
+  which hour;
+* ``"baseline"`` (detector ``rcf-deviation``): the forest reads the time-aware baseline's deviations (one
+  per column, in spreads) instead of the raw values: an outage at any hour is a large negative deviation,
+  a ramp a growing one;
+* ``"shingle"``: the scaled features of the last ``shingle_size`` windows together (shape over time).
 
 All three score then update each window (the streaming semantics of AWS's RCF) and explain a window by
 per-column attribution, like ``RANDOM_CUT_FOREST_WITH_EXPLANATION``. ``bench/scenarios.py`` and

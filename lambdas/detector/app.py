@@ -1,8 +1,11 @@
-"""Features stream -> streaming RCF with explanation (KDA semantics) -> detections stream.
+"""Features stream -> the streaming detectors -> detections stream.
 
-Environment: ``STATE_BUCKET``, ``STATE_KEY`` (detector/state.bin), ``DETECTIONS_STREAM_NAME``,
-``RCF_NUM_TREES``, ``RCF_SAMPLE_SIZE``, ``RCF_TIME_DECAY``, ``RCF_SHINGLE_SIZE``, ``RCF_WITH_DIRECTIONALITY``.
-The forest lives in S3 (conditional writes), so a cold start continues the same stream.
+Environment: ``STATE_BUCKET``, ``STATE_KEY`` (detector/state.bin), ``DETECTIONS_STREAM_NAME``;
+``DETECTORS`` (comma-separated: ``baseline``, the default, and/or ``rcf-streaming``, the KDA-faithful RCF
+with explanation), ``TIMEZONE`` (the site's IANA zone, for the baseline's local time of day),
+``WINDOW_FREQ``; for ``rcf-streaming``: ``RCF_NUM_TREES``, ``RCF_SAMPLE_SIZE``, ``RCF_TIME_DECAY``,
+``RCF_SHINGLE_SIZE``, ``RCF_WITH_DIRECTIONALITY``. The detectors' state lives in S3 (conditional writes),
+so a cold start continues the same stream.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Model, endpoint config and endpoint for a finished training job (create or update), waiting for
-``InService``. Everything created carries the project tags (:mod:`training.tags`) so ``cleanup`` finds it.
+``InService``. Everything created carries the project tags (:mod:`clickstream_anomaly.aws.training.tags`)
+so ``cleanup`` finds it.
 
 Plain boto3 (``create_model``, ``create_endpoint_config``, ``create_endpoint``/``update_endpoint``,
-``describe_endpoint``): sagemaker-core's ``Model``/``EndpointConfig``/``Endpoint`` resources fail to parse
-moto's describe responses (see docs/readme-sagemaker.md).
+``describe_endpoint``); why not the SDK: docs/decisions/0001-boto3-not-sagemaker-sdk.md.
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 list[Detection]``, bodies built and parsed by :mod:`clickstream_anomaly.sagemaker_formats`.
 
 The transport is the only difference between cloud and local: :class:`EndpointTransport` calls
-``sagemaker-runtime`` ``InvokeEndpoint``; :mod:`training.local` answers the same bodies with the numpy
-twins. Records match the local detectors': RCF as ``rcf-batch`` (threshold rule over the scores, robust
-z-score explanation), DeepAR as ``deepar`` (forecast band, ``p01``/``p50``/``p99``).
+``sagemaker-runtime`` ``InvokeEndpoint``; :mod:`clickstream_anomaly.aws.training.local` answers the same
+bodies with the numpy twins. Records match the local detectors': RCF as ``rcf-batch`` (threshold rule over
+the scores, robust z-score explanation), DeepAR as ``deepar`` (forecast band, ``p01``/``p50``/``p99``).
 """
 
 from __future__ import annotations

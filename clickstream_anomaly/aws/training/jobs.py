@@ -1,9 +1,6 @@
 """SageMaker training jobs for the built-in RCF and DeepAR algorithms, through plain boto3.
 
-Why boto3 and not the SDK 3 ``ModelTrainer``: ``ModelTrainer`` builds every S3 channel ``FullyReplicated``
-(RCF's ``train`` channel must be ``ShardedByS3Key``), validates the role with ``iam:SimulatePrincipalPolicy``
-first (moto does not implement it) and takes ~3.5 s to import; boto3's ``create_training_job`` takes the
-documented request as a dict, which is also what the tests assert on. See docs/readme-sagemaker.md.
+Plain boto3 rather than the SageMaker SDK: see docs/decisions/0001-boto3-not-sagemaker-sdk.md.
 
 Each algorithm's ``CreateTrainingJob`` request renders the one :class:`~.spec.TrainingJobSpec`:
 :func:`rcf_training_request`, :func:`deepar_training_request`.

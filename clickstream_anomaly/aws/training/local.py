@@ -8,8 +8,8 @@
 * ``deploy --local`` is a no-op that records which model file the local "endpoint" serves
   (``endpoint-<algorithm>.json`` in the model folder).
 * ``invoke --local`` loads that model and answers the same bodies an endpoint would
-  (:class:`LocalRCFEndpoint`, :class:`LocalDeepAREndpoint`), so the detectors of :mod:`training.invoke`
-  run unchanged.
+  (:class:`LocalRCFEndpoint`, :class:`LocalDeepAREndpoint`), so the detectors of
+  :mod:`clickstream_anomaly.aws.training.invoke` run unchanged.
 """
 
 from __future__ import annotations
