@@ -111,7 +111,7 @@ class TimeAwareBaseline(BaseEstimator):
         The relative uncertainty for a weekday not seen yet whose class has been seen.
     point_threshold : float, default 5.0
         A window is anomalous when a column is this many spreads from its expected value.
-    drift_slack, drift_threshold : float, default 1.0 and 4.0
+    drift_slack, drift_threshold : float, default 1.0 and 5.0
         CUSUM of the deviations beyond ``drift_slack`` spreads; anomalous past ``drift_threshold``.
     warmup : str, default "1D"
         History needed before any verdict.
@@ -187,7 +187,7 @@ class TimeAwareBaseline(BaseEstimator):
         class_uncertainty: float = 0.05,
         point_threshold: float = 5.0,
         drift_slack: float = 1.0,
-        drift_threshold: float = 4.0,
+        drift_threshold: float = 5.0,
         warmup: str = "1D",
         window: str | None = None,
         generic_columns: Sequence[str] | None = None,
@@ -252,6 +252,7 @@ class TimeAwareBaseline(BaseEstimator):
             generic=generic,
             novelty_memory=int(self.novelty_memory),
             point_threshold=float(self.point_threshold),
+            drift_threshold=float(self.drift_threshold),
         )
 
     def _generic(self, cols: tuple[str, ...]) -> tuple[int, ...]:

@@ -21,8 +21,10 @@ standard deviations while "40 where 45 are expected" is 0.4; real-valued columns
 metric) are modelled as they are, additively. ``z = (t - expected) / spread`` is the deviation.
 
 **Robust learning.** Every update uses the observation clipped to ``expected ± huber · spread`` (Huber's
-rule), so an incident moves the profile by at most a fraction of a spread: tomorrow's 14:00 stays
-normal after today's outage at 14:00.
+rule); an error beyond that counts as an expected one in the spread; a column the point test flags does
+not teach the profile, the weekly factor or the spread at all (its level still learns); and no flagged
+window teaches the persistence of normal deviations. So tomorrow's 14:00 stays normal after today's
+outage at 14:00, and an incident does not widen the band that judges the next one.
 
 **Drift.** Two one-sided CUSUMs per column accumulate ``z`` beyond a slack: a slow ramp that no single
 window shows is flagged once the sum passes the drift threshold, while its direction holds.
@@ -84,6 +86,7 @@ class SeasonalParams:
     generic: tuple[int, ...] = ()
     novelty_memory: int = 2016
     point_threshold: float = 5.0
+    drift_threshold: float = math.inf  # states saved before it existed learn flagged windows too
 
     @property
     def n_features(self) -> int:
@@ -315,8 +318,12 @@ class SeasonalState:
         z = (t - pred) / sd if warm else nan
         observed = bool(np.isfinite(t).all())
         novelty = self._novelty(t - pred, is_count) if warm else nan
+        held = np.zeros(p.n_features, dtype=bool)
         if warm and learn and observed:  # an excluded window (a holiday) moves no statistic
-            self._drift(np.where(np.isfinite(z), z, 0.0))
+            z0 = np.where(np.isfinite(z), z, 0.0)
+            self._drift(z0)
+            held, drifting = self._flagged(z)
+            self._learn_persistence(z0, held | drifting)
             with np.errstate(invalid="ignore"):
                 flagged = np.abs(z) * novelty >= p.point_threshold  # a generic column's verdict
             self._remember((t - pred)[g], flagged[g])
@@ -334,8 +341,26 @@ class SeasonalState:
         )
         if learn and observed:
             self._learn_generic(t, (s_pred[g], flat[0]), (s_sd[g], flat[1]), kinds == REAL)
-            self._learn(t, s_pred, s_sd, level, at, is_count)
+            self._learn(t, s_pred, s_sd, level, at, is_count, held)
         return out
+
+    def _flagged(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The window-feature columns (each shape (n_features,), bool) this window flags by the point test
+        and by the drift test, as the detector judges them. A point-flagged column's profile, weekly
+        factor and spread do not learn the window (an outage does not become tomorrow's normal; its level
+        still does, so a lasting change of level is followed). A drifting column goes on learning them
+        (else a shape the profile has not learned yet, such as the first weekday morning after a
+        weekend, would stay flagged), but neither kind teaches the persistence of normal deviations."""
+        p = self.params
+        half = 0.5 * p.drift_slack
+        with np.errstate(invalid="ignore"):
+            drift = np.where(z > half, self.drift_high, np.where(z < -half, self.drift_low, 0.0))
+            point = np.abs(z) >= p.point_threshold
+            drifting = drift >= p.drift_threshold
+        if p.generic:
+            point[p.generic_index] = False
+            drifting[p.generic_index] = False
+        return point, drifting
 
     def _seasonal_prediction(
         self, at: _Where, level: np.ndarray, is_count: np.ndarray
@@ -445,7 +470,8 @@ class SeasonalState:
         if weight <= 0:
             return
         a = weight * max(p.calibration_rate, 1.0 / (self.calibrated + 1.0))
-        self.z_square = _ew(self.z_square, np.minimum(raw_z**2, p.huber**2), a)
+        neutral = np.where(np.isfinite(self.z_square), self.z_square, 1.0)  # an outlier says nothing of the noise
+        self.z_square = _ew(self.z_square, np.where(np.abs(raw_z) <= p.huber, raw_z**2, neutral), a)
         self.calibrated += weight
 
     def _persistence(self) -> np.ndarray:
@@ -458,26 +484,39 @@ class SeasonalState:
         """One-sided CUSUMs of ``z`` (scaled by the persistence) beyond the slack; increments and sums are
         capped, so a short extreme incident (which the point test flags anyway) leaves no long tail."""
         p = self.params
-        self.z_ring[:, self.z_pos] = np.clip(z, -p.huber, p.huber)
-        self.z_pos = (self.z_pos + 1) % self.z_ring.shape[1]
-        if np.isfinite(self.z_ring).all():
-            total = self.z_ring.sum(axis=1) ** 2 / self.z_ring.shape[1]
-            self.z_persist = _ew(self.z_persist, total, p.global_spread_rate)
         zc = np.clip(z / np.sqrt(self._persistence()), -p.drift_cap, p.drift_cap)
         self.drift_high = np.clip(self.drift_high + zc - p.drift_slack, 0.0, p.drift_max)
         self.drift_low = np.clip(self.drift_low - zc - p.drift_slack, 0.0, p.drift_max)
 
+    def _learn_persistence(self, z: np.ndarray, held: np.ndarray) -> None:
+        """Keep the deviation (a flagged column's as 0: an incident is not normal persistence) and update
+        :meth:`_persistence` of the columns not flagged."""
+        p = self.params
+        self.z_ring[:, self.z_pos] = np.where(held, 0.0, np.clip(z, -p.huber, p.huber))
+        self.z_pos = (self.z_pos + 1) % self.z_ring.shape[1]
+        if np.isfinite(self.z_ring).all():
+            total = self.z_ring.sum(axis=1) ** 2 / self.z_ring.shape[1]
+            self.z_persist = _ew(self.z_persist, total, np.where(held, 0.0, p.global_spread_rate))
+
     def _learn(
-        self, t: np.ndarray, pred: np.ndarray, sd: np.ndarray, level: np.ndarray, at: _Where, is_count: np.ndarray
+        self,
+        t: np.ndarray,
+        pred: np.ndarray,
+        sd: np.ndarray,
+        level: np.ndarray,
+        at: _Where,
+        is_count: np.ndarray,
+        held: np.ndarray,
     ) -> None:
-        """Update every component from the clipped observation (see the module docstring)."""
+        """Update every component from the clipped observation (see the module docstring); columns in
+        ``held`` (flagged by this window) update their level only."""
         p = self.params
         slot = at.slot
         self.seen += 1
         known = bool(np.isfinite(pred).all())
         err = t - pred if known else np.zeros_like(t)
         target = pred + np.clip(err, -p.huber * sd, p.huber * sd) if known else t
-        self._learn_spread(t, err, sd, slot, at.known, known)
+        self._learn_spread(t, err, sd, slot, at.known, known, held)
         seasonal = np.where(is_count, at.daily * at.weekly, at.daily + at.weekly)
         if known:  # the ratio to the profile joins the recent ones, whose median is the level
             ratio = np.where(is_count, t / np.maximum(seasonal, 1e-6), t - seasonal)
@@ -488,7 +527,7 @@ class SeasonalState:
         d_target = np.where(is_count, target / np.maximum(level * wf, 1e-6), target - level - wf)
         a = max(p.daily_rate, 1.0 / (self.daily_n[slot] + 1.0))
         cur = self.daily[:, slot]
-        self.daily[:, slot] = np.where(np.isfinite(cur), cur + a * (d_target - cur), d_target)
+        self.daily[:, slot] = np.where(held, cur, np.where(np.isfinite(cur), cur + a * (d_target - cur), d_target))
         self.daily_n[slot] = min(self.daily_n[slot] + 1.0, 1e6)
         # weekly factor of the two bins around this slot, from the observation without level and profile
         if np.isfinite(at.daily).all():
@@ -498,21 +537,22 @@ class SeasonalState:
                 if share <= 0:
                     continue
                 a = share * max(p.weekly_rate, 1.0 / (self.weekly_n[b] + 1.0))
-                self.weekly[:, b] += a * (w_target - self.weekly[:, b])
+                self.weekly[:, b] += np.where(held, 0.0, a * (w_target - self.weekly[:, b]))
                 self.weekly_n[b] = min(self.weekly_n[b] + share, 1e6)
 
     def _learn_spread(
-        self, t: np.ndarray, err: np.ndarray, sd: np.ndarray, slot: int, weight: float, known: bool
+        self, t: np.ndarray, err: np.ndarray, sd: np.ndarray, slot: int, weight: float, known: bool, held: np.ndarray
     ) -> None:
         """Squared clipped errors (weighted by how well the weekday is known) once there is a prediction,
         half the squared first differences before (the first day)."""
         p = self.params
         if known:
             if weight > 0:
-                sq = np.minimum(err**2, (p.huber * sd) ** 2)
-                self.spread_global = _ew(self.spread_global, sq, weight * p.global_spread_rate)
+                sq = np.where(np.abs(err) <= p.huber * sd, err**2, sd**2)  # an outlier: as expected
+                keep = np.where(held, 0.0, 1.0)
+                self.spread_global = _ew(self.spread_global, sq, keep * weight * p.global_spread_rate)
                 a = weight * max(p.spread_rate, 1.0 / (self.spread_n[slot] + 1.0))
-                self.spread[:, slot] += a * (sq - self.spread[:, slot])
+                self.spread[:, slot] += keep * a * (sq - self.spread[:, slot])
                 self.spread_n[slot] = min(self.spread_n[slot] + weight, 1e6)
         elif np.isfinite(self.last_t).all():
             a = max(p.global_spread_rate, 1.0 / (self.seen + 1.0))
@@ -580,6 +620,6 @@ def _nanmedian(values: np.ndarray, neutral: np.ndarray) -> np.ndarray:
     return out
 
 
-def _ew(current: np.ndarray, value: np.ndarray, rate: float) -> np.ndarray:
+def _ew(current: np.ndarray, value: np.ndarray, rate: float | np.ndarray) -> np.ndarray:
     """Exponentially weighted mean; a NaN ``current`` starts at ``value``."""
     return np.where(np.isfinite(current), current + rate * (value - current), value)

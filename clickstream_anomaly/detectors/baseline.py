@@ -31,7 +31,7 @@ class BaselineDetector(BaseEstimator):
     timezone: str = "UTC"
     point_threshold: float = 5.0
     drift_slack: float = 1.0
-    drift_threshold: float = 4.0
+    drift_threshold: float = 5.0
     exclude: Sequence[tuple[Any, Any]] = ()
     options: dict[str, Any] = field(default_factory=dict)
     name: str = BASELINE
