@@ -97,6 +97,15 @@ def band_cause(dets: Iterable[Detection], column: str = "clicks") -> str:
     return f"{column} {side}: {observed:g}, expected {d.p01:.0f}–{d.p99:.0f}"
 
 
+def _outside_band(det: Detection, column: str, side: str | None) -> bool:
+    """Is ``column`` of ``det``'s window beyond its band on ``side`` (``LOW``/``HIGH``)?"""
+    low, high = (det.low or {}).get(column), (det.high or {}).get(column)
+    value = getattr(det.window, column, None)
+    if value is None or low is None or high is None:
+        return False
+    return (side == "LOW" and value < low) or (side == "HIGH" and value > high)
+
+
 def baseline_cause(dets: Iterable[Detection], timezone: str = "UTC") -> str:
     """Cause in words from baseline detections: the main column against its band at the peak, the others."""
     dets = [d for d in dets if d.attribution and d.expected]
@@ -112,6 +121,10 @@ def baseline_cause(dets: Iterable[Detection], timezone: str = "UTC") -> str:
     grand = sum(total.values()) or 1.0
     main = ranked[0]
     peak = max(dets, key=lambda d: (d.strength or {}).get(main, 0.0))
+    if main != "clicks" and "clicks" in ranked and _outside_band(peak, "clicks", (peak.direction or {}).get(main)):
+        ranked.remove("clicks")
+        ranked.insert(0, "clicks")  # "0 users" in an outage is "0 clicks" too: name what a person reads first
+        main = "clicks"
     observed = getattr(peak.window, main)
     side = (peak.direction or {}).get(main, "HIGH")
     low, high = (peak.low or {}).get(main), (peak.high or {}).get(main)

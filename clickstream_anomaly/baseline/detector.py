@@ -23,7 +23,7 @@ from ..records import BASELINE, DIRECTIONS, FEATURE_COLUMNS, Detection
 from ..validation import Interval
 from ..windowspec import WindowSpec
 from .calendar import check_timezone, local_slots
-from .model import COUNT, REAL, SeasonalParams, SeasonalState
+from .model import COUNT, REAL, SeasonalParams, SeasonalState, Step
 
 KIND = "baseline.TimeAwareBaseline"
 VERSION = 1
@@ -111,6 +111,8 @@ class TimeAwareBaseline(BaseEstimator):
         The relative uncertainty for a weekday not seen yet whose class has been seen.
     point_threshold : float, default 5.0
         A window is anomalous when a column is this many spreads from its expected value.
+    pair_threshold : float, default 3.0
+        ... or when it is this many spreads from it, on the same side, in two windows in a row.
     drift_slack, drift_threshold : float, default 1.0 and 5.0
         CUSUM of the deviations beyond ``drift_slack`` spreads; anomalous past ``drift_threshold``.
     warmup : str, default "1D"
@@ -163,6 +165,7 @@ class TimeAwareBaseline(BaseEstimator):
         "point_threshold": [Interval(Real, 0, None, closed="neither")],
         "drift_slack": [Interval(Real, 0, None, closed="left")],
         "drift_threshold": [Interval(Real, 0, None, closed="neither")],
+        "pair_threshold": [Interval(Real, 0, None, closed="neither")],
         "warmup": [str, pd.Timedelta],
         "window": [str, pd.Timedelta, WindowSpec, None],
         "generic_columns": [list, tuple, None],
@@ -188,6 +191,7 @@ class TimeAwareBaseline(BaseEstimator):
         point_threshold: float = 5.0,
         drift_slack: float = 1.0,
         drift_threshold: float = 5.0,
+        pair_threshold: float = 3.0,
         warmup: str = "1D",
         window: str | None = None,
         generic_columns: Sequence[str] | None = None,
@@ -209,6 +213,7 @@ class TimeAwareBaseline(BaseEstimator):
         self.point_threshold = point_threshold
         self.drift_slack = drift_slack
         self.drift_threshold = drift_threshold
+        self.pair_threshold = pair_threshold
         self.warmup = warmup
         self.window = window
         self.generic_columns = generic_columns
@@ -253,6 +258,7 @@ class TimeAwareBaseline(BaseEstimator):
             novelty_memory=int(self.novelty_memory),
             point_threshold=float(self.point_threshold),
             drift_threshold=float(self.drift_threshold),
+            pair_threshold=float(self.pair_threshold),
         )
 
     def _generic(self, cols: tuple[str, ...]) -> tuple[int, ...]:
@@ -326,7 +332,7 @@ class TimeAwareBaseline(BaseEstimator):
             out["expected"][i], out["low"][i], out["high"][i], out["z"][i] = st.expected, st.low, st.high, st.z
             out["drift"][i] = np.where(st.z >= 0, st.drift_high, -st.drift_low)
             out["novelty"][i] = st.novelty
-            out["column_score"][i] = self._column_score(st.z, st.drift_high, st.drift_low, st.novelty, generic)
+            out["column_score"][i] = self._column_score(st, generic)
         column_score = np.where(warm[:, None], np.nan_to_num(out["column_score"]), 0.0)
         return BaselineScores(
             columns=tuple(self.columns),
@@ -365,19 +371,20 @@ class TimeAwareBaseline(BaseEstimator):
         model.offset_ = 1.0
         return model
 
-    def _column_score(
-        self, z: np.ndarray, hi: np.ndarray, lo: np.ndarray, novelty: np.ndarray, generic: np.ndarray
-    ) -> np.ndarray:
-        """Per column ``max(|z| / point_threshold, drift / drift_threshold)``, the drift counting while this
+    def _column_score(self, st: Step, generic: np.ndarray) -> np.ndarray:
+        """Per column ``max(|z| / point_threshold, |pair| / pair_threshold, drift / drift_threshold)``, the
+        drift counting while this
         window still deviates in its direction by more than half the slack; for a generic column
         ``sqrt(|z| / point_threshold * novelty)``, the geometric mean of how unexpected and how new the
         deviation is (at least 1 when ``|z| * novelty >= point_threshold``), 0 while its novelty is NaN."""
+        z, hi, lo, novelty = st.z, st.drift_high, st.drift_low, st.novelty
         half = 0.5 * self.drift_slack
         drift = np.where(z > half, hi, np.where(z < -half, lo, 0.0))
         point = np.abs(z) / self.point_threshold
         with np.errstate(invalid="ignore"):
             judged = np.where(np.isnan(novelty), 0.0, np.sqrt(point * novelty))
-        return np.where(generic, judged, np.maximum(point, drift / self.drift_threshold))
+        pair = np.abs(st.pair) / self.pair_threshold
+        return np.where(generic, judged, np.maximum(np.maximum(point, pair), drift / self.drift_threshold))
 
     def score_samples(self, windows: pd.DataFrame) -> np.ndarray:
         """Scores of ``windows`` (shape (n_windows,), threshold units, higher is more anomalous) continuing

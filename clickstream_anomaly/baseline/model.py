@@ -87,6 +87,7 @@ class SeasonalParams:
     novelty_memory: int = 2016
     point_threshold: float = 5.0
     drift_threshold: float = math.inf  # states saved before it existed learn flagged windows too
+    pair_threshold: float = math.inf  # states saved before it existed have no pair test
 
     @property
     def n_features(self) -> int:
@@ -126,7 +127,8 @@ class Step:
     ``warm`` is False while the baseline has too little history to judge (the first day, a slot never
     seen); then ``expected``/``low``/``high``/``z`` are NaN. ``expected``, ``low`` and ``high`` are in the
     column's units (``low``/``high`` the band at ``band_z`` spreads); ``z`` the deviation in spreads;
-    ``drift_high``/``drift_low`` the CUSUMs after this window; ``novelty`` how new the deviation of a
+    ``drift_high``/``drift_low`` the CUSUMs after this window; ``pair`` the smaller deviation of this window
+    and the one before when both lie on the same side (signed; 0 otherwise); ``novelty`` how new the deviation of a
     generic column is (:func:`.generic.newness`; NaN for the other columns and while there is too little
     to compare with).
     """
@@ -139,6 +141,7 @@ class Step:
     drift_high: np.ndarray
     drift_low: np.ndarray
     novelty: np.ndarray
+    pair: np.ndarray
 
 
 def _transform(x: np.ndarray, kinds: np.ndarray) -> np.ndarray:
@@ -183,6 +186,7 @@ class SeasonalState:
     loss: np.ndarray = field(default_factory=_unset)  # (2, G) log scores: seasonal, flat
     deviations: np.ndarray = field(default_factory=_unset)  # (G, novelty_memory) float32
     run: np.ndarray = field(default_factory=_unset)  # (G,) windows flagged in a row
+    prev_z: np.ndarray = field(default_factory=_unset)  # (F,) deviation of the window before
     seen: int = 0
     level_pos: int = 0
     calibrated: float = 0.0  # weight of the deviations the calibration has learned
@@ -216,6 +220,7 @@ class SeasonalState:
             "loss": np.full((2, g), np.nan),
             "deviations": np.zeros((g, p.novelty_memory if g else 0), dtype="float32"),
             "run": np.zeros(g),
+            "prev_z": np.full(f, np.nan),
         }
         for name, value in defaults.items():
             if getattr(self, name) is _UNSET:
@@ -319,10 +324,17 @@ class SeasonalState:
         observed = bool(np.isfinite(t).all())
         novelty = self._novelty(t - pred, is_count) if warm else nan
         held = np.zeros(p.n_features, dtype=bool)
+        with np.errstate(invalid="ignore"):
+            same = np.sign(z) == np.sign(self.prev_z)
+            pair = np.where(
+                same & np.isfinite(z) & np.isfinite(self.prev_z), np.sign(z) * np.fmin(abs(z), abs(self.prev_z)), 0.0
+            )
+        if learn:
+            self.prev_z = z.copy()
         if warm and learn and observed:  # an excluded window (a holiday) moves no statistic
             z0 = np.where(np.isfinite(z), z, 0.0)
             self._drift(z0)
-            held, drifting = self._flagged(z)
+            held, drifting = self._flagged(z, pair)
             self._learn_persistence(z0, held | drifting)
             with np.errstate(invalid="ignore"):
                 flagged = np.abs(z) * novelty >= p.point_threshold  # a generic column's verdict
@@ -338,24 +350,26 @@ class SeasonalState:
             drift_high=self.drift_high.copy(),
             drift_low=self.drift_low.copy(),
             novelty=novelty,
+            pair=pair,
         )
         if learn and observed:
             self._learn_generic(t, (s_pred[g], flat[0]), (s_sd[g], flat[1]), kinds == REAL)
             self._learn(t, s_pred, s_sd, level, at, is_count, held)
         return out
 
-    def _flagged(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _flagged(self, z: np.ndarray, pair: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The window-feature columns (each shape (n_features,), bool) this window flags by the point test
-        and by the drift test, as the detector judges them. A point-flagged column's profile, weekly
-        factor and spread do not learn the window (an outage does not become tomorrow's normal; its level
-        still does, so a lasting change of level is followed). A drifting column goes on learning them
-        (else a shape the profile has not learned yet, such as the first weekday morning after a
-        weekend, would stay flagged), but neither kind teaches the persistence of normal deviations."""
+        (one window, or two in a row on the same side) and by the drift test, as the detector judges
+        them. A point-flagged column's profile, weekly factor and spread do not learn the window (an
+        outage does not become tomorrow's normal; its level still does, so a lasting change of level is
+        followed). A drifting column goes on learning them (else a shape the profile has not learned yet,
+        such as the first weekday morning after a weekend, would stay flagged), but neither kind teaches
+        the persistence of normal deviations."""
         p = self.params
         half = 0.5 * p.drift_slack
         with np.errstate(invalid="ignore"):
             drift = np.where(z > half, self.drift_high, np.where(z < -half, self.drift_low, 0.0))
-            point = np.abs(z) >= p.point_threshold
+            point = (np.abs(z) >= p.point_threshold) | (np.abs(pair) >= p.pair_threshold)
             drifting = drift >= p.drift_threshold
         if p.generic:
             point[p.generic_index] = False
@@ -581,6 +595,7 @@ class SeasonalState:
         "loss",
         "deviations",
         "run",
+        "prev_z",
     )
     _COUNTERS = ("seen", "level_pos", "calibrated", "z_pos", "compared", "dev_n", "dev_pos")
 

@@ -298,3 +298,36 @@ def test_a_state_saved_before_generic_columns_still_loads():
     again.state_ = loaded
     scores = again.process(frame)
     assert scores.warm.all() and (scores.score < 1).all()
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_an_incident_does_not_widen_the_band_that_judges_the_next_one(seed):
+    frame = series(days=9, seed=seed)
+    flood = frame.copy()
+    at = 7 * DAY + 84  # the second Monday, 14:00: an hour of 2.2x traffic
+    flood.loc[at : at + 5, ["users", "clicks"]] = (flood.loc[at : at + 5, ["users", "clicks"]] * 2.2).round()
+    scores = TimeAwareBaseline().fit(None).process(flood)
+    clean = TimeAwareBaseline().fit(None).process(frame)
+    assert (scores.score[at : at + 6] > 1).all()
+    nxt = slice(at + DAY, at + DAY + 6)  # the same hour the next day
+    width = scores.high[nxt, 2] - scores.low[nxt, 2]
+    assert (width / (clean.high[nxt, 2] - clean.low[nxt, 2]) < 1.2).all()  # before: about 2x
+
+
+def test_two_windows_in_a_row_beyond_three_spreads_are_flagged_where_one_is_not():
+    frame = series(days=9, seed=5)
+    clean = TimeAwareBaseline().fit(None).process(frame)
+    at = 8 * DAY + 84  # Tuesday 14:00
+    root = np.sqrt(clean.expected[at : at + 2, 2] + 3 / 8)
+    spread = (root - np.sqrt(clean.low[at : at + 2, 2] + 3 / 8)) / baseline_detector.BAND_Z
+    dip = np.round((root - 3.6 * spread) ** 2 - 3 / 8)  # 3.6 spreads low: not 5, the point threshold
+    one, two = frame.copy(), frame.copy()
+    one.loc[at, "clicks"] = dip[0]
+    two.loc[at : at + 1, "clicks"] = dip
+    s1 = TimeAwareBaseline().fit(None).process(one)
+    s2 = TimeAwareBaseline().fit(None).process(two)
+    assert -4.2 < s1.z[at, 2] < -3.1 and s1.score[at : at + 2].max() < 1
+    assert s2.score[at + 1] >= 1 and s2.column_score[at + 1, 2] == s2.score[at + 1]
+    assert s2.score[at] < 1  # one window alone is not enough
+    off = TimeAwareBaseline(pair_threshold=10.0).fit(None).process(two)
+    assert off.score[at : at + 2].max() < 1

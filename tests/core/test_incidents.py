@@ -50,3 +50,23 @@ def test_cause_in_words_from_attribution_and_band():
     d = group_incidents([det(0)])[0].to_dict()
     assert d["start"] == "2020-07-15T10:00:00Z" and d["duration_minutes"] == 10.0
     assert "users LOW" in incident_table([inc])
+
+
+def test_a_baseline_cause_names_clicks_first_when_they_are_beyond_their_band_too():
+    # an outage at night: users carry most of the score, but 0 clicks against a band of 8-33 is what a
+    # person reads first
+    win = Window(T0, 0, 0, 0, 0.0)
+    common = dict(
+        direction={"urls": "LOW", "users": "LOW", "clicks": "LOW", "residual": "HIGH"},
+        expected={"urls": 5.0, "users": 12.0, "clicks": 19.0, "residual": 0.0},
+        low={"urls": 2.0, "users": 5.0, "clicks": 8.0, "residual": -9.0},
+        high={"urls": 9.0, "users": 21.0, "clicks": 33.0, "residual": 9.0},
+    )
+    weights = {"urls": 0.3, "users": 1.4, "clicks": 0.6, "residual": 0.0}
+    out_of_band = Detection(win, "baseline", 1.4, 1.0, True, attribution=weights, strength=weights, **common)
+    cause = group_incidents([out_of_band])[0].cause
+    assert cause.startswith("clicks LOW: 0, expected 8–33") and "users LOW" in cause
+    # clicks inside their band are not promoted
+    inside = Window(T0, 0, 0, 12, 0.0)
+    in_band = Detection(inside, "baseline", 1.4, 1.0, True, attribution=weights, strength=weights, **common)
+    assert group_incidents([in_band])[0].cause.startswith("users LOW: 0, expected 5–21")
