@@ -18,11 +18,11 @@ from .settings import SourceSettings
 Build = Callable[[Block, Mapping[str, np.ndarray], np.ndarray], Requests]
 
 
-def column(frame: pd.DataFrame, index: int | None) -> np.ndarray | None:
-    """Column ``index`` of a split block as an object array of str (None when the format lacks it)."""
+def column(frame: pd.DataFrame, index: int | None) -> pd.Series | None:
+    """Column ``index`` of a split block, positions 0..n-1 (None when the format lacks it)."""
     if index is None:
         return None
-    return frame[index].to_numpy(dtype=object)
+    return frame[index].reset_index(drop=True)
 
 
 def run_blocks(

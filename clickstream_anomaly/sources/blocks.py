@@ -14,6 +14,7 @@ import io
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import BinaryIO
 
@@ -57,9 +58,14 @@ class Block:
     first_line: int
     data: bytes
 
-    def line_ends(self) -> np.ndarray:
-        """Offsets of the ``\\n`` ending each line, int64 array of shape (n_lines,)."""
+    @cached_property
+    def ends(self) -> np.ndarray:
+        """Offsets of the ``\\n`` ending each line, int64 array of shape (n_lines,) (computed once)."""
         return np.flatnonzero(np.frombuffer(self.data, np.uint8) == 10)
+
+    def line_ends(self) -> np.ndarray:
+        """:attr:`ends`."""
+        return self.ends
 
     def line(self, index: int, ends: np.ndarray | None = None) -> str:
         """The text of the block's ``index``-th line (0-based), without its line end."""
@@ -102,7 +108,7 @@ def iter_blocks(
                 rest = data[cut + 1 :]
                 block = _blank_overlong(Block(line, data[: cut + 1]), source, bad_lines)
                 yield block
-                line += data.count(b"\n", 0, cut + 1)
+                line += len(block.ends)
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise RecordError(f"corrupt gzip: {exc}", source=source, line=line) from None
     if rest and not skipping:
@@ -135,7 +141,7 @@ def split_block(
 ) -> pd.DataFrame:
     """The fields ``usecols`` (0-based) of every line of ``block``: object columns named by their index, one row
     per line (missing fields are ``""``). ``quoted``: fields may be in double quotes with ``\\`` escapes."""
-    n_lines = block.data.count(b"\n")
+    n_lines = len(block.ends)
     try:
         frame = pd.read_csv(
             io.BytesIO(block.data),
@@ -143,20 +149,18 @@ def split_block(
             header=None,
             names=range(names) if names is not None else None,
             usecols=list(usecols),
-            dtype=object,
-            na_filter=False,
+            na_filter=False,  # no dtype: the parser's own inference is the fast path (numbers stay numbers)
             skip_blank_lines=False,
             quoting=csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE,
             quotechar='"',
             doublequote=False,
             escapechar="\\" if quoted else None,
-            encoding="utf-8",
-            encoding_errors="replace",
+            encoding="utf-8",  # strict (errors="replace" takes a slow path): bad bytes -> the line-by-line split
             engine="c",
         )
         if len(frame) == n_lines:
             return frame
-    except (pd.errors.ParserError, ValueError, pd.errors.EmptyDataError):
+    except (pd.errors.ParserError, ValueError, pd.errors.EmptyDataError):  # UnicodeDecodeError is a ValueError
         pass
     return _split_lines(block, sep=sep, usecols=usecols, quoted=quoted)
 
@@ -185,7 +189,7 @@ def field_counts(block: Block, sep: bytes) -> np.ndarray:
     """Number of ``sep``-separated fields on each line of an unquoted block, int64 array of shape (n_lines,)
     (0 for a blank line)."""
     arr = np.frombuffer(block.data, np.uint8)
-    ends = np.flatnonzero(arr == 10)
+    ends = block.ends
     seps = np.flatnonzero(arr == sep[0])
     before = np.searchsorted(seps, ends)
     per_line = np.diff(before, prepend=0)

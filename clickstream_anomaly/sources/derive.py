@@ -30,7 +30,10 @@ from ..clicks_csv import BadLines
 from ..records import RecordError
 from .settings import SourceSettings
 
+#: A field of every row: an object ndarray, or a pandas Series of str (what the C parser gives, cheaper)
+Column = np.ndarray | pd.Series
 NAT = np.iinfo(np.int64).min  # a timestamp that did not parse
+_HEX = np.array([f"{b:02x}" for b in range(256)], dtype="U2")
 _ID_SEGMENT = re.compile(
     r"(?<=/)(?:\d+|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[0-9a-fA-F]{16,})(?=/|$)"
 )
@@ -69,24 +72,42 @@ class Requests:
 
     lines: np.ndarray
     ts: np.ndarray
-    ts_text: np.ndarray
-    uri: np.ndarray
+    ts_text: Column
+    uri: Column
     raw: Callable[[int], str]
-    status: np.ndarray | None = None
-    method: np.ndarray | None = None
-    ip: np.ndarray | None = None
-    user_agent: np.ndarray | None = None
-    cookie: np.ndarray | None = None
-    user: np.ndarray | None = None
+    status: Column | None = None
+    method: Column | None = None
+    ip: Column | None = None
+    user_agent: Column | None = None
+    cookie: Column | None = None
+    user: Column | None = None
     errors: dict[int, str] = field(default_factory=dict)
     keep: np.ndarray | None = None
     any_page: bool = False  # a mapped export: a page that is neither a path nor a URL is kept as it is
+    _codes: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
+
+    def codes(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(codes, distinct values)`` of field ``name`` (computed once): ``values[codes]`` is the field."""
+        if name not in self._codes:
+            codes, uniques = pd.factorize(getattr(self, name), use_na_sentinel=False)
+            self._codes[name] = (np.asarray(codes), np.asarray(uniques, dtype=object))
+        return self._codes[name]
+
+    def per_row(self, name: str, fn: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        """``fn`` of field ``name``'s distinct values, spread back to every row."""
+        codes, uniques = self.codes(name)
+        return fn(uniques)[codes]
+
+    def at(self, name: str, pos: int) -> str:
+        """Field ``name`` of row ``pos`` (for messages)."""
+        codes, uniques = self.codes(name)
+        return str(uniques[codes[pos]])
 
 
-def on_uniques(values: np.ndarray, fn: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+def on_uniques(values: Column, fn: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
     """``fn`` applied to the distinct values of ``values`` only, spread back to every row."""
     codes, uniques = pd.factorize(values, use_na_sentinel=False)
-    return fn(np.asarray(uniques, dtype=object))[codes]
+    return fn(np.asarray(uniques, dtype=object))[np.asarray(codes)]
 
 
 def _map(fn: Callable[[str], object], dtype: type = object) -> Callable[[np.ndarray], np.ndarray]:
@@ -163,7 +184,9 @@ def pseudonyms(values: np.ndarray, salt: str, prefix: str) -> np.ndarray:
     if not len(values):
         return np.empty(0, dtype=object)
     hashed = pd.util.hash_array(np.asarray(values, dtype=object), hash_key=hash_key(salt), categorize=False)
-    return np.fromiter((f"{prefix}{h:016x}" for h in hashed.tolist()), dtype=object, count=len(hashed))
+    # 16 hex digits without a per-value Python call: the 8 bytes of each hash, big-endian, as hex pairs
+    digits = _HEX[hashed.astype(">u8").view(np.uint8).reshape(-1, 8)]
+    return np.char.add(prefix, digits.view("U16").reshape(-1)).astype(object)
 
 
 def cookie_value(header: str, name: str) -> str:
@@ -184,26 +207,32 @@ def _users(req: Requests, rows: np.ndarray, settings: SourceSettings) -> np.ndar
     n = len(rows)
     users = np.full(n, "", dtype=object)
     if req.user is not None:
-        given = req.user[rows]
-        users = on_uniques(given, lambda u: pseudonyms(u, salt, "u") if settings.hash_users else _clean(u))
+        codes, uniques = req.codes("user")
+        given = pseudonyms(uniques, salt, "u") if settings.hash_users else _clean(uniques)
+        users = given[codes[rows]]
     if req.cookie is not None and settings.user_cookie:
         name = settings.user_cookie
-        values = on_uniques(req.cookie[rows], _map(lambda c: cookie_value(c, name)))
-        has = values != ""
-        if has.any():
-            users[has] = on_uniques(values[has], lambda u: pseudonyms(u, salt, "c"))
+        codes, uniques = req.codes("cookie")
+        values = np.fromiter((cookie_value(c, name) for c in uniques), dtype=object, count=len(uniques))
+        hashed = pseudonyms(values, salt, "c")
+        has_u = values != ""
+        row_codes = codes[rows]
+        has = has_u[row_codes]
+        users[has] = hashed[row_codes[has]]
     missing = users == ""
     if missing.any() and req.ip is not None:
-        ip = req.ip[rows][missing]
-        agent = req.user_agent[rows][missing] if req.user_agent is not None else np.full(len(ip), "", dtype=object)
-        ip_codes, ip_u = pd.factorize(ip, use_na_sentinel=False)
-        ua_codes, ua_u = pd.factorize(agent, use_na_sentinel=False)
+        ip_codes_all, ip_u = req.codes("ip")
+        ip_codes = ip_codes_all[rows][missing]
+        if req.user_agent is not None:
+            ua_codes_all, ua_u = req.codes("user_agent")
+            ua_codes = ua_codes_all[rows][missing]
+        else:
+            ua_codes, ua_u = np.zeros(len(ip_codes), np.int64), np.array([""], dtype=object)
         pairs, inverse = np.unique(ip_codes.astype(np.int64) * (len(ua_u) + 1) + ua_codes, return_inverse=True)
-        texts = np.fromiter(
-            (f"{ip_u[p // (len(ua_u) + 1)]}\x1f{ua_u[p % (len(ua_u) + 1)]}" for p in pairs.tolist()),
-            dtype=object,
-            count=len(pairs),
-        )
+        width = len(ua_u) + 1
+        ips = np.asarray(ip_u, dtype=object)[pairs // width]
+        agents = np.asarray(ua_u, dtype=object)[pairs % width]
+        texts = ips + "\x1f" + agents
         users[missing] = pseudonyms(texts, salt, "h")[inverse]
     return users
 
@@ -239,9 +268,9 @@ def to_clicks(
     if reasons:
         bad_mask[list(reasons)] = True
     bad_ts = (req.ts == NAT) & keep & ~bad_mask
-    codes = on_uniques(req.status, _map(_status, np.int64)) if req.status is not None else None
+    codes = req.per_row("status", _map(_status, np.int64)) if req.status is not None else None
     bad_status = (codes < 0) & keep & ~bad_mask & ~bad_ts if codes is not None else np.zeros(n, dtype=bool)
-    paths = on_uniques(req.uri, _map(page_value if req.any_page else uri_path))
+    paths = req.per_row("uri", _map(page_value if req.any_page else uri_path))
     counted = keep & ~bad_mask & ~bad_ts & ~bad_status
     filtered = filtered if filtered is not None else Filtered()
     if codes is not None:
@@ -251,11 +280,11 @@ def to_clicks(
     bad_path = counted & (paths == "")
     counted &= ~bad_path
     for pos in np.flatnonzero(bad_ts).tolist():
-        reasons[pos] = f"bad timestamp: {req.ts_text[pos]!r}"
+        reasons[pos] = f"bad timestamp: {req.at('ts_text', pos)!r}"
     for pos in np.flatnonzero(bad_status).tolist():
-        reasons[pos] = f"bad status: {req.status[pos]!r}" if req.status is not None else "bad status"
+        reasons[pos] = f"bad status: {req.at('status', pos)!r}"
     for pos in np.flatnonzero(bad_path).tolist():
-        reasons[pos] = f"no URI path: {req.uri[pos]!r}"
+        reasons[pos] = f"no URI path: {req.at('uri', pos)!r}"
     if reasons:
         for pos in sorted(reasons):
             if not skip_bad:
@@ -279,7 +308,7 @@ def _filters(
     """``counted`` without the requests whose method, path or user agent says they are not clicks."""
     if req.method is not None and settings.methods:
         allowed = set(settings.methods)
-        wrong = counted & on_uniques(req.method, _map(lambda m: str(m).upper() not in allowed, bool))
+        wrong = counted & req.per_row("method", _map(lambda m: str(m).upper() not in allowed, bool))
         filtered.add("method", int(wrong.sum()))
         counted = counted & ~wrong
     if settings.exclude_static:
@@ -287,13 +316,13 @@ def _filters(
         filtered.add("static", int(static.sum()))
         counted = counted & ~static
     if settings.exclude_good_bots and req.user_agent is not None and settings.good_bots:
-        bots = counted & on_uniques(req.user_agent, _map(_bot_function(settings), bool))
+        bots = counted & req.per_row("user_agent", _map(_bot_function(settings), bool))
         filtered.add("bot", int(bots.sum()))
         counted = counted & ~bots
     return counted
 
 
-def parse_times(texts: np.ndarray, parse: Callable[[pd.Index], pd.DatetimeIndex]) -> np.ndarray:
+def parse_times(texts: Column, parse: Callable[[pd.Index], pd.DatetimeIndex]) -> np.ndarray:
     """int64 ns UTC of each text via ``parse`` on the distinct texts (NaT -> :data:`NAT`)."""
 
     def run(uniques: np.ndarray) -> np.ndarray:

@@ -26,7 +26,6 @@ from .derive import NAT, Filtered, Requests, epoch_to_ns, on_uniques, parse_time
 from .settings import SourceSettings
 
 JSONL, CSV = "jsonl", "csv"
-ROLE_FIELDS = ("user", "ip", "user_agent", "status", "method")
 
 
 def _timestamps(values: np.ndarray, unit: str) -> np.ndarray:
@@ -59,7 +58,11 @@ def _mapped_requests(
         raw=raw,
         errors={**missing, **errors},
         any_page=True,
-        **{role: columns.get(role) for role in ROLE_FIELDS},
+        user=columns.get("user"),
+        ip=columns.get("ip"),
+        user_agent=columns.get("user_agent"),
+        status=columns.get("status"),
+        method=columns.get("method"),
     )
 
 
