@@ -16,7 +16,7 @@ from ..features import DEFAULT_FREQ, compute_windows, read_windows, sniff_table
 from ..generator import read_labels
 from ..incidents import incident_table
 from ..records import RecordError
-from ..sources import AUTO, Filtered
+from ..sources import AUTO, FORMATS, Filtered, SourceSettings, detect_format
 from ..thresholds import DEFAULT_THRESHOLD, parse_threshold
 from ..workflow import DetectionResult, run_detection, write_outputs
 from .features import add_bad_line_options, add_source_options, source_settings
@@ -79,27 +79,33 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _is_windows(path: Path, fmt: str) -> bool:
-    """True for a windows CSV (only asked when ``--format`` is ``auto``)."""
+def _is_windows(path: Path, fmt: str, settings: SourceSettings) -> bool:
+    """True for a windows CSV (only asked when ``--format`` is ``auto``); a ``ValueError`` naming both kinds
+    of input when ``path`` is neither a windows CSV nor a click log in a known format."""
     if fmt != AUTO:
         return False
     try:
         return sniff_table(path) == "windows"
     except FileNotFoundError:
         raise
-    except (ValueError, RecordError, UnicodeDecodeError, pd.errors.ParserError, EOFError, OSError):
-        return False  # not a CSV with a clicks or windows header: one of the log formats, or bad
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError, EOFError, OSError) as exc:
+        try:
+            detect_format(path, settings)
+        except RecordError:
+            raise ValueError(f"{exc}; nor a log in a format --format names ({', '.join(FORMATS[1:])})") from None
+        return False
 
 
 def load_windows(path: Path, args: argparse.Namespace) -> pd.DataFrame:
     fmt = getattr(args, "format", AUTO)
-    if _is_windows(path, fmt):
+    settings = source_settings(args)
+    if _is_windows(path, fmt, settings):
         return read_windows(path)
     bad = BadLines(rejects_path=args.rejects)
     filtered = Filtered()
     try:
         windows = compute_windows(
-            path, args.freq, skip_bad=args.skip_bad, bad=bad, fmt=fmt, settings=source_settings(args), filtered=filtered
+            path, args.freq, skip_bad=args.skip_bad, bad=bad, fmt=fmt, settings=settings, filtered=filtered
         )
     finally:
         bad.close()

@@ -90,7 +90,7 @@ def detect_format(path: str | Path, settings: SourceSettings | None = None) -> s
             return "clicks"
         if set(settings.field_map.values()) <= keys:
             return mapped.JSONL
-    elif first.strip().decode("utf-8", "replace").split(",") == list(CLICK_COLUMNS):
+    elif [c.strip() for c in first.decode("utf-8", "replace").split(",")] == list(CLICK_COLUMNS):
         return "clicks"
     elif cloudfront_realtime.sniff(lines, settings):
         return cloudfront_realtime.NAME

@@ -343,10 +343,15 @@ def test_detect_still_tells_windows_from_click_logs(tmp_path):
 
     windows = tmp_path / "w.csv"
     windows.write_text("window_start,urls,users,clicks,residual\n2024-01-01T00:00:00Z,1,1,1,0\n", encoding="utf-8")
-    assert _is_windows(windows, "auto")
-    assert not _is_windows(DATA / "alb.log.gz", "auto")
-    assert not _is_windows(DATA / "cloudfront-standard.log", "auto")
-    assert not _is_windows(windows, "clicks")
+    cfg = SourceSettings(salt=SALT)
+    assert _is_windows(windows, "auto", cfg)
+    assert not _is_windows(DATA / "alb.log.gz", "auto", cfg)
+    assert not _is_windows(DATA / "cloudfront-standard.log", "auto", cfg)
+    assert not _is_windows(windows, "clicks", cfg)
+    other = tmp_path / "x.csv"
+    other.write_text("a,b\n1,2\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"neither a clicks CSV .* nor a log in a format"):
+        _is_windows(other, "auto", cfg)
 
 
 def test_produce_entries_come_from_the_sources():
@@ -357,3 +362,66 @@ def test_produce_entries_come_from_the_sources():
     assert len(entries) == 2 and all(b"203.0.113.9" not in e.data for e in entries)
     clicks = list(iter_clicks(DATA / "access-combined.log", settings=SourceSettings(salt=SALT)))
     assert [c.page for c in clicks] == ["/start.html", "/search"]
+
+
+def _as_logs(clicks: pd.DataFrame, tmp_path: Path) -> dict[str, Path]:
+    """The same clicks written as each log format (one client IP per user, one user agent)."""
+    ms = pd.to_datetime(clicks["timestamp"], utc=True)
+    codes, _ = pd.factorize(clicks["user"])
+    ip = pd.Series([f"10.{(c >> 16) & 255}.{(c >> 8) & 255}.{c & 255}" for c in codes])
+    page = clicks["page"].reset_index(drop=True)
+    agent = "Mozilla/5.0 (X11; Linux x86_64)"
+    out = {}
+    stamps = ms.dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ").reset_index(drop=True)
+    out["alb"] = [
+        f'https {t} app/lb/1 {i}:443 10.0.0.1:80 0 0 0 200 200 1 1 "GET https://x.example:443{p}?a=1 HTTP/1.1" '
+        f'"{agent}" - - arn "Root=1" "-" "-" 0 {t} "forward" "-" "-"'
+        for t, i, p in zip(stamps, ip, page, strict=True)
+    ]
+    epoch = (ms.astype("int64") // 1_000_000).reset_index(drop=True)
+    out["cloudfront-realtime"] = [
+        f"{e // 1000}.{e % 1000:03d}\t{i}\t200\tGET\t{p}?q\t{agent.replace(' ', '%20')}\t-"
+        for e, i, p in zip(epoch, ip, page, strict=True)
+    ]
+    clf = ms.dt.strftime("[%d/%b/%Y:%H:%M:%S +0000]").reset_index(drop=True)
+    out["combined"] = [
+        f'{i} - - {t} "GET {p} HTTP/1.1" 200 512 "-" "{agent}"' for t, i, p in zip(clf, ip, page, strict=True)
+    ]
+    day, second = ms.dt.strftime("%Y-%m-%d").reset_index(drop=True), ms.dt.strftime("%H:%M:%S").reset_index(drop=True)
+    header = ["#Version: 1.0", "#Fields: date time c-ip cs-method cs-uri-stem sc-status cs(User-Agent) cs(Cookie)"]
+    out["cloudfront"] = header + [
+        f"{d}\t{t}\t{i}\tGET\t{p}\t200\t{agent.replace(' ', '%20')}\t-"
+        for d, t, i, p in zip(day, second, ip, page, strict=True)
+    ]
+    paths = {}
+    for fmt, lines in out.items():
+        path = tmp_path / f"{fmt}.log.gz"
+        with gzip.open(path, "wt", encoding="utf-8") as fh:
+            fh.write("\n".join(lines) + "\n")
+        paths[fmt] = path
+    return paths
+
+
+def test_the_same_clicks_in_any_log_format_give_the_same_windows(tmp_path):
+    from clickstream_anomaly.clicks_csv import write_clicks
+    from clickstream_anomaly.features import compute_windows
+    from clickstream_anomaly.generator import Scenario, generate
+
+    clicks, _ = generate(Scenario(days=1, volume=0.2, incidents=()))
+    clicks = clicks.assign(timestamp=pd.to_datetime(clicks["timestamp"], utc=True).dt.floor("ms"))
+    csv_path = tmp_path / "clicks.csv"
+    write_clicks(clicks, csv_path)
+    expected = compute_windows(csv_path)
+    cfg = SourceSettings(salt=SALT)
+    for fmt, path in _as_logs(clicks, tmp_path).items():
+        got = compute_windows(path, fmt="auto", settings=cfg, chunk_rows=500)  # several blocks
+        pd.testing.assert_frame_equal(got, expected, obj=fmt)
+
+
+def test_detect_runs_on_a_log(tmp_path):
+    out = tmp_path / "out"
+    args = ["detect", str(DATA / "cloudfront-standard.log.gz"), "-o", str(out), "--detectors", "baseline"]
+    assert main([*args, "--no-report", "--quiet"]) == 0
+    detections = pd.read_csv(out / "detections.csv")
+    assert len(detections) == 1306  # 2019-12-04 21:00 to 2019-12-13 22:30, empty windows included
+    assert detections["clicks"].iloc[0] == 4 and detections["clicks"].sum() == 5
