@@ -34,6 +34,7 @@ import pandas as pd
 from .clicks_csv import BadLines, iter_click_chunks
 from .progress import Progress
 from .records import CLICK_COLUMNS, FEATURE_COLUMNS, WINDOW_COLUMNS, RecordError, Window
+from .sources import Filtered, SourceSettings, iter_chunks
 from .windowspec import DEFAULT_FREQ, WindowSpec
 
 DEFAULT_LATENESS = "1h"
@@ -270,10 +271,21 @@ def compute_windows(  # noqa: PLR0913  (the reading options are keyword-only)
     start: str | pd.Timestamp | None = None,
     end: str | pd.Timestamp | None = None,
     progress: Progress | None = None,
+    fmt: str | None = None,
+    settings: SourceSettings | None = None,
+    filtered: Filtered | None = None,
 ) -> pd.DataFrame:
-    """Window features of a clicks CSV, streamed in chunks of ``chunk_rows`` rows."""
+    """Window features of a click log, streamed in chunks of ``chunk_rows`` rows.
+
+    ``fmt`` None reads a clicks CSV; a :data:`~clickstream_anomaly.sources.FORMATS` name (``auto`` included)
+    reads that source with ``settings``, counting the requests that are not clicks in ``filtered``.
+    """
     acc = WindowAccumulator(freq=freq, lateness=lateness)
-    for chunk in iter_click_chunks(path, chunk_rows=chunk_rows, skip_bad=skip_bad, bad=bad):
+    if fmt is None:
+        chunks = iter_click_chunks(path, chunk_rows=chunk_rows, skip_bad=skip_bad, bad=bad)
+    else:
+        chunks = iter_chunks(path, fmt, settings, chunk_rows=chunk_rows, skip_bad=skip_bad, bad=bad, filtered=filtered)
+    for chunk in chunks:
         acc.add(chunk)
         if progress is not None:
             progress.update(len(chunk))

@@ -15,9 +15,11 @@ from ..evaluate import metrics_table, percentile_table
 from ..features import DEFAULT_FREQ, compute_windows, read_windows, sniff_table
 from ..generator import read_labels
 from ..incidents import incident_table
+from ..records import RecordError
+from ..sources import AUTO, FORMATS, Filtered, SourceSettings, detect_format
 from ..thresholds import DEFAULT_THRESHOLD, parse_threshold
 from ..workflow import DetectionResult, run_detection, write_outputs
-from .features import add_bad_line_options
+from .features import add_bad_line_options, add_source_options, source_settings
 from .progress import progress_bar
 
 
@@ -61,30 +63,57 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "detect",
         help="run the detectors on clicks or windows; write incidents and a report",
-        description="INPUT is a clicks CSV (timestamp,user,page) or a windows CSV "
-        "(window_start,urls,users,clicks,residual), told apart by the header. "
+        description="INPUT is a click log (a timestamp,user,page CSV, or a CloudFront, ALB, nginx/Apache or "
+        "analytics log: --format) or a windows CSV (window_start,urls,users,clicks,residual), told apart "
+        "by the content. "
         "DIR receives detections.csv, incidents.json, metrics.json (with --labels), "
         "report.html and PNGs.",
     )
-    p.add_argument("input", type=Path, help="clicks CSV or windows CSV")
+    p.add_argument("input", type=Path, help="click log or windows CSV")
     p.add_argument("-o", "--output", required=True, type=Path, help="output folder")
     p.add_argument("--labels", type=Path, default=None, help="labels CSV (window_start,is_anomaly[,incident])")
     p.add_argument("--freq", default=DEFAULT_FREQ, help=f"window length for clicks input (default {DEFAULT_FREQ})")
     add_detection_options(p)
+    add_source_options(p)
     add_bad_line_options(p)
     p.set_defaults(func=run)
 
 
+def _is_windows(path: Path, fmt: str, settings: SourceSettings) -> bool:
+    """True for a windows CSV (only asked when ``--format`` is ``auto``); a ``ValueError`` naming both kinds
+    of input when ``path`` is neither a windows CSV nor a click log in a known format."""
+    if fmt != AUTO:
+        return False
+    try:
+        return sniff_table(path) == "windows"
+    except FileNotFoundError:
+        raise
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError, EOFError, OSError) as exc:
+        try:
+            detect_format(path, settings)
+        except RecordError:
+            raise ValueError(f"{exc}; nor a log in a format --format names ({', '.join(FORMATS[1:])})") from None
+        return False
+
+
 def load_windows(path: Path, args: argparse.Namespace) -> pd.DataFrame:
-    if sniff_table(path) == "windows":
+    fmt = getattr(args, "format", AUTO)
+    settings = source_settings(args)
+    if _is_windows(path, fmt, settings):
         return read_windows(path)
     bad = BadLines(rejects_path=args.rejects)
+    filtered = Filtered()
     try:
-        windows = compute_windows(path, args.freq, skip_bad=args.skip_bad, bad=bad)
+        windows = compute_windows(
+            path, args.freq, skip_bad=args.skip_bad, bad=bad, fmt=fmt, settings=settings, filtered=filtered
+        )
     finally:
         bad.close()
-    if bad.count and not args.quiet:
-        print(bad.summary(), file=sys.stderr)
+    if not args.quiet:
+        if bad.count:
+            print(bad.summary(), file=sys.stderr)
+        if filtered.count:
+            print(filtered.summary(), file=sys.stderr)
     return windows
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from ..aws.clients import kinesis_client
@@ -13,12 +14,15 @@ from ..producer import (
     LINGER_SECONDS,
     MAX_SKEW_SECONDS,
     Backoff,
+    Entry,
     KinesisSender,
     Pacer,
     ProducerError,
+    click_entry,
     entries_from_file,
 )
-from .features import add_bad_line_options
+from ..sources import AUTO, detect_format, iter_clicks
+from .features import add_bad_line_options, add_source_options, source_settings
 from .progress import progress_bar
 
 
@@ -26,14 +30,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "produce",
         help="send click records to a Kinesis data stream (PutRecords, retries, pacing)",
-        description="Send a click log (timestamp,user,page CSV, or JSON Lines with those keys; .gz accepted) "
-        "to a Kinesis stream as JSON records keyed by user (a user's clicks aggregated into one "
-        "record, newline-separated, unless --no-aggregate). Failed entries are re-sent with "
+        description="Send a click log (timestamp,user,page CSV, or JSON Lines with those keys, or a CloudFront, "
+        "ALB, nginx/Apache or analytics log: --format; .gz accepted) to a Kinesis stream as JSON records "
+        "keyed by user (a user's clicks aggregated into one record, newline-separated, unless --no-aggregate). "
+        "Failed entries are re-sent with "
         "backoff; after bounded retries the unsent records are written to --unsent and the "
         "command exits 1.",
     )
     p.add_argument("--stream", required=True, help="Kinesis stream name")
-    p.add_argument("--input", required=True, type=Path, help="clicks CSV or JSON Lines (.jsonl), optionally .gz")
+    p.add_argument("--input", required=True, type=Path, help="click log (see --format), optionally .gz")
     pace = p.add_mutually_exclusive_group()
     pace.add_argument(
         "--speedup", type=float, default=None, help="replay the clicks' own timing X times faster (1 = real time)"
@@ -88,8 +93,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         f"PutRecords call (default {LINGER_SECONDS:g})",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    add_source_options(p)
     add_bad_line_options(p)
     p.set_defaults(func=run)
+
+
+def _entries(args: argparse.Namespace, bad: BadLines) -> Iterator[Entry]:
+    """The input's entries: the producer's own reader for a clicks log, the sources for any other format."""
+    settings = source_settings(args)
+    fmt = detect_format(args.input, settings) if args.format == AUTO else args.format
+    if fmt == "clicks":
+        return entries_from_file(args.input, skip_bad=args.skip_bad, bad=bad)
+    clicks = iter_clicks(args.input, fmt, settings, skip_bad=args.skip_bad, bad=bad)
+    return (click_entry(click) for click in clicks)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -110,9 +126,7 @@ def run(args: argparse.Namespace) -> int:
     bad = BadLines(rejects_path=args.rejects)
     try:
         with progress_bar(total=None, unit="records", disable=args.quiet, desc="produce") as bar:
-            result = sender.send(
-                entries_from_file(args.input, skip_bad=args.skip_bad, bad=bad), pacer=pacer, progress=bar
-            )
+            result = sender.send(_entries(args, bad), pacer=pacer, progress=bar)
     except ProducerError as exc:
         path = exc.result.write_unsent(args.unsent)
         print(f"clickstream-anomaly produce: error: {exc}", file=sys.stderr)
