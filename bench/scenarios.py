@@ -54,7 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import markdown_table, write_markdown  # noqa: E402
 from scenario_gen import KINDS, Scenario, generate_scenario, write_scenario  # noqa: E402
 
-from clickstream_anomaly.detectors import DETECTOR_NAMES, build_detectors  # noqa: E402
+from clickstream_anomaly.detectors import DETECTOR_NAMES, ContextRCFDetector, build_detectors  # noqa: E402
 from clickstream_anomaly.features import windows_from_frame  # noqa: E402
 from clickstream_anomaly.workflow import run_detection  # noqa: E402
 
@@ -127,7 +127,13 @@ def make_detectors(
     kwargs: dict[str, Any] = dict(overrides)
     if args.threshold is not None:
         kwargs["threshold"] = args.threshold
-    return build_detectors(list(names), **kwargs)
+    variants = [n for n in names if n.startswith("rcf-context:")]  # the other ways of giving RCF context
+    built = build_detectors([n for n in names if n not in variants], **kwargs)
+    for name in variants:
+        context = name.split(":", 1)[1]
+        extra = {"threshold": args.threshold} if args.threshold is not None else {}
+        built.append(ContextRCFDetector(context=context, timezone=timezone, **extra))
+    return built
 
 
 # ------------------------------------------------------------------------------------------------ scoring
@@ -590,7 +596,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="append",
         default=None,
         help="detector set: comma-separated names as build_detectors accepts them, 'default' = the CLI's "
-        "default set; several sets separated by ';' or repeated flags, each run separately (default: default)",
+        "default set, rcf-context:baseline or rcf-context:shingle = rcf-context with that context; several "
+        "sets separated by ';' or repeated flags, each run separately (default: default)",
     )
     p.add_argument("--no-clean", action="store_true", help="skip the clean (no incident) scenarios")
     p.add_argument("--no-mixed", action="store_true", help="skip the scenarios with incidents")
