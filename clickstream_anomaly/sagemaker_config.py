@@ -2,8 +2,8 @@
 
 * RCF hyperparameters against the ranges SageMaker documents (``feature_dim`` 1-10000 required,
   ``num_trees`` 50-1000, ``num_samples_per_tree`` 1-2048, ``eval_metrics`` a subset of
-  ``accuracy``/``precision_recall_fscore``). Source: SageMaker developer guide, ``rcf_hyperparameters``
-  (see ../shared/reference/aws-facts.md section 2).
+  ``accuracy``/``precision_recall_fscore``). Source: the SageMaker developer guide's page
+  "RCF Hyperparameters" (``rcf_hyperparameters.html``).
 * DeepAR hyperparameters: the AWS blog's values (:data:`DEEPAR_BLOG_HYPERPARAMETERS`) merged with
   overrides, then checked by :func:`clickstream_anomaly.deepar.validate_hyperparameters` (imported when
   called; the DeepAR module owns those rules and this module does not duplicate them).
