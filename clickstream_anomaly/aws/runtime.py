@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -131,7 +131,9 @@ def now() -> float:
 
 @dataclass
 class ObjectResult:
-    """What the S3 producer did with one object."""
+    """What the S3 producer did with one object. ``bad_lines`` holds the first bad lines' reasons
+    (``file:line: reason``), ``stopped`` why the send stopped early (a Lambda about to time out), ``error``
+    why the rest was not sent."""
 
     key: str
     sent: int = 0
@@ -139,22 +141,52 @@ class ObjectResult:
     unsent: int = 0
     rejected_key: str | None = None
     unsent_key: str | None = None
+    bad_lines: list[str] = field(default_factory=list)
+    stopped: str | None = None
+    error: str | None = None
+
+
+#: The S3 producer stops sending when its Lambda has less than this left, to write ``unsent/`` in time.
+DEADLINE_MARGIN_SECONDS = 30.0
+
+
+def deadline_stop(remaining_ms: Callable[[], int] | None) -> Callable[[], str | None] | None:
+    """A ``stop`` for the sender that gives a reason once ``remaining_ms()`` (the Lambda context's
+    ``get_remaining_time_in_millis``) is under :data:`DEADLINE_MARGIN_SECONDS`."""
+    if remaining_ms is None:
+        return None
+
+    def stop() -> str | None:
+        left = remaining_ms() / 1000.0
+        if left < DEADLINE_MARGIN_SECONDS:
+            return f"Lambda timeout in {left:.0f} s: stopped to write the rest to unsent/"
+        return None
+
+    return stop
 
 
 def produce_s3_object(
-    bucket: str, key: str, *, stream: str, rejected_prefix: str = "rejected/", unsent_prefix: str = "unsent/"
+    bucket: str,
+    key: str,
+    *,
+    stream: str,
+    rejected_prefix: str = "rejected/",
+    unsent_prefix: str = "unsent/",
+    remaining_ms: Callable[[], int] | None = None,
 ) -> ObjectResult:
     """Send one click log object (CSV or JSON Lines, optionally gzip) to the clicks stream.
 
-    Bad lines are skipped and written with their reason to ``s3://bucket/<rejected_prefix><key>.csv``;
-    records that could not be sent after the retries go to ``s3://bucket/<unsent_prefix><key>.jsonl``
-    (JSON Lines: copy it back under the input prefix to re-send). Nothing is dropped silently.
+    Bad lines (malformed, not UTF-8, a click over the 1 MiB record limit) are skipped and written with
+    their reason to ``s3://bucket/<rejected_prefix><key>.csv``; records that could not be sent (after the
+    retries, or because the Lambda is about to time out: ``remaining_ms``) go to
+    ``s3://bucket/<unsent_prefix><key>.jsonl`` (JSON Lines: copy it back under the input prefix to re-send).
+    Every good click is either on the stream or in that object: nothing is dropped silently.
     """
     import tempfile
     from pathlib import Path
 
     from ..clicks_csv import BadLines
-    from ..producer import ProducerError, entries_from_file
+    from ..producer import ProducerError, send_file
 
     s3 = client("s3")
     out = ObjectResult(key)
@@ -165,17 +197,20 @@ def produce_s3_object(
         rejects = Path(tmp) / "rejected.csv"
         bad = BadLines(rejects_path=rejects)
         try:
-            result = clicks_sender(stream).send(entries_from_file(local, skip_bad=True, bad=bad))
+            result = send_file(clicks_sender(stream), local, skip_bad=True, bad=bad, stop=deadline_stop(remaining_ms))
         except ProducerError as exc:
             result = exc.result
-            out.unsent = result.failed
-            out.unsent_key = f"{unsent_prefix}{key}.jsonl"
-            unsent_path = result.write_unsent(Path(tmp) / "unsent.jsonl")
-            s3.upload_file(str(unsent_path), bucket, out.unsent_key)
+            out.stopped, out.error = exc.stopped, None if exc.stopped else str(exc)
+            if result.unsent:
+                out.unsent = result.failed
+                out.unsent_key = f"{unsent_prefix}{key}.jsonl"
+                unsent_path = result.write_unsent(Path(tmp) / "unsent.jsonl")
+                s3.upload_file(str(unsent_path), bucket, out.unsent_key)
         finally:
             bad.close()
         out.sent = result.sent
         out.rejected = bad.count
+        out.bad_lines = [line.replace(str(local), key) for line in bad.examples]
         if bad.count:
             out.rejected_key = f"{rejected_prefix}{key}.csv"
             s3.upload_file(str(rejects), bucket, out.rejected_key)

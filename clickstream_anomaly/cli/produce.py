@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..aws.clients import kinesis_client
@@ -13,10 +16,11 @@ from ..producer import (
     LINGER_SECONDS,
     MAX_SKEW_SECONDS,
     Backoff,
+    BadInputError,
     KinesisSender,
     Pacer,
     ProducerError,
-    entries_from_file,
+    send_file,
 )
 from .features import add_bad_line_options
 from .progress import progress_bar
@@ -30,7 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "to a Kinesis stream as JSON records keyed by user (a user's clicks aggregated into one "
         "record, newline-separated, unless --no-aggregate). Failed entries are re-sent with "
         "backoff; after bounded retries the unsent records are written to --unsent and the "
-        "command exits 1.",
+        "command exits 1. A bad input line stops it with exit 2 (its file, line and reason; every good click "
+        "not sent, the ones after it too, in --unsent) unless --skip-bad; SIGTERM or Ctrl-C stop it with the "
+        "unsent records written too (exit 143 or 130).",
     )
     p.add_argument("--stream", required=True, help="Kinesis stream name")
     p.add_argument("--input", required=True, type=Path, help="clicks CSV or JSON Lines (.jsonl), optionally .gz")
@@ -92,6 +98,49 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+#: Exit status when SIGTERM stopped the send (128 + 15, as a shell reports it).
+EXIT_TERMINATED = 128 + signal.SIGTERM
+
+
+@contextmanager
+def stop_on_sigterm() -> Iterator[Callable[[], str | None]]:
+    """Turn SIGTERM (a container stop, ``kill``) into an orderly stop of the send: the returned function
+    gives the reason once the signal arrived, and the sender ends with every unsent record reported."""
+    received: list[str] = []
+
+    def on_term(signum: int, frame: object) -> None:
+        received.append("terminated (SIGTERM)")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, on_term)
+    except ValueError:  # not the main thread: no handler, no stop
+        yield lambda: None
+        return
+    try:
+        yield lambda: received[0] if received else None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def report_unsent(exc: ProducerError, args: argparse.Namespace) -> Path:
+    """Write the unsent records and print the error, the summary and the command that re-sends them."""
+    path = exc.result.write_unsent(args.unsent)
+    print(f"clickstream-anomaly produce: error: {exc}", file=sys.stderr)
+    what = "good click(s) not sent" if isinstance(exc, BadInputError) else "unsent record(s)"
+    note = ""
+    if isinstance(exc, BadInputError):
+        note = (
+            f" (the bad line {exc.error.source}:{exc.error.line} is not in it: correct it and send it too, or run "
+            "with --skip-bad)"
+        )
+    print(
+        f"{exc.result.summary()}; wrote {exc.result.failed:,} {what} to {path}{note}; re-send with "
+        f"`clickstream-anomaly produce --stream {args.stream} --input {path}`",
+        file=sys.stderr,
+    )
+    return path
+
+
 def run(args: argparse.Namespace) -> int:
     if args.max_attempts < 1:
         raise ValueError("--max-attempts must be at least 1")
@@ -109,18 +158,23 @@ def run(args: argparse.Namespace) -> int:
     )
     bad = BadLines(rejects_path=args.rejects)
     try:
-        with progress_bar(total=None, unit="records", disable=args.quiet, desc="produce") as bar:
-            result = sender.send(
-                entries_from_file(args.input, skip_bad=args.skip_bad, bad=bad), pacer=pacer, progress=bar
+        with (
+            stop_on_sigterm() as stop,
+            progress_bar(total=None, unit="records", disable=args.quiet, desc="produce") as bar,
+        ):
+            result = send_file(
+                sender, args.input, skip_bad=args.skip_bad, bad=bad, pacer=pacer, progress=bar, stop=stop
             )
     except ProducerError as exc:
-        path = exc.result.write_unsent(args.unsent)
-        print(f"clickstream-anomaly produce: error: {exc}", file=sys.stderr)
-        print(
-            f"{exc.result.summary()}; wrote {exc.result.failed:,} unsent record(s) to {path}; re-send with "
-            f"`clickstream-anomaly produce --stream {args.stream} --input {path}`",
-            file=sys.stderr,
-        )
+        report_unsent(exc, args)
+        if bad.count > 1 or (bad.count and not isinstance(exc, BadInputError)):
+            print(bad.summary(), file=sys.stderr)
+        if isinstance(exc, BadInputError):
+            return 2
+        if exc.stopped:
+            return EXIT_TERMINATED
+        if isinstance(exc.__cause__, KeyboardInterrupt):
+            return 130
         return 1
     finally:
         bad.close()
