@@ -21,6 +21,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from report import write_markdown  # noqa: E402
 
 from clickstream_anomaly.baseline import TimeAwareBaseline  # noqa: E402
 from clickstream_anomaly.features import windows_from_frame  # noqa: E402
@@ -41,7 +44,9 @@ def median_time(fn: Callable[[], object], repeat: int) -> float:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=3, help="runs per measurement (median)")
+    ap.add_argument("--markdown", action="store_true", help="also write docs/benchmarks/baseline.md")
     args = ap.parse_args(argv)
+    t_start = time.perf_counter()
     clicks, _ = generate(Scenario(days=10, seed=1, incidents=()))
     windows = windows_from_frame(clicks)
     n = len(windows)
@@ -87,11 +92,17 @@ def main(argv: list[str] | None = None) -> int:
             len(rcf.to_bytes()) / 1e3,
         )
     )
-    print(f"{n} windows of 10 minutes, 4 columns, one key; medians of {args.repeat} runs (streaming: 1 run)\n")
-    print("| model | batch ms / window | streaming ms / window (state loaded and saved each window) | state KB |")
-    print("|---|---|---|---|")
-    for name, b, s, kb in rows:
-        print(f"| {name} | {b:.3f} | {s:.3f} | {kb:.1f} |")
+    lines = [
+        f"{n} windows of 10 minutes, 4 columns, one key; medians of {args.repeat} runs (streaming: 1 run)",
+        "",
+        "| model | batch ms / window | streaming ms / window (state loaded and saved each window) | state KB |",
+        "|---|---|---|---|",
+    ]
+    lines += [f"| {name} | {b:.3f} | {s:.3f} | {kb:.1f} |" for name, b, s, kb in rows]
+    text = "\n".join(lines)
+    print(text)
+    if args.markdown:
+        write_markdown("baseline", text, argv=argv, seconds=time.perf_counter() - t_start)
     return 0
 
 

@@ -40,6 +40,9 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's package, not an installed one
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from report import write_markdown
 
 from clickstream_anomaly.deepar import DeepARPredictor
 from clickstream_anomaly.detectors import DeepARDetector
@@ -200,9 +203,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--only", choices=("clean", "blog"), default=None)
     parser.add_argument("--retrain", action="store_true", help="also retrain before every clean forecast day")
+    parser.add_argument("--markdown", action="store_true", help="also write docs/benchmarks/deepar.md")
     args = parser.parse_args(argv)
+    t_start = time.perf_counter()
     d = DeepARDetector()
-    print(
+    out: list[str] = []
+    out.append(
         f"DeepARDetector defaults: likelihood={d.likelihood} epochs<={d.epochs} patience={d.early_stopping_patience} "
         f"num_cells={d.num_cells} num_layers={d.num_layers} batch={d.mini_batch_size} lr={d.learning_rate} "
         f"dropout={d.dropout_rate} calibration_level={d.calibration_level} band_samples={d.num_samples} "
@@ -210,9 +216,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.only in (None, "clean"):
         rows = [r for seed in args.seeds for r in clean_run(seed, args.retrain)]
-        print(markdown(pd.DataFrame(rows)))
+        out += ["", "### Clean daily/weekly Poisson series", "", markdown(pd.DataFrame(rows))]
     if args.only in (None, "blog"):
-        print(markdown(pd.DataFrame([blog_run(seed) for seed in args.seeds])))
+        out += ["", "### The demo's data", "", markdown(pd.DataFrame([blog_run(seed) for seed in args.seeds]))]
+    text = "\n".join(out)
+    print(text)
+    if args.markdown:
+        write_markdown("deepar", text, argv=argv, seconds=time.perf_counter() - t_start)
     return 0
 
 

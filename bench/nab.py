@@ -178,7 +178,8 @@ def _frame(z: np.ndarray, ts: np.ndarray) -> pd.DataFrame:
 
 
 def baseline(**options: object) -> Detector:
-    """The time-aware baseline on the value (real-valued): its score in threshold units."""
+    """The time-aware baseline on the value (real-valued, a *generic* column: flat competitor, scored by the
+    novelty of its deviation; ``clickstream_anomaly.baseline.generic``): its score in threshold units."""
 
     def run(z: np.ndarray, probation: int, seed: int, ts: np.ndarray) -> np.ndarray:
         frame = _frame(z, ts)

@@ -8,7 +8,9 @@ Workload for speed/memory: 100 trees, 256 samples, 4 dimensions, shingle 1, 4 no
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
+import io
 import os
 import subprocess
 import sys
@@ -17,16 +19,19 @@ import time
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import krcf  # noqa: E402
 import numba  # noqa: E402
 import rrcf  # noqa: E402
 from joblib import parallel_backend  # noqa: E402
+from report import write_markdown  # noqa: E402
 from sklearn.ensemble import IsolationForest  # noqa: E402
 from sklearn.metrics import precision_recall_curve, roc_auc_score  # noqa: E402
 
@@ -219,7 +224,7 @@ def package_size_mb(*names: str) -> float:
     return total / 1e6
 
 
-def best_of(fn, repeat: int = 3) -> float:
+def best_of(fn: Callable[[], object], repeat: int = 3) -> float:
     best = float("inf")
     for _ in range(repeat):
         t0 = time.perf_counter()
@@ -446,7 +451,9 @@ SECTIONS = ("streaming", "numba", "batch", "memory", "quality")
 
 
 def main() -> None:
+    """Run the sections asked for; with ``--markdown`` the printed tables also go to docs/benchmarks/rcf.md."""
     ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--markdown", action="store_true", help="also write docs/benchmarks/rcf.md")
     ap.add_argument("--quick", action="store_true", help="smaller workloads (about 2 minutes)")
     ap.add_argument(
         "--only",
@@ -457,6 +464,30 @@ def main() -> None:
         help=f"run only these sections ({', '.join(SECTIONS)}; default all)",
     )
     args = ap.parse_args()
+    t_start = time.perf_counter()
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(_Tee(sys.stdout, buffer)):
+        run_sections(args)
+    if args.markdown:
+        # headings start at level 3 in the docs page that includes the file
+        text = "\n".join(("##" + line) if line.startswith("#") else line for line in buffer.getvalue().splitlines())
+        write_markdown("rcf", text, seconds=time.perf_counter() - t_start)
+
+
+class _Tee(io.TextIOBase):
+    """Writes to both streams (the terminal and the buffer for the docs)."""
+
+    def __init__(self, *streams: Any) -> None:
+        self.streams = streams
+
+    def write(self, text: str) -> int:
+        for stream in self.streams:
+            stream.write(text)
+        return len(text)
+
+
+def run_sections(args: argparse.Namespace) -> None:
+    """Print the tables of the sections in ``args.only``."""
     q = args.quick
     only = set(args.only)
     print(f"# RCF bench (numba compiled: {COMPILED}; {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f})\n")

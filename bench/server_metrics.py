@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from rcf import server_metrics  # noqa: E402
+from report import write_markdown  # noqa: E402
 from sklearn.ensemble import IsolationForest  # noqa: E402
 from sklearn.metrics import precision_recall_curve, roc_auc_score  # noqa: E402
 
@@ -72,17 +74,24 @@ def evaluate(scores: np.ndarray, y: np.ndarray, kind: np.ndarray) -> list[float]
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=3, help="detector seeds to average (default 3)")
+    ap.add_argument("--markdown", action="store_true", help="also write docs/benchmarks/server_metrics.md")
     args = ap.parse_args(argv)
+    t_start = time.perf_counter()
+    lines: list[str] = []
     X, y, kind, _ = server_metrics()
     day = 288  # the baseline gives no verdict on its first day (5-minute points): 6 of the 100 anomalies
     header = "| detector | points | ROC AUC | best F1 | " + " | ".join(f"{k} recall @ best F1" for k in KINDS.values())
-    print(header + " |\n|---|---|---|---|" + "---|" * len(KINDS))
+    lines.append(header + " |\n|---|---|---|---|" + "---|" * len(KINDS))
     for name, fn in DETECTORS.items():
         runs = [fn(X, s) for s in range(args.seeds)]
         for label, part in (("all", slice(None)), ("after the first day", slice(day, None))):
             rows = np.array([evaluate(r[part], y[part], kind[part]) for r in runs]).mean(axis=0)
             cells = [f"{v:.3f}" if i < 2 else f"{v:.0%}" for i, v in enumerate(rows)]
-            print(f"| {name} | {label} | " + " | ".join(cells) + " |")
+            lines.append(f"| {name} | {label} | " + " | ".join(cells) + " |")
+    text = "\n".join(lines)
+    print(text)
+    if args.markdown:
+        write_markdown("server_metrics", text, argv=argv, seconds=time.perf_counter() - t_start)
     return 0
 
 

@@ -350,6 +350,8 @@ def application_sql(
     )
 
 
+#: the integer arguments of the SQL call, in order (the fields of :class:`KdaRcfParameters` before the flag)
+_COUNT_ARGUMENTS = ("number_of_trees", "sub_sample_size", "time_decay", "shingle_size")
 _CALL = re.compile(
     r"RANDOM_CUT_FOREST(?:_WITH_EXPLANATION)?\(\s*CURSOR\(SELECT STREAM (?P<cols>.*?) FROM \"[^\"]+\"\),\s*"
     r"(?P<args>[^)]*)\)",
@@ -364,6 +366,6 @@ def parse_application_sql(sql: str) -> tuple[tuple[str, ...], KdaRcfParameters]:
         raise ValueError("no RANDOM_CUT_FOREST call over a CURSOR found in the SQL")
     cols = tuple(re.findall(r'"([^"]+)"', m.group("cols")))
     args = [a.strip() for a in m.group("args").split(",") if a.strip()]
-    nums = [int(a) for a in args[:4]]
+    counts = {name: int(a) for name, a in zip(_COUNT_ARGUMENTS, args[:4], strict=False)}
     flag = args[4].lower() == "true" if len(args) > 4 else False
-    return cols, KdaRcfParameters(*nums, with_directionality=flag)
+    return cols, KdaRcfParameters(**counts, with_directionality=flag)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
-from numbers import Real
+from numbers import Integral, Real
 from typing import Any, ClassVar
 
 import numpy as np
@@ -53,7 +53,9 @@ class BaselineScores:
     """Scores of consecutive windows (arrays of shape (n_windows,) or (n_windows, n_columns)).
 
     ``score`` is in threshold units (1.0 = at the threshold; the larger of ``|z| / point_threshold`` and
-    ``drift / drift_threshold`` over the columns); ``column_score`` the same per column.
+    ``drift / drift_threshold`` over the columns; for a generic column the smaller of ``|z| /
+    point_threshold`` and ``novelty``); ``column_score`` the same per column. ``novelty`` is how new the
+    deviation of a generic column is (:func:`~.generic.newness`; NaN for the other columns).
     """
 
     columns: tuple[str, ...]
@@ -63,6 +65,7 @@ class BaselineScores:
     high: np.ndarray
     z: np.ndarray
     drift: np.ndarray
+    novelty: np.ndarray
     column_score: np.ndarray
     score: np.ndarray
 
@@ -71,7 +74,10 @@ class TimeAwareBaseline(BaseEstimator):
     """Expected value and spread of each window feature at its local time of day and day of week.
 
     Learned online from history (score each window, then learn it), robust to the incidents inside that
-    history, following level changes, with a daily profile while less than a week has been seen.
+    history, following level changes, with a daily profile while less than a week has been seen. A
+    *generic* column (a metric without a known noise model; :mod:`.generic`) is also predicted flat when
+    that predicts better, and is anomalous when its deviation is both unexpected and new against its recent
+    ones (``|z| * novelty >= point_threshold``).
 
     Parameters
     ----------
@@ -109,6 +115,12 @@ class TimeAwareBaseline(BaseEstimator):
         CUSUM of the deviations beyond ``drift_slack`` spreads; anomalous past ``drift_threshold``.
     warmup : str, default "1D"
         History needed before any verdict.
+    generic_columns : sequence of str or None, default None
+        Columns treated as generic metrics (:mod:`.generic`): a flat competitor to the seasonal
+        prediction, scored by novelty, not by drift. ``None``: every column that is not one of the window
+        features (``urls``, ``users``, ``clicks``, ``residual``, whose counts have a known noise model).
+    novelty_memory : int, default 2016
+        Deviations of a generic column a new one is compared with (2016: a week of 5-minute windows).
     window : str or None, default None
         Window length; ``None`` takes it from the windows (:meth:`WindowSpec.of`).
 
@@ -153,6 +165,8 @@ class TimeAwareBaseline(BaseEstimator):
         "drift_threshold": [Interval(Real, 0, None, closed="neither")],
         "warmup": [str, pd.Timedelta],
         "window": [str, pd.Timedelta, WindowSpec, None],
+        "generic_columns": [list, tuple, None],
+        "novelty_memory": [Interval(Integral, 2, None, closed="left")],
     }
 
     def __init__(
@@ -176,6 +190,8 @@ class TimeAwareBaseline(BaseEstimator):
         drift_threshold: float = 4.0,
         warmup: str = "1D",
         window: str | None = None,
+        generic_columns: Sequence[str] | None = None,
+        novelty_memory: int = 2016,
     ) -> None:
         self.columns = columns
         self.count_columns = count_columns
@@ -195,6 +211,8 @@ class TimeAwareBaseline(BaseEstimator):
         self.drift_threshold = drift_threshold
         self.warmup = warmup
         self.window = window
+        self.generic_columns = generic_columns
+        self.novelty_memory = novelty_memory
 
     # ------------------------------------------------------------------------------------------- fitting
     def _resolve(self, spec: WindowSpec) -> SeasonalParams:
@@ -204,6 +222,7 @@ class TimeAwareBaseline(BaseEstimator):
         unknown = [c for c in self.count_columns if c not in cols]
         if not cols or unknown:
             raise ValueError(f"count_columns {unknown} are not among columns {list(cols)}" if cols else "no columns")
+        generic = self._generic(cols)
         step = spec.length
         day = pd.Timedelta("1D")
         per_day = spec.per_day
@@ -230,7 +249,19 @@ class TimeAwareBaseline(BaseEstimator):
             drift_max=float(self.drift_threshold) + 2.0 * float(self.drift_slack),
             drift_memory=max(2, int(pd.Timedelta("1h") // step)),
             warmup_windows=max(1, int(_timedelta(self.warmup, "warmup") // step)),
+            generic=generic,
+            novelty_memory=int(self.novelty_memory),
+            point_threshold=float(self.point_threshold),
         )
+
+    def _generic(self, cols: tuple[str, ...]) -> tuple[int, ...]:
+        """1 for each generic column of ``cols`` (see ``generic_columns``), else 0."""
+        if self.generic_columns is None:
+            return tuple(int(c not in FEATURE_COLUMNS) for c in cols)
+        unknown = [c for c in self.generic_columns if c not in cols]
+        if unknown:
+            raise ValueError(f"generic_columns {unknown} are not among columns {list(cols)}")
+        return tuple(int(c in self.generic_columns) for c in cols)
 
     def fit(self, windows: pd.DataFrame | None = None) -> TimeAwareBaseline:
         """Start a new state and learn ``windows`` (history, in time order; may be empty or None).
@@ -285,14 +316,16 @@ class TimeAwareBaseline(BaseEstimator):
         slots, weekdays = local_slots(starts, self.spec_, self.timezone)
         excluded = _mask(starts, exclude)
         n, f = X.shape
-        out = {k: np.full((n, f), np.nan) for k in ("expected", "low", "high", "z", "drift", "column_score")}
+        out = {k: np.full((n, f), np.nan) for k in ("expected", "low", "high", "z", "drift", "novelty", "column_score")}
+        generic = np.asarray(self.params_.generic, dtype=bool) if self.params_.generic else np.zeros(f, dtype=bool)
         warm = np.zeros(n, dtype=bool)
         for i in range(n):
             st = self.state_.step(X[i], int(slots[i]), int(weekdays[i]), learn=not excluded[i], band_z=BAND_Z)
             warm[i] = st.warm and not excluded[i]
             out["expected"][i], out["low"][i], out["high"][i], out["z"][i] = st.expected, st.low, st.high, st.z
             out["drift"][i] = np.where(st.z >= 0, st.drift_high, -st.drift_low)
-            out["column_score"][i] = self._column_score(st.z, st.drift_high, st.drift_low)
+            out["novelty"][i] = st.novelty
+            out["column_score"][i] = self._column_score(st.z, st.drift_high, st.drift_low, st.novelty, generic)
         column_score = np.where(warm[:, None], np.nan_to_num(out["column_score"]), 0.0)
         return BaselineScores(
             columns=tuple(self.columns),
@@ -302,6 +335,7 @@ class TimeAwareBaseline(BaseEstimator):
             high=out["high"],
             z=out["z"],
             drift=out["drift"],
+            novelty=out["novelty"],
             column_score=column_score,
             score=column_score.max(axis=1) if f else np.zeros(n),
         )
@@ -330,12 +364,19 @@ class TimeAwareBaseline(BaseEstimator):
         model.offset_ = 1.0
         return model
 
-    def _column_score(self, z: np.ndarray, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
-        """``max(|z| / point_threshold, drift / drift_threshold)`` per column, the drift counting while this
-        window still deviates in its direction by more than half the slack."""
+    def _column_score(
+        self, z: np.ndarray, hi: np.ndarray, lo: np.ndarray, novelty: np.ndarray, generic: np.ndarray
+    ) -> np.ndarray:
+        """Per column ``max(|z| / point_threshold, drift / drift_threshold)``, the drift counting while this
+        window still deviates in its direction by more than half the slack; for a generic column
+        ``sqrt(|z| / point_threshold * novelty)``, the geometric mean of how unexpected and how new the
+        deviation is (at least 1 when ``|z| * novelty >= point_threshold``), 0 while its novelty is NaN."""
         half = 0.5 * self.drift_slack
         drift = np.where(z > half, hi, np.where(z < -half, lo, 0.0))
-        return np.maximum(np.abs(z) / self.point_threshold, drift / self.drift_threshold)
+        point = np.abs(z) / self.point_threshold
+        with np.errstate(invalid="ignore"):
+            judged = np.where(np.isnan(novelty), 0.0, np.sqrt(point * novelty))
+        return np.where(generic, judged, np.maximum(point, drift / self.drift_threshold))
 
     def score_samples(self, windows: pd.DataFrame) -> np.ndarray:
         """Scores of ``windows`` (shape (n_windows,), threshold units, higher is more anomalous) continuing

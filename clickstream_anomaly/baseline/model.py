@@ -27,6 +27,10 @@ normal after today's outage at 14:00.
 **Drift.** Two one-sided CUSUMs per column accumulate ``z`` beyond a slack: a slow ramp that no single
 window shows is flagged once the sum passes the drift threshold, while its direction holds.
 
+**Generic columns.** A column without a known noise model (any metric but the window features) also gets
+a flat competitor to the seasonal prediction and is scored by the novelty of its deviation against the
+recent ones (:mod:`.generic`); every real-valued column gets a spread floor from its resolution.
+
 The update of one window, :meth:`SeasonalState.step`, is the only code path: a batch run is a loop over
 it, so batch and streaming give bit-identical values.
 """
@@ -40,9 +44,10 @@ from typing import Any
 import numpy as np
 
 from .. import persist
+from .generic import log_score, newness
 
 KIND = "baseline.SeasonalState"
-VERSION = 1
+VERSION = 2  # 2: generic columns (flat competitor, novelty) and the resolution of real columns
 COUNT, REAL = 0, 1
 _ANSCOMBE = 0.375
 
@@ -76,10 +81,18 @@ class SeasonalParams:
     drift_max: float
     drift_memory: int
     warmup_windows: int
+    generic: tuple[int, ...] = ()
+    novelty_memory: int = 2016
+    point_threshold: float = 5.0
 
     @property
     def n_features(self) -> int:
         return len(self.kinds)
+
+    @property
+    def generic_index(self) -> np.ndarray:
+        """Positions of the generic columns (see :mod:`.generic`)."""
+        return np.flatnonzero(np.asarray(self.generic, dtype=bool)) if self.generic else np.zeros(0, dtype=np.int64)
 
     def kernel(self) -> np.ndarray:
         """Triangular smoothing weights over ``2 * smooth + 1`` slots, summing to 1."""
@@ -110,7 +123,9 @@ class Step:
     ``warm`` is False while the baseline has too little history to judge (the first day, a slot never
     seen); then ``expected``/``low``/``high``/``z`` are NaN. ``expected``, ``low`` and ``high`` are in the
     column's units (``low``/``high`` the band at ``band_z`` spreads); ``z`` the deviation in spreads;
-    ``drift_high``/``drift_low`` the CUSUMs after this window.
+    ``drift_high``/``drift_low`` the CUSUMs after this window; ``novelty`` how new the deviation of a
+    generic column is (:func:`.generic.newness`; NaN for the other columns and while there is too little
+    to compare with).
     """
 
     warm: bool
@@ -120,6 +135,7 @@ class Step:
     z: np.ndarray
     drift_high: np.ndarray
     drift_low: np.ndarray
+    novelty: np.ndarray
 
 
 def _transform(x: np.ndarray, kinds: np.ndarray) -> np.ndarray:
@@ -133,7 +149,7 @@ def _untransform(t: np.ndarray, kinds: np.ndarray) -> np.ndarray:
 @dataclass
 class SeasonalState:
     """The per-key state of the time-aware baseline (see the module docstring); about 12 KB for 4 columns
-    of 10-minute windows."""
+    of 10-minute windows, plus about 8 KB per generic column (its recent deviations, as float32)."""
 
     params: SeasonalParams
     daily: np.ndarray = field(default=None)  # type: ignore[assignment]  # (F, P), NaN = slot never seen
@@ -150,14 +166,24 @@ class SeasonalState:
     z_square: np.ndarray = field(default=None)  # type: ignore[assignment]  # (F,) mean square deviation
     z_ring: np.ndarray = field(default=None)  # type: ignore[assignment]  # (F, drift_memory) recent deviations
     z_persist: np.ndarray = field(default=None)  # type: ignore[assignment]  # (F,) variance factor of their sum
+    resolution: np.ndarray = field(default=None)  # type: ignore[assignment]  # (F,) smallest change seen
+    flat_ring: np.ndarray = field(default=None)  # type: ignore[assignment]  # (G, level_window) recent values
+    flat_spread: np.ndarray = field(default=None)  # type: ignore[assignment]  # (G,) flat predictor's MSE
+    loss: np.ndarray = field(default=None)  # type: ignore[assignment]  # (2, G) log scores: seasonal, flat
+    deviations: np.ndarray = field(default=None)  # type: ignore[assignment]  # (G, novelty_memory) float32
+    run: np.ndarray = field(default=None)  # type: ignore[assignment]  # (G,) windows flagged in a row
     seen: int = 0
     level_pos: int = 0
     calibrated: float = 0.0  # weight of the deviations the calibration has learned
     z_pos: int = 0
+    compared: float = 0.0  # windows the two predictors of the generic columns were compared on
+    dev_n: int = 0  # deviations kept (at most novelty_memory)
+    dev_pos: int = 0
 
     def __post_init__(self) -> None:
         p = self.params
         f, per_day, weekly = p.n_features, p.per_day, 7 * p.weekly_bins
+        g = len(p.generic_index)
         defaults: dict[str, Any] = {
             "daily": np.full((f, per_day), np.nan),
             "daily_n": np.zeros(per_day),
@@ -173,6 +199,12 @@ class SeasonalState:
             "z_square": np.full(f, np.nan),
             "z_ring": np.full((f, p.drift_memory), np.nan),
             "z_persist": np.full(f, np.nan),
+            "resolution": np.full(f, np.inf),
+            "flat_ring": np.full((g, p.level_window), np.nan),
+            "flat_spread": np.full(g, np.nan),
+            "loss": np.full((2, g), np.nan),
+            "deviations": np.zeros((g, p.novelty_memory if g else 0), dtype="float32"),
+            "run": np.zeros(g),
         }
         for name, value in defaults.items():
             if getattr(self, name) is None:
@@ -263,19 +295,25 @@ class SeasonalState:
         t = _transform(np.asarray(x, dtype="float64"), kinds)
         at = self._where(slot, weekday)
         level = self._level(at.known)
-        seasonal = np.where(is_count, at.daily * at.weekly, at.daily + at.weekly)
-        pred = np.where(is_count, level * seasonal, level + seasonal)
-        noise_var = self._noise_variance(slot, at.daily_weight, seasonal, is_count)
-        noise_sd = np.sqrt(noise_var)
-        novelty_var = np.where(is_count, (at.novelty * seasonal) ** 2, noise_var * at.novelty / p.weekday_uncertainty)
-        sd = np.sqrt(noise_var * self._calibration() ** 2 + novelty_var)
+        s_pred, s_sd, noise_sd = self._seasonal_prediction(at, level, is_count)
+        flat = self._flat_prediction(is_count)
+        use_flat = self._flat_preferred()
+        g = p.generic_index
+        pred, sd = s_pred.copy(), s_sd.copy()
+        pred[g] = np.where(use_flat, flat[0], s_pred[g])
+        sd[g] = np.where(use_flat, flat[1], s_sd[g])
         warm = bool(self.seen >= p.warmup_windows and np.isfinite(pred).all() and np.isfinite(sd).all())
         nan = np.full(p.n_features, np.nan)
         z = (t - pred) / sd if warm else nan
         observed = bool(np.isfinite(t).all())
+        novelty = self._novelty(t - pred, is_count) if warm else nan
         if warm and learn and observed:  # an excluded window (a holiday) moves no statistic
             self._drift(np.where(np.isfinite(z), z, 0.0))
-            self._calibrate((t - pred) / noise_sd, at.known)
+            with np.errstate(invalid="ignore"):
+                flagged = np.abs(z) * novelty >= p.point_threshold  # a generic column's verdict
+            self._remember((t - pred)[g], flagged[g])
+            if np.isfinite(s_pred).all():
+                self._calibrate((t - s_pred) / noise_sd, at.known)
         out = Step(
             warm=warm,
             expected=_untransform(pred, kinds) if warm else nan,
@@ -284,10 +322,101 @@ class SeasonalState:
             z=z,
             drift_high=self.drift_high.copy(),
             drift_low=self.drift_low.copy(),
+            novelty=novelty,
         )
         if learn and observed:
-            self._learn(t, pred, sd, level, at, is_count)
+            self._learn_generic(t, (s_pred[g], flat[0]), (s_sd[g], flat[1]), kinds == REAL)
+            self._learn(t, s_pred, s_sd, level, at, is_count)
         return out
+
+    def _seasonal_prediction(
+        self, at: _Where, level: np.ndarray, is_count: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The seasonal prediction (level times profile times weekly factor for counts, their sum for real
+        columns), its spread, and the spread of the noise alone (without calibration or a new weekday)."""
+        p = self.params
+        seasonal = np.where(is_count, at.daily * at.weekly, at.daily + at.weekly)
+        pred = np.where(is_count, level * seasonal, level + seasonal)
+        noise_var = self._noise_variance(at.slot, at.daily_weight, seasonal, is_count)
+        novelty_var = np.where(is_count, (at.novelty * seasonal) ** 2, noise_var * at.novelty / p.weekday_uncertainty)
+        sd = np.sqrt(noise_var * self._calibration() ** 2 + novelty_var)
+        return pred, sd, np.sqrt(noise_var)
+
+    # ------------------------------------------------------------------------------------------- generic columns
+    def _flat_prediction(self, is_count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The flat predictor of the generic columns, each of shape (G,): the median of their last
+        ``level_window`` values and the root mean square of its errors (NaN before any)."""
+        g = self.params.generic_index
+        pred = _nanmedian(self.flat_ring, np.full(len(g), np.nan))
+        var = np.maximum(self.flat_spread, self._floor(pred, is_count[g], self.resolution[g]))
+        return pred, np.sqrt(var)
+
+    def _flat_preferred(self) -> np.ndarray:
+        """Per generic column: has the flat predictor had the better log score, over at least a day of
+        windows where both predicted?"""
+        if self.compared < self.params.per_day:
+            return np.zeros(len(self.params.generic_index), dtype=bool)
+        seasonal, flat = self.loss
+        return flat < seasonal
+
+    def _learn_generic(
+        self, t: np.ndarray, preds: tuple[np.ndarray, np.ndarray], sds: tuple[np.ndarray, np.ndarray], real: np.ndarray
+    ) -> None:
+        """Learn the resolution of the real columns (the smallest change between consecutive windows) and,
+        for the generic columns, the flat predictor (its recent values, its squared errors clipped at
+        ``huber`` spreads) and the two predictors' log scores (``preds``/``sds``: seasonal, flat)."""
+        p = self.params
+        step = np.abs(t - self.last_t)
+        self.resolution = np.where(real & (step > 0) & (step < self.resolution), step, self.resolution)
+        g = p.generic_index
+        if not len(g):
+            return
+        tg, (s_pred, f_pred), (s_sd, f_sd) = t[g], preds, sds
+        if np.isfinite(f_pred).all():
+            cap = np.where(np.isfinite(f_sd), p.huber * f_sd, np.inf)
+            a = max(p.global_spread_rate, 1.0 / (self.seen + 1.0))
+            self.flat_spread = _ew(self.flat_spread, np.minimum((tg - f_pred) ** 2, cap**2), a)
+        both = np.stack([s_pred, f_pred]), np.stack([s_sd, f_sd])
+        if np.isfinite(both[0]).all() and np.isfinite(both[1]).all():
+            loss = log_score(tg, both[0], both[1], p.huber)
+            self.loss = _ew(self.loss, loss, max(p.global_spread_rate, 1.0 / (self.compared + 1.0)))
+            self.compared += 1.0
+        self.flat_ring[:, self.seen % p.level_window] = tg
+
+    def _novelty(self, dev: np.ndarray, is_count: np.ndarray) -> np.ndarray:
+        """:func:`.generic.newness` of each generic column's deviation against its deviations of the last
+        ``novelty_memory`` windows but those of an anomaly still going on (flagged in a row); NaN for the
+        other columns and while the reference holds less than ``drift_memory`` deviations."""
+        p = self.params
+        out = np.full(p.n_features, np.nan)
+        kept = min(self.dev_n, p.novelty_memory)
+        for k, j in enumerate(p.generic_index):
+            n = kept - int(self.run[k])
+            if n < p.drift_memory or not np.isfinite(dev[j]):
+                continue
+            idx = (self.dev_pos - 1 - int(self.run[k]) - np.arange(n)) % p.novelty_memory
+            floor = math.sqrt(float(self._floor(np.zeros(1), is_count[[j]], self.resolution[[j]])[0]))
+            out[j] = newness(float(dev[j]), self.deviations[k, idx].astype("float64"), floor)
+        return out
+
+    def _remember(self, dev: np.ndarray, flagged: np.ndarray) -> None:
+        """Keep the generic columns' deviations (shape (G,)) for :meth:`_novelty` and count the windows
+        flagged in a row."""
+        p = self.params
+        if not len(dev):
+            return
+        self.deviations[:, self.dev_pos] = np.where(np.isfinite(dev), dev, 0.0)
+        self.dev_pos = (self.dev_pos + 1) % p.novelty_memory
+        self.dev_n = min(self.dev_n + 1, p.novelty_memory)
+        self.run = np.where(flagged, np.minimum(self.run + 1, p.novelty_memory), 0.0)
+
+    # ------------------------------------------------------------------------------------------- spreads
+    def _floor(self, centre: np.ndarray, is_count: np.ndarray, resolution: np.ndarray) -> np.ndarray:
+        """Smallest variance of a prediction error: 0.05 on the square-root scale of counts; for a real
+        column a quarter of its squared resolution (a value that moves in steps cannot be predicted closer
+        than half a step), at least a relative 1e-9."""
+        res = np.where(np.isfinite(resolution), resolution, 0.0)
+        return np.where(is_count, 0.05, np.maximum(1e-9 * (1.0 + np.abs(centre)) ** 2, (res / 2.0) ** 2))
 
     def _noise_variance(self, slot: int, daily_weight: float, seasonal: np.ndarray, is_count: np.ndarray) -> np.ndarray:
         """Variance of normal traffic around its prediction: the slot's squared errors shrunk to the overall
@@ -295,8 +424,7 @@ class SeasonalState:
         slot_var, n = self._smoothed(self.spread, self.spread_n, slot)
         prior = self.spread_global * (1.0 + 1.0 / max(daily_weight, 1.0))
         var = (n * slot_var + 2.0 * prior) / (n + 2.0) if n > 0 else prior
-        floor = np.where(is_count, 0.05, 1e-9 * (1.0 + np.abs(seasonal)) ** 2)
-        return np.maximum(var, floor)
+        return np.maximum(var, self._floor(seasonal, is_count, self.resolution))
 
     def _calibration(self) -> np.ndarray:
         """Factor per column that makes the deviations' mean square 1 (the variance model is approximate)."""
@@ -399,31 +527,46 @@ class SeasonalState:
         "z_square",
         "z_ring",
         "z_persist",
+        "resolution",
+        "flat_ring",
+        "flat_spread",
+        "loss",
+        "deviations",
+        "run",
     )
-    _COUNTERS = ("seen", "level_pos", "calibrated", "z_pos")
+    _COUNTERS = ("seen", "level_pos", "calibrated", "z_pos", "compared", "dev_n", "dev_pos")
 
     def to_bytes(self) -> bytes:
         """The versioned state (:mod:`clickstream_anomaly.persist`, kind ``baseline.SeasonalState``)."""
-        params = {**self.params.__dict__, "kinds": list(self.params.kinds), "weekend": list(self.params.weekend)}
+        params = {
+            **self.params.__dict__,
+            "kinds": list(self.params.kinds),
+            "weekend": list(self.params.weekend),
+            "generic": list(self.params.generic),
+        }
         meta = {"params": params, **{name: getattr(self, name) for name in self._COUNTERS}}
         return persist.dumps(KIND, VERSION, meta, {name: getattr(self, name) for name in self._ARRAYS})
 
     @classmethod
     def from_bytes(cls, data: bytes) -> SeasonalState:
-        st = persist.loads(data, KIND, versions={VERSION})
+        st = persist.loads(data, KIND, versions={1, VERSION})  # 1: no generic columns, no resolution yet
         raw = dict(st.meta["params"])
-        raw["kinds"] = tuple(int(k) for k in raw["kinds"])
-        raw["weekend"] = tuple(int(d) for d in raw["weekend"])
-        counters = {name: type(getattr(cls, name))(st.meta[name]) for name in cls._COUNTERS}
-        return cls(params=SeasonalParams(**raw), **counters, **{k: st.arrays[k] for k in cls._ARRAYS})
+        for key in ("kinds", "weekend", "generic"):
+            if key in raw:
+                raw[key] = tuple(int(k) for k in raw[key])
+        counters = {name: type(getattr(cls, name))(st.meta[name]) for name in cls._COUNTERS if name in st.meta}
+        arrays = {k: st.arrays[k] for k in cls._ARRAYS if k in st.arrays}
+        return cls(params=SeasonalParams(**raw), **counters, **arrays)
 
 
 def _nanmedian(values: np.ndarray, neutral: np.ndarray) -> np.ndarray:
     """Row medians ignoring NaN; ``neutral`` for rows without a value."""
-    have = np.isfinite(values).any(axis=1)
+    finite = np.isfinite(values)
+    if finite.all():
+        return np.median(values, axis=1)
     out = neutral.astype("float64").copy()
-    if have.any():
-        out[have] = np.nanmedian(values[have], axis=1)
+    for i in np.flatnonzero(finite.any(axis=1)):
+        out[i] = np.median(values[i, finite[i]])
     return out
 
 

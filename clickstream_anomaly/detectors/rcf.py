@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -14,6 +14,9 @@ from ..records import FEATURE_COLUMNS, RCF_BATCH, RCF_STREAMING, Detection
 from ..scaling import Scaling
 from ..thresholds import DEFAULT_THRESHOLD, ThresholdRule
 from .base import _rule, _train_part, detections_from_scores, deviation_explanation
+
+if TYPE_CHECKING:  # kda, and the forest it imports, are imported where they are used
+    from ..kda import KdaRcfParameters
 
 
 @dataclass(kw_only=True, repr=False, eq=False)
@@ -36,7 +39,8 @@ class StreamingRCFDetector(BaseEstimator):
     stream_: Any = field(default=None, init=False, repr=False)
     history_scores_: np.ndarray | None = field(default=None, init=False, repr=False)
 
-    def parameters(self):
+    def parameters(self) -> KdaRcfParameters:
+        """The KDA SQL function's parameters of this detector."""
         from ..kda import KdaRcfParameters
 
         return KdaRcfParameters(
@@ -100,11 +104,16 @@ class BatchRCFDetector(BaseEstimator):
 
     def fit(self, history: pd.DataFrame) -> BatchRCFDetector:
         """Scale and train the forest on ``history``; returns self."""
+        self._train(history)
+        return self
+
+    def _train(self, history: pd.DataFrame) -> Scaling:
+        """:meth:`fit`; returns the new ``scaling_``."""
         from ..rcf import RandomCutForest
 
         if history.empty:
             raise ValueError("no training windows")
-        self.scaling_ = Scaling.fit(history, self.columns)
+        self.scaling_ = scaling = Scaling.fit(history, self.columns)
         n_samples = min(self.num_samples_per_tree, len(history))
         self.forest_ = RandomCutForest(
             num_trees=self.num_trees,
@@ -112,18 +121,23 @@ class BatchRCFDetector(BaseEstimator):
             random_state=self.random_state,
             threshold=None,  # the detector applies its own rule to the scores it gives
         )
-        self.forest_.fit(self.scaling_.apply(history))
-        return self
+        self.forest_.fit(scaling.apply(history))
+        return scaling
+
+    def _fitted_scaling(self, windows: pd.DataFrame) -> Scaling:
+        """``scaling_``, training first on the windows before ``train_until`` when not fitted."""
+        if self.forest_ is None or self.scaling_ is None:
+            return self._train(_train_part(windows, self.train_until))
+        return self.scaling_
 
     def score(self, windows: pd.DataFrame) -> np.ndarray:
         """Scores of ``windows`` (shape (n_windows,)), training first when not fitted."""
-        if self.forest_ is None or self.scaling_ is None:
-            self.fit(_train_part(windows, self.train_until))
-        return self.forest_.score(self.scaling_.apply(windows))
+        scaling = self._fitted_scaling(windows)
+        return self.forest_.score(scaling.apply(windows))
 
     def detect(self, windows: pd.DataFrame) -> list[Detection]:
         scores = self.score(windows)
         threshold = _rule(self.threshold).compute(scores)
-        z = self.scaling_.apply(windows)
+        z = self._fitted_scaling(windows).apply(windows)
         attribution = [deviation_explanation(z[i], self.columns) for i in range(len(z))]
         return detections_from_scores(windows, scores, self.name, threshold, attribution)

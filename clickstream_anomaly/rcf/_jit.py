@@ -19,7 +19,7 @@ import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -83,10 +83,10 @@ def _nrt_option_known() -> bool:
 
 _NO_NRT = _NUMBA is not None and _nrt_option_known()
 
+_Kernel = TypeVar("_Kernel", bound=Callable[..., Any])
 
-def jit(
-    parallel: bool = False, inline: bool = False, allocates: bool = False
-) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+
+def jit(parallel: bool = False, inline: bool = False, allocates: bool = False) -> Callable[[_Kernel], _Kernel]:
     """Decorator: ``numba.njit(cache=True, nogil=True, ...)`` when numba is available, identity otherwise.
 
     ``inline`` inlines the function into its jitted callers (small hot helpers). Only kernels that
@@ -94,9 +94,12 @@ def jit(
     without it (numba's ``_nrt=False``), because NRT updates a reference count for every array each call
     passes, and in the per-node walks that costs more than the walk itself (about 10 ns per array per
     call; a call with a node store passes eleven). Kernels compiled without NRT receive arrays from their
-    caller, which keeps them alive, and never return one."""
+    caller, which keeps them alive, and never return one.
 
-    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+    The decorated kernel keeps its Python signature for the type checker (numba ignores the annotations),
+    so calls between kernels and from the estimators are checked against it."""
+
+    def wrap(fn: _Kernel) -> _Kernel:
         if _NUMBA is None:
             return fn
         options = {"nogil": True, "parallel": parallel, "inline": "always" if inline else "never"}

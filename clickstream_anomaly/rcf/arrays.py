@@ -4,7 +4,8 @@ cache, the samplers, the point store and the generators, as the kernels take the
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Mapping
+from typing import NamedTuple, TypeVar
 
 import numpy as np
 
@@ -24,7 +25,13 @@ __all__ = [
     "to_arrays",
 ]
 
-_PARTS = {"nodes": NodeStore, "boxes": BoxCache, "sampler": Sampler, "store": PointStore}
+_Part = TypeVar("_Part", NodeStore, BoxCache, Sampler, PointStore)
+_PARTS: dict[str, type[NodeStore | BoxCache | Sampler | PointStore]] = {
+    "nodes": NodeStore,
+    "boxes": BoxCache,
+    "sampler": Sampler,
+    "store": PointStore,
+}
 
 
 class Forest(NamedTuple):
@@ -106,13 +113,20 @@ def array_names() -> list[str]:
     return [f"{part}.{name}" for part, cls in _PARTS.items() for name in cls._fields] + ["rng"]
 
 
+def _part(cls: type[_Part], part: str, arrays: Mapping[str, np.ndarray]) -> _Part:
+    """The ``cls`` named tuple of the arrays ``{part}.{field}`` of ``arrays``, each C-contiguous."""
+    return cls(**{name: np.ascontiguousarray(arrays[f"{part}.{name}"]) for name in cls._fields})
+
+
 def from_arrays(arrays: dict[str, np.ndarray]) -> Forest:
     """Inverse of :func:`to_arrays` (other keys are ignored); ``ValueError`` naming any missing array."""
     missing = [n for n in array_names() if n not in arrays]
     if missing:
         raise ValueError(f"forest state is missing arrays: {missing}")
-    parts = {
-        part: cls(**{name: np.ascontiguousarray(arrays[f"{part}.{name}"]) for name in cls._fields})
-        for part, cls in _PARTS.items()
-    }
-    return Forest(rng=np.ascontiguousarray(arrays["rng"]), **parts)
+    return Forest(
+        nodes=_part(NodeStore, "nodes", arrays),
+        boxes=_part(BoxCache, "boxes", arrays),
+        sampler=_part(Sampler, "sampler", arrays),
+        store=_part(PointStore, "store", arrays),
+        rng=np.ascontiguousarray(arrays["rng"]),
+    )

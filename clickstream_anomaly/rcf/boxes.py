@@ -17,6 +17,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._jit import f64, jit
+from .nodes import NodeStore
 
 #: default share of internal nodes whose bounding box is cached (AWS ``boundingBoxCacheFraction``)
 DEFAULT_BOX_CACHE_FRACTION = 0.3
@@ -47,7 +48,7 @@ def empty_boxes(n_trees: int, cached: int, dim: int) -> BoxCache:
 
 
 @jit(inline=True)
-def cached_depth(k):
+def cached_depth(k: int) -> int:
     """Depth above which nodes get the ``k`` cached box slots first: a full binary tree of this depth
     has about ``k`` internal nodes."""
     if k <= 0:
@@ -56,7 +57,16 @@ def cached_depth(k):
 
 
 @jit()
-def subtree_box(nodes, boxes, points, t, v, lo, hi, stack):
+def subtree_box(
+    nodes: NodeStore,
+    boxes: BoxCache,
+    points: np.ndarray,
+    t: int,
+    v: int,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    stack: np.ndarray,
+) -> None:
     """Box of the uncached internal node ``v`` of tree ``t`` into ``lo``/``hi`` (shape (D,)): the union over
     its subtree down to cached boxes and leaves. ``points`` are the store's; ``stack`` is an int workspace
     of at least ``2 S + 2`` entries."""
@@ -96,7 +106,16 @@ def subtree_box(nodes, boxes, points, t, v, lo, hi, stack):
 
 
 @jit()
-def node_box(nodes, boxes, points, t, v, lo, hi, stack):
+def node_box(
+    nodes: NodeStore,
+    boxes: BoxCache,
+    points: np.ndarray,
+    t: int,
+    v: int,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    stack: np.ndarray,
+) -> None:
     """Bounding box of node ``v`` of tree ``t`` into ``lo``/``hi`` (arguments as :func:`subtree_box`): a
     leaf's point, a cached box, or :func:`subtree_box`."""
     leaf_point, box_lo, box_hi = nodes.leaf_point, boxes.lo, boxes.hi
@@ -116,7 +135,7 @@ def node_box(nodes, boxes, points, t, v, lo, hi, stack):
 
 
 @jit()
-def preorder(nodes, t, order, stack):
+def preorder(nodes: NodeStore, t: int, order: np.ndarray, stack: np.ndarray) -> int:
     """The internal nodes of tree ``t`` in pre-order (parents before children) into ``order``; returns
     how many there are. ``stack`` is an int workspace of at least ``2 S + 2`` entries."""
     S = nodes.leaf_point.shape[1]
@@ -139,7 +158,7 @@ def preorder(nodes, t, order, stack):
 
 
 @jit(allocates=True)
-def all_boxes(nodes, boxes, points, out):
+def all_boxes(nodes: NodeStore, boxes: BoxCache, points: np.ndarray, out: np.ndarray) -> None:
     """Every internal node's box into ``out`` of shape (T, S, 2, D), float64 (``out[t, v, 0]`` the
     minimum corner, ``out[t, v, 1]`` the maximum), children before parents, one pass per tree; free
     slots are left as they are."""

@@ -3,17 +3,20 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from ._jit import f64, jit
+from .arrays import Forest
 from .pointstore import add_point, add_ref, drop_ref, release_if_unused
 from .rng import uniform
 from .sampler import EVICT, REBASE_SPAN, REJECT, accept, add, arrival_weight, rebase_weights
 from .tree import tree_delete, tree_insert
 from .walks import forest_visit
-from .workspace import new_workspace
+from .workspace import Workspace, new_workspace
 
 
 @jit()
-def forest_update(forest, q, lam, work):
+def forest_update(forest: Forest, q: np.ndarray, lam: float, work: Workspace) -> None:
     """Add ``q`` (shape (D,)) to the point store (a free slot must exist) and offer it to every tree's
     sampler: when a sampler accepts it, the point it evicts (if any) is deleted from the tree and
     dereferenced, and ``q`` is inserted and referenced."""
@@ -42,7 +45,18 @@ def forest_update(forest, q, lam, work):
 
 
 @jit(allocates=True)
-def stream_process(forest, X, lam, output_after, do_score, do_attr, do_update, scores, high, low):
+def stream_process(  # noqa: PLR0913  (the kernels' entry point from Python, called with these by the tests too)
+    forest: Forest,
+    X: np.ndarray,
+    lam: float,
+    output_after: int,
+    do_score: bool,
+    do_attr: bool,
+    do_update: bool,
+    scores: np.ndarray,
+    high: np.ndarray,
+    low: np.ndarray,
+) -> None:
     """For each row of ``X`` (shape (n, D)): score (and attribution) against the current forest, then
     update. Rows are scored only once ``forest.sampler.seen >= output_after`` (otherwise left at 0).
     ``scores`` has shape (n,); ``high``/``low`` have shape (n, D) when ``do_attr``, else (1, D)."""
@@ -58,7 +72,7 @@ def stream_process(forest, X, lam, output_after, do_score, do_attr, do_update, s
 
 
 @jit(allocates=True)
-def build_trees(forest, samples):
+def build_trees(forest: Forest, samples: np.ndarray) -> None:
     """Batch build: tree ``t`` gets the store points ``samples[t]`` (shape (T, m); ``-1`` entries are
     skipped)."""
     nodes, boxes, _, store, rng = forest

@@ -16,7 +16,9 @@ from ..thresholds import DEFAULT_THRESHOLD, ThresholdRule
 from ..validation import Interval, as_matrix, as_seed_sequence, float32_values
 from . import state as _state
 from .arrays import Forest, new_forest
+from .boxes import BoxCache
 from .executor import build_trees, stream_process
+from .nodes import NodeStore
 from .outlier import OutlierMixin
 from .pointstore import PointStore
 from .walks import batch_score, score_tables
@@ -173,7 +175,10 @@ class RandomCutForest(OutlierMixin, BaseEstimator):
         self._forest = forest
         self.n_features_in_ = d
         self.max_samples_ = m
-        scores = self._score_samples(X) if rule is not None or want_scores else None
+        if rule is None and not want_scores:
+            self._set_offset(None, np.empty(0))  # no offset_, so the training rows need no scores
+            return None
+        scores = self._score_samples(X)
         self._set_offset(rule, scores, y)
         return scores
 
@@ -211,8 +216,8 @@ class RandomCutForest(OutlierMixin, BaseEstimator):
         step = max(1, _TABLE_BYTES // (S * (40 + 24 * X.shape[1])))
         for t0 in range(0, T, step):
             trees = slice(t0, min(t0 + step, T))
-            part = nodes._make(field[trees] for field in nodes)
-            batch_score(X, out, score_tables(part, boxes._make(field[trees] for field in boxes), points))
+            part = NodeStore._make(field[trees] for field in nodes)
+            batch_score(X, out, score_tables(part, BoxCache._make(field[trees] for field in boxes), points))
         out /= T
         return out
 

@@ -50,7 +50,7 @@ class NodeStore(NamedTuple):
     leaf_mass: np.ndarray
 
 
-def free_chain(order: np.ndarray, dtype: type) -> tuple[int, np.ndarray]:
+def free_chain(order: np.ndarray, dtype: type[np.signedinteger]) -> tuple[int, np.ndarray]:
     """Head and next-pointers of a free list that hands out the slots ``order`` in order (the last
     next-pointer is -1)."""
     nxt = np.empty(order.size, dtype=dtype)
@@ -60,7 +60,7 @@ def free_chain(order: np.ndarray, dtype: type) -> tuple[int, np.ndarray]:
     return (int(order[0]) if order.size else NO_NODE), nxt
 
 
-def empty_nodes(n_trees: int, slots: int, cached: int, index: type) -> NodeStore:
+def empty_nodes(n_trees: int, slots: int, cached: int, index: type[np.signedinteger]) -> NodeStore:
     """Empty trees of ``slots`` slots whose free lists hand out 0, 1, 2, ... (cached internal slots
     ``0 .. cached-1``, uncached ``cached .. slots-1``, leaves ``0 .. slots-1``)."""
     T, S, K = int(n_trees), int(slots), int(cached)
@@ -84,7 +84,7 @@ def empty_nodes(n_trees: int, slots: int, cached: int, index: type) -> NodeStore
 
 
 @jit(inline=True)
-def pop_internal(nodes, t, prefer_cached):
+def pop_internal(nodes: NodeStore, t: int, prefer_cached: bool) -> int:
     """Take a free internal slot of tree ``t``: one with a cached box first when ``prefer_cached``, else
     one without first."""
     use_cached = nodes.free_cached[t] >= 0 if prefer_cached else nodes.free_uncached[t] < 0
@@ -95,7 +95,7 @@ def pop_internal(nodes, t, prefer_cached):
 
 
 @jit(inline=True)
-def push_internal(nodes, t, v, cached):
+def push_internal(nodes: NodeStore, t: int, v: int, cached: int) -> None:
     """Give internal slot ``v`` of tree ``t`` back (to the cached list when ``v < cached``)."""
     heads = nodes.free_cached if v < cached else nodes.free_uncached
     nodes.left[t, v] = heads[t]
@@ -103,7 +103,7 @@ def push_internal(nodes, t, v, cached):
 
 
 @jit(inline=True)
-def pop_leaf(nodes, t):
+def pop_leaf(nodes: NodeStore, t: int) -> int:
     """Take a free leaf slot of tree ``t``."""
     lf = nodes.free_leaf[t]
     nodes.free_leaf[t] = nodes.leaf_point[t, lf]
@@ -111,14 +111,14 @@ def pop_leaf(nodes, t):
 
 
 @jit(inline=True)
-def push_leaf(nodes, t, lf):
+def push_leaf(nodes: NodeStore, t: int, lf: int) -> None:
     """Give leaf slot ``lf`` of tree ``t`` back."""
     nodes.leaf_point[t, lf] = nodes.free_leaf[t]
     nodes.free_leaf[t] = lf
 
 
 @jit(inline=True)
-def replace_child(nodes, t, parent, old, new):
+def replace_child(nodes: NodeStore, t: int, parent: int, old: int, new: int) -> None:
     """Make node ``new`` take ``old``'s place under ``parent`` (or as the root when ``parent < 0``)."""
     if parent < 0:
         nodes.root[t] = new

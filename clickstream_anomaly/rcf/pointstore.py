@@ -35,7 +35,7 @@ class PointStore(NamedTuple):
     n_free: np.ndarray
 
 
-def empty_store(capacity: int, dim: int, index: type) -> PointStore:
+def empty_store(capacity: int, dim: int, index: type[np.signedinteger]) -> PointStore:
     """A store of ``capacity`` free slots of ``dim`` coordinates that hands out slots 0, 1, 2, ..."""
     cap = int(capacity)
     return PointStore(
@@ -69,7 +69,7 @@ def with_free_slots(store: PointStore, n: int, max_live: int) -> PointStore:
 
 
 @jit(inline=True)
-def add_point(store, q):
+def add_point(store: PointStore, q: np.ndarray) -> int:
     """Copy ``q`` (shape (D,)) into a free slot (one must exist) with no references; returns its index."""
     store.n_free[0] -= 1
     p = store.free[store.n_free[0]]
@@ -80,13 +80,13 @@ def add_point(store, q):
 
 
 @jit(inline=True)
-def add_ref(store, p):
+def add_ref(store: PointStore, p: int) -> None:
     """One more tree sample holds point ``p``."""
     store.refs[p] += 1
 
 
 @jit(inline=True)
-def release_if_unused(store, p):
+def release_if_unused(store: PointStore, p: int) -> None:
     """Free slot ``p`` when no tree sample holds its point."""
     if store.refs[p] == 0:
         store.free[store.n_free[0]] = p
@@ -94,7 +94,7 @@ def release_if_unused(store, p):
 
 
 @jit(inline=True)
-def drop_ref(store, p):
+def drop_ref(store: PointStore, p: int) -> None:
     """One tree sample fewer holds point ``p``; its slot is freed at zero."""
     store.refs[p] -= 1
     release_if_unused(store, p)

@@ -25,7 +25,7 @@ def seeded_states(seed_seq: np.random.SeedSequence, n_trees: int) -> np.ndarray:
 
 
 @jit(inline=True)
-def uniform(rng, t):
+def uniform(rng: np.ndarray, t: int) -> float:
     """One uniform draw in (0, 1) from tree ``t``'s generator (31-bit resolution); advances ``rng[t]``."""
     s1 = (rng[t, 0] * 40014) % _M1
     s2 = (rng[t, 1] * 40692) % _M2

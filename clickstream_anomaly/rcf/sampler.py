@@ -49,7 +49,7 @@ class Sampler(NamedTuple):
     weight_base: np.ndarray
 
 
-def empty_sampler(n_trees: int, capacity: int, index: type) -> Sampler:
+def empty_sampler(n_trees: int, capacity: int, index: type[np.signedinteger]) -> Sampler:
     """Empty samplers of ``capacity`` points for ``n_trees`` trees."""
     T, S = int(n_trees), int(capacity)
     return Sampler(
@@ -62,13 +62,13 @@ def empty_sampler(n_trees: int, capacity: int, index: type) -> Sampler:
 
 
 @jit(inline=True)
-def arrival_weight(lam, seq, base, u):
+def arrival_weight(lam: float, seq: int, base: int, u: float) -> float:
     """The float32 weight (as float64) of arrival ``seq`` drawn with ``u``, relative to arrival ``base``."""
     return f64(np.float32(-lam * (seq - base) + math.log(-math.log(u))))
 
 
 @jit(inline=True)
-def accept(size, capacity, weight, max_weight):
+def accept(size: int, capacity: int, weight: float, max_weight: float) -> int:
     """What a sampler holding ``size`` of ``capacity`` points, the largest weight ``max_weight``, does with
     a point of ``weight``: :data:`KEEP` (not full yet), :data:`REJECT`, or :data:`EVICT` (the root)."""
     if size < capacity:
@@ -77,7 +77,7 @@ def accept(size, capacity, weight, max_weight):
 
 
 @jit(inline=True)
-def add(sampler, t, weight, p):
+def add(sampler: Sampler, t: int, weight: float, p: int) -> None:
     """Store accepted point ``p`` of ``weight`` in tree ``t``'s heap: sifted up from the end while the
     sampler is not full, else in place of the evicted root and sifted down."""
     heap = sampler.weight
@@ -112,7 +112,7 @@ def add(sampler, t, weight, p):
 
 
 @jit()
-def rebase_weights(sampler, lam):
+def rebase_weights(sampler: Sampler, lam: float) -> None:
     """Move the weights' base to the current arrival (order-preserving, float32)."""
     shift = lam * (sampler.seen[0] - sampler.weight_base[0])
     for t in range(sampler.size.shape[0]):

@@ -122,7 +122,7 @@ class StreamingRCF(OutlierMixin, BaseEstimator):
     }
     _forest: Forest | None = None
 
-    def __init__(
+    def __init__(  # noqa: PLR0913  (keyword-only hyperparameters, stored as given: scikit-learn's estimator contract)
         self,
         *,
         dimensions: int | None = None,
@@ -243,6 +243,7 @@ class StreamingRCF(OutlierMixin, BaseEstimator):
 
     def _visit(self, point: Any, want_attr: bool) -> tuple[float, np.ndarray, np.ndarray]:
         p = self._point(point)
+        forest = self._started()
         D = self.shingled_dimensions
         high = np.zeros((1, D))
         low = np.zeros((1, D))
@@ -250,7 +251,7 @@ class StreamingRCF(OutlierMixin, BaseEstimator):
         q = self._shingle_with(p)
         if q is not None and self.is_output_ready:
             stream_process(
-                self._forest,
+                forest,
                 q.reshape(1, -1),
                 self.time_decay_,
                 self.output_after_,
@@ -324,13 +325,14 @@ class StreamingRCF(OutlierMixin, BaseEstimator):
         low = np.zeros_like(high)
         shingles, first = self._shingles(X)
         unused = np.zeros((1, D))
+        forest = self._started()
         for start in range(0, shingles.shape[0], _CHUNK):
             stop = min(start + _CHUNK, shingles.shape[0])
             if do_update:
-                self._forest = self._forest.with_free_slots(stop - start)
+                self._forest = forest = forest.with_free_slots(stop - start)
             rows = slice(first + start, first + stop)
             stream_process(
-                self._forest,
+                forest,
                 shingles[start:stop],
                 self.time_decay_,
                 self.output_after_,

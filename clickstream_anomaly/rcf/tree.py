@@ -14,13 +14,14 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import f64, jit
-from .boxes import cached_depth, node_box, subtree_box
-from .nodes import pop_internal, pop_leaf, push_internal, push_leaf, replace_child
+from .boxes import BoxCache, cached_depth, node_box, subtree_box
+from .nodes import NodeStore, pop_internal, pop_leaf, push_internal, push_leaf, replace_child
 from .rng import uniform
+from .workspace import Workspace
 
 
 @jit()
-def random_cut(lo, hi, u):
+def random_cut(lo: np.ndarray, hi: np.ndarray, u: float) -> tuple[int, float]:
     """Cut ``(dimension, value)`` of the box ``[lo, hi]`` (shape (D,)) for the uniform draw ``u``: the
     dimension chosen proportionally to its range, the value uniform in ``[lo, hi)`` of that dimension."""
     d = lo.shape[0]
@@ -43,13 +44,13 @@ def random_cut(lo, hi, u):
 
 
 @jit(inline=True)
-def separates(x, c, lo, hi):
+def separates(x: float, c: float, lo: float, hi: float) -> bool:
     """Whether the cut value ``c`` puts ``x`` on one side and the range ``[lo, hi]`` on the other."""
     return (x <= c and c < lo) or (x > c and c >= hi)
 
 
 @jit(inline=True)
-def same_point(points, p, q):
+def same_point(points: np.ndarray, p: int, q: int) -> bool:
     """Whether store points ``p`` and ``q`` are equal."""
     for i in range(points.shape[1]):  # noqa: SIM110 - a loop, not a generator, compiles in numba
         if f64(points[p, i]) != f64(points[q, i]):
@@ -58,7 +59,7 @@ def same_point(points, p, q):
 
 
 @jit(inline=True)
-def pair_box(points, q, p, lo, hi):
+def pair_box(points: np.ndarray, q: int, p: int, lo: np.ndarray, hi: np.ndarray) -> None:
     """The box of store points ``q`` and ``p`` into ``lo``/``hi``."""
     for i in range(points.shape[1]):
         a = f64(points[q, i])
@@ -68,15 +69,19 @@ def pair_box(points, q, p, lo, hi):
 
 
 @jit(inline=True)
-def store_box(boxes, t, v, lo, hi):
-    """Write ``[lo, hi]`` as the cached box of internal slot ``v`` of tree ``t``."""
-    for i in range(lo.shape[0]):
-        boxes.lo[t, v, i] = lo[i]
-        boxes.hi[t, v, i] = hi[i]
+def store_box(boxes: BoxCache, t: int, v: int, lo: np.ndarray, hi: np.ndarray) -> None:
+    """Write ``[lo, hi]`` as the cached box of internal slot ``v`` of tree ``t`` when it has one
+    (``v < K``)."""
+    if v < boxes.lo.shape[1]:
+        for i in range(lo.shape[0]):
+            boxes.lo[t, v, i] = lo[i]
+            boxes.hi[t, v, i] = hi[i]
 
 
 @jit()
-def move_to_cached_slot(nodes, boxes, t, parent, v, lo, hi):
+def move_to_cached_slot(
+    nodes: NodeStore, boxes: BoxCache, t: int, parent: int, v: int, lo: np.ndarray, hi: np.ndarray
+) -> int:
     """Move internal node ``v`` of box ``[lo, hi]`` into a free cached slot; returns the new slot."""
     w = pop_internal(nodes, t, True)
     nodes.left[t, w] = nodes.left[t, v]
@@ -90,7 +95,7 @@ def move_to_cached_slot(nodes, boxes, t, parent, v, lo, hi):
 
 
 @jit(inline=True)
-def new_leaf(nodes, t, p):
+def new_leaf(nodes: NodeStore, t: int, p: int) -> int:
     """A new leaf of tree ``t`` holding store point ``p`` once; returns its node reference."""
     lf = pop_leaf(nodes, t)
     nodes.leaf_point[t, lf] = p
@@ -99,24 +104,28 @@ def new_leaf(nodes, t, p):
 
 
 @jit()
-def splice(nodes, boxes, points, t, parent, node, p, dim, c, top, lo, hi):
-    """A new internal node with cut ``(dim, c)`` and box ``[lo, hi]`` takes ``node``'s place under
-    ``parent``, with a new leaf of store point ``p`` on one side and ``node`` on the other; it prefers a
-    cached slot when ``top`` (near the root)."""
+def splice(
+    nodes: NodeStore, points: np.ndarray, t: int, parent: int, node: int, p: int, cut: tuple[int, float], top: bool
+) -> int:
+    """A new internal node with ``cut`` (dimension, value) takes ``node``'s place under ``parent``, with a new
+    leaf of store point ``p`` on one side and ``node`` on the other; returns its slot, a cached one preferred
+    when ``top`` (near the root). The caller stores its box (:func:`store_box`)."""
+    dim, c = cut
     n = pop_internal(nodes, t, top)
     lf = new_leaf(nodes, t, p)
     nodes.cut_dim[t, n] = dim
     nodes.cut_value[t, n] = c
-    if n < boxes.lo.shape[1]:
-        store_box(boxes, t, n, lo, hi)
     below = f64(points[p, dim]) <= c
     nodes.left[t, n] = lf if below else node
     nodes.right[t, n] = node if below else lf
     replace_child(nodes, t, parent, node, n)
+    return n
 
 
 @jit()
-def tree_insert(nodes, boxes, points, rng, t, p, work):
+def tree_insert(
+    nodes: NodeStore, boxes: BoxCache, points: np.ndarray, rng: np.ndarray, t: int, p: int, work: Workspace
+) -> int:
     """Insert store point ``p`` into tree ``t``; returns the store index the tree now uses for it (an
     existing equal point's index when the point is a duplicate). ``work`` is a :class:`.Workspace`."""
     left, right, cut_dim, cut_value, leaf_point = (
@@ -153,9 +162,11 @@ def tree_insert(nodes, boxes, points, rng, t, p, work):
             x = f64(points[p, i])
             mlo[i] = x if x < blo[i] else blo[i]
             mhi[i] = x if x > bhi[i] else bhi[i]
-        dim, c = random_cut(mlo, mhi, uniform(rng, t))
+        cut = random_cut(mlo, mhi, uniform(rng, t))
+        dim, c = cut
         if separates(f64(points[p, dim]), c, blo[dim], bhi[dim]):
-            splice(nodes, boxes, points, t, parent, node, p, dim, c, depth < top_depth, mlo, mhi)
+            spliced = splice(nodes, points, t, parent, node, p, cut, depth < top_depth)
+            store_box(boxes, t, spliced, mlo, mhi)
             return p
         if node < K:
             for i in range(d):
@@ -169,13 +180,16 @@ def tree_insert(nodes, boxes, points, rng, t, p, work):
         nodes.leaf_mass[t, node - S] += 1
         return q
     pair_box(points, q, p, mlo, mhi)
-    dim, c = random_cut(mlo, mhi, uniform(rng, t))
-    splice(nodes, boxes, points, t, parent, node, p, dim, c, depth < top_depth, mlo, mhi)
+    cut = random_cut(mlo, mhi, uniform(rng, t))
+    spliced = splice(nodes, points, t, parent, node, p, cut, depth < top_depth)
+    store_box(boxes, t, spliced, mlo, mhi)
     return p
 
 
 @jit()
-def shrink_cached_boxes(nodes, boxes, points, t, path, depth, work):
+def shrink_cached_boxes(
+    nodes: NodeStore, boxes: BoxCache, points: np.ndarray, t: int, path: np.ndarray, depth: int, work: Workspace
+) -> None:
     """After a deletion below ``path[:depth]``, recompute the cached boxes on that path from the bottom;
     stop at the first cached box that is unchanged."""
     left, right = nodes.left, nodes.right
@@ -200,7 +214,7 @@ def shrink_cached_boxes(nodes, boxes, points, t, path, depth, work):
 
 
 @jit()
-def tree_delete(nodes, boxes, points, t, p, work):
+def tree_delete(nodes: NodeStore, boxes: BoxCache, points: np.ndarray, t: int, p: int, work: Workspace) -> None:
     """Remove one copy of store point ``p`` from tree ``t`` (it must be in the tree)."""
     left, right, cut_dim, cut_value = nodes.left, nodes.right, nodes.cut_dim, nodes.cut_value
     S = left.shape[1]

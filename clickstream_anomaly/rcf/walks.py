@@ -22,10 +22,11 @@ import numpy as np
 from ._jit import f64, jit, prange
 from .boxes import BoxCache, all_boxes, node_box
 from .nodes import NodeStore
+from .workspace import Workspace
 
 
 @jit(inline=True)
-def leaf_score(depth, leaf_mass, tree_mass, same):
+def leaf_score(depth: int, leaf_mass: int, tree_mass: int, same: bool) -> float:
     """Score at the leaf reached at ``depth``: ``damp / (depth + log2(m + 1))`` with
     ``damp = 1 - m / (2 * tree_mass)`` when the query equals the leaf's point (multiplicity ``m``),
     else ``1 / (depth + 1)``."""
@@ -35,7 +36,7 @@ def leaf_score(depth, leaf_mass, tree_mass, same):
 
 
 @jit(inline=True)
-def node_score(value, separated, prob, inv_depth):
+def node_score(value: float, separated: float, prob: float, inv_depth: float) -> float:
     """``value`` updated at an ancestor with separation probability ``prob`` and ``inv_depth = 1 / (k + 1)``:
     ``separated * inv_depth + (1 - prob) * value`` (``separated`` is ``prob`` for the score, one
     dimension's and side's share of it for the DiVector)."""
@@ -43,14 +44,23 @@ def node_score(value, separated, prob, inv_depth):
 
 
 @jit(inline=True)
-def gap(x, lo, hi):
+def gap(x: float, lo: float, hi: float) -> float:
     """How far ``x`` lies outside ``[lo, hi]`` (0 inside); branch-free, as ``lo <= hi``."""
     return max(x - hi, 0.0) + max(lo - x, 0.0)
 
 
 # ---------------------------------------------------------------------- one point at a time
 @jit(inline=True)
-def leaf_start(nodes, points, q, t, leaf, depth, want_attr, work):
+def leaf_start(
+    nodes: NodeStore,
+    points: np.ndarray,
+    q: np.ndarray,
+    t: int,
+    leaf: int,
+    depth: int,
+    want_attr: bool,
+    work: Workspace,
+) -> float:
     """Score of leaf slot ``leaf`` of tree ``t`` reached at ``depth``; its point's box goes into
     ``work.lo``/``work.hi`` and, when ``want_attr``, the leaf's DiVector into
     ``work.tree_high``/``work.tree_low``."""
@@ -76,17 +86,28 @@ def leaf_start(nodes, points, q, t, leaf, depth, want_attr, work):
 
 
 @jit(inline=True)
-def walk_up(nodes, boxes, points, q, t, leaf_node, depth, score, want_attr, work):
-    """From the leaf ``leaf_node`` (a node reference) reached through ``work.path[:depth]`` with leaf score
-    ``score``, accumulate back up to the first box holding ``q``; returns the unnormalised tree score and
-    leaves the DiVector in ``work.tree_high``/``work.tree_low`` when ``want_attr``. The box of each ancestor
-    is its cached box, or the box below on the path merged with the sibling's. ``work.lo``/``work.hi`` hold
-    the leaf's box on entry."""
+def walk_up(
+    nodes: NodeStore,
+    boxes: BoxCache,
+    points: np.ndarray,
+    q: np.ndarray,
+    t: int,
+    reached: tuple[int, int],
+    want_attr: bool,
+    work: Workspace,
+) -> float:
+    """The unnormalised score of ``q`` in tree ``t`` from the leaf ``reached`` = ``(leaf reference, depth)``
+    that :func:`descend` found through ``work.path[:depth]``: the leaf's score (:func:`leaf_start`),
+    accumulated back up to the first box holding ``q``; leaves the DiVector in
+    ``work.tree_high``/``work.tree_low`` when ``want_attr``. The box of each ancestor is its cached box, or
+    the box below on the path merged with the sibling's."""
     left, right, leaf_point, box_lo, box_hi = nodes.left, nodes.right, nodes.leaf_point, boxes.lo, boxes.hi
     S = left.shape[1]
     K = box_lo.shape[1]
     d = q.shape[0]
     path, clo, chi, slo, shi, th, tl = work.path, work.lo, work.hi, work.lo2, work.hi2, work.tree_high, work.tree_low
+    leaf_node, depth = reached
+    score = leaf_start(nodes, points, q, t, leaf_node - S, depth, want_attr, work)
     child = leaf_node
     for k in range(depth - 1, -1, -1):
         a = path[k]
@@ -128,7 +149,7 @@ def walk_up(nodes, boxes, points, q, t, leaf_node, depth, score, want_attr, work
 
 
 @jit(inline=True)
-def descend(nodes, t, q, path):
+def descend(nodes: NodeStore, t: int, q: np.ndarray, path: np.ndarray) -> tuple[int, int]:
     """Walk tree ``t`` (not empty) from the root to the leaf ``q`` would reach, recording the internal nodes
     in ``path``; returns ``(leaf reference, depth)``."""
     S = nodes.left.shape[1]
@@ -143,11 +164,19 @@ def descend(nodes, t, q, path):
 
 
 @jit()
-def forest_visit(nodes, boxes, points, q, want_attr, high, low, work):
+def forest_visit(
+    nodes: NodeStore,
+    boxes: BoxCache,
+    points: np.ndarray,
+    q: np.ndarray,
+    want_attr: bool,
+    high: np.ndarray,
+    low: np.ndarray,
+    work: Workspace,
+) -> float:
     """Forest score of ``q`` (shape (D,)): the mean of the tree scores (each normalised by
     ``log2(mass + 1)``), higher is more anomalous; ``high``/``low`` (shape (D,), zeroed here) get the mean
     DiVector when ``want_attr``. Their total equals the score up to rounding."""
-    S = nodes.left.shape[1]
     d = q.shape[0]
     n_trees = nodes.root.shape[0]
     th, tl = work.tree_high, work.tree_low
@@ -158,9 +187,7 @@ def forest_visit(nodes, boxes, points, q, want_attr, high, low, work):
     for t in range(n_trees):
         if nodes.root[t] < 0:
             continue
-        node, depth = descend(nodes, t, q, work.path)
-        score = leaf_start(nodes, points, q, t, node - S, depth, want_attr, work)
-        score = walk_up(nodes, boxes, points, q, t, node, depth, score, want_attr, work)
+        score = walk_up(nodes, boxes, points, q, t, descend(nodes, t, q, work.path), want_attr, work)
         norm = math.log2(nodes.mass[t] + 1.0)
         total += score * norm
         if want_attr:
@@ -212,6 +239,24 @@ class ScoreTables(NamedTuple):
     mass: np.ndarray
 
 
+class GroupWork(NamedTuple):
+    """Scratch space of :func:`score_block`: ``_GROUP`` rows descended together in trees of ``S`` slots.
+
+    Attributes
+    ----------
+    at : ndarray of shape (_GROUP,), int64
+        Each row's node on the way down, then its leaf.
+    depths : ndarray of shape (_GROUP,), int64
+        Each row's depth.
+    paths : ndarray of shape (_GROUP, S + 1), int64
+        Each row's internal nodes from the root.
+    """
+
+    at: np.ndarray
+    depths: np.ndarray
+    paths: np.ndarray
+
+
 def score_tables(nodes: NodeStore, boxes: BoxCache, points: np.ndarray) -> ScoreTables:
     """:class:`ScoreTables` of the trees of ``nodes``/``boxes`` (a slice of trees is fine)."""
     T, S = nodes.cut_value.shape
@@ -235,10 +280,21 @@ def score_tables(nodes: NodeStore, boxes: BoxCache, points: np.ndarray) -> Score
 
 
 @jit(inline=True)
-def descend_group(X, r0, n, child, cut_dim, cut_value, root, at, depths, paths):
+def descend_group(
+    X: np.ndarray,
+    r0: int,
+    n: int,
+    child: np.ndarray,
+    cut_dim: np.ndarray,
+    cut_value: np.ndarray,
+    root: int,
+    work: GroupWork,
+) -> None:
     """Descend rows ``r0 .. r0 + n - 1`` of ``X`` in the tree of root ``root`` together, interleaved level by
-    level so that their independent memory loads overlap; their leaves go to ``at``, depths to ``depths``,
-    paths to ``paths`` (``child``, ``cut_dim``, ``cut_value``: one tree's rows of the :class:`ScoreTables`)."""
+    level so that their independent memory loads overlap; their leaves go to ``work.at``, depths to
+    ``work.depths``, paths to ``work.paths`` (``child``, ``cut_dim``, ``cut_value``: one tree's rows of the
+    :class:`ScoreTables`)."""
+    at, depths, paths = work.at, work.depths, work.paths
     S = cut_value.shape[0]
     for g in range(n):
         at[g] = root
@@ -256,7 +312,7 @@ def descend_group(X, r0, n, child, cut_dim, cut_value, root, at, depths, paths):
 
 
 @jit(inline=True)
-def score_up(X, r, tables, t, leaf, depth, path):
+def score_up(X: np.ndarray, r: int, tables: ScoreTables, t: int, leaf: int, depth: int, path: np.ndarray) -> float:
     """Unnormalised score of row ``r`` of ``X`` in tree ``t`` from its leaf slot back up, as :func:`walk_up`
     without attribution."""
     d = X.shape[1]
@@ -278,9 +334,10 @@ def score_up(X, r, tables, t, leaf, depth, path):
 
 
 @jit()
-def score_block(X, out, tables, start, stop, at, depths, paths):
+def score_block(X: np.ndarray, out: np.ndarray, tables: ScoreTables, start: int, stop: int, work: GroupWork) -> None:
     """:func:`batch_score` of rows ``start .. stop - 1``: tree by tree, so that one tree's nodes stay in
     cache, ``_GROUP`` rows at a time (:func:`descend_group`), each then scored back up (:func:`score_up`)."""
+    at, depths, paths = work.at, work.depths, work.paths
     S = tables.cut_value.shape[1]
     for t in range(tables.root.shape[0]):
         if tables.root[t] < 0:
@@ -289,13 +346,13 @@ def score_block(X, out, tables, start, stop, at, depths, paths):
         child, cut_dim, cut_value = tables.child[t], tables.cut_dim[t], tables.cut_value[t]
         for r0 in range(start, stop, _GROUP):
             n = min(_GROUP, stop - r0)
-            descend_group(X, r0, n, child, cut_dim, cut_value, tables.root[t], at, depths, paths)
+            descend_group(X, r0, n, child, cut_dim, cut_value, tables.root[t], work)
             for g in range(n):
                 out[r0 + g] += score_up(X, r0 + g, tables, t, at[g] - S, depths[g], paths[g]) * norm
 
 
 @jit(parallel=True, allocates=True)
-def batch_score(X, out, tables):
+def batch_score(X: np.ndarray, out: np.ndarray, tables: ScoreTables) -> None:
     """*Adds* to ``out`` (shape (n,)) the normalised tree scores (summed in tree order) of the rows of
     ``X`` (shape (n, D)) for the trees of ``tables`` (no update). Zeroing ``out``, calling once per
     consecutive group of trees and dividing by the number of trees gives exactly the values of
@@ -306,7 +363,9 @@ def batch_score(X, out, tables):
     n = X.shape[0]
     S = tables.cut_value.shape[1]
     for b in prange((n + _BLOCK - 1) // _BLOCK):
-        at = np.empty(_GROUP, dtype=np.int64)
-        depths = np.empty(_GROUP, dtype=np.int64)
-        paths = np.empty((_GROUP, S + 1), dtype=np.int64)
-        score_block(X, out, tables, b * _BLOCK, min((b + 1) * _BLOCK, n), at, depths, paths)
+        work = GroupWork(
+            np.empty(_GROUP, dtype=np.int64),
+            np.empty(_GROUP, dtype=np.int64),
+            np.empty((_GROUP, S + 1), dtype=np.int64),
+        )
+        score_block(X, out, tables, b * _BLOCK, min((b + 1) * _BLOCK, n), work)

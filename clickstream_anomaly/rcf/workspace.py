@@ -35,7 +35,7 @@ class Workspace(NamedTuple):
 
 
 @jit(inline=True)
-def new_workspace(dim, slots):
+def new_workspace(dim: int, slots: int) -> Workspace:
     """A :class:`Workspace` for ``dim`` dimensions and trees of ``slots`` slots."""
     return Workspace(
         np.empty(dim),

@@ -194,4 +194,105 @@ def test_estimators_clone_and_the_detector_follows_the_lifecycle():
 
 
 def test_docstring_examples_run():
+    from clickstream_anomaly.baseline import generic
+
     assert doctest.testmod(baseline_detector, raise_on_error=False).failed == 0
+    assert doctest.testmod(generic, raise_on_error=False).failed == 0
+
+
+# ------------------------------------------------------------------------------------------- generic columns
+def metric(days: int = 6, seed: int = 0, freq: str = "5min", sd: float = 1.0) -> pd.DataFrame:
+    """A generic metric (no daily rhythm): level 50, Gaussian noise, rounded to 0.1."""
+    rng = np.random.default_rng(seed)
+    n = days * int(pd.Timedelta("1D") / pd.Timedelta(freq))
+    starts = pd.date_range("2024-01-01", periods=n, freq=freq, tz="UTC")
+    return pd.DataFrame({"window_start": starts, "value": np.round(50 + rng.normal(0, sd, n), 1)})
+
+
+def generic_model(**kw) -> TimeAwareBaseline:
+    return TimeAwareBaseline(columns=["value"], count_columns=[], window="5min", **kw).fit(None)
+
+
+def test_columns_other_than_the_window_features_are_generic():
+    assert TimeAwareBaseline().fit(None).params_.generic == (0, 0, 0, 0)
+    assert generic_model().params_.generic == (1,)
+    mixed = TimeAwareBaseline(columns=["clicks", "value"], count_columns=["clicks"], window="5min").fit(None)
+    assert mixed.params_.generic == (0, 1)
+    chosen = TimeAwareBaseline(columns=["clicks", "value"], count_columns=["clicks"], generic_columns=["clicks"])
+    assert chosen.set_params(window="5min").fit(None).params_.generic == (1, 0)
+    with pytest.raises(ValueError, match="generic_columns"):
+        TimeAwareBaseline(columns=["value"], count_columns=[], generic_columns=["other"], window="5min").fit(None)
+
+
+def test_a_series_without_rhythm_is_predicted_flat_and_a_rhythmic_one_seasonally():
+    flat = generic_model()
+    flat.process(metric(days=4))
+    assert flat.state_._flat_preferred().all()  # a noisy daily profile predicts worse than the recent median
+    frame = series(days=4)[["window_start", "clicks"]].rename(columns={"clicks": "value"})
+    seasonal = TimeAwareBaseline(columns=["value"], count_columns=[], window="10min").fit(None)
+    seasonal.process(frame.astype({"value": "float64"}))
+    assert not seasonal.state_._flat_preferred().any()
+
+
+def test_a_generic_spike_that_keeps_coming_back_is_old_news_and_a_new_one_is_news():
+    frame = metric(days=6)
+    spikes = np.arange(2 * 288, len(frame) - 288, 24)  # every 2 hours from day 3 on, always +30
+    frame.loc[spikes, "value"] += 30.0
+    big = len(frame) - 100
+    frame.loc[big, "value"] += 80.0  # once, much larger than the usual spikes
+    scores = generic_model().process(frame)
+    assert scores.score[spikes[0]] >= 1  # the first spike is news
+    assert (scores.score[spikes[-20:]] < 1).all()  # ... the twentieth of its kind is not
+    assert scores.score[big] >= 1 and scores.novelty[big, 0] > 0.5
+    assert (scores.score[scores.warm] >= 1).sum() < 20
+    assert np.isnan(TimeAwareBaseline().fit(None).process(series(days=2)).novelty).all()  # window features: no novelty
+
+
+def test_a_generic_anomaly_stays_flagged_while_it_lasts():
+    frame = metric(days=5)
+    at = 4 * 288
+    frame.loc[at : at + 5, "value"] -= 25.0  # a drop of 30 minutes
+    scores = generic_model().process(frame)
+    assert (scores.score[at : at + 6] >= 1).all()  # its later windows are compared with what came before it
+    assert (scores.score[at + 12 : at + 60] < 1).all()
+
+
+def test_a_metric_that_moves_in_steps_is_not_flagged_for_one_step():
+    rng = np.random.default_rng(1)
+    frame = metric(days=4)
+    frame["value"] = 20.0 + 0.5 * (rng.random(len(frame)) < 0.02)  # constant, with rare one-step blips
+    scores = generic_model().process(frame)
+    assert (scores.score[scores.warm] < 1).all()
+    assert np.abs(scores.z[scores.warm]).max() < 5  # a one-step blip is a few spreads, not hundreds
+
+
+def test_generic_batch_and_streaming_are_bit_identical_and_the_state_stays_small():
+    frame = metric(days=2, seed=5)
+    frame.loc[400:403, "value"] += 15.0
+    batch = generic_model().process(frame)
+    model = generic_model()
+    rows = []
+    for i in range(len(frame)):
+        model = TimeAwareBaseline.from_bytes(model.to_bytes())
+        rows.append(model.process(frame.iloc[[i]]))
+    for name in ("z", "expected", "novelty", "column_score", "score", "warm"):
+        np.testing.assert_array_equal(np.concatenate([getattr(r, name) for r in rows]), getattr(batch, name))
+    assert len(model.to_bytes()) < 50_000
+
+
+def test_a_state_saved_before_generic_columns_still_loads():
+    from clickstream_anomaly import persist
+    from clickstream_anomaly.baseline import SeasonalState
+    from clickstream_anomaly.baseline import model as baseline_model
+
+    model = TimeAwareBaseline().fit(series(days=2))
+    state = persist.loads(model.state_.to_bytes(), baseline_model.KIND)
+    old = {k: v for k, v in state.meta["params"].items() if k not in ("generic", "novelty_memory", "point_threshold")}
+    meta = {**{k: v for k, v in state.meta.items() if k not in ("compared", "dev_n", "dev_pos")}, "params": old}
+    arrays = {k: v for k, v in state.arrays.items() if k in baseline_model.SeasonalState._ARRAYS[:14]}
+    loaded = SeasonalState.from_bytes(persist.dumps(baseline_model.KIND, 1, meta, arrays))
+    frame = series(days=3).iloc[2 * DAY :]
+    again = TimeAwareBaseline().fit(series(days=2))
+    again.state_ = loaded
+    scores = again.process(frame)
+    assert scores.warm.all() and (scores.score < 1).all()
