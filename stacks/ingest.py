@@ -154,6 +154,7 @@ class Ingest(Construct):
                 "STATE_BUCKET": state_bucket.bucket_name,
                 "WINDOW_FREQ": window_freq,
                 "ALLOWED_LATENESS": allowed_lateness,
+                "FAILURE_QUEUE_URL": self.failure_queues["aggregator"].queue_url,
             },
             description="Aggregates clicks into fixed windows and puts window features on the features stream",
         )
@@ -168,6 +169,7 @@ class Ingest(Construct):
             )
         )
         self.features.grant_write(self.aggregator)
+        self.failure_queues["aggregator"].grant_send_messages(self.aggregator)  # event-time rejections
         grant_prefix(state_bucket, self.aggregator, "aggregator/")
         self.window_closer = events.Rule(
             self,

@@ -18,6 +18,7 @@ from ..records import RCF_STREAMING, Detection, Window
 from ..streaming.aggregation import BatchStats, run_aggregator
 from ..streaming.alerting import Alert, run_alerter, sns_attributes
 from ..streaming.detection import run_detector
+from ..streaming.eventtime import Rejection
 from ..streaming.state import transact
 from .clients import _client, client
 from .config import (
@@ -29,6 +30,7 @@ from .config import (
     env,
     env_float,
     env_int,
+    event_time_policy_from_env,
     rcf_params_from_env,
     streaming_detectors_from_env,
 )
@@ -84,6 +86,30 @@ def send_detections(stream: str) -> Callable[[list[Detection]], None]:
 
     def send(dets: list[Detection]) -> None:
         stream_sender(stream).send(Entry(d.to_json().encode("utf-8"), d.detector) for d in dets)
+
+    return send
+
+
+#: An SQS message body is at most 256 KiB; rejections are packed into messages below this size.
+MAX_MESSAGE_BYTES = 200 * 1024
+
+
+def send_rejections(queue_url: str | None = None) -> Callable[[list[Rejection]], None]:
+    """Send rejected records (event-time policy) to the function's failure queue (``FAILURE_QUEUE_URL``):
+    one SQS message per rejection, body ``{"component", "reason", "record", "source"}``, in batches of 10.
+    The queue is the one that receives the event source mapping's failed batches; its alarm fires."""
+
+    def send(rejections: list[Rejection]) -> None:
+        import json
+
+        url = queue_url or env("FAILURE_QUEUE_URL")
+        sqs = client("sqs")
+        bodies = [json.dumps(r.to_dict(), separators=(",", ":"))[:MAX_MESSAGE_BYTES] for r in rejections]
+        for i in range(0, len(bodies), 10):
+            entries = [{"Id": str(n), "MessageBody": b} for n, b in enumerate(bodies[i : i + 10])]
+            resp = sqs.send_message_batch(QueueUrl=url, Entries=entries)
+            if resp.get("Failed"):
+                raise RuntimeError(f"SQS did not take {len(resp['Failed'])} rejection message(s): {resp['Failed'][0]}")
 
     return send
 
@@ -227,6 +253,8 @@ def aggregate(cfg: AggregatorConfig, records: list, shards: Iterable[str] = ()) 
         lateness=cfg.lateness,
         now=now(),
         shards=shards,
+        reject=send_rejections(),
+        policy=event_time_policy_from_env(),
     )
 
 

@@ -6,7 +6,9 @@ order is what makes the re-delivery check exact). A record is one click or an ag
 (newline-separated, :func:`clickstream_anomaly.records.decode_click_record`). A record with a bad click
 fails alone (its reason logged) and goes to the failure destination after the retries; the shard keeps
 moving. The good clicks of an aggregated record with a bad one are counted once (its sequence number is
-checkpointed, so the retries do not count them again).
+checkpointed, so the retries do not count them again). Clicks the event-time policy rejects (too far
+ahead of the shard's clock or of the wall clock, or before 2000) are not applied: each is logged with its
+reason, counted (``EventTimeRejected``) and sent to the function's failure queue (``FAILURE_QUEUE_URL``).
 """
 
 from __future__ import annotations
@@ -65,7 +67,10 @@ def handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse |
         poison = sum(status == "fail" for status, _, _ in processed)
         metrics.add_metric(name="PoisonRecords", unit=MetricUnit.Count, value=poison)
     stats = runtime.aggregate(cfg, records, shards)
+    for rejection in stats.rejections[:20]:  # the reasons; every one is in the failure queue
+        logger.warning("event time rejected", extra={"reason": rejection.reason, **rejection.source})
     for name, value in (
+        ("EventTimeRejected", stats.rejected),
         ("Clicks", stats.clicks),
         ("DuplicateClicks", stats.duplicates),
         ("LateClicksDropped", stats.late_dropped),
