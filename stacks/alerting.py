@@ -115,6 +115,7 @@ class Alerting(Construct):
                 "WINDOW_FREQ": window_freq,
                 "TIMEZONE": timezone,
                 "METRICS_NAMESPACE": functions.metrics_namespace,
+                "FAILURE_QUEUE_URL": self.failure_queue.queue_url,
             },
             description="Thresholds detections, publishes anomaly metrics and sends alerts",
         )
@@ -128,6 +129,7 @@ class Alerting(Construct):
             )
         )
         self.topic.grant_publish(self.function)
+        self.failure_queue.grant_send_messages(self.function)  # rejected detections
         grant_prefix(state_bucket, self.function, "alerter/")
         wildcard_actions(
             self.function,

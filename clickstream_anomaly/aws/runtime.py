@@ -258,24 +258,51 @@ def aggregate(cfg: AggregatorConfig, records: list, shards: Iterable[str] = ()) 
     )
 
 
-def detect(windows: list[Window]) -> list[Detection]:
-    """The detector's work: step the saved models (``DETECTORS``) over ``windows``, send detections."""
+def detect(windows: list[Window]) -> tuple[list[Detection], list[Rejection]]:
+    """The detector's work: step the saved models (``DETECTORS``) over ``windows``, send detections;
+    returns them and the rejected windows sent to the failure queue."""
     store = state_store(env("STATE_KEY", "detector/state.bin"))
     params = rcf_params_from_env() if RCF_STREAMING in streaming_detectors_from_env() else None
-    return run_detector(
+    rejected: list[Rejection] = []
+    send_rejected = send_rejections()
+
+    def reject(rejections: list[Rejection]) -> None:
+        send_rejected(rejections)
+        rejected.extend(rejections)
+
+    detections = run_detector(
         store,
         windows,
         params=params,
         baseline=baseline_from_env(),
         send=send_detections(env("DETECTIONS_STREAM_NAME")),
+        now=now(),
+        policy=event_time_policy_from_env(),
+        reject=reject,
     )
+    return detections, rejected
 
 
-def alert(detections: list[Detection]) -> tuple[list[Detection], list[Alert]]:
-    """The alerter's work: judge, group, publish to ``TOPIC_ARN``; returns (judged, published)."""
-    return run_alerter(
-        state_store(ALERTER_STATE_KEY), detections, alert_config_from_env(), publish=sns_publisher(env("TOPIC_ARN"))
+def alert(detections: list[Detection]) -> tuple[list[Detection], list[Alert], list[Rejection]]:
+    """The alerter's work: judge, group, publish to ``TOPIC_ARN``; returns (judged, published, rejected
+    detections sent to the failure queue)."""
+    rejected: list[Rejection] = []
+    send_rejected = send_rejections()
+
+    def reject(rejections: list[Rejection]) -> None:
+        send_rejected(rejections)
+        rejected.extend(rejections)
+
+    judged, published = run_alerter(
+        state_store(ALERTER_STATE_KEY),
+        detections,
+        alert_config_from_env(),
+        publish=sns_publisher(env("TOPIC_ARN")),
+        now=now(),
+        policy=event_time_policy_from_env(),
+        reject=reject,
     )
+    return judged, published, rejected
 
 
 def sagemaker_invoke(endpoint: str, body: str, content_type: str) -> bytes:

@@ -27,6 +27,7 @@ rejected loudly; ``clickstream-anomaly state reset`` starts the component's cloc
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -97,15 +98,30 @@ def advanced_clock(event: float | None, wall: float | None, now: float | None) -
     return event + max(0.0, now - wall)
 
 
+def json_safe(value: Any) -> Any:
+    """``value`` with every float that is not finite replaced by its text (``"inf"``, ``"nan"``), so that
+    it can be saved (:mod:`clickstream_anomaly.persist` refuses them) and sent as strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
 @dataclass
 class Rejection:
     """A record a component did not apply: ``component``, the ``reason``, the ``record`` itself (its JSON
-    object) and its ``source`` (shard and sequence number, when known)."""
+    object, :func:`json_safe`) and its ``source`` (shard and sequence number, when known)."""
 
     component: str
     reason: str
     record: dict[str, Any]
     source: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.record = json_safe(self.record)
 
     @property
     def key(self) -> str:

@@ -18,18 +18,18 @@ from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
 
 from clickstream_anomaly.aws import runtime
+from clickstream_anomaly.aws.batch import LoggingBatchProcessor
 from clickstream_anomaly.records import Click, RecordError, decode_click_record
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-processor = BatchProcessor(event_type=EventType.KinesisDataStreams)
 logger = Logger()
+processor = LoggingBatchProcessor(logger)
 metrics = Metrics()
 
 
@@ -39,14 +39,10 @@ def record_handler(record: KinesisStreamRecord, partial: list | None = None) -> 
     shard, seq = record.event_id.split(":")[0], record.kinesis.sequence_number
     clicks, errors = decode_click_record(record.kinesis.data_as_bytes())
     if errors:
-        reason = "; ".join(str(e) for e in errors)
-        logger.error(
-            "poison record",
-            extra={"sequence_number": seq, "reason": reason, "bad_clicks": len(errors), "good_clicks": len(clicks)},
-        )
         if clicks and partial is not None:
             partial.append((shard, seq, clicks))
-        raise RecordError(reason)
+        reason = "; ".join(str(e) for e in errors)
+        raise RecordError(f"{reason} ({len(errors)} bad click(s), {len(clicks)} good)")
     return shard, seq, clicks
 
 

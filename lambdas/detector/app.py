@@ -2,7 +2,10 @@
 
 Environment: ``STATE_BUCKET``, ``STATE_KEY`` (detector/state.bin), ``DETECTIONS_STREAM_NAME``,
 ``RCF_NUM_TREES``, ``RCF_SAMPLE_SIZE``, ``RCF_TIME_DECAY``, ``RCF_SHINGLE_SIZE``, ``RCF_WITH_DIRECTIONALITY``.
-The forest lives in S3 (conditional writes), so a cold start continues the same stream.
+The forest lives in S3 (conditional writes), so a cold start continues the same stream. A record that is
+not a window (not base64, not JSON, a NaN or infinite feature) fails alone, its reason logged
+(``poison record``). Windows the event-time policy rejects are logged, counted (``EventTimeRejected``)
+and sent to ``FAILURE_QUEUE_URL``.
 """
 
 from __future__ import annotations
@@ -11,18 +14,18 @@ from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
 
 from clickstream_anomaly.aws import runtime
+from clickstream_anomaly.aws.batch import LoggingBatchProcessor
 from clickstream_anomaly.records import Window
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-processor = BatchProcessor(event_type=EventType.KinesisDataStreams)
 logger = Logger()
+processor = LoggingBatchProcessor(logger)
 metrics = Metrics()
 
 
@@ -36,7 +39,10 @@ def handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse:
     with processor(records=event["Records"], handler=record_handler):
         processed = processor.process()
     windows = [result for status, result, _ in processed if status == "success"]
-    detections = runtime.detect(windows)
+    detections, rejections = runtime.detect(windows)
+    for rejection in rejections[:20]:  # the reasons; every one is in the failure queue
+        logger.warning("event time rejected", extra={"reason": rejection.reason, "record": rejection.record})
+    metrics.add_metric(name="EventTimeRejected", unit=MetricUnit.Count, value=len(rejections))
     metrics.add_metric(name="WindowsScored", unit=MetricUnit.Count, value=len(detections))
     metrics.add_metric(name="PoisonRecords", unit=MetricUnit.Count, value=len(processed) - len(windows))
     return processor.response()

@@ -133,3 +133,15 @@ def test_run_aggregator_keeps_rejections_until_they_are_sent():
     run_aggregator(store, [], send=sent.extend, now=WALL + 60, reject=got.extend)
     assert [r.record["user"] for r in got] == ["mallory"]
     assert not AggregatorState.from_bytes(store.data).rejected
+
+
+def test_an_invalid_base64_click_record_is_logged_with_its_reason(aws, lambda_context, capsys):
+    """Problem 4. Before: the record failed with no log line at all."""
+    from lambdas.aggregator import app
+
+    event = kinesis_event([Click(T0, "u", "/").to_json().encode(), b"x"])
+    event["Records"][1]["kinesis"]["data"] = "abc"  # not base64 (bad padding)
+    response = app.handler(event, lambda_context)
+    assert response == {"batchItemFailures": [{"itemIdentifier": event["Records"][1]["kinesis"]["sequenceNumber"]}]}
+    poison = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"poison record"' in line]
+    assert len(poison) == 1 and poison[0]["reason"].startswith("not base64")

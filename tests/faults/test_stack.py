@@ -30,15 +30,16 @@ def actions(statement: dict) -> list[str]:
     return [a] if isinstance(a, str) else list(a)
 
 
-def test_the_aggregator_can_send_event_time_rejections_to_its_failure_queue(template):
-    """Problem 3: the rejected clicks go to the failure queue whose alarm fires (FAILURE_QUEUE_URL)."""
-    _, fn = function_by_handler(template, "aggregator")
+@pytest.mark.parametrize("function", ["aggregator", "detector", "alerter"])
+def test_each_stateful_function_can_send_its_rejections_to_its_failure_queue(template, function):
+    """Problem 3: rejected records go to the failure queue whose alarm fires (FAILURE_QUEUE_URL)."""
+    _, fn = function_by_handler(template, function)
     url = fn["Properties"]["Environment"]["Variables"]["FAILURE_QUEUE_URL"]
     queue = url["Ref"]
     assert resources(template, "AWS::SQS::Queue")[queue]
     sends = [
         s
-        for s in policy_statements(template, "aggregator")
+        for s in policy_statements(template, function)
         if "sqs:SendMessage" in actions(s) and s["Resource"] == {"Fn::GetAtt": [queue, "Arn"]}
     ]
     assert sends
