@@ -20,7 +20,7 @@ from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
 
 from clickstream_anomaly.aws import runtime
-from clickstream_anomaly.aws.batch import LoggingBatchProcessor
+from clickstream_anomaly.aws.batch import logging_batch_processor
 from clickstream_anomaly.records import Detection
 from clickstream_anomaly.streaming.alerting import metric_values
 from clickstream_anomaly.streaming.detection import detection_from_kda_row
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 logger = Logger()
-processor = LoggingBatchProcessor(logger)
+processor = logging_batch_processor(logger)
 metrics = Metrics()
 
 

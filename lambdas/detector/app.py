@@ -17,7 +17,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
 
 from clickstream_anomaly.aws import runtime
-from clickstream_anomaly.aws.batch import LoggingBatchProcessor
+from clickstream_anomaly.aws.batch import logging_batch_processor
 from clickstream_anomaly.records import Window
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 logger = Logger()
-processor = LoggingBatchProcessor(logger)
+processor = logging_batch_processor(logger)
 metrics = Metrics()
 
 
