@@ -44,6 +44,8 @@ ANOMALIES_METRIC = "IsAnomaly"
 SCORE_METRIC = "AnomalyScore"
 THRESHOLD_METRIC = "AnomalyThreshold"
 CLICKS_METRIC = "Clicks"
+CORRUPT_STATE_METRIC = "CorruptState"  # clickstream_anomaly.aws.batch.corrupt_state_reported
+STATEFUL_FUNCTIONS = ("aggregator", "detector", "alerter", "scorer")  # each keeps one state object in S3
 #: Iterator age (ms) above which a Kinesis consumer counts as falling behind.
 ITERATOR_AGE_LIMIT_MS = 15 * 60 * 1000
 
@@ -211,6 +213,23 @@ class Monitoring(Construct):
                 comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
                 treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
                 alarm_description=f"The {name} Lambda raised errors",
+            )
+        for name in (n for n in STATEFUL_FUNCTIONS if n in functions):
+            self.health_alarms[f"{name}-corrupt-state"] = alarm(
+                f"CorruptState-{name}",
+                metric=cw.Metric(
+                    namespace=namespace,
+                    metric_name=CORRUPT_STATE_METRIC,
+                    statistic="Sum",
+                    period=five_minutes,
+                    dimensions_map={"service": name},
+                ),
+                threshold=1,
+                evaluation_periods=1,
+                comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+                alarm_description=f"The {name} Lambda cannot read its state object in S3: it stops on every call "
+                f"until it is reset (clickstream-anomaly state check|reset --component {name}; docs: Reliability)",
             )
         for name in stream_consumers:
             iterator_age = cw.Metric(

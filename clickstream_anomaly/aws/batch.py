@@ -7,6 +7,8 @@ Powertools is imported when a processor is made (the package imports with the cl
 from __future__ import annotations
 
 import binascii
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
 
@@ -39,3 +41,18 @@ def logging_batch_processor(logger: Any) -> Any:
             return super().failure_handler(record, exception)
 
     return LoggingBatchProcessor(event_type=EventType.KinesisDataStreams)
+
+
+@contextmanager
+def corrupt_state_reported(logger: Any, metrics: Any) -> Iterator[None]:
+    """Around a handler's work: a :class:`~clickstream_anomaly.streaming.state.CorruptState` adds the
+    ``CorruptState`` metric (its alarm fires) and an ERROR log line naming the object, the reason and the
+    recovery command, then fails the invocation (the state is never reset here)."""
+    from ..streaming.state import CorruptState
+
+    try:
+        yield
+    except CorruptState as exc:
+        metrics.add_metric(name="CorruptState", unit="Count", value=1)
+        logger.error("corrupt state", extra={"object": exc.location, "reason": exc.reason, "recovery": exc.recovery})
+        raise

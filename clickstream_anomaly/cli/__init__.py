@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from .. import __version__
 from ..records import RecordError
 
-COMMANDS: tuple[str, ...] = ("generate", "features", "detect", "demo", "produce", "sagemaker")
+COMMANDS: tuple[str, ...] = ("generate", "features", "detect", "demo", "produce", "sagemaker", "state")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -21,7 +21,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
 
 from clickstream_anomaly.aws import runtime
-from clickstream_anomaly.aws.batch import logging_batch_processor
+from clickstream_anomaly.aws.batch import corrupt_state_reported, logging_batch_processor
 from clickstream_anomaly.records import Click, RecordError, decode_click_record
 
 if TYPE_CHECKING:
@@ -62,7 +62,8 @@ def handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse |
         response = processor.response()
         poison = sum(status == "fail" for status, _, _ in processed)
         metrics.add_metric(name="PoisonRecords", unit=MetricUnit.Count, value=poison)
-    stats = runtime.aggregate(cfg, records, shards)
+    with corrupt_state_reported(logger, metrics):
+        stats = runtime.aggregate(cfg, records, shards)
     for rejection in stats.rejections[:20]:  # the reasons; every one is in the failure queue
         logger.warning("event time rejected", extra={"reason": rejection.reason, **rejection.source})
     for name, value in (

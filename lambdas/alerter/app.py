@@ -20,7 +20,7 @@ from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
 
 from clickstream_anomaly.aws import runtime
-from clickstream_anomaly.aws.batch import logging_batch_processor
+from clickstream_anomaly.aws.batch import corrupt_state_reported, logging_batch_processor
 from clickstream_anomaly.records import Detection
 from clickstream_anomaly.streaming.alerting import metric_values
 from clickstream_anomaly.streaming.detection import detection_from_kda_row
@@ -65,7 +65,8 @@ def kda_handler(event: dict) -> dict:
             metrics.add_metric(name="PoisonRecords", unit=MetricUnit.Count, value=1)
         results.append(rec["recordId"])
     try:
-        emit(*runtime.alert(dets))
+        with corrupt_state_reported(logger, metrics):
+            emit(*runtime.alert(dets))
         status = "Ok"
     except Exception:
         logger.exception("alerting failed; KDA will re-deliver")
@@ -80,5 +81,6 @@ def handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse |
         return kda_handler(event)
     with processor(records=event["Records"], handler=record_handler):
         processed = processor.process()
-    emit(*runtime.alert([result for status, result, _ in processed if status == "success"]))
+    with corrupt_state_reported(logger, metrics):
+        emit(*runtime.alert([result for status, result, _ in processed if status == "success"]))
     return processor.response()

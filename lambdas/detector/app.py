@@ -17,7 +17,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
 
 from clickstream_anomaly.aws import runtime
-from clickstream_anomaly.aws.batch import logging_batch_processor
+from clickstream_anomaly.aws.batch import corrupt_state_reported, logging_batch_processor
 from clickstream_anomaly.records import Window
 
 if TYPE_CHECKING:
@@ -39,7 +39,8 @@ def handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse:
     with processor(records=event["Records"], handler=record_handler):
         processed = processor.process()
     windows = [result for status, result, _ in processed if status == "success"]
-    detections, rejections = runtime.detect(windows)
+    with corrupt_state_reported(logger, metrics):
+        detections, rejections = runtime.detect(windows)
     for rejection in rejections[:20]:  # the reasons; every one is in the failure queue
         logger.warning("event time rejected", extra={"reason": rejection.reason, "record": rejection.record})
     metrics.add_metric(name="EventTimeRejected", unit=MetricUnit.Count, value=len(rejections))

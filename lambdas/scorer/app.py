@@ -17,6 +17,7 @@ from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import Ki
 
 from clickstream_anomaly.aws import runtime
 from clickstream_anomaly.records import Window
+from clickstream_anomaly.streaming.state import CorruptState
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
@@ -36,6 +37,8 @@ def record_handler(record: KinesisStreamRecord) -> int:
         detections = runtime.score(window)
     except Exception as exc:
         _failed["batch"] = True
+        if isinstance(exc, CorruptState):  # its alarm fires; the message names the object and the recovery
+            metrics.add_metric(name="CorruptState", unit=MetricUnit.Count, value=1)
         logger.error("scoring failed", extra={"sequence_number": record.kinesis.sequence_number, "reason": repr(exc)})
         raise
     return len(detections)

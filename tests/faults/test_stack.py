@@ -43,3 +43,17 @@ def test_each_stateful_function_can_send_its_rejections_to_its_failure_queue(tem
         if "sqs:SendMessage" in actions(s) and s["Resource"] == {"Fn::GetAtt": [queue, "Arn"]}
     ]
     assert sends
+
+
+@pytest.mark.parametrize("function", ["aggregator", "detector", "alerter"])
+def test_a_corrupt_state_object_raises_an_alarm(template, function):
+    """Problem 6: the CorruptState metric the handlers emit has an alarm that notifies the topic."""
+    alarms = [
+        a["Properties"]
+        for a in resources(template, "AWS::CloudWatch::Alarm").values()
+        if a["Properties"].get("MetricName") == "CorruptState"
+        and {"Name": "service", "Value": function} in a["Properties"].get("Dimensions", [])
+    ]
+    (alarm,) = alarms
+    assert alarm["Namespace"] == "ClickstreamAnomaly" and alarm["Threshold"] == 1
+    assert alarm["AlarmActions"] and "clickstream-anomaly state check|reset" in alarm["AlarmDescription"]
