@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from aws_cdk import Duration
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_iam as iam
@@ -87,16 +87,34 @@ class Alerting(Construct):
         self.key = kms.Key(
             self, "TopicKey", enable_key_rotation=True, description="Encrypts the clickstream anomaly alert topic"
         )
+        # CloudWatch alarms of this account, and only those, may use the key and publish to the topic.
+        stack = Stack.of(self)
+        from_our_alarms = {
+            "StringEquals": {"aws:SourceAccount": stack.account},
+            "ArnLike": {"aws:SourceArn": f"arn:{stack.partition}:cloudwatch:{stack.region}:{stack.account}:alarm:*"},
+        }
         self.key.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="AllowCloudWatchAlarmsToPublish",
                 principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
                 actions=["kms:Decrypt", "kms:GenerateDataKey*"],
                 resources=["*"],
+                conditions=from_our_alarms,
             )
         )
         self.topic = sns.Topic(
             self, "Alerts", display_name="Clickstream anomalies", master_key=self.key, enforce_ssl=True
+        )
+        # enforce_ssl makes a topic policy that replaces the default one and holds only its Deny: without
+        # this Allow every alarm action fails ("not authorized to perform: SNS:Publish").
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowCloudWatchAlarmsToPublish",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions=from_our_alarms,
+            )
         )
         if alert_email:
             self.topic.add_subscription(subs.EmailSubscription(alert_email))
@@ -132,7 +150,7 @@ class Alerting(Construct):
         )
         self.topic.grant_publish(self.function)
         self.failure_queue.grant_send_messages(self.function)  # rejected detections
-        grant_prefix(state_bucket, self.function, "alerter/")
+        grant_prefix(state_bucket, self.function, "alerter/", state=True)
         wildcard_actions(
             self.function,
             ["kms:GenerateDataKey*"],

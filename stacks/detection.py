@@ -83,6 +83,6 @@ class LambdaDetection(Construct):
                 batch_size=100,
             )
         )
-        grant_prefix(state_bucket, self.function, "detector/")
+        grant_prefix(state_bucket, self.function, "detector/", state=True)
         detections.grant_write(self.function)
         self.failure_queue.grant_send_messages(self.function)  # event-time rejections

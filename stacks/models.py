@@ -255,7 +255,7 @@ class Models(Construct):
                     resources=[self.bucket.arn_for_objects(f"{CHANNELS_ROOT}{SCALING_KEY}")],
                 )
             )
-            grant_prefix(state_bucket, self.scorer, "scorer/")
+            grant_prefix(state_bucket, self.scorer, "scorer/", state=True)
 
     # ------------------------------------------------------------------ helpers
     def _acknowledge_pipeline(self, machine: sfn.StateMachine) -> None:

@@ -265,6 +265,23 @@ class AlerterState:
         )
 
 
+#: An SNS subject: printable ASCII, no line breaks, fewer than 100 characters (else Publish fails).
+MAX_SUBJECT = 99
+
+
+def printable(text: object, limit: int = 200) -> str:
+    """``text`` from a record (a detector name, an explanation key) made safe for a message: characters
+    that are not printable ASCII escaped (``\\n``, ``\\x00``, ``\\u00e9``), at most ``limit`` characters."""
+    out = str(text).encode("ascii", "backslashreplace").decode("ascii")
+    out = "".join(c if " " <= c <= "~" else c.encode("unicode_escape").decode("ascii") for c in out)
+    return out if len(out) <= limit else out[: limit - 3] + "..."
+
+
+def sns_subject(text: str) -> str:
+    """A valid SNS subject: :func:`printable`, at most :data:`MAX_SUBJECT` characters."""
+    return printable(text, MAX_SUBJECT)
+
+
 def _fmt_time(ts: Any) -> str:
     return f"{ts:%Y-%m-%d %H:%M}"
 
@@ -277,11 +294,12 @@ def build_alert(dets: list[Detection], event: str, config: AlertConfig) -> Alert
     )[0]
     info = incident.to_dict()
     peak = incident.peak
-    detector = dets[0].detector
+    detector = printable(dets[0].detector, 60)  # both come from the detections stream: escaped
+    cause = printable(incident.cause, 300)
     start = _fmt_time(incident.start)
     if event == "open":
         when = f"{start} UTC - ongoing (first anomalous window)"
-        headline = f"[clickstream anomaly] {detector}: anomaly since {start} UTC: {incident.cause}"
+        headline = f"[clickstream anomaly] {detector}: anomaly since {start} UTC: {cause}"
     else:
         when = (
             f"{start} - {_fmt_time(incident.end)} UTC ({info['duration_minutes']:.0f} min, {info['windows']} window(s))"
@@ -295,7 +313,7 @@ def build_alert(dets: list[Detection], event: str, config: AlertConfig) -> Alert
         f"When: {when}",
         f"Detector: {detector}",
         f"Score: {peak.score:.2f} vs threshold {peak.threshold:.2f} (window {_fmt_time(w.window_start)} UTC)",
-        f"Cause: {incident.cause}",
+        f"Cause: {cause}",
         f"Window features: {features}",
     ]
     if peak.p01 is not None and peak.p99 is not None:
@@ -305,9 +323,9 @@ def build_alert(dets: list[Detection], event: str, config: AlertConfig) -> Alert
         "Check: users LOW with clicks going on points to a tracking bug (user ids); everything at "
         "0 to an outage; residual HIGH with users flat to a bot.",
     ]
-    key = f"{detector}|{format_timestamp(incident.start)}|{event}"
+    key = f"{dets[0].detector}|{format_timestamp(incident.start)}|{event}"
     attributes = {"event": event, "key": key, **info}
-    return Alert(key=key, event=event, subject=headline[:100], text="\n".join(lines), attributes=attributes)
+    return Alert(key=key, event=event, subject=sns_subject(headline), text="\n".join(lines), attributes=attributes)
 
 
 def metric_values(det: Detection) -> list[tuple[str, float, str]]:

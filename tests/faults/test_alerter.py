@@ -77,3 +77,28 @@ def test_an_invalid_base64_detection_is_logged_with_its_reason(aws, lambda_conte
     assert len(response["batchItemFailures"]) == 1
     poison = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"poison record"' in line]
     assert len(poison) == 1 and poison[0]["reason"].startswith("not base64")
+
+
+def test_hostile_detector_names_and_explanation_keys_are_escaped_in_the_alert():
+    """Problem 12. Before: they went verbatim into the subject (line breaks, non-ASCII, over 100 characters:
+    SNS refuses the publish and the outbox is blocked) and the body."""
+    from clickstream_anomaly.streaming.alerting import build_alert
+
+    name = "evil\r\nSubject: spoofed\x00 d\u00e9tecteur " + "x" * 120
+    keys = {"clicks\nBcc: someone": 0.9, "users": 0.1}
+    d = Detection(
+        Window(T0, 40, 30, 120, 90.0),
+        name,
+        5.0,
+        2.6,
+        True,
+        attribution=keys,
+        direction=dict.fromkeys(keys, "HIGH"),
+    )
+    alert = build_alert([d], "open", AlertConfig())
+    assert len(alert.subject) < 100 and all(" " <= c <= "~" for c in alert.subject)
+    assert "\r" not in alert.text and "\x00" not in alert.text
+    lines = alert.text.split("\n")
+    assert not any(line.startswith(("Subject:", "Bcc:")) for line in lines)  # no injected line
+    assert any(line.startswith("Detector: evil\\r\\nSubject") for line in lines)
+    assert alert.key.startswith(name)  # the idempotency key keeps the name as it is
