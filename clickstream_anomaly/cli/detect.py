@@ -17,7 +17,7 @@ from ..generator import read_labels
 from ..incidents import incident_table
 from ..thresholds import DEFAULT_THRESHOLD, parse_threshold
 from ..workflow import DetectionResult, run_detection, write_outputs
-from .features import add_bad_line_options
+from .features import add_bad_line_options, add_max_windows_option
 from .progress import progress_bar
 
 
@@ -72,15 +72,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--freq", default=DEFAULT_FREQ, help=f"window length for clicks input (default {DEFAULT_FREQ})")
     add_detection_options(p)
     add_bad_line_options(p)
+    add_max_windows_option(p)
     p.set_defaults(func=run)
 
 
 def load_windows(path: Path, args: argparse.Namespace) -> pd.DataFrame:
-    if sniff_table(path) == "windows":
-        return read_windows(path)
     bad = BadLines(rejects_path=args.rejects)
     try:
-        windows = compute_windows(path, args.freq, skip_bad=args.skip_bad, bad=bad)
+        if sniff_table(path) == "windows":
+            windows = read_windows(path, skip_bad=args.skip_bad, bad=bad)
+        else:
+            windows = compute_windows(path, args.freq, skip_bad=args.skip_bad, bad=bad, max_windows=args.max_windows)
     finally:
         bad.close()
     if bad.count and not args.quiet:
@@ -92,6 +94,8 @@ def detect_and_write(
     windows: pd.DataFrame, args: argparse.Namespace, labels: pd.DataFrame | None, out: Path
 ) -> DetectionResult:
     names = [n.strip() for n in args.detectors.split(",") if n.strip()]
+    if not names:
+        raise ValueError(f"--detectors {args.detectors!r} names no detector: choose among {','.join(DETECTOR_NAMES)}")
     rule = parse_threshold(args.threshold) if args.threshold is not None else None
     if rule is not None and rule.kind == "f1" and labels is None:
         raise ValueError("--threshold f1 needs --labels")

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ..clicks_csv import BadLines
-from ..features import DEFAULT_FREQ, DEFAULT_LATENESS, compute_windows, write_windows
+from ..features import DEFAULT_FREQ, DEFAULT_LATENESS, MAX_WINDOWS, compute_windows, write_windows
 from .progress import progress_bar
 
 
@@ -21,6 +21,17 @@ def add_bad_line_options(p: argparse.ArgumentParser) -> None:
         type=Path,
         default=None,
         help="with --skip-bad: write skipped lines (source,line,reason,raw) to this CSV",
+    )
+
+
+def add_max_windows_option(p: argparse.ArgumentParser) -> None:
+    """The cap on the windows a clicks input may make (a mis-dated click would make millions)."""
+    p.add_argument(
+        "--max-windows",
+        type=int,
+        default=MAX_WINDOWS,
+        help=f"fail when the clicks span more windows than this (default {MAX_WINDOWS:,}: a mis-dated click "
+        "makes millions of empty windows)",
     )
 
 
@@ -43,6 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--end", default=None, help="last window (default: the last click's)")
     p.add_argument("--quiet", action="store_true", help="no progress or summary on stderr")
     add_bad_line_options(p)
+    add_max_windows_option(p)
     p.set_defaults(func=run)
 
 
@@ -59,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
                 start=args.start,
                 end=args.end,
                 progress=bar,
+                max_windows=args.max_windows,
             )
     finally:
         bad.close()
