@@ -339,9 +339,18 @@ def rcf_scaling() -> Scaling | None:
     return scaling
 
 
-def score(window: Window) -> list[Detection]:
-    """The scorer's work for one window: configured endpoints -> detections -> detections stream."""
+def score(window: Window) -> tuple[list[Detection], Rejection | None]:
+    """The scorer's work for one window: configured endpoints -> detections -> detections stream.
+
+    A window outside the event-time policy's wall-clock bounds (the scorer keeps no event clock) is not
+    scored: it goes to the failure queue and is returned as the rejection."""
     from ..streaming.scoring import History, score_window
+
+    reason = event_time_policy_from_env().reason(window.window_start.timestamp(), now=now())
+    if reason is not None:
+        rejection = Rejection("scorer", reason, window.to_dict())
+        send_rejections()([rejection])
+        return [], rejection
 
     rcf, deepar = env("RCF_ENDPOINT_NAME", ""), env("DEEPAR_ENDPOINT_NAME", "")
     scaling = rcf_scaling() if rcf else None
@@ -369,4 +378,4 @@ def score(window: Window) -> list[Detection]:
         dets = score_window(window, invoke=sagemaker_invoke, rcf_endpoint=rcf, rcf_scaling=scaling)
     if dets:
         send_detections(env("DETECTIONS_STREAM_NAME"))(dets)
-    return dets
+    return dets, None

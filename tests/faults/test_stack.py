@@ -32,6 +32,15 @@ def actions(statement: dict) -> list[str]:
     return [a] if isinstance(a, str) else list(a)
 
 
+@pytest.fixture(scope="module")
+def with_endpoints(tmp_path_factory):
+    return synth(tmp_path_factory.mktemp("cdk-faults-endpoints"), deploy_endpoints=True)[2]
+
+
+def test_the_scorer_can_send_event_time_rejections_to_its_failure_queue(with_endpoints):
+    test_each_stateful_function_can_send_its_rejections_to_its_failure_queue(with_endpoints, "scorer")
+
+
 @pytest.mark.parametrize("function", ["aggregator", "detector", "alerter"])
 def test_each_stateful_function_can_send_its_rejections_to_its_failure_queue(template, function):
     """Problem 3: rejected records go to the failure queue whose alarm fires (FAILURE_QUEUE_URL)."""
