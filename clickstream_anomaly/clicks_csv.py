@@ -1,14 +1,18 @@
 """Reading click logs (CSV, optionally gzip) with line-accurate errors and a bad-line policy.
 
-A malformed line (missing field, extra field, bad timestamp, empty user or page) is an error naming the
-file, the line and the reason, unless ``skip_bad`` is set: then it is skipped, counted in a
-:class:`BadLines` report and, when a rejects path is given, written there as ``line,reason,raw``.
+A malformed line (missing field, extra field, bad timestamp, empty user or page, bytes that are not
+UTF-8) is an error naming the file, the line and the reason, unless ``skip_bad`` is set: then it is
+skipped, counted in a :class:`BadLines` report and, when a rejects path is given, written there as
+``line,reason,raw``.
 Nothing is dropped silently.
 
 The fast path reads chunks with pandas (C parser); a file the C parser cannot split (a row with too
 many fields) is re-read with Python's :mod:`csv` module, which knows every line number.
+A file with bytes that are not UTF-8 is re-read the same way from the chunk that held them: the line
+with such a byte is a bad line (``not UTF-8``), the others are read as usual.
 Line numbers count the header as line 1. Quoted fields spanning several lines are supported by the
-slow path only; the fast path assumes one record per line (the normal shape of a click log).
+slow path only; the fast path assumes one record per line (the normal shape of a click log). Every chunk
+carries the file line of each of its rows (``line``).
 """
 
 from __future__ import annotations
@@ -41,11 +45,15 @@ class BadLines:
     count: int = 0
     by_reason: dict[str, int] = field(default_factory=dict)
     examples: list[str] = field(default_factory=list)
+    first: RecordError | None = None  # the first bad line (file, line, reason)
     _fh: io.TextIOBase | None = field(default=None, repr=False)
     _writer: CsvWriter | None = field(default=None, repr=False)
 
     def add(self, source: str, line: int, reason: str, raw: str) -> None:
         self.count += 1
+        raw = printable_raw(raw)
+        if self.first is None:
+            self.first = RecordError(reason, source=source, line=line, raw=raw)
         key = reason.split(":")[0]
         self.by_reason[key] = self.by_reason.get(key, 0) + 1
         if len(self.examples) < MAX_EXAMPLES:
@@ -74,10 +82,33 @@ class BadLines:
         return f"skipped {self.count} bad line(s) ({parts}){where}"
 
 
+def printable_raw(raw: str) -> str:
+    """``raw`` with the undecodable bytes of a non-UTF-8 line (read with ``surrogateescape``) shown as
+    ``\\xNN``, so that it can be written to a UTF-8 rejects file and read in a message."""
+    return raw.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def utf8_problem(raw: str) -> str | None:
+    """Why a line read with ``surrogateescape`` is not UTF-8 (``None`` when it is)."""
+    try:
+        raw.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        byte = raw[exc.start].encode("utf-8", "surrogateescape")
+        return f"not UTF-8: byte 0x{byte.hex()} at character {exc.start + 1}"
+    return None
+
+
 def _open_text(path: Path) -> io.TextIOBase:
+    """The file as text; bytes that are not UTF-8 are kept as lone surrogates (see :func:`utf8_problem`)."""
     if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="surrogateescape", newline="")
+    return open(path, encoding="utf-8", errors="surrogateescape", newline="")
+
+
+def _is_decode_error(exc: BaseException) -> bool:
+    """A chunk of the fast path could not be decoded as UTF-8 (pandas raises UnicodeDecodeError, or pyarrow's
+    ArrowInvalid for its string columns)."""
+    return isinstance(exc, UnicodeDecodeError) or (type(exc).__name__ == "ArrowInvalid" and "UTF8" in str(exc))
 
 
 def _check_header(columns: list[str], source: str) -> None:
@@ -163,7 +194,7 @@ def _validate(
     flagged: dict[int, tuple[str, str]] | None = None,
     path: Path | None = None,
 ) -> pd.DataFrame:
-    """Parse timestamps and reject malformed rows of one chunk; returns ``ts (int64 ns UTC), user, page``.
+    """Parse timestamps and reject malformed rows of one chunk; returns ``ts (int64 ns UTC), user, page, line``.
 
     ``lines`` holds the 1-based file line of each row of ``frame``; ``flagged`` maps row positions
     already known to be bad to ``(reason, raw)`` (rows the splitter rejected).
@@ -189,12 +220,13 @@ def _validate(
                 raise RecordError(reason, source=source, line=int(lines[pos]), raw=raw)
             bad.add(source, int(lines[pos]), reason, raw)
         keep = ~bad_mask
-        ts, user_s, page_s = ts[keep], user_s[keep], page_s[keep]
+        ts, user_s, page_s, lines = ts[keep], user_s[keep], page_s[keep], lines[keep]
     return pd.DataFrame(
         {
             "ts": ts.to_numpy(dtype="datetime64[ns]").astype("int64") if len(ts) else np.empty(0, "int64"),
             "user": user_s.reset_index(drop=True),
             "page": page_s.reset_index(drop=True),
+            "line": np.asarray(lines, dtype="int64"),
         }
     )
 
@@ -213,6 +245,9 @@ def _slow_chunks(
             header = next(reader)
         except StopIteration:
             raise RecordError("empty file (no header)", source=source, line=1) from None
+        problem = utf8_problem(",".join(header))
+        if problem is not None:
+            raise RecordError(f"header {problem}", source=source, line=1)
         _check_header(header, source)
         rows: list[list[str | None]] = []
         lines: list[int] = []
@@ -222,8 +257,13 @@ def _slow_chunks(
             line = reader.line_num
             if not rec or line <= done_through:
                 continue
-            if len(rec) > width:
-                flagged[len(rows)] = (f"expected {width} fields, saw {len(rec)}", ",".join(rec))
+            raw = ",".join(rec)
+            problem = utf8_problem(raw)
+            if problem is not None:
+                flagged[len(rows)] = (problem, raw)
+                rec = []  # its fields cannot be held as text; the row is rejected anyway
+            elif len(rec) > width:
+                flagged[len(rows)] = (f"expected {width} fields, saw {len(rec)}", raw)
             rows.append((rec + [None] * width)[:width])
             lines.append(line)
             if len(rows) >= chunk_rows:
@@ -250,7 +290,8 @@ def _slow_chunks(
 def iter_click_chunks(
     path: str | Path, *, chunk_rows: int = DEFAULT_CHUNK_ROWS, skip_bad: bool = False, bad: BadLines | None = None
 ) -> Iterator[pd.DataFrame]:
-    """Yield validated chunks of a clicks CSV as frames ``ts`` (int64 ns since epoch, UTC), ``user``, ``page``.
+    """Yield validated chunks of a clicks CSV as frames ``ts`` (int64 ns since epoch, UTC), ``user``, ``page``
+    and ``line`` (the row's line in the file).
 
     Raises :class:`RecordError` (file, line, reason) on the first malformed line unless ``skip_bad``.
     """
@@ -290,6 +331,11 @@ def iter_click_chunks(
         raise RecordError("empty file (no header)", source=source, line=1) from None
     except pd.errors.ParserError:
         # The C parser met a row it cannot split; re-read exactly, with true line numbers.
+        yield from _slow_chunks(path, chunk_rows, skip_bad, bad, done_through=first_line - 1)
+    except (UnicodeDecodeError, ValueError) as exc:
+        if not _is_decode_error(exc):
+            raise
+        # Bytes that are not UTF-8: re-read from this chunk on, line by line (each such line is a bad line).
         yield from _slow_chunks(path, chunk_rows, skip_bad, bad, done_through=first_line - 1)
 
 

@@ -38,6 +38,9 @@ from .sources import Filtered, SourceSettings, iter_chunks
 from .windowspec import DEFAULT_FREQ, WindowSpec
 
 DEFAULT_LATENESS = "1h"
+#: At most this many windows from one input (``--max-windows``): 19 years of 10-minute windows. Two clicks
+#: dated 1900 and 2100 would otherwise write 10.5 million empty windows (326 MB).
+MAX_WINDOWS = 1_000_000
 RESIDUAL_LOOKBACK = "1D"
 
 
@@ -183,12 +186,30 @@ class WindowAccumulator:
         self._open_pages = [pages[pages["w"] >= before].drop_duplicates(ignore_index=True)]
         self._open_clicks = self._open_clicks[self._open_clicks.index >= before]
 
-    def result(self, start: str | pd.Timestamp | None = None, end: str | pd.Timestamp | None = None) -> pd.DataFrame:
+    def result(
+        self,
+        start: str | pd.Timestamp | None = None,
+        end: str | pd.Timestamp | None = None,
+        *,
+        max_windows: int | None = MAX_WINDOWS,
+    ) -> pd.DataFrame:
         """All windows as a frame in :data:`WINDOW_COLUMNS` order (``window_start`` datetime64 UTC).
 
         ``start``/``end`` (inclusive window starts) extend or cut the range, e.g. to show an outage at
-        the very end of the data.
+        the very end of the data. More than ``max_windows`` windows (``None``: no limit) raise
+        ``ValueError`` naming the range, before any is built.
         """
+        lo = self._min_window if start is None else _floor(start, self._freq_ns)
+        hi = self._max_window if end is None else _floor(end, self._freq_ns)
+        if lo is not None and hi is not None and max_windows is not None:
+            n = (hi - lo) // self._freq_ns + 1
+            if n > max_windows:
+                first, last = (pd.Timestamp(v, tz="UTC").isoformat() for v in (lo, hi))
+                raise ValueError(
+                    f"the windows would run from {first} to {last}: {n:,} windows of {self.freq}, more than "
+                    f"--max-windows {max_windows:,}. A mis-dated click? Check the first and last timestamps; "
+                    "--start/--end cut the range, a larger --max-windows allows it"
+                )
         self._finish(np.iinfo(np.int64).max)
         done = (
             pd.concat(self._done, ignore_index=True)
@@ -196,8 +217,6 @@ class WindowAccumulator:
             else pd.DataFrame({"w": [], "clicks": [], "users": [], "urls": []}, dtype="int64")
         )
         done = done.groupby("w", sort=True).sum()
-        lo = self._min_window if start is None else _floor(start, self._freq_ns)
-        hi = self._max_window if end is None else _floor(end, self._freq_ns)
         if lo is None or hi is None:
             return empty_windows()
         index = np.arange(lo, hi + 1, self._freq_ns, dtype="int64")
@@ -274,8 +293,10 @@ def compute_windows(  # noqa: PLR0913  (the reading options are keyword-only)
     fmt: str | None = None,
     settings: SourceSettings | None = None,
     filtered: Filtered | None = None,
+    max_windows: int | None = MAX_WINDOWS,
 ) -> pd.DataFrame:
-    """Window features of a click log, streamed in chunks of ``chunk_rows`` rows.
+    """Window features of a click log, streamed in chunks of ``chunk_rows`` rows (at most ``max_windows``
+    windows: :meth:`WindowAccumulator.result`).
 
     ``fmt`` None reads a clicks CSV; a :data:`~clickstream_anomaly.sources.FORMATS` name (``auto`` included)
     reads that source with ``settings``, counting the requests that are not clicks in ``filtered``.
@@ -289,7 +310,7 @@ def compute_windows(  # noqa: PLR0913  (the reading options are keyword-only)
         acc.add(chunk)
         if progress is not None:
             progress.update(len(chunk))
-    return acc.result(start=start, end=end)
+    return acc.result(start=start, end=end, max_windows=max_windows)
 
 
 def sniff_table(path: str | Path) -> str:
@@ -322,29 +343,96 @@ def load_windows(
 ) -> pd.DataFrame:
     """The windows of ``path``: a windows CSV read as is, or a clicks CSV turned into ``freq`` windows."""
     if sniff_table(path) == "windows":
-        return read_windows(path)
+        return read_windows(path, skip_bad=skip_bad, bad=bad)
     return compute_windows(path, WindowSpec.parse(freq).freq, skip_bad=skip_bad, bad=bad, lateness=lateness)
 
 
-def read_windows(path: str | Path) -> pd.DataFrame:
-    """Read a windows CSV (header :data:`WINDOW_COLUMNS`); errors name the file and line."""
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    missing = [c for c in WINDOW_COLUMNS if c not in frame.columns]
-    if missing:
-        raise RecordError(f"not a windows CSV: missing column(s) {', '.join(missing)}", source=str(path), line=1)
+#: The largest count or residual a windows CSV may hold (2**53: every integer below it is exact in float64).
+MAX_WINDOW_VALUE = float(2**53)
+
+
+def _window_row_problems(frame: pd.DataFrame, lines: list[int], reasons: list[str | None]) -> pd.DataFrame:
+    """The typed windows of a frame of text columns; sets ``reasons[i]`` for each bad row (``lines``:
+    each row's line number in the file)."""
+
+    def flag(mask: np.ndarray, column: str, message: str) -> None:
+        for pos in np.flatnonzero(mask).tolist():
+            if reasons[pos] is None:
+                reasons[pos] = message.format(c=column, v=frame[column].iat[pos])
+
     out = pd.DataFrame(
         {"window_start": pd.to_datetime(frame["window_start"], utc=True, format="ISO8601", errors="coerce")}
     )
-    bad = out["window_start"].isna()
-    if bad.any():
-        pos = int(np.flatnonzero(bad.to_numpy())[0])
-        raise RecordError(f"bad window_start {frame['window_start'].iat[pos]!r}", source=str(path), line=pos + 2)
+    flag(out["window_start"].isna().to_numpy(), "window_start", "bad {c} {v!r}")
     for col in FEATURE_COLUMNS:
-        values = pd.to_numeric(frame[col], errors="coerce")
-        if values.isna().any():
-            pos = int(np.flatnonzero(values.isna().to_numpy())[0])
-            raise RecordError(f"non-numeric {col} {frame[col].iat[pos]!r}", source=str(path), line=pos + 2)
-        out[col] = values.to_numpy()
+        arr = pd.to_numeric(frame[col], errors="coerce").astype("float64").to_numpy()
+        flag(np.isnan(arr), col, "non-numeric {c} {v!r}")
+        with np.errstate(invalid="ignore"):
+            flag(~np.isfinite(arr) | (np.abs(arr) > MAX_WINDOW_VALUE), col, "{c} {v!r} out of range")
+            if col != "residual":
+                flag(arr < 0, col, "negative {c} {v!r} (a count)")
+                flag(arr != np.floor(arr), col, "fractional {c} {v!r} (a count)")
+        out[col] = arr
+    first_line: dict[int, int] = {}
+    for pos, ns in enumerate(out["window_start"].to_numpy(dtype="datetime64[ns]").astype("int64").tolist()):
+        if reasons[pos] is not None:
+            continue
+        if ns in first_line:
+            reasons[pos] = f"duplicate window_start {frame['window_start'].iat[pos]!r} (first on line {first_line[ns]})"
+        else:
+            first_line[ns] = lines[pos]
+    return out
+
+
+def read_windows(path: str | Path, *, skip_bad: bool = False, bad: BadLines | None = None) -> pd.DataFrame:
+    """Read a windows CSV (header :data:`WINDOW_COLUMNS`), in ``window_start`` order whatever the file's.
+
+    A bad row (not UTF-8, a bad time, a value that is not a finite number up to :data:`MAX_WINDOW_VALUE`, a
+    negative or fractional count, a ``window_start`` seen before) raises :class:`RecordError` naming the
+    file and line, or with ``skip_bad`` is counted in ``bad`` and left out.
+    """
+    import csv
+
+    from .clicks_csv import _open_text, utf8_problem
+
+    path = Path(path)
+    source = str(path)
+    with _open_text(path) as fh:
+        reader = csv.reader(fh)
+        header = [h.strip() for h in next(reader, [])]
+        missing = [c for c in WINDOW_COLUMNS if c not in header]
+        if missing:
+            raise RecordError(f"not a windows CSV: missing column(s) {', '.join(missing)}", source=source, line=1)
+        index = [header.index(c) for c in WINDOW_COLUMNS]
+        rows: list[list[str]] = []
+        lines: list[int] = []
+        utf8: list[str | None] = []
+        raws: list[str] = []
+        for number, row in enumerate(reader, start=2):
+            if not row:
+                continue
+            raw = ",".join(row)
+            problem = utf8_problem(raw)
+            if len(row) != len(header):
+                problem = problem or f"{len(row)} fields, the header has {len(header)}"
+            rows.append(["" if problem else (row[i] if i < len(row) else "") for i in index])
+            lines.append(number)
+            utf8.append(problem)
+            raws.append(raw)
+    frame = pd.DataFrame(rows, columns=list(WINDOW_COLUMNS), dtype=str)
+    reasons = list(utf8)
+    out = _window_row_problems(frame, lines, reasons)
+    bad_rows = [i for i, r in enumerate(reasons) if r is not None]
+    if bad_rows and not skip_bad:
+        i = bad_rows[0]
+        raise RecordError(str(reasons[i]), source=source, line=lines[i])
+    for i in bad_rows:
+        if bad is not None:
+            bad.add(source, lines[i], str(reasons[i]), raws[i])
+    keep = np.array([r is None for r in reasons], dtype=bool)
+    out = out[keep].sort_values("window_start", kind="stable").reset_index(drop=True)
+    for col in ("urls", "users", "clicks"):
+        out[col] = out[col].astype("int64")
     return WindowSpec.of(out).attach(out)
 
 

@@ -14,11 +14,23 @@ Used by ``clickstream-anomaly produce`` and by the S3-log producer Lambda (one s
   lateness), so the stream stays in time order within that skew. The price: a single hot key (the
   miscount bug's one user id) is written one entry per call.
 * **Retries**: entries a ``PutRecords`` response marks failed (``ProvisionedThroughputExceededException``,
-  ``InternalFailure``) are re-sent, and only those, after an exponential backoff with full jitter
-  (``uniform(0, min(cap, base * 2**round))`` seconds). Whole-call errors (throttled API, 5xx, connection)
-  are retried by botocore's ``standard`` or ``adaptive`` retry mode. After ``max_attempts`` an entry gives up:
-  :class:`ProducerError` is raised and every record not yet written can be saved as JSON Lines
-  (:meth:`SendResult.write_unsent`) for a later ``produce --input unsent.jsonl``.
+  ``InternalFailure``) are re-sent, and only those. Whole-call errors (throttled API, 5xx, connection) are
+  retried by botocore's ``standard`` or ``adaptive`` retry mode. How long to wait depends on progress:
+
+  - a call that wrote *some* entries is progress: the failed ones are retried after at most
+    ``base`` (50 ms) times the failed share of the call (full jitter), so 10 % failed entries cost a few
+    milliseconds a call, not an exponential wait;
+  - a call that wrote *nothing* backs off exponentially with full jitter (``uniform(0, min(cap, base *
+    2**k))`` seconds for the k-th such call in a row).
+
+  **Give-up rule** (bounded, whatever the failure rate): the send stops when ``max_attempts`` calls in a
+  row wrote nothing (a stream refusing everything: at most 11.35 s of backoff at the defaults), or when one
+  record has been tried ``RECORD_TRIES_FACTOR * max_attempts`` times (32 at the default 8; reached in
+  practice only when most entries keep failing, above about 70 %). :class:`ProducerError` is raised and
+  every record not yet written can be saved as JSON Lines (:meth:`SendResult.write_unsent`) for a later
+  ``produce --input unsent.jsonl``.
+* **Stopping**: ``send(stop=...)`` is asked before each call and during every wait; when it gives a reason
+  (SIGTERM, a Lambda about to time out) the send stops the same way, with every unsent record reported.
 * **Pacing**: by default as fast as the stream takes it; :class:`Pacer` replays the clicks' own timing
   ``speedup`` times faster or at a fixed ``rate`` of records per second.
 
@@ -39,7 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .clicks_csv import BadLines, iter_click_chunks
+from .clicks_csv import BadLines, iter_click_chunks, printable_raw, utf8_problem
 from .progress import Progress
 from .records import CLICK_SEPARATOR, Click, RecordError, join_click_payloads
 from .retry import Backoff
@@ -53,14 +65,28 @@ LOOKAHEAD = 5_000  # entries scanned when filling a batch (bounds the work a hot
 MAX_SKEW_SECONDS = 300.0  # event time an entry may overtake a held-back entry of a repeated key
 AGGREGATE_BYTES = 25 * 1024  # an aggregated record's size limit: one 25 KiB PUT payload unit
 LINGER_SECONDS = 0.1  # paced sends: how long a due record may wait for others to share its call (KPL: 100 ms)
+RECORD_TRIES_FACTOR = 4  # a record gives up after this many times max_attempts tries (see the module docstring)
+STOP_POLL_SECONDS = 0.2  # how often a wait asks ``stop`` whether to end the send
 
 
 class ProducerError(RuntimeError):
-    """Records could not be written after the bounded retries; ``result`` holds what was and was not sent."""
+    """Records could not be written after the bounded retries; ``result`` holds what was and was not sent.
 
-    def __init__(self, message: str, result: SendResult) -> None:
+    ``stopped`` is the reason when the send was asked to stop (``send(stop=...)``), else ``None``."""
+
+    def __init__(self, message: str, result: SendResult, *, stopped: str | None = None) -> None:
         super().__init__(message)
         self.result = result
+        self.stopped = stopped
+
+
+class BadInputError(ProducerError):
+    """The input had a bad line and bad lines stop the send (no ``skip_bad``): ``error`` is that line's
+    :class:`RecordError`; ``result.unsent`` holds every *good* click not sent, those after the bad line too."""
+
+    def __init__(self, error: RecordError, result: SendResult) -> None:
+        super().__init__(str(error), result)
+        self.error = error
 
 
 @dataclass(slots=True)
@@ -259,17 +285,22 @@ class SendResult:
 @dataclass
 class _Feed:
     """The entries of one :meth:`KinesisSender.send` not queued yet: ``source``, and ``held``, the entry
-    already read from it that is not due yet (due at ``held_due`` seconds after the start)."""
+    already read from it that is not due yet (due at ``held_due`` seconds after the start).
+
+    ``halt()`` is asked after each entry read; a reason (a bad line in the input) stops the queueing."""
 
     source: Iterator[Entry]
     pacer: Pacer | None
+    halt: Callable[[], str | None] | None = None
     held: Entry | None = None
     held_due: float = 0.0
     exhausted: bool = False
+    halted: str | None = None
+    read_error: str | None = None
 
     def fill(self, pending: deque[Entry], now: float) -> None:
         """Move the entries due at ``now`` (seconds after the start) into ``pending``, up to the look-ahead."""
-        while not self.exhausted and len(pending) < LOOKAHEAD:
+        while not self.exhausted and self.halted is None and len(pending) < LOOKAHEAD:
             if self.held is None:
                 try:
                     self.held = next(self.source)
@@ -277,6 +308,9 @@ class _Feed:
                     self.exhausted = True
                     break
                 self.held_due = self.pacer.due(self.held) if self.pacer is not None else 0.0
+                self.halted = self.halt() if self.halt is not None else None
+                if self.halted is not None:
+                    break
             if self.held_due - now > 1e-6:  # (a tolerance: clock - start is rounded)
                 break
             self.held.due = self.held_due
@@ -284,8 +318,22 @@ class _Feed:
             self.held = None
 
     def rest(self) -> list[Entry]:
-        """Every entry not queued, in order (the held one first); drains ``source``."""
-        return [*([self.held] if self.held is not None else []), *self.source]
+        """Every entry not queued, in order (the held one first); drains ``source``. An error while reading
+        the rest ends the list there and is kept in ``read_error``."""
+        out = [self.held] if self.held is not None else []
+        try:
+            out.extend(self.source)
+        except Exception as exc:  # an unreadable rest of the input: what was read is still reported
+            self.read_error = str(exc)
+        return out
+
+
+class _Stop(RuntimeError):
+    """``stop()`` gave a reason."""
+
+
+class _Halt(RuntimeError):
+    """The input's bad-line policy stopped the send."""
 
 
 @dataclass
@@ -324,49 +372,110 @@ class KinesisSender:
             raise ValueError("max skew must be 0 or more seconds")
 
     def send(
-        self, entries: Iterable[Entry], *, pacer: Pacer | None = None, progress: Progress | None = None
+        self,
+        entries: Iterable[Entry],
+        *,
+        pacer: Pacer | None = None,
+        progress: Progress | None = None,
+        stop: Callable[[], str | None] | None = None,
+        halt: Callable[[], str | None] | None = None,
     ) -> SendResult:
-        """Send every entry; returns a :class:`SendResult` or raises :class:`ProducerError` (with it)."""
+        """Send every entry; returns a :class:`SendResult` or raises :class:`ProducerError` (with it).
+
+        ``stop()`` is asked before each call and during waits: a reason ends the send (``ProducerError.stopped``).
+        ``halt()`` is asked after each entry read from ``entries``: a reason (a bad input line) ends the send
+        before anything more is sent; the entries not sent, the rest of ``entries`` included, are reported.
+        """
         result = SendResult()
-        feed = _Feed(iter(entries), pacer)
+        feed = _Feed(iter(entries), pacer, halt)
         pending: deque[Entry] = deque()
-        fail_round = 0
         start = self.clock()
         try:
-            while True:
-                now = self.clock() - start
-                feed.fill(pending, now)
-                if not pending:
-                    if feed.exhausted:
-                        break
-                    self.sleep(max(0.0, feed.held_due - (self.clock() - start)))
-                    continue
-                send_at = pending[0].due + self.linger
-                if not feed.exhausted and len(pending) < LOOKAHEAD and send_at - now > 1e-6:
-                    # Paced: let the oldest due record wait up to `linger` for more to share the call.
-                    self.sleep(max(0.0, min(feed.held_due, send_at) - (self.clock() - start)))
-                    continue
-                failed = self._send_batch(pending, result, progress)
-                if not failed:
-                    fail_round = 0
-                    continue
-                self._check_attempts(failed, result)
-                result.retried += len(failed)
-                self.sleep(self.backoff.delay(fail_round))
-                fail_round += 1
+            self._loop(feed, pending, result, start, progress, stop)
         except (Exception, KeyboardInterrupt) as exc:  # whole-call error after botocore retries, give-up, ^C
             result.unsent = [*pending, *feed.rest()]
             result.seconds = self.clock() - start
             result.error = str(exc)
+            stopped = str(exc) if isinstance(exc, _Stop) else None
+            what = f"stopped ({exc})" if stopped else str(exc)
             raise ProducerError(
-                f"could not write {len(result.unsent):,} record(s) to {self.stream_name}: {exc}", result
+                f"could not write {len(result.unsent):,} record(s) to {self.stream_name}: {what}",
+                result,
+                stopped=stopped,
             ) from exc
         result.seconds = self.clock() - start
         return result
 
-    def _send_batch(self, pending: deque[Entry], result: SendResult, progress: Progress | None) -> list[Entry]:
+    def _loop(
+        self,
+        feed: _Feed,
+        pending: deque[Entry],
+        result: SendResult,
+        start: float,
+        progress: Progress | None,
+        stop: Callable[[], str | None] | None,
+    ) -> None:
+        """The send loop: queue due entries, put batches, wait as the module docstring says."""
+        idle_calls = 0  # calls in a row that wrote nothing
+        while True:
+            reason = stop() if stop is not None else None
+            if reason:
+                raise _Stop(reason)
+            now = self.clock() - start
+            feed.fill(pending, now)
+            if feed.halted is not None:
+                raise _Halt(feed.halted)
+            if not pending:
+                if feed.exhausted:
+                    return
+                self._wait(feed.held_due - (self.clock() - start), stop)
+                continue
+            send_at = pending[0].due + self.linger
+            if not feed.exhausted and len(pending) < LOOKAHEAD and send_at - now > 1e-6:
+                # Paced: let the oldest due record wait up to `linger` for more to share the call.
+                self._wait(min(feed.held_due, send_at) - (self.clock() - start), stop)
+                continue
+            batch_size, failed = self._send_batch(pending, result, progress)
+            if not failed:
+                idle_calls = 0
+                continue
+            result.retried += len(failed)
+            if len(failed) < batch_size:  # progress: a short, proportional wait
+                idle_calls = 0
+                self._check_tries(failed, result)
+                self._wait(self.backoff.delay(0) * len(failed) / batch_size, stop)
+                continue
+            idle_calls += 1
+            if idle_calls >= self.max_attempts:
+                raise _GiveUp(
+                    f"{idle_calls} PutRecords calls in a row wrote nothing (e.g. {describe_entry(failed[0])}: "
+                    f"{result.last_error}); the stream may need more shards or a lower --rate"
+                )
+            self._check_tries(failed, result)
+            self._wait(self.backoff.delay(idle_calls - 1), stop)
+
+    def _wait(self, seconds: float, stop: Callable[[], str | None] | None) -> None:
+        """Sleep ``seconds`` (at least 0); with ``stop``, in slices that ask it, ending early with its reason."""
+        seconds = max(0.0, seconds)
+        if stop is None:
+            self.sleep(seconds)
+            return
+        end = self.clock() + seconds
+        while True:
+            reason = stop()
+            if reason:
+                raise _Stop(reason)
+            left = end - self.clock()
+            if left <= 0:
+                return
+            self.sleep(min(left, STOP_POLL_SECONDS))
+
+    def _send_batch(
+        self, pending: deque[Entry], result: SendResult, progress: Progress | None
+    ) -> tuple[int, list[Entry]]:
         """Take one batch from ``pending`` and put it; its failed entries go back to the front of ``pending``
-        (in order) and are returned. On an exception the whole batch goes back (reported unsent)."""
+        (in order). Returns the call's record count and its failed entries. On an exception the whole batch
+        goes back (reported unsent)."""
         batch = take_batch(
             pending,
             max_records=self.max_records,
@@ -383,16 +492,18 @@ class KinesisSender:
         if progress is not None:
             progress.update(sum(e.count for e in batch) - sum(e.count for e in failed))
         pending.extendleft(reversed(failed))
-        return failed
+        return len(batch), failed
 
-    def _check_attempts(self, failed: list[Entry], result: SendResult) -> None:
-        """Raise :class:`_GiveUp` when an entry of ``failed`` has had its ``max_attempts`` tries."""
+    def _check_tries(self, failed: list[Entry], result: SendResult) -> None:
+        """Raise :class:`_GiveUp` when a record of ``failed`` has had its ``RECORD_TRIES_FACTOR * max_attempts``
+        tries (the per-record bound of the give-up rule)."""
         worst = max(failed, key=lambda e: e.attempts)
-        if worst.attempts >= self.max_attempts:
+        limit = RECORD_TRIES_FACTOR * self.max_attempts
+        if worst.attempts >= limit:
             raise _GiveUp(
-                f"{len(failed)} record(s) still failing after {worst.attempts} tries "
-                f"(e.g. {describe_entry(worst)}: {result.last_error}); the stream "
-                "may need more shards or a lower --rate"
+                f"a record still failing after {worst.attempts} tries ({limit} = {RECORD_TRIES_FACTOR} x "
+                f"--max-attempts; e.g. {describe_entry(worst)}: {result.last_error}); the stream may need more "
+                "shards or a lower --rate"
             )
 
     def _put(self, batch: list[Entry], result: SendResult) -> list[Entry]:
@@ -425,10 +536,8 @@ class _GiveUp(RuntimeError):
 # ---- reading click logs into entries ---------------------------------------------------------------
 
 
-def _open_text(path: Path) -> io.TextIOBase:
-    if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
-    return open(path, encoding="utf-8")
+def _open_binary(path: Path) -> io.BufferedIOBase:
+    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
 
 
 def is_jsonlines(path: str | Path) -> bool:
@@ -439,48 +548,127 @@ def is_jsonlines(path: str | Path) -> bool:
     return bool(suffixes) and suffixes[-1] in (".jsonl", ".json", ".ndjson")
 
 
+def _jsonl_clicks(path: Path, skip_bad: bool, bad: BadLines) -> Iterator[tuple[int, Click]]:
+    """``(line, click)`` of a JSON Lines log; each line is decoded on its own, so a line that is not UTF-8
+    is a bad line with its number (a text reader would fail a whole block, with no line)."""
+    source = str(path)
+    with _open_binary(path) as fh:
+        for line_no, raw in enumerate(fh, 1):
+            try:
+                text = raw.decode("utf-8").strip()
+            except UnicodeDecodeError:
+                text = raw.decode("utf-8", "surrogateescape").strip()
+                reason = utf8_problem(text) or "not UTF-8"
+            else:
+                if not text:
+                    continue
+                try:
+                    yield line_no, Click.from_json(text)
+                    continue
+                except RecordError as exc:
+                    reason = exc.reason
+            if not skip_bad:
+                raise RecordError(reason, source=source, line=line_no, raw=printable_raw(text)) from None
+            bad.add(source, line_no, reason, text)
+
+
+def _csv_clicks(path: Path, skip_bad: bool, bad: BadLines) -> Iterator[tuple[int, Click]]:
+    """``(line, click)`` of a CSV log (``timestamp,user,page``), validated by :mod:`clickstream_anomaly.clicks_csv`."""
+    from datetime import UTC, datetime
+
+    for chunk in iter_click_chunks(path, chunk_rows=100_000, skip_bad=skip_bad, bad=bad):
+        columns = (chunk[c].tolist() for c in ("line", "ts", "user", "page"))
+        for line, ts, user, page in zip(*columns, strict=True):
+            sec, ns = divmod(int(ts), 1_000_000_000)
+            yield int(line), Click(datetime.fromtimestamp(sec, UTC).replace(microsecond=ns // 1000), user, page)
+
+
+def _located_clicks(path: str | Path, skip_bad: bool, bad: BadLines | None) -> Iterator[tuple[int, Click]]:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    bad = bad if bad is not None else BadLines()
+    return _jsonl_clicks(path, skip_bad, bad) if is_jsonlines(path) else _csv_clicks(path, skip_bad, bad)
+
+
 def iter_jsonl_clicks(path: str | Path, *, skip_bad: bool = False, bad: BadLines | None = None) -> Iterator[Click]:
     """Clicks of a JSON Lines log (one ``{"timestamp","user","page"}`` object a line; blank lines skipped)."""
     path = Path(path)
-    source = str(path)
-    bad = bad if bad is not None else BadLines()
     if not path.exists():
-        raise FileNotFoundError(f"{source}: no such file")
-    with _open_text(path) as fh:
-        for line_no, line in enumerate(fh, 1):
-            text = line.strip()
-            if not text:
-                continue
-            try:
-                yield Click.from_json(text)
-            except RecordError as exc:
-                if not skip_bad:
-                    raise RecordError(exc.reason, source=source, line=line_no, raw=text) from None
-                bad.add(source, line_no, exc.reason, text)
+        raise FileNotFoundError(f"{path}: no such file")
+    return (click for _, click in _jsonl_clicks(path, skip_bad, bad if bad is not None else BadLines()))
 
 
 def iter_csv_clicks(path: str | Path, *, skip_bad: bool = False, bad: BadLines | None = None) -> Iterator[Click]:
     """Clicks of a CSV log (``timestamp,user,page``), validated by :mod:`clickstream_anomaly.clicks_csv`."""
-    from datetime import UTC, datetime
-
-    for chunk in iter_click_chunks(path, chunk_rows=100_000, skip_bad=skip_bad, bad=bad):
-        for ts, user, page in zip(chunk["ts"].tolist(), chunk["user"].tolist(), chunk["page"].tolist(), strict=True):
-            sec, ns = divmod(int(ts), 1_000_000_000)
-            when = datetime.fromtimestamp(sec, UTC).replace(microsecond=ns // 1000)
-            yield Click(when, user, page)
+    return (click for _, click in _csv_clicks(Path(path), skip_bad, bad if bad is not None else BadLines()))
 
 
 def iter_clicks(path: str | Path, *, skip_bad: bool = False, bad: BadLines | None = None) -> Iterator[Click]:
     """Clicks of a log file: JSON Lines when the name says so (``.jsonl``/``.json``), CSV otherwise."""
-    if is_jsonlines(path):
-        return iter_jsonl_clicks(path, skip_bad=skip_bad, bad=bad)
-    return iter_csv_clicks(path, skip_bad=skip_bad, bad=bad)
+    return (click for _, click in _located_clicks(path, skip_bad, bad))
 
 
 def entries_from_file(path: str | Path, *, skip_bad: bool = False, bad: BadLines | None = None) -> Iterator[Entry]:
-    """Stream entries (click JSON keyed by user) of a click log, in file order."""
-    for click in iter_clicks(path, skip_bad=skip_bad, bad=bad):
-        yield click_entry(click)
+    """Stream entries (click JSON keyed by user) of a click log, in file order.
+
+    A click whose record would be over the 1 MiB Kinesis limit is a bad line like any other: an error
+    naming its file and line, or with ``skip_bad`` counted and skipped (written to the rejects file).
+    """
+    bad = bad if bad is not None else BadLines()
+    source = str(path)
+    for line, click in _located_clicks(path, skip_bad, bad):
+        try:
+            yield click_entry(click)
+        except RecordError as exc:
+            if not skip_bad:
+                raise RecordError(exc.reason, source=source, line=line) from None
+            bad.add(source, line, exc.reason, click.to_json())
+
+
+def send_file(
+    sender: KinesisSender,
+    path: str | Path,
+    *,
+    skip_bad: bool = False,
+    bad: BadLines | None = None,
+    pacer: Pacer | None = None,
+    progress: Progress | None = None,
+    stop: Callable[[], str | None] | None = None,
+    entries: Callable[[BadLines], Iterator[Entry]] | None = None,
+) -> SendResult:
+    """Send a click log with the bad-line policy; nothing good is ever left out of the report.
+
+    ``entries(bad)`` reads the log, skipping and counting its bad lines in ``bad`` (default: the
+    project's clicks CSV or JSON Lines, :func:`entries_from_file`; the CLI passes the reader of a
+    source format).
+
+    With ``skip_bad`` bad lines (malformed, not UTF-8, a click over 1 MiB) are counted in ``bad`` and
+    skipped. Without it the first bad line stops the send: :class:`BadInputError` names it, and its
+    ``result.unsent`` holds every good click not sent, the ones after the bad line included (the file is
+    read to its end), so re-sending them and the corrected line sends every click once. Other failures
+    raise :class:`ProducerError` as :meth:`KinesisSender.send` does.
+    """
+    bad = bad if bad is not None else BadLines()
+    before = bad.count
+
+    def halt() -> str | None:
+        return None if skip_bad or bad.count == before else "a bad input line"
+
+    def bad_input(result: SendResult) -> BadInputError:
+        first = bad.first or RecordError("bad input line", source=str(path))
+        return BadInputError(first, result)
+
+    try:
+        source = entries(bad) if entries is not None else entries_from_file(path, skip_bad=True, bad=bad)
+        result = sender.send(source, pacer=pacer, progress=progress, stop=stop, halt=halt)
+    except ProducerError as exc:
+        if isinstance(exc.__cause__, _Halt):
+            raise bad_input(exc.result) from None
+        raise
+    if halt() is not None:  # the bad line was the last one: everything good was sent
+        raise bad_input(result)
+    return result
 
 
 def describe_entry(entry: Entry) -> str:
@@ -499,7 +687,9 @@ __all__ = [
     "MAX_BATCH_BYTES",
     "MAX_BATCH_RECORDS",
     "MAX_RECORD_BYTES",
+    "RECORD_TRIES_FACTOR",
     "Backoff",
+    "BadInputError",
     "Entry",
     "KinesisSender",
     "Pacer",
@@ -510,5 +700,6 @@ __all__ = [
     "iter_clicks",
     "merge_entries",
     "partition_key",
+    "send_file",
     "take_batch",
 ]

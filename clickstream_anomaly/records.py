@@ -218,11 +218,14 @@ class Window:
         if missing:
             raise RecordError(f"missing field(s): {', '.join(missing)}")
         try:
-            counts: dict[str, Any] = {k: int(float(data[k])) for k in ("urls", "users", "clicks")}
-            counts["residual"] = float(data["residual"])
+            values = {k: float(data[k]) for k in FEATURE_COLUMNS}
         except (TypeError, ValueError) as exc:
             raise RecordError(f"non-numeric feature: {exc}") from exc
-        return cls(parse_timestamp(data["window_start"]), **counts)
+        bad = [f"{k}={v}" for k, v in values.items() if not math.isfinite(v)]
+        if bad:
+            raise RecordError(f"non-finite feature(s): {', '.join(bad)}")
+        counts: dict[str, Any] = {k: int(values[k]) for k in ("urls", "users", "clicks")}
+        return cls(parse_timestamp(data["window_start"]), **counts, residual=values["residual"])
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Window:

@@ -16,7 +16,8 @@ Specs (the ``--threshold`` option):
     (sigma clipping) was measured and rejected: on skewed scores it cannot tell the anomalies from the
     inlier tail and walks the threshold down into it (52-79 false windows on the demo instead of 1-6).
 
-  Warm-up zeros (KDA emits score 0 for its first records) are left out of the statistics.
+  Warm-up zeros (KDA emits score 0 for its first records) are left out of the statistics. Scores with
+  no spread (a single one, or all equal) give a threshold just above them: nothing stands out.
 * ``percentile:P``: the P-th percentile of the (non-warm-up) scores.
 * ``value:X``: a fixed threshold, e.g. the blog's ``value:2.6``.
 * ``f1``: with labels, the threshold that maximises F1 on them (an optimistic, in-sample figure meant for
@@ -73,6 +74,9 @@ class ThresholdRule:
         active = scores[scores > 0] if (scores > 0).any() else scores
         if active.size == 0:
             raise ValueError("no scores to compute a threshold from")
+        if self.kind in ("sigma", "percentile") and (active.size < 2 or np.ptp(active) == 0):
+            # One score, or all equal: no spread, nothing stands out (mean + k·0 would flag every window).
+            return float(np.nextafter(active.max(), np.inf))
         if self.kind == "sigma":
             return sigma_threshold(active, self._number())
         if self.kind == "percentile":

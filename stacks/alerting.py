@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from aws_cdk import Duration
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_iam as iam
@@ -44,6 +44,8 @@ ANOMALIES_METRIC = "IsAnomaly"
 SCORE_METRIC = "AnomalyScore"
 THRESHOLD_METRIC = "AnomalyThreshold"
 CLICKS_METRIC = "Clicks"
+CORRUPT_STATE_METRIC = "CorruptState"  # clickstream_anomaly.aws.batch.corrupt_state_reported
+STATEFUL_FUNCTIONS = ("aggregator", "detector", "alerter", "scorer")  # each keeps one state object in S3
 #: Iterator age (ms) above which a Kinesis consumer counts as falling behind.
 ITERATOR_AGE_LIMIT_MS = 15 * 60 * 1000
 
@@ -85,16 +87,34 @@ class Alerting(Construct):
         self.key = kms.Key(
             self, "TopicKey", enable_key_rotation=True, description="Encrypts the clickstream anomaly alert topic"
         )
+        # CloudWatch alarms of this account, and only those, may use the key and publish to the topic.
+        stack = Stack.of(self)
+        from_our_alarms = {
+            "StringEquals": {"aws:SourceAccount": stack.account},
+            "ArnLike": {"aws:SourceArn": f"arn:{stack.partition}:cloudwatch:{stack.region}:{stack.account}:alarm:*"},
+        }
         self.key.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="AllowCloudWatchAlarmsToPublish",
                 principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
                 actions=["kms:Decrypt", "kms:GenerateDataKey*"],
                 resources=["*"],
+                conditions=from_our_alarms,
             )
         )
         self.topic = sns.Topic(
             self, "Alerts", display_name="Clickstream anomalies", master_key=self.key, enforce_ssl=True
+        )
+        # enforce_ssl makes a topic policy that replaces the default one and holds only its Deny: without
+        # this Allow every alarm action fails ("not authorized to perform: SNS:Publish").
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowCloudWatchAlarmsToPublish",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions=from_our_alarms,
+            )
         )
         if alert_email:
             self.topic.add_subscription(subs.EmailSubscription(alert_email))
@@ -115,6 +135,7 @@ class Alerting(Construct):
                 "WINDOW_FREQ": window_freq,
                 "TIMEZONE": timezone,
                 "METRICS_NAMESPACE": functions.metrics_namespace,
+                "FAILURE_QUEUE_URL": self.failure_queue.queue_url,
             },
             description="Thresholds detections, publishes anomaly metrics and sends alerts",
         )
@@ -128,7 +149,8 @@ class Alerting(Construct):
             )
         )
         self.topic.grant_publish(self.function)
-        grant_prefix(state_bucket, self.function, "alerter/")
+        self.failure_queue.grant_send_messages(self.function)  # rejected detections
+        grant_prefix(state_bucket, self.function, "alerter/", state=True)
         wildcard_actions(
             self.function,
             ["kms:GenerateDataKey*"],
@@ -209,6 +231,23 @@ class Monitoring(Construct):
                 comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
                 treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
                 alarm_description=f"The {name} Lambda raised errors",
+            )
+        for name in (n for n in STATEFUL_FUNCTIONS if n in functions):
+            self.health_alarms[f"{name}-corrupt-state"] = alarm(
+                f"CorruptState-{name}",
+                metric=cw.Metric(
+                    namespace=namespace,
+                    metric_name=CORRUPT_STATE_METRIC,
+                    statistic="Sum",
+                    period=five_minutes,
+                    dimensions_map={"service": name},
+                ),
+                threshold=1,
+                evaluation_periods=1,
+                comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+                alarm_description=f"The {name} Lambda cannot read its state object in S3: it stops on every call "
+                f"until it is reset (clickstream-anomaly state check|reset --component {name}; docs: Reliability)",
             )
         for name in stream_consumers:
             iterator_age = cw.Metric(

@@ -70,6 +70,7 @@ class LambdaDetection(Construct):
                 "DETECTORS": ",".join(detectors),
                 "TIMEZONE": timezone,
                 "WINDOW_FREQ": window_freq,
+                "FAILURE_QUEUE_URL": self.failure_queue.queue_url,
             },
             description="Time-aware baseline and streaming Random Cut Forest with explanation on window features",
         )
@@ -82,5 +83,6 @@ class LambdaDetection(Construct):
                 batch_size=100,
             )
         )
-        grant_prefix(state_bucket, self.function, "detector/")
+        grant_prefix(state_bucket, self.function, "detector/", state=True)
         detections.grant_write(self.function)
+        self.failure_queue.grant_send_messages(self.function)  # event-time rejections

@@ -12,6 +12,7 @@ from __future__ import annotations
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kinesis as kinesis
 from aws_cdk import aws_kinesisfirehose as firehose
 from aws_cdk import aws_lambda as lambda_
@@ -154,6 +155,7 @@ class Ingest(Construct):
                 "STATE_BUCKET": state_bucket.bucket_name,
                 "WINDOW_FREQ": window_freq,
                 "ALLOWED_LATENESS": allowed_lateness,
+                "FAILURE_QUEUE_URL": self.failure_queues["aggregator"].queue_url,
             },
             description="Aggregates clicks into fixed windows and puts window features on the features stream",
         )
@@ -168,7 +170,8 @@ class Ingest(Construct):
             )
         )
         self.features.grant_write(self.aggregator)
-        grant_prefix(state_bucket, self.aggregator, "aggregator/")
+        self.failure_queues["aggregator"].grant_send_messages(self.aggregator)  # event-time rejections
+        grant_prefix(state_bucket, self.aggregator, "aggregator/", state=True)
         self.window_closer = events.Rule(
             self,
             "CloseWindowsEveryMinute",
@@ -205,6 +208,18 @@ class Ingest(Construct):
                 stream, ["s3:Abort*", "s3:GetBucket*", "s3:GetObject*", "s3:List*", "s3:DeleteObject*"], why
             )
             wildcard_resource(stream, f"{arn_ref(self.lake)}/*", why)
+            # That grant is grantReadWrite, deletes included; Firehose only writes. An explicit Deny wins
+            # over it, so the delivery role can never delete (or overwrite a version of) the lake's objects.
+            role = stream.node.find_child("S3 Destination Role")  # aws-cdk-lib's id for the delivery role
+            assert isinstance(role, iam.Role)
+            role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    sid="NeverDeleteTheLake",
+                    effect=iam.Effect.DENY,
+                    actions=["s3:DeleteObject*"],
+                    resources=[self.lake.arn_for_objects("*")],
+                )
+            )
 
     @property
     def functions(self) -> dict[str, lambda_.Function]:

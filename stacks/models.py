@@ -230,6 +230,7 @@ class Models(Construct):
                     "DEEPAR_PREDICTION_LENGTH": str(deepar_hyperparameters["prediction_length"]),
                     "DETECTIONS_STREAM_NAME": detections.stream_name,
                     "STATE_BUCKET": state_bucket.bucket_name,
+                    "FAILURE_QUEUE_URL": self.scorer_failure_queue.queue_url,
                 },
                 description="Scores window features with the SageMaker RCF and DeepAR endpoints",
             )
@@ -255,7 +256,8 @@ class Models(Construct):
                     resources=[self.bucket.arn_for_objects(f"{CHANNELS_ROOT}{SCALING_KEY}")],
                 )
             )
-            grant_prefix(state_bucket, self.scorer, "scorer/")
+            grant_prefix(state_bucket, self.scorer, "scorer/", state=True)
+            self.scorer_failure_queue.grant_send_messages(self.scorer)  # event-time rejections
 
     # ------------------------------------------------------------------ helpers
     def _acknowledge_pipeline(self, machine: sfn.StateMachine) -> None:

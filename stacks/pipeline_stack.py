@@ -187,6 +187,12 @@ class ClickstreamAnomalyStack(Stack):
         CfnOutput(self, "AlertTopic", value=self.alerting.topic.topic_arn)
         CfnOutput(self, "Dashboard", value=self.monitoring.dashboard.dashboard_name)
         CfnOutput(self, "ModelsBucket", value=self.models.bucket.bucket_name)
+        CfnOutput(
+            self,
+            "StateBucket",
+            value=self.storage.state.bucket_name,
+            description="The Lambdas' state objects: clickstream-anomaly state check|reset --bucket <this>",
+        )
         for alg, machine in self.models.state_machines.items():
             CfnOutput(
                 self,

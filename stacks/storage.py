@@ -78,22 +78,29 @@ class Storage(Construct):
 
 
 def grant_prefix(
-    bucket: s3.IBucket, grantee: iam.IGrantable, prefix: str, *, read: bool = True, write: bool = True
+    bucket: s3.IBucket,
+    grantee: iam.IGrantable,
+    prefix: str,
+    *,
+    read: bool = True,
+    write: bool = True,
+    state: bool = False,
 ) -> None:
     """Least-privilege object access under ``prefix`` (``"detector/"``): Get/Put on its objects and
-    ListBucket limited to it (so a missing key reads as NoSuchKey, not AccessDenied). Acknowledges the one
-    wildcard this needs (the prefix's objects)."""
+    ListBucket limited to it. Acknowledges the one wildcard this needs (the prefix's objects).
+
+    ``state``: the role reads a state object that may not exist yet. A ``GetObject`` request carries no
+    ``s3:prefix``, so a ListBucket limited by that condition does not apply to it and S3 answers a missing
+    key with 403 (AccessDenied), not 404 (NoSuchKey): every first run would fail. A state role therefore
+    gets ListBucket on the whole bucket (it holds only the components' state objects) and no condition."""
     actions = (["s3:GetObject"] if read else []) + (["s3:PutObject"] if write else [])
     grantee.grant_principal.add_to_principal_policy(
         iam.PolicyStatement(actions=actions, resources=[bucket.arn_for_objects(f"{prefix}*")])
     )
     if read:
+        conditions = None if state else {"StringLike": {"s3:prefix": [f"{prefix}*"]}}
         grantee.grant_principal.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["s3:ListBucket"],
-                resources=[bucket.bucket_arn],
-                conditions={"StringLike": {"s3:prefix": [f"{prefix}*"]}},
-            )
+            iam.PolicyStatement(actions=["s3:ListBucket"], resources=[bucket.bucket_arn], conditions=conditions)
         )
     from stacks.nag import arn_ref, wildcard_resource
 

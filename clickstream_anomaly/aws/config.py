@@ -16,6 +16,7 @@ from ..kda import KdaRcfParameters
 from ..records import BASELINE, RCF_STREAMING
 from ..streaming.aggregation import DEFAULT_ALLOWED_LATENESS
 from ..streaming.alerting import AlertConfig
+from ..streaming.eventtime import EARLIEST_EVENT_TIME, LAMBDA_MAX_FUTURE_SECONDS, EventTimePolicy
 from ..streaming.scoring import DeepARScoring
 from ..windowspec import DEFAULT_FREQ, WindowSpec
 
@@ -137,3 +138,37 @@ def deepar_scoring_from_env(environ: Mapping[str, str] | None = None) -> DeepARS
         )
     except ValueError as exc:
         raise ConfigError(f"DeepAR scorer settings: {exc}") from exc
+
+
+def _seconds(name: str, default: str, environ: Mapping[str, str] | None) -> float:
+    import pandas as pd
+
+    text = env(name, default, environ)
+    try:
+        value = pd.Timedelta(text).total_seconds()
+    except ValueError:
+        raise ConfigError(f"environment variable {name} must be a duration such as 6h or 15min, got {text!r}") from None
+    return value
+
+
+def event_time_policy_from_env(environ: Mapping[str, str] | None = None) -> EventTimePolicy:
+    """The event-time policy of the stateful Lambdas (:mod:`clickstream_anomaly.streaming.eventtime`):
+    ``EVENT_TIME_MAX_AHEAD`` (``6h`` ahead of the component's event clock), ``EVENT_TIME_MAX_FUTURE``
+    (``15min`` ahead of the wall clock) and ``EVENT_TIME_EARLIEST`` (``2000-01-01T00:00:00Z``)."""
+    from ..records import RecordError, parse_timestamp
+
+    earliest_text = env("EVENT_TIME_EARLIEST", EARLIEST_EVENT_TIME.isoformat(), environ)
+    try:
+        earliest = parse_timestamp(earliest_text).timestamp()
+    except RecordError:
+        raise ConfigError(
+            f"environment variable EVENT_TIME_EARLIEST must be an ISO 8601 time, got {earliest_text!r}"
+        ) from None
+    try:
+        return EventTimePolicy(
+            max_ahead=_seconds("EVENT_TIME_MAX_AHEAD", "6h", environ),
+            max_future=_seconds("EVENT_TIME_MAX_FUTURE", f"{LAMBDA_MAX_FUTURE_SECONDS:.0f}s", environ),
+            earliest=earliest,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"EVENT_TIME_*: {exc}") from exc

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +18,7 @@ from ..records import RCF_STREAMING, Detection, Window
 from ..streaming.aggregation import BatchStats, run_aggregator
 from ..streaming.alerting import Alert, run_alerter, sns_attributes
 from ..streaming.detection import run_detector
+from ..streaming.eventtime import Rejection
 from ..streaming.state import transact
 from .clients import _client, client
 from .config import (
@@ -29,6 +30,7 @@ from .config import (
     env,
     env_float,
     env_int,
+    event_time_policy_from_env,
     rcf_params_from_env,
     streaming_detectors_from_env,
 )
@@ -88,6 +90,30 @@ def send_detections(stream: str) -> Callable[[list[Detection]], None]:
     return send
 
 
+#: An SQS message body is at most 256 KiB; rejections are packed into messages below this size.
+MAX_MESSAGE_BYTES = 200 * 1024
+
+
+def send_rejections(queue_url: str | None = None) -> Callable[[list[Rejection]], None]:
+    """Send rejected records (event-time policy) to the function's failure queue (``FAILURE_QUEUE_URL``):
+    one SQS message per rejection, body ``{"component", "reason", "record", "source"}``, in batches of 10.
+    The queue is the one that receives the event source mapping's failed batches; its alarm fires."""
+
+    def send(rejections: list[Rejection]) -> None:
+        import json
+
+        url = queue_url or env("FAILURE_QUEUE_URL")
+        sqs = client("sqs")
+        bodies = [json.dumps(r.to_dict(), separators=(",", ":"))[:MAX_MESSAGE_BYTES] for r in rejections]
+        for i in range(0, len(bodies), 10):
+            entries = [{"Id": str(n), "MessageBody": b} for n, b in enumerate(bodies[i : i + 10])]
+            resp = sqs.send_message_batch(QueueUrl=url, Entries=entries)
+            if resp.get("Failed"):
+                raise RuntimeError(f"SQS did not take {len(resp['Failed'])} rejection message(s): {resp['Failed'][0]}")
+
+    return send
+
+
 def sns_publisher(topic_arn: str) -> Callable[[Alert], None]:
     """Publish an alert: plain text body, JSON incident payload in the message attributes.
 
@@ -131,7 +157,9 @@ def now() -> float:
 
 @dataclass
 class ObjectResult:
-    """What the S3 producer did with one object."""
+    """What the S3 producer did with one object. ``bad_lines`` holds the first bad lines' reasons
+    (``file:line: reason``), ``stopped`` why the send stopped early (a Lambda about to time out), ``error``
+    why the rest was not sent."""
 
     key: str
     sent: int = 0
@@ -139,22 +167,52 @@ class ObjectResult:
     unsent: int = 0
     rejected_key: str | None = None
     unsent_key: str | None = None
+    bad_lines: list[str] = field(default_factory=list)
+    stopped: str | None = None
+    error: str | None = None
+
+
+#: The S3 producer stops sending when its Lambda has less than this left, to write ``unsent/`` in time.
+DEADLINE_MARGIN_SECONDS = 30.0
+
+
+def deadline_stop(remaining_ms: Callable[[], int] | None) -> Callable[[], str | None] | None:
+    """A ``stop`` for the sender that gives a reason once ``remaining_ms()`` (the Lambda context's
+    ``get_remaining_time_in_millis``) is under :data:`DEADLINE_MARGIN_SECONDS`."""
+    if remaining_ms is None:
+        return None
+
+    def stop() -> str | None:
+        left = remaining_ms() / 1000.0
+        if left < DEADLINE_MARGIN_SECONDS:
+            return f"Lambda timeout in {left:.0f} s: stopped to write the rest to unsent/"
+        return None
+
+    return stop
 
 
 def produce_s3_object(
-    bucket: str, key: str, *, stream: str, rejected_prefix: str = "rejected/", unsent_prefix: str = "unsent/"
+    bucket: str,
+    key: str,
+    *,
+    stream: str,
+    rejected_prefix: str = "rejected/",
+    unsent_prefix: str = "unsent/",
+    remaining_ms: Callable[[], int] | None = None,
 ) -> ObjectResult:
     """Send one click log object (CSV or JSON Lines, optionally gzip) to the clicks stream.
 
-    Bad lines are skipped and written with their reason to ``s3://bucket/<rejected_prefix><key>.csv``;
-    records that could not be sent after the retries go to ``s3://bucket/<unsent_prefix><key>.jsonl``
-    (JSON Lines: copy it back under the input prefix to re-send). Nothing is dropped silently.
+    Bad lines (malformed, not UTF-8, a click over the 1 MiB record limit) are skipped and written with
+    their reason to ``s3://bucket/<rejected_prefix><key>.csv``; records that could not be sent (after the
+    retries, or because the Lambda is about to time out: ``remaining_ms``) go to
+    ``s3://bucket/<unsent_prefix><key>.jsonl`` (JSON Lines: copy it back under the input prefix to re-send).
+    Every good click is either on the stream or in that object: nothing is dropped silently.
     """
     import tempfile
     from pathlib import Path
 
     from ..clicks_csv import BadLines
-    from ..producer import ProducerError, entries_from_file
+    from ..producer import ProducerError, send_file
 
     s3 = client("s3")
     out = ObjectResult(key)
@@ -165,17 +223,20 @@ def produce_s3_object(
         rejects = Path(tmp) / "rejected.csv"
         bad = BadLines(rejects_path=rejects)
         try:
-            result = clicks_sender(stream).send(entries_from_file(local, skip_bad=True, bad=bad))
+            result = send_file(clicks_sender(stream), local, skip_bad=True, bad=bad, stop=deadline_stop(remaining_ms))
         except ProducerError as exc:
             result = exc.result
-            out.unsent = result.failed
-            out.unsent_key = f"{unsent_prefix}{key}.jsonl"
-            unsent_path = result.write_unsent(Path(tmp) / "unsent.jsonl")
-            s3.upload_file(str(unsent_path), bucket, out.unsent_key)
+            out.stopped, out.error = exc.stopped, None if exc.stopped else str(exc)
+            if result.unsent:
+                out.unsent = result.failed
+                out.unsent_key = f"{unsent_prefix}{key}.jsonl"
+                unsent_path = result.write_unsent(Path(tmp) / "unsent.jsonl")
+                s3.upload_file(str(unsent_path), bucket, out.unsent_key)
         finally:
             bad.close()
         out.sent = result.sent
         out.rejected = bad.count
+        out.bad_lines = [line.replace(str(local), key) for line in bad.examples]
         if bad.count:
             out.rejected_key = f"{rejected_prefix}{key}.csv"
             s3.upload_file(str(rejects), bucket, out.rejected_key)
@@ -192,27 +253,56 @@ def aggregate(cfg: AggregatorConfig, records: list, shards: Iterable[str] = ()) 
         lateness=cfg.lateness,
         now=now(),
         shards=shards,
+        reject=send_rejections(),
+        policy=event_time_policy_from_env(),
     )
 
 
-def detect(windows: list[Window]) -> list[Detection]:
-    """The detector's work: step the saved models (``DETECTORS``) over ``windows``, send detections."""
+def detect(windows: list[Window]) -> tuple[list[Detection], list[Rejection]]:
+    """The detector's work: step the saved models (``DETECTORS``) over ``windows``, send detections;
+    returns them and the rejected windows sent to the failure queue."""
     store = state_store(env("STATE_KEY", "detector/state.bin"))
     params = rcf_params_from_env() if RCF_STREAMING in streaming_detectors_from_env() else None
-    return run_detector(
+    rejected: list[Rejection] = []
+    send_rejected = send_rejections()
+
+    def reject(rejections: list[Rejection]) -> None:
+        send_rejected(rejections)
+        rejected.extend(rejections)
+
+    detections = run_detector(
         store,
         windows,
         params=params,
         baseline=baseline_from_env(),
         send=send_detections(env("DETECTIONS_STREAM_NAME")),
+        now=now(),
+        policy=event_time_policy_from_env(),
+        reject=reject,
     )
+    return detections, rejected
 
 
-def alert(detections: list[Detection]) -> tuple[list[Detection], list[Alert]]:
-    """The alerter's work: judge, group, publish to ``TOPIC_ARN``; returns (judged, published)."""
-    return run_alerter(
-        state_store(ALERTER_STATE_KEY), detections, alert_config_from_env(), publish=sns_publisher(env("TOPIC_ARN"))
+def alert(detections: list[Detection]) -> tuple[list[Detection], list[Alert], list[Rejection]]:
+    """The alerter's work: judge, group, publish to ``TOPIC_ARN``; returns (judged, published, rejected
+    detections sent to the failure queue)."""
+    rejected: list[Rejection] = []
+    send_rejected = send_rejections()
+
+    def reject(rejections: list[Rejection]) -> None:
+        send_rejected(rejections)
+        rejected.extend(rejections)
+
+    judged, published = run_alerter(
+        state_store(ALERTER_STATE_KEY),
+        detections,
+        alert_config_from_env(),
+        publish=sns_publisher(env("TOPIC_ARN")),
+        now=now(),
+        policy=event_time_policy_from_env(),
+        reject=reject,
     )
+    return judged, published, rejected
 
 
 def sagemaker_invoke(endpoint: str, body: str, content_type: str) -> bytes:
@@ -249,9 +339,18 @@ def rcf_scaling() -> Scaling | None:
     return scaling
 
 
-def score(window: Window) -> list[Detection]:
-    """The scorer's work for one window: configured endpoints -> detections -> detections stream."""
+def score(window: Window) -> tuple[list[Detection], Rejection | None]:
+    """The scorer's work for one window: configured endpoints -> detections -> detections stream.
+
+    A window outside the event-time policy's wall-clock bounds (the scorer keeps no event clock) is not
+    scored: it goes to the failure queue and is returned as the rejection."""
     from ..streaming.scoring import History, score_window
+
+    reason = event_time_policy_from_env().reason(window.window_start.timestamp(), now=now())
+    if reason is not None:
+        rejection = Rejection("scorer", reason, window.to_dict())
+        send_rejections()([rejection])
+        return [], rejection
 
     rcf, deepar = env("RCF_ENDPOINT_NAME", ""), env("DEEPAR_ENDPOINT_NAME", "")
     scaling = rcf_scaling() if rcf else None
@@ -279,4 +378,4 @@ def score(window: Window) -> list[Detection]:
         dets = score_window(window, invoke=sagemaker_invoke, rcf_endpoint=rcf, rcf_scaling=scaling)
     if dets:
         send_detections(env("DETECTIONS_STREAM_NAME"))(dets)
-    return dets
+    return dets, None

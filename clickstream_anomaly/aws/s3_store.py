@@ -18,6 +18,10 @@ class S3Store:
     bucket: str
     key: str
 
+    @property
+    def location(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
     def load(self) -> tuple[bytes | None, str | None]:
         try:
             obj = self.client.get_object(Bucket=self.bucket, Key=self.key)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from .. import __version__
 from ..records import RecordError
 
-COMMANDS: tuple[str, ...] = ("generate", "features", "detect", "demo", "produce", "sagemaker")
+COMMANDS: tuple[str, ...] = ("generate", "features", "detect", "demo", "produce", "sagemaker", "state")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,6 +27,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def path_problem(exc: OSError) -> str:
+    """A user's path mistake in words, naming the path (an output under a file, a file where a folder goes)."""
+    path = exc.filename if exc.filename is not None else "?"
+    if isinstance(exc, FileExistsError):
+        return f"cannot create the folder {path}: a file of that name exists (give a folder path)"
+    if isinstance(exc, NotADirectoryError):
+        return f"cannot create or write {path}: a part of that path is a file, not a folder"
+    if isinstance(exc, IsADirectoryError):
+        return f"{path} is a folder; give a file path"
+    return f"cannot write {path}: permission denied"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -34,6 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except (RecordError, ValueError, FileNotFoundError) as exc:
         print(f"clickstream-anomaly {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except (FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError) as exc:
+        print(f"clickstream-anomaly {args.command}: error: {path_problem(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -19,7 +19,7 @@ from ..records import RecordError
 from ..sources import AUTO, FORMATS, Filtered, SourceSettings, detect_format
 from ..thresholds import DEFAULT_THRESHOLD, parse_threshold
 from ..workflow import DetectionResult, run_detection, write_outputs
-from .features import add_bad_line_options, add_source_options, source_settings
+from .features import add_bad_line_options, add_max_windows_option, add_source_options, source_settings
 from .progress import progress_bar
 
 
@@ -76,6 +76,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_detection_options(p)
     add_source_options(p)
     add_bad_line_options(p)
+    add_max_windows_option(p)
     p.set_defaults(func=run)
 
 
@@ -99,14 +100,22 @@ def _is_windows(path: Path, fmt: str, settings: SourceSettings) -> bool:
 def load_windows(path: Path, args: argparse.Namespace) -> pd.DataFrame:
     fmt = getattr(args, "format", AUTO)
     settings = source_settings(args)
-    if _is_windows(path, fmt, settings):
-        return read_windows(path)
     bad = BadLines(rejects_path=args.rejects)
     filtered = Filtered()
     try:
-        windows = compute_windows(
-            path, args.freq, skip_bad=args.skip_bad, bad=bad, fmt=fmt, settings=settings, filtered=filtered
-        )
+        if _is_windows(path, fmt, settings):
+            windows = read_windows(path, skip_bad=args.skip_bad, bad=bad)
+        else:
+            windows = compute_windows(
+                path,
+                args.freq,
+                skip_bad=args.skip_bad,
+                bad=bad,
+                fmt=fmt,
+                settings=settings,
+                filtered=filtered,
+                max_windows=args.max_windows,
+            )
     finally:
         bad.close()
     if not args.quiet:
@@ -121,6 +130,8 @@ def detect_and_write(
     windows: pd.DataFrame, args: argparse.Namespace, labels: pd.DataFrame | None, out: Path
 ) -> DetectionResult:
     names = [n.strip() for n in args.detectors.split(",") if n.strip()]
+    if not names:
+        raise ValueError(f"--detectors {args.detectors!r} names no detector: choose among {','.join(DETECTOR_NAMES)}")
     rule = parse_threshold(args.threshold) if args.threshold is not None else None
     if rule is not None and rule.kind == "f1" and labels is None:
         raise ValueError("--threshold f1 needs --labels")

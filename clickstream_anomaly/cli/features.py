@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ..clicks_csv import BadLines
-from ..features import DEFAULT_FREQ, DEFAULT_LATENESS, compute_windows, write_windows
+from ..features import DEFAULT_FREQ, DEFAULT_LATENESS, MAX_WINDOWS, compute_windows, write_windows
 from ..sources import AUTO, FORMATS, Filtered, SourceSettings
 from .progress import progress_bar
 
@@ -53,6 +53,17 @@ def add_bad_line_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_max_windows_option(p: argparse.ArgumentParser) -> None:
+    """The cap on the windows a clicks input may make (a mis-dated click would make millions)."""
+    p.add_argument(
+        "--max-windows",
+        type=int,
+        default=MAX_WINDOWS,
+        help=f"fail when the clicks span more windows than this (default {MAX_WINDOWS:,}: a mis-dated click "
+        "makes millions of empty windows)",
+    )
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "features",
@@ -73,6 +84,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress or summary on stderr")
     add_source_options(p)
     add_bad_line_options(p)
+    add_max_windows_option(p)
     p.set_defaults(func=run)
 
 
@@ -93,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
                 fmt=args.format,
                 settings=source_settings(args),
                 filtered=filtered,
+                max_windows=args.max_windows,
             )
     finally:
         bad.close()

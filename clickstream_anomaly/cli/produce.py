@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..aws.clients import kinesis_client
@@ -14,12 +16,14 @@ from ..producer import (
     LINGER_SECONDS,
     MAX_SKEW_SECONDS,
     Backoff,
+    BadInputError,
     Entry,
     KinesisSender,
     Pacer,
     ProducerError,
     click_entry,
     entries_from_file,
+    send_file,
 )
 from ..sources import AUTO, detect_format, iter_clicks
 from .features import add_bad_line_options, add_source_options, source_settings
@@ -35,7 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "keyed by user (a user's clicks aggregated into one record, newline-separated, unless --no-aggregate). "
         "Failed entries are re-sent with "
         "backoff; after bounded retries the unsent records are written to --unsent and the "
-        "command exits 1.",
+        "command exits 1. A bad input line stops it with exit 2 (its file, line and reason; every good click "
+        "not sent, the ones after it too, in --unsent) unless --skip-bad; SIGTERM or Ctrl-C stop it with the "
+        "unsent records written too (exit 143 or 130).",
     )
     p.add_argument("--stream", required=True, help="Kinesis stream name")
     p.add_argument("--input", required=True, type=Path, help="click log (see --format), optionally .gz")
@@ -98,14 +104,61 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _entries(args: argparse.Namespace, bad: BadLines) -> Iterator[Entry]:
-    """The input's entries: the producer's own reader for a clicks log, the sources for any other format."""
+def _reader(args: argparse.Namespace) -> Callable[[BadLines], Iterator[Entry]]:
+    """The input's reader for :func:`~clickstream_anomaly.producer.send_file` (bad lines skipped into
+    ``bad``): the producer's own for a clicks log, the sources for any other format."""
     settings = source_settings(args)
     fmt = detect_format(args.input, settings) if args.format == AUTO else args.format
-    if fmt == "clicks":
-        return entries_from_file(args.input, skip_bad=args.skip_bad, bad=bad)
-    clicks = iter_clicks(args.input, fmt, settings, skip_bad=args.skip_bad, bad=bad)
-    return (click_entry(click) for click in clicks)
+
+    def read(bad: BadLines) -> Iterator[Entry]:
+        if fmt == "clicks":
+            return entries_from_file(args.input, skip_bad=True, bad=bad)
+        return (click_entry(c) for c in iter_clicks(args.input, fmt, settings, skip_bad=True, bad=bad))
+
+    return read
+
+
+#: Exit status when SIGTERM stopped the send (128 + 15, as a shell reports it).
+EXIT_TERMINATED = 128 + signal.SIGTERM
+
+
+@contextmanager
+def stop_on_sigterm() -> Iterator[Callable[[], str | None]]:
+    """Turn SIGTERM (a container stop, ``kill``) into an orderly stop of the send: the returned function
+    gives the reason once the signal arrived, and the sender ends with every unsent record reported."""
+    received: list[str] = []
+
+    def on_term(signum: int, frame: object) -> None:
+        received.append("terminated (SIGTERM)")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, on_term)
+    except ValueError:  # not the main thread: no handler, no stop
+        yield lambda: None
+        return
+    try:
+        yield lambda: received[0] if received else None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def report_unsent(exc: ProducerError, args: argparse.Namespace) -> Path:
+    """Write the unsent records and print the error, the summary and the command that re-sends them."""
+    path = exc.result.write_unsent(args.unsent)
+    print(f"clickstream-anomaly produce: error: {exc}", file=sys.stderr)
+    what = "good click(s) not sent" if isinstance(exc, BadInputError) else "unsent record(s)"
+    note = ""
+    if isinstance(exc, BadInputError):
+        note = (
+            f" (the bad line {exc.error.source}:{exc.error.line} is not in it: correct it and send it too, or run "
+            "with --skip-bad)"
+        )
+    print(
+        f"{exc.result.summary()}; wrote {exc.result.failed:,} {what} to {path}{note}; re-send with "
+        f"`clickstream-anomaly produce --stream {args.stream} --input {path}`",
+        file=sys.stderr,
+    )
+    return path
 
 
 def run(args: argparse.Namespace) -> int:
@@ -125,16 +178,30 @@ def run(args: argparse.Namespace) -> int:
     )
     bad = BadLines(rejects_path=args.rejects)
     try:
-        with progress_bar(total=None, unit="records", disable=args.quiet, desc="produce") as bar:
-            result = sender.send(_entries(args, bad), pacer=pacer, progress=bar)
+        with (
+            stop_on_sigterm() as stop,
+            progress_bar(total=None, unit="records", disable=args.quiet, desc="produce") as bar,
+        ):
+            result = send_file(
+                sender,
+                args.input,
+                skip_bad=args.skip_bad,
+                bad=bad,
+                pacer=pacer,
+                progress=bar,
+                stop=stop,
+                entries=_reader(args),
+            )
     except ProducerError as exc:
-        path = exc.result.write_unsent(args.unsent)
-        print(f"clickstream-anomaly produce: error: {exc}", file=sys.stderr)
-        print(
-            f"{exc.result.summary()}; wrote {exc.result.failed:,} unsent record(s) to {path}; re-send with "
-            f"`clickstream-anomaly produce --stream {args.stream} --input {path}`",
-            file=sys.stderr,
-        )
+        report_unsent(exc, args)
+        if bad.count > 1 or (bad.count and not isinstance(exc, BadInputError)):
+            print(bad.summary(), file=sys.stderr)
+        if isinstance(exc, BadInputError):
+            return 2
+        if exc.stopped:
+            return EXIT_TERMINATED
+        if isinstance(exc.__cause__, KeyboardInterrupt):
+            return 130
         return 1
     finally:
         bad.close()

@@ -24,6 +24,13 @@ on the same clicks the emitted windows are identical to the batch computation.
   record (Lambda retries from the lowest failed one) is skipped. Closed windows go to an *outbox* in the
   state, written before they are sent and removed after, so a crash between the two re-sends the same
   windows (consumers ignore a ``window_start`` they have seen), and never loses one.
+* **Event-time policy** (:mod:`clickstream_anomaly.streaming.eventtime`). Each click is checked against
+  its shard's event clock (moved on by the wall time since), the earliest accepted time and, when given,
+  the wall clock: a click too far ahead (a day, the year 2100) or before 2000 is *rejected*. A rejected
+  click is not applied (the clock does not move), is counted, and waits in the state's ``rejected`` outbox
+  until :func:`run_aggregator`'s ``reject`` has sent it to the failure destination. A late click (its
+  window already closed) is counted in ``late_dropped`` and dropped from the windows, as before: it is
+  normal traffic, it stays in the data lake, and it would make the failure queue's alarm meaningless.
 * **Bounded state.** Only open windows (``lateness / freq + 1`` of them in steady state, capped at
   :data:`MAX_OPEN_WINDOWS`) and the outbox are kept; the state is a versioned, compressed JSON document
   (:mod:`clickstream_anomaly.persist`).
@@ -42,6 +49,14 @@ from .. import persist
 from ..features import ResidualState, freq_ns, lookback_windows
 from ..records import Click, Window, format_timestamp
 from ..windowspec import DEFAULT_FREQ
+from .eventtime import (
+    DEFAULT_POLICY,
+    EventTimePolicy,
+    Rejection,
+    acknowledge_rejections,
+    advanced_clock,
+    queue_rejections,
+)
 from .state import Store, transact
 
 MAX_OPEN_WINDOWS = 1_000
@@ -49,6 +64,7 @@ DEFAULT_ALLOWED_LATENESS = "10min"  # how long the aggregator waits for late cli
 STATE_KIND = "streaming.aggregator"
 STATE_VERSION = 2  # 1: gzip-compressed JSON
 NS = 1_000_000_000
+COMPONENT = "aggregator"
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -132,6 +148,8 @@ class AggregatorState:
     late_dropped: int = 0
     duplicates_skipped: int = 0
     residual: ResidualState = field(default_factory=ResidualState)
+    rejected: list[dict[str, Any]] = field(default_factory=list)  # rejections not sent yet (event-time policy)
+    rejections_overflow: int = 0  # rejections dropped because the outbox was full (counted, never silent)
 
     def __post_init__(self) -> None:
         if not self.residual.history:
@@ -177,6 +195,46 @@ class AggregatorState:
         if shard not in self.shard_high or newest_click_ns > self.shard_high[shard]:
             self.shard_high[shard] = newest_click_ns
             self.shard_wall[shard] = now
+
+    def event_clock(self, shard: str, now: float | None) -> float | None:
+        """``shard``'s event clock in seconds (its newest click, moved on by the wall time since); a shard
+        with no click yet takes the newest clock of the others; ``None`` before the first click at all."""
+        if shard in self.shard_high:
+            return advanced_clock(self.shard_high[shard] / NS, self.shard_wall.get(shard), now)
+        clocks = [advanced_clock(h / NS, self.shard_wall.get(sid), now) for sid, h in self.shard_high.items()]
+        known = [c for c in clocks if c is not None]
+        return max(known) if known else None
+
+    def screen(
+        self,
+        shard: str,
+        records: Iterable[tuple[str, list[Click]]],
+        *,
+        now: float | None,
+        policy: EventTimePolicy = DEFAULT_POLICY,
+    ) -> tuple[list[Click], list[Rejection]]:
+        """Split one shard's new ``(sequence number, clicks)`` records into the clicks to apply and the
+        ones the event-time policy rejects; returns ``(accepted, rejections)``. The clock moves with each
+        accepted click, so a batch may span any time without a gap of more than ``policy.max_ahead``.
+        Late clicks are accepted here; :meth:`merge` counts and drops them."""
+        clock = self.event_clock(shard, now)
+        accepted: list[Click] = []
+        rejections: list[Rejection] = []
+        for seq, clicks in records:
+            for click in clicks:
+                t = click.timestamp.timestamp()
+                reason = policy.reason(t, clock=clock, now=now)
+                if reason is not None:
+                    source = {"shard": shard, "sequence_number": str(seq)}
+                    rejections.append(Rejection(COMPONENT, reason, click.to_dict(), source))
+                    continue
+                accepted.append(click)
+                clock = t if clock is None else max(clock, t)
+        return accepted, rejections
+
+    def reject(self, rejections: list[Rejection]) -> None:
+        """Queue rejections for the failure destination (:func:`run_aggregator` sends them)."""
+        self.rejections_overflow += queue_rejections(self.rejected, rejections)
 
     def add_clicks(self, clicks: list[Click], *, shard: str = "shard", now: float | None = None) -> int:
         """Merge a batch of one shard's clicks (already de-duplicated); returns the late-dropped count."""
@@ -272,6 +330,8 @@ class AggregatorState:
             "late_dropped": self.late_dropped,
             "duplicates_skipped": self.duplicates_skipped,
             "residual": self.residual.to_dict(),
+            "rejected": self.rejected,
+            "rejections_overflow": self.rejections_overflow,
         }
 
     @classmethod
@@ -294,6 +354,8 @@ class AggregatorState:
             late_dropped=int(data["late_dropped"]),
             duplicates_skipped=int(data["duplicates_skipped"]),
             residual=ResidualState.from_dict(data["residual"]),
+            rejected=list(data.get("rejected", [])),
+            rejections_overflow=int(data.get("rejections_overflow", 0)),
         )
 
     def to_bytes(self) -> bytes:
@@ -328,33 +390,46 @@ class BatchStats:
     late_dropped: int = 0
     windows_closed: int = 0
     windows_sent: int = 0
+    rejected: int = 0  # clicks rejected by the event-time policy, this batch
+    rejections: list[Rejection] = field(default_factory=list)  # those rejections (for the log)
+    rejections_sent: int = 0
 
 
 ClickRecord = tuple[str, str, Click | Sequence[Click]]  # (shard id, sequence number, its click(s))
 
 
 def apply_batch(
-    state: AggregatorState, records: Iterable[ClickRecord], *, now: float | None = None, shards: Iterable[str] = ()
+    state: AggregatorState,
+    records: Iterable[ClickRecord],
+    *,
+    now: float | None = None,
+    shards: Iterable[str] = (),
+    policy: EventTimePolicy = DEFAULT_POLICY,
 ) -> BatchStats:
     """Apply ``(shard_id, sequence_number, clicks)`` records and close what can be closed.
 
     ``clicks`` is one :class:`Click` or the clicks of an aggregated record (in order). Re-delivered records
     are skipped per shard (``duplicates`` counts their clicks). ``shards`` names the stream's shards when
-    known. Pure: the same state and records give the same result, so it can be re-applied after a write
-    conflict.
+    known. Clicks outside ``policy`` are rejected (``stats.rejected``,
+    the state's ``rejected`` outbox). Pure: the same state and records give the same result, so it can be
+    re-applied after a write conflict.
     """
     stats = BatchStats()
     state.expected |= set(shards)
-    fresh: dict[str, list[Click]] = {}
+    fresh: dict[str, list[tuple[str, list[Click]]]] = {}
     for shard, seq, item in sorted(records, key=lambda r: (r[0], int(r[1]))):
         clicks = [item] if isinstance(item, Click) else list(item)
         if state.accept(shard, seq):
-            fresh.setdefault(shard, []).extend(clicks)
+            fresh.setdefault(shard, []).append((seq, clicks))
         else:
             stats.duplicates += len(clicks)
     if now is not None and state.first_wall is None:
         state.first_wall = now
-    for shard, clicks in fresh.items():
+    for shard, recs in fresh.items():
+        clicks, rejections = state.screen(shard, recs, now=now, policy=policy)
+        stats.rejected += len(rejections)
+        stats.rejections.extend(rejections)
+        state.reject(rejections)
         stats.clicks += len(clicks)
         stats.late_dropped += state.add_clicks(clicks, shard=shard, now=now)
     stats.windows_closed = len(state.close(now))
@@ -365,7 +440,7 @@ def _decoder(freq: str, lateness: str) -> Callable[[bytes | None], AggregatorSta
     return lambda raw: AggregatorState.from_bytes(raw, freq=freq, lateness=lateness)
 
 
-def run_aggregator(
+def run_aggregator(  # noqa: PLR0913  (the settings are keyword-only)
     store: Store,
     records: Iterable[ClickRecord],
     *,
@@ -374,23 +449,32 @@ def run_aggregator(
     lateness: str = DEFAULT_ALLOWED_LATENESS,
     now: float | None = None,
     shards: Iterable[str] = (),
+    reject: Callable[[list[Rejection]], None] | None = None,
+    policy: EventTimePolicy = DEFAULT_POLICY,
 ) -> BatchStats:
     """One aggregator invocation: apply the records (or none, for a scheduled tick), close windows, send them.
 
     ``send(windows)`` writes windows to the features stream; it runs after the state (with the windows in
     its outbox) is saved, and the outbox is cleared after it returns. If it raises, the windows stay in the
-    outbox and the next invocation sends them again.
+    outbox and the next invocation sends them again. ``reject(rejections)`` sends the rejected clicks to the
+    failure destination the same way (``None``: they stay in the state's outbox).
     """
     records, shards = list(records), list(shards)
+    decode = _decoder(freq, lateness)
     state, stats = transact(
         store,
-        _decoder(freq, lateness),
+        decode,
         AggregatorState.to_bytes,
-        lambda st: apply_batch(st, records, now=now, shards=shards),
+        lambda st: apply_batch(st, records, now=now, shards=shards, policy=policy),
     )
     if state.outbox:
         windows = state.outbox_windows()
         send(windows)
-        transact(store, _decoder(freq, lateness), AggregatorState.to_bytes, lambda st: st.acknowledge(windows))
+        transact(store, decode, AggregatorState.to_bytes, lambda st: st.acknowledge(windows))
         stats.windows_sent = len(windows)
+    if state.rejected and reject is not None:
+        pending = [Rejection.from_dict(d) for d in state.rejected]
+        reject(pending)
+        transact(store, decode, AggregatorState.to_bytes, lambda st: acknowledge_rejections(st.rejected, pending))
+        stats.rejections_sent = len(pending)
     return stats

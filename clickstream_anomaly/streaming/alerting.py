@@ -13,6 +13,11 @@
   twice) is skipped; alerts go to an outbox saved with the state before they are published and are
   removed after, and each has a key (``detector|incident start|event``) remembered once sent, so the
   same alert is never published twice by a retry.
+* **Poison detections**: a detection outside the event-time policy
+  (:mod:`clickstream_anomaly.streaming.eventtime`; one dated 2100 would make every later one look
+  re-sent) or with a score that is not finite (an ``Infinity`` would make the sigma threshold NaN for
+  good) is not judged and does not move ``last_window``; it waits in the state's ``rejected`` outbox
+  until ``reject`` has sent it to the failure destination.
 * **Metrics**: :func:`metric_values` gives the EMF values per detection (score, threshold, is-anomaly and
   the window's features), dimension ``detector``.
 """
@@ -28,9 +33,19 @@ from typing import Any
 
 from .. import persist
 from ..incidents import group_incidents
-from ..records import BASELINE, DEEPAR, FEATURE_COLUMNS, Detection, format_timestamp
+from ..records import BASELINE, DEEPAR, FEATURE_COLUMNS, Detection, format_timestamp, parse_timestamp
 from ..windowspec import DEFAULT_FREQ
+from .eventtime import (
+    DEFAULT_POLICY,
+    EventTimePolicy,
+    Rejection,
+    acknowledge_rejections,
+    advanced_clock,
+    queue_rejections,
+)
 from .state import Store, transact
+
+COMPONENT = "alerter"
 
 STATE_KIND = "streaming.alerter"
 STATE_VERSION = 2  # 1: plain JSON
@@ -75,6 +90,8 @@ class RunningStats:
     m2: float = 0.0
 
     def add(self, x: float) -> None:
+        if not math.isfinite(x):  # one Infinity would make the mean and the threshold NaN for good
+            return
         self.n += 1
         delta = x - self.mean
         self.mean += delta / self.n
@@ -118,6 +135,18 @@ class AlerterState:
     open_incident: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     outbox: list[dict[str, Any]] = field(default_factory=list)
     sent_keys: list[str] = field(default_factory=list)
+    last_wall: dict[str, float | None] = field(default_factory=dict)  # wall clock when last_window was set
+    rejected: list[dict[str, Any]] = field(default_factory=list)  # rejections not sent yet
+    rejections_overflow: int = 0
+
+    def screen(self, det: Detection, *, now: float | None, policy: EventTimePolicy) -> str | None:
+        """Why ``det`` is rejected (a score that is not finite, the event-time policy), or ``None``."""
+        if not math.isfinite(det.score):
+            return f"score {det.score} is not finite"
+        last = self.last_window.get(det.detector)
+        clock = None if last is None else parse_timestamp(last).timestamp()
+        clock = advanced_clock(clock, self.last_wall.get(det.detector), now)
+        return policy.reason(det.window.window_start.timestamp(), clock=clock, now=now)
 
     def threshold(self, detector: str, config: AlertConfig) -> float:
         if config.mode == "static":
@@ -138,17 +167,35 @@ class AlerterState:
             self.stats.setdefault(det.detector, RunningStats()).add(float(det.score))
         return det
 
-    def apply(self, detections: Iterable[Detection], config: AlertConfig) -> list[Alert]:
-        """Judge new detections in time order, group incidents, queue alerts; returns the new alerts."""
+    def apply(
+        self,
+        detections: Iterable[Detection],
+        config: AlertConfig,
+        *,
+        now: float | None = None,
+        policy: EventTimePolicy = DEFAULT_POLICY,
+        judged: list[Detection] | None = None,
+    ) -> list[Alert]:
+        """Judge new detections in time order, group incidents, queue alerts; returns the new alerts.
+
+        Detections :meth:`screen` rejects (``now``: the wall clock) are queued in ``rejected`` instead;
+        the ones judged are appended to ``judged`` when given."""
         new: list[Alert] = []
+        rejections: list[Rejection] = []
         step = config.step
         for det in sorted(detections, key=lambda d: (d.detector, d.window.window_start)):
             stamp = format_timestamp(det.window.window_start)
             last = self.last_window.get(det.detector)
             if last is not None and stamp <= last:
                 continue  # already judged: a retry or a re-sent detection
-            self.last_window[det.detector] = stamp
+            reason = self.screen(det, now=now, policy=policy)
+            if reason is not None:
+                rejections.append(Rejection(COMPONENT, reason, json.loads(det.to_json())))
+                continue
+            self.last_window[det.detector], self.last_wall[det.detector] = stamp, now
             self.judge(det, config)
+            if judged is not None:
+                judged.append(det)
             current = [Detection.from_mapping(d) for d in self.open_incident.get(det.detector, [])]
             if current:
                 gap = det.window.window_start - current[-1].window.window_start
@@ -163,6 +210,7 @@ class AlerterState:
                     new.append(self._queue([det], "open", config))
                 current.append(det)
                 self.open_incident[det.detector] = [json.loads(d.to_json()) for d in current[-MAX_INCIDENT_WINDOWS:]]
+        self.rejections_overflow += queue_rejections(self.rejected, rejections)
         return new
 
     def _queue(self, dets: list[Detection], event: str, config: AlertConfig) -> Alert:
@@ -188,6 +236,9 @@ class AlerterState:
             "open_incident": self.open_incident,
             "outbox": self.outbox,
             "sent_keys": self.sent_keys,
+            "last_wall": self.last_wall,
+            "rejected": self.rejected,
+            "rejections_overflow": self.rejections_overflow,
         }
         return persist.dumps_document(STATE_KIND, STATE_VERSION, data)
 
@@ -208,7 +259,27 @@ class AlerterState:
             open_incident=dict(data["open_incident"]),
             outbox=list(data["outbox"]),
             sent_keys=list(data["sent_keys"]),
+            last_wall=dict(data.get("last_wall", {})),
+            rejected=list(data.get("rejected", [])),
+            rejections_overflow=int(data.get("rejections_overflow", 0)),
         )
+
+
+#: An SNS subject: printable ASCII, no line breaks, fewer than 100 characters (else Publish fails).
+MAX_SUBJECT = 99
+
+
+def printable(text: object, limit: int = 200) -> str:
+    """``text`` from a record (a detector name, an explanation key) made safe for a message: characters
+    that are not printable ASCII escaped (``\\n``, ``\\x00``, ``\\u00e9``), at most ``limit`` characters."""
+    out = str(text).encode("ascii", "backslashreplace").decode("ascii")
+    out = "".join(c if " " <= c <= "~" else c.encode("unicode_escape").decode("ascii") for c in out)
+    return out if len(out) <= limit else out[: limit - 3] + "..."
+
+
+def sns_subject(text: str) -> str:
+    """A valid SNS subject: :func:`printable`, at most :data:`MAX_SUBJECT` characters."""
+    return printable(text, MAX_SUBJECT)
 
 
 def _fmt_time(ts: Any) -> str:
@@ -223,11 +294,12 @@ def build_alert(dets: list[Detection], event: str, config: AlertConfig) -> Alert
     )[0]
     info = incident.to_dict()
     peak = incident.peak
-    detector = dets[0].detector
+    detector = printable(dets[0].detector, 60)  # both come from the detections stream: escaped
+    cause = printable(incident.cause, 300)
     start = _fmt_time(incident.start)
     if event == "open":
         when = f"{start} UTC - ongoing (first anomalous window)"
-        headline = f"[clickstream anomaly] {detector}: anomaly since {start} UTC: {incident.cause}"
+        headline = f"[clickstream anomaly] {detector}: anomaly since {start} UTC: {cause}"
     else:
         when = (
             f"{start} - {_fmt_time(incident.end)} UTC ({info['duration_minutes']:.0f} min, {info['windows']} window(s))"
@@ -241,7 +313,7 @@ def build_alert(dets: list[Detection], event: str, config: AlertConfig) -> Alert
         f"When: {when}",
         f"Detector: {detector}",
         f"Score: {peak.score:.2f} vs threshold {peak.threshold:.2f} (window {_fmt_time(w.window_start)} UTC)",
-        f"Cause: {incident.cause}",
+        f"Cause: {cause}",
         f"Window features: {features}",
     ]
     if peak.p01 is not None and peak.p99 is not None:
@@ -251,9 +323,9 @@ def build_alert(dets: list[Detection], event: str, config: AlertConfig) -> Alert
         "Check: users LOW with clicks going on points to a tracking bug (user ids); everything at "
         "0 to an outage; residual HIGH with users flat to a bot.",
     ]
-    key = f"{detector}|{format_timestamp(incident.start)}|{event}"
+    key = f"{dets[0].detector}|{format_timestamp(incident.start)}|{event}"
     attributes = {"event": event, "key": key, **info}
-    return Alert(key=key, event=event, subject=headline[:100], text="\n".join(lines), attributes=attributes)
+    return Alert(key=key, event=event, subject=sns_subject(headline), text="\n".join(lines), attributes=attributes)
 
 
 def metric_values(det: Detection) -> list[tuple[str, float, str]]:
@@ -277,25 +349,39 @@ def sns_attributes(alert: Alert) -> dict[str, dict[str, str]]:
 
 
 def run_alerter(
-    store: Store, detections: Iterable[Detection], config: AlertConfig, *, publish: Callable[[Alert], None]
+    store: Store,
+    detections: Iterable[Detection],
+    config: AlertConfig,
+    *,
+    publish: Callable[[Alert], None],
+    now: float | None = None,
+    policy: EventTimePolicy = DEFAULT_POLICY,
+    reject: Callable[[list[Rejection]], None] | None = None,
 ) -> tuple[list[Detection], list[Alert]]:
     """One alerter invocation: judge and group the detections, save, publish pending alerts, mark them sent.
 
     Returns the detections judged in this call (for metrics) and the alerts published. An alert whose
-    ``publish`` raises stays pending (saved) and is published by the next invocation.
+    ``publish`` raises stays pending (saved) and is published by the next invocation. ``reject`` sends the
+    rejected detections (:meth:`AlerterState.screen`; ``now``: the wall clock) to the failure destination
+    the same way (``None``: they stay in the state).
     """
     detections = list(detections)
 
     def change(state: AlerterState) -> list[Detection]:
-        before = dict(state.last_window)
-        state.apply(detections, config)
-        return [
-            d
-            for d in detections
-            if before.get(d.detector) is None or format_timestamp(d.window.window_start) > before[d.detector]
-        ]
+        judged: list[Detection] = []
+        state.apply(detections, config, now=now, policy=policy, judged=judged)
+        return judged
 
     state, judged = transact(store, AlerterState.from_bytes, AlerterState.to_bytes, change)
+    if state.rejected and reject is not None:
+        rejected = [Rejection.from_dict(d) for d in state.rejected]
+        reject(rejected)
+        transact(
+            store,
+            AlerterState.from_bytes,
+            AlerterState.to_bytes,
+            lambda st: acknowledge_rejections(st.rejected, rejected),
+        )
     published: list[Alert] = []
     try:
         for alert in state.pending():

@@ -14,7 +14,12 @@ object (a :mod:`clickstream_anomaly.persist` state) written with conditional wri
 * the detections of a batch are saved in the outbox together with the forest, sent, then removed: a
   crash re-sends the same detections (the alerter is idempotent) and never loses one;
 * because the forest's RNG is part of the state, a restart in the middle of a stream gives the same
-  detections as an uninterrupted run.
+  detections as an uninterrupted run;
+* a window outside the event-time policy (:mod:`clickstream_anomaly.streaming.eventtime`: far ahead of
+  the last window, moved on by the wall time since, or of the wall clock; before 2000) is not fed to the
+  models and does not move ``last_window`` (one window dated 2100 would otherwise make every later one
+  look re-delivered); it waits in the state's ``rejected`` outbox until ``reject`` has sent it to the
+  failure destination.
 
 The RCF's detections carry raw scores (``threshold`` 0, ``is_anomaly`` false) for the alerter to judge;
 the baseline's carry their own verdict (threshold 1 in its score units).
@@ -42,9 +47,19 @@ from ..records import (
     Window,
     explanation_fields,
     format_timestamp,
+    parse_timestamp,
+)
+from .eventtime import (
+    DEFAULT_POLICY,
+    EventTimePolicy,
+    Rejection,
+    acknowledge_rejections,
+    advanced_clock,
+    queue_rejections,
 )
 from .state import Store, transact
 
+COMPONENT = "detector"
 DETECTOR_NAME = RCF_STREAMING
 STATE_KIND = "streaming.detector"
 STATE_VERSION = 2
@@ -80,16 +95,40 @@ class DetectorState:
     last_window: str | None = None
     outbox: list[str] = field(default_factory=list)
     baseline: TimeAwareBaseline | None = None
+    last_wall: float | None = None  # the wall clock when last_window was set (event-time policy)
+    rejected: list[dict[str, Any]] = field(default_factory=list)  # rejections not sent yet
+    rejections_overflow: int = 0
 
-    def step(self, windows: Iterable[Window], detector: str = DETECTOR_NAME) -> list[Detection]:
-        """Score-then-update each new window in time order; returns their detections (also outboxed)."""
+    def clock(self, now: float | None) -> float | None:
+        """The event clock (s): the last window's start, moved on by the wall time since."""
+        if self.last_window is None:
+            return None
+        return advanced_clock(parse_timestamp(self.last_window).timestamp(), self.last_wall, now)
+
+    def step(
+        self,
+        windows: Iterable[Window],
+        detector: str = DETECTOR_NAME,
+        *,
+        now: float | None = None,
+        policy: EventTimePolicy = DEFAULT_POLICY,
+    ) -> list[Detection]:
+        """Score-then-update each new window in time order; returns their detections (also outboxed).
+
+        Windows outside ``policy`` (``now`` is the wall clock) are queued in ``rejected`` instead."""
         fresh = []
+        rejections = []
         for w in sorted(windows, key=lambda x: x.window_start):
             stamp = format_timestamp(w.window_start)
             if self.last_window is not None and stamp <= self.last_window:  # fixed-width UTC text
                 continue
+            reason = policy.reason(w.window_start.timestamp(), clock=self.clock(now), now=now)
+            if reason is not None:
+                rejections.append(Rejection(COMPONENT, reason, w.to_dict()))
+                continue
             fresh.append(w)
-            self.last_window = stamp
+            self.last_window, self.last_wall = stamp, now
+        self.rejections_overflow += queue_rejections(self.rejected, rejections)
         out: list[Detection] = []
         if fresh and self.baseline is not None:
             frame = records_to_windows(fresh)
@@ -113,7 +152,13 @@ class DetectorState:
             arrays["rcf"] = np.frombuffer(self.model.to_bytes(), dtype=np.uint8)
         if self.baseline is not None:
             arrays["baseline"] = np.frombuffer(self.baseline.to_bytes(), dtype=np.uint8)
-        meta = {"last_window": self.last_window, "outbox": self.outbox}
+        meta = {
+            "last_window": self.last_window,
+            "outbox": self.outbox,
+            "last_wall": self.last_wall,
+            "rejected": self.rejected,
+            "rejections_overflow": self.rejections_overflow,
+        }
         return persist.dumps(STATE_KIND, STATE_VERSION, meta, arrays)
 
     @classmethod
@@ -127,7 +172,16 @@ class DetectorState:
         st = persist.loads(data, STATE_KIND, versions={STATE_VERSION})
         model = KdaRcfStream.from_bytes(st.arrays["rcf"].tobytes()) if "rcf" in st.arrays else None
         baseline = TimeAwareBaseline.from_bytes(st.arrays["baseline"].tobytes()) if "baseline" in st.arrays else None
-        return cls(model, st.meta["last_window"], list(st.meta["outbox"]), baseline)
+        meta = st.meta
+        return cls(
+            model,
+            meta["last_window"],
+            list(meta["outbox"]),
+            baseline,
+            last_wall=meta.get("last_wall"),
+            rejected=list(meta.get("rejected", [])),
+            rejections_overflow=int(meta.get("rejections_overflow", 0)),
+        )
 
 
 def new_state(
@@ -139,7 +193,7 @@ def new_state(
     return DetectorState(model, baseline=baseline.fit(None) if baseline is not None else None)
 
 
-def run_detector(
+def run_detector(  # noqa: PLR0913  (the settings are keyword-only)
     store: Store,
     windows: Iterable[Window],
     *,
@@ -148,19 +202,30 @@ def run_detector(
     random_state: int | None = 0,
     detector: str = DETECTOR_NAME,
     baseline: TimeAwareBaseline | None = None,
+    now: float | None = None,
+    policy: EventTimePolicy = DEFAULT_POLICY,
+    reject: Callable[[list[Rejection]], None] | None = None,
 ) -> list[Detection]:
     """One detector invocation: step the saved models over ``windows``, save, send, clear the outbox.
 
     ``params`` configures the streaming RCF (``None``: off); ``baseline`` the time-aware baseline for a new
-    state (``None``: off). Returns the detections sent (this batch's plus any left in the outbox by an
-    earlier failure).
+    state (``None``: off). ``reject(rejections)`` sends the windows ``policy`` rejected (``now``: the wall
+    clock) to the failure destination, after the state is saved; they are cleared once it returns
+    (``None``: they stay in the state). Returns the detections sent (this batch's plus any left in the
+    outbox by an earlier failure).
     """
     windows = list(windows)
 
     def decode(raw: bytes | None) -> DetectorState:
         return new_state(params, random_state, baseline) if raw is None else DetectorState.from_bytes(raw)
 
-    state, _ = transact(store, decode, DetectorState.to_bytes, lambda st: st.step(windows, detector))
+    state, _ = transact(
+        store, decode, DetectorState.to_bytes, lambda st: st.step(windows, detector, now=now, policy=policy)
+    )
+    if state.rejected and reject is not None:
+        rejected = [Rejection.from_dict(d) for d in state.rejected]
+        reject(rejected)
+        transact(store, decode, DetectorState.to_bytes, lambda st: acknowledge_rejections(st.rejected, rejected))
     if not state.outbox:
         return []
     pending = list(state.outbox)

@@ -6,7 +6,9 @@ order is what makes the re-delivery check exact). A record is one click or an ag
 (newline-separated, :func:`clickstream_anomaly.records.decode_click_record`). A record with a bad click
 fails alone (its reason logged) and goes to the failure destination after the retries; the shard keeps
 moving. The good clicks of an aggregated record with a bad one are counted once (its sequence number is
-checkpointed, so the retries do not count them again).
+checkpointed, so the retries do not count them again). Clicks the event-time policy rejects (too far
+ahead of the shard's clock or of the wall clock, or before 2000) are not applied: each is logged with its
+reason, counted (``EventTimeRejected``) and sent to the function's failure queue (``FAILURE_QUEUE_URL``).
 """
 
 from __future__ import annotations
@@ -16,18 +18,18 @@ from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
 
 from clickstream_anomaly.aws import runtime
+from clickstream_anomaly.aws.batch import corrupt_state_reported, logging_batch_processor
 from clickstream_anomaly.records import Click, RecordError, decode_click_record
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-processor = BatchProcessor(event_type=EventType.KinesisDataStreams)
 logger = Logger()
+processor = logging_batch_processor(logger)
 metrics = Metrics()
 
 
@@ -37,14 +39,10 @@ def record_handler(record: KinesisStreamRecord, partial: list | None = None) -> 
     shard, seq = record.event_id.split(":")[0], record.kinesis.sequence_number
     clicks, errors = decode_click_record(record.kinesis.data_as_bytes())
     if errors:
-        reason = "; ".join(str(e) for e in errors)
-        logger.error(
-            "poison record",
-            extra={"sequence_number": seq, "reason": reason, "bad_clicks": len(errors), "good_clicks": len(clicks)},
-        )
         if clicks and partial is not None:
             partial.append((shard, seq, clicks))
-        raise RecordError(reason)
+        reason = "; ".join(str(e) for e in errors)
+        raise RecordError(f"{reason} ({len(errors)} bad click(s), {len(clicks)} good)")
     return shard, seq, clicks
 
 
@@ -64,8 +62,12 @@ def handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse |
         response = processor.response()
         poison = sum(status == "fail" for status, _, _ in processed)
         metrics.add_metric(name="PoisonRecords", unit=MetricUnit.Count, value=poison)
-    stats = runtime.aggregate(cfg, records, shards)
+    with corrupt_state_reported(logger, metrics):
+        stats = runtime.aggregate(cfg, records, shards)
+    for rejection in stats.rejections[:20]:  # the reasons; every one is in the failure queue
+        logger.warning("event time rejected", extra={"reason": rejection.reason, **rejection.source})
     for name, value in (
+        ("EventTimeRejected", stats.rejected),
         ("Clicks", stats.clicks),
         ("DuplicateClicks", stats.duplicates),
         ("LateClicksDropped", stats.late_dropped),

@@ -3,7 +3,10 @@
 Environment: ``TOPIC_ARN``, ``STATE_BUCKET``, ``THRESHOLD_MODE`` (static|sigma), ``THRESHOLD`` (2.6),
 ``SIGMA_K`` (3), ``METRICS_NAMESPACE`` (ClickstreamAnomaly). KDA's Lambda output event
 (``records`` with ``recordId`` and base64 rows holding ``ANOMALY_SCORE``/``ANOMALY_EXPLANATION``) gets
-KDA's response ``{"records": [{"recordId", "result": "Ok" | "DeliveryFailed"}]}``.
+KDA's response ``{"records": [{"recordId", "result": "Ok" | "DeliveryFailed"}]}``. A record that is not a
+detection fails alone, its reason logged (``poison record``); detections dated outside the event-time
+policy or with a score that is not finite are logged, counted (``EventTimeRejected``) and sent to
+``FAILURE_QUEUE_URL``.
 """
 
 from __future__ import annotations
@@ -14,20 +17,21 @@ from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
 
 from clickstream_anomaly.aws import runtime
+from clickstream_anomaly.aws.batch import corrupt_state_reported, logging_batch_processor
 from clickstream_anomaly.records import Detection
 from clickstream_anomaly.streaming.alerting import metric_values
 from clickstream_anomaly.streaming.detection import detection_from_kda_row
+from clickstream_anomaly.streaming.eventtime import Rejection
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-processor = BatchProcessor(event_type=EventType.KinesisDataStreams)
 logger = Logger()
+processor = logging_batch_processor(logger)
 metrics = Metrics()
 
 
@@ -35,7 +39,7 @@ def record_handler(record: KinesisStreamRecord) -> Detection:
     return Detection.from_mapping(json.loads(record.kinesis.data_as_bytes()))
 
 
-def emit(judged: list[Detection], published: list) -> None:
+def emit(judged: list[Detection], published: list, rejections: list[Rejection]) -> None:
     namespace = runtime.env("METRICS_NAMESPACE", "ClickstreamAnomaly")
     for det in judged:  # one EMF blob per detection: its own detector dimension
         blob = EphemeralMetrics(namespace=namespace)
@@ -44,6 +48,9 @@ def emit(judged: list[Detection], published: list) -> None:
             blob.add_metric(name=name, unit=unit, value=value)
         blob.flush_metrics()
     metrics.add_metric(name="AlertsPublished", unit=MetricUnit.Count, value=len(published))
+    metrics.add_metric(name="EventTimeRejected", unit=MetricUnit.Count, value=len(rejections))
+    for rejection in rejections[:20]:  # the reasons; every one is in the failure queue
+        logger.warning("detection rejected", extra={"reason": rejection.reason, "record": rejection.record})
     for alert in published:
         logger.info("alert published", extra={"key": alert.key, "subject": alert.subject})
 
@@ -58,7 +65,8 @@ def kda_handler(event: dict) -> dict:
             metrics.add_metric(name="PoisonRecords", unit=MetricUnit.Count, value=1)
         results.append(rec["recordId"])
     try:
-        emit(*runtime.alert(dets))
+        with corrupt_state_reported(logger, metrics):
+            emit(*runtime.alert(dets))
         status = "Ok"
     except Exception:
         logger.exception("alerting failed; KDA will re-deliver")
@@ -73,5 +81,6 @@ def handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse |
         return kda_handler(event)
     with processor(records=event["Records"], handler=record_handler):
         processed = processor.process()
-    emit(*runtime.alert([result for status, result, _ in processed if status == "success"]))
+    with corrupt_state_reported(logger, metrics):
+        emit(*runtime.alert([result for status, result, _ in processed if status == "success"]))
     return processor.response()

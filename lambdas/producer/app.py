@@ -3,7 +3,9 @@
 Environment: ``CLICKS_STREAM_NAME``; ``REJECTED_PREFIX`` (default ``rejected/``) where bad lines go with
 their reason; ``CLICKS_AGGREGATE_BYTES`` (default 25600: a user's clicks share Kinesis records of at most
 25 KiB, as ``produce`` does; ``0`` = one click per record). Metrics (in clicks): ``RecordsSent``,
-``RecordsRejected``, ``RecordsUnsent``.
+``RecordsRejected``, ``RecordsUnsent``. Rejected lines are logged as a warning (the first reasons and the
+``rejected/`` key); records not sent (after the retries, or 30 s before the Lambda times out) as an error
+with the ``unsent/`` key.
 """
 
 from __future__ import annotations
@@ -33,10 +35,24 @@ def handler(event: S3Event, context: LambdaContext) -> dict:
     results = []
     for record in event.records:
         key = unquote_plus(record.s3.get_object.key)
-        out = runtime.produce_s3_object(record.s3.bucket.name, key, stream=stream, rejected_prefix=prefix)
+        out = runtime.produce_s3_object(
+            record.s3.bucket.name,
+            key,
+            stream=stream,
+            rejected_prefix=prefix,
+            remaining_ms=context.get_remaining_time_in_millis,
+        )
         logger.info("object sent", extra={"object": vars(out)})
+        if out.rejected:
+            logger.warning(
+                "bad lines rejected",
+                extra={"rejected": out.rejected, "rejected_key": out.rejected_key, "first": out.bad_lines},
+            )
         if out.unsent:
-            logger.error("records not sent after retries", extra={"unsent_key": out.unsent_key})
+            reason = out.stopped or out.error
+            logger.error(
+                "records not sent", extra={"unsent": out.unsent, "unsent_key": out.unsent_key, "reason": reason}
+            )
         metrics.add_metric(name="RecordsSent", unit=MetricUnit.Count, value=out.sent)
         metrics.add_metric(name="RecordsRejected", unit=MetricUnit.Count, value=out.rejected)
         metrics.add_metric(name="RecordsUnsent", unit=MetricUnit.Count, value=out.unsent)

@@ -3,7 +3,8 @@
 Environment: ``RCF_ENDPOINT_NAME``, ``DEEPAR_ENDPOINT_NAME`` (empty = disabled), ``DETECTIONS_STREAM_NAME``,
 ``STATE_BUCKET`` (recent clicks history for DeepAR's context). Endpoint errors and throttling are
 retried, then the record is reported failed; the records after it in the batch are failed too, so the
-windows are scored in order when Lambda retries.
+windows are scored in order when Lambda retries. A window dated before 2000 or ahead of the wall clock
+(event-time policy) is not scored: logged, counted (``EventTimeRejected``), sent to ``FAILURE_QUEUE_URL``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import Ki
 
 from clickstream_anomaly.aws import runtime
 from clickstream_anomaly.records import Window
+from clickstream_anomaly.streaming.state import CorruptState
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
@@ -33,11 +35,16 @@ def record_handler(record: KinesisStreamRecord) -> int:
         raise RuntimeError("an earlier record of this batch failed; retried in order")
     try:
         window = Window.from_json(record.kinesis.data_as_bytes())
-        detections = runtime.score(window)
+        detections, rejection = runtime.score(window)
     except Exception as exc:
         _failed["batch"] = True
+        if isinstance(exc, CorruptState):  # its alarm fires; the message names the object and the recovery
+            metrics.add_metric(name="CorruptState", unit=MetricUnit.Count, value=1)
         logger.error("scoring failed", extra={"sequence_number": record.kinesis.sequence_number, "reason": repr(exc)})
         raise
+    if rejection is not None:  # sent to the failure queue with its reason
+        logger.warning("event time rejected", extra={"reason": rejection.reason, "record": rejection.record})
+        metrics.add_metric(name="EventTimeRejected", unit=MetricUnit.Count, value=1)
     return len(detections)
 
 

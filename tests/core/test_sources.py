@@ -355,10 +355,10 @@ def test_detect_still_tells_windows_from_click_logs(tmp_path):
 
 
 def test_produce_entries_come_from_the_sources():
-    from clickstream_anomaly.cli.produce import _entries
+    from clickstream_anomaly.cli.produce import _reader
 
     args = argparse.Namespace(input=DATA / "access-combined.log", format="auto", source_config=None, skip_bad=False)
-    entries = list(_entries(args, BadLines()))
+    entries = list(_reader(args)(BadLines()))
     assert len(entries) == 2 and all(b"203.0.113.9" not in e.data for e in entries)
     clicks = list(iter_clicks(DATA / "access-combined.log", settings=SourceSettings(salt=SALT)))
     assert [c.page for c in clicks] == ["/start.html", "/search"]

@@ -88,7 +88,7 @@ def test_generated_tables_name_the_command_date_and_machine():
 
 
 def test_the_bench_scripts_of_the_docs_can_write_their_tables():
-    for name in ("scenarios", "features", "producer", "thresholds", "residual"):
+    for name in ("scenarios", "features", "producer", "producer_faults", "thresholds", "residual"):
         text = (BENCH / f"{name}.py").read_text(encoding="utf-8")
         assert '"--markdown"' in text and f'write_markdown("{name}"' in text, name
 

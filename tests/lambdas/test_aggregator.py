@@ -46,7 +46,7 @@ def test_scheduled_tick_emits_empty_windows_during_an_outage(aws, lambda_context
     from clickstream_anomaly.aws import runtime
     from lambdas.aggregator import app
 
-    clock = {"t": 1_000_000.0}
+    clock = {"t": datetime(2020, 7, 15, 10, 12, 30, tzinfo=UTC).timestamp()}  # just after the clicks
     monkeypatch.setattr(runtime, "now", lambda: clock["t"])
     app.handler(kinesis_event([click_payload(1, "u1"), click_payload(12, "u2")]), lambda_context)
     assert features(aws) == []  # event clock 10:12: nothing closed yet
