@@ -35,6 +35,15 @@ def powertools_parameter_name(release: str, python: str = PYTHON_MINOR) -> str:
     return f"/aws/service/powertools/python/x86_64/python{python}/{release}"
 
 
+#: Why the layers may need explicit ARNs: a synth warning (the stack is environment-agnostic, so the
+#: partition is only known at deploy time).
+PARTITION_WARNING = (
+    "The AWS SDK for pandas and Powertools layers are read from public SSM parameters, which their projects "
+    "publish in the commercial AWS regions. In the aws-cn and aws-us-gov partitions, set pandas_layer_arn and "
+    "powertools_layer_arn to layers you publish there, or the deploy fails on the missing parameters."
+)
+
+
 def managed_layers(
     scope: Construct, *, pandas_release: str, powertools_release: str, pandas_arn: str = "", powertools_arn: str = ""
 ) -> list[lambda_.ILayerVersion]:

@@ -13,7 +13,7 @@ from stacks.alerting import Alerting, Monitoring
 from stacks.detection import LambdaDetection
 from stacks.functions import LOG_RETENTION, FunctionDefaults, project_code
 from stacks.ingest import Ingest
-from stacks.layers import managed_layers
+from stacks.layers import PARTITION_WARNING, managed_layers
 from stacks.models import Models
 from stacks.nag import acknowledge
 from stacks.settings import Settings
@@ -32,6 +32,8 @@ class ClickstreamAnomalyStack(Stack):
         s = settings
         for warning_id, text in s.synth_warnings.items():  # the legacy KDA SQL engine's
             Annotations.of(self).add_warning_v2(warning_id, text)
+        if not (s.pandas_layer_arn and s.powertools_layer_arn):
+            Annotations.of(self).add_warning_v2("clickstream:layers-from-ssm", PARTITION_WARNING)
         removal = RemovalPolicy.DESTROY if s.removal_policy == "destroy" else RemovalPolicy.RETAIN
         functions = FunctionDefaults(
             code=project_code(),

@@ -315,9 +315,10 @@ class Settings:
     powertools_layer_version: Annotated[
         str, Rule("`latest` or a release `x.y.z`", "latest or a release such as 3.37.0")
     ] = Field(
-        default="latest",
+        default="3.37.0",
         pattern=f"^(latest|{_SEMVER})$",
-        description="Powertools for AWS Lambda (Python) v3 layer version in SSM.",
+        description="Powertools for AWS Lambda (Python) v3 layer release in SSM: the release the tests run "
+        "(requirements.txt), so a deploy does not change it; `latest` follows new releases.",
     )
     powertools_layer_arn: Annotated[Text, _ARN_RULE] = Field(
         default="", pattern=_LAYER_ARN, description="Explicit Powertools layer ARN (overrides the SSM parameter)."

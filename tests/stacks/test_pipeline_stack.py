@@ -66,7 +66,15 @@ def test_layers_come_from_public_ssm_parameters(template):
     params = template.to_json()["Parameters"]
     defaults = {p.get("Default") for p in params.values()}
     assert "/aws/service/aws-sdk-pandas/3.17.0/py3.13/x86_64/layer-arn" in defaults
-    assert "/aws/service/powertools/python/x86_64/python3.13/latest" in defaults
+    # pinned to the release the tests run, so a deploy does not change it
+    assert "/aws/service/powertools/python/x86_64/python3.13/3.37.0" in defaults
+    assert not any(str(d).endswith("/latest") for d in defaults)
+
+
+def test_synth_says_the_layer_parameters_exist_in_commercial_regions_only(synthesized):
+    from aws_cdk.assertions import Annotations, Match
+
+    Annotations.from_stack(synthesized[1]).has_warning("*", Match.string_like_regexp(".*aws-cn and aws-us-gov.*"))
 
 
 def test_asset_ships_only_core_and_lambdas(synthesized):
