@@ -54,3 +54,20 @@ def test_transact_reapplies_the_change_after_a_conflict(s3):
     transact(store, decode, encode, change)
     assert decode(store.load()[0]) == [100, 1]  # nothing lost, nothing doubled
     assert calls["n"] == 2
+
+
+def test_a_botocore_without_conditional_writes_is_refused_at_once_with_the_fix(s3):
+    # the S3 model as a botocore older than 1.35.99 has it: PutObject without IfMatch
+    import botocore.session
+    from botocore.model import ServiceModel
+
+    from clickstream_anomaly.aws.s3_store import ConditionalWritesUnsupported
+
+    loader = botocore.session.get_session().get_component("data_loader")
+    model = loader.load_service_model("s3", "service-2")
+    del model["shapes"]["PutObjectRequest"]["members"]["IfMatch"]
+    old = boto3.client("s3", region_name="us-east-1")
+    old.meta._service_model = ServiceModel(model, service_name="s3")
+    with pytest.raises(ConditionalWritesUnsupported, match=r"no IfMatch on S3 PutObject.*botocore >= 1\.35\.99"):
+        S3Store(old, "state-bucket", "detector/state.bin")
+    S3Store(s3, "state-bucket", "detector/state.bin")  # today's botocore is accepted
