@@ -8,7 +8,8 @@ Each state machine (one per algorithm) runs::
     -> CreateModel
     [deploy_endpoints only]
     -> CreateEndpointConfig -> FindEndpoint (DescribeEndpoint; fails: Create, else Update)
-    -> WaitForEndpoint -> DescribeEndpoint -> InService? (Succeed) | Failed? (Fail) | else wait again
+    -> WaitForEndpoint -> DescribeEndpoint -> InService on this run's config? (Succeed) | InService on
+    another (a rolled-back update: Fail) | Failed? (Fail) | else wait again
 
 Jobs, models and endpoint configs are named ``<prefix>-<algorithm>-<uuid>`` (<= 63 characters); the endpoints
 have fixed names ``<prefix>-<algorithm>`` so the scorer can call them across retrainings.
@@ -410,13 +411,34 @@ class Models(Construct):
             action="describeEndpoint",
             parameters={"EndpointName": endpoint},
             iam_resources=[self._endpoint_arn(endpoint)],
-            result_selector={"status.$": "$.EndpointStatus"},
+            result_selector={"status.$": "$.EndpointStatus", "config.$": "$.EndpointConfigName"},
             result_path="$.endpoint",
         )
+        # the config this run deployed, beside the one the endpoint serves (a failed update rolls back)
+        expect = sfn.Pass(
+            self,
+            f"{cap}ExpectedConfig",
+            parameters={"status.$": "$.endpoint.status", "config.$": "$.endpoint.config", "expected": self._name(alg)},
+            result_path="$.endpoint",
+        )
+        in_service = sfn.Condition.string_equals("$.endpoint.status", "InService")
         status = (
             sfn.Choice(self, f"{cap}EndpointInService?")
             .when(
-                sfn.Condition.string_equals("$.endpoint.status", "InService"), sfn.Succeed(self, f"{cap}EndpointReady")
+                sfn.Condition.and_(
+                    in_service, sfn.Condition.string_equals_json_path("$.endpoint.config", "$.endpoint.expected")
+                ),
+                sfn.Succeed(self, f"{cap}EndpointReady"),
+            )
+            .when(
+                in_service,
+                sfn.Fail(
+                    self,
+                    f"{cap}EndpointNotUpdated",
+                    error="EndpointNotUpdated",
+                    cause=f"SageMaker endpoint {endpoint} is InService on its previous config: the update "
+                    "failed and SageMaker rolled it back",
+                ),
             )
             .when(
                 sfn.Condition.string_equals("$.endpoint.status", "Failed"),
@@ -429,7 +451,7 @@ class Models(Construct):
             )
             .otherwise(wait)
         )
-        wait.next(describe).next(status)
+        wait.next(describe).next(expect).next(status)
         # DescribeEndpoint fails when the endpoint does not exist yet: then create it, else update it.
         find.add_catch(create, errors=["States.TaskFailed"], result_path="$.lookup_error")
         find.next(update)

@@ -248,17 +248,35 @@ def test_deploy_creates_tagged_resources_then_updates_in_place(sm):
         assert {"Key": "project", "Value": "clickstream-anomaly"} in sm.list_tags(ResourceArn=arn)["Tags"]
     assert any("InService" in m for m in messages)
 
-    # moto does not implement UpdateEndpoint: answer it here and check the request
+    # moto does not implement UpdateEndpoint: answer it here, check the request, and let DescribeEndpoint
+    # show the new config afterwards, as SageMaker does once an update succeeds
     updates = []
 
     def fake_update(params, model, **_):
         updates.append(json.loads(params["body"]))
         return type("Http", (), {"status_code": 200})(), {"EndpointArn": "arn:fake"}
 
+    def updated(parsed, n):
+        if updates:
+            parsed["EndpointConfigName"] = updates[-1]["EndpointConfigName"]
+
     sm.meta.events.register("before-call.sagemaker.UpdateEndpoint", fake_update)
+    _rewrite(sm, "DescribeEndpoint", updated)
     dep2 = deploy(sm, "rcf", training_job=job, instance_type="ml.c5.2xlarge", poll_seconds=0)
     assert dep2.action == "updated" and dep2.endpoint_config_name != dep.endpoint_config_name
     assert updates == [{"EndpointName": "clickstream-anomaly-rcf", "EndpointConfigName": dep2.endpoint_config_name}]
+
+
+def test_an_update_that_sagemaker_rolled_back_is_a_failure(sm):
+    job = _trained(sm)
+    first = deploy(sm, "rcf", poll_seconds=0)
+
+    def fake_update(params, model, **_):  # accepted, then rolled back: the endpoint stays on its old config
+        return type("Http", (), {"status_code": 200})(), {"EndpointArn": "arn:fake"}
+
+    sm.meta.events.register("before-call.sagemaker.UpdateEndpoint", fake_update)
+    with pytest.raises(EndpointFailedError, match=rf"still on config {first.endpoint_config_name}, not .*rolled back"):
+        deploy(sm, "rcf", training_job=job, instance_type="ml.c5.2xlarge", poll_seconds=0)
 
 
 def test_endpoint_that_fails_raises_with_reason(sm):

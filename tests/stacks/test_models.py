@@ -109,10 +109,23 @@ def test_pipeline_creates_or_updates_endpoint_and_waits_for_it(template, alg):
     wait = states[create]["Next"]
     assert states[update]["Next"] == wait and states[wait]["Type"] == "Wait"
     assert states[wait]["Next"] == describe
-    choice = states[states[describe]["Next"]]
+    assert states[describe]["ResultSelector"] == {"status.$": "$.EndpointStatus", "config.$": "$.EndpointConfigName"}
+    expect = states[states[describe]["Next"]]
+    assert expect["Type"] == "Pass" and expect["Parameters"]["expected.$"].startswith("States.Format(")
+    choice = states[expect["Next"]]
     assert choice["Type"] == "Choice" and choice["Default"] == wait
-    outcomes = {c["StringEquals"]: states[c["Next"]]["Type"] for c in choice["Choices"]}
-    assert outcomes == {"InService": "Succeed", "Failed": "Fail"}
+    ready, rolled_back, failed = choice["Choices"]
+    # InService on the config this run made: done; InService on another (a rolled-back update): fail
+    assert ready["And"] == [
+        {"Variable": "$.endpoint.status", "StringEquals": "InService"},
+        {"Variable": "$.endpoint.config", "StringEqualsPath": "$.endpoint.expected"},
+    ]
+    assert states[ready["Next"]]["Type"] == "Succeed"
+    assert rolled_back == {"Variable": "$.endpoint.status", "StringEquals": "InService", "Next": rolled_back["Next"]}
+    assert (
+        states[rolled_back["Next"]]["Type"] == "Fail" and states[rolled_back["Next"]]["Error"] == "EndpointNotUpdated"
+    )
+    assert failed["StringEquals"] == "Failed" and states[failed["Next"]]["Type"] == "Fail"
 
 
 def test_retraining_schedule_starts_both_pipelines(template):

@@ -148,7 +148,13 @@ def deploy(  # noqa: PLR0913  (the options of `sagemaker deploy`, keyword-only, 
             f"{instance_type}); waiting for InService"
         )
     status = wait_for_endpoint(
-        client, endpoint_name, poll_seconds=poll_seconds, timeout_s=timeout_s, on_progress=on_progress, sleep=sleep
+        client,
+        endpoint_name,
+        poll_seconds=poll_seconds,
+        timeout_s=timeout_s,
+        on_progress=on_progress,
+        sleep=sleep,
+        expected_config=resource_name,
     )
     return Deployment(endpoint_name, resource_name, resource_name, result.model_artifacts, result.image, action, status)
 
@@ -161,9 +167,12 @@ def wait_for_endpoint(
     timeout_s: float = 3600.0,
     on_progress: Callable[[str], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    expected_config: str | None = None,
 ) -> str:
     """Poll until the endpoint is ``InService`` (returned); ``Failed`` or any state other than
-    ``Creating``/``Updating``/``SystemUpdating`` raises :class:`EndpointFailedError`."""
+    ``Creating``/``Updating``/``SystemUpdating`` raises :class:`EndpointFailedError`, and so does
+    ``InService`` on another config than ``expected_config`` (a failed ``UpdateEndpoint`` rolls the
+    endpoint back to its old config and back to ``InService``)."""
     started = time.monotonic()
     last = None
     while True:
@@ -175,6 +184,14 @@ def wait_for_endpoint(
             on_progress(f"[{time.monotonic() - started:6.0f}s] endpoint {name}: {status}")
         last = status
         if status == "InService":
+            config = desc.get("EndpointConfigName")
+            if expected_config is not None and config != expected_config:
+                raise EndpointFailedError(
+                    name,
+                    status,
+                    f"still on config {config}, not {expected_config}: the update failed and SageMaker rolled "
+                    f"back ({desc.get('FailureReason') or 'no reason given'})",
+                )
             return status
         if status not in ("Creating", "Updating", "SystemUpdating"):
             raise EndpointFailedError(name, status, desc.get("FailureReason"))
