@@ -193,7 +193,13 @@ class ClickstreamAnomalyStack(Stack):
             self,
             "StateBucket",
             value=self.storage.state.bucket_name,
-            description="The Lambdas' state objects: clickstream-anomaly state check|reset --bucket <this>",
+            description="The Lambdas' state objects: clickstream-anomaly state check|reset|rebuild --bucket <this>",
+        )
+        CfnOutput(
+            self,
+            "LakeBucket",
+            value=self.ingest.lake.bucket_name,
+            description="The data lake (clicks/ and features/ by delivery date): state rebuild --lake-bucket <this>",
         )
         for alg, machine in self.models.state_machines.items():
             CfnOutput(

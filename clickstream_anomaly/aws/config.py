@@ -35,9 +35,9 @@ def env(name: str, default: str | None = None, environ: Mapping[str, str] | None
     return value
 
 
-def env_int(name: str, default: int) -> int:
+def env_int(name: str, default: int, environ: Mapping[str, str] | None = None) -> int:
     try:
-        return int(env(name, str(default)))
+        return int(env(name, str(default), environ))
     except ValueError:
         raise ConfigError(f"environment variable {name} must be an integer") from None
 
@@ -49,8 +49,8 @@ def env_float(name: str, default: float) -> float:
         raise ConfigError(f"environment variable {name} must be a number") from None
 
 
-def env_bool(name: str, default: bool) -> bool:
-    text = env(name, "true" if default else "false").strip().lower()
+def env_bool(name: str, default: bool, environ: Mapping[str, str] | None = None) -> bool:
+    text = env(name, "true" if default else "false", environ).strip().lower()
     if text not in ("true", "false", "1", "0", "yes", "no"):
         raise ConfigError(f"environment variable {name} must be true or false")
     return text in ("true", "1", "yes")
@@ -71,16 +71,16 @@ class AggregatorConfig:
         )
 
 
-def rcf_params_from_env() -> KdaRcfParameters:
+def rcf_params_from_env(environ: Mapping[str, str] | None = None) -> KdaRcfParameters:
     """``RCF_NUM_TREES``, ``RCF_SAMPLE_SIZE``, ``RCF_TIME_DECAY``, ``RCF_SHINGLE_SIZE``,
     ``RCF_WITH_DIRECTIONALITY`` (KDA's defaults 100, 256, 100000, 1; directionality on)."""
     try:
         return KdaRcfParameters(
-            number_of_trees=env_int("RCF_NUM_TREES", 100),
-            sub_sample_size=env_int("RCF_SAMPLE_SIZE", 256),
-            time_decay=env_int("RCF_TIME_DECAY", 100_000),
-            shingle_size=env_int("RCF_SHINGLE_SIZE", 1),
-            with_directionality=env_bool("RCF_WITH_DIRECTIONALITY", True),
+            number_of_trees=env_int("RCF_NUM_TREES", 100, environ),
+            sub_sample_size=env_int("RCF_SAMPLE_SIZE", 256, environ),
+            time_decay=env_int("RCF_TIME_DECAY", 100_000, environ),
+            shingle_size=env_int("RCF_SHINGLE_SIZE", 1, environ),
+            with_directionality=env_bool("RCF_WITH_DIRECTIONALITY", True, environ),
         )
     except ValueError as exc:
         raise ConfigError(f"RCF_* settings: {exc}") from exc

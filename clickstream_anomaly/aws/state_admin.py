@@ -3,12 +3,13 @@
 A state object that cannot be read stops its Lambda on every call (``CorruptState`` metric and alarm;
 :class:`clickstream_anomaly.streaming.state.CorruptState` names the object). Nothing resets it but a
 person: :func:`check_state` says what is wrong, :func:`reset_state` copies the object to a backup key
-next to it and deletes it, so the component starts again from an empty state on its next call.
+next to it and deletes it, so the component starts again from an empty state on its next call, and
+:func:`rebuild_detector_state` then learns the detector's models again from the data lake.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -103,3 +104,60 @@ def reset_state(
     s3.copy_object(Bucket=bucket, Key=backup, CopySource={"Bucket": bucket, "Key": key})
     s3.delete_object(Bucket=bucket, Key=key)
     return backup
+
+
+@dataclass(frozen=True)
+class Rebuilt:
+    """What :func:`rebuild_detector_state` wrote: the ``location``, how many ``windows`` it learned, the
+    ``first``/``last`` window starts (ISO text) and the state's ``size`` in bytes."""
+
+    location: str
+    windows: int
+    first: str | None
+    last: str | None
+    size: int
+
+
+def rebuild_detector_state(
+    s3: Any,
+    bucket: str,
+    lake_bucket: str,
+    *,
+    days: int,
+    environ: Mapping[str, str],
+    key: str | None = None,
+    now: datetime | None = None,
+) -> Rebuilt:
+    """A detector state learned from the last ``days`` of window features in the data lake, written only
+    where no state object exists (reset it first), so the detector Lambda continues after the last lake
+    window with its models warm instead of a day of warm-up.
+
+    ``environ`` holds the detector Lambda's settings (``DETECTORS``, ``TIMEZONE``, ``WINDOW_FREQ``,
+    ``RCF_*``; missing ones take their defaults). The detections of the history are not sent: the
+    state's outbox is left empty. Raises :class:`~clickstream_anomaly.streaming.state.StateConflict` when
+    a state object exists and ``ValueError`` when the lake holds no window in those days.
+    """
+    from ..streaming.detection import new_state
+    from .config import baseline_from_env, rcf_params_from_env, streaming_detectors_from_env
+    from .s3_store import S3Store
+    from .training.lake import day_prefixes, parse_objects
+
+    key = state_key("detector", key)
+    names = streaming_detectors_from_env(environ)
+    params = rcf_params_from_env(environ) if "rcf-streaming" in names else None
+    state = new_state(params, baseline=baseline_from_env(environ))
+    bodies = []
+    paginator = s3.get_paginator("list_objects_v2")
+    for prefix in day_prefixes(days, now or datetime.now(UTC)):
+        for page in paginator.paginate(Bucket=lake_bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                bodies.append(s3.get_object(Bucket=lake_bucket, Key=obj["Key"])["Body"].read())
+    latest = {w.window_start: w for w in parse_objects(bodies)}  # a re-delivered window counts once
+    if not latest:
+        raise ValueError(f"no window features under s3://{lake_bucket}/features/ in the last {days} day(s)")
+    state.step(latest.values())
+    state.outbox.clear()
+    data = state.to_bytes()
+    S3Store(s3, bucket, key).save(data, None)  # If-None-Match: never over a state the Lambda is using
+    starts = sorted(latest)
+    return Rebuilt(f"s3://{bucket}/{key}", len(starts), starts[0].isoformat(), starts[-1].isoformat(), len(data))

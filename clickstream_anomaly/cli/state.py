@@ -1,5 +1,5 @@
-"""``clickstream-anomaly state check|reset``: the documented recovery for a corrupted or truncated state
-object of a streaming Lambda (:mod:`clickstream_anomaly.aws.state_admin`; boto3 is imported on use)."""
+"""``clickstream-anomaly state check|reset|rebuild``: the documented recovery for a corrupted or truncated
+state object of a streaming Lambda (:mod:`clickstream_anomaly.aws.state_admin`; boto3 is imported on use)."""
 
 from __future__ import annotations
 
@@ -36,6 +36,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     _common(reset)
     reset.add_argument("--yes", action="store_true", help="do it (without: say what would be done)")
     reset.set_defaults(func=run_reset)
+    rebuild = cmds.add_parser(
+        "rebuild",
+        help="learn the detector's state again from the data lake's window features (after a reset)",
+        description="Feed the last --days of window features from the data lake to fresh detector models and "
+        "write them as the detector's state, where none exists (reset a corrupt one first). Give the detector "
+        "Lambda's settings (cdk.json: streaming_detectors, timezone, window) so the models match it.",
+    )
+    rebuild.add_argument(
+        "--bucket",
+        default=os.environ.get("STATE_BUCKET"),
+        help="the state bucket (the stack's StateBucket output; default: $STATE_BUCKET)",
+    )
+    rebuild.add_argument("--lake-bucket", required=True, help="the data lake bucket (the stack's LakeBucket output)")
+    rebuild.add_argument("--days", type=int, default=14, help="days of lake history to learn (default 14)")
+    rebuild.add_argument("--detectors", default="baseline", help="the stack's streaming_detectors (default baseline)")
+    rebuild.add_argument("--timezone", default="UTC", help="the stack's timezone (default UTC)")
+    rebuild.add_argument("--freq", default="10min", help="the stack's window length (default 10min)")
+    rebuild.add_argument("--key", default=None, help="the object key (default: the detector's key in the stack)")
+    rebuild.add_argument("--region", default=None, help="AWS region (default: from the environment)")
+    rebuild.set_defaults(func=run_rebuild)
 
 
 def _s3(args: argparse.Namespace) -> object:
@@ -82,5 +102,33 @@ def run_reset(args: argparse.Namespace) -> int:
     backup = reset_state(s3, args.bucket, args.component, args.key)
     print(
         f"{result.location} ({result.status}) moved to s3://{args.bucket}/{backup}; the {args.component} loses {loses}"
+    )
+    return 0
+
+
+def run_rebuild(args: argparse.Namespace) -> int:
+    from ..aws.state_admin import check_state, rebuild_detector_state
+    from ..streaming.state import StateConflict
+
+    if args.days < 1:
+        raise ValueError("--days must be at least 1")
+    s3 = _s3(args)
+    existing = check_state(s3, args.bucket, "detector", args.key)
+    if existing.status != "missing":
+        print(
+            f"{existing.location} exists ({existing.status}): reset it first with "
+            "`clickstream-anomaly state reset --component detector --yes`",
+            file=sys.stderr,
+        )
+        return 2
+    environ = {"DETECTORS": args.detectors, "TIMEZONE": args.timezone, "WINDOW_FREQ": args.freq}
+    try:
+        done = rebuild_detector_state(s3, args.bucket, args.lake_bucket, days=args.days, environ=environ, key=args.key)
+    except StateConflict:
+        print(f"{existing.location} appeared meanwhile (the detector ran): reset it again first", file=sys.stderr)
+        return 2
+    print(
+        f"wrote {done.location} ({done.size:,} bytes): {done.windows:,} windows learned, {done.first} to {done.last}; "
+        "the detector continues after the last one"
     )
     return 0

@@ -5,6 +5,7 @@ recovery (``clickstream-anomaly state check|reset``) brings the component back."
 from __future__ import annotations
 
 import gzip
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -97,3 +98,80 @@ def test_state_commands_name_a_missing_bucket_instead_of_a_traceback(capsys, mon
     monkeypatch.delenv("STATE_BUCKET", raising=False)
     assert main(["state", "check", "--component", "alerter"]) == 2
     assert "--bucket" in capsys.readouterr().err
+
+
+def _lake_day(s3, bucket: str, windows: list[Window]) -> None:
+    """Window features as Firehose delivers them: GZIP, one JSON per line, under features/dt=<date>/."""
+    by_day: dict[str, list[Window]] = {}
+    for w in windows:
+        by_day.setdefault(w.window_start.strftime("%Y-%m-%d"), []).append(w)
+    for day, ws in by_day.items():
+        body = gzip.compress("".join(w.to_json() + "\n" for w in ws).encode())
+        s3.put_object(Bucket=bucket, Key=f"features/dt={day}/part-{day}.gz", Body=body)
+
+
+def test_state_rebuild_learns_the_detector_again_from_the_lake(aws, lambda_context, capsys, monkeypatch):
+    """Before: only reset existed, so a reset detector spent a day in warm-up (no verdict on any window)."""
+    import numpy as np
+
+    from clickstream_anomaly.baseline import TimeAwareBaseline
+    from clickstream_anomaly.features import records_to_windows
+    from clickstream_anomaly.streaming.detection import DetectorState
+
+    s3 = aws["s3"]
+    s3.create_bucket(Bucket="lake-bucket")
+    rng = np.random.default_rng(3)
+    start = datetime(2020, 7, 13, tzinfo=UTC)
+    history = []
+    for i in range(3 * 144):  # three days of 10-minute windows with a daily rhythm
+        mean = 40 + 30 * np.sin(2 * np.pi * (i % 144) / 144)
+        clicks = int(rng.poisson(mean))
+        users = int(rng.binomial(clicks, 0.4))
+        history.append(Window(start + timedelta(minutes=10 * i), 5, users, clicks, clicks - 2.5 * users))
+    _lake_day(s3, "lake-bucket", [*history, history[5]])  # one window delivered twice
+    args = ["state", "rebuild", "--bucket", "state-bucket", "--lake-bucket", "lake-bucket", "--days", "30"]
+    now = history[-1].window_start + timedelta(minutes=30)
+    monkeypatch.setattr("clickstream_anomaly.aws.state_admin.datetime", _FixedNow(now))
+    assert main(args) == 0
+    assert f"{len(history):,} windows learned" in capsys.readouterr().out
+    state = DetectorState.from_bytes(s3.get_object(Bucket="state-bucket", Key="detector/state.bin")["Body"].read())
+    assert state.outbox == [] and state.last_window == history[-1].window_start.strftime("%Y-%m-%dT%H:%M:%SZ")
+    # the rebuilt baseline is the one a batch run over the same history makes
+    frame = records_to_windows(history)
+    expected = TimeAwareBaseline().fit(frame)
+    assert state.baseline is not None and state.baseline.to_bytes() == expected.to_bytes()
+    # the detector Lambda continues with a verdict at once (no warm-up), after the last lake window
+    nxt = Window(history[-1].window_start + timedelta(minutes=10), 5, 0, 0, 0.0)  # an outage at the peak hour
+    handler("detector")(kinesis_event([nxt.to_json().encode()], stream="features"), lambda_context)
+    state = DetectorState.from_bytes(s3.get_object(Bucket="state-bucket", Key="detector/state.bin")["Body"].read())
+    assert state.last_window == nxt.window_start.strftime("%Y-%m-%dT%H:%M:%SZ")
+    kin = aws["kinesis"]
+    shard = kin.list_shards(StreamName="detections")["Shards"][0]["ShardId"]
+    it = kin.get_shard_iterator(StreamName="detections", ShardId=shard, ShardIteratorType="TRIM_HORIZON")
+    records = kin.get_records(ShardIterator=it["ShardIterator"])["Records"]
+    (sent,) = [Detection.from_mapping(json.loads(r["Data"])) for r in records]
+    assert sent.detector == "baseline" and sent.window.window_start == nxt.window_start
+    assert not sent.warmup and sent.is_anomaly  # judged at once: no day of warm-up
+    # it never writes over an existing state: reset first
+    assert main(args) == 2
+    assert "reset it first" in capsys.readouterr().err
+
+
+def test_state_rebuild_without_lake_windows_says_so(aws, capsys):
+    aws["s3"].create_bucket(Bucket="lake-bucket")
+    args = ["state", "rebuild", "--bucket", "state-bucket", "--lake-bucket", "lake-bucket", "--days", "2"]
+    assert main(args) == 2
+    assert "no window features under s3://lake-bucket/features/" in capsys.readouterr().err
+
+
+class _FixedNow:
+    """``datetime`` with a fixed ``now`` (the lake's day prefixes are counted back from it)."""
+
+    def __init__(self, now: datetime) -> None:
+        self._now = now
+
+    def now(self, tz=None):
+        return self._now
+
+    def __getattr__(self, name):
+        return getattr(datetime, name)
