@@ -9,10 +9,15 @@ export NO_MKDOCS_2_WARNING := 1
 PYTEST_WORKERS ?= 2
 OUT ?= demo-output
 LOCK := requirements-dev.lock
+# PyFlink's own virtualenv (ADR 14): apache-flink 1.20.5 at the versions of flink/constraints.txt, the core
+# installed editable without its dependencies, so it runs on PyFlink's numpy 1.24 / pandas 2.2.
+FLINK_VENV ?= .venv-flink
+FLINK_PY := $(FLINK_VENV)/bin/python
+FLINK_STAMP := $(FLINK_VENV)/.installed-stamp
 # Coverage of the core, the constructs and the Lambda handlers (report only; [tool.coverage] in pyproject.toml).
 COVERAGE ?= --cov --cov-report=term
 
-.PHONY: demo test test-fast lint fmt lock synth bench docs docs-build install clean
+.PHONY: demo test test-fast test-flink flink-venv lint fmt lock synth bench docs docs-build install clean
 
 # Installs exactly the lock file: every package at its locked version, checked against its sha256 hashes
 # (--require-hashes), then the project itself, editable and without dependencies. The lock must pin what
@@ -26,6 +31,16 @@ $(STAMP): requirements.txt requirements-dev.txt $(LOCK) pyproject.toml
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+$(FLINK_STAMP): flink/requirements.txt flink/constraints.txt pyproject.toml
+	@test -x $(FLINK_PY) || python3 -m venv $(FLINK_VENV)
+	@echo "installing PyFlink into $(FLINK_VENV) (first run: a few minutes)..."
+	@$(FLINK_PY) -m pip install -q --disable-pip-version-check -r flink/requirements.txt -c flink/constraints.txt
+	@$(FLINK_PY) -m pip install -q --disable-pip-version-check --no-deps -e . 2> >(grep -v "^WARNING: Location" >&2)
+	@$(FLINK_PY) -c "import numpy, pandas, pyflink, clickstream_anomaly.baseline; print('PyFlink venv: numpy', numpy.__version__, 'pandas', pandas.__version__)"
+	@touch $(FLINK_STAMP)
+
+flink-venv: $(FLINK_STAMP)
 
 # requirements-dev.lock: requirements-dev.txt (which includes requirements.txt) resolved with uv for
 # CPython 3.11 on Linux x86_64 (what CI runs), every distribution with its hashes. Run it after changing a pin
@@ -47,9 +62,13 @@ demo: $(STAMP)
 	$(VENV)/bin/clickstream-anomaly demo -o $(OUT)
 
 # The gate CI runs (.ci/run): each step fails the build. `make lint` is the same without the docs and tests.
-test: lint
+test: lint $(FLINK_STAMP)
 	$(VENV)/bin/mkdocs build --strict
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(COVERAGE)
+
+# The Flink job's tests alone (tests/flink: the job on the local mini-cluster through $(FLINK_PY)).
+test-flink: $(STAMP) $(FLINK_STAMP)
+	$(PY) -m pytest tests/flink -q
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not slow" -q

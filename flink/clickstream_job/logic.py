@@ -1,0 +1,175 @@
+"""The job's operators as plain Python around core calls: no PyFlink import, so they are unit-tested in the
+main virtualenv and the Flink operators in :mod:`.job` stay a few lines each.
+
+* :func:`decode` is the clicks stream's one decoder (:func:`clickstream_anomaly.records.decode_click_record`:
+  a single click or an aggregated record) turned into ``(ts_ns, user, page)`` tuples and error reasons.
+* :class:`OpenWindows` is one key's open windows: exact user and page *sets* per window, Flink's
+  allowed-lateness rules, and closing in time order with empty windows filled in and the residual from the
+  core's :class:`~clickstream_anomaly.features.ResidualState`, so the windows equal the batch ``features``.
+* :func:`new_detector` / :func:`detect` run the core's streaming detector state
+  (:class:`~clickstream_anomaly.streaming.detection.DetectorState`: the time-aware baseline and, when asked,
+  the KDA-faithful streaming RCF), the state the detector Lambda keeps, so both engines give the same
+  detections.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from clickstream_anomaly.baseline import TimeAwareBaseline
+from clickstream_anomaly.features import ResidualState, freq_ns, lookback_windows
+from clickstream_anomaly.kda import KdaRcfParameters
+from clickstream_anomaly.producer import MAX_SKEW_SECONDS
+from clickstream_anomaly.records import BASELINE, RCF_STREAMING, DetectorName, Window, decode_click_record
+from clickstream_anomaly.streaming.aggregation import DEFAULT_ALLOWED_LATENESS
+from clickstream_anomaly.streaming.detection import DetectorState, new_state
+from clickstream_anomaly.windowspec import DEFAULT_FREQ
+
+NS_PER_MS = 1_000_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+ClickTuple = tuple[int, str, str]  # (event time in ns since the epoch, user, page)
+
+ACCEPTED = "accepted"
+LATE = "late"  # after its window's end, within the allowed lateness: counted in the window
+DROPPED = "dropped"  # beyond the allowed lateness: not counted, routed aside
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """The job's settings (MSF application properties, ``--`` options locally).
+
+    ``out_of_orderness`` (seconds) bounds how far a click may arrive behind the newest one without being
+    late: the producer's maximum skew. ``allowed_lateness`` is the Lambda engine's. ``idle_timeout``
+    (seconds) is how long a source split (shard) may send nothing before it stops holding the watermark.
+    ``key`` names the dimension the windows and detectors are keyed by (only ``site`` today).
+    """
+
+    freq: str = DEFAULT_FREQ
+    out_of_orderness: float = MAX_SKEW_SECONDS
+    allowed_lateness: str = DEFAULT_ALLOWED_LATENESS
+    idle_timeout: float = 60.0
+    site: str = "site"
+    key: str = "site"
+    detectors: tuple[str, ...] = (BASELINE,)
+    timezone: str = "UTC"
+    random_state: int = 0
+
+    def __post_init__(self) -> None:
+        unknown = [d for d in self.detectors if d not in (BASELINE, RCF_STREAMING)]
+        if unknown or not self.detectors:
+            raise ValueError(f"detectors must be among {BASELINE}, {RCF_STREAMING}; got {list(self.detectors)}")
+        if self.key != "site":
+            raise ValueError(f"key must be 'site' (per-page keys are not built yet), got {self.key!r}")
+        if self.out_of_orderness < 0 or self.idle_timeout <= 0:
+            raise ValueError("out_of_orderness must be >= 0 s and idle_timeout > 0 s")
+        freq_ns(self.freq)
+        _duration_ns(self.allowed_lateness)
+
+    @property
+    def freq_ns(self) -> int:
+        return freq_ns(self.freq)
+
+    @property
+    def lateness_ns(self) -> int:
+        return _duration_ns(self.allowed_lateness)
+
+
+def _duration_ns(text: str) -> int:
+    """Nanoseconds of a duration such as ``10min`` (``0`` allowed)."""
+    return 0 if text.strip() in ("0", "0s", "0min") else freq_ns(text)
+
+
+def decode(data: bytes | str) -> tuple[list[ClickTuple], list[str]]:
+    """The clicks of one clicks-stream record as ``(ts_ns, user, page)`` and one reject per bad click: the
+    JSON ``{"reason", "raw"}`` (``raw`` the first 200 characters of the bad click or record)."""
+    clicks, errors = decode_click_record(data)
+    rejects = [json.dumps({"reason": str(e), "raw": e.raw}, separators=(",", ":")) for e in errors]
+    return [(_ns(c.timestamp), c.user, c.page) for c in clicks], rejects
+
+
+def _ns(ts: datetime) -> int:
+    return ((ts - _EPOCH) // timedelta(microseconds=1)) * 1000
+
+
+def _dt(ns: int) -> datetime:
+    return datetime.fromtimestamp(ns // 1_000_000_000, UTC).replace(microsecond=(ns % 1_000_000_000) // 1000)
+
+
+@dataclass
+class OpenWindows:
+    """One key's windows not yet emitted, with Flink's event-time rules (times in ns).
+
+    A window ``[s, s + freq)`` is *late* once the watermark reaches its last instant ``s + freq - 1 ms`` and
+    *closed* once it reaches ``s + freq - 1 ms + allowed_lateness`` (Flink's ``allowedLateness``). A click
+    for an open window is counted (and reported late when it is); a click for a closed window is dropped.
+    """
+
+    freq: int
+    lateness: int
+    lookback: int
+    open: dict[int, list] = field(default_factory=dict)  # start -> [clicks, users set, pages set, late clicks]
+    next_start: int | None = None  # the first window not yet emitted
+    residual: ResidualState = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.residual = ResidualState(self.lookback)
+
+    @classmethod
+    def for_settings(cls, settings: JobSettings) -> OpenWindows:
+        return cls(settings.freq_ns, settings.lateness_ns, lookback_windows(settings.freq))
+
+    def start_of(self, ts_ns: int) -> int:
+        return (ts_ns // self.freq) * self.freq
+
+    def close_time(self, start: int) -> int:
+        """The watermark (ns) at which the window starting at ``start`` closes."""
+        return start + self.freq - NS_PER_MS + self.lateness
+
+    def add(self, click: ClickTuple, watermark_ns: int) -> str:
+        """Count ``click`` unless its window is closed; :data:`ACCEPTED`, :data:`LATE` or :data:`DROPPED`."""
+        ts, user, page = click
+        start = self.start_of(ts)
+        if (self.next_start is not None and start < self.next_start) or watermark_ns >= self.close_time(start):
+            return DROPPED
+        part = self.open.get(start)
+        if part is None:
+            part = self.open[start] = [0, set(), set(), 0]
+        part[0] += 1
+        part[1].add(user)
+        part[2].add(page)
+        late = watermark_ns >= start + self.freq - NS_PER_MS
+        part[3] += late
+        return LATE if late else ACCEPTED
+
+    def close(self, watermark_ns: int) -> list[tuple[Window, int]]:
+        """Emit, in time order, every window closed at ``watermark_ns`` from the first not yet emitted, empty
+        ones included: ``(window, late clicks counted in it)``."""
+        closed = [s for s in self.open if self.close_time(s) <= watermark_ns]
+        if not closed:
+            return []
+        first = min(closed) if self.next_start is None else self.next_start
+        out = []
+        for start in range(first, max(closed) + self.freq, self.freq):
+            clicks, users, pages, late = self.open.pop(start, (0, (), (), 0))
+            residual = self.residual.residual(clicks, len(users))
+            out.append((Window(_dt(start), len(pages), len(users), clicks, residual), late))
+        self.next_start = max(closed) + self.freq
+        return out
+
+
+def new_detector(settings: JobSettings) -> DetectorState:
+    """A fresh detector state with the detectors ``settings`` names (the detector Lambda's :func:`new_state`)."""
+    names = {DetectorName(d) for d in settings.detectors}
+    params = KdaRcfParameters(with_directionality=True) if RCF_STREAMING in names else None
+    baseline = TimeAwareBaseline(timezone=settings.timezone, window=settings.freq) if BASELINE in names else None
+    return new_state(params, settings.random_state, baseline)
+
+
+def detect(state: DetectorState, window: Window) -> list[str]:
+    """Score-then-learn ``window``; its detections as the JSON the alerter reads. Flink's checkpoints make
+    the state exactly-once, so the Lambda engine's outbox is emptied at once."""
+    detections = state.step([window])
+    state.outbox.clear()
+    return [d.to_json() for d in detections]

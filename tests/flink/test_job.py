@@ -1,0 +1,116 @@
+"""The PyFlink job on a local mini-cluster (file source), run through .venv-flink's interpreter, against the
+core's batch ``features`` and baseline run here, in the main virtualenv (its own numpy and pandas)."""
+
+import io
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from clickstream_anomaly.baseline import TimeAwareBaseline, detections_from_baseline
+from clickstream_anomaly.features import compute_windows, read_windows
+from clickstream_anomaly.generator import Scenario, generate
+from clickstream_anomaly.records import Click, write_detections_csv
+
+ROOT = Path(__file__).resolve().parents[2]
+FLINK_PYTHON = Path(os.environ.get("FLINK_PYTHON", ROOT / ".venv-flink" / "bin" / "python"))
+
+pytestmark = pytest.mark.slow
+
+
+def run_job(clicks: Path, out: Path, *options: str) -> dict:
+    """Run ``clickstream_job.local`` on ``clicks``; returns its summary."""
+    if not FLINK_PYTHON.exists():
+        pytest.fail(f"{FLINK_PYTHON} is missing: `make flink-venv` creates it (`make test` does)")
+    cmd = [str(FLINK_PYTHON), "-m", "clickstream_job.local", str(clicks), "-o", str(out), *options]
+    done = subprocess.run(cmd, cwd=ROOT / "flink", capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return json.loads((out / "summary.json").read_text())
+
+
+def write_clicks(path: Path, rows: list[str]) -> Path:
+    path.write_text("".join(r + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """Two days of generated clicks with a two-hour outage and two malformed records, through the job."""
+    clicks, _ = generate(Scenario(days=2, seed=3))
+    ts = pd.to_datetime(clicks["timestamp"], utc=True)
+    outage = (ts >= pd.Timestamp("2020-07-08 03:00Z")) & (ts < pd.Timestamp("2020-07-08 05:00Z"))
+    clicks = clicks[~outage.to_numpy()]
+    rows = [
+        Click(t.to_pydatetime(), str(u), str(p)).to_json()
+        for t, u, p in zip(ts[~outage], clicks.user, clicks.page, strict=True)
+    ]
+    rows.insert(100, "not json")
+    rows.insert(5000, '{"timestamp":"2020-07-07T12:00:00Z","user":"","page":"/"}')
+    tmp = tmp_path_factory.mktemp("site")
+    path = write_clicks(tmp / "clicks.jsonl", rows)
+    summary = run_job(path, tmp / "out")
+    return path, tmp / "out", summary
+
+
+def test_windows_equal_batch_features(site):
+    path, out, summary = site
+    batch = compute_windows(path, fmt="auto", skip_bad=True)
+    job = read_windows(out / "windows.csv")
+    pd.testing.assert_frame_equal(job, batch, check_dtype=False, check_exact=True)
+    assert (batch["clicks"] == 0).sum() >= 12  # the outage's windows came out
+    assert summary["windows"] == len(batch) == 288
+
+
+def test_detections_equal_the_batch_baseline(site):
+    path, out, _ = site
+    windows = compute_windows(path, fmt="auto", skip_bad=True)
+    model = TimeAwareBaseline(window="10min").fit(None)
+    batch = io.StringIO()
+    write_detections_csv(detections_from_baseline(windows, model.process(windows)), batch)
+    assert (out / "detections.csv").read_text(encoding="utf-8") == batch.getvalue()
+    judged = pd.read_csv(out / "detections.csv")
+    assert (~judged["warmup"]).sum() >= 100 and judged["is_anomaly"].any()  # day 2 is judged; the outage flagged
+
+
+def test_malformed_records_routed_aside_with_reasons(site):
+    _, out, summary = site
+    rejects = [json.loads(line) for line in (out / "malformed.jsonl").read_text().splitlines()]
+    assert sorted(r["reason"] for r in rejects) == ["empty user", "not JSON: Expecting value: line 1 column 1 (char 0)"]
+    assert summary["malformed_clicks"] == 2 and summary["late_clicks_dropped"] == 0
+
+
+def test_late_clicks_counted_within_lateness_dropped_beyond(tmp_path):
+    """No out-of-orderness, 10 minutes of lateness. Between the marked clicks, 30 000 clicks at one instant
+    keep the job busy for seconds, so the periodic watermark (200 ms) passes them before the next one."""
+    t0 = datetime(2024, 3, 4, tzinfo=UTC)
+
+    def at(minutes: float, user: str) -> str:
+        return Click(t0 + timedelta(minutes=minutes), user, f"/{user}").to_json()
+
+    filler = 30_000
+    rows = [at(m, f"a{m}") for m in range(10)]
+    rows += [at(12, f"b{i}") for i in range(filler)]  # watermark 00:12: window 00:00 ended, open until 00:20
+    rows += [at(5, "late-counted")]
+    rows += [at(25, f"c{i}") for i in range(filler)]  # watermark 00:25: window 00:00 closed
+    rows += [at(6, "late-dropped")]
+    path = write_clicks(tmp_path / "late.jsonl", rows)
+    summary = run_job(path, tmp_path / "out", "--out-of-orderness", "0", "--bundle-size", "1000")
+    assert summary["late_clicks_counted"] == 1
+    assert summary["late_clicks_dropped"] == 1
+    job = read_windows(tmp_path / "out" / "windows.csv")
+    assert job["clicks"].tolist() == [11, filler, filler]
+    assert job["users"].tolist() == [11, filler, filler]
+    kept = write_clicks(tmp_path / "kept.jsonl", rows[:-1])  # the batch without the dropped click
+    pd.testing.assert_frame_equal(job, compute_windows(kept, fmt="auto"), check_dtype=False, check_exact=True)
+
+
+def test_the_core_runs_on_pyflinks_numpy_and_pandas():
+    code = "import numpy, pandas, clickstream_anomaly.baseline; print(numpy.__version__, pandas.__version__)"
+    done = subprocess.run([str(FLINK_PYTHON), "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["1.24.4", "2.2.3"]
+    assert sys.executable != str(FLINK_PYTHON)

@@ -1,0 +1,95 @@
+"""The Flink job's operator logic (flink/clickstream_job/logic.py), plain Python: no PyFlink needed."""
+
+import json
+from datetime import UTC, datetime
+
+import pandas as pd
+import pytest
+
+from clickstream_anomaly.baseline import TimeAwareBaseline
+from clickstream_anomaly.features import windows_from_frame
+from clickstream_anomaly.records import Click, Window, join_click_payloads
+from clickstream_anomaly.streaming.detection import new_state
+from flink.clickstream_job.logic import (
+    ACCEPTED,
+    DROPPED,
+    LATE,
+    NS_PER_MS,
+    JobSettings,
+    OpenWindows,
+    decode,
+    detect,
+    new_detector,
+)
+
+MIN = 60 * 1_000_000_000
+
+
+def click(minute: float, user: str = "u1", page: str = "/") -> tuple[int, str, str]:
+    return (int(minute * MIN), user, page)
+
+
+def test_decode_single_aggregated_and_bad():
+    one = Click(datetime(2024, 1, 1, 0, 1, tzinfo=UTC), "u1", "/a")
+    two = Click(datetime(2024, 1, 1, 0, 2, tzinfo=UTC), "u2", "/b")
+    clicks, rejects = decode(one.to_json())
+    assert clicks == [(int(pd.Timestamp("2024-01-01 00:01Z").value), "u1", "/a")] and rejects == []
+    clicks, rejects = decode(join_click_payloads([one.to_json().encode(), b'{"user":"x"}', two.to_json().encode()]))
+    assert [c[1] for c in clicks] == ["u1", "u2"]
+    assert [json.loads(r)["reason"] for r in rejects] == ["click 2 of 3: missing field(s): timestamp, page"]
+    clicks, rejects = decode(b"not json")
+    assert clicks == [] and json.loads(rejects[0]) == {
+        "reason": "not JSON: Expecting value: line 1 column 1 (char 0)",
+        "raw": "not json",
+    }
+
+
+def test_windows_late_counted_dropped_and_empty_filled():
+    wins = OpenWindows.for_settings(JobSettings(allowed_lateness="10min"))
+    assert wins.add(click(1), watermark_ns=-(2**62)) == ACCEPTED
+    assert wins.add(click(12, "u2"), watermark_ns=int(11.5 * MIN)) == ACCEPTED
+    # the watermark passed 00:10 (the window's end): late, still counted
+    assert wins.add(click(5, "u3", "/b"), watermark_ns=int(11.9 * MIN)) == LATE
+    assert wins.close(int(19.9 * MIN)) == []
+    closed = wins.close(wins.close_time(0))
+    assert [(w.window_start.minute, w.users, w.urls, w.clicks, late) for w, late in closed] == [(0, 2, 2, 2, 1)]
+    assert wins.add(click(6, "u4"), watermark_ns=int(20 * MIN)) == DROPPED  # window closed
+    assert wins.add(click(55, "u5"), watermark_ns=int(20 * MIN)) == ACCEPTED
+    starts = [w.window_start.minute for w, _ in wins.close(wins.close_time(50 * MIN))]
+    assert starts == [10, 20, 30, 40, 50]  # the empty windows 20-40 come out too
+
+
+def test_windows_equal_batch_features_with_residual():
+    rows = [(m, f"u{m % 7}", f"/p{m % 3}") for m in range(0, 600, 3) if not 200 <= m < 300]  # an outage
+    wins = OpenWindows.for_settings(JobSettings())
+    out = []
+    for m, user, page in rows:
+        wins.add(click(m, user, page), watermark_ns=int((m - 5) * MIN))
+        out += wins.close(int((m - 5) * MIN))
+    out += wins.close(2**62)
+    stream = pd.DataFrame([w.to_dict() for w, _ in out])
+    frame = pd.DataFrame({"timestamp": [pd.Timestamp(m * MIN, tz="UTC") for m, _, _ in rows]})
+    frame["user"], frame["page"] = [r[1] for r in rows], [r[2] for r in rows]
+    batch = windows_from_frame(frame)
+    assert stream["clicks"].tolist() == batch["clicks"].tolist()
+    assert stream["users"].tolist() == batch["users"].tolist() and stream["urls"].tolist() == batch["urls"].tolist()
+    assert stream["residual"].tolist() == batch["residual"].tolist()
+    assert (batch["clicks"] == 0).sum() >= 9
+
+
+def test_detect_is_the_detector_lambdas_state():
+    settings = JobSettings()
+    mine, lambdas = new_detector(settings), new_state(None, 0, TimeAwareBaseline(window="10min"))
+    for i in range(3):
+        window = Window(datetime(2024, 1, 1, 0, 10 * i, tzinfo=UTC), 3, 5, 9, 0.5)
+        assert detect(mine, window) == [d.to_json() for d in lambdas.step([window])]
+        assert mine.outbox == []
+
+
+def test_settings_are_checked():
+    assert JobSettings().lateness_ns == 10 * MIN and NS_PER_MS == 1_000_000
+    with pytest.raises(ValueError, match="detectors"):
+        JobSettings(detectors=("deepar",))
+    with pytest.raises(ValueError, match="key"):
+        JobSettings(key="page")
+    assert JobSettings(allowed_lateness="0").lateness_ns == 0
