@@ -3,7 +3,9 @@
 Every operator is a few lines around :mod:`.logic` (itself a few lines around core calls):
 
 * :class:`Decode` decodes each clicks-stream record with the core's one decoder; each bad click goes to the
-  ``malformed`` side output with its reason, counted (metric ``MalformedClicks``).
+  ``malformed`` side output with its reason, counted (metric ``MalformedClicks``), and so does a click the
+  event-time policy rejects (dated before 2000, ahead of the wall clock or far ahead of the newest one:
+  metric ``EventTimeRejected``), before it could move the watermark.
 * Watermarks: bounded out-of-orderness (the producer's maximum skew) with an idle timeout, so a split that
   sends nothing stops holding the watermark back.
 * :class:`Windows`, keyed by site: exact distinct users and pages per tumbling window, allowed lateness as
@@ -19,6 +21,7 @@ Every operator is a few lines around :mod:`.logic` (itself a few lines around co
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -31,7 +34,7 @@ from pyflink.datastream.state import ValueStateDescriptor
 from clickstream_anomaly.records import Window
 from clickstream_anomaly.streaming.detection import DetectorState
 
-from .logic import DROPPED, LATE, NS_PER_MS, JobSettings, OpenWindows, decode, detect, new_detector
+from .logic import DROPPED, LATE, NS_PER_MS, EventClock, JobSettings, OpenWindows, decode, detect, new_detector
 
 CLICK_TYPE = Types.TUPLE([Types.LONG(), Types.STRING(), Types.STRING()])
 MALFORMED = OutputTag("malformed", Types.STRING())
@@ -57,11 +60,14 @@ class Decode(ProcessFunction):
         group = runtime_context.get_metrics_group()
         self.clicks = group.counter("Clicks")
         self.malformed = group.counter("MalformedClicks")
+        self.rejected = group.counter("EventTimeRejected")
+        self.clock = EventClock()  # per subtask; a restart starts it again from the next click
 
     def process_element(self, value: str, ctx: ProcessFunction.Context) -> Iterator[Any]:
-        clicks, rejects = decode(value)
+        clicks, rejects, rejected = decode(value, self.clock, time.time())
         self.clicks.inc(len(clicks))
-        self.malformed.inc(len(rejects))
+        self.malformed.inc(len(rejects) - rejected)
+        self.rejected.inc(rejected)
         for reject in rejects:
             yield MALFORMED, reject
         yield from clicks

@@ -2,7 +2,8 @@
 main virtualenv and the Flink operators in :mod:`.job` stay a few lines each.
 
 * :func:`decode` is the clicks stream's one decoder (:func:`clickstream_anomaly.records.decode_click_record`:
-  a single click or an aggregated record) turned into ``(ts_ns, user, page)`` tuples and error reasons.
+  a single click or an aggregated record) turned into ``(ts_ns, user, page)`` tuples and error reasons,
+  with the Lambda engine's event-time policy (:class:`EventClock`) applied before any watermark.
 * :class:`OpenWindows` is one key's open windows: exact user and page *sets* per window, Flink's
   allowed-lateness rules, and closing in time order with empty windows filled in and the residual from the
   core's :class:`~clickstream_anomaly.features.ResidualState`, so the windows equal the batch ``features``.
@@ -25,6 +26,7 @@ from clickstream_anomaly.producer import MAX_SKEW_SECONDS
 from clickstream_anomaly.records import BASELINE, RCF_STREAMING, DetectorName, Window, decode_click_record
 from clickstream_anomaly.streaming.aggregation import DEFAULT_ALLOWED_LATENESS
 from clickstream_anomaly.streaming.detection import DetectorState, new_state
+from clickstream_anomaly.streaming.eventtime import LAMBDA_MAX_FUTURE_SECONDS, EventTimePolicy, advanced_clock
 from clickstream_anomaly.windowspec import DEFAULT_FREQ
 
 NS_PER_MS = 1_000_000
@@ -81,12 +83,41 @@ def _duration_ns(text: str) -> int:
     return 0 if text.strip() in ("0", "0s", "0min") else freq_ns(text)
 
 
-def decode(data: bytes | str) -> tuple[list[ClickTuple], list[str]]:
-    """The clicks of one clicks-stream record as ``(ts_ns, user, page)`` and one reject per bad click: the
-    JSON ``{"reason", "raw"}`` (``raw`` the first 200 characters of the bad click or record)."""
+@dataclass
+class EventClock:
+    """The event-time policy of the Lambda engine (:mod:`clickstream_anomaly.streaming.eventtime`) before the
+    watermark: a click before 2000, more than ``policy.max_future`` ahead of the wall clock or more than
+    ``policy.max_ahead`` ahead of this subtask's clock (its newest accepted click, moved on by the wall
+    time since) is rejected with its reason, so it cannot move the watermark. Times in seconds."""
+
+    policy: EventTimePolicy = field(default_factory=lambda: EventTimePolicy(max_future=LAMBDA_MAX_FUTURE_SECONDS))
+    clock: float | None = None
+    wall: float | None = None
+
+    def reason(self, event: float, now: float | None) -> str | None:
+        """Why ``event`` is rejected (``None``: accepted, and the clock moves to it when it is newer)."""
+        why = self.policy.reason(event, clock=advanced_clock(self.clock, self.wall, now), now=now)
+        if why is None and (self.clock is None or event > self.clock):
+            self.clock, self.wall = event, now
+        return why
+
+
+def decode(
+    data: bytes | str, clock: EventClock | None = None, now: float | None = None
+) -> tuple[list[ClickTuple], list[str], int]:
+    """The clicks of one clicks-stream record as ``(ts_ns, user, page)``, one reject per bad click (the JSON
+    ``{"reason", "raw"}``, ``raw`` the first 200 characters of the bad click or record) and how many of the
+    rejects are ``clock``'s event-time rejections (``now``: the wall clock, s)."""
     clicks, errors = decode_click_record(data)
     rejects = [json.dumps({"reason": str(e), "raw": e.raw}, separators=(",", ":")) for e in errors]
-    return [(_ns(c.timestamp), c.user, c.page) for c in clicks], rejects
+    kept = []
+    for c in clicks:
+        why = clock.reason(c.timestamp.timestamp(), now) if clock is not None else None
+        if why is None:
+            kept.append((_ns(c.timestamp), c.user, c.page))
+        else:
+            rejects.append(json.dumps({"reason": why, "raw": c.to_json()[:200]}, separators=(",", ":")))
+    return kept, rejects, len(clicks) - len(kept)
 
 
 def _ns(ts: datetime) -> int:

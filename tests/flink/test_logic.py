@@ -1,7 +1,7 @@
 """The Flink job's operator logic (flink/clickstream_job/logic.py), plain Python: no PyFlink needed."""
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
@@ -15,6 +15,7 @@ from flink.clickstream_job.logic import (
     DROPPED,
     LATE,
     NS_PER_MS,
+    EventClock,
     JobSettings,
     OpenWindows,
     decode,
@@ -32,12 +33,12 @@ def click(minute: float, user: str = "u1", page: str = "/") -> tuple[int, str, s
 def test_decode_single_aggregated_and_bad():
     one = Click(datetime(2024, 1, 1, 0, 1, tzinfo=UTC), "u1", "/a")
     two = Click(datetime(2024, 1, 1, 0, 2, tzinfo=UTC), "u2", "/b")
-    clicks, rejects = decode(one.to_json())
+    clicks, rejects, _ = decode(one.to_json())
     assert clicks == [(int(pd.Timestamp("2024-01-01 00:01Z").value), "u1", "/a")] and rejects == []
-    clicks, rejects = decode(join_click_payloads([one.to_json().encode(), b'{"user":"x"}', two.to_json().encode()]))
+    clicks, rejects, _ = decode(join_click_payloads([one.to_json().encode(), b'{"user":"x"}', two.to_json().encode()]))
     assert [c[1] for c in clicks] == ["u1", "u2"]
     assert [json.loads(r)["reason"] for r in rejects] == ["click 2 of 3: missing field(s): timestamp, page"]
-    clicks, rejects = decode(b"not json")
+    clicks, rejects, _ = decode(b"not json")
     assert clicks == [] and json.loads(rejects[0]) == {
         "reason": "not JSON: Expecting value: line 1 column 1 (char 0)",
         "raw": "not json",
@@ -93,3 +94,32 @@ def test_settings_are_checked():
     with pytest.raises(ValueError, match="key"):
         JobSettings(key="page")
     assert JobSettings(allowed_lateness="0").lateness_ns == 0
+
+
+def test_a_mis_dated_click_is_rejected_before_it_can_move_the_watermark():
+    """Issue #14's event-time policy in the Flink engine, as in the Lambda aggregator."""
+
+    def record(*whens: datetime) -> bytes:
+        return join_click_payloads([Click(w, "u1", "/a").to_json().encode() for w in whens])
+
+    def ns(when: datetime) -> int:
+        return int(pd.Timestamp(when).value)
+
+    t = datetime(2024, 1, 1, 0, 5, tzinfo=UTC)
+    # live: the wall clock is 00:10
+    now = datetime(2024, 1, 1, 0, 10, tzinfo=UTC).timestamp()
+    live = EventClock()
+    clicks, rejects, rejected = decode(
+        record(t, datetime(1970, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)), live, now
+    )
+    assert [c[0] for c in clicks] == [ns(t)] and rejected == 2 and len(rejects) == 2
+    first, second = (json.loads(r)["reason"] for r in rejects)
+    assert "before 2000-01-01" in first and "ahead of the wall clock" in second
+    assert live.clock == t.timestamp()  # the rejected clicks did not move the clock
+    # a replay (no wall clock): a click a day ahead of the newest one is rejected, two hours ahead is not
+    replay = EventClock()
+    clicks, rejects, rejected = decode(record(t, t + timedelta(days=1), t + timedelta(hours=2)), replay, None)
+    assert [c[0] for c in clicks] == [ns(t), ns(t + timedelta(hours=2))] and rejected == 1
+    assert "ahead of the event clock" in json.loads(rejects[0])["reason"]
+    # without a clock nothing is checked (the unit tests of the windows feed any time)
+    assert decode(record(datetime(2100, 1, 1, tzinfo=UTC)))[2] == 0
