@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..baseline import TimeAwareBaseline
 from ..baseline.calendar import check_timezone
@@ -19,6 +20,9 @@ from ..streaming.alerting import AlertConfig
 from ..streaming.eventtime import EARLIEST_EVENT_TIME, LAMBDA_MAX_FUTURE_SECONDS, EventTimePolicy
 from ..streaming.scoring import DeepARScoring
 from ..windowspec import DEFAULT_FREQ, WindowSpec
+
+if TYPE_CHECKING:
+    from ..sources import SourceSettings
 
 
 class ConfigError(ValueError):
@@ -69,6 +73,37 @@ class AggregatorConfig:
             env("WINDOW_FREQ", DEFAULT_FREQ),
             env("ALLOWED_LATENESS", DEFAULT_ALLOWED_LATENESS),
         )
+
+
+def clicks_format_from_env(environ: Mapping[str, str] | None = None) -> str:
+    """``CLICKS_FORMAT``: what the clicks stream's records are, ``clicks`` (the default) or
+    ``cloudfront-realtime`` (:mod:`clickstream_anomaly.sources.stream`)."""
+    from ..sources.stream import STREAM_FORMATS
+
+    fmt = env("CLICKS_FORMAT", STREAM_FORMATS[0], environ)
+    if fmt not in STREAM_FORMATS:
+        raise ConfigError(f"CLICKS_FORMAT must be one of {', '.join(STREAM_FORMATS)}, got {fmt!r}")
+    return fmt
+
+
+def source_settings_from_env(salt: str, environ: Mapping[str, str] | None = None) -> SourceSettings:
+    """``SOURCE_SETTINGS``: the click source's settings as a JSON object (the keys of ``--source-config``
+    but ``salt``, which is the ``salt`` argument: a secret is not put in a function's environment)."""
+    import json
+
+    from ..sources import SourceSettings
+
+    text = env("SOURCE_SETTINGS", "{}", environ)
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(f"environment variable SOURCE_SETTINGS is not JSON: {exc}") from None
+    if isinstance(data, dict) and "salt" in data:
+        raise ConfigError("SOURCE_SETTINGS must not hold the salt: give it by USER_SALT_SECRET_ARN")
+    try:
+        return SourceSettings.from_mapping({**data, "salt": salt} if isinstance(data, dict) else data)
+    except ValueError as exc:
+        raise ConfigError(f"SOURCE_SETTINGS: {exc}") from None
 
 
 def rcf_params_from_env(environ: Mapping[str, str] | None = None) -> KdaRcfParameters:

@@ -26,18 +26,23 @@ from .config import (
     ConfigError,
     alert_config_from_env,
     baseline_from_env,
+    clicks_format_from_env,
     deepar_scoring_from_env,
     env,
     env_float,
     env_int,
     event_time_policy_from_env,
     rcf_params_from_env,
+    source_settings_from_env,
     streaming_detectors_from_env,
 )
 from .s3_store import S3Store
 
 if TYPE_CHECKING:
+    from ..records import Click, RecordError
     from ..scaling import Scaling
+    from ..sources import SourceSettings
+    from ..sources.derive import Filtered
 
 FEATURES_PARTITION_KEY = "windows"  # one key: windows stay in time order on one shard
 AGGREGATOR_STATE_KEY = "aggregator/state.json.gz"
@@ -49,10 +54,64 @@ def reset_clients() -> None:
     """Forget cached clients and the cached RCF scaling (tests switch endpoints and mocks)."""
     _client.cache_clear()
     _scaling_cache.clear()
+    _secret.cache_clear()
 
 
 def state_store(key: str) -> S3Store:
     return S3Store(client("s3"), env("STATE_BUCKET"), key)
+
+
+@cache
+def _secret(secret_id: str) -> str:
+    return str(client("secretsmanager").get_secret_value(SecretId=secret_id)["SecretString"])
+
+
+def user_salt() -> str:
+    """The key of the user hash, which every producer and aggregator must share: the Secrets Manager
+    secret ``USER_SALT_SECRET_ARN`` (read once per container), else ``CLICKSTREAM_USER_SALT``. Neither is
+    a :class:`ConfigError`: a random salt per container would give a visitor a new id in each one."""
+    from ..sources.settings import SALT_ENV
+
+    arn = env("USER_SALT_SECRET_ARN", "")
+    if arn:
+        return _secret(arn)
+    salt = env(SALT_ENV, "")
+    if not salt:
+        raise ConfigError(
+            f"set USER_SALT_SECRET_ARN (or {SALT_ENV}): the user hash needs a salt shared by every function"
+        )
+    return salt
+
+
+def source_settings() -> SourceSettings:
+    """The click source's settings of this function (``SOURCE_SETTINGS`` and :func:`user_salt`)."""
+    return source_settings_from_env(user_salt())
+
+
+def decode_clicks(
+    records: list[dict[str, Any]], filtered: Filtered | None = None
+) -> dict[str, tuple[list[Click], list[RecordError]]] | None:
+    """The clicks of a Kinesis batch by sequence number when the stream carries CloudFront real-time
+    records (``CLICKS_FORMAT=cloudfront-realtime``: one decoding pass for the batch); ``None`` for the
+    project's own clicks, which each record decodes itself. A record whose data is not base64 is left out
+    (its own decoding fails with that reason)."""
+    import base64
+    import binascii
+
+    from ..sources.stream import CLICKS, decode_stream_records
+
+    fmt = clicks_format_from_env()
+    if fmt == CLICKS:
+        return None
+    seqs, payloads = [], []
+    for record in records:
+        try:
+            payloads.append(base64.b64decode(record["kinesis"]["data"]))
+        except (binascii.Error, ValueError):
+            continue
+        seqs.append(record["kinesis"]["sequenceNumber"])
+    decoded = decode_stream_records(payloads, fmt, source_settings(), filtered=filtered)
+    return dict(zip(seqs, decoded, strict=True))
 
 
 def stream_sender(stream: str) -> KinesisSender:
