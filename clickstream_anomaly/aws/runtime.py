@@ -259,7 +259,10 @@ def produce_s3_object(
     unsent_prefix: str = "unsent/",
     remaining_ms: Callable[[], int] | None = None,
 ) -> ObjectResult:
-    """Send one click log object (CSV or JSON Lines, optionally gzip) to the clicks stream.
+    """Send one log object (optionally gzip) to the clicks stream: the project's clicks CSV or JSON Lines,
+    or the format ``LANDING_FORMAT`` names (``auto``: detected from the first line; CloudFront, ALB,
+    combined, ``jsonl``/``csv`` with ``SOURCE_SETTINGS``' field map; users hashed with :func:`user_salt`).
+    An object whose format cannot be told is not read: ``error`` says why (nothing was sent).
 
     Bad lines (malformed, not UTF-8, a click over the 1 MiB record limit) are skipped and written with
     their reason to ``s3://bucket/<rejected_prefix><key>.csv``; records that could not be sent (after the
@@ -271,7 +274,9 @@ def produce_s3_object(
     from pathlib import Path
 
     from ..clicks_csv import BadLines
-    from ..producer import ProducerError, send_file
+    from ..producer import ProducerError, send_file, source_entries
+    from ..records import RecordError
+    from ..sources.stream import CLICKS
 
     s3 = client("s3")
     out = ObjectResult(key)
@@ -279,10 +284,23 @@ def produce_s3_object(
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(tmp) / name
         s3.download_file(bucket, key, str(local))
+        fmt = env("LANDING_FORMAT", CLICKS)
+        try:
+            entries = source_entries(local, fmt, None if fmt == CLICKS else source_settings())
+        except RecordError as exc:  # auto: the first line says no format
+            out.error = str(exc).replace(str(local), key)
+            return out
         rejects = Path(tmp) / "rejected.csv"
         bad = BadLines(rejects_path=rejects)
         try:
-            result = send_file(clicks_sender(stream), local, skip_bad=True, bad=bad, stop=deadline_stop(remaining_ms))
+            result = send_file(
+                clicks_sender(stream),
+                local,
+                skip_bad=True,
+                bad=bad,
+                stop=deadline_stop(remaining_ms),
+                entries=entries,
+            )
         except ProducerError as exc:
             result = exc.result
             out.stopped, out.error = exc.stopped, None if exc.stopped else str(exc)
