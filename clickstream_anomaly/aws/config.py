@@ -106,6 +106,22 @@ def source_settings_from_env(salt: str, environ: Mapping[str, str] | None = None
         raise ConfigError(f"SOURCE_SETTINGS: {exc}") from None
 
 
+def sampling_rate_from_env(environ: Mapping[str, str] | None = None) -> int:
+    """The aggregator's sampling rate (percent): ``SOURCE_SETTINGS``' ``sampling_rate`` when the stream
+    carries CloudFront real-time records (``CLICKS_FORMAT``), else 100 (the project's clicks are not sampled)."""
+    import json
+
+    if clicks_format_from_env(environ) == "clicks":
+        return 100
+    try:
+        rate = json.loads(env("SOURCE_SETTINGS", "{}", environ)).get("sampling_rate", 100)
+    except (ValueError, AttributeError):
+        raise ConfigError("environment variable SOURCE_SETTINGS must be a JSON object") from None
+    if isinstance(rate, bool) or not isinstance(rate, int) or not 1 <= rate <= 100:
+        raise ConfigError(f"SOURCE_SETTINGS: sampling_rate must be a whole percent 1-100, got {rate!r}")
+    return rate
+
+
 def rcf_params_from_env(environ: Mapping[str, str] | None = None) -> KdaRcfParameters:
     """``RCF_NUM_TREES``, ``RCF_SAMPLE_SIZE``, ``RCF_TIME_DECAY``, ``RCF_SHINGLE_SIZE``,
     ``RCF_WITH_DIRECTIONALITY`` (KDA's defaults 100, 256, 100000, 1; directionality on)."""

@@ -33,6 +33,7 @@ from .config import (
     env_int,
     event_time_policy_from_env,
     rcf_params_from_env,
+    sampling_rate_from_env,
     source_settings_from_env,
     streaming_detectors_from_env,
 )
@@ -332,6 +333,7 @@ def aggregate(cfg: AggregatorConfig, records: list, shards: Iterable[str] = ()) 
         shards=shards,
         reject=send_rejections(),
         policy=event_time_policy_from_env(),
+        sampling_rate=sampling_rate_from_env(),
     )
 
 

@@ -110,3 +110,25 @@ def test_settings_with_the_salt_in_the_environment_are_refused(monkeypatch):
         source_settings_from_env("s", {"SOURCE_SETTINGS": '{"salt": "plain"}'})
     with pytest.raises(ConfigError, match="SOURCE_SETTINGS: realtime_fields"):
         source_settings_from_env("s", {"SOURCE_SETTINGS": '{"realtime_fields": ["nope"]}'})
+
+
+def test_a_sampled_log_scales_clicks_not_users(realtime_env, lambda_context, monkeypatch):
+    """At a 25 % sampling rate each logged click stands for four; distinct users and pages stay as seen."""
+    from lambdas.aggregator import app
+
+    fields = list(DEFAULT_REALTIME_FIELDS)
+    monkeypatch.setenv("SOURCE_SETTINGS", json.dumps({"realtime_fields": fields, "sampling_rate": 25}))
+    payloads = [realtime(1, "192.0.2.1", "/a"), realtime(2, "192.0.2.1", "/b"), realtime(3, "192.0.2.2", "/a")]
+    app.handler(kinesis_event([*payloads, realtime(25, "192.0.2.4")]), lambda_context)
+    # residual = 12 - 2 users * R, R = 1 with no history yet: the residual is in the scaled units too
+    assert features(realtime_env) == [Window(datetime(2020, 7, 15, 10, 0, tzinfo=UTC), 2, 2, 12, 10.0)]
+
+
+def test_the_sampling_rate_is_read_only_for_realtime_records():
+    from clickstream_anomaly.aws.config import ConfigError, sampling_rate_from_env
+
+    settings = json.dumps({"sampling_rate": 10})
+    assert sampling_rate_from_env({"SOURCE_SETTINGS": settings}) == 100  # the project's clicks: not sampled
+    assert sampling_rate_from_env({"CLICKS_FORMAT": "cloudfront-realtime", "SOURCE_SETTINGS": settings}) == 10
+    with pytest.raises(ConfigError, match="sampling_rate"):
+        sampling_rate_from_env({"CLICKS_FORMAT": "cloudfront-realtime", "SOURCE_SETTINGS": '{"sampling_rate": 0}'})
