@@ -157,3 +157,35 @@ def test_an_existing_salt_secret_is_used_as_given():
     secret = user_salt_secret(stack, "Salt", secret_arn=arn, removal_policy=cdk.RemovalPolicy.RETAIN)
     assert stack.resolve(secret.secret_arn) == arn
     Template.from_stack(stack).resource_count_is("AWS::SecretsManager::Secret", 0)
+
+
+def test_a_distribution_in_the_same_app_attaches_the_configuration(tmp_path):
+    """The docs' example: a Distribution in another stack of the app names the stack's configuration."""
+    import aws_cdk as cdk
+    from aws_cdk import aws_cloudfront as cloudfront
+    from aws_cdk import aws_cloudfront_origins as origins
+    from aws_cdk.assertions import Template
+
+    from app import build_app
+    from tests.stacks.cdk_synth import context
+
+    app = cdk.App(
+        context=context(clicks_format="cloudfront-realtime", cloudfront_realtime_log=True), outdir=str(tmp_path)
+    )
+    _, pipeline = build_app(app, nag=False)
+    assert pipeline.realtime_log is not None
+    site = cdk.Stack(app, "Site")
+    cloudfront.Distribution(
+        site,
+        "Web",
+        default_behavior=cloudfront.BehaviorOptions(
+            origin=origins.HttpOrigin("origin.example.com"),
+            realtime_log_config=pipeline.realtime_log.config,
+        ),
+    )
+    (dist,) = Template.from_stack(site).find_resources("AWS::CloudFront::Distribution").values()
+    arn = dist["Properties"]["DistributionConfig"]["DefaultCacheBehavior"]["RealtimeLogConfigArn"]
+    # the pipeline stack's configuration, read across stacks (weak references: cdk.json's
+    # @aws-cdk/core:defaultCrossStackReferences)
+    ref = arn["Fn::GetStackOutput"]
+    assert ref["StackName"] == "ClickstreamAnomaly" and "RealtimeLogConfig" in ref["OutputName"]
