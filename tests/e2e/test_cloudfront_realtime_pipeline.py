@@ -39,6 +39,20 @@ def visitor_ips(users) -> dict[str, str]:
     return {u: f"10.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}" for n, u in enumerate(sorted(set(users)), 1)}
 
 
+@pytest.fixture
+def fresh_moto(moto_server):
+    """The moto server, emptied before and after: its backends are per process, so the other end-to-end
+    module's server (same worker) would otherwise see these streams."""
+    import urllib.request
+
+    def reset() -> None:
+        urllib.request.urlopen(urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST")).close()
+
+    reset()
+    yield moto_server
+    reset()
+
+
 @pytest.fixture(scope="module")
 def scenario():
     clicks, _ = generate(Scenario(start="2020-07-13 00:00", days=3, volume=0.4, seed=0))
@@ -64,7 +78,8 @@ def realtime_entries(scenario, rng: random.Random) -> tuple[list[Entry], int, in
     return entries, filtered, malformed
 
 
-def test_cloudfront_realtime_records_to_detections(moto_server, scenario, monkeypatch, lambda_context):
+def test_cloudfront_realtime_records_to_detections(fresh_moto, scenario, monkeypatch, lambda_context):
+    moto_server = fresh_moto
     from clickstream_anomaly.aws import runtime
 
     kw = {"region_name": "us-east-1", "endpoint_url": moto_server}
