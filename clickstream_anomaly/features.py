@@ -18,6 +18,11 @@ start at :00, :10, ...):
   visitors drives it LOW.
 
 A window with no clicks is an observation (all zero), never a missing row, so an outage shows up.
+
+**Sampled sources** (CloudFront real-time logs at a sampling rate *s* < 100 %): ``clicks`` is scaled by
+100/*s* (:func:`scale_clicks`, the one place both the batch and the streaming windows do it), before the
+residual, so ``R`` and the residual are in the same scaled units. ``users`` and ``urls`` are distinct
+counts of what was sampled and cannot be scaled: they stay as seen (docs/sources.md, "Sampling").
 Large inputs are processed in chunks: memory holds only the distinct (window, user) and (window, page)
 pairs of windows still open, plus one row per finished window.
 """
@@ -27,6 +32,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -102,6 +108,17 @@ class ResidualState:
         return cls(int(data["lookback"]), [(int(c), int(u)) for c, u in data["history"]])
 
 
+def scale_clicks(clicks: int | np.ndarray, sampling_rate: int = 100) -> Any:
+    """Estimated clicks of a source that logs ``sampling_rate`` percent of the requests:
+    ``clicks * 100 / sampling_rate`` rounded half up to an integer (exact integer arithmetic; at 100 the
+    counts are returned unchanged)."""
+    if not 1 <= int(sampling_rate) <= 100:
+        raise ValueError(f"sampling_rate must be 1-100 (percent), got {sampling_rate}")
+    if sampling_rate == 100:
+        return clicks
+    return (clicks * 200 + sampling_rate) // (2 * sampling_rate)
+
+
 def freq_ns(freq: str | pd.Timedelta | WindowSpec) -> int:
     """Window length in nanoseconds; raises ``ValueError`` for a non-positive or unparsable frequency."""
     return WindowSpec.parse(freq).ns
@@ -114,11 +131,13 @@ class WindowAccumulator:
     Feed chunks of clicks (``ts`` int64 ns UTC, ``user``, ``page``) with :meth:`add`; windows more than
     ``lateness`` older than the newest click seen are finished. A click arriving for a finished window
     raises ``RecordError`` (sort the input or raise ``lateness``). :meth:`result` returns every window
-    from the first to the last (or ``start``/``end`` when given), empty ones included.
+    from the first to the last (or ``start``/``end`` when given), empty ones included, with ``clicks``
+    scaled for a ``sampling_rate`` below 100 (:func:`scale_clicks`).
     """
 
     freq: str = DEFAULT_FREQ
     lateness: str = DEFAULT_LATENESS
+    sampling_rate: int = 100
     _freq_ns: int = field(init=False)
     _late_ns: int = field(init=False)
     _open_users: list[pd.DataFrame] = field(default_factory=list, init=False)
@@ -226,7 +245,7 @@ class WindowAccumulator:
                 "window_start": pd.to_datetime(index, utc=True),
                 "urls": done["urls"].to_numpy(dtype="int64"),
                 "users": done["users"].to_numpy(dtype="int64"),
-                "clicks": done["clicks"].to_numpy(dtype="int64"),
+                "clicks": scale_clicks(done["clicks"].to_numpy(dtype="int64"), self.sampling_rate),
             }
         )
         out["residual"] = residuals(out["clicks"].to_numpy(), out["users"].to_numpy(), lookback_windows(self.freq))
@@ -263,9 +282,10 @@ def windows_from_frame(
     *,
     start: str | pd.Timestamp | None = None,
     end: str | pd.Timestamp | None = None,
+    sampling_rate: int = 100,
 ) -> pd.DataFrame:
     """Window features of an in-memory clicks frame (``timestamp`` datetime-like, ``user``, ``page``)."""
-    acc = WindowAccumulator(freq=freq, lateness="3650D")
+    acc = WindowAccumulator(freq=freq, lateness="3650D", sampling_rate=sampling_rate)
     ts = pd.to_datetime(clicks["timestamp"], utc=True, format="ISO8601")
     acc.add(
         pd.DataFrame(
@@ -299,9 +319,11 @@ def compute_windows(  # noqa: PLR0913  (the reading options are keyword-only)
     windows: :meth:`WindowAccumulator.result`).
 
     ``fmt`` None reads a clicks CSV; a :data:`~clickstream_anomaly.sources.FORMATS` name (``auto`` included)
-    reads that source with ``settings``, counting the requests that are not clicks in ``filtered``.
+    reads that source with ``settings``, counting the requests that are not clicks in ``filtered``, and
+    scales ``clicks`` by its ``sampling_rate``.
     """
-    acc = WindowAccumulator(freq=freq, lateness=lateness)
+    rate = settings.sampling_rate if (fmt is not None and settings is not None) else 100
+    acc = WindowAccumulator(freq=freq, lateness=lateness, sampling_rate=rate)
     if fmt is None:
         chunks = iter_click_chunks(path, chunk_rows=chunk_rows, skip_bad=skip_bad, bad=bad)
     else:

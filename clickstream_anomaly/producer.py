@@ -49,12 +49,15 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .clicks_csv import BadLines, iter_click_chunks, printable_raw, utf8_problem
 from .progress import Progress
 from .records import CLICK_SEPARATOR, Click, RecordError, join_click_payloads
 from .retry import Backoff
+
+if TYPE_CHECKING:
+    from .sources import SourceSettings
 
 MAX_BATCH_RECORDS = 500
 MAX_BATCH_BYTES = 5 * 1024 * 1024
@@ -626,6 +629,31 @@ def entries_from_file(path: str | Path, *, skip_bad: bool = False, bad: BadLines
             bad.add(source, line, exc.reason, click.to_json())
 
 
+def source_entries(
+    path: str | Path, fmt: str = "clicks", settings: SourceSettings | None = None
+) -> Callable[[BadLines], Iterator[Entry]]:
+    """The reader of a log in any source format for :func:`send_file`'s ``entries``: the project's clicks
+    through :func:`entries_from_file`, any other format (``auto``: detected from the first line, gzip or
+    not) through :func:`clickstream_anomaly.sources.iter_clicks` and :func:`click_entry`. Bad lines are
+    skipped into ``bad``; a click over the record limit is one of them."""
+    from .sources import AUTO, detect_format
+    from .sources import iter_clicks as iter_source_clicks
+
+    resolved = detect_format(path, settings) if fmt == AUTO else fmt
+
+    def read(bad: BadLines) -> Iterator[Entry]:
+        if resolved == "clicks":
+            yield from entries_from_file(path, skip_bad=True, bad=bad)
+            return
+        for click in iter_source_clicks(path, resolved, settings, skip_bad=True, bad=bad):
+            try:
+                yield click_entry(click)
+            except RecordError as exc:
+                bad.add(str(path), 0, exc.reason, click.to_json()[:200])
+
+    return read
+
+
 def send_file(
     sender: KinesisSender,
     path: str | Path,
@@ -701,5 +729,6 @@ __all__ = [
     "merge_entries",
     "partition_key",
     "send_file",
+    "source_entries",
     "take_batch",
 ]

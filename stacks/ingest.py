@@ -19,6 +19,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as s3n
+from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
@@ -80,8 +81,16 @@ class Ingest(Construct):
         functions: FunctionDefaults,
         retry_attempts: int,
         max_record_age_hours: int,
+        clicks_format: str = "clicks",
+        landing_format: str = "clicks",
+        source_settings: str = "{}",
+        user_salt: secretsmanager.ISecret | None = None,
     ) -> None:
         super().__init__(scope, id_)
+        # How both functions read clicks (docs/sources.md): formats, click rules and the salt's secret.
+        source_env = {"SOURCE_SETTINGS": source_settings}
+        if user_salt is not None:
+            source_env["USER_SALT_SECRET_ARN"] = user_salt.secret_arn
         mode = kinesis.StreamMode.ON_DEMAND if stream_mode == "on-demand" else kinesis.StreamMode.PROVISIONED
         self.streams: dict[str, kinesis.Stream] = {}
         for name in ("clicks", "features", "detections"):
@@ -119,8 +128,10 @@ class Ingest(Construct):
                 "CLICKS_STREAM_NAME": self.clicks.stream_name,
                 "REJECTED_PREFIX": REJECTED_PREFIX,
                 "CLICKS_MAX_SKEW_SECONDS": str(max_skew_seconds(allowed_lateness)),
+                "LANDING_FORMAT": landing_format,
+                **source_env,
             },
-            description="Reads click CSV files from the landing bucket and puts them on the clicks stream",
+            description="Reads click and access log files from the landing bucket and puts them on the clicks stream",
         )
         self.producer.configure_async_invoke(
             retry_attempts=2, on_failure=destinations.SqsDestination(self.failure_queues["producer"])
@@ -156,6 +167,8 @@ class Ingest(Construct):
                 "WINDOW_FREQ": window_freq,
                 "ALLOWED_LATENESS": allowed_lateness,
                 "FAILURE_QUEUE_URL": self.failure_queues["aggregator"].queue_url,
+                "CLICKS_FORMAT": clicks_format,
+                **source_env,
             },
             description="Aggregates clicks into fixed windows and puts window features on the features stream",
         )
@@ -170,6 +183,9 @@ class Ingest(Construct):
             )
         )
         self.features.grant_write(self.aggregator)
+        if user_salt is not None:
+            user_salt.grant_read(self.producer)
+            user_salt.grant_read(self.aggregator)
         self.failure_queues["aggregator"].grant_send_messages(self.aggregator)  # event-time rejections
         grant_prefix(state_bucket, self.aggregator, "aggregator/", state=True)
         self.window_closer = events.Rule(
@@ -180,9 +196,10 @@ class Ingest(Construct):
             targets=[targets.LambdaFunction(self.aggregator, retry_attempts=2)],
         )
 
-        # Firehose: clicks and features into the lake, partitioned by delivery date (training input).
+        # Firehose: clicks and features into the lake, partitioned by delivery date (training input). Raw
+        # CloudFront real-time records hold viewer IPs and cookies: that stream is not copied to the lake.
         self.delivery_streams: dict[str, firehose.DeliveryStream] = {}
-        for name in ("clicks", "features"):
+        for name in ("clicks", "features") if clicks_format == "clicks" else ("features",):
             self.delivery_streams[name] = firehose.DeliveryStream(
                 self,
                 f"{name.capitalize()}ToLake",

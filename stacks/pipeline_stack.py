@@ -18,6 +18,7 @@ from stacks.models import Models
 from stacks.nag import acknowledge
 from stacks.settings import Settings
 from stacks.storage import Storage
+from stacks.traffic import RealtimeLog, user_salt_secret
 
 
 class ClickstreamAnomalyStack(Stack):
@@ -53,6 +54,11 @@ class ClickstreamAnomalyStack(Stack):
         retries = {"retry_attempts": s.event_retry_attempts, "max_record_age_hours": s.event_max_record_age_hours}
 
         self.storage = Storage(self, "Storage", removal_policy=removal)
+        self.user_salt = (
+            user_salt_secret(self, "UserSalt", secret_arn=s.user_salt_secret_arn, removal_policy=removal)
+            if s.needs_user_salt
+            else None
+        )
         self.ingest = Ingest(
             self,
             "Ingest",
@@ -66,8 +72,21 @@ class ClickstreamAnomalyStack(Stack):
             access_logs=self.storage.access_logs,
             removal_policy=removal,
             functions=functions,
+            clicks_format=s.clicks_format,
+            landing_format=s.landing_format,
+            source_settings=s.source_settings_json(),
+            user_salt=self.user_salt,
             **retries,
         )
+        self.realtime_log: RealtimeLog | None = None
+        if s.cloudfront_realtime_log:
+            self.realtime_log = RealtimeLog(
+                self,
+                "RealtimeLog",
+                stream=self.ingest.clicks,
+                fields=s.realtime_fields,
+                sampling_rate=s.realtime_log_sampling_rate,
+            )
         self.alerting = Alerting(
             self,
             "Alerting",
@@ -201,6 +220,21 @@ class ClickstreamAnomalyStack(Stack):
             value=self.ingest.lake.bucket_name,
             description="The data lake (clicks/ and features/ by delivery date): state rebuild --lake-bucket <this>",
         )
+        if self.realtime_log is not None:
+            CfnOutput(
+                self,
+                "RealtimeLogConfigArn",
+                value=self.realtime_log.config.realtime_log_config_arn,
+                description="Attach to your CloudFront cache behaviours (RealtimeLogConfigArn): their requests "
+                "then reach the clicks stream",
+            )
+        if self.user_salt is not None:
+            CfnOutput(
+                self,
+                "UserSaltSecret",
+                value=self.user_salt.secret_arn,
+                description="The user hash's salt: give its value to every producer as CLICKSTREAM_USER_SALT",
+            )
         for alg, machine in self.models.state_machines.items():
             CfnOutput(
                 self,

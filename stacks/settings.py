@@ -31,12 +31,15 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
 from clickstream_anomaly.sagemaker_config import RCF_INT_RANGES
+from clickstream_anomaly.sources import DEFAULT_REALTIME_FIELDS, SourceSettings
 
 Engine = Literal["lambda", "kda-sql"]
 StreamMode = Literal["on-demand", "provisioned"]
 ThresholdMode = Literal["static", "sigma"]
 RemovalPolicyName = Literal["retain", "destroy"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+ClicksFormat = Literal["clicks", "cloudfront-realtime"]
+LandingFormat = Literal["clicks", "auto", "cloudfront", "cloudfront-realtime", "alb", "combined", "jsonl", "csv"]
 #: The retention periods CloudWatch Logs offers up to a year.
 LogRetentionDays = Literal[1, 3, 5, 7, 14, 30, 60, 90, 180, 365]
 
@@ -53,6 +56,13 @@ _LAYER_ARN = r"^$|^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:layer:[A-Za-z0-9_-]+:
 #: Context keys shaped like a setting (lower snake case); CDK's own keys have '@', ':', '-' or capitals.
 _SETTING_LIKE = re.compile(r"^[a-z][a-z0-9_]*$")
 _PRODUCER_PREFIXES = ("rejected/", "unsent/")
+_SECRET_ARN = r"^$|^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$"
+#: source_settings keys that have their own setting (or must never be in cdk.json: the salt).
+_OWN_SETTINGS = {
+    "salt": "user_salt_secret_arn",
+    "realtime_fields": "realtime_log_fields",
+    "sampling_rate": "realtime_log_sampling_rate",
+}
 
 KDA_SQL_WARNING_ID = "clickstream:kda-sql-discontinued"
 KDA_SQL_WARNING = (
@@ -323,6 +333,48 @@ class Settings:
     powertools_layer_arn: Annotated[Text, _ARN_RULE] = Field(
         default="", pattern=_LAYER_ARN, description="Explicit Powertools layer ARN (overrides the SSM parameter)."
     )
+    clicks_format: ClicksFormat = Field(
+        default="clicks",
+        description="Records of the clicks stream: clicks (the project's JSON clicks, from produce and the S3 "
+        "producer) or cloudfront-realtime (CloudFront real-time log records, fields realtime_log_fields; JSON "
+        "clicks are still read; the stream is then not copied to the lake: its records hold viewer IPs).",
+    )
+    landing_format: LandingFormat = Field(
+        default="clicks",
+        description="Format of the S3 producer's landing objects (gzip or not): clicks, auto (detected from "
+        "the first line) or one of the --format readers (docs/sources.md).",
+    )
+    source_settings: JsonObject = Field(
+        default_factory=dict,
+        description="Click rules of the S3 producer and the aggregator: the --source-config keys (user_cookie, "
+        "statuses, methods, exclude_static, exclude_good_bots, page_rules, collapse_ids, field_map, "
+        "timestamp_unit, hash_users...) except salt, realtime_fields and sampling_rate.",
+    )
+    user_salt_secret_arn: Annotated[
+        Text, Rule("empty or a Secrets Manager secret's complete ARN", "not a Secrets Manager secret's complete ARN")
+    ] = Field(
+        default="",
+        pattern=_SECRET_ARN,
+        description="Secret whose value is the user hash's salt, shared with your produce machines "
+        "(CLICKSTREAM_USER_SALT); empty: the stack generates one when a format needs it (output UserSaltSecret).",
+    )
+    cloudfront_realtime_log: Flag = Field(
+        default=False,
+        description="Create a CloudFront real-time log configuration that writes to the clicks stream (output "
+        "RealtimeLogConfigArn; attach it to your cache behaviours); needs clicks_format cloudfront-realtime.",
+    )
+    realtime_log_fields: Annotated[str, Rule("comma-separated CloudFront real-time log fields")] = Field(
+        default=",".join(DEFAULT_REALTIME_FIELDS),
+        description="Fields of the real-time log configuration, in order (also how the aggregator reads the "
+        "records); timestamp (or timestamp(ms)) and cs-uri-stem required.",
+    )
+    realtime_log_sampling_rate: Int = Field(
+        default=100,
+        ge=1,
+        le=100,
+        description="Percent of requests CloudFront logs; below 100 the windows' clicks are scaled up "
+        "(distinct users and pages cannot be: docs/sources.md).",
+    )
     timezone: Annotated[str, Rule("an IANA time zone name, e.g. `UTC`, `Europe/Berlin`")] = Field(
         default="UTC",
         description="The site's local time zone, used by the time-aware baseline for time of day and day of "
@@ -395,6 +447,25 @@ class Settings:
         return settings
 
     # ------------------------------------------------------------------ derived values
+    @property
+    def realtime_fields(self) -> tuple[str, ...]:
+        """``realtime_log_fields`` as a tuple."""
+        return tuple(f.strip() for f in self.realtime_log_fields.split(",") if f.strip())
+
+    @property
+    def needs_user_salt(self) -> bool:
+        """Whether a function hashes users (a format other than the project's own clicks)."""
+        return self.clicks_format != "clicks" or self.landing_format != "clicks"
+
+    def source_settings_json(self) -> str:
+        """``SOURCE_SETTINGS`` of the S3 producer and the aggregator (no salt: that is a secret)."""
+        data = {
+            **self.source_settings,
+            "realtime_fields": list(self.realtime_fields),
+            "sampling_rate": self.realtime_log_sampling_rate,
+        }
+        return json.dumps(data, separators=(",", ":"), sort_keys=True)
+
     @property
     def streaming_detector_names(self) -> list[str]:
         """The lambda engine's detectors, in order, without repeats."""
@@ -474,8 +545,28 @@ def _hyperparameters_accepted(s: Settings) -> str | None:
     return None
 
 
+def _realtime_log_needs_its_format(s: Settings) -> str | None:
+    if not s.cloudfront_realtime_log or s.clicks_format == "cloudfront-realtime":
+        return None
+    return "cloudfront_realtime_log=true needs clicks_format=cloudfront-realtime (the aggregator must read the records)"
+
+
+def _source_settings_valid(s: Settings) -> str | None:
+    own = [f"{key} (use {setting})" for key, setting in _OWN_SETTINGS.items() if key in s.source_settings]
+    if own:
+        return f"source_settings: {', '.join(own)} cannot be given here"
+    try:
+        SourceSettings.from_mapping({**json.loads(s.source_settings_json()), "salt": "synth-check"})
+    except ValueError as exc:
+        field = "realtime_log_fields" if str(exc).startswith("realtime_fields") else "source_settings"
+        return f"{field}: {exc}"
+    return None
+
+
 _CROSS_FIELD_RULES: tuple[Callable[[Settings], str | None], ...] = (
     _sample_size_below_time_decay,
+    _realtime_log_needs_its_format,
+    _source_settings_valid,
     _shards_only_when_provisioned,
     _hyperparameters_accepted,
 )
@@ -642,7 +733,9 @@ keys are left alone) stops the synth with a message naming each bad key and what
 
 Rules between settings: `rcf_sample_size` must be smaller than `rcf_time_decay`; `stream_shards` other
 than 1 needs `stream_mode` `provisioned`; `deepar_hyperparameters` must pass the DeepAR checks with
-`time_freq` taken from `window_freq`. `streaming_engine` `kda-sql` adds a synth-time warning: that engine
+`time_freq` taken from `window_freq`; `cloudfront_realtime_log` `true` needs `clicks_format`
+`cloudfront-realtime`; `source_settings` and `realtime_log_fields` must be valid click-source settings
+(see [Connect your traffic](sources.md)). `streaming_engine` `kda-sql` adds a synth-time warning: that engine
 cannot be deployed any more.
 
 This page is generated from `stacks/settings.py`; after changing a setting there, run

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..baseline import TimeAwareBaseline
 from ..baseline.calendar import check_timezone
@@ -19,6 +20,9 @@ from ..streaming.alerting import AlertConfig
 from ..streaming.eventtime import EARLIEST_EVENT_TIME, LAMBDA_MAX_FUTURE_SECONDS, EventTimePolicy
 from ..streaming.scoring import DeepARScoring
 from ..windowspec import DEFAULT_FREQ, WindowSpec
+
+if TYPE_CHECKING:
+    from ..sources import SourceSettings
 
 
 class ConfigError(ValueError):
@@ -69,6 +73,53 @@ class AggregatorConfig:
             env("WINDOW_FREQ", DEFAULT_FREQ),
             env("ALLOWED_LATENESS", DEFAULT_ALLOWED_LATENESS),
         )
+
+
+def clicks_format_from_env(environ: Mapping[str, str] | None = None) -> str:
+    """``CLICKS_FORMAT``: what the clicks stream's records are, ``clicks`` (the default) or
+    ``cloudfront-realtime`` (:mod:`clickstream_anomaly.sources.stream`)."""
+    from ..sources.stream import STREAM_FORMATS
+
+    fmt = env("CLICKS_FORMAT", STREAM_FORMATS[0], environ)
+    if fmt not in STREAM_FORMATS:
+        raise ConfigError(f"CLICKS_FORMAT must be one of {', '.join(STREAM_FORMATS)}, got {fmt!r}")
+    return fmt
+
+
+def source_settings_from_env(salt: str, environ: Mapping[str, str] | None = None) -> SourceSettings:
+    """``SOURCE_SETTINGS``: the click source's settings as a JSON object (the keys of ``--source-config``
+    but ``salt``, which is the ``salt`` argument: a secret is not put in a function's environment)."""
+    import json
+
+    from ..sources import SourceSettings
+
+    text = env("SOURCE_SETTINGS", "{}", environ)
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(f"environment variable SOURCE_SETTINGS is not JSON: {exc}") from None
+    if isinstance(data, dict) and "salt" in data:
+        raise ConfigError("SOURCE_SETTINGS must not hold the salt: give it by USER_SALT_SECRET_ARN")
+    try:
+        return SourceSettings.from_mapping({**data, "salt": salt} if isinstance(data, dict) else data)
+    except ValueError as exc:
+        raise ConfigError(f"SOURCE_SETTINGS: {exc}") from None
+
+
+def sampling_rate_from_env(environ: Mapping[str, str] | None = None) -> int:
+    """The aggregator's sampling rate (percent): ``SOURCE_SETTINGS``' ``sampling_rate`` when the stream
+    carries CloudFront real-time records (``CLICKS_FORMAT``), else 100 (the project's clicks are not sampled)."""
+    import json
+
+    if clicks_format_from_env(environ) == "clicks":
+        return 100
+    try:
+        rate = json.loads(env("SOURCE_SETTINGS", "{}", environ)).get("sampling_rate", 100)
+    except (ValueError, AttributeError):
+        raise ConfigError("environment variable SOURCE_SETTINGS must be a JSON object") from None
+    if isinstance(rate, bool) or not isinstance(rate, int) or not 1 <= rate <= 100:
+        raise ConfigError(f"SOURCE_SETTINGS: sampling_rate must be a whole percent 1-100, got {rate!r}")
+    return rate
 
 
 def rcf_params_from_env(environ: Mapping[str, str] | None = None) -> KdaRcfParameters:

@@ -26,18 +26,24 @@ from .config import (
     ConfigError,
     alert_config_from_env,
     baseline_from_env,
+    clicks_format_from_env,
     deepar_scoring_from_env,
     env,
     env_float,
     env_int,
     event_time_policy_from_env,
     rcf_params_from_env,
+    sampling_rate_from_env,
+    source_settings_from_env,
     streaming_detectors_from_env,
 )
 from .s3_store import S3Store
 
 if TYPE_CHECKING:
+    from ..records import Click, RecordError
     from ..scaling import Scaling
+    from ..sources import SourceSettings
+    from ..sources.derive import Filtered
 
 FEATURES_PARTITION_KEY = "windows"  # one key: windows stay in time order on one shard
 AGGREGATOR_STATE_KEY = "aggregator/state.json.gz"
@@ -49,10 +55,64 @@ def reset_clients() -> None:
     """Forget cached clients and the cached RCF scaling (tests switch endpoints and mocks)."""
     _client.cache_clear()
     _scaling_cache.clear()
+    _secret.cache_clear()
 
 
 def state_store(key: str) -> S3Store:
     return S3Store(client("s3"), env("STATE_BUCKET"), key)
+
+
+@cache
+def _secret(secret_id: str) -> str:
+    return str(client("secretsmanager").get_secret_value(SecretId=secret_id)["SecretString"])
+
+
+def user_salt() -> str:
+    """The key of the user hash, which every producer and aggregator must share: the Secrets Manager
+    secret ``USER_SALT_SECRET_ARN`` (read once per container), else ``CLICKSTREAM_USER_SALT``. Neither is
+    a :class:`ConfigError`: a random salt per container would give a visitor a new id in each one."""
+    from ..sources.settings import SALT_ENV
+
+    arn = env("USER_SALT_SECRET_ARN", "")
+    if arn:
+        return _secret(arn)
+    salt = env(SALT_ENV, "")
+    if not salt:
+        raise ConfigError(
+            f"set USER_SALT_SECRET_ARN (or {SALT_ENV}): the user hash needs a salt shared by every function"
+        )
+    return salt
+
+
+def source_settings() -> SourceSettings:
+    """The click source's settings of this function (``SOURCE_SETTINGS`` and :func:`user_salt`)."""
+    return source_settings_from_env(user_salt())
+
+
+def decode_clicks(
+    records: list[dict[str, Any]], filtered: Filtered | None = None
+) -> dict[str, tuple[list[Click], list[RecordError]]] | None:
+    """The clicks of a Kinesis batch by sequence number when the stream carries CloudFront real-time
+    records (``CLICKS_FORMAT=cloudfront-realtime``: one decoding pass for the batch); ``None`` for the
+    project's own clicks, which each record decodes itself. A record whose data is not base64 is left out
+    (its own decoding fails with that reason)."""
+    import base64
+    import binascii
+
+    from ..sources.stream import CLICKS, decode_stream_records
+
+    fmt = clicks_format_from_env()
+    if fmt == CLICKS:
+        return None
+    seqs, payloads = [], []
+    for record in records:
+        try:
+            payloads.append(base64.b64decode(record["kinesis"]["data"]))
+        except (binascii.Error, ValueError):
+            continue
+        seqs.append(record["kinesis"]["sequenceNumber"])
+    decoded = decode_stream_records(payloads, fmt, source_settings(), filtered=filtered)
+    return dict(zip(seqs, decoded, strict=True))
 
 
 def stream_sender(stream: str) -> KinesisSender:
@@ -200,7 +260,10 @@ def produce_s3_object(
     unsent_prefix: str = "unsent/",
     remaining_ms: Callable[[], int] | None = None,
 ) -> ObjectResult:
-    """Send one click log object (CSV or JSON Lines, optionally gzip) to the clicks stream.
+    """Send one log object (optionally gzip) to the clicks stream: the project's clicks CSV or JSON Lines,
+    or the format ``LANDING_FORMAT`` names (``auto``: detected from the first line; CloudFront, ALB,
+    combined, ``jsonl``/``csv`` with ``SOURCE_SETTINGS``' field map; users hashed with :func:`user_salt`).
+    An object whose format cannot be told is not read: ``error`` says why (nothing was sent).
 
     Bad lines (malformed, not UTF-8, a click over the 1 MiB record limit) are skipped and written with
     their reason to ``s3://bucket/<rejected_prefix><key>.csv``; records that could not be sent (after the
@@ -212,7 +275,9 @@ def produce_s3_object(
     from pathlib import Path
 
     from ..clicks_csv import BadLines
-    from ..producer import ProducerError, send_file
+    from ..producer import ProducerError, send_file, source_entries
+    from ..records import RecordError
+    from ..sources.stream import CLICKS
 
     s3 = client("s3")
     out = ObjectResult(key)
@@ -220,10 +285,23 @@ def produce_s3_object(
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(tmp) / name
         s3.download_file(bucket, key, str(local))
+        fmt = env("LANDING_FORMAT", CLICKS)
+        try:
+            entries = source_entries(local, fmt, None if fmt == CLICKS else source_settings())
+        except RecordError as exc:  # auto: the first line says no format
+            out.error = str(exc).replace(str(local), key)
+            return out
         rejects = Path(tmp) / "rejected.csv"
         bad = BadLines(rejects_path=rejects)
         try:
-            result = send_file(clicks_sender(stream), local, skip_bad=True, bad=bad, stop=deadline_stop(remaining_ms))
+            result = send_file(
+                clicks_sender(stream),
+                local,
+                skip_bad=True,
+                bad=bad,
+                stop=deadline_stop(remaining_ms),
+                entries=entries,
+            )
         except ProducerError as exc:
             result = exc.result
             out.stopped, out.error = exc.stopped, None if exc.stopped else str(exc)
@@ -255,6 +333,7 @@ def aggregate(cfg: AggregatorConfig, records: list, shards: Iterable[str] = ()) 
         shards=shards,
         reject=send_rejections(),
         policy=event_time_policy_from_env(),
+        sampling_rate=sampling_rate_from_env(),
     )
 
 

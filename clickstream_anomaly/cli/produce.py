@@ -21,11 +21,9 @@ from ..producer import (
     KinesisSender,
     Pacer,
     ProducerError,
-    click_entry,
-    entries_from_file,
     send_file,
+    source_entries,
 )
-from ..sources import AUTO, detect_format, iter_clicks
 from .features import add_bad_line_options, add_source_options, source_settings
 from .progress import progress_bar
 
@@ -107,15 +105,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _reader(args: argparse.Namespace) -> Callable[[BadLines], Iterator[Entry]]:
     """The input's reader for :func:`~clickstream_anomaly.producer.send_file` (bad lines skipped into
     ``bad``): the producer's own for a clicks log, the sources for any other format."""
-    settings = source_settings(args)
-    fmt = detect_format(args.input, settings) if args.format == AUTO else args.format
-
-    def read(bad: BadLines) -> Iterator[Entry]:
-        if fmt == "clicks":
-            return entries_from_file(args.input, skip_bad=True, bad=bad)
-        return (click_entry(c) for c in iter_clicks(args.input, fmt, settings, skip_bad=True, bad=bad))
-
-    return read
+    return source_entries(args.input, args.format, source_settings(args))
 
 
 #: Exit status when SIGTERM stopped the send (128 + 15, as a shell reports it).

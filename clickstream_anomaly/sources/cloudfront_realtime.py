@@ -104,13 +104,24 @@ def decode_records(
     skip_bad: bool = True,
     bad: BadLines | None = None,
     filtered: Filtered | None = None,
+    with_lines: bool = False,
 ) -> pd.DataFrame:
     """The clicks of a batch of real-time log records (each the data of one Kinesis record, ending in
-    ``\\n`` or not) as a frame ``ts, user, page``; a bad record is reported with its 1-based position in
-    ``payloads`` as the line. For the aggregator's ``clicks_format=cloudfront-realtime``."""
+    ``\\n`` or not) as a frame ``ts, user, page`` (and ``line``, the record's 1-based position in
+    ``payloads``, with ``with_lines``); a bad record is reported with that position as the line. For the
+    aggregator's ``clicks_format=cloudfront-realtime`` (:func:`~.stream.decode_stream_records`)."""
     bad = bad if bad is not None else BadLines()
     body = b"".join(p.rstrip(b"\r\n").replace(b"\n", b" ") + b"\n" for p in payloads)
     if not body:
-        return pd.DataFrame({"ts": np.empty(0, np.int64), "user": [], "page": []})
+        empty = pd.DataFrame({"ts": np.empty(0, np.int64), "user": [], "page": []})
+        return empty.assign(line=np.empty(0, np.int64)) if with_lines else empty
     block = Block(1, body)
-    return to_clicks(requests(block, settings), settings, source=source, skip_bad=skip_bad, bad=bad, filtered=filtered)
+    return to_clicks(
+        requests(block, settings),
+        settings,
+        source=source,
+        skip_bad=skip_bad,
+        bad=bad,
+        filtered=filtered,
+        with_lines=with_lines,
+    )

@@ -258,9 +258,11 @@ def to_clicks(
     skip_bad: bool,
     bad: BadLines,
     filtered: Filtered | None = None,
+    with_lines: bool = False,
 ) -> pd.DataFrame:
     """The clicks of ``req`` as a frame ``ts`` (int64 ns UTC), ``user``, ``page`` (what
-    :func:`~clickstream_anomaly.clicks_csv.iter_click_chunks` yields); bad rows raise or go to ``bad``."""
+    :func:`~clickstream_anomaly.clicks_csv.iter_click_chunks` yields; with ``with_lines`` also ``line``,
+    each click's 1-based line); bad rows raise or go to ``bad``."""
     n = len(req.lines)
     keep = np.ones(n, dtype=bool) if req.keep is None else req.keep.copy()
     reasons: dict[int, str] = dict(req.errors)
@@ -293,13 +295,16 @@ def to_clicks(
     counted = _filters(req, paths, counted, settings, filtered)
     rows = np.flatnonzero(counted)
     pages = on_uniques(paths[rows], _map(_page_function(settings)))
-    return pd.DataFrame(
+    out = pd.DataFrame(
         {
             "ts": req.ts[rows].astype(np.int64),
             "user": pd.Series(_users(req, rows, settings), dtype=object),
             "page": pd.Series(pages, dtype=object),
         }
     )
+    if with_lines:
+        out["line"] = np.asarray(req.lines, dtype=np.int64)[rows]
+    return out
 
 
 def _filters(

@@ -151,8 +151,10 @@ class SourceSettings:
         The CloudFront real-time log configuration's fields, in its order (``cloudfront-realtime``).
         ``timestamp`` and ``cs-uri-stem`` are required.
     sampling_rate : int, default 100
-        The real-time log configuration's sampling rate, percent (1–100). Recorded for the windows' scaling;
-        distinct users and pages cannot be scaled (see the "Connect your traffic" page).
+        The share of requests the source logs, percent (1–100; a CloudFront real-time log configuration's
+        sampling rate). The windows' ``clicks`` are scaled by 100 / rate
+        (:func:`clickstream_anomaly.features.scale_clicks`); distinct users and pages cannot be scaled
+        (see the "Connect your traffic" page).
     user_cookie : str or None
         Name of the cookie (in ``cs-cookie`` / ``cs(Cookie)``) that identifies a visitor. Its value is
         hashed with ``salt``. Without it, or when a request has no such cookie, the user is a salted hash

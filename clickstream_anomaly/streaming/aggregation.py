@@ -46,7 +46,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .. import persist
-from ..features import ResidualState, freq_ns, lookback_windows
+from ..features import ResidualState, freq_ns, lookback_windows, scale_clicks
 from ..records import Click, Window, format_timestamp
 from ..windowspec import DEFAULT_FREQ
 from .eventtime import (
@@ -101,9 +101,11 @@ class PartialWindow:
         self.users |= other.users
         self.pages |= other.pages
 
-    def to_window(self, residual: float) -> Window:
-        """The closed window's features; ``residual`` comes from the caller's :class:`ResidualState`."""
-        return Window(_dt(self.start), len(self.pages), len(self.users), self.clicks, residual)
+    def to_window(self, residual: float, clicks: int | None = None) -> Window:
+        """The closed window's features; ``residual`` comes from the caller's :class:`ResidualState`,
+        ``clicks`` (default: the count) is the scaled count of a sampled source."""
+        count = self.clicks if clicks is None else clicks
+        return Window(_dt(self.start), len(self.pages), len(self.users), count, residual)
 
     def to_dict(self) -> dict[str, Any]:
         return {"start": self.start, "clicks": self.clicks, "users": sorted(self.users), "pages": sorted(self.pages)}
@@ -150,6 +152,7 @@ class AggregatorState:
     residual: ResidualState = field(default_factory=ResidualState)
     rejected: list[dict[str, Any]] = field(default_factory=list)  # rejections not sent yet (event-time policy)
     rejections_overflow: int = 0  # rejections dropped because the outbox was full (counted, never silent)
+    sampling_rate: int = 100  # percent of the requests the source logs (configuration, not saved)
 
     def __post_init__(self) -> None:
         if not self.residual.history:
@@ -297,8 +300,9 @@ class AggregatorState:
         while start <= last:
             part = self.open.pop(start, None)
             clicks, users = (part.clicks, len(part.users)) if part is not None else (0, 0)
+            clicks = int(scale_clicks(clicks, self.sampling_rate))  # the one scaling (features.py)
             residual = self.residual.residual(clicks, users)
-            out.append(part.to_window(residual) if part is not None else empty_window(start, residual))
+            out.append(part.to_window(residual, clicks) if part is not None else empty_window(start, residual))
             start += step
         self.next_start = start
         self.outbox.extend(w.to_dict() for w in out)
@@ -436,8 +440,13 @@ def apply_batch(
     return stats
 
 
-def _decoder(freq: str, lateness: str) -> Callable[[bytes | None], AggregatorState]:
-    return lambda raw: AggregatorState.from_bytes(raw, freq=freq, lateness=lateness)
+def _decoder(freq: str, lateness: str, sampling_rate: int = 100) -> Callable[[bytes | None], AggregatorState]:
+    def decode(raw: bytes | None) -> AggregatorState:
+        state = AggregatorState.from_bytes(raw, freq=freq, lateness=lateness)
+        state.sampling_rate = sampling_rate
+        return state
+
+    return decode
 
 
 def run_aggregator(  # noqa: PLR0913  (the settings are keyword-only)
@@ -451,8 +460,11 @@ def run_aggregator(  # noqa: PLR0913  (the settings are keyword-only)
     shards: Iterable[str] = (),
     reject: Callable[[list[Rejection]], None] | None = None,
     policy: EventTimePolicy = DEFAULT_POLICY,
+    sampling_rate: int = 100,
 ) -> BatchStats:
     """One aggregator invocation: apply the records (or none, for a scheduled tick), close windows, send them.
+
+    ``sampling_rate`` (percent of the requests the source logs) scales the closed windows' ``clicks``.
 
     ``send(windows)`` writes windows to the features stream; it runs after the state (with the windows in
     its outbox) is saved, and the outbox is cleared after it returns. If it raises, the windows stay in the
@@ -460,7 +472,7 @@ def run_aggregator(  # noqa: PLR0913  (the settings are keyword-only)
     failure destination the same way (``None``: they stay in the state's outbox).
     """
     records, shards = list(records), list(shards)
-    decode = _decoder(freq, lateness)
+    decode = _decoder(freq, lateness, sampling_rate)
     state, stats = transact(
         store,
         decode,

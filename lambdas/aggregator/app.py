@@ -3,7 +3,10 @@
 Environment: ``FEATURES_STREAM_NAME``, ``STATE_BUCKET``, ``WINDOW_FREQ`` (10min), ``ALLOWED_LATENESS``
 (10min). Event source mapping: ``ReportBatchItemFailures``, ``ParallelizationFactor`` 1 (per-shard
 order is what makes the re-delivery check exact). A record is one click or an aggregated record of several
-(newline-separated, :func:`clickstream_anomaly.records.decode_click_record`). A record with a bad click
+(newline-separated, :func:`clickstream_anomaly.records.decode_click_record`); with
+``CLICKS_FORMAT=cloudfront-realtime`` also a CloudFront real-time log record (``SOURCE_SETTINGS``: its
+fields and the click rules; ``USER_SALT_SECRET_ARN``: the user hash's salt; requests that are not clicks
+are counted in ``RequestsFiltered``). A record with a bad click
 fails alone (its reason logged) and goes to the failure destination after the retries; the shard keeps
 moving. The good clicks of an aggregated record with a bad one are counted once (its sequence number is
 checkpointed, so the retries do not count them again). Clicks the event-time policy rejects (too far
@@ -23,6 +26,7 @@ from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import Ki
 from clickstream_anomaly.aws import runtime
 from clickstream_anomaly.aws.batch import corrupt_state_reported, logging_batch_processor
 from clickstream_anomaly.records import Click, RecordError, decode_click_record
+from clickstream_anomaly.sources.derive import Filtered
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
@@ -33,11 +37,14 @@ processor = logging_batch_processor(logger)
 metrics = Metrics()
 
 
-def record_handler(record: KinesisStreamRecord, partial: list | None = None) -> tuple[str, str, list[Click]]:
-    """``(shard, sequence number, clicks)`` of one record; raises :class:`RecordError` for a bad click, after
-    adding the record's good clicks (if any) to ``partial``."""
+def record_handler(
+    record: KinesisStreamRecord, partial: list | None = None, decoded: dict | None = None
+) -> tuple[str, str, list[Click]]:
+    """``(shard, sequence number, clicks)`` of one record (``decoded``: the batch's, by sequence number);
+    raises :class:`RecordError` for a bad click, after adding the record's good clicks to ``partial``."""
     shard, seq = record.event_id.split(":")[0], record.kinesis.sequence_number
-    clicks, errors = decode_click_record(record.kinesis.data_as_bytes())
+    data = record.kinesis.data_as_bytes()
+    clicks, errors = decoded[seq] if decoded and seq in decoded else decode_click_record(data)
     if errors:
         if clicks and partial is not None:
             partial.append((shard, seq, clicks))
@@ -55,13 +62,18 @@ def handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse |
     shards: tuple[str, ...] = ()
     if event.get("source") != "aws.events":  # a Kinesis batch (else: the scheduled tick)
         partial: list = []
-        with processor(records=event["Records"], handler=functools.partial(record_handler, partial=partial)):
+        filtered = Filtered()
+        decoded = runtime.decode_clicks(event["Records"], filtered)
+        handle = functools.partial(record_handler, partial=partial, decoded=decoded)
+        with processor(records=event["Records"], handler=handle):
             processed = processor.process()
         records = [result for status, result, _ in processed if status == "success"] + partial
         shards = runtime.open_shards(event["Records"][0].get("eventSourceARN"))
         response = processor.response()
         poison = sum(status == "fail" for status, _, _ in processed)
         metrics.add_metric(name="PoisonRecords", unit=MetricUnit.Count, value=poison)
+        if decoded is not None:
+            metrics.add_metric(name="RequestsFiltered", unit=MetricUnit.Count, value=filtered.count)
     with corrupt_state_reported(logger, metrics):
         stats = runtime.aggregate(cfg, records, shards)
     for rejection in stats.rejections[:20]:  # the reasons; every one is in the failure queue

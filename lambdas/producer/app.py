@@ -1,6 +1,8 @@
-"""S3 ObjectCreated (click logs: CSV or JSON Lines, optionally gzip) -> clicks stream.
+"""S3 ObjectCreated (click logs, optionally gzip) -> clicks stream.
 
-Environment: ``CLICKS_STREAM_NAME``; ``REJECTED_PREFIX`` (default ``rejected/``) where bad lines go with
+Environment: ``CLICKS_STREAM_NAME``; ``LANDING_FORMAT`` (default ``clicks``: the project's CSV or JSON
+Lines; ``auto`` or a source format: CloudFront, ALB, combined... with ``SOURCE_SETTINGS`` and the salt of
+``USER_SALT_SECRET_ARN``); ``REJECTED_PREFIX`` (default ``rejected/``) where bad lines go with
 their reason; ``CLICKS_AGGREGATE_BYTES`` (default 25600: a user's clicks share Kinesis records of at most
 25 KiB, as ``produce`` does; ``0`` = one click per record). Metrics (in clicks): ``RecordsSent``,
 ``RecordsRejected``, ``RecordsUnsent``. Rejected lines are logged as a warning (the first reasons and the
@@ -48,6 +50,8 @@ def handler(event: S3Event, context: LambdaContext) -> dict:
                 "bad lines rejected",
                 extra={"rejected": out.rejected, "rejected_key": out.rejected_key, "first": out.bad_lines},
             )
+        if out.error and not out.unsent:
+            logger.error("object not read", extra={"object_key": key, "reason": out.error})
         if out.unsent:
             reason = out.stopped or out.error
             logger.error(

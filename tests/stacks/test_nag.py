@@ -1,6 +1,7 @@
-"""cdk-nag 3 AwsSolutions on both engines (lambda with endpoints and schedule; kda-sql with removal_policy
-destroy and an e-mail subscription) in one app and one synth, with a deliberately non-compliant control
-stack that proves the checks ran."""
+"""cdk-nag 3 AwsSolutions on both engines (lambda with endpoints, schedule and CloudFront real-time logs on
+the clicks stream, with the generated salt secret; kda-sql with removal_policy destroy and an e-mail
+subscription) in one app and one synth, with a deliberately non-compliant control stack that proves the
+checks ran."""
 
 from __future__ import annotations
 
@@ -24,7 +25,14 @@ def report(tmp_path_factory):
     from stacks.settings import Settings
 
     outdir = tmp_path_factory.mktemp("cdk-nag")
-    app = cdk.App(context=context(deploy_endpoints=True, retrain_schedule="rate(7 days)"), outdir=str(outdir))
+    ctx = context(
+        deploy_endpoints=True,
+        retrain_schedule="rate(7 days)",
+        clicks_format="cloudfront-realtime",
+        cloudfront_realtime_log=True,
+        landing_format="auto",
+    )
+    app = cdk.App(context=ctx, outdir=str(outdir))
     build_app(app, nag=True)
     ClickstreamAnomalyStack(
         app,

@@ -115,6 +115,11 @@ def test_environment_contract(template):
     assert alerter["METRICS_NAMESPACE"] == "ClickstreamAnomaly"
     assert alerter["WINDOW_FREQ"] == "10min"  # incidents group windows of the aggregator's length
     assert set(alerter) >= {"TOPIC_ARN", "STATE_BUCKET"}
+    # The project's own clicks everywhere by default: no salt to share, no real-time log configuration.
+    assert env["aggregator"]["CLICKS_FORMAT"] == "clicks" and env["producer"]["LANDING_FORMAT"] == "clicks"
+    assert "USER_SALT_SECRET_ARN" not in env["aggregator"] and "USER_SALT_SECRET_ARN" not in env["producer"]
+    template.resource_count_is("AWS::SecretsManager::Secret", 0)
+    template.resource_count_is("AWS::CloudFront::RealtimeLogConfig", 0)
 
 
 def test_kinesis_event_sources_fail_safely(template):

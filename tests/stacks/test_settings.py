@@ -212,12 +212,35 @@ def test_bad_patterns_name_the_key_and_the_accepted_form(overrides, message):
         ({"stream_shards": 4}, "stream_shards=4 applies only with stream_mode=provisioned"),
         ({"rcf_sample_size": 500, "rcf_time_decay": 500}, "rcf_sample_size=500 must be smaller than rcf_time_decay"),
         ({"deepar_hyperparameters": {"epochs": 0}}, "deepar_hyperparameters: DeepAR hyperparameters: epochs"),
+        ({"cloudfront_realtime_log": True}, "cloudfront_realtime_log=true needs clicks_format=cloudfront-realtime"),
+        ({"source_settings": {"salt": "in-the-template"}}, "source_settings: salt (use user_salt_secret_arn)"),
+        ({"source_settings": {"sampling_rate": 10}}, "sampling_rate (use realtime_log_sampling_rate)"),
+        ({"source_settings": {"statuses": "2xx"}}, "source_settings: statuses: '2xx' is not a status code"),
+        ({"source_settings": {"colour": 1}}, "source_settings: unknown source setting(s): colour"),
+        ({"realtime_log_fields": "timestamp,c-ip"}, "realtime_log_fields: realtime_fields: must include"),
     ],
 )
 def test_cross_field_rules(overrides, message):
     with pytest.raises(SettingsError) as err:
         Settings.from_context(context(**overrides))
     assert message in str(err.value)
+
+
+def test_source_settings_reach_the_functions_without_the_salt():
+    s = Settings.from_context(
+        context(
+            clicks_format="cloudfront-realtime",
+            realtime_log_fields="timestamp(ms),c-ip,cs-uri-stem,cs-user-agent",
+            realtime_log_sampling_rate="25",
+            source_settings='{"user_cookie": "sid"}',
+        )
+    )
+    assert json.loads(s.source_settings_json()) == {
+        "realtime_fields": ["timestamp(ms)", "c-ip", "cs-uri-stem", "cs-user-agent"],
+        "sampling_rate": 25,
+        "user_cookie": "sid",
+    }
+    assert s.needs_user_salt and not Settings.from_context(context()).needs_user_salt
 
 
 def test_every_cross_field_problem_is_reported():
