@@ -56,6 +56,9 @@ class Streams:
 class Decode(ProcessFunction):
     """Clicks-stream record (text) -> ``(ts_ns, user, page)`` tuples; bad clicks to :data:`MALFORMED`."""
 
+    def __init__(self, settings: JobSettings) -> None:
+        self.fmt, self.source = settings.clicks_format, settings.source
+
     def open(self, runtime_context: RuntimeContext) -> None:
         group = runtime_context.get_metrics_group()
         self.clicks = group.counter("Clicks")
@@ -64,7 +67,7 @@ class Decode(ProcessFunction):
         self.clock = EventClock()  # per subtask; a restart starts it again from the next click
 
     def process_element(self, value: str, ctx: ProcessFunction.Context) -> Iterator[Any]:
-        clicks, rejects, rejected = decode(value, self.clock, time.time())
+        clicks, rejects, rejected = decode(value, self.clock, time.time(), fmt=self.fmt, source=self.source)
         self.clicks.inc(len(clicks))
         self.malformed.inc(len(rejects) - rejected)
         self.rejected.inc(rejected)
@@ -145,7 +148,7 @@ def watermarks(settings: JobSettings) -> WatermarkStrategy:
 def build(records: DataStream, settings: JobSettings) -> Streams:
     """Wire the pipeline on a stream of clicks-stream records (strings); returns its output streams."""
     site = settings.site
-    clicks = records.process(Decode(), output_type=CLICK_TYPE).name("decode clicks")
+    clicks = records.process(Decode(settings), output_type=CLICK_TYPE).name("decode clicks")
     timed = clicks.assign_timestamps_and_watermarks(watermarks(settings)).name("event time")
     windows = (
         timed.key_by(lambda _: site, key_type=Types.STRING())

@@ -20,6 +20,7 @@ from pyflink.datastream.connectors.file_system import FileSource, StreamFormat
 
 from clickstream_anomaly.features import records_to_windows, write_windows
 from clickstream_anomaly.records import Detection, Window, write_detections_csv
+from clickstream_anomaly.sources.settings import SourceSettings
 
 from .job import build
 from .logic import JobSettings
@@ -99,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timezone", default=JobSettings.timezone)
     p.add_argument("--parallelism", type=int, default=1)
     p.add_argument("--bundle-size", type=int, default=None, help="python.fn-execution.bundle.size")
+    p.add_argument("--clicks-format", default=JobSettings.clicks_format, help="clicks or cloudfront-realtime")
+    p.add_argument("--source-config", type=Path, default=None, help="source settings JSON (fields, salt)")
     args = p.parse_args(argv)
     settings = JobSettings(
         freq=args.freq,
@@ -106,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
         out_of_orderness=args.out_of_orderness,
         detectors=tuple(d.strip() for d in args.detectors.split(",") if d.strip()),
         timezone=args.timezone,
+        clicks_format=args.clicks_format,
+        source=SourceSettings.from_file(args.source_config) if args.source_config is not None else None,
     )
     began = time.perf_counter()
     out = run(args.input, settings, args.parallelism, args.bundle_size)

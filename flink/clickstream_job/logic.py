@@ -24,6 +24,8 @@ from clickstream_anomaly.features import ResidualState, freq_ns, lookback_window
 from clickstream_anomaly.kda import KdaRcfParameters
 from clickstream_anomaly.producer import MAX_SKEW_SECONDS
 from clickstream_anomaly.records import BASELINE, RCF_STREAMING, DetectorName, Window, decode_click_record
+from clickstream_anomaly.sources.settings import SourceSettings
+from clickstream_anomaly.sources.stream import CLICKS, STREAM_FORMATS, decode_stream_records
 from clickstream_anomaly.streaming.aggregation import DEFAULT_ALLOWED_LATENESS
 from clickstream_anomaly.streaming.detection import DetectorState, new_state
 from clickstream_anomaly.streaming.eventtime import LAMBDA_MAX_FUTURE_SECONDS, EventTimePolicy, advanced_clock
@@ -46,6 +48,9 @@ class JobSettings:
     late: the producer's maximum skew. ``allowed_lateness`` is the Lambda engine's. ``idle_timeout``
     (seconds) is how long a source split (shard) may send nothing before it stops holding the watermark.
     ``key`` names the dimension the windows and detectors are keyed by (only ``site`` today).
+    ``clicks_format`` is the clicks stream's format (:data:`~clickstream_anomaly.sources.stream.STREAM_FORMATS`,
+    as the aggregator's ``CLICKS_FORMAT``); ``source`` the source settings a ``cloudfront-realtime`` stream
+    needs (fields, user rules, the shared salt).
     """
 
     freq: str = DEFAULT_FREQ
@@ -57,6 +62,8 @@ class JobSettings:
     detectors: tuple[str, ...] = (BASELINE,)
     timezone: str = "UTC"
     random_state: int = 0
+    clicks_format: str = CLICKS
+    source: SourceSettings | None = None
 
     def __post_init__(self) -> None:
         unknown = [d for d in self.detectors if d not in (BASELINE, RCF_STREAMING)]
@@ -68,6 +75,10 @@ class JobSettings:
             raise ValueError("out_of_orderness must be >= 0 s and idle_timeout > 0 s")
         freq_ns(self.freq)
         _duration_ns(self.allowed_lateness)
+        if self.clicks_format not in STREAM_FORMATS:
+            raise ValueError(f"clicks_format must be one of {', '.join(STREAM_FORMATS)}, got {self.clicks_format!r}")
+        if self.clicks_format != CLICKS and self.source is None:
+            raise ValueError(f"clicks_format={self.clicks_format} needs the source settings (fields, salt)")
 
     @property
     def freq_ns(self) -> int:
@@ -103,12 +114,23 @@ class EventClock:
 
 
 def decode(
-    data: bytes | str, clock: EventClock | None = None, now: float | None = None
+    data: bytes | str,
+    clock: EventClock | None = None,
+    now: float | None = None,
+    *,
+    fmt: str = CLICKS,
+    source: SourceSettings | None = None,
 ) -> tuple[list[ClickTuple], list[str], int]:
     """The clicks of one clicks-stream record as ``(ts_ns, user, page)``, one reject per bad click (the JSON
     ``{"reason", "raw"}``, ``raw`` the first 200 characters of the bad click or record) and how many of the
-    rejects are ``clock``'s event-time rejections (``now``: the wall clock, s)."""
-    clicks, errors = decode_click_record(data)
+    rejects are ``clock``'s event-time rejections (``now``: the wall clock, s). ``fmt``/``source``: the
+    stream's format and source settings, decoded as the aggregator does
+    (:func:`~clickstream_anomaly.sources.stream.decode_stream_records`)."""
+    if fmt == CLICKS:
+        clicks, errors = decode_click_record(data)
+    else:
+        raw = data.encode("utf-8") if isinstance(data, str) else data
+        ((clicks, errors),) = decode_stream_records([raw], fmt, source)
     rejects = [json.dumps({"reason": str(e), "raw": e.raw}, separators=(",", ":")) for e in errors]
     kept = []
     for c in clicks:

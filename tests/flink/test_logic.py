@@ -123,3 +123,27 @@ def test_a_mis_dated_click_is_rejected_before_it_can_move_the_watermark():
     assert "ahead of the event clock" in json.loads(rejects[0])["reason"]
     # without a clock nothing is checked (the unit tests of the windows feed any time)
     assert decode(record(datetime(2100, 1, 1, tzinfo=UTC)))[2] == 0
+
+
+def test_cloudfront_realtime_records_decode_as_the_aggregator_decodes_them():
+    """Issue #16 in the Flink engine: clicks_format=cloudfront-realtime, the aggregator's one decoder."""
+    from clickstream_anomaly.sources.settings import SourceSettings
+    from clickstream_anomaly.sources.stream import decode_stream_records
+
+    source = SourceSettings(salt="a shared secret salt")
+    t = datetime(2020, 7, 15, 10, 0, tzinfo=UTC).timestamp()
+
+    def realtime(minute: float, ip: str, uri: str, status: str = "200") -> bytes:
+        fields = [f"{t + minute * 60:.3f}", ip, status, "GET", uri, "Mozilla/5.0%20(X11)", "-"]
+        return ("\t".join(fields) + "\n").encode()
+
+    records = [realtime(1, "192.0.2.1", "/a?x=1"), realtime(2, "192.0.2.2", "/app.js"), b"\tnot\ta record\n"]
+    for data in records:
+        clicks, rejects, _ = decode(data, fmt="cloudfront-realtime", source=source)
+        ((want, errors),) = decode_stream_records([data], "cloudfront-realtime", source)
+        assert clicks == [(int(pd.Timestamp(c.timestamp).value), c.user, c.page) for c in want]
+        assert [json.loads(r)["reason"] for r in rejects] == [str(e) for e in errors]
+    first, _, _ = decode(records[0], fmt="cloudfront-realtime", source=source)
+    assert [c[2] for c in first] == ["/a"]  # the path without its query; the static asset is not a click
+    with pytest.raises(ValueError, match="needs the source settings"):
+        JobSettings(clicks_format="cloudfront-realtime")
