@@ -140,19 +140,14 @@ def rebuild_detector_state(
     from ..streaming.detection import new_state
     from .config import baseline_from_env, rcf_params_from_env, streaming_detectors_from_env
     from .s3_store import S3Store
-    from .training.lake import day_prefixes, parse_objects
+    from .training.lake import lake_windows
 
     key = state_key("detector", key)
     names = streaming_detectors_from_env(environ)
     params = rcf_params_from_env(environ) if "rcf-streaming" in names else None
     state = new_state(params, baseline=baseline_from_env(environ))
-    bodies = []
-    paginator = s3.get_paginator("list_objects_v2")
-    for prefix in day_prefixes(days, now or datetime.now(UTC)):
-        for page in paginator.paginate(Bucket=lake_bucket, Prefix=prefix):
-            for obj in page.get("Contents", []):
-                bodies.append(s3.get_object(Bucket=lake_bucket, Key=obj["Key"])["Body"].read())
-    latest = {w.window_start: w for w in parse_objects(bodies)}  # a re-delivered window counts once
+    records = lake_windows(s3, lake_bucket, days, now or datetime.now(UTC))
+    latest = {w.window_start: w for w in records}  # a re-delivered window counts once
     if not latest:
         raise ValueError(f"no window features under s3://{lake_bucket}/features/ in the last {days} day(s)")
     state.step(latest.values())

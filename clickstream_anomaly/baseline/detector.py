@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from numbers import Integral, Real
 from typing import Any, ClassVar
 
@@ -23,7 +23,7 @@ from ..records import BASELINE, DIRECTIONS, FEATURE_COLUMNS, Detection
 from ..validation import Interval
 from ..windowspec import WindowSpec
 from .calendar import check_timezone, local_slots
-from .model import COUNT, REAL, SeasonalParams, SeasonalState, Step
+from .model import COUNT, REAL, SeasonalParams, SeasonalState
 
 KIND = "baseline.TimeAwareBaseline"
 VERSION = 1
@@ -324,7 +324,6 @@ class TimeAwareBaseline(BaseEstimator):
         excluded = _mask(starts, exclude)
         n, f = X.shape
         out = {k: np.full((n, f), np.nan) for k in ("expected", "low", "high", "z", "drift", "novelty", "column_score")}
-        generic = np.asarray(self.params_.generic, dtype=bool) if self.params_.generic else np.zeros(f, dtype=bool)
         warm = np.zeros(n, dtype=bool)
         for i in range(n):
             st = self.state_.step(X[i], int(slots[i]), int(weekdays[i]), learn=not excluded[i], band_z=BAND_Z)
@@ -332,7 +331,7 @@ class TimeAwareBaseline(BaseEstimator):
             out["expected"][i], out["low"][i], out["high"][i], out["z"][i] = st.expected, st.low, st.high, st.z
             out["drift"][i] = np.where(st.z >= 0, st.drift_high, -st.drift_low)
             out["novelty"][i] = st.novelty
-            out["column_score"][i] = self._column_score(st, generic)
+            out["column_score"][i] = st.column_score
         column_score = np.where(warm[:, None], np.nan_to_num(out["column_score"]), 0.0)
         return BaselineScores(
             columns=tuple(self.columns),
@@ -367,24 +366,12 @@ class TimeAwareBaseline(BaseEstimator):
         model = cls(**params)
         model.spec_ = WindowSpec.parse(params["window"])
         model.params_ = model._resolve(model.spec_)
-        model.state_ = SeasonalState.from_bytes(st.arrays["state"].tobytes())
+        state = SeasonalState.from_bytes(st.arrays["state"].tobytes())
+        thresholds = ("point_threshold", "pair_threshold", "drift_threshold")  # the estimator's: one verdict rule
+        state.params = replace(state.params, **{k: getattr(model.params_, k) for k in thresholds})
+        model.state_ = state
         model.offset_ = 1.0
         return model
-
-    def _column_score(self, st: Step, generic: np.ndarray) -> np.ndarray:
-        """Per column ``max(|z| / point_threshold, |pair| / pair_threshold, drift / drift_threshold)``, the
-        drift counting while this
-        window still deviates in its direction by more than half the slack; for a generic column
-        ``sqrt(|z| / point_threshold * novelty)``, the geometric mean of how unexpected and how new the
-        deviation is (at least 1 when ``|z| * novelty >= point_threshold``), 0 while its novelty is NaN."""
-        z, hi, lo, novelty = st.z, st.drift_high, st.drift_low, st.novelty
-        half = 0.5 * self.drift_slack
-        drift = np.where(z > half, hi, np.where(z < -half, lo, 0.0))
-        point = np.abs(z) / self.point_threshold
-        with np.errstate(invalid="ignore"):
-            judged = np.where(np.isnan(novelty), 0.0, np.sqrt(point * novelty))
-        pair = np.abs(st.pair) / self.pair_threshold
-        return np.where(generic, judged, np.maximum(np.maximum(point, pair), drift / self.drift_threshold))
 
     def score_samples(self, windows: pd.DataFrame) -> np.ndarray:
         """Scores of ``windows`` (shape (n_windows,), threshold units, higher is more anomalous) continuing

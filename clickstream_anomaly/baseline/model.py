@@ -127,7 +127,8 @@ class Step:
     ``warm`` is False while the baseline has too little history to judge (the first day, a slot never
     seen); then ``expected``/``low``/``high``/``z`` are NaN. ``expected``, ``low`` and ``high`` are in the
     column's units (``low``/``high`` the band at ``band_z`` spreads); ``z`` the deviation in spreads;
-    ``drift_high``/``drift_low`` the CUSUMs after this window; ``pair`` the smaller deviation of this window
+    ``drift_high``/``drift_low`` the CUSUMs after this window; ``column_score`` the verdict per column
+    (:meth:`SeasonalState.column_score`, 1 = at the threshold); ``pair`` the smaller deviation of this window
     and the one before when both lie on the same side (signed; 0 otherwise); ``novelty`` how new the deviation of a
     generic column is (:func:`.generic.newness`; NaN for the other columns and while there is too little
     to compare with).
@@ -142,6 +143,7 @@ class Step:
     drift_low: np.ndarray
     novelty: np.ndarray
     pair: np.ndarray
+    column_score: np.ndarray
 
 
 def _transform(x: np.ndarray, kinds: np.ndarray) -> np.ndarray:
@@ -334,8 +336,10 @@ class SeasonalState:
         if warm and learn and observed:  # an excluded window (a holiday) moves no statistic
             z0 = np.where(np.isfinite(z), z, 0.0)
             self._drift(z0)
-            held, drifting = self._flagged(z, pair)
-            self._learn_persistence(z0, held | drifting)
+            point, drift, _ = self._scores(z, pair, novelty)
+            window_feature = ~np.asarray(p.generic, dtype=bool) if p.generic else np.ones(p.n_features, dtype=bool)
+            held = window_feature & (point >= 1.0)  # not taught by this window (see _learn)
+            self._learn_persistence(z0, held | (window_feature & (drift >= 1.0)))
             with np.errstate(invalid="ignore"):
                 flagged = np.abs(z) * novelty >= p.point_threshold  # a generic column's verdict
             self._remember((t - pred)[g], flagged[g])
@@ -351,30 +355,37 @@ class SeasonalState:
             drift_low=self.drift_low.copy(),
             novelty=novelty,
             pair=pair,
+            column_score=self.column_score(z, pair, novelty),
         )
         if learn and observed:
             self._learn_generic(t, (s_pred[g], flat[0]), (s_sd[g], flat[1]), kinds == REAL)
             self._learn(t, s_pred, s_sd, level, at, is_count, held)
         return out
 
-    def _flagged(self, z: np.ndarray, pair: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The window-feature columns (each shape (n_features,), bool) this window flags by the point test
-        (one window, or two in a row on the same side) and by the drift test, as the detector judges
-        them. A point-flagged column's profile, weekly factor and spread do not learn the window (an
-        outage does not become tomorrow's normal; its level still does, so a lasting change of level is
-        followed). A drifting column goes on learning them (else a shape the profile has not learned yet,
-        such as the first weekday morning after a weekend, would stay flagged), but neither kind teaches
-        the persistence of normal deviations."""
+    def _scores(self, z: np.ndarray, pair: np.ndarray, novelty: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Per column, in threshold units (1 = at the threshold): the point score ``max(|z| /
+        point_threshold, |pair| / pair_threshold)``, the drift score (the CUSUM of this window's direction
+        while it deviates by more than half the slack, over ``drift_threshold``) and a generic column's
+        ``sqrt(|z| / point_threshold * novelty)`` (0 while its novelty is NaN)."""
         p = self.params
         half = 0.5 * p.drift_slack
         with np.errstate(invalid="ignore"):
-            drift = np.where(z > half, self.drift_high, np.where(z < -half, self.drift_low, 0.0))
-            point = (np.abs(z) >= p.point_threshold) | (np.abs(pair) >= p.pair_threshold)
-            drifting = drift >= p.drift_threshold
-        if p.generic:
-            point[p.generic_index] = False
-            drifting[p.generic_index] = False
-        return point, drifting
+            drift = np.where(z > half, self.drift_high, np.where(z < -half, self.drift_low, 0.0)) / p.drift_threshold
+            point = np.abs(z) / p.point_threshold
+            judged = np.where(np.isnan(novelty), 0.0, np.sqrt(point * novelty))
+        return np.maximum(point, np.abs(pair) / p.pair_threshold), drift, judged
+
+    def column_score(self, z: np.ndarray, pair: np.ndarray, novelty: np.ndarray) -> np.ndarray:
+        """The verdict per column (shape (n_features,), threshold units; anomalous at 1 or more): for a
+        window feature the larger of its point and drift scores, for a generic column its novelty-weighted
+        score (:meth:`_scores`). A point-flagged window feature does not teach its profile, weekly factor
+        or spread (an outage does not become tomorrow's normal; its level still learns, so a lasting change
+        is followed); a drifting one goes on learning them (else a shape the profile has not learned yet,
+        such as the first weekday morning after a weekend, would stay flagged); neither teaches the
+        persistence of normal deviations."""
+        point, drift, judged = self._scores(z, pair, novelty)
+        generic = np.asarray(self.params.generic, dtype=bool) if self.params.generic else np.zeros(len(z), dtype=bool)
+        return np.where(generic, judged, np.maximum(point, drift))
 
     def _seasonal_prediction(
         self, at: _Where, level: np.ndarray, is_count: np.ndarray

@@ -157,3 +157,21 @@ def acknowledge_rejections(outbox: list[dict[str, Any]], sent: list[Rejection]) 
     """Remove sent rejections from a state's outbox (in place)."""
     done = {r.key for r in sent}
     outbox[:] = [d for d in outbox if Rejection.from_dict(d).key not in done]
+
+
+@dataclass
+class EventClock:
+    """One stream's event clock with :class:`EventTimePolicy` (the Lambdas' wall-clock bound by default): the
+    newest accepted event, moved on by the wall time since; an event the policy rejects does not move it
+    (the Flink job's decode step keeps one per subtask, before the watermark). Times in seconds."""
+
+    policy: EventTimePolicy = field(default_factory=lambda: EventTimePolicy(max_future=LAMBDA_MAX_FUTURE_SECONDS))
+    clock: float | None = None
+    wall: float | None = None
+
+    def reason(self, event: float, now: float | None) -> str | None:
+        """Why ``event`` is rejected (``None``: accepted, and the clock moves to it when it is newer)."""
+        why = self.policy.reason(event, clock=advanced_clock(self.clock, self.wall, now), now=now)
+        if why is None and (self.clock is None or event > self.clock):
+            self.clock, self.wall = event, now
+        return why

@@ -33,8 +33,9 @@ from pyflink.datastream.state import ValueStateDescriptor
 
 from clickstream_anomaly.records import Window
 from clickstream_anomaly.streaming.detection import DetectorState
+from clickstream_anomaly.streaming.eventtime import EventClock
 
-from .logic import DROPPED, LATE, NS_PER_MS, EventClock, JobSettings, OpenWindows, decode, detect, new_detector
+from .logic import DROPPED, LATE, NS_PER_MS, JobSettings, OpenWindows, decode, detect, new_detector
 
 CLICK_TYPE = Types.TUPLE([Types.LONG(), Types.STRING(), Types.STRING()])
 MALFORMED = OutputTag("malformed", Types.STRING())

@@ -3,7 +3,8 @@ main virtualenv and the Flink operators in :mod:`.job` stay a few lines each.
 
 * :func:`decode` is the clicks stream's one decoder (:func:`clickstream_anomaly.records.decode_click_record`:
   a single click or an aggregated record) turned into ``(ts_ns, user, page)`` tuples and error reasons,
-  with the Lambda engine's event-time policy (:class:`EventClock`) applied before any watermark.
+  with the Lambda engine's event-time policy
+  (:class:`~clickstream_anomaly.streaming.eventtime.EventClock`) applied before any watermark.
 * :class:`OpenWindows` is one key's open windows: exact user and page *sets* per window, Flink's
   allowed-lateness rules, and closing in time order with empty windows filled in and the residual from the
   core's :class:`~clickstream_anomaly.features.ResidualState`, so the windows equal the batch ``features``.
@@ -28,7 +29,7 @@ from clickstream_anomaly.sources.settings import SourceSettings
 from clickstream_anomaly.sources.stream import CLICKS, STREAM_FORMATS, decode_stream_records
 from clickstream_anomaly.streaming.aggregation import DEFAULT_ALLOWED_LATENESS
 from clickstream_anomaly.streaming.detection import DetectorState, new_state
-from clickstream_anomaly.streaming.eventtime import LAMBDA_MAX_FUTURE_SECONDS, EventTimePolicy, advanced_clock
+from clickstream_anomaly.streaming.eventtime import EventClock
 from clickstream_anomaly.windowspec import DEFAULT_FREQ
 
 NS_PER_MS = 1_000_000
@@ -92,25 +93,6 @@ class JobSettings:
 def _duration_ns(text: str) -> int:
     """Nanoseconds of a duration such as ``10min`` (``0`` allowed)."""
     return 0 if text.strip() in ("0", "0s", "0min") else freq_ns(text)
-
-
-@dataclass
-class EventClock:
-    """The event-time policy of the Lambda engine (:mod:`clickstream_anomaly.streaming.eventtime`) before the
-    watermark: a click before 2000, more than ``policy.max_future`` ahead of the wall clock or more than
-    ``policy.max_ahead`` ahead of this subtask's clock (its newest accepted click, moved on by the wall
-    time since) is rejected with its reason, so it cannot move the watermark. Times in seconds."""
-
-    policy: EventTimePolicy = field(default_factory=lambda: EventTimePolicy(max_future=LAMBDA_MAX_FUTURE_SECONDS))
-    clock: float | None = None
-    wall: float | None = None
-
-    def reason(self, event: float, now: float | None) -> str | None:
-        """Why ``event`` is rejected (``None``: accepted, and the clock moves to it when it is newer)."""
-        why = self.policy.reason(event, clock=advanced_clock(self.clock, self.wall, now), now=now)
-        if why is None and (self.clock is None or event > self.clock):
-            self.clock, self.wall = event, now
-        return why
 
 
 def decode(

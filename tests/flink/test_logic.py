@@ -10,12 +10,12 @@ from clickstream_anomaly.baseline import TimeAwareBaseline
 from clickstream_anomaly.features import windows_from_frame
 from clickstream_anomaly.records import Click, Window, join_click_payloads
 from clickstream_anomaly.streaming.detection import new_state
+from clickstream_anomaly.streaming.eventtime import EventClock
 from flink.clickstream_job.logic import (
     ACCEPTED,
     DROPPED,
     LATE,
     NS_PER_MS,
-    EventClock,
     JobSettings,
     OpenWindows,
     decode,

@@ -65,6 +65,18 @@ def parse_objects(bodies: Iterable[bytes]) -> Iterator[Window]:
                 continue
 
 
+def lake_windows(s3: Any, lake: str, days: int, now: datetime) -> Iterator[Window]:
+    """The window records of the lake's last ``days`` UTC dates up to ``now``'s (:func:`day_prefixes`), oldest
+    date first, read with an injected S3 client (``list_objects_v2`` paginator, ``get_object``)."""
+    paginator = s3.get_paginator("list_objects_v2")
+    bodies = []
+    for prefix in day_prefixes(days, now):
+        for page in paginator.paginate(Bucket=lake, Prefix=prefix):
+            for item in page.get("Contents", []):
+                bodies.append(s3.get_object(Bucket=lake, Key=item["Key"])["Body"].read())
+    return parse_objects(bodies)
+
+
 def windows_frame(records: Iterable[Window], freq: str) -> pd.DataFrame:
     """Records -> windows sorted by start, duplicates (re-deliveries) collapsed to the last one, and the
     gaps filled with NaN rows so the series is regular at ``freq``."""
@@ -113,13 +125,9 @@ def prepare(event: Mapping[str, Any], s3: Any, env: Mapping[str, str], now: date
     run = str(event["run"])
     lake, models = env["LAKE_BUCKET"], env["MODELS_BUCKET"]
     root = root_prefix(env.get("CHANNELS_ROOT", ""))
-    bodies = []
-    paginator = s3.get_paginator("list_objects_v2")
-    for prefix in day_prefixes(int(env["TRAINING_DAYS"]), now):
-        for page in paginator.paginate(Bucket=lake, Prefix=prefix):
-            for item in page.get("Contents", []):
-                bodies.append(s3.get_object(Bucket=lake, Key=item["Key"])["Body"].read())
-    windows = windows_frame(parse_objects(bodies), env.get("WINDOW_FREQ", DEFAULT_FREQ))
+    windows = windows_frame(
+        lake_windows(s3, lake, int(env["TRAINING_DAYS"]), now), env.get("WINDOW_FREQ", DEFAULT_FREQ)
+    )
     files = channel_files(algorithm, windows, int(env.get("PREDICTION_LENGTH", "144")))
     out: dict[str, Any] = {"windows": len(windows)}
     for name, (key, body) in files.items():
