@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..producer import AGGREGATE_BYTES, MAX_SKEW_SECONDS, Backoff, Entry, KinesisSender
 from ..records import RCF_STREAMING, Detection, Window
-from ..streaming.aggregation import BatchStats, run_aggregator
+from ..streaming.aggregation import BatchStats
 from ..streaming.alerting import Alert, run_alerter, sns_attributes
 from ..streaming.detection import run_detector
 from ..streaming.eventtime import Rejection
@@ -37,7 +37,7 @@ from .config import (
     source_settings_from_env,
     streaming_detectors_from_env,
 )
-from .s3_store import S3Store
+from .s3_store import S3ShardStores, S3Store
 
 if TYPE_CHECKING:
     from ..records import Click, RecordError
@@ -46,7 +46,8 @@ if TYPE_CHECKING:
     from ..sources.derive import Filtered
 
 FEATURES_PARTITION_KEY = "windows"  # one key: windows stay in time order on one shard
-AGGREGATOR_STATE_KEY = "aggregator/state.json.gz"
+AGGREGATOR_STATE_KEY = "aggregator/state.json.gz"  # the single-object state of earlier versions
+AGGREGATOR_PREFIX = "aggregator/"  # merge.state, shards/<id>.state, summaries/<id>.json
 ALERTER_STATE_KEY = "alerter/state.json"
 SCORER_STATE_KEY = "scorer/history.json"
 
@@ -196,19 +197,45 @@ def sns_publisher(topic_arn: str) -> Callable[[Alert], None]:
 
 
 @cache
-def _shards_of(stream_arn: str) -> tuple[str, ...]:
-    resp = client("kinesis").list_shards(StreamARN=stream_arn)
-    return tuple(s["ShardId"] for s in resp["Shards"] if "EndingSequenceNumber" not in s.get("SequenceNumberRange", {}))
+def _shards_of(stream_arn: str) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
+    """(open shard ids, parents of every shard) of a stream (one ListShards, paginated)."""
+    shards: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"StreamARN": stream_arn}
+    while True:
+        resp = client("kinesis").list_shards(**kwargs)
+        shards += resp["Shards"]
+        if not resp.get("NextToken"):
+            break
+        kwargs = {"NextToken": resp["NextToken"]}
+    opened = tuple(s["ShardId"] for s in shards if "EndingSequenceNumber" not in s.get("SequenceNumberRange", {}))
+    parents = {
+        s["ShardId"]: tuple(p for p in (s.get("ParentShardId"), s.get("AdjacentParentShardId")) if p) for s in shards
+    }
+    return opened, parents
 
 
-def open_shards(stream_arn: str | None) -> tuple[str, ...]:
-    """The open shards of the source stream (cached per container); empty when unknown or not allowed."""
+def open_shards(stream_arn: str | None, seen: Iterable[str] = ()) -> tuple[str, ...]:
+    """The open shards of the source stream (cached per container, read again when a batch comes from a
+    shard the cache does not know: a reshard); empty when unknown or not allowed."""
     if not stream_arn:
         return ()
     try:
-        return _shards_of(stream_arn)
+        if not set(seen) <= set(_shards_of(stream_arn)[1]):
+            _shards_of.cache_clear()
+        return _shards_of(stream_arn)[0]
     except Exception:
         return ()
+
+
+def shard_parents(stream_arn: str | None, shards: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    """The parent shards of ``shards`` (a reshard's children inherit their open windows' users)."""
+    if not stream_arn:
+        return {}
+    try:
+        lineage = _shards_of(stream_arn)[1]
+    except Exception:
+        return {}
+    return {sid: lineage.get(sid, ()) for sid in shards}
 
 
 def now() -> float:
@@ -321,19 +348,28 @@ def produce_s3_object(
     return out
 
 
-def aggregate(cfg: AggregatorConfig, records: list, shards: Iterable[str] = ()) -> BatchStats:
-    """The aggregator's work for one invocation (records, or none for the scheduled tick)."""
-    return run_aggregator(
-        state_store(AGGREGATOR_STATE_KEY),
+def aggregator_stores() -> S3ShardStores:
+    """The aggregator's per-shard objects under ``aggregator/`` in ``STATE_BUCKET``."""
+    return S3ShardStores(client("s3"), env("STATE_BUCKET"), AGGREGATOR_PREFIX, AGGREGATOR_STATE_KEY)
+
+
+def aggregate(
+    cfg: AggregatorConfig, records: list, shards: Iterable[str] = (), stream_arn: str | None = None
+) -> BatchStats:
+    """The aggregator's work for one invocation: one shard's records (per-shard state and the merge step,
+    :mod:`clickstream_anomaly.streaming.sharded`), or none for the scheduled tick."""
+    from ..streaming.sharded import Settings, run_records
+
+    settings = Settings(cfg.freq, cfg.lateness, event_time_policy_from_env(), sampling_rate_from_env())
+    return run_records(
+        aggregator_stores(),
         records,
         send=send_windows(cfg.features_stream),
-        freq=cfg.freq,
-        lateness=cfg.lateness,
+        cfg=settings,
         now=now(),
         shards=shards,
+        parents=shard_parents(stream_arn, {r[0] for r in records}),
         reject=send_rejections(),
-        policy=event_time_policy_from_env(),
-        sampling_rate=sampling_rate_from_env(),
     )
 
 

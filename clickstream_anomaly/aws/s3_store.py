@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..retry import error_code
@@ -74,3 +74,57 @@ class S3Store:
             if error_code(exc) in CONFLICT_CODES:
                 raise StateConflict(f"s3://{self.bucket}/{self.key} changed since it was read") from exc
             raise
+
+
+#: The single-object aggregator state of earlier versions (migrated on the first run of this one).
+LEGACY_AGGREGATOR_KEY = "aggregator/state.json.gz"
+
+
+@dataclass
+class S3ShardStores:
+    """The per-shard aggregator's objects under ``prefix`` in one bucket
+    (:class:`clickstream_anomaly.streaming.sharded.ShardStores`): ``merge.state``, ``shards/<id>.state``
+    (conditional writes, :class:`S3Store`) and ``summaries/<id>.json`` (plain writes: one writer each)."""
+
+    client: Any
+    bucket: str
+    prefix: str = "aggregator/"
+    legacy_key: str | None = LEGACY_AGGREGATOR_KEY
+    max_workers: int = 8
+    _stores: dict[str, S3Store] = field(default_factory=dict, init=False, repr=False)
+
+    def _store(self, key: str) -> S3Store:
+        if key not in self._stores:
+            self._stores[key] = S3Store(self.client, self.bucket, key)
+        return self._stores[key]
+
+    def merge(self) -> S3Store:
+        return self._store(f"{self.prefix}merge.state")
+
+    def shard(self, shard: str) -> S3Store:
+        return self._store(f"{self.prefix}shards/{shard}.state")
+
+    def put_summary(self, shard: str, data: bytes) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=f"{self.prefix}summaries/{shard}.json", Body=data)
+
+    def summary_location(self, shard: str) -> str:
+        return f"s3://{self.bucket}/{self.prefix}summaries/{shard}.json"
+
+    def summaries(self) -> dict[str, bytes]:
+        """Every shard's summary (one LIST, then the GETs in parallel)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        base = f"{self.prefix}summaries/"
+        keys: list[str] = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=base):
+            keys += [o["Key"] for o in page.get("Contents", []) if o["Key"].endswith(".json")]
+
+        def get(key: str) -> bytes:
+            return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+
+        with ThreadPoolExecutor(max_workers=max(1, min(self.max_workers, len(keys)))) as pool:
+            bodies = list(pool.map(get, keys))
+        return {k[len(base) : -len(".json")]: b for k, b in zip(keys, bodies, strict=True)}
+
+    def legacy(self) -> S3Store | None:
+        return self._store(self.legacy_key) if self.legacy_key else None

@@ -15,14 +15,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..retry import error_code
-from .runtime import AGGREGATOR_STATE_KEY, ALERTER_STATE_KEY, SCORER_STATE_KEY
+from .runtime import AGGREGATOR_PREFIX, ALERTER_STATE_KEY, SCORER_STATE_KEY
 
 DETECTOR_STATE_KEY = "detector/state.bin"  # the stack's STATE_KEY for the detector
 
 #: component -> (default key, what a reset loses and how it comes back)
 COMPONENTS: dict[str, tuple[str, str]] = {
     "aggregator": (
-        AGGREGATOR_STATE_KEY,
+        AGGREGATOR_PREFIX,  # a prefix: merge.state, shards/<id>.state, summaries/<id>.json
         "its open windows and unsent windows (at most the last ~20 minutes of clicks, still in the data lake); "
         "it starts again from the next clicks",
     ),
@@ -39,14 +39,27 @@ COMPONENTS: dict[str, tuple[str, str]] = {
 }
 
 
-def _decoders() -> dict[str, Callable[[bytes], Any]]:
+def _aggregator_decoder(key: str) -> Callable[[bytes], Any]:
+    """The decoder of one of the aggregator's objects, by its key."""
     from ..streaming.aggregation import AggregatorState
+    from ..streaming.merge import MergeState
+    from ..streaming.shard_state import ShardState, ShardSummary
+
+    if key.endswith("merge.state"):
+        return MergeState.from_bytes
+    if "/shards/" in key:
+        return ShardState.from_bytes
+    if "/summaries/" in key:
+        return ShardSummary.from_json
+    return AggregatorState.from_bytes  # the single-object state of earlier versions
+
+
+def _decoders() -> dict[str, Callable[[bytes], Any]]:
     from ..streaming.alerting import AlerterState
     from ..streaming.detection import DetectorState
     from ..streaming.scoring import History
 
     return {
-        "aggregator": AggregatorState.from_bytes,
         "detector": DetectorState.from_bytes,
         "alerter": AlerterState.from_bytes,
         "scorer": History.from_bytes,
@@ -70,9 +83,27 @@ class StateCheck:
     reason: str = ""
 
 
+def _objects(s3: Any, bucket: str, prefix: str) -> list[str]:
+    """The keys of a prefixed state's objects (backups of earlier resets left out)."""
+    keys: list[str] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys += [o["Key"] for o in page.get("Contents", []) if ".reset-" not in o["Key"]]
+    return sorted(keys)
+
+
 def check_state(s3: Any, bucket: str, component: str, key: str | None = None) -> StateCheck:
-    """Read ``component``'s state object and decode it as the Lambda would."""
+    """Read ``component``'s state object (the aggregator: each of its objects) and decode it as the
+    Lambda would; the aggregator's result is its first corrupt object, else ok with the total size."""
     key = state_key(component, key)
+    if key.endswith("/"):
+        keys = _objects(s3, bucket, key)
+        checks = [check_state(s3, bucket, component, k) for k in keys]
+        bad = [c for c in checks if c.status == "corrupt"]
+        if bad:
+            return bad[0]
+        if not checks:
+            return StateCheck("missing", f"s3://{bucket}/{key}")
+        return StateCheck("ok", f"s3://{bucket}/{key} ({len(checks)} objects)", sum(c.size for c in checks))
     loc = f"s3://{bucket}/{key}"
     try:
         raw = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
@@ -80,8 +111,9 @@ def check_state(s3: Any, bucket: str, component: str, key: str | None = None) ->
         if error_code(exc) in ("NoSuchKey", "404"):
             return StateCheck("missing", loc)
         raise
+    decode = _aggregator_decoder(key) if component == "aggregator" else _decoders()[component]
     try:
-        _decoders()[component](raw)
+        decode(raw)
     except Exception as exc:  # what the Lambda would report as CorruptState
         return StateCheck("corrupt", loc, len(raw), f"{type(exc).__name__}: {exc}")
     return StateCheck("ok", loc, len(raw))
@@ -95,11 +127,18 @@ def reset_state(
     *,
     now: datetime | None = None,
 ) -> str:
-    """Copy ``component``'s state object to ``<key>.reset-<UTC time>`` and delete it; returns the backup key.
+    """Copy ``component``'s state object to ``<key>.reset-<UTC time>`` and delete it; returns the backup key
+    (the aggregator: every object under its prefix, to ``<prefix>.reset-<UTC time>/...``).
 
     The next invocation of the component finds no state and starts from an empty one."""
     key = state_key(component, key)
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    if key.endswith("/"):
+        backup = f"{key.rstrip('/')}.reset-{stamp}/"
+        for k in _objects(s3, bucket, key):
+            s3.copy_object(Bucket=bucket, Key=backup + k[len(key) :], CopySource={"Bucket": bucket, "Key": k})
+            s3.delete_object(Bucket=bucket, Key=k)
+        return backup
     backup = f"{key}.reset-{stamp}"
     s3.copy_object(Bucket=bucket, Key=backup, CopySource={"Bucket": bucket, "Key": key})
     s3.delete_object(Bucket=bucket, Key=key)

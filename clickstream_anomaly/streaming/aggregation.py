@@ -132,6 +132,49 @@ def empty_window(start_ns: int, residual: float = 0.0) -> Window:
     return Window(_dt(start_ns), 0, 0, 0, residual)
 
 
+def watermark(  # noqa: PLR0913  (the clocks of the shards, one argument each)
+    shard_high: dict[str, int],
+    shard_wall: dict[str, float | None],
+    expected: Iterable[str],
+    first_wall: float | None,
+    idle_seconds: float,
+    now: float | None,
+) -> int | None:
+    """The slowest active shard's event clock (ns), each moved on by the wall time since its last click.
+
+    ``shard_high`` is each shard's newest click time (ns), ``shard_wall`` the wall clock (s) of that
+    arrival, ``expected`` the stream's shards when known. A shard that sent nothing for ``idle_seconds`` of
+    wall time does not hold the watermark back; when every shard is idle (an outage) the newest clock
+    counts. ``None`` while an expected shard has sent nothing yet (and is not idle) or nothing was seen.
+    """
+    if not shard_high:
+        return None
+    walls = [w for w in shard_wall.values() if w is not None]
+    ref = now if now is not None else (max(walls) if walls else None)
+
+    def clock(sid: str) -> int:
+        wall = shard_wall.get(sid)
+        ahead = max(0.0, now - wall) if (now is not None and wall is not None) else 0.0
+        return shard_high[sid] + int(ahead * NS)
+
+    active: list[int | None] = []
+    for sid in sorted(set(shard_high) | set(expected)):
+        wall = shard_wall.get(sid, first_wall)
+        if ref is not None and wall is not None and ref - wall > idle_seconds:
+            continue  # idle shard: does not hold the watermark back
+        active.append(clock(sid) if sid in shard_high else None)
+    if not active:  # every shard idle (an outage): wall time moves the clocks on
+        return max(clock(sid) for sid in shard_high)
+    if any(a is None for a in active):
+        return None
+    return min(a for a in active if a is not None)
+
+
+def last_closable(mark: int, step: int, lateness_ns: int) -> int:
+    """The start (ns) of the last window a watermark ``mark`` closes (``mark >= start + step + lateness``)."""
+    return ((mark - lateness_ns - step) // step) * step
+
+
 @dataclass
 class AggregatorState:
     """Everything the aggregator remembers between invocations (see the module docstring)."""
@@ -252,27 +295,7 @@ class AggregatorState:
 
         ``None`` while a known shard has sent nothing yet (and is not idle) or nothing was seen at all.
         """
-        if not self.shard_high:
-            return None
-        walls = [w for w in self.shard_wall.values() if w is not None]
-        ref = now if now is not None else (max(walls) if walls else None)
-
-        def clock(sid: str) -> int:
-            wall = self.shard_wall.get(sid)
-            ahead = max(0.0, now - wall) if (now is not None and wall is not None) else 0.0
-            return self.shard_high[sid] + int(ahead * NS)
-
-        active: list[int | None] = []
-        for sid in sorted(set(self.shard_high) | self.expected):
-            wall = self.shard_wall.get(sid, self.first_wall)
-            if ref is not None and wall is not None and ref - wall > self.idle_seconds:
-                continue  # idle shard: does not hold the watermark back
-            active.append(clock(sid) if sid in self.shard_high else None)
-        if not active:  # every shard idle (an outage): wall time moves the clocks on
-            return max(clock(sid) for sid in self.shard_high)
-        if any(a is None for a in active):
-            return None
-        return min(a for a in active if a is not None)
+        return watermark(self.shard_high, self.shard_wall, self.expected, self.first_wall, self.idle_seconds, now)
 
     def close(self, now: float | None = None, *, until: int | None = None) -> list[Window]:
         """Close every window the watermark (or ``until``, a window-start bound in ns) has passed.
@@ -285,7 +308,7 @@ class AggregatorState:
             if mark is None:
                 return []
             # Window s is closed when mark >= s + step + lateness; the last such s:
-            last = ((mark - self.lateness_ns - step) // step) * step
+            last = last_closable(mark, step, self.lateness_ns)
         else:
             last = (until // step) * step
         if self.next_start is None:

@@ -60,6 +60,7 @@ def handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse |
     response: PartialItemFailureResponse | dict[str, Any] = {}
     records: list = []
     shards: tuple[str, ...] = ()
+    arn = None
     if event.get("source") != "aws.events":  # a Kinesis batch (else: the scheduled tick)
         partial: list = []
         filtered = Filtered()
@@ -68,14 +69,15 @@ def handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse |
         with processor(records=event["Records"], handler=handle):
             processed = processor.process()
         records = [result for status, result, _ in processed if status == "success"] + partial
-        shards = runtime.open_shards(event["Records"][0].get("eventSourceARN"))
+        arn = event["Records"][0].get("eventSourceARN")
+        shards = runtime.open_shards(arn, {r["eventID"].split(":")[0] for r in event["Records"]})
         response = processor.response()
         poison = sum(status == "fail" for status, _, _ in processed)
         metrics.add_metric(name="PoisonRecords", unit=MetricUnit.Count, value=poison)
         if decoded is not None:
             metrics.add_metric(name="RequestsFiltered", unit=MetricUnit.Count, value=filtered.count)
     with corrupt_state_reported(logger, metrics):
-        stats = runtime.aggregate(cfg, records, shards)
+        stats = runtime.aggregate(cfg, records, shards, arn)
     for rejection in stats.rejections[:20]:  # the reasons; every one is in the failure queue
         logger.warning("event time rejected", extra={"reason": rejection.reason, **rejection.source})
     for name, value in (

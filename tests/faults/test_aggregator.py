@@ -110,9 +110,10 @@ def test_rejected_clicks_go_to_the_failure_queue_with_their_reason_and_are_count
     assert '"EventTimeRejected":[1.0]' in out.replace(" ", "")
     assert "event time rejected" in out
     # the state kept nothing of it: the next run sends nothing again
-    state = AggregatorState.from_bytes(
-        aws["s3"].get_object(Bucket="state-bucket", Key="aggregator/state.json.gz")["Body"].read()
-    )
+    from clickstream_anomaly.streaming.shard_state import ShardState
+
+    key = "aggregator/shards/shardId-000000000000.state"
+    state = ShardState.from_bytes(aws["s3"].get_object(Bucket="state-bucket", Key=key)["Body"].read())
     assert not getattr(state, "rejected", []) and max(state.shard_high.values()) < int(
         datetime(2030, 1, 1, tzinfo=UTC).timestamp() * 1e9
     )

@@ -19,7 +19,10 @@ T0 = datetime(2020, 7, 15, 10, 0, tzinfo=UTC)
 WINDOW = Window(T0, 3, 4, 10, 1.0)
 # component -> (state key in the test environment, an event for its handler)
 CASES = {
-    "aggregator": ("aggregator/state.json.gz", lambda: kinesis_event([Click(T0, "u", "/").to_json().encode()])),
+    "aggregator": (
+        "aggregator/shards/shardId-000000000000.state",
+        lambda: kinesis_event([Click(T0, "u", "/").to_json().encode()]),
+    ),
     "detector": ("detector/state.bin", lambda: kinesis_event([WINDOW.to_json().encode()], stream="features")),
     "alerter": (
         "alerter/state.json",
@@ -68,6 +71,29 @@ def test_a_broken_state_object_gives_a_clear_error_a_metric_and_is_left_as_is(
     out = capsys.readouterr().out
     assert '"CorruptState":[1.0]' in out.replace(" ", "") and '"corrupt state"' in out
     assert aws["s3"].get_object(Bucket="state-bucket", Key=key)["Body"].read() == broken  # never reset silently
+
+
+@pytest.mark.parametrize("key", ["aggregator/merge.state", "aggregator/summaries/shardId-000000000000.json"])
+def test_the_aggregators_merge_object_and_summaries_are_checked_too(aws, lambda_context, capsys, key):
+    """The per-shard aggregator's other objects: a broken one stops it the same way, names the object, and
+    ``state check|reset --component aggregator`` covers every object under its prefix."""
+    _, event = CASES["aggregator"]
+    good_state(aws, "aggregator", lambda_context)
+    aws["s3"].put_object(Bucket="state-bucket", Key=key, Body=b'{"stats": {')
+    tick = {"version": "0", "source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
+    with pytest.raises(CorruptState, match=f"s3://state-bucket/{key}"):  # the tick reads every object
+        handler("aggregator")(tick, lambda_context)
+    args = ["--component", "aggregator", "--bucket", "state-bucket"]
+    capsys.readouterr()
+    assert main(["state", "check", *args]) == 1
+    assert key in capsys.readouterr().err
+    assert main(["state", "reset", *args, "--yes"]) == 0
+    left = aws["s3"].list_objects_v2(Bucket="state-bucket", Prefix="aggregator/").get("Contents", [])
+    assert left == []  # every object moved aside, to a backup prefix
+    backups = aws["s3"].list_objects_v2(Bucket="state-bucket", Prefix="aggregator.reset-")["Contents"]
+    assert any(o["Key"].endswith(key.split("/", 1)[1]) for o in backups)
+    assert handler("aggregator")(event(), lambda_context) == {"batchItemFailures": []}  # runs again, from empty
+    assert main(["state", "check", *args]) == 0
 
 
 def test_state_check_and_reset_are_the_documented_recovery(aws, lambda_context, capsys):

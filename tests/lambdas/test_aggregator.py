@@ -57,10 +57,10 @@ def test_scheduled_tick_emits_empty_windows_during_an_outage(aws, lambda_context
     # Event clock 10:12 + 40 min = 10:52: windows up to 10:30 (ends 10:40, + 10 min lateness) are closed.
     assert [w.window_start.strftime("%H:%M") for w in got] == ["10:00", "10:10", "10:20", "10:30"]
     assert [w.clicks for w in got] == [1, 1, 0, 0]
-    state = aws["s3"].get_object(Bucket="state-bucket", Key="aggregator/state.json.gz")["Body"].read()
-    from clickstream_anomaly.streaming.aggregation import AggregatorState
+    state = aws["s3"].get_object(Bucket="state-bucket", Key="aggregator/merge.state")["Body"].read()
+    from clickstream_anomaly.streaming.merge import MergeState
 
-    assert AggregatorState.from_bytes(state).outbox == []
+    assert MergeState.from_bytes(state).outbox == []
 
 
 def test_a_shard_that_has_not_reported_yet_holds_the_windows_open(aws, lambda_context):
