@@ -132,7 +132,7 @@ def empty_window(start_ns: int, residual: float = 0.0) -> Window:
     return Window(_dt(start_ns), 0, 0, 0, residual)
 
 
-def watermark(  # noqa: PLR0913  (the clocks of the shards, one argument each)
+def watermark(
     shard_high: dict[str, int],
     shard_wall: dict[str, float | None],
     expected: Iterable[str],

@@ -99,12 +99,10 @@ class MergeState:
         """Close every window the watermark (or ``until``, a window-start bound in ns) has passed, from the
         shards' ``summaries``; the windows, empty ones included, go to the outbox and are returned."""
         last = self._last(summaries, now, until)
-        if self.next_start is None:
-            self.next_start = self._first(summaries)
-        if last is None or self.next_start is None:
+        start = self.next_start if self.next_start is not None else self._first(summaries)
+        if last is None or start is None or start > last:
             return []
         out: list[Window] = []
-        start = self.next_start
         while start <= last:
             clicks = users = 0
             pages: set[str] = set()

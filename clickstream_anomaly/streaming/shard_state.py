@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import zlib
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -105,6 +104,7 @@ class ShardState(AggregatorState):
 
     shard: str = ""
     inherited: dict[int, int] = field(default_factory=dict)
+    merge_tried: float | None = None  # wall clock (s) of this shard's last merge attempt
 
     @property
     def high(self) -> int | None:
@@ -168,6 +168,7 @@ class ShardState(AggregatorState):
             "wall": self.shard_wall.get(self.shard),
             "first_wall": self.first_wall,
             "next_start": self.next_start,
+            "merge_tried": self.merge_tried,
             "windows": [
                 [s, self.open[s].clicks, len(self.open[s].users), self.inherited.get(s, 0), sorted(self.open[s].pages)]
                 for s in starts
@@ -181,7 +182,7 @@ class ShardState(AggregatorState):
         return persist.dumps(SHARD_KIND, SHARD_VERSION, meta, {"users": np.frombuffer(blob, dtype=np.uint8)})
 
     @classmethod
-    def from_bytes(  # type: ignore[override]  (a shard's state has its shard id)
+    def from_bytes(
         cls,
         data: bytes | None,
         *,
@@ -212,6 +213,7 @@ class ShardState(AggregatorState):
             state.shard_wall[sid] = m["wall"]
         state.first_wall = m["first_wall"]
         state.next_start = m["next_start"]
+        state.merge_tried = m["merge_tried"]
         state.late_dropped = int(m["late_dropped"])
         state.duplicates_skipped = int(m["duplicates_skipped"])
         state.rejected = [Rejection.from_dict(r).to_dict() for r in m["rejected"]]

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from ..records import Window
 from ..windowspec import DEFAULT_FREQ
@@ -100,7 +100,10 @@ class Settings:
     sampling_rate: int = 100
 
 
-def _decode(store: Store, raw: bytes | None, decode: Callable[[bytes | None], object]) -> object:
+T = TypeVar("T")
+
+
+def _decode(store: Store, raw: bytes | None, decode: Callable[[bytes | None], T]) -> T:
     try:
         return decode(raw)
     except Exception as exc:  # whatever a broken object raises
@@ -135,9 +138,7 @@ def load_merge(stores: ShardStores, cfg: Settings) -> MergeState:
     raw, _ = stores.merge().load()
     if raw is None and migrate_legacy(stores, cfg):
         raw, _ = stores.merge().load()
-    state = _decode(stores.merge(), raw, _merge_decoder(cfg))
-    assert isinstance(state, MergeState)
-    return state
+    return _decode(stores.merge(), raw, _merge_decoder(cfg))
 
 
 def migrate_legacy(stores: ShardStores, cfg: Settings) -> bool:
@@ -156,7 +157,6 @@ def migrate_legacy(stores: ShardStores, cfg: Settings) -> bool:
     if raw is None:
         return False
     old = _decode(legacy_store, raw, lambda r: AggregatorState.from_bytes(r, freq=cfg.freq, lateness=cfg.lateness))
-    assert isinstance(old, AggregatorState)
     walls = [w for w in old.shard_wall.values() if w is not None]
     base = ShardState(freq=cfg.freq, lateness=cfg.lateness, shard=LEGACY_SHARD, open=old.open)
     base.next_start, base.first_wall, base.rejected = old.next_start, old.first_wall, old.rejected
@@ -247,7 +247,6 @@ def _send_rejections(
     raw, _ = stores.shard(shard).load()
     decode = _shard_decoder(stores, shard, (), cfg)
     state = _decode(stores.shard(shard), raw, decode)
-    assert isinstance(state, ShardState)
     if not state.rejected:
         return state, 0
     pending = [Rejection.from_dict(d) for d in state.rejected]
@@ -256,6 +255,26 @@ def _send_rejections(
         stores.shard(shard), decode, ShardState.to_bytes, lambda st: acknowledge_rejections(st.rejected, pending)
     )
     return state, len(pending)
+
+
+#: A shard whose clock would close a window another shard holds back retries the merge this often (s).
+MERGE_RETRY_SECONDS = 30.0
+
+
+def _should_merge(st: ShardState, before: int | None, merge: MergeState, now: float | None) -> bool:
+    """Merge when this batch moved the shard's clock past a window's end plus the lateness (it may be the
+    last shard holding it), or, at most every :data:`MERGE_RETRY_SECONDS`, when its clock would close a
+    window that is still open (another shard held it back, and may have gone idle since)."""
+    after = st.high
+    if after is None:
+        return False
+    step, late = st.step, st.lateness_ns
+    if before is None or last_closable(after, step, late) > last_closable(before, step, late):
+        return True
+    first = merge.next_start if merge.next_start is not None else min(st.open, default=None)
+    if first is None or last_closable(after, step, late) < first:
+        return False
+    return now is None or st.merge_tried is None or now - st.merge_tried >= MERGE_RETRY_SECONDS
 
 
 def run_shard(  # noqa: PLR0913  (the settings are keyword-only)
@@ -278,21 +297,21 @@ def run_shard(  # noqa: PLR0913  (the settings are keyword-only)
     store = stores.shard(shard)
     decode = _shard_decoder(stores, shard, parents, cfg)
 
-    def change(st: ShardState) -> tuple[BatchStats, int | None, int]:
+    def change(st: ShardState) -> tuple[BatchStats, bool]:
         before = st.high
         missed = st.release(merge.next_start, taken)
         stats = apply_batch(st, records, now=now, policy=cfg.policy)
         stats.late_dropped += missed
-        return stats, before, missed
+        merge_now = _should_merge(st, before, merge, now) or bool(merge.outbox) or not set(shards) <= merge.expected
+        if merge_now:
+            st.merge_tried = now
+        return stats, merge_now
 
-    state, (stats, before, _) = transact(store, decode, ShardState.to_bytes, change)
+    state, (stats, merge_now) = transact(store, decode, ShardState.to_bytes, change)
     if state.rejected and reject is not None:
         state, stats.rejections_sent = _send_rejections(stores, shard, reject, cfg)
     stores.put_summary(shard, state.summary().to_json())
-    step, late = state.step, state.lateness_ns
-    after = state.high
-    crossed = after is not None and (before is None or last_closable(after, step, late) > last_closable(before, step, late))
-    if crossed or merge.outbox or not set(shards) <= merge.expected:
+    if merge_now:
         stats.windows_closed, stats.windows_sent = merge_windows(stores, send=send, cfg=cfg, now=now, shards=shards)
     return stats
 
