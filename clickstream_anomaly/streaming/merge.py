@@ -65,9 +65,13 @@ class MergeState:
         return AggregatorState(freq=self.freq, lateness=self.lateness).lateness_ns
 
     def watermark(self, summaries: Mapping[str, ShardSummary], now: float | None) -> int | None:
-        highs = {sid: s.high for sid, s in summaries.items() if s.high is not None}
-        walls = {sid: s.wall for sid, s in summaries.items() if s.high is not None}
-        return watermark(highs, walls, self.expected, self.first_wall, self.idle_seconds, now)
+        """The slowest active shard's clock; a parent shard whose child has reported is finished (the
+        event source mapping reads a child only after its parents' last record) and holds nothing."""
+        finished = {p for s in summaries.values() for p in s.parents}
+        live = {sid: s for sid, s in summaries.items() if s.high is not None and sid not in finished}
+        highs = {sid: s.high for sid, s in live.items() if s.high is not None}
+        walls = {sid: s.wall for sid, s in live.items()}
+        return watermark(highs, walls, self.expected - finished, self.first_wall, self.idle_seconds, now)
 
     def closable(self, summaries: Mapping[str, ShardSummary], now: float | None, until: int | None = None) -> bool:
         """True when :meth:`close` would emit a window."""

@@ -69,6 +69,7 @@ class ShardSummary:
     first_wall: float | None = None
     windows: dict[int, tuple[int, int, frozenset[str]]] = field(default_factory=dict)
     pending_rejections: int = 0
+    parents: tuple[str, ...] = ()  # a child reads only after its parents' last record: they are finished
 
     def to_json(self) -> bytes:
         doc = {
@@ -79,6 +80,7 @@ class ShardSummary:
             "first_wall": self.first_wall,
             "windows": [[s, c, u, sorted(p)] for s, (c, u, p) in sorted(self.windows.items())],
             "pending_rejections": self.pending_rejections,
+            "parents": list(self.parents),
         }
         return json.dumps(doc, separators=(",", ":"), allow_nan=False).encode("utf-8")
 
@@ -94,6 +96,7 @@ class ShardSummary:
             doc["first_wall"],
             {int(s): (int(c), int(u), frozenset(p)) for s, c, u, p in doc["windows"]},
             int(doc["pending_rejections"]),
+            tuple(doc.get("parents", ())),
         )
 
 
@@ -105,6 +108,7 @@ class ShardState(AggregatorState):
     shard: str = ""
     inherited: dict[int, int] = field(default_factory=dict)
     merge_tried: float | None = None  # wall clock (s) of this shard's last merge attempt
+    parents: tuple[str, ...] = ()  # the shards this one was split or merged from
 
     @property
     def high(self) -> int | None:
@@ -153,6 +157,7 @@ class ShardState(AggregatorState):
             self.first_wall,
             windows,
             len(self.rejected),
+            self.parents,
         )
 
     # ---- serialisation -------------------------------------------------------------------------------
@@ -169,6 +174,7 @@ class ShardState(AggregatorState):
             "first_wall": self.first_wall,
             "next_start": self.next_start,
             "merge_tried": self.merge_tried,
+            "parents": list(self.parents),
             "windows": [
                 [s, self.open[s].clicks, len(self.open[s].users), self.inherited.get(s, 0), sorted(self.open[s].pages)]
                 for s in starts
@@ -214,6 +220,7 @@ class ShardState(AggregatorState):
         state.first_wall = m["first_wall"]
         state.next_start = m["next_start"]
         state.merge_tried = m["merge_tried"]
+        state.parents = tuple(m["parents"])
         state.late_dropped = int(m["late_dropped"])
         state.duplicates_skipped = int(m["duplicates_skipped"])
         state.rejected = [Rejection.from_dict(r).to_dict() for r in m["rejected"]]

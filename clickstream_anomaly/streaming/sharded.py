@@ -193,6 +193,7 @@ def _shard_decoder(
     def decode(raw: bytes | None) -> ShardState:
         state = ShardState.from_bytes(raw, shard=shard, freq=cfg.freq, lateness=cfg.lateness)
         if raw is None:  # a new shard (first run, or a child after a reshard): inherit the parents' users
+            state.parents = tuple(parents)
             found = []
             for parent in parents:
                 praw, _ = stores.shard(parent).load()

@@ -209,6 +209,7 @@ def test_a_reshard_loses_nothing_and_the_children_count_a_parents_user_once(day)
     parents = {"shard-2": ("shard-0",), "shard-3": ("shard-0",)}
     open_shards = ("shard-1", "shard-2", "shard-3")
     drive(stores, after, sent=sent, shards=open_shards, parents=parents)
+    assert len(sent) >= len(expected) - 3  # the finished parent does not hold the windows back
     got = finish(stores, sent, expected[-1].window_start)
     assert got == expected
     assert sum(w.clicks for w in got) == len(clicks)
