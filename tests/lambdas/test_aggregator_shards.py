@@ -16,7 +16,6 @@ from clickstream_anomaly.generator import Scenario, generate
 from clickstream_anomaly.producer import AGGREGATE_BYTES, Entry, KinesisSender
 from clickstream_anomaly.records import Click, Window
 
-pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
