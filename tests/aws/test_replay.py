@@ -83,7 +83,7 @@ def test_lambda_engine_with_one_and_many_shards_gives_the_same_windows(log):
 
 def test_lambda_engine_only_talks_to_loopback():
     click = Click(pd.Timestamp("2020-07-13T00:00Z").to_pydatetime(), "u", "/")
-    with pytest.raises(ValueError, match="127.0.0.1"):
+    with pytest.raises(ValueError, match=r"127\.0\.0\.1"):
         run_lambda_engine([click], endpoint="https://kinesis.us-east-1.amazonaws.com")
 
 
@@ -125,3 +125,25 @@ def test_flink_replay_equals_the_lambda_replay(log, lambda_out, tmp_path):
     assert (out / "detections.csv").read_bytes() == (lambda_out / "detections.csv").read_bytes()
     summary = json.loads((out / "summary.json").read_text())
     assert summary["engine"] == "flink" and summary["clicks"] == summary["clicks_in_windows"]
+
+
+@pytest.mark.parametrize(("name", "fmt"), [("alb.log.gz", "alb"), ("access-combined.log", "combined")])
+def test_replay_reads_source_formats_as_features_does(name, fmt, tmp_path):
+    path = ROOT / "tests" / "core" / "data" / "sources" / name
+    out = tmp_path / "replay"
+    assert main(["replay", str(path), "-o", str(out), "--format", fmt, "--shards", "1", "--quiet"]) == 0
+    assert main(["features", str(path), "-o", str(tmp_path / "f.csv"), "--format", fmt, "--quiet"]) == 0
+    assert (out / "windows.csv").read_bytes() == (tmp_path / "f.csv").read_bytes()
+    assert json.loads((out / "summary.json").read_text())["clicks_in_windows"] > 0
+
+
+def test_replay_shows_what_the_deployed_engine_rejects(tmp_path):
+    """The CloudFront sample jumps 9 days between two requests: the batch command makes empty windows for
+    the gap, the deployed engine rejects the click that far ahead of its event clock and reports it."""
+    path = ROOT / "tests" / "core" / "data" / "sources" / "cloudfront-standard.log.gz"
+    out = tmp_path / "replay"
+    assert main(["replay", str(path), "-o", str(out), "--shards", "1", "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["clicks_not_in_windows"] == summary["event_time_rejected"] == 1
+    (rejected,) = [json.loads(line) for line in (out / "rejected.jsonl").read_text().splitlines()]
+    assert rejected["reason"].startswith("event time 2019-12-13T22:36:29Z is 9 days ahead of the event clock")
