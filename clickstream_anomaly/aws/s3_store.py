@@ -65,6 +65,20 @@ class S3Store:
             raise
         return obj["Body"].read(), obj["ETag"]
 
+    def load_if_changed(self, etag: str) -> tuple[bytes | None, str | None, bool]:
+        """``(data, etag, changed)``: the object unless it is still at ``etag`` (a conditional GET; S3
+        answers 304 without the body), then ``(None, etag, False)``."""
+        try:
+            obj = self.client.get_object(Bucket=self.bucket, Key=self.key, IfNoneMatch=etag)
+        except Exception as exc:
+            code = error_code(exc)
+            if code in ("304", "NotModified"):
+                return None, etag, False
+            if code in ("NoSuchKey", "404"):
+                return None, None, True
+            raise
+        return obj["Body"].read(), obj["ETag"], True
+
     def save(self, data: bytes, etag: str | None) -> str:
         """Write if the object is still at ``etag`` (``None``: only if it does not exist yet)."""
         cond = {"IfMatch": etag} if etag is not None else {"IfNoneMatch": "*"}

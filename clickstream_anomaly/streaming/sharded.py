@@ -40,7 +40,7 @@ from .aggregation import (
 from .eventtime import DEFAULT_POLICY, EventTimePolicy, Rejection, acknowledge_rejections
 from .merge import MergeState
 from .shard_state import ShardState, ShardSummary
-from .state import CorruptState, MemoryStore, Store, component_of, location, transact
+from .state import CorruptState, MemoryStore, StateConflict, Store, component_of, location, transact
 
 LEGACY_SHARD = "legacy-state"  # the migrated single-object state's open windows, as a shard that never sends
 
@@ -205,6 +205,43 @@ def _shard_decoder(
     return decode
 
 
+#: The shard states this container saved last, by object: ``(etag, state)``. A warm container's next
+#: batch of the same shard (the usual case) reads them with a conditional GET (304: no body, no decoding).
+_WARM: dict[str, tuple[str, ShardState]] = {}
+WARM_STATES = 2
+
+
+def transact_warm(
+    store: Store,
+    decode: Callable[[bytes | None], ShardState],
+    change: Callable[[ShardState], T],
+    *,
+    max_tries: int = 20,
+) -> tuple[ShardState, T]:
+    """:func:`~clickstream_anomaly.streaming.state.transact` for a shard's state, reusing the state this
+    container saved when the object is still at that version (any other write, a reset included, changes
+    its ETag and the object is read again). A failed change or write forgets the kept state."""
+    where = location(store)
+    for _ in range(max_tries):
+        warm = _WARM.pop(where, None)
+        check = getattr(store, "load_if_changed", None)
+        if warm is not None and check is not None:
+            raw, etag, changed = check(warm[0])
+        else:
+            (raw, etag), changed = store.load(), True
+        state = _decode(store, raw, decode) if changed or warm is None else warm[1]
+        out = change(state)
+        try:
+            tag = store.save(state.to_bytes(), etag)
+        except StateConflict:
+            continue
+        _WARM[where] = (tag, state)
+        while len(_WARM) > WARM_STATES:
+            del _WARM[next(iter(_WARM))]
+        return state, out
+    raise StateConflict(f"gave up after {max_tries} conflicting writes")
+
+
 def merge_windows(
     stores: ShardStores,
     *,
@@ -308,7 +345,7 @@ def run_shard(  # noqa: PLR0913  (the settings are keyword-only)
             st.merge_tried = now
         return stats, merge_now
 
-    state, (stats, merge_now) = transact(store, decode, ShardState.to_bytes, change)
+    state, (stats, merge_now) = transact_warm(store, decode, change)
     if state.rejected and reject is not None:
         state, stats.rejections_sent = _send_rejections(stores, shard, reject, cfg)
     stores.put_summary(shard, state.summary().to_json())

@@ -242,3 +242,40 @@ def test_the_shard_state_round_trips_with_any_user_ids():
     (part,) = again.open.values()
     assert part.users == set(users) and part.clicks == 5 and again.checkpoints == {"s": 4}
     assert again.summary() == st.summary()
+
+
+class CheckedStore(MemoryStore):
+    """A store with S3's conditional GET (``load_if_changed``), counting the bodies it hands out."""
+
+    def __init__(self):
+        super().__init__()
+        self.bodies = 0
+
+    def load(self):
+        self.bodies += self.data is not None
+        return super().load()
+
+    def load_if_changed(self, etag):
+        if self.data is not None and etag == str(self.version):
+            return None, etag, False
+        return (*self.load(), True)
+
+
+def test_a_warm_container_reuses_the_state_it_saved_until_someone_else_writes_it():
+    from clickstream_anomaly.streaming import sharded
+
+    sharded._WARM.clear()
+    t = pd.Timestamp("2020-07-15 10:00", tz="UTC").to_pydatetime()
+    stores = MemoryShardStores()
+    store = stores.shards["s"] = CheckedStore()
+    recs = [("s", str(i), Click(t + pd.Timedelta(seconds=i), f"u{i}", "/")) for i in range(30)]
+    for i in range(3):
+        run_shard(stores, "s", recs[10 * i : 10 * i + 10], send=list.extend)
+    assert store.bodies == 0  # written by this container each time: never read back
+    other = ShardState.from_bytes(store.data)  # another writer (the tick, a reset) changes the object
+    other.late_dropped = 7
+    store.save(other.to_bytes(), str(store.version))
+    run_shard(stores, "s", recs[:12], send=list.extend)  # 12 records re-delivered: the object is read again
+    again = ShardState.from_bytes(store.data)
+    assert store.bodies == 1 and again.late_dropped == 7 and again.duplicates_skipped == 12
+    assert sum(p.clicks for p in again.open.values()) == 30

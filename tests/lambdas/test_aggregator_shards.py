@@ -17,7 +17,6 @@ from clickstream_anomaly.producer import AGGREGATE_BYTES, Entry, KinesisSender
 from clickstream_anomaly.records import Click, Window
 
 
-
 @pytest.fixture(scope="module")
 def day() -> pd.DataFrame:
     clicks, _ = generate(Scenario(start="2020-07-15 00:00", days=1, volume=0.5, seed=7))
