@@ -358,9 +358,13 @@ def aggregate(
 ) -> BatchStats:
     """The aggregator's work for one invocation: one shard's records (per-shard state and the merge step,
     :mod:`clickstream_anomaly.streaming.sharded`), or none for the scheduled tick."""
+    from ..sources.stream import CLICKS
     from ..streaming.sharded import Settings, run_records
 
-    settings = Settings(cfg.freq, cfg.lateness, event_time_policy_from_env(), sampling_rate_from_env())
+    # CloudFront writes real-time log records with its own partition keys: a user's requests may land on
+    # any shard, so the shards' summaries carry their user sets and the merge counts their union.
+    exact = clicks_format_from_env() != CLICKS
+    settings = Settings(cfg.freq, cfg.lateness, event_time_policy_from_env(), sampling_rate_from_env(), exact)
     return run_records(
         aggregator_stores(),
         records,

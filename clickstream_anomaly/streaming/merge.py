@@ -110,12 +110,18 @@ class MergeState:
         while start <= last:
             clicks = users = 0
             pages: set[str] = set()
+            exact: set[str] = set()
             for sid, summary in summaries.items():
                 part = summary.windows.get(start)
                 if part is not None:
-                    clicks, users = clicks + part[0], users + part[1]
+                    clicks += part[0]
                     pages |= part[2]
+                    if summary.user_sets is not None and start in summary.user_sets:
+                        exact |= summary.user_sets[start]
+                    else:
+                        users += part[1]
                     self.taken.setdefault(sid, {})[start] = part[0]
+            users += len(exact)
             scaled = int(scale_clicks(clicks, self.sampling_rate))  # the one scaling (features.py)
             residual = self.residual.residual(scaled, users)
             out.append(Window(_dt(start), len(pages), users, scaled, residual))

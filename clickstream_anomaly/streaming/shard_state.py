@@ -47,6 +47,19 @@ def _pack(strings: list[str]) -> tuple[bytes, bool]:
     return zlib.compress(text.encode("utf-8"), ZLIB_LEVEL), False
 
 
+def _text(strings: list[str]) -> str | list[str]:
+    """Strings for a JSON document: one newline-joined text (fast to write and read), or the list when
+    one of them holds a newline; :func:`_strings` reads either."""
+    text = "\n".join(strings)
+    return text if not strings or text.count("\n") == len(strings) - 1 else strings
+
+
+def _strings(value: str | list[str]) -> list[str]:
+    if isinstance(value, list):
+        return value
+    return value.split("\n") if value else []
+
+
 def _unpack(blob: bytes, is_json: bool, count: int) -> list[str]:
     text = zlib.decompress(blob).decode("utf-8")
     out: list[str] = json.loads(text) if is_json else (text.split("\n") if count else [])
@@ -70,6 +83,7 @@ class ShardSummary:
     windows: dict[int, tuple[int, int, frozenset[str]]] = field(default_factory=dict)
     pending_rejections: int = 0
     parents: tuple[str, ...] = ()  # a child reads only after its parents' last record: they are finished
+    user_sets: dict[int, frozenset[str]] | None = None  # exact mode: the users themselves, per window
 
     def to_json(self) -> bytes:
         doc = {
@@ -82,6 +96,8 @@ class ShardSummary:
             "pending_rejections": self.pending_rejections,
             "parents": list(self.parents),
         }
+        if self.user_sets is not None:
+            doc["user_sets"] = {str(k): _text(list(v)) for k, v in self.user_sets.items()}
         return json.dumps(doc, separators=(",", ":"), allow_nan=False).encode("utf-8")
 
     @classmethod
@@ -97,6 +113,7 @@ class ShardSummary:
             {int(s): (int(c), int(u), frozenset(p)) for s, c, u, p in doc["windows"]},
             int(doc["pending_rejections"]),
             tuple(doc.get("parents", ())),
+            None if "user_sets" not in doc else {int(k): frozenset(_strings(v)) for k, v in doc["user_sets"].items()},
         )
 
 
@@ -146,7 +163,9 @@ class ShardState(AggregatorState):
         """A shard never closes windows: the merge step does (:mod:`clickstream_anomaly.streaming.merge`)."""
         return []
 
-    def summary(self) -> ShardSummary:
+    def summary(self, exact_users: bool = False) -> ShardSummary:
+        """What the merge step reads; ``exact_users`` adds the user sets themselves (for a stream that is
+        not keyed by user: the merge then counts their union)."""
         windows = {
             s: (p.clicks, len(p.users) - self.inherited.get(s, 0), frozenset(p.pages)) for s, p in self.open.items()
         }
@@ -158,6 +177,7 @@ class ShardState(AggregatorState):
             windows,
             len(self.rejected),
             self.parents,
+            {st: frozenset(p.users) for st, p in self.open.items()} if exact_users else None,
         )
 
     # ---- serialisation -------------------------------------------------------------------------------

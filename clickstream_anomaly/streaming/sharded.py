@@ -98,6 +98,7 @@ class Settings:
     lateness: str = DEFAULT_ALLOWED_LATENESS
     policy: EventTimePolicy = DEFAULT_POLICY
     sampling_rate: int = 100
+    exact_users: bool = False  # the stream is not keyed by user: summaries carry the user sets
 
 
 T = TypeVar("T")
@@ -176,7 +177,7 @@ def migrate_legacy(stores: ShardStores, cfg: Settings) -> bool:
         store = stores.shard(st.shard)
         if store.load()[0] is None:
             store.save(st.to_bytes(), None)
-            stores.put_summary(st.shard, st.summary().to_json())
+            stores.put_summary(st.shard, st.summary(cfg.exact_users).to_json())
     merge = MergeState(freq=cfg.freq, lateness=cfg.lateness, next_start=old.next_start, residual=old.residual)
     merge.outbox, merge.expected, merge.first_wall = list(old.outbox), set(old.expected), old.first_wall
     try:
@@ -348,7 +349,7 @@ def run_shard(  # noqa: PLR0913  (the settings are keyword-only)
     state, (stats, merge_now) = transact_warm(store, decode, change)
     if state.rejected and reject is not None:
         state, stats.rejections_sent = _send_rejections(stores, shard, reject, cfg)
-    stores.put_summary(shard, state.summary().to_json())
+    stores.put_summary(shard, state.summary(cfg.exact_users).to_json())
     if merge_now:
         stats.windows_closed, stats.windows_sent = merge_windows(stores, send=send, cfg=cfg, now=now, shards=shards)
     return stats
@@ -371,7 +372,7 @@ def run_tick(
             if summary.pending_rejections:
                 state, n = _send_rejections(stores, sid, reject, cfg)
                 stats.rejections_sent += n
-                stores.put_summary(sid, state.summary().to_json())
+                stores.put_summary(sid, state.summary(cfg.exact_users).to_json())
     stats.windows_closed, stats.windows_sent = merge_windows(stores, send=send, cfg=cfg, now=now, shards=shards)
     return stats
 

@@ -279,3 +279,34 @@ def test_a_warm_container_reuses_the_state_it_saved_until_someone_else_writes_it
     again = ShardState.from_bytes(store.data)
     assert store.bodies == 1 and again.late_dropped == 7 and again.duplicates_skipped == 12
     assert sum(p.clicks for p in again.open.values()) == 30
+
+
+def test_a_stream_not_keyed_by_user_needs_exact_user_sets(day):
+    """Clicks spread over 4 shards at random (CloudFront real-time logs choose their own keys): with the
+    user counts a user on two shards counts twice; with ``exact_users`` the windows are the batch ones."""
+    import random
+
+    expected = windows_to_records(windows_from_frame(day))
+    rng = random.Random(0)
+    per: dict[str, list] = {f"shard-{i}": [] for i in range(4)}
+    for c in as_clicks(day):
+        sid = f"shard-{rng.randrange(4)}"
+        per[sid].append((sid, str(10**20 + len(per[sid])), c))
+    counted = MemoryShardStores()
+    got = finish(counted, drive(counted, per), expected[-1].window_start)
+    ratio = [g.users / e.users for g, e in zip(got, expected, strict=True) if e.users]
+    assert [g.clicks for g in got] == [e.clicks for e in expected] and [g.urls for g in got] == [
+        e.urls for e in expected
+    ]
+    assert min(ratio) >= 1.0 and max(ratio) <= 4.0 and sum(ratio) / len(ratio) > 1.3  # overcounted, at most x4
+    exact = MemoryShardStores()
+    cfg = Settings(exact_users=True)
+    sent: list = []
+    pos = dict.fromkeys(per, 0)
+    while any(pos[s] < len(per[s]) for s in per):
+        for sid, recs in per.items():
+            chunk, pos[sid] = recs[pos[sid] : pos[sid] + 100], pos[sid] + 100
+            if chunk:
+                run_shard(exact, sid, chunk, send=sent.extend, shards=per, cfg=cfg)
+    merge_windows(exact, send=sent.extend, cfg=cfg, until=int(pd.Timestamp(expected[-1].window_start).value))
+    assert sent == expected
