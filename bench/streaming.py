@@ -384,7 +384,8 @@ def main() -> None:
             "",
             f"The deployed handler against a moto server on 127.0.0.1 ({args.batches} batches of {BATCH} clicks "
             "per shard, the first left out as a cold start; state in steady state: the previous window with "
-            "all of a shard's users, the current one half full; the last batch of each shard crosses a window boundary and merges). *wall* includes "
+            "all of a shard's users, the current one half full; the last batch of each shard crosses a window "
+            "boundary and merges). *wall* includes "
             "moto's handling of the S3 and Kinesis calls (a local server in this process, not S3's latency); "
             "*CPU* is the handler thread's own time. clicks/s = clicks ÷ the busiest shard's summed time "
             "(Lambda runs one invocation per shard at a time); for the single object, ÷ the sum of all "
