@@ -223,6 +223,7 @@ def worker(spec: str) -> None:
     args = json.loads(spec)
     out = []
     with local_server() as url:
+        lambda_point(url, 1000, 1, 2)  # warm-up: the server's and the clients' first requests
         for users, shards in args["grid"]:
             out.append(summarise(lambda_point(url, users, shards, args["batches"]), users, shards))
     print(json.dumps(out))
@@ -350,6 +351,7 @@ def main() -> None:
 
     rows = []
     with local_server() as url:
+        lambda_point(url, 1000, 1, 2)  # warm-up: the server's and the clients' first requests
         for u, s in grid:
             rows.append(summarise(lambda_point(url, u, s, args.batches), u, s))
             r = rows[-1]
@@ -378,12 +380,14 @@ def main() -> None:
                     )
                 (Path(tmp) / f"clicks-{u}-{args.flink_windows}.jsonl").unlink()
     skipped = [u for u in users if u > args.lambda_max_users]
+    flink_skipped = [u for u in users if u > args.flink_max_users]
     text = "\n".join(
         [
             "### Lambda engine (aggregator)",
             "",
             f"The deployed handler against a moto server on 127.0.0.1 ({args.batches} batches of {BATCH} clicks "
-            "per shard, the first left out as a cold start; state in steady state: the previous window with "
+            "per shard, the first left out as a cold start, after a warm-up point; state in steady state: the "
+            "previous window with "
             "all of a shard's users, the current one half full; the last batch of each shard crosses a window "
             "boundary and merges). *wall* includes "
             "moto's handling of the S3 and Kinesis calls (a local server in this process, not S3's latency); "
@@ -402,7 +406,12 @@ def main() -> None:
             "",
             f"`.venv-flink/bin/python -m clickstream_job.local` (baseline detector), {args.flink_windows} windows "
             "of one click per user; *job s* is the job's wall time from its `summary.json` (what clicks/s uses), "
-            "*process s* adds the JVM and Python workers' start-up. Every click is in the windows (asserted).",
+            "*process s* adds the JVM and Python workers' start-up. Every click is in the windows (asserted)."
+            + (
+                f" Not run: {', '.join(f'{u:,}' for u in flink_skipped)} users per window (`--flink-max-users`)."
+                if flink_skipped
+                else ""
+            ),
             "",
             flink_table(flink_rows) if flink_rows else "(not run: `--no-flink`)",
         ]
