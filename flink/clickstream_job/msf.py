@@ -28,7 +28,12 @@ from typing import Any
 from pyflink.common import Configuration
 from pyflink.common.serialization import SimpleStringSchema
 from pyflink.datastream import DataStream, StreamExecutionEnvironment
-from pyflink.datastream.connectors.kinesis import FlinkKinesisConsumer, KinesisStreamsSink, PartitionKeyGenerator
+from pyflink.datastream.connectors.kinesis import (
+    FlinkKinesisConsumer,
+    KinesisShardAssigner,
+    KinesisStreamsSink,
+    PartitionKeyGenerator,
+)
 
 import clickstream_anomaly
 from clickstream_anomaly.sources.settings import SourceSettings
@@ -38,6 +43,7 @@ from .logic import JobSettings
 
 PROPERTIES = "/etc/flink/application_properties.json"
 RUN_OPTIONS = "kinesis.analytics.flink.run.options"
+LOCAL_RUN = "LocalRun"  # local runs only: Flink configuration for the mini-cluster
 APP_ROOT = Path(__file__).resolve().parents[1]  # the zip's root: main.py, clickstream_job/, lib/
 NOT_CLIENT_PROPERTIES = ("stream.name", "stream.arn")
 log = logging.getLogger(__name__)
@@ -73,9 +79,11 @@ def client_properties(group: Mapping[str, str]) -> dict[str, str]:
 
 def kinesis_source(group: Mapping[str, str]) -> FlinkKinesisConsumer:
     """``FlinkKinesisConsumer`` on ``stream.name`` from ``flink.stream.initpos`` (LATEST by default): each
-    record's data as UTF-8 text."""
+    record's data as UTF-8 text. The uniform shard assigner gives each subtask one shard when the parallelism
+    is at least the shard count, so each shard gets its own watermark (docs/flink.md, "Connector")."""
     props = {"flink.stream.initpos": "LATEST", **client_properties(group)}
-    return FlinkKinesisConsumer(group["stream.name"], SimpleStringSchema(), props)
+    consumer = FlinkKinesisConsumer(group["stream.name"], SimpleStringSchema(), props)
+    return consumer.set_shard_assigner(KinesisShardAssigner.uniform_shard_assigner())
 
 
 def kinesis_sink(group: Mapping[str, str]) -> KinesisStreamsSink:
@@ -102,11 +110,16 @@ def log_rejects(stream: DataStream, what: str) -> None:
     stream.map(emit).name(f"log {what} clicks")
 
 
-def environment(run_options: Mapping[str, str], local: bool) -> StreamExecutionEnvironment:
+def environment(groups: Mapping[str, Mapping[str, str]], local: bool) -> StreamExecutionEnvironment:
     """The execution environment; the job's two packages go to the Python workers (so MSF needs no
-    ``pyFiles``). Locally it also loads the connector jar (``jarfile``) and runs this interpreter."""
+    ``pyFiles``). Locally it also loads the connector jar (``jarfile``), runs this interpreter and takes the
+    Flink settings of the local-only ``LocalRun`` group (``parallelism.default``, ...); on MSF the service
+    sets parallelism and checkpointing."""
     config = Configuration()
+    run_options = groups.get(RUN_OPTIONS, {})
     if local:
+        for key, value in groups.get(LOCAL_RUN, {}).items():
+            config.set_string(key, value)
         jarfile = run_options.get("jarfile", "lib/clickstream-flink-connectors.jar")
         jar = APP_ROOT / jarfile  # the extracted zip; from the repository, `make flink-jar`'s build/flink/
         jar = jar if jar.is_file() else APP_ROOT.parent / "build" / "flink" / jarfile
@@ -123,7 +136,7 @@ def main(properties: str | None = None) -> None:
     """Run the job: ``properties`` (or ``$APPLICATION_PROPERTIES``) is a local run's properties file."""
     local_file = properties or os.environ.get("APPLICATION_PROPERTIES")
     groups = property_groups(local_file or PROPERTIES)
-    env = environment(groups.get(RUN_OPTIONS, {}), local=local_file is not None)
+    env = environment(groups, local=local_file is not None)
     records = env.add_source(kinesis_source(groups["ClicksStream"]), "clicks")
     streams = build(records, job_settings(groups.get("Job", {})))
     streams.windows.sink_to(kinesis_sink(groups["FeaturesStream"])).name("features")

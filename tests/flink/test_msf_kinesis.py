@@ -39,6 +39,10 @@ ARN = "arn:aws:kinesis:us-east-1:123456789012:stream/{}"
 # window closes (none does here), as in the Lambda engine.
 CLOSED_WINDOWS = 2 * 144
 FAKE_KEY = "testing"
+# The clicks stream's shards (4: an on-demand stream's start) and the job's parallelism. docs/flink.md shows
+# what a parallelism below the shard count does to a backlog: MSF_TEST_PARALLELISM=2 makes this test fail.
+SHARDS = int(os.environ.get("MSF_TEST_SHARDS", "4"))
+PARALLELISM = int(os.environ.get("MSF_TEST_PARALLELISM", str(SHARDS)))
 
 pytestmark = pytest.mark.slow
 
@@ -97,15 +101,26 @@ print(json.dumps(out))
     assert {"apache-flink", "numpy", "pandas"} <= used
 
 
-def clicks_file(path: Path) -> Path:
-    """Two generated days (day 2 judged by the baseline), then one click an hour later (2020-07-09 00:59:57)
-    that moves the watermark past every window of the two days."""
+def two_days() -> list[Click]:
+    """Two generated days (day 2 judged by the baseline)."""
     clicks, _ = generate(Scenario(days=2, seed=5))
     ts = pd.to_datetime(clicks["timestamp"], utc=True)
-    rows = [Click(t.to_pydatetime(), str(u), str(p)) for t, u, p in zip(ts, clicks.user, clicks.page, strict=True)]
-    rows.append(Click(rows[-1].timestamp + timedelta(hours=1), "u-last", "/"))
+    return [Click(t.to_pydatetime(), str(u), str(p)) for t, u, p in zip(ts, clicks.user, clicks.page, strict=True)]
+
+
+def send_clicks(client, path: Path) -> None:
+    """Two days through the producer, a malformed record, then on every shard one click an hour after the last
+    (2020-07-09 00:59:57): each shard's watermark passes every window of the two days. ``path`` gets them all."""
+    rows = two_days()
     path.write_text("".join(c.to_json() + "\n" for c in rows), encoding="utf-8")
-    return path
+    client.put_record(StreamName="clicks", Data=b"not json", PartitionKey="bad")
+    send_file(KinesisSender(client, "clicks", aggregate_bytes=AGGREGATE_BYTES), path)
+    with path.open("a", encoding="utf-8") as fh:
+        for i, shard in enumerate(client.list_shards(StreamName="clicks")["Shards"]):
+            last = Click(rows[-1].timestamp + timedelta(hours=1), f"u-last-{i}", "/").to_json()
+            key = shard["HashKeyRange"]["StartingHashKey"]
+            client.put_record(StreamName="clicks", Data=last.encode(), PartitionKey="last", ExplicitHashKey=key)
+            fh.write(last + "\n")
 
 
 def read_stream(client, stream: str) -> list[str]:
@@ -136,7 +151,8 @@ def properties(path: Path, endpoint: str) -> Path:
         },
         "FeaturesStream": {"stream.name": "features", "stream.arn": ARN.format("features"), **sink},
         "DetectionsStream": {"stream.name": "detections", "stream.arn": ARN.format("detections"), **sink},
-        "Job": {"idle_timeout": "5", "detectors": "baseline", "freq": "10min"},
+        "Job": {"detectors": "baseline", "freq": "10min"},
+        "LocalRun": {"parallelism.default": str(PARALLELISM)},
     }
     doc = [{"PropertyGroupId": k, "PropertyMap": v} for k, v in groups.items()]
     path.write_text(json.dumps(doc, indent=1), encoding="utf-8")
@@ -172,16 +188,16 @@ def stop(proc: subprocess.Popen) -> None:
 
 @pytest.fixture(scope="module")
 def deployed(app, moto_server, tmp_path_factory):
-    """The clicks sent by the producer, ``main.py`` run until both output streams hold every window of the
-    two days; returns the input file and the two streams' records."""
+    """The clicks sent by the producer (partitioned by user over the shards, aggregated), ``main.py`` run
+    until both output streams hold every window of the two days; returns the input file and their records."""
     tmp = tmp_path_factory.mktemp("msf")
-    path = clicks_file(tmp / "clicks.jsonl")
+    path = tmp / "clicks.jsonl"
     session = boto3.Session(aws_access_key_id=FAKE_KEY, aws_secret_access_key=FAKE_KEY, region_name=REGION)
     client = kinesis_client(region=REGION, endpoint_url=moto_server, session=session)
-    for name in ("clicks", "features", "detections"):
+    client.create_stream(StreamName="clicks", ShardCount=SHARDS)
+    for name in ("features", "detections"):
         client.create_stream(StreamName=name, ShardCount=1)
-    client.put_record(StreamName="clicks", Data=b"not json", PartitionKey="bad")
-    send_file(KinesisSender(client, "clicks", aggregate_bytes=AGGREGATE_BYTES), path)
+    send_clicks(client, path)
     logs = tmp / "log"
     with open(tmp / "job.err", "w") as err:  # the child keeps its own descriptor
         env = job_env(app, properties(tmp / "props.json", moto_server), logs)
