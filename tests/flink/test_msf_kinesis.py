@@ -214,16 +214,23 @@ def deployed(app, moto_server, tmp_path_factory):
                 break
     finally:
         stop(proc)
-    errors = [
-        line for p in logs.glob("*.log") for line in p.read_text(errors="replace").splitlines() if " ERROR " in line
-    ]
-    why = (tmp / "job.err").read_text(errors="replace")[-3000:] + "\n".join(errors[-20:])
+    log = [line for p in logs.glob("*.log") for line in p.read_text(errors="replace").splitlines()]
+    why = (tmp / "job.err").read_text(errors="replace")[-3000:] + "\n".join([x for x in log if " ERROR " in x][-20:])
     assert len(features) >= CLOSED_WINDOWS, f"{len(features)} of {CLOSED_WINDOWS} windows:\n{why}"
-    return path, features, detections
+    return path, features, detections, log
+
+
+def test_rejects_go_to_the_log_and_no_click_is_late(deployed):
+    """The malformed record is logged with its reason (CloudWatch Logs on MSF); with one shard per subtask
+    no click of the backlog fell behind the watermark."""
+    *_, log = deployed
+    rejects = [line.split("malformed click: ", 1)[1] for line in log if "malformed click: " in line]
+    assert [json.loads(r)["reason"] for r in rejects] == ["not JSON: Expecting value: line 1 column 1 (char 0)"]
+    assert not [line for line in log if "late click: " in line]
 
 
 def test_features_stream_holds_the_batch_windows(deployed):
-    path, features, _ = deployed
+    path, features, *_ = deployed
     batch = compute_windows(path, fmt="auto", skip_bad=True)
     job = records_to_windows([Window.from_json(f) for f in features])
     pd.testing.assert_frame_equal(job, batch.iloc[: len(job)], check_dtype=False, check_exact=True)
@@ -231,7 +238,7 @@ def test_features_stream_holds_the_batch_windows(deployed):
 
 
 def test_detections_stream_holds_the_batch_baselines(deployed):
-    path, _, detections = deployed
+    path, _, detections, _ = deployed
     windows = compute_windows(path, fmt="auto", skip_bad=True)
     model = TimeAwareBaseline(window="10min").fit(None)
     batch, job = io.StringIO(), io.StringIO()
