@@ -14,11 +14,14 @@ alerter        AnomalyThreshold                ``detector``       the threshold 
 alerter        WindowUrls, WindowUsers,        ``detector``       the window's features
                WindowClicks, WindowResidual
 =============  ==============================  =================  ==========================================
+
+With ``streaming_engine=flink`` there is no aggregator: :func:`flink_monitoring` adds the application's
+alarms and dashboard row, and the clicks band watches the alerter's ``WindowClicks``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from aws_cdk import Duration, Stack
@@ -48,6 +51,120 @@ CORRUPT_STATE_METRIC = "CorruptState"  # clickstream_anomaly.aws.batch.corrupt_s
 STATEFUL_FUNCTIONS = ("aggregator", "detector", "alerter", "scorer")  # each keeps one state object in S3
 #: Iterator age (ms) above which a Kinesis consumer counts as falling behind.
 ITERATOR_AGE_LIMIT_MS = 15 * 60 * 1000
+
+# Managed Service for Apache Flink's metrics, as "Metrics and dimensions in Managed Service for Apache Flink"
+# (docs.aws.amazon.com/managed-flink/latest/java/metrics-dimensions.html, read 2026-11) lists them: namespace
+# AWS/KinesisAnalytics; downtime, uptime, numberOfFailedCheckpoints (a count since the start),
+# lastCheckpointDuration and KPUs (one sample per hour, the orchestration KPU included) at the Application
+# level, i.e. the one dimension ``Application`` = the application's name; millisbehindLatest of the Kinesis
+# source "Application (for Stream), Parallelism (for ShardId)", the names of its stream and shard dimensions
+# not given, so it is read with a Metrics Insights query on ``Application`` alone. The job's own counters
+# reach CloudWatch only when registered under the group ``KinesisAnalytics`` ("Use custom metrics with Amazon
+# Managed Service for Apache Flink", monitoring-metrics-custom.html), at the Application level by default.
+# The alarms are the service's recommended ones (monitoring-metrics-alarms.html): downtime > 0 and
+# RATE(numberOfFailedCheckpoints) > 0, and millisBehindLatest above a threshold.
+MSF_NAMESPACE = "AWS/KinesisAnalytics"
+MSF_APPLICATION_METRICS = ("downtime", "uptime", "numberOfFailedCheckpoints", "lastCheckpointDuration", "KPUs")
+MSF_LAG_METRIC = "millisBehindLatest"
+FLINK_JOB_METRICS = ("Clicks", "MalformedClicks", "LateClicksDropped")  # clickstream_job.job's counters
+
+
+def flink_monitoring(
+    scope: Construct,
+    *,
+    application: str,
+    max_lag_ms: int,
+    alarm: Callable[..., cw.Alarm],
+) -> tuple[dict[str, cw.Alarm], list[cw.IWidget]]:
+    """Alarms and the dashboard row of the Managed Service for Apache Flink application ``application``.
+
+    Parameters
+    ----------
+    scope : Construct
+        Where the alarms go (ids ``Flink*``).
+    application : str
+        The application's name (its metrics' ``Application`` dimension).
+    max_lag_ms : int
+        ``millisBehindLatest`` above which (three 5-minute periods in a row) the lag alarm fires.
+    alarm : callable
+        ``alarm(id, **cw.Alarm kwargs) -> cw.Alarm`` that also adds the alert topic action.
+
+    Returns
+    -------
+    alarms : dict[str, cw.Alarm]
+        ``flink-downtime``, ``flink-failed-checkpoints``, ``flink-lag``.
+    row : list of cw.IWidget
+        KPUs, uptime and downtime, checkpoints, lag, the job's click counters.
+    """
+    five_minutes, hour = Duration.minutes(5), Duration.hours(1)
+
+    def metric(name: str, statistic: str = "Maximum", period: Duration = five_minutes) -> cw.Metric:
+        return cw.Metric(
+            namespace=MSF_NAMESPACE,
+            metric_name=name,
+            statistic=statistic,
+            period=period,
+            dimensions_map={"Application": application},
+            label=name,
+        )
+
+    lag = cw.MathExpression(
+        expression=f"SELECT MAX({MSF_LAG_METRIC}) FROM \"{MSF_NAMESPACE}\" WHERE Application = '{application}'",
+        period=five_minutes,
+        label="millisBehindLatest (max over the clicks stream's shards)",
+    )
+    failed = cw.MathExpression(
+        expression="RATE(m1)",
+        using_metrics={"m1": metric("numberOfFailedCheckpoints")},
+        period=five_minutes,
+        label="failed checkpoints per second",
+    )
+    alarms = {
+        # A stopped or failed application publishes nothing: missing data is an outage too.
+        "flink-downtime": alarm(
+            "FlinkDowntime",
+            metric=metric("downtime"),
+            threshold=0,
+            evaluation_periods=1,
+            comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            treat_missing_data=cw.TreatMissingData.BREACHING,
+            alarm_description="The Flink application is failing or restarting (downtime > 0), or reports no "
+            "metrics at all (stopped)",
+        ),
+        "flink-failed-checkpoints": alarm(
+            "FlinkFailedCheckpoints",
+            metric=failed,
+            threshold=0,
+            evaluation_periods=1,
+            comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            alarm_description="The Flink application's checkpoints failed (numberOfFailedCheckpoints rose)",
+        ),
+        "flink-lag": alarm(
+            "FlinkLag",
+            metric=lag,
+            threshold=max_lag_ms,
+            evaluation_periods=3,
+            comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            alarm_description=f"The Flink job is more than {max_lag_ms} ms behind the clicks stream",
+        ),
+    }
+    row: list[cw.IWidget] = [
+        cw.GraphWidget(title="Flink: KPUs (hourly)", left=[metric("KPUs", period=hour)], width=4),
+        cw.GraphWidget(
+            title="Flink: uptime and downtime", left=[metric("uptime")], right=[metric("downtime")], width=4
+        ),
+        cw.GraphWidget(
+            title="Flink: checkpoints",
+            left=[metric("lastCheckpointDuration")],
+            right=[metric("numberOfFailedCheckpoints")],
+            width=4,
+        ),
+        cw.GraphWidget(title="Flink: consumer lag (ms)", left=[lag], width=4),
+        cw.GraphWidget(title="Flink job: clicks", left=[metric(m) for m in FLINK_JOB_METRICS], width=8),
+    ]
+    return alarms, row
 
 
 class Alerting(Construct):
@@ -158,6 +275,23 @@ class Alerting(Construct):
         )
 
 
+def _clicks_per_window(namespace: str, window: Duration, *, from_alerter: bool, detector: str) -> cw.Metric:
+    """Clicks per window: the aggregator's ``Clicks``, or (``from_alerter``: no aggregator, the flink engine)
+    the alerter's ``WindowClicks`` of ``detector``."""
+    if from_alerter:
+        name, statistic, dimensions = "WindowClicks", "Maximum", {"service": "alerter", "detector": detector}
+    else:
+        name, statistic, dimensions = CLICKS_METRIC, "Sum", {"service": "aggregator"}
+    return cw.Metric(
+        namespace=namespace,
+        metric_name=name,
+        statistic=statistic,
+        period=window,
+        dimensions_map=dimensions,
+        label="clicks per window",
+    )
+
+
 class Monitoring(Construct):
     """CloudWatch alarms (anomalies per detector, pipeline health, a clicks anomaly-detection band) that
     notify ``topic``, and one dashboard of features, scores, thresholds and alarms.
@@ -169,7 +303,10 @@ class Monitoring(Construct):
     health_alarms : dict[str, cw.Alarm]
         ``<function>-errors``, ``<function>-iterator-age``, ``<function>-failures``, ``<endpoint>-errors``,
         ``<algorithm>-pipeline-failed``.
+        With ``flink_application``, also ``flink-downtime``, ``flink-failed-checkpoints``, ``flink-lag``.
     clicks_band_alarm : cw.AnomalyDetectionAlarm
+        On the aggregator's ``Clicks``; with ``flink_application`` (no aggregator), on the alerter's
+        ``WindowClicks`` of ``detectors[0]``.
     dashboard : cw.Dashboard
     """
 
@@ -188,6 +325,8 @@ class Monitoring(Construct):
         endpoint_names: Sequence[str],
         state_machines: Mapping[str, sfn.IStateMachine],
         anomaly_alarm_count: int,
+        flink_application: str | None = None,
+        flink_max_lag_ms: int = 60_000,
     ) -> None:
         super().__init__(scope, id_)
         action = cw_actions.SnsAction(topic)
@@ -313,14 +452,11 @@ class Monitoring(Construct):
                 alarm_description=f"The {name} training pipeline failed",
             )
 
+        flink_row = self._flink_health(flink_application, flink_max_lag_ms, alarm)
+
         # The AWS-native peer of the detectors: CloudWatch anomaly detection on clicks per window.
-        clicks = cw.Metric(
-            namespace=namespace,
-            metric_name=CLICKS_METRIC,
-            statistic="Sum",
-            period=window,
-            dimensions_map={"service": "aggregator"},
-            label="clicks per window",
+        clicks = _clicks_per_window(
+            namespace, window, from_alerter=flink_application is not None, detector=detectors[0]
         )
         self.clicks_band_alarm = cw.AnomalyDetectionAlarm(
             self,
@@ -364,5 +500,16 @@ class Monitoring(Construct):
                     width=12,
                 )
             )
+        self.dashboard.add_widgets(*flink_row)  # nothing without the flink engine
         all_alarms = [*self.anomaly_alarms.values(), *self.health_alarms.values(), self.clicks_band_alarm]
         self.dashboard.add_widgets(cw.AlarmStatusWidget(title="Alarms", alarms=all_alarms, width=24))
+
+    def _flink_health(
+        self, application: str | None, max_lag_ms: int, alarm: Callable[..., cw.Alarm]
+    ) -> list[cw.IWidget]:
+        """Add the Flink application's alarms to ``health_alarms``; its dashboard row (empty without one)."""
+        if application is None:
+            return []
+        alarms, row = flink_monitoring(self, application=application, max_lag_ms=max_lag_ms, alarm=alarm)
+        self.health_alarms.update(alarms)
+        return row

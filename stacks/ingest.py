@@ -58,7 +58,9 @@ class Ingest(Construct):
     ----------
     clicks, features, detections : kinesis.Stream
     landing, lake : s3.Bucket
-    producer, aggregator : lambda_.Function
+    producer : lambda_.Function
+    aggregator : lambda_.Function or None
+        ``None`` with ``aggregator=False`` (the flink engine: the job aggregates).
     failure_queues : dict[str, sqs.Queue]
         Per function, the queue receiving what it gave up on.
     delivery_streams : dict[str, firehose.DeliveryStream]
@@ -85,6 +87,7 @@ class Ingest(Construct):
         landing_format: str = "clicks",
         source_settings: str = "{}",
         user_salt: secretsmanager.ISecret | None = None,
+        aggregator: bool = True,
     ) -> None:
         super().__init__(scope, id_)
         # How both functions read clicks (docs/sources.md): formats, click rules and the salt's secret.
@@ -140,6 +143,8 @@ class Ingest(Construct):
         grant_prefix(self.landing, self.producer, landing_prefix, write=False)
         grant_prefix(self.landing, self.producer, REJECTED_PREFIX, read=False)
         grant_prefix(self.landing, self.producer, UNSENT_PREFIX, read=False)
+        if user_salt is not None:
+            user_salt.grant_read(self.producer)
         self.landing.add_event_notification(
             s3.EventType.OBJECT_CREATED,
             s3n.LambdaDestination(self.producer),
@@ -154,47 +159,49 @@ class Ingest(Construct):
                 )
 
         # aggregator: clicks -> 10-minute windows -> features; a 1-minute schedule closes quiet windows.
-        self.failure_queues["aggregator"] = failure_queue(self, "AggregatorFailures")
-        self.aggregator = pipeline_function(
-            self,
-            "Aggregator",
-            name="aggregator",
-            defaults=functions,
-            timeout_seconds=120,
-            environment={
-                "FEATURES_STREAM_NAME": self.features.stream_name,
-                "STATE_BUCKET": state_bucket.bucket_name,
-                "WINDOW_FREQ": window_freq,
-                "ALLOWED_LATENESS": allowed_lateness,
-                "FAILURE_QUEUE_URL": self.failure_queues["aggregator"].queue_url,
-                "CLICKS_FORMAT": clicks_format,
-                **source_env,
-            },
-            description="Aggregates clicks into fixed windows and puts window features on the features stream",
-        )
-        self.aggregator.add_event_source(
-            kinesis_source(
-                self.clicks,
-                on_failure=self.failure_queues["aggregator"],
-                retry_attempts=retry_attempts,
-                max_record_age=Duration.hours(max_record_age_hours),
-                batch_size=500,
-                max_batching_seconds=5,
+        # Not built with the flink engine (aggregator=False): the Flink job makes the windows.
+        self.aggregator: lambda_.Function | None = None
+        if aggregator:
+            self.failure_queues["aggregator"] = failure_queue(self, "AggregatorFailures")
+            self.aggregator = pipeline_function(
+                self,
+                "Aggregator",
+                name="aggregator",
+                defaults=functions,
+                timeout_seconds=120,
+                environment={
+                    "FEATURES_STREAM_NAME": self.features.stream_name,
+                    "STATE_BUCKET": state_bucket.bucket_name,
+                    "WINDOW_FREQ": window_freq,
+                    "ALLOWED_LATENESS": allowed_lateness,
+                    "FAILURE_QUEUE_URL": self.failure_queues["aggregator"].queue_url,
+                    "CLICKS_FORMAT": clicks_format,
+                    **source_env,
+                },
+                description="Aggregates clicks into fixed windows and puts window features on the features stream",
             )
-        )
-        self.features.grant_write(self.aggregator)
-        if user_salt is not None:
-            user_salt.grant_read(self.producer)
-            user_salt.grant_read(self.aggregator)
-        self.failure_queues["aggregator"].grant_send_messages(self.aggregator)  # event-time rejections
-        grant_prefix(state_bucket, self.aggregator, "aggregator/", state=True)
-        self.window_closer = events.Rule(
-            self,
-            "CloseWindowsEveryMinute",
-            schedule=events.Schedule.rate(Duration.minutes(1)),
-            description="Invokes the aggregator every minute so windows without clicks still close",
-            targets=[targets.LambdaFunction(self.aggregator, retry_attempts=2)],
-        )
+            self.aggregator.add_event_source(
+                kinesis_source(
+                    self.clicks,
+                    on_failure=self.failure_queues["aggregator"],
+                    retry_attempts=retry_attempts,
+                    max_record_age=Duration.hours(max_record_age_hours),
+                    batch_size=500,
+                    max_batching_seconds=5,
+                )
+            )
+            self.features.grant_write(self.aggregator)
+            if user_salt is not None:
+                user_salt.grant_read(self.aggregator)
+            self.failure_queues["aggregator"].grant_send_messages(self.aggregator)  # event-time rejections
+            grant_prefix(state_bucket, self.aggregator, "aggregator/", state=True)
+            self.window_closer = events.Rule(
+                self,
+                "CloseWindowsEveryMinute",
+                schedule=events.Schedule.rate(Duration.minutes(1)),
+                description="Invokes the aggregator every minute so windows without clicks still close",
+                targets=[targets.LambdaFunction(self.aggregator, retry_attempts=2)],
+            )
 
         # Firehose: clicks and features into the lake, partitioned by delivery date (training input). Raw
         # CloudFront real-time records hold viewer IPs and cookies: that stream is not copied to the lake.
@@ -240,4 +247,7 @@ class Ingest(Construct):
 
     @property
     def functions(self) -> dict[str, lambda_.Function]:
-        return {"producer": self.producer, "aggregator": self.aggregator}
+        fns = {"producer": self.producer}
+        if self.aggregator is not None:
+            fns["aggregator"] = self.aggregator
+        return fns

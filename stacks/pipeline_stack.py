@@ -12,7 +12,7 @@ from clickstream_anomaly.streaming import scoring as scorer_names
 from stacks.alerting import Alerting, Monitoring
 from stacks.detection import LambdaDetection
 from stacks.functions import LOG_RETENTION, FunctionDefaults, project_code
-from stacks.ingest import Ingest
+from stacks.ingest import Ingest, max_skew_seconds
 from stacks.layers import PARTITION_WARNING, managed_layers
 from stacks.models import Models
 from stacks.nag import acknowledge
@@ -22,10 +22,11 @@ from stacks.traffic import RealtimeLog, user_salt_secret
 
 
 class ClickstreamAnomalyStack(Stack):
-    """Ingest, streaming detection (Lambda or KDA SQL), SageMaker pipelines, alerting and monitoring.
+    """Ingest, streaming detection (Lambda, Flink or KDA SQL), SageMaker pipelines, alerting and monitoring.
 
-    Attributes are the constructs: ``storage``, ``ingest``, ``alerting``, ``detection`` (lambda engine) or
-    ``kda`` (kda-sql engine), ``models``, ``monitoring``.
+    Attributes are the constructs: ``storage``, ``ingest``, ``alerting``, ``detection`` (lambda engine),
+    ``flink`` (flink engine: no aggregator and no detector Lambda) or ``kda`` (kda-sql engine), ``models``,
+    ``monitoring``.
     """
 
     def __init__(self, scope: Construct, id_: str, *, settings: Settings, **kwargs: Any) -> None:
@@ -76,6 +77,7 @@ class ClickstreamAnomalyStack(Stack):
             landing_format=s.landing_format,
             source_settings=s.source_settings_json(),
             user_salt=self.user_salt,
+            aggregator=not s.flink,
             **retries,
         )
         self.realtime_log: RealtimeLog | None = None
@@ -104,10 +106,40 @@ class ClickstreamAnomalyStack(Stack):
 
         fns = {**self.ingest.functions, "alerter": self.alerting.function}
         queues = {**self.ingest.failure_queues, "alerter": self.alerting.failure_queue}
-        consumers = ["aggregator", "alerter"]
+        consumers: list[str] = [n for n in ("aggregator", "alerter") if n in fns]
         self.detection: LambdaDetection | None = None
         self.kda = None
-        if s.kda_sql:
+        self.flink = None
+        if s.flink:
+            from stacks.flink_app import IDLE_TIMEOUT_SECONDS, SITE, FlinkApplication
+
+            self.flink = FlinkApplication(
+                self,
+                "Flink",
+                clicks=self.ingest.clicks,
+                features=self.ingest.features,
+                detections=self.ingest.detections,
+                zip_path=s.flink_zip_path,
+                parallelism=s.flink_parallelism,
+                parallelism_per_kpu=s.flink_parallelism_per_kpu,
+                autoscaling=s.flink_autoscaling,
+                checkpoint_interval_ms=s.flink_checkpoint_interval_ms,
+                min_pause_ms=s.flink_min_pause_ms,
+                job={
+                    "freq": s.window_freq,
+                    "allowed_lateness": s.allowed_lateness,
+                    "out_of_orderness": str(max_skew_seconds(s.allowed_lateness)),
+                    "idle_timeout": str(IDLE_TIMEOUT_SECONDS),
+                    "detectors": ",".join(s.streaming_detector_names),
+                    "timezone": s.timezone,
+                    "site": SITE,
+                    "clicks_format": s.clicks_format,
+                    "source_settings": s.source_settings_json(),
+                },
+                log_retention=LOG_RETENTION[s.log_retention_days],
+                removal_policy=removal,
+            )
+        elif s.kda_sql:
             from stacks.kda_sql import KdaSqlDetection
 
             self.kda = KdaSqlDetection(
@@ -188,6 +220,8 @@ class ClickstreamAnomalyStack(Stack):
             endpoint_names=endpoint_names,
             state_machines=self.models.state_machines,
             anomaly_alarm_count=s.anomaly_alarm_count,
+            flink_application=self.flink.application_name if self.flink else None,
+            flink_max_lag_ms=s.flink_max_lag_ms,
         )
 
         acknowledge(
@@ -220,6 +254,14 @@ class ClickstreamAnomalyStack(Stack):
             value=self.ingest.lake.bucket_name,
             description="The data lake (clicks/ and features/ by delivery date): state rebuild --lake-bucket <this>",
         )
+        if self.flink is not None:
+            CfnOutput(
+                self,
+                "FlinkApplication",
+                value=self.flink.application_name,
+                description="The Managed Service for Apache Flink application (aws kinesisanalyticsv2 "
+                "describe-application --application-name <this>)",
+            )
         if self.realtime_log is not None:
             CfnOutput(
                 self,

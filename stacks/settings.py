@@ -33,7 +33,7 @@ from pydantic_core import PydanticCustomError
 from clickstream_anomaly.sagemaker_config import RCF_INT_RANGES
 from clickstream_anomaly.sources import DEFAULT_REALTIME_FIELDS, SourceSettings
 
-Engine = Literal["lambda", "kda-sql"]
+Engine = Literal["lambda", "kda-sql", "flink"]
 StreamMode = Literal["on-demand", "provisioned"]
 ThresholdMode = Literal["static", "sigma"]
 RemovalPolicyName = Literal["retain", "destroy"]
@@ -56,6 +56,8 @@ _LAYER_ARN = r"^$|^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:layer:[A-Za-z0-9_-]+:
 #: Context keys shaped like a setting (lower snake case); CDK's own keys have '@', ':', '-' or capitals.
 _SETTING_LIKE = re.compile(r"^[a-z][a-z0-9_]*$")
 _PRODUCER_PREFIXES = ("rejected/", "unsent/")
+#: Where ``flink_application_zip`` is resolved when relative (the folder of cdk.json).
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _SECRET_ARN = r"^$|^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$"
 #: source_settings keys that have their own setting (or must never be in cdk.json: the salt).
 _OWN_SETTINGS = {
@@ -190,14 +192,16 @@ class Settings:
     stream_retention_hours: Int = Field(default=24, ge=24, le=8760, description="Kinesis retention in hours.")
     streaming_engine: Engine = Field(
         default="lambda",
-        description="lambda: the detector Lambda (deploys today); kda-sql: the KDA SQL RCF application "
-        "(AWS stopped accepting new SQL applications on 2025-10-15: synth-only, with a synth warning).",
+        description="lambda: the aggregator and detector Lambdas (the default); flink: the PyFlink job on "
+        "Managed Service for Apache Flink does both (needs flink_application_zip: make flink-zip); kda-sql: the "
+        "KDA SQL RCF application (AWS stopped accepting new SQL applications on 2025-10-15: synth-only, with a "
+        "synth warning).",
     )
     streaming_detectors: Annotated[str, Rule("comma-separated, from `baseline`, `rcf-streaming`")] = Field(
         default="baseline",
         pattern=r"^(baseline|rcf-streaming)(,(baseline|rcf-streaming))?$",
-        description="Detectors of the lambda engine: baseline (each window against what is normal at its local "
-        "time of day and day of week; its own verdict, no SageMaker needed) and/or rcf-streaming (the "
+        description="Detectors of the lambda and flink engines: baseline (each window against what is normal at "
+        "its local time of day and day of week; its own verdict, no SageMaker needed) and/or rcf-streaming (the "
         "KDA-faithful RCF with explanation, judged by the alerter's threshold; noisier, see docs/detectors.md).",
     )
     window_freq: Annotated[str, _FREQ_RULE] = Field(
@@ -380,6 +384,42 @@ class Settings:
         description="The site's local time zone, used by the time-aware baseline for time of day and day of "
         "week (DST included).",
     )
+    flink_application_zip: Annotated[str, Rule("a path to a `.zip` file", "must be a path ending in .zip")] = Field(
+        default="build/flink/clickstream-flink.zip",
+        pattern=r"^.+\.zip$",
+        description="streaming_engine flink: the application zip `make flink-zip` builds (relative to the "
+        "project root); synth fails when it is missing.",
+    )
+    flink_parallelism: Int = Field(
+        default=1,
+        ge=1,
+        le=256,
+        description="streaming_engine flink: parallelism of the job (the application's KPUs are parallelism / "
+        "flink_parallelism_per_kpu, rounded up, plus one for orchestration).",
+    )
+    flink_parallelism_per_kpu: Annotated[Int, Rule(range_owner="Managed Service for Apache Flink")] = Field(
+        default=1, ge=1, le=8, description="streaming_engine flink: parallel tasks per KPU (1 KPU = 1 vCPU, 4 GB)."
+    )
+    flink_autoscaling: Flag = Field(
+        default=False,
+        description="streaming_engine flink: let the service raise the parallelism with the load (and bill "
+        "the KPUs it adds).",
+    )
+    flink_checkpoint_interval_ms: Int = Field(
+        default=60000, ge=1, description="streaming_engine flink: checkpoint interval in milliseconds."
+    )
+    flink_min_pause_ms: Int = Field(
+        default=5000,
+        ge=0,
+        description="streaming_engine flink: minimum pause between the end of one checkpoint and the start of "
+        "the next, in milliseconds.",
+    )
+    flink_max_lag_ms: Int = Field(
+        default=60000,
+        ge=1,
+        description="streaming_engine flink: millisBehindLatest of the clicks stream's consumer above which "
+        "the lag alarm fires (3 periods of 5 minutes).",
+    )
 
     # ------------------------------------------------------------------ single-field rules
     @field_validator("landing_prefix")
@@ -477,6 +517,17 @@ class Settings:
         return self.streaming_engine == "kda-sql"
 
     @property
+    def flink(self) -> bool:
+        """Whether the Managed Service for Apache Flink engine is switched on."""
+        return self.streaming_engine == "flink"
+
+    @property
+    def flink_zip_path(self) -> Path:
+        """``flink_application_zip`` as an absolute path (relative ones from the project root)."""
+        path = Path(self.flink_application_zip).expanduser()
+        return path if path.is_absolute() else PROJECT_ROOT / path
+
+    @property
     def synth_warnings(self) -> dict[str, str]:
         """``{warning id: text}`` the stack adds as synth-time warnings (the KDA SQL engine's)."""
         return {KDA_SQL_WARNING_ID: KDA_SQL_WARNING} if self.kda_sql else {}
@@ -563,12 +614,32 @@ def _source_settings_valid(s: Settings) -> str | None:
     return None
 
 
+def _flink_zip_built(s: Settings) -> str | None:
+    if not s.flink or s.flink_zip_path.is_file():
+        return None
+    return (
+        f"flink_application_zip={s.flink_application_zip!r}: no such file ({s.flink_zip_path}); "
+        "build it with `make flink-zip` (streaming_engine=flink deploys that zip)"
+    )
+
+
+def _flink_reads_project_clicks(s: Settings) -> str | None:
+    if not s.flink or s.clicks_format == "clicks":
+        return None
+    return (
+        f"streaming_engine=flink needs clicks_format=clicks (got {s.clicks_format}): the job cannot read the "
+        "user salt's secret yet, and the salt never goes into the application's properties"
+    )
+
+
 _CROSS_FIELD_RULES: tuple[Callable[[Settings], str | None], ...] = (
     _sample_size_below_time_decay,
     _realtime_log_needs_its_format,
     _source_settings_valid,
     _shards_only_when_provisioned,
     _hyperparameters_accepted,
+    _flink_zip_built,
+    _flink_reads_project_clicks,
 )
 
 
@@ -735,8 +806,9 @@ Rules between settings: `rcf_sample_size` must be smaller than `rcf_time_decay`;
 than 1 needs `stream_mode` `provisioned`; `deepar_hyperparameters` must pass the DeepAR checks with
 `time_freq` taken from `window_freq`; `cloudfront_realtime_log` `true` needs `clicks_format`
 `cloudfront-realtime`; `source_settings` and `realtime_log_fields` must be valid click-source settings
-(see [Connect your traffic](sources.md)). `streaming_engine` `kda-sql` adds a synth-time warning: that engine
-cannot be deployed any more.
+(see [Connect your traffic](sources.md)). `streaming_engine` `flink` needs the file `flink_application_zip`
+(`make flink-zip`) and `clicks_format` `clicks`. `streaming_engine` `kda-sql` adds a synth-time warning: that
+engine cannot be deployed any more.
 
 This page is generated from `stacks/settings.py`; after changing a setting there, run
 `python -m stacks.settings --markdown docs/settings.md`.

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from .. import __version__
 from ..records import RecordError
 
-COMMANDS: tuple[str, ...] = ("generate", "features", "detect", "demo", "produce", "sagemaker", "state")
+COMMANDS: tuple[str, ...] = ("generate", "features", "detect", "demo", "produce", "replay", "sagemaker", "state")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -60,7 +60,7 @@ def test_blog_parameters_are_the_streaming_defaults():
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"streaming_engine": "flink"}, "streaming_engine='flink': must be one of lambda, kda-sql"),
+        ({"streaming_engine": "spark"}, "streaming_engine='spark': must be one of lambda, kda-sql, flink"),
         ({"rcf_sample_size": "5"}, "rcf_sample_size=5: must be between 10 and 1000"),
         ({"rcf_time_decay": 200}, "rcf_sample_size=256 must be smaller than rcf_time_decay=200"),
         ({"stream_shards": "two"}, "stream_shards='two': expected an integer"),
