@@ -17,7 +17,7 @@ FLINK_STAMP := $(FLINK_VENV)/.installed-stamp
 # Coverage of the core, the constructs and the Lambda handlers (report only; [tool.coverage] in pyproject.toml).
 COVERAGE ?= --cov --cov-report=term
 
-.PHONY: demo test test-fast test-flink flink-venv lint fmt lock synth bench docs docs-build install clean
+.PHONY: demo test test-fast test-flink flink-venv flink-jar flink-zip lint fmt lock synth bench docs docs-build install clean
 
 # Installs exactly the lock file: every package at its locked version, checked against its sha256 hashes
 # (--require-hashes), then the project itself, editable and without dependencies. The lock must pin what
@@ -42,6 +42,19 @@ $(FLINK_STAMP): flink/requirements.txt flink/constraints.txt pyproject.toml
 
 flink-venv: $(FLINK_STAMP)
 
+# The Flink application (docs/flink.md "Packaging"): the connector jar, shaded by Maven from flink/pom.xml
+# (KINESIS_CONNECTOR=VERSION overrides the connector's version), and the zip MSF runs
+# (scripts/package_flink.py: main.py, the job, the core's code, the jar; reproducible).
+FLINK_JAR := build/flink/lib/clickstream-flink-connectors.jar
+FLINK_ZIP := build/flink/clickstream-flink.zip
+$(FLINK_JAR): flink/pom.xml
+	mvn -q -B -f flink/pom.xml package $(if $(KINESIS_CONNECTOR),-Dkinesis.connector.version=$(KINESIS_CONNECTOR))
+
+flink-jar: $(FLINK_JAR)
+
+flink-zip: $(FLINK_JAR)
+	python3 scripts/package_flink.py --jar $(FLINK_JAR) -o $(FLINK_ZIP)
+
 # requirements-dev.lock: requirements-dev.txt (which includes requirements.txt) resolved with uv for
 # CPython 3.11 on Linux x86_64 (what CI runs), every distribution with its hashes. Run it after changing a pin
 # in requirements*.txt and commit both files. Versions already in the lock are kept unless
@@ -62,12 +75,12 @@ demo: $(STAMP)
 	$(VENV)/bin/clickstream-anomaly demo -o $(OUT)
 
 # The gate CI runs (.ci/run): each step fails the build. `make lint` is the same without the docs and tests.
-test: lint $(FLINK_STAMP)
+test: lint $(FLINK_STAMP) $(FLINK_JAR)
 	$(VENV)/bin/mkdocs build --strict
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(COVERAGE)
 
 # The Flink job's tests alone (tests/flink: the job on the local mini-cluster through $(FLINK_PY)).
-test-flink: $(STAMP) $(FLINK_STAMP)
+test-flink: $(STAMP) $(FLINK_STAMP) $(FLINK_JAR)
 	$(PY) -m pytest tests/flink -q
 
 test-fast: $(STAMP)

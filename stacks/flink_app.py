@@ -37,9 +37,16 @@ IDLE_TIMEOUT_SECONDS = 60
 #: The key the job's windows and detectors are keyed by (one site today; the job's default).
 SITE = "site"
 CUSTOM_RESOURCE_SINGLETON = "AWS679f53fac002430cb0da5b7982bd2287"
-#: What the role may do on the streams: the polling ``KinesisStreamsSource`` (connector 5.x) describes the
-#: stream, lists its shards and reads them; ``KinesisStreamsSink`` writes batches.
-READ_ACTIONS = ("kinesis:DescribeStreamSummary", "kinesis:GetRecords", "kinesis:GetShardIterator", "kinesis:ListShards")
+#: What the role may do on the streams: the ``FlinkKinesisConsumer`` of connector 4.3.0-1.19 calls
+#: ``DescribeStream`` (the stream's ARN, before ``ListShards``; read from its bytecode), lists the shards and
+#: reads them; ``KinesisStreamsSink`` writes batches.
+READ_ACTIONS = (
+    "kinesis:DescribeStream",
+    "kinesis:DescribeStreamSummary",
+    "kinesis:GetRecords",
+    "kinesis:GetShardIterator",
+    "kinesis:ListShards",
+)
 WRITE_ACTIONS = ("kinesis:PutRecords",)
 
 

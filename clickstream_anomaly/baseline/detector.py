@@ -111,7 +111,7 @@ class TimeAwareBaseline(BaseEstimator):
         The relative uncertainty for a weekday not seen yet whose class has been seen.
     point_threshold : float, default 5.0
         A window is anomalous when a column is this many spreads from its expected value.
-    pair_threshold : float, default 3.0
+    pair_threshold : float, default 2.5
         ... or when it is this many spreads from it, on the same side, in two windows in a row.
     drift_slack, drift_threshold : float, default 1.0 and 5.0
         CUSUM of the deviations beyond ``drift_slack`` spreads; anomalous past ``drift_threshold``.
@@ -191,7 +191,7 @@ class TimeAwareBaseline(BaseEstimator):
         point_threshold: float = 5.0,
         drift_slack: float = 1.0,
         drift_threshold: float = 5.0,
-        pair_threshold: float = 3.0,
+        pair_threshold: float = 2.5,
         warmup: str = "1D",
         window: str | None = None,
         generic_columns: Sequence[str] | None = None,

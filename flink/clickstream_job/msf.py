@@ -2,16 +2,17 @@
 streams out (the formats the detector and alerter Lambdas already read).
 
 The settings are the application's property groups (``/etc/flink/application_properties.json`` on MSF;
-``APPLICATION_PROPERTIES`` names another file locally): ``ClicksStream`` (``stream.arn``, ``aws.region``,
-optional ``source.init.position``, ``aws.endpoint``), ``FeaturesStream`` and ``DetectionsStream``
-(``stream.name``, ``aws.region``), ``Job`` (``freq``, ``allowed_lateness``, ``out_of_orderness``,
-``idle_timeout``, ``detectors``, ``timezone``, ``site``). The connector classes come from the jar of
-``flink-connector-aws-kinesis-streams`` 5.x-1.20 that MSF loads beside the zip (``jarfile``).
+the ``APPLICATION_PROPERTIES`` environment variable names another file for a local run): ``ClicksStream``
+(``stream.name``, ``aws.region``, optional ``flink.stream.initpos``, default ``LATEST``, and
+``aws.endpoint``), ``FeaturesStream`` and ``DetectionsStream`` (``stream.name``, ``aws.region``, optional
+``aws.endpoint``), ``Job`` (:func:`job_settings`). Every other key of a stream group (``stream.arn`` aside)
+goes to the connector as a client property (``aws.credentials.provider``, ``aws.http.protocol.version``...).
 
-Not run, not even imported against the jar: the connector's source (``KinesisStreamsSource``, Flink's FLIP-27
-source) has no PyFlink wrapper in 1.20, so it is built through the Java gateway with the builder names of the
-5.0 connector, and Maven resolved none of ``flink-connector-aws-kinesis-streams`` 5.0.0-1.20 / 5.1.0-1.20 or
-``flink-connector-kinesis`` 5.0.0-1.20 on this machine (docs/flink.md). Check it against the jar first.
+The connector is ``flink-connector-kinesis`` (flink/pom.xml, ``lib/clickstream-flink-connectors.jar`` in
+the zip): the legacy ``FlinkKinesisConsumer`` source, whose shard sequence numbers are checkpointed, and
+``KinesisStreamsSink``, both through PyFlink's own wrappers. Watermarks are assigned by :func:`.job.build`
+after decoding (the clicks' event time is inside the records), so per source subtask, not per shard; the
+idle timeout keeps an idle subtask from holding the watermark back.
 """
 
 from __future__ import annotations
@@ -19,22 +20,32 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pyflink.common import Configuration, WatermarkStrategy
+from pyflink.common import Configuration
 from pyflink.common.serialization import SimpleStringSchema
 from pyflink.datastream import DataStream, StreamExecutionEnvironment
-from pyflink.datastream.connectors import Source
-from pyflink.datastream.connectors.kinesis import KinesisStreamsSink, PartitionKeyGenerator
-from pyflink.java_gateway import get_gateway
+from pyflink.datastream.connectors.kinesis import (
+    FlinkKinesisConsumer,
+    KinesisShardAssigner,
+    KinesisStreamsSink,
+    PartitionKeyGenerator,
+)
+
+import clickstream_anomaly
+from clickstream_anomaly.sources.settings import SourceSettings
 
 from .job import build
 from .logic import JobSettings
 
 PROPERTIES = "/etc/flink/application_properties.json"
-FEATURES_PARTITION_KEY = "windows"  # as the Lambda aggregator: one key keeps the windows in time order
+RUN_OPTIONS = "kinesis.analytics.flink.run.options"
+LOCAL_RUN = "LocalRun"  # local runs only: Flink configuration for the mini-cluster
+APP_ROOT = Path(__file__).resolve().parents[1]  # the zip's root: main.py, clickstream_job/, lib/
+NOT_CLIENT_PROPERTIES = ("stream.name", "stream.arn")
 log = logging.getLogger(__name__)
 
 
@@ -47,6 +58,7 @@ def property_groups(path: str | Path) -> dict[str, dict[str, str]]:
 def job_settings(group: Mapping[str, str]) -> JobSettings:
     """:class:`JobSettings` from the ``Job`` property group (strings), the defaults for what it leaves out."""
     base = JobSettings()
+    source = group.get("source_settings")
     return JobSettings(
         freq=group.get("freq", base.freq),
         allowed_lateness=group.get("allowed_lateness", base.allowed_lateness),
@@ -55,37 +67,33 @@ def job_settings(group: Mapping[str, str]) -> JobSettings:
         detectors=tuple(d.strip() for d in group.get("detectors", ",".join(base.detectors)).split(",") if d.strip()),
         timezone=group.get("timezone", base.timezone),
         site=group.get("site", base.site),
+        clicks_format=group.get("clicks_format", base.clicks_format),
+        source=SourceSettings.from_mapping(json.loads(source)) if source else None,
     )
 
 
-def kinesis_source(group: Mapping[str, str]) -> Source:
-    """``KinesisStreamsSource`` on ``stream.arn``: each record's data as UTF-8 text."""
-    jvm = get_gateway().jvm
-    config = Configuration()
-    for key, value in group.items():
-        if key != "stream.arn":
-            config.set_string(key, value)
-    schema = jvm.org.apache.flink.connector.kinesis.source.serialization.KinesisDeserializationSchema.of(
-        SimpleStringSchema()._j_deserialization_schema
-    )
-    builder = jvm.org.apache.flink.connector.kinesis.source.KinesisStreamsSource.builder()
-    j_source = (
-        builder.setStreamArn(group["stream.arn"])
-        .setSourceConfig(config._j_configuration)
-        .setDeserializationSchema(schema)
-        .build()
-    )
-    return Source(j_source)
+def client_properties(group: Mapping[str, str]) -> dict[str, str]:
+    """A stream group's connector properties: every key but the stream's name and ARN."""
+    return {k: v for k, v in group.items() if k not in NOT_CLIENT_PROPERTIES}
 
 
-def kinesis_sink(group: Mapping[str, str], partition_key: PartitionKeyGenerator) -> KinesisStreamsSink:
-    """``KinesisStreamsSink`` to ``stream.name``, the other keys as client properties (``aws.region``, ...)."""
-    props = {k: v for k, v in group.items() if k != "stream.name"}
+def kinesis_source(group: Mapping[str, str]) -> FlinkKinesisConsumer:
+    """``FlinkKinesisConsumer`` on ``stream.name`` from ``flink.stream.initpos`` (LATEST by default): each
+    record's data as UTF-8 text. The uniform shard assigner gives each subtask one shard when the parallelism
+    is at least the shard count, so each shard gets its own watermark (docs/flink.md, "Connector")."""
+    props = {"flink.stream.initpos": "LATEST", **client_properties(group)}
+    consumer = FlinkKinesisConsumer(group["stream.name"], SimpleStringSchema(), props)
+    return consumer.set_shard_assigner(KinesisShardAssigner.uniform_shard_assigner())
+
+
+def kinesis_sink(group: Mapping[str, str]) -> KinesisStreamsSink:
+    """``KinesisStreamsSink`` to ``stream.name``; one partition key per writing subtask (one subtask writes
+    each site's windows, so they stay in time order on one shard, as the Lambda aggregator keeps them)."""
     return (
         KinesisStreamsSink.builder()
-        .set_kinesis_client_properties(props)
+        .set_kinesis_client_properties(client_properties(group))
         .set_serialization_schema(SimpleStringSchema())
-        .set_partition_key_generator(partition_key)
+        .set_partition_key_generator(PartitionKeyGenerator.fixed())
         .set_stream_name(group["stream.name"])
         .build()
     )
@@ -102,16 +110,37 @@ def log_rejects(stream: DataStream, what: str) -> None:
     stream.map(emit).name(f"log {what} clicks")
 
 
+def environment(groups: Mapping[str, Mapping[str, str]], local: bool) -> StreamExecutionEnvironment:
+    """The execution environment; the job's two packages go to the Python workers (so MSF needs no
+    ``pyFiles``). Locally it also loads the connector jar (``jarfile``), runs this interpreter and takes the
+    Flink settings of the local-only ``LocalRun`` group (``parallelism.default``, ...); on MSF the service
+    sets parallelism and checkpointing."""
+    config = Configuration()
+    run_options = groups.get(RUN_OPTIONS, {})
+    if local:
+        for key, value in groups.get(LOCAL_RUN, {}).items():
+            config.set_string(key, value)
+        jarfile = run_options.get("jarfile", "lib/clickstream-flink-connectors.jar")
+        jar = APP_ROOT / jarfile  # the extracted zip; from the repository, `make flink-jar`'s build/flink/
+        jar = jar if jar.is_file() else APP_ROOT.parent / "build" / "flink" / jarfile
+        config.set_string("pipeline.jars", jar.resolve().as_uri())
+        config.set_string("python.executable", sys.executable)
+        config.set_string("python.client.executable", sys.executable)
+    env = StreamExecutionEnvironment.get_execution_environment(config)
+    env.add_python_file(str(APP_ROOT / "clickstream_job"))
+    env.add_python_file(str(Path(clickstream_anomaly.__file__).parent))
+    return env
+
+
 def main(properties: str | None = None) -> None:
-    groups = property_groups(properties or os.environ.get("APPLICATION_PROPERTIES", PROPERTIES))
-    settings = job_settings(groups.get("Job", {}))
-    env = StreamExecutionEnvironment.get_execution_environment()
-    records = env.from_source(kinesis_source(groups["ClicksStream"]), WatermarkStrategy.no_watermarks(), "clicks")
-    streams = build(records, settings)
-    streams.windows.sink_to(kinesis_sink(groups["FeaturesStream"], PartitionKeyGenerator.fixed())).name("features")
-    streams.detections.sink_to(kinesis_sink(groups["DetectionsStream"], PartitionKeyGenerator.fixed())).name(
-        "detections"
-    )
+    """Run the job: ``properties`` (or ``$APPLICATION_PROPERTIES``) is a local run's properties file."""
+    local_file = properties or os.environ.get("APPLICATION_PROPERTIES")
+    groups = property_groups(local_file or PROPERTIES)
+    env = environment(groups, local=local_file is not None)
+    records = env.add_source(kinesis_source(groups["ClicksStream"]), "clicks")
+    streams = build(records, job_settings(groups.get("Job", {})))
+    streams.windows.sink_to(kinesis_sink(groups["FeaturesStream"])).name("features")
+    streams.detections.sink_to(kinesis_sink(groups["DetectionsStream"])).name("detections")
     log_rejects(streams.malformed, "malformed")
     log_rejects(streams.late, "late")
     env.execute("clickstream-anomaly")

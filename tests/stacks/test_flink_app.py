@@ -188,7 +188,13 @@ def test_role_is_least_privilege(template, ids, app_props):
     location = app_props["ApplicationConfiguration"]["ApplicationCodeConfiguration"]["CodeContent"]["S3ContentLocation"]
     code_object = {"Fn::Join": ["", [*location["BucketARN"]["Fn::Join"][1], "/" + location["FileKey"]]]}
     log_stream = _log_arn({"Ref": ids["logs"]}, ":log-stream:", {"Ref": ids["log_stream"]})
-    read = ("kinesis:DescribeStreamSummary", "kinesis:GetRecords", "kinesis:GetShardIterator", "kinesis:ListShards")
+    read = (
+        "kinesis:DescribeStream",
+        "kinesis:DescribeStreamSummary",
+        "kinesis:GetRecords",
+        "kinesis:GetShardIterator",
+        "kinesis:ListShards",
+    )
     expected = [
         *[(a, {"Fn::GetAtt": [ids["clicks"], "Arn"]}) for a in read],
         ("kinesis:PutRecords", {"Fn::GetAtt": [ids["features"], "Arn"]}),
@@ -446,12 +452,26 @@ def test_missing_zip_fails_with_make_flink_zip(tmp_path):
     assert Settings.from_context(context(flink_application_zip=str(missing))).streaming_engine == "lambda"
 
 
+def test_parallelism_may_match_a_provisioned_stream(tmp_path):
+    from stacks.settings import Settings
+
+    values = {"streaming_engine": "flink", "flink_application_zip": str(stand_in_zip(tmp_path))}
+    one = Settings.from_context(context(**values, stream_mode="provisioned", stream_shards=1, flink_parallelism=1))
+    assert one.flink_parallelism == 1
+    assert Settings.from_context(context(**values)).flink_parallelism == 4  # on demand: 4 shards at first
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
         ({"flink_parallelism_per_kpu": 9}, "outside Managed Service for Apache Flink's range 1-8"),
         ({"flink_parallelism": 0}, "flink_parallelism=0: must be between 1 and 256"),
         ({"flink_application_zip": "app.tar"}, "must be a path ending in .zip"),
+        ({"flink_parallelism": 2}, "flink_parallelism=2 is below the clicks stream's 4 shards"),
+        (
+            {"stream_mode": "provisioned", "stream_shards": 8, "flink_parallelism": 4},
+            "flink_parallelism=4 is below the clicks stream's 8 shards",
+        ),
         (
             {"clicks_format": "cloudfront-realtime", "cloudfront_realtime_log": True},
             "streaming_engine=flink needs clicks_format=clicks",
