@@ -9,6 +9,7 @@ from typing import NamedTuple, TypeVar
 
 import numpy as np
 
+from ._jit import jit
 from .boxes import DEFAULT_BOX_CACHE_FRACTION, BoxCache, cached_slots, empty_boxes
 from .nodes import NodeStore, empty_nodes
 from .pointstore import PointStore, empty_store, with_free_slots
@@ -18,7 +19,9 @@ from .sampler import Sampler, empty_sampler
 __all__ = [
     "DEFAULT_BOX_CACHE_FRACTION",
     "Forest",
+    "ForestArgs",
     "array_names",
+    "forest_args",
     "from_arrays",
     "index_dtype",
     "new_forest",
@@ -71,6 +74,27 @@ class Forest(NamedTuple):
     def nbytes(self) -> int:
         """Bytes held by the arrays (the model's memory)."""
         return int(sum(a.nbytes for a in to_arrays(self).values()))
+
+
+#: A :class:`Forest` as plain nested tuples (see :func:`forest_args`).
+ForestArgs = tuple[
+    tuple[np.ndarray, ...], tuple[np.ndarray, ...], tuple[np.ndarray, ...], tuple[np.ndarray, ...], np.ndarray
+]
+
+
+def forest_args(forest: Forest) -> ForestArgs:
+    """``forest`` as plain tuples of its arrays, for kernels called once per point. numba types a plain
+    tuple of arrays from a fingerprint in C, but a named tuple through Python, which for a whole
+    :class:`Forest` takes about 3 µs a call; :func:`from_args` rebuilds the named tuples inside the kernel."""
+    nodes, boxes, sampler, store, rng = forest
+    return tuple(nodes), tuple(boxes), tuple(sampler), tuple(store), rng
+
+
+@jit(inline=True)
+def from_args(args: ForestArgs) -> Forest:
+    """The :class:`Forest` of :func:`forest_args` (the same arrays, no copy)."""
+    nodes, boxes, sampler, store, rng = args
+    return Forest(NodeStore(*nodes), BoxCache(*boxes), Sampler(*sampler), PointStore(*store), rng)
 
 
 def index_dtype(n_trees: int, sample_size: int) -> type[np.signedinteger]:
