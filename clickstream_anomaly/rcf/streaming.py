@@ -180,6 +180,7 @@ class StreamingRCF(OutlierMixin, BaseEstimator):
             int(self.num_trees), int(self.sample_size), dim * s, seed_seq, self.bounding_box_cache_fraction
         )
         self._forest = forest
+        self._path = None
         self._buf = np.zeros((s, dim))  # last inputs, oldest first
         self._n_raw = 0
         return forest
