@@ -18,10 +18,12 @@ from .sampler import Sampler, empty_sampler
 
 __all__ = [
     "DEFAULT_BOX_CACHE_FRACTION",
+    "FOREST_ARRAYS",
+    "FlatArrays",
     "Forest",
-    "ForestArgs",
     "array_names",
     "forest_args",
+    "from_args",
     "from_arrays",
     "index_dtype",
     "new_forest",
@@ -76,25 +78,38 @@ class Forest(NamedTuple):
         return int(sum(a.nbytes for a in to_arrays(self).values()))
 
 
-#: A :class:`Forest` as plain nested tuples (see :func:`forest_args`).
-ForestArgs = tuple[
-    tuple[np.ndarray, ...], tuple[np.ndarray, ...], tuple[np.ndarray, ...], tuple[np.ndarray, ...], np.ndarray
-]
+#: A forest's arrays as one flat plain tuple (see :func:`forest_args`), possibly followed by others.
+FlatArrays = tuple[np.ndarray, ...]
+
+# where each part's arrays end in forest_args
+_NODES_END = len(NodeStore._fields)
+_BOXES_END = _NODES_END + len(BoxCache._fields)
+_SAMPLER_END = _BOXES_END + len(Sampler._fields)
+_STORE_END = _SAMPLER_END + len(PointStore._fields)
+#: the number of arrays of :func:`forest_args`
+FOREST_ARRAYS = _STORE_END + 1
 
 
-def forest_args(forest: Forest) -> ForestArgs:
-    """``forest`` as plain tuples of its arrays, for kernels called once per point. numba types a plain
-    tuple of arrays from a fingerprint in C, but a named tuple through Python, which for a whole
-    :class:`Forest` takes about 3 µs a call; :func:`from_args` rebuilds the named tuples inside the kernel."""
+def forest_args(forest: Forest) -> FlatArrays:
+    """``forest``'s arrays as one flat plain tuple (node store, box cache, samplers, point store, in field
+    order, then ``rng``), for a kernel called once per point. numba types a flat tuple of arrays from a
+    fingerprint in C, but named and nested tuples through Python, which for a whole :class:`Forest` takes
+    about 3 µs a call; :func:`from_args` rebuilds the named tuples inside the kernel."""
     nodes, boxes, sampler, store, rng = forest
-    return tuple(nodes), tuple(boxes), tuple(sampler), tuple(store), rng
+    return (*nodes, *boxes, *sampler, *store, rng)
 
 
 @jit(inline=True)
-def from_args(args: ForestArgs) -> Forest:
-    """The :class:`Forest` of :func:`forest_args` (the same arrays, no copy)."""
-    nodes, boxes, sampler, store, rng = args
-    return Forest(NodeStore(*nodes), BoxCache(*boxes), Sampler(*sampler), PointStore(*store), rng)
+def from_args(args: FlatArrays) -> Forest:
+    """The :class:`Forest` of the first :data:`FOREST_ARRAYS` arrays of ``args`` (:func:`forest_args`; the
+    same arrays, no copy)."""
+    return Forest(
+        NodeStore(*args[:_NODES_END]),
+        BoxCache(*args[_NODES_END:_BOXES_END]),
+        Sampler(*args[_BOXES_END:_SAMPLER_END]),
+        PointStore(*args[_SAMPLER_END:_STORE_END]),
+        args[_STORE_END],
+    )
 
 
 def index_dtype(n_trees: int, sample_size: int) -> type[np.signedinteger]:

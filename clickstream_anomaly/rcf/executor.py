@@ -6,13 +6,13 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import f64, jit
-from .arrays import Forest, ForestArgs, from_args
+from .arrays import FOREST_ARRAYS, FlatArrays, Forest, from_args
 from .pointstore import add_point, add_ref, drop_ref, release_if_unused
 from .rng import uniform
 from .sampler import EVICT, REBASE_SPAN, REJECT, accept, add, arrival_weight, rebase_weights
 from .tree import tree_delete, tree_insert
 from .walks import forest_visit
-from .workspace import Workspace, WorkspaceArgs, new_workspace
+from .workspace import Workspace, new_workspace
 
 #: the largest float32, the forests' precision; a larger input is refused
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -78,7 +78,7 @@ def stream_process(  # noqa: PLR0913  (the kernels' entry point from Python, cal
 
 @jit()
 def point_step(  # noqa: PLR0913  (one call per point from StreamingRCF: its state and scratch, no allocation)
-    args: ForestArgs,
+    arrays: FlatArrays,
     x: np.ndarray,
     recent: np.ndarray,
     complete: bool,
@@ -89,19 +89,19 @@ def point_step(  # noqa: PLR0913  (one call per point from StreamingRCF: its sta
     do_update: bool,
     high: np.ndarray,
     low: np.ndarray,
-    work: WorkspaceArgs,
 ) -> float:
-    """One input ``x`` (shape (d,), float64) of a stream with shingles of ``s`` inputs: round it to float32,
+    """One input ``x`` (shape (d,), float64) to the forest of ``arrays`` (``arrays.forest_args`` followed by
+    ``workspace.point_workspace``) of a stream with shingles of ``s`` inputs: round it to float32,
     shingle it after ``recent`` (shape (s, d), the last inputs, oldest first), score it (with the DiVector
     in ``high``/``low``, shape (D,), when ``do_attr``) as :func:`stream_process` does, then, when
     ``do_update``, insert the shingle and push ``x`` into ``recent``. ``complete`` says whether ``s - 1``
-    inputs came before ``x``; until then nothing is scored or inserted. ``work.query`` (shape (D,)) holds
-    the shingle afterwards.
+    inputs came before ``x``; until then nothing is scored or inserted. The workspace's ``query`` (shape
+    (D,)) holds the shingle afterwards.
 
     Returns the score (0 when not scored; ``high``/``low`` are then left as they are), or ``REFUSED``
     when a value of ``x`` is not finite or beyond the float32 range, with nothing changed."""
     s, d = recent.shape
-    scratch = Workspace(*work)
+    scratch = Workspace(*arrays[FOREST_ARRAYS:])
     q = scratch.query
     tail = q.shape[0] - d
     for i in range(d):
@@ -112,7 +112,7 @@ def point_step(  # noqa: PLR0913  (one call per point from StreamingRCF: its sta
     for k in range(1, s):
         for i in range(d):
             q[(k - 1) * d + i] = recent[k, i]
-    forest = from_args(args)
+    forest = from_args(arrays)
     score = 0.0
     if complete and do_score and forest.sampler.seen[0] >= output_after:
         score = forest_visit(forest.nodes, forest.boxes, forest.store.points, q, do_attr, high, low, scratch)

@@ -22,27 +22,26 @@ from ..base import BaseEstimator, NotFittedError
 from ..thresholds import DEFAULT_THRESHOLD, ThresholdRule
 from ..validation import Interval, as_matrix, as_point, as_seed_sequence, float32_values
 from . import state as _state
-from .arrays import Forest, ForestArgs, forest_args, new_forest
+from .arrays import FlatArrays, Forest, forest_args, new_forest
 from .boxes import DEFAULT_BOX_CACHE_FRACTION
 from .executor import REFUSED, point_step, stream_process
 from .outlier import OutlierMixin
-from .workspace import WorkspaceArgs, point_workspace
+from .workspace import point_workspace
 
 _CHUNK = 256
 
 
 class _PointPath:
     """The arguments of :func:`.executor.point_step` kept from one call to the next for one forest: its
-    arrays as plain tuples (typed faster by numba than the named tuples) and the kernel's scratch space,
+    arrays and the kernel's scratch space in one flat tuple (typed faster by numba than the named tuples),
     so that a call allocates nothing but its outputs."""
 
-    __slots__ = ("args", "forest", "unused", "work")
+    __slots__ = ("arrays", "forest", "unused")
 
     def __init__(self, forest: Forest) -> None:
         D = forest.store.points.shape[1]
         self.forest = forest
-        self.args: ForestArgs = forest_args(forest)
-        self.work: WorkspaceArgs = point_workspace(D, forest.nodes.cut_value.shape[1])
+        self.arrays: FlatArrays = forest_args(forest) + point_workspace(D, forest.nodes.cut_value.shape[1])
         self.unused = np.zeros(D)  # high/low of calls without attribution
 
 
@@ -300,7 +299,7 @@ class StreamingRCF(OutlierMixin, BaseEstimator):
             self._forest = forest.with_free_slots(1)
         path = self._point_path()
         score = point_step(
-            path.args,
+            path.arrays,
             x,
             self._buf,
             complete,
@@ -311,7 +310,6 @@ class StreamingRCF(OutlierMixin, BaseEstimator):
             do_update,
             path.unused if high is None else high,
             path.unused if low is None else low,
-            path.work,
         )
         if score == REFUSED:
             check()

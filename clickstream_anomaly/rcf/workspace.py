@@ -38,10 +38,6 @@ class Workspace(NamedTuple):
     query: np.ndarray
 
 
-#: A :class:`Workspace` as a plain tuple (see :func:`point_workspace`).
-WorkspaceArgs = tuple[np.ndarray, ...]
-
-
 @jit(inline=True)
 def new_workspace(dim: int, slots: int) -> Workspace:
     """A :class:`Workspace` for ``dim`` dimensions and trees of ``slots`` slots."""
@@ -58,8 +54,8 @@ def new_workspace(dim: int, slots: int) -> Workspace:
     )
 
 
-def point_workspace(dim: int, slots: int) -> WorkspaceArgs:
-    """A :class:`Workspace` as a plain tuple, kept from one call to the next by the kernel called once per
-    point (numba types a plain tuple faster than a named tuple, see ``arrays.forest_args``)."""
+def point_workspace(dim: int, slots: int) -> tuple[np.ndarray, ...]:
+    """A :class:`Workspace`'s arrays as a plain tuple, kept from one call to the next for the kernel called
+    once per point (numba types a plain tuple faster than a named tuple, see ``arrays.forest_args``)."""
     vectors = tuple(np.zeros(dim) for _ in range(6))
     return (*vectors, np.zeros(slots + 1, dtype=np.int64), np.zeros(2 * slots + 2, dtype=np.int64), np.zeros(dim))
