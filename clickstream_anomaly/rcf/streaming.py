@@ -340,11 +340,11 @@ class StreamingRCF(OutlierMixin, BaseEstimator):
         self._step(self._vector(point), lambda: self._point(point), False, False, True)
 
     def _one_row(self, X: Any) -> np.ndarray | None:
-        """The row of ``X`` as a new float64 vector when ``X`` is a real array of one row of the stream's
-        width (then :meth:`_step` processes it), else None (then :meth:`_run`)."""
+        """The row of ``X`` as a new float64 vector when ``X`` is a plain numeric array of one row of the
+        stream's width (then :meth:`_step` processes it), else None (then :meth:`_run`)."""
         if (
             self._forest is None
-            or not isinstance(X, np.ndarray)
+            or type(X) is not np.ndarray  # not a subclass such as np.matrix, whose rows stay 2-D
             or X.shape != (1, self.n_features_in_)
             or X.dtype.kind not in "fiu"
         ):

@@ -252,3 +252,40 @@ if __name__ == "__main__":  # prints the digests to pin
         *outputs, model = _per_point(case)
         *rows, by_row = _rows_one_by_one(case)
         print(case, _digest(*outputs, model=model), _digest(*rows, model=by_row))
+
+
+@pytest.mark.filterwarnings("ignore:the matrix subclass:PendingDeprecationWarning")
+def test_every_input_type_gives_the_bulk_results() -> None:
+    X = np.round(_stream(240, 2, 4) * 4)  # integers, so that int arrays hold the same values
+    kwargs = {"dimensions": 2, "shingle_size": 2, "num_trees": 8, "sample_size": 16, "random_state": 4}
+    expected = StreamingRCF(**kwargs).process(X)
+    points, rows = StreamingRCF(**kwargs), StreamingRCF(**kwargs)
+    kinds = [
+        lambda x: x,
+        lambda x: x.tolist(),
+        lambda x: tuple(x),
+        lambda x: x.astype(np.float32),
+        lambda x: x.astype(np.int64),
+        lambda x: np.c_[x, x].ravel()[::2],  # a strided view
+    ]
+    row_kinds = [
+        lambda x: x[None, :],
+        lambda x: [x.tolist()],
+        lambda x: np.matrix(x),
+        lambda x: x[None, :].astype(np.float32),
+        lambda x: x[None, :].astype(np.int32),
+        lambda x: np.c_[x, x].T[:1],  # not C-contiguous
+    ]
+    got = np.zeros(len(X)), np.zeros((len(X), 4)), np.zeros((len(X), 4))
+    by_row = []
+    for i, x in enumerate(X):
+        point = kinds[i % len(kinds)](x)
+        got[0][i] = points.score(point)
+        got[1][i], got[2][i] = points.attribution(point)
+        points.update(point)
+        by_row.append(rows.process(row_kinds[i % len(row_kinds)](x)))
+    for a, b in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip((np.concatenate(p) for p in zip(*by_row, strict=True)), expected, strict=True):
+        np.testing.assert_array_equal(a, b)
+    _assert_same_state(points, rows)
