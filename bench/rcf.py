@@ -1,8 +1,10 @@
 """Random Cut Forest: speed, memory and detection quality of ours beside rrcf, krcf (AWS Rust RCF) and
 scikit-learn IsolationForest, all measured in this one run on this machine. Prints Markdown tables.
 
-Run: ``.venv/bin/python bench/rcf.py`` (about 5-10 minutes on 2 cores; ``--quick`` for a smaller run).
-Workload for speed/memory: 100 trees, 256 samples, 4 dimensions, shingle 1, 4 noisy sinusoids.
+Run: ``.venv/bin/python bench/rcf.py`` (about 5-10 minutes on 2 cores; ``--quick`` for a smaller run;
+``--repeat N`` runs the streaming tables N times, default 3, and prints each figure's median).
+Workload for speed/memory: 100 trees, 256 samples, 4 dimensions, shingle 1, 4 noisy sinusoids; the
+one-call-per-point table also times smaller forests, as per-key models may be.
 """
 
 from __future__ import annotations
@@ -126,9 +128,22 @@ def rrcf_rate(warm: np.ndarray, timed: np.ndarray) -> float:
     return rate(len(timed), time.perf_counter() - t0)
 
 
-def bench_streaming(n_warm: int, n_time: int, n_rrcf: int) -> list[list[object]]:
-    X = sinusoids(n_warm + n_time)
-    warm, timed = X[:n_warm], X[n_warm:]
+def one_call_per_point(m: StreamingRCF, timed: np.ndarray) -> None:
+    """score(), attribution() and update() of each point, one call each (as a per-key model does)."""
+    for x in timed:
+        m.score(x)
+        m.attribution(x)
+        m.update(x)
+
+
+def one_row_per_call(m: StreamingRCF, timed: np.ndarray) -> None:
+    """process() of one row per call (score + attribution + update: the KDA stream's process_row)."""
+    for x in timed:
+        m.process(x[None, :])
+
+
+def bench_streaming_once(warm: np.ndarray, timed: np.ndarray, n_rrcf: int) -> list[list[object]]:
+    n_time = len(timed)
 
     def ours_rate(run: Callable[[StreamingRCF], object], fraction: float = 0.3) -> float:
         m = ours_streaming(DIM, 1, bounding_box_cache_fraction=fraction)
@@ -137,19 +152,6 @@ def bench_streaming(n_warm: int, n_time: int, n_rrcf: int) -> list[list[object]]
         run(m)
         return rate(n_time, time.perf_counter() - t0)
 
-    def one_call_per_point(m: StreamingRCF) -> None:
-        for x in timed:
-            m.score(x)
-            m.attribution(x)
-            m.update(x)
-
-    # compile (or load) every kernel signature the timed loops use before timing
-    m = ours_streaming(DIM, 0)
-    m.process(warm[:300])
-    m.process_scores(warm[300:302])
-    m.score(warm[0])
-    m.attribution(warm[0])
-    m.update(warm[0])
     ours = {
         "ours process() (score + attribution + update, rows in one call)": (
             ours_rate(lambda m: m.process(timed)),
@@ -159,8 +161,12 @@ def bench_streaming(n_warm: int, n_time: int, n_rrcf: int) -> list[list[object]]
             ours_rate(lambda m: m.process(timed), 1.0),
             "score + attribution + update",
         ),
-        "ours score() + attribution() + update() per point": (
-            ours_rate(one_call_per_point),
+        "ours score() + attribution() + update(), one call each per point": (
+            ours_rate(lambda m: one_call_per_point(m, timed)),
+            "score + attribution + update",
+        ),
+        "ours process() of one row per call (score + attribution + update)": (
+            ours_rate(lambda m: one_row_per_call(m, timed)),
             "score + attribution + update",
         ),
         "ours process_scores() (score + update)": (ours_rate(lambda m: m.process_scores(timed)), "score + update"),
@@ -173,6 +179,83 @@ def bench_streaming(n_warm: int, n_time: int, n_rrcf: int) -> list[list[object]]
     rows += [[f"krcf {name}", r, 1.0, r / rr] for name, r in res.items()]
     rows.append(["rrcf forget + insert + codisp (FIFO window)", rr, rr / res["score + attribution + update"], 1.0])
     return rows
+
+
+def compile_point_kernels(warm: np.ndarray) -> None:
+    """Compile (or load) every kernel signature the timed loops use, before timing."""
+    m = ours_streaming(DIM, 0)
+    m.process(warm[:300])
+    m.process_scores(warm[300:302])
+    m.score(warm[0])
+    m.attribution(warm[0])
+    m.update(warm[0])
+    m.process(warm[:1])
+
+
+def median_rows(runs: list[list[list[object]]]) -> list[list[object]]:
+    """Each numeric cell's median over repeated runs of the same table (each ratio is taken within its
+    run, then the median over runs)."""
+    out = []
+    for cells in zip(*runs, strict=True):
+        row: list[object] = [cells[0][0]]
+        for column in zip(*(c[1:] for c in cells), strict=True):
+            values = [float(v) for v in column if isinstance(v, float | int)]
+            row.append(float(np.median(values)) if len(values) == len(column) else column[0])
+        out.append(row)
+    return out
+
+
+def bench_streaming(n_warm: int, n_time: int, n_rrcf: int, repeats: int) -> list[list[object]]:
+    X = sinusoids(n_warm + n_time)
+    warm, timed = X[:n_warm], X[n_warm:]
+    compile_point_kernels(warm)
+    return median_rows([bench_streaming_once(warm, timed, n_rrcf) for _ in range(repeats)])
+
+
+POINT_FORESTS = [(100, 256, 4), (50, 128, 3), (30, 64, 2), (10, 32, 1)]  # trees, samples, dimensions
+
+
+def krcf_one_call_per_point(f: Any, lists: list[list[float]]) -> None:
+    """krcf's score, attribution and update of each point, one call each."""
+    for x in lists:
+        f.score(x)
+        f.attribution(x)
+        f.update(x)
+
+
+def bench_point_sizes(n_time: int, repeats: int, block: int = 250) -> list[list[object]]:
+    """One call per point against krcf (score + attribution + update, one call each) for forests from the
+    default size down to small per-key models; each forest full (3 000 points) before timing. The three
+    take turns on blocks of ``block`` points, so that a change of the machine's load hits all three."""
+    runs = []
+    for _ in range(repeats):
+        rows: list[list[object]] = []
+        for trees, sample, d in POINT_FORESTS:
+            X = sinusoids(3000 + n_time, d)
+            warm, timed = X[:3000], X[3000:]
+            models = [StreamingRCF(dimensions=d, num_trees=trees, sample_size=sample, random_state=1) for _ in "ab"]
+            for m in models:
+                m.process(warm)
+            f = krcf_forest(d, 1, trees, sample)
+            for x in warm.tolist():
+                f.update(x)
+            spent = [0.0, 0.0, 0.0]
+            for start in range(0, n_time, block):
+                part = timed[start : start + block]
+                lists = part.tolist()
+                turns: list[tuple[Callable[[Any, Any], None], Any, Any]] = [
+                    (one_call_per_point, models[0], part),
+                    (one_row_per_call, models[1], part),
+                    (krcf_one_call_per_point, f, lists),
+                ]
+                for j, (run, model, points) in enumerate(turns):
+                    t0 = time.perf_counter()
+                    run(model, points)
+                    spent[j] += time.perf_counter() - t0
+            three, row, k = (rate(n_time, t) for t in spent)
+            rows.append([f"{trees} trees x {sample}, d = {d}", three, three / k, row, row / k, k])
+        runs.append(rows)
+    return median_rows(runs)
 
 
 FALLBACK = """
@@ -458,6 +541,13 @@ def main() -> None:
     ap.add_argument("--markdown", action="store_true", help="also write docs/benchmarks/rcf.md")
     ap.add_argument("--quick", action="store_true", help="smaller workloads (about 2 minutes)")
     ap.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        metavar="N",
+        help="run the streaming tables N times and print each figure's median (default 3)",
+    )
+    ap.add_argument(
         "--only",
         nargs="+",
         choices=SECTIONS,
@@ -495,8 +585,28 @@ def run_sections(args: argparse.Namespace) -> None:
     print(f"# RCF bench (numba compiled: {COMPILED}; {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f})\n")
     if "streaming" in only:
         print("## Streaming: 100 trees, 256 samples, d = 4, shingle 1 (trees full before timing)\n")
-        rows = bench_streaming(n_warm=2000, n_time=1000 if q else 3000, n_rrcf=20 if q else 50)
+        repeats = max(1, args.repeat)
+        median = f"median of {repeats} runs" if repeats > 1 else "one run"
+        print(f"Each figure is the {median} (ratios within each run).\n")
+        rows = bench_streaming(n_warm=2000, n_time=1000 if q else 3000, n_rrcf=20 if q else 50, repeats=repeats)
         print(table(["implementation / operation", "points/s", "x krcf (same ops)", "x rrcf"], rows))
+        print(
+            "\n### One call per point by forest size (shingle 1; score + attribution + update per point, "
+            f"krcf the same calls, the three taking turns on blocks of 250 points; {median})\n"
+        )
+        print(
+            table(
+                [
+                    "forest",
+                    "ours score() + attribution() + update() points/s",
+                    "x krcf",
+                    "ours process() of one row points/s",
+                    "x krcf",
+                    "krcf points/s",
+                ],
+                bench_point_sizes(1000 if q else 3000, repeats),
+            )
+        )
     if "numba" in only:
         print("\n## Cost of the compiled kernel\n")
         size = package_size_mb("numba", "llvmlite")

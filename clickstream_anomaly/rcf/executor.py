@@ -6,13 +6,18 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import f64, jit
-from .arrays import Forest
+from .arrays import FOREST_ARRAYS, FlatArrays, Forest, from_args
 from .pointstore import add_point, add_ref, drop_ref, release_if_unused
 from .rng import uniform
 from .sampler import EVICT, REBASE_SPAN, REJECT, accept, add, arrival_weight, rebase_weights
 from .tree import tree_delete, tree_insert
 from .walks import forest_visit
 from .workspace import Workspace, new_workspace
+
+#: the largest float32, the forests' precision; a larger input is refused
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+#: what :func:`point_step` returns for an input it refuses (a score is never negative)
+REFUSED = -1.0
 
 
 @jit()
@@ -69,6 +74,57 @@ def stream_process(  # noqa: PLR0913  (the kernels' entry point from Python, cal
             scores[r] = forest_visit(nodes, boxes, store.points, q, do_attr, high[rr], low[rr], work)
         if do_update:
             forest_update(forest, q, lam, work)
+
+
+@jit()
+def point_step(  # noqa: PLR0913  (one call per point from StreamingRCF: its state and scratch, no allocation)
+    arrays: FlatArrays,
+    x: np.ndarray,
+    recent: np.ndarray,
+    complete: bool,
+    lam: float,
+    output_after: int,
+    do_score: bool,
+    do_attr: bool,
+    do_update: bool,
+    high: np.ndarray,
+    low: np.ndarray,
+) -> float:
+    """One input ``x`` (shape (d,), float64) to the forest of ``arrays`` (``arrays.forest_args`` followed by
+    ``workspace.point_workspace``) of a stream with shingles of ``s`` inputs: round it to float32,
+    shingle it after ``recent`` (shape (s, d), the last inputs, oldest first), score it (with the DiVector
+    in ``high``/``low``, shape (D,), when ``do_attr``) as :func:`stream_process` does, then, when
+    ``do_update``, insert the shingle and push ``x`` into ``recent``. ``complete`` says whether ``s - 1``
+    inputs came before ``x``; until then nothing is scored or inserted. The workspace's ``query`` (shape
+    (D,)) holds the shingle afterwards.
+
+    Returns the score (0 when not scored; ``high``/``low`` are then left as they are), or ``REFUSED``
+    when a value of ``x`` is not finite or beyond the float32 range, with nothing changed."""
+    s, d = recent.shape
+    scratch = Workspace(*arrays[FOREST_ARRAYS:])
+    q = scratch.query
+    tail = q.shape[0] - d
+    for i in range(d):
+        v = x[i]
+        if not abs(v) <= FLOAT32_MAX:  # also NaN
+            return REFUSED
+        q[tail + i] = f64(np.float32(v))
+    for k in range(1, s):
+        for i in range(d):
+            q[(k - 1) * d + i] = recent[k, i]
+    forest = from_args(arrays)
+    score = 0.0
+    if complete and do_score and forest.sampler.seen[0] >= output_after:
+        score = forest_visit(forest.nodes, forest.boxes, forest.store.points, q, do_attr, high, low, scratch)
+    if do_update:
+        if complete:
+            forest_update(forest, q, lam, scratch)
+        for k in range(s - 1):
+            for i in range(d):
+                recent[k, i] = recent[k + 1, i]
+        for i in range(d):
+            recent[s - 1, i] = q[tail + i]
+    return score
 
 
 @jit(allocates=True)

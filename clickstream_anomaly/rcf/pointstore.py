@@ -60,7 +60,7 @@ def with_free_slots(store: PointStore, n: int, max_live: int) -> PointStore:
     points[:cap] = store.points
     refs = np.zeros(new_cap, dtype=store.refs.dtype)
     refs[:cap] = store.refs
-    free = np.empty(new_cap, dtype=store.free.dtype)
+    free = np.zeros(new_cap, dtype=store.free.dtype)  # zeros, not np.empty: the saved state holds it all
     # new slots go below the existing free stack so that existing pops are unchanged
     added = np.arange(new_cap - 1, cap - 1, -1)
     free[: added.size] = added

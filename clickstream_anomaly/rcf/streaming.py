@@ -11,6 +11,7 @@ isolation depth, normalised by ``log2(mass + 1)``, averaged over trees, :mod:`.w
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from numbers import Integral, Real
 from typing import Any, ClassVar, Self
 
@@ -21,12 +22,27 @@ from ..base import BaseEstimator, NotFittedError
 from ..thresholds import DEFAULT_THRESHOLD, ThresholdRule
 from ..validation import Interval, as_matrix, as_point, as_seed_sequence, float32_values
 from . import state as _state
-from .arrays import Forest, new_forest
+from .arrays import FlatArrays, Forest, forest_args, new_forest
 from .boxes import DEFAULT_BOX_CACHE_FRACTION
-from .executor import stream_process
+from .executor import REFUSED, point_step, stream_process
 from .outlier import OutlierMixin
+from .workspace import point_workspace
 
 _CHUNK = 256
+
+
+class _PointPath:
+    """The arguments of :func:`.executor.point_step` kept from one call to the next for one forest: its
+    arrays and the kernel's scratch space in one flat tuple (typed faster by numba than the named tuples),
+    so that a call allocates nothing but its outputs."""
+
+    __slots__ = ("arrays", "forest", "unused")
+
+    def __init__(self, forest: Forest) -> None:
+        D = forest.store.points.shape[1]
+        self.forest = forest
+        self.arrays: FlatArrays = forest_args(forest) + point_workspace(D, forest.nodes.cut_value.shape[1])
+        self.unused = np.zeros(D)  # high/low of calls without attribution
 
 
 class StreamingRCF(OutlierMixin, BaseEstimator):
@@ -121,6 +137,7 @@ class StreamingRCF(OutlierMixin, BaseEstimator):
         "threshold": [str, ThresholdRule, None],
     }
     _forest: Forest | None = None
+    _path: _PointPath | None = None
 
     def __init__(  # noqa: PLR0913  (keyword-only hyperparameters, stored as given: scikit-learn's estimator contract)
         self,
@@ -162,6 +179,7 @@ class StreamingRCF(OutlierMixin, BaseEstimator):
             int(self.num_trees), int(self.sample_size), dim * s, seed_seq, self.bounding_box_cache_fraction
         )
         self._forest = forest
+        self._path = None
         self._buf = np.zeros((s, dim))  # last inputs, oldest first
         self._n_raw = 0
         return forest
@@ -236,50 +254,102 @@ class StreamingRCF(OutlierMixin, BaseEstimator):
         return v.reshape(*v.shape[:-1], s, v.shape[-1] // s).sum(axis=-2)
 
     # ------------------------------------------------------------------ one point
-    def _shingle_with(self, point: np.ndarray) -> np.ndarray | None:
-        if self._n_raw + 1 < self.shingle_size:
-            return None
-        return np.concatenate([self._buf[1:].ravel(), point])
+    def _point_path(self) -> _PointPath:
+        """The kept arguments of the single-point kernel for the current forest (remade when the forest's
+        arrays were replaced: a new stream, a grown point store)."""
+        path = self._path
+        if path is None or path.forest is not self._forest:
+            assert self._forest is not None
+            path = self._path = _PointPath(self._forest)
+        return path
 
-    def _visit(self, point: Any, want_attr: bool) -> tuple[float, np.ndarray, np.ndarray]:
-        p = self._point(point)
-        forest = self._started()
-        D = self.shingled_dimensions
-        high = np.zeros((1, D))
-        low = np.zeros((1, D))
-        scores = np.zeros(1)
-        q = self._shingle_with(p)
-        if q is not None and self.is_output_ready:
-            stream_process(
-                forest,
-                q.reshape(1, -1),
-                self.time_decay_,
-                self.output_after_,
-                True,
-                want_attr,
-                False,
-                scores,
-                high,
-                low,
-            )
-        return float(scores[0]), high[0], low[0]
+    def _vector(self, point: Any) -> np.ndarray:
+        """``point`` as a new float64 vector of shape (dimensions,) when it plainly is one; otherwise the
+        fully checked point (:meth:`_point`, which raises on bad input and starts the stream). Values are
+        checked and rounded to float32 by the kernel."""
+        if self._forest is not None:
+            try:
+                x = np.array(point, dtype=np.float64)
+            except (TypeError, ValueError):
+                return self._point(point)
+            if x.shape == (self.n_features_in_,):
+                return x
+        return self._point(point)
+
+    def _step(
+        self,
+        x: np.ndarray,
+        check: Callable[[], object],
+        do_score: bool,
+        do_attr: bool,
+        do_update: bool,
+        high: np.ndarray | None = None,
+        low: np.ndarray | None = None,
+    ) -> float:
+        """Score (into ``high``/``low``, shape (D,), when ``do_attr``) and then update with one input ``x``
+        (float64 of shape (dimensions,), from :meth:`_vector`) in one kernel call
+        (:func:`.executor.point_step`), as :meth:`_run` does for a batch. ``check()`` must raise the
+        error for an input the kernel refuses (a value not finite or beyond float32); nothing is changed
+        then. Returns the score (0 during the warm-up or before the first shingle is complete)."""
+        forest = self._forest
+        assert forest is not None
+        complete = self._n_raw + 1 >= self.shingle_size
+        if do_update and complete and forest.store.n_free[0] < 1:
+            check()  # before the store grows, which changes the state
+            self._forest = forest.with_free_slots(1)
+        path = self._point_path()
+        score = point_step(
+            path.arrays,
+            x,
+            self._buf,
+            complete,
+            self.time_decay_,
+            self.output_after_,
+            do_score,
+            do_attr,
+            do_update,
+            path.unused if high is None else high,
+            path.unused if low is None else low,
+        )
+        if score == REFUSED:
+            check()
+            raise ValueError(f"point has a value that is not finite or beyond the float32 range: {x.tolist()}")
+        if do_update:
+            self._n_raw += 1
+        return score
 
     def score(self, point: Any) -> float:
         """AWS anomaly score of ``point`` (``dimensions`` values) against the current forest, higher is more
         anomalous (0 during the warm-up); no update."""
-        return self._visit(point, False)[0]
+        return self._step(self._vector(point), lambda: self._point(point), True, False, False)
 
     def attribution(self, point: Any) -> tuple[np.ndarray, np.ndarray]:
         """DiVector ``(high, low)`` of ``point``, each ndarray of shape (dimensions * shingle_size,); their
         total is the score. ``high[i]`` is the part explained by the point lying above the sample in
         dimension ``i``, ``low[i]`` below it."""
-        _, high, low = self._visit(point, True)
+        x = self._vector(point)
+        D = self.shingled_dimensions
+        high = np.zeros(D)
+        low = np.zeros(D)
+        self._step(x, lambda: self._point(point), True, True, False, high, low)
         return high, low
 
     # ------------------------------------------------------------------ the stream
     def update(self, point: Any) -> None:
         """Insert ``point`` (``dimensions`` values) through the shingle and every tree's sampler."""
-        self._run(self._point(point).reshape(1, -1), False, False)
+        self._step(self._vector(point), lambda: self._point(point), False, False, True)
+
+    def _one_row(self, X: Any) -> np.ndarray | None:
+        """The row of ``X`` as a new float64 vector when ``X`` is a plain numeric array of one row of the
+        stream's width (then :meth:`_step` processes it), else None (then :meth:`_run`)."""
+        if (
+            self._forest is None
+            or type(X) is not np.ndarray  # not a subclass such as np.matrix, whose rows stay 2-D
+            or X.shape != (1, self.n_features_in_)
+            or X.dtype.kind not in "fiu"
+        ):
+            return None
+        return np.array(X[0], dtype=np.float64)
 
     def process(self, X: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Score (with attribution) then update, row by row, as AWS does.
@@ -297,11 +367,21 @@ class StreamingRCF(OutlierMixin, BaseEstimator):
         high, low : ndarray of shape (n_samples, dimensions * shingle_size)
             Each row's DiVector; ``high + low`` sums to the score.
         """
-        return self._run(self._matrix(X), True, True)
+        x = self._one_row(X)
+        if x is None:
+            return self._run(self._matrix(X), True, True)
+        D = self.shingled_dimensions
+        high = np.zeros((1, D))
+        low = np.zeros((1, D))
+        score = self._step(x, lambda: self._matrix(X), True, True, True, high[0], low[0])
+        return np.array([score]), high, low
 
     def process_scores(self, X: Any) -> np.ndarray:
         """Like :meth:`process` without attribution (faster): ndarray of shape (n_samples,)."""
-        return self._run(self._matrix(X), True, False)[0]
+        x = self._one_row(X)
+        if x is None:
+            return self._run(self._matrix(X), True, False)[0]
+        return np.array([self._step(x, lambda: self._matrix(X), True, False, True)])
 
     def _shingles(self, X: np.ndarray) -> tuple[np.ndarray, int]:
         """The shingles completed by the rows of ``X`` (shape (m, dimensions * shingle_size)) and the row of
@@ -383,7 +463,7 @@ class StreamingRCF(OutlierMixin, BaseEstimator):
         """``(params, fitted, forest, extra arrays)`` of the model's state (for states that embed it)."""
         forest = self._started()
         params = _state.jsonable_params(self.get_params(deep=False))
-        return params, self._fitted_values(), forest, {"shingle_buffer": self._buf}
+        return params, self._fitted_values(), forest, {"shingle_buffer": self._buf.copy()}
 
     def to_bytes(self) -> bytes:
         """The model as bytes (a :mod:`clickstream_anomaly.persist` state, version 3): parameters, trees,
@@ -405,7 +485,7 @@ class StreamingRCF(OutlierMixin, BaseEstimator):
         if buf.shape != (int(obj.shingle_size), dim) or saved.forest.boxes.lo.shape[-1] != dim * int(obj.shingle_size):
             raise ValueError("saved StreamingRCF state does not match its parameters")
         obj._forest = saved.forest
-        obj._buf = np.ascontiguousarray(buf, dtype=np.float64)
+        obj._buf = np.array(buf, dtype=np.float64)  # a writable copy: the single-point kernel shifts it
         obj._n_raw = int(fitted["n_raw"])
         if fitted.get("offset_") is not None:
             obj.offset_ = float(fitted["offset_"])
