@@ -147,3 +147,15 @@ def test_replay_shows_what_the_deployed_engine_rejects(tmp_path):
     assert summary["clicks_not_in_windows"] == summary["event_time_rejected"] == 1
     (rejected,) = [json.loads(line) for line in (out / "rejected.jsonl").read_text().splitlines()]
     assert rejected["reason"].startswith("event time 2019-12-13T22:36:29Z is 9 days ahead of the event clock")
+
+
+def test_lambda_replay_leaves_no_metrics_behind(log, capsys):
+    """Powertools' metrics are shared by the process: a replay (metrics disabled) must not leave its counts
+    to come out with the next handler's flush."""
+    from aws_lambda_powertools import Metrics
+
+    clicks = list(iter_clicks(log))[:500]
+    run_lambda_engine(clicks, LambdaEngineSettings(shards=1))
+    probe = Metrics(namespace="probe", service="probe")
+    assert probe.metric_set == {}
+    assert capsys.readouterr().out == ""
