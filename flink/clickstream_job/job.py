@@ -43,6 +43,16 @@ LATE_DROPPED = OutputTag("late", Types.STRING())
 WINDOW_STATS = OutputTag("window-stats", Types.STRING())
 
 
+#: Managed Service for Apache Flink sends a job's own metrics to CloudWatch only under this group ("Use
+#: custom metrics with Amazon Managed Service for Apache Flink"); locally it is one more scope level.
+MSF_METRIC_GROUP = "kinesisanalytics"
+
+
+def metrics_group(runtime_context: RuntimeContext) -> Any:
+    """The operator's metric group under :data:`MSF_METRIC_GROUP`."""
+    return runtime_context.get_metrics_group().add_group(MSF_METRIC_GROUP)
+
+
 @dataclass
 class Streams:
     """The job's outputs: JSON strings each (features, detections and the two kinds of reject)."""
@@ -61,7 +71,7 @@ class Decode(ProcessFunction):
         self.fmt, self.source = settings.clicks_format, settings.source
 
     def open(self, runtime_context: RuntimeContext) -> None:
-        group = runtime_context.get_metrics_group()
+        group = metrics_group(runtime_context)
         self.clicks = group.counter("Clicks")
         self.malformed = group.counter("MalformedClicks")
         self.rejected = group.counter("EventTimeRejected")
@@ -90,7 +100,7 @@ class Windows(KeyedProcessFunction):
 
     def open(self, runtime_context: RuntimeContext) -> None:
         self.state = runtime_context.get_state(ValueStateDescriptor("open-windows", Types.PICKLED_BYTE_ARRAY()))
-        group = runtime_context.get_metrics_group()
+        group = metrics_group(runtime_context)
         self.late = group.counter("LateClicksCounted")
         self.dropped = group.counter("LateClicksDropped")
         self.emitted = group.counter("WindowsEmitted")
