@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING
 from ..baseline import TimeAwareBaseline
 from ..baseline.calendar import check_timezone
 from ..kda import KdaRcfParameters
-from ..records import BASELINE, RCF_STREAMING
+from ..records import BASELINE
 from ..streaming.aggregation import DEFAULT_ALLOWED_LATENESS
 from ..streaming.alerting import AlertConfig
+from ..streaming.detection import streaming_detector_names
 from ..streaming.eventtime import EARLIEST_EVENT_TIME, LAMBDA_MAX_FUTURE_SECONDS, EventTimePolicy
 from ..streaming.scoring import DeepARScoring
 from ..windowspec import DEFAULT_FREQ, WindowSpec
@@ -150,17 +151,13 @@ def alert_config_from_env() -> AlertConfig:
         raise ConfigError(str(exc)) from exc
 
 
-STREAMING_DETECTORS = (BASELINE, RCF_STREAMING)
-
-
 def streaming_detectors_from_env(environ: Mapping[str, str] | None = None) -> list[str]:
     """``DETECTORS``: the detector Lambda's detectors, comma-separated, among ``baseline`` and
     ``rcf-streaming`` (default ``baseline``, as the CDK app's ``streaming_detectors``)."""
-    names = [n.strip() for n in env("DETECTORS", BASELINE, environ).split(",") if n.strip()]
-    unknown = [n for n in names if n not in STREAMING_DETECTORS]
-    if unknown or not names:
-        raise ConfigError(f"DETECTORS must name {' and/or '.join(STREAMING_DETECTORS)}, got {names}")
-    return names
+    try:
+        return streaming_detector_names(env("DETECTORS", BASELINE, environ).split(","))
+    except ValueError as exc:
+        raise ConfigError(f"DETECTORS {exc}") from exc
 
 
 def baseline_from_env(environ: Mapping[str, str] | None = None) -> TimeAwareBaseline | None:

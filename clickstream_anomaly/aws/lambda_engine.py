@@ -38,7 +38,7 @@ import pandas as pd
 from ..features import DEFAULT_FREQ, freq_ns
 from ..producer import AGGREGATE_BYTES, MAX_SKEW_SECONDS, Backoff, KinesisSender, click_entry
 from ..records import Click, Detection, Window
-from ..streaming.aggregation import DEFAULT_ALLOWED_LATENESS
+from ..streaming.aggregation import DEFAULT_ALLOWED_LATENESS, duration_ns
 from . import runtime
 from .clients import kinesis_client
 from .kinesis_reader import ShardReader
@@ -307,7 +307,7 @@ def _run(
         run.failed_batches += reader.on_failure
         # The last window closes once wall time passes its end and the lateness (every shard idle by then).
         step = freq_ns(settings.freq) / NS
-        lateness = freq_ns(settings.lateness) / NS if settings.lateness not in ("0", "0s", "0min") else 0.0
+        lateness = duration_ns(settings.lateness) / NS
         clock["now"] = newest + 1.0 + lateness + 2 * step + IDLE_MARGIN
         aggregate({"source": "aws.events", "detail-type": "Scheduled Event"}, agg_ctx)
         run.invocations["aggregator"] += 1

@@ -18,10 +18,10 @@ from ..producer import MAX_SKEW_SECONDS
 from ..records import Click, write_detections_csv
 from ..sources import Filtered, iter_clicks
 from ..streaming.aggregation import DEFAULT_ALLOWED_LATENESS
+from ..streaming.detection import streaming_detector_names
 from .features import add_bad_line_options, add_source_options, source_settings
 
 ENGINES = ("lambda", "flink")
-STREAMING_DETECTORS = ("baseline", "rcf-streaming")
 
 
 class EngineError(RuntimeError):
@@ -68,14 +68,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def detector_names(text: str) -> tuple[str, ...]:
-    names = tuple(d.strip() for d in text.split(",") if d.strip())
-    unknown = [d for d in names if d not in STREAMING_DETECTORS]
-    if unknown or not names:
-        raise ValueError(f"--detectors must name {' and/or '.join(STREAMING_DETECTORS)}, got {text!r}")
-    return names
-
-
 def read_clicks(args: argparse.Namespace, bad: BadLines, filtered: Filtered) -> list[Click]:
     clicks = list(
         iter_clicks(
@@ -93,7 +85,10 @@ def read_clicks(args: argparse.Namespace, bad: BadLines, filtered: Filtered) -> 
 
 
 def run(args: argparse.Namespace) -> int:
-    detectors = detector_names(args.detectors)
+    try:
+        detectors = tuple(streaming_detector_names(args.detectors.split(",")))
+    except ValueError as exc:
+        raise ValueError(f"--detectors {exc}") from exc
     bad, filtered = BadLines(rejects_path=args.rejects), Filtered()
     say = (lambda _msg: None) if args.quiet else (lambda msg: print(f"replay: {msg}", file=sys.stderr))
     try:

@@ -170,6 +170,11 @@ def watermark(
     return min(a for a in active if a is not None)
 
 
+def duration_ns(text: str) -> int:
+    """Nanoseconds of a duration such as ``10min`` where ``0`` is allowed (the allowed lateness)."""
+    return 0 if text.strip() in ("0", "0s", "0min") else freq_ns(text)
+
+
 def last_closable(mark: int, step: int, lateness_ns: int) -> int:
     """The start (ns) of the last window a watermark ``mark`` closes (``mark >= start + step + lateness``)."""
     return ((mark - lateness_ns - step) // step) * step
@@ -207,7 +212,7 @@ class AggregatorState:
 
     @property
     def lateness_ns(self) -> int:
-        return freq_ns(self.lateness) if self.lateness not in ("0", "0min", "0s") else 0
+        return duration_ns(self.lateness)
 
     def accept(self, shard: str, sequence: str | int) -> bool:
         """True when ``sequence`` is new for ``shard`` (and records it); False for a re-delivery."""

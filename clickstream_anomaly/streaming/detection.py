@@ -40,6 +40,7 @@ from ..baseline import TimeAwareBaseline, detections_from_baseline
 from ..features import records_to_windows
 from ..kda import KdaRcfParameters, KdaRcfStream
 from ..records import (
+    BASELINE,
     FEATURE_COLUMNS,
     KDA_SQL,
     RCF_STREAMING,
@@ -60,6 +61,19 @@ from .eventtime import (
 from .state import Store, transact
 
 COMPONENT = "detector"
+#: The detectors a streaming engine runs (the detector Lambda's ``DETECTORS``, the Flink job's ``detectors``).
+STREAMING_DETECTORS = (BASELINE, RCF_STREAMING)
+
+
+def streaming_detector_names(names: Iterable[str]) -> list[str]:
+    """``names`` stripped of blanks, checked against :data:`STREAMING_DETECTORS` (at least one)."""
+    out = [n.strip() for n in names if n.strip()]
+    unknown = [n for n in out if n not in STREAMING_DETECTORS]
+    if unknown or not out:
+        raise ValueError(f"must name {' and/or '.join(STREAMING_DETECTORS)}, got {out}")
+    return out
+
+
 DETECTOR_NAME = RCF_STREAMING
 STATE_KIND = "streaming.detector"
 STATE_VERSION = 2

@@ -26,8 +26,8 @@ from ..windowspec import DEFAULT_FREQ
 from .aggregation import (
     DEFAULT_ALLOWED_LATENESS,
     MAX_OPEN_WINDOWS,
-    AggregatorState,
     _dt,
+    duration_ns,
     last_closable,
     watermark,
 )
@@ -62,7 +62,7 @@ class MergeState:
 
     @property
     def lateness_ns(self) -> int:
-        return AggregatorState(freq=self.freq, lateness=self.lateness).lateness_ns
+        return duration_ns(self.lateness)
 
     def watermark(self, summaries: Mapping[str, ShardSummary], now: float | None) -> int | None:
         """The slowest active shard's clock; a parent shard whose child has reported is finished (the

@@ -27,8 +27,8 @@ from clickstream_anomaly.producer import MAX_SKEW_SECONDS
 from clickstream_anomaly.records import BASELINE, RCF_STREAMING, DetectorName, Window, decode_click_record
 from clickstream_anomaly.sources.settings import SourceSettings
 from clickstream_anomaly.sources.stream import CLICKS, STREAM_FORMATS, decode_stream_records
-from clickstream_anomaly.streaming.aggregation import DEFAULT_ALLOWED_LATENESS
-from clickstream_anomaly.streaming.detection import DetectorState, new_state
+from clickstream_anomaly.streaming.aggregation import DEFAULT_ALLOWED_LATENESS, duration_ns
+from clickstream_anomaly.streaming.detection import DetectorState, new_state, streaming_detector_names
 from clickstream_anomaly.streaming.eventtime import EventClock
 from clickstream_anomaly.windowspec import DEFAULT_FREQ
 
@@ -67,15 +67,16 @@ class JobSettings:
     source: SourceSettings | None = None
 
     def __post_init__(self) -> None:
-        unknown = [d for d in self.detectors if d not in (BASELINE, RCF_STREAMING)]
-        if unknown or not self.detectors:
-            raise ValueError(f"detectors must be among {BASELINE}, {RCF_STREAMING}; got {list(self.detectors)}")
+        try:
+            streaming_detector_names(self.detectors)
+        except ValueError as exc:
+            raise ValueError(f"detectors {exc}") from exc
         if self.key != "site":
             raise ValueError(f"key must be 'site' (per-page keys are not built yet), got {self.key!r}")
         if self.out_of_orderness < 0 or self.idle_timeout <= 0:
             raise ValueError("out_of_orderness must be >= 0 s and idle_timeout > 0 s")
         freq_ns(self.freq)
-        _duration_ns(self.allowed_lateness)
+        duration_ns(self.allowed_lateness)
         if self.clicks_format not in STREAM_FORMATS:
             raise ValueError(f"clicks_format must be one of {', '.join(STREAM_FORMATS)}, got {self.clicks_format!r}")
         if self.clicks_format != CLICKS and self.source is None:
@@ -87,12 +88,7 @@ class JobSettings:
 
     @property
     def lateness_ns(self) -> int:
-        return _duration_ns(self.allowed_lateness)
-
-
-def _duration_ns(text: str) -> int:
-    """Nanoseconds of a duration such as ``10min`` (``0`` allowed)."""
-    return 0 if text.strip() in ("0", "0s", "0min") else freq_ns(text)
+        return duration_ns(self.allowed_lateness)
 
 
 def decode(
