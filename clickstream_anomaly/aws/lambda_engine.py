@@ -17,6 +17,7 @@ so the windows are those of the batch ``features`` command.
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import json
 import os
@@ -223,10 +224,16 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
             runtime._shards_of.cache_clear()
 
 
-def _decode(event: dict[str, Any]) -> list[bytes]:
-    import base64
+def _stream_data(client: Any, stream: str) -> list[bytes]:
+    """Every record's data now in ``stream``, shard by shard, in order."""
+    data: list[bytes] = []
 
-    return [base64.b64decode(r["kinesis"]["data"]) for r in event["Records"]]
+    def collect(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        data.extend(base64.b64decode(r["kinesis"]["data"]) for r in event["Records"])
+        return {}
+
+    ShardReader(client, stream, batch_size=1000).drain(collect)
+    return data
 
 
 def _drain_queue(sqs: Any, url: str) -> list[dict[str, Any]]:
@@ -313,23 +320,13 @@ def _run(
         run.invocations["aggregator"] += 1
 
         say("detecting")
-        windows: list[Window] = []
-
-        def detect(event: dict[str, Any], context: Any) -> Any:
-            windows.extend(Window.from_json(d) for d in _decode(event))
-            return detect_windows(event, context)
-
         reader = ShardReader(kin, features, batch_size=settings.detector_batch)
-        run.invocations["detector"] = reader.drain(detect, _Context("detector"))
+        run.invocations["detector"] = reader.drain(detect_windows, _Context("detector"))
         run.failed_batches += reader.on_failure
 
-    detections: list[Detection] = []
-
-    def collect(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        detections.extend(Detection.from_mapping(json.loads(d)) for d in _decode(event))
-        return {}
-
-    ShardReader(kin, detections_stream, batch_size=1000).drain(collect)
+    # What the streams hold, read once each (a re-delivered detector batch is not counted twice).
+    windows = [Window.from_json(d) for d in _stream_data(kin, features)]
+    detections = [Detection.from_mapping(json.loads(d)) for d in _stream_data(kin, detections_stream)]
     run.rejected_clicks = _drain_queue(sqs, queue)
     last_start = _floor_ns(max(c.timestamp for c in clicks), settings.freq)
     run.windows = [w for w in windows if _ns(w.window_start) <= last_start]
