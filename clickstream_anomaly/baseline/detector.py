@@ -9,6 +9,7 @@ RCF's explanation shape plus the expected value and band per column.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from numbers import Integral, Real
@@ -20,7 +21,7 @@ import pandas as pd
 from .. import persist
 from ..base import BaseEstimator, check_is_fitted
 from ..records import BASELINE, DIRECTIONS, FEATURE_COLUMNS, Detection
-from ..validation import Interval
+from ..validation import Interval, Options
 from ..windowspec import WindowSpec
 from .calendar import check_timezone, local_slots
 from .model import COUNT, REAL, SeasonalParams, SeasonalState
@@ -114,7 +115,8 @@ class TimeAwareBaseline(BaseEstimator):
     pair_threshold : float, default 2.5
         ... or when it is this many spreads from it, on the same side, in two windows in a row.
     drift_slack, drift_threshold : float, default 1.0 and 5.0
-        CUSUM of the deviations beyond ``drift_slack`` spreads; anomalous past ``drift_threshold``.
+        CUSUM of the deviations beyond ``drift_slack`` spreads; anomalous past ``drift_threshold``
+        (``math.inf``: no drift test).
     warmup : str, default "1D"
         History needed before any verdict.
     generic_columns : sequence of str or None, default None
@@ -168,7 +170,7 @@ class TimeAwareBaseline(BaseEstimator):
         "class_uncertainty": [Interval(Real, 0, None, closed="left")],
         "point_threshold": [Interval(Real, 0, None, closed="neither")],
         "drift_slack": [Interval(Real, 0, None, closed="left")],
-        "drift_threshold": [Interval(Real, 0, None, closed="neither")],
+        "drift_threshold": [Interval(Real, 0, None, closed="neither"), Options(float, {math.inf})],
         "pair_threshold": [Interval(Real, 0, None, closed="neither")],
         "warmup": [str, pd.Timedelta],
         "window": [str, pd.Timedelta, WindowSpec, None],
