@@ -9,7 +9,8 @@ the first window on, and a window is judged only on the pages popular at it. By 
 reported (``directions=("LOW",)``): a page that gets more clicks than usual is either the site's traffic
 (the site-wide baseline sees it) or a page that was not popular (a page storm, which the site's users
 and clicks show). Each page adds tests, so the pair threshold is stricter than the site's (3.5 spreads
-twice in a row) and there is no drift test.
+twice in a row), there is no drift test, and a window where the page is expected to get fewer than
+``min_expected`` (5) clicks is not judged (none of 3 expected clicks is not news).
 
 The detector needs the clicks per window and page (:class:`~clickstream_anomaly.features.PageCounts`,
 filled when the windows are computed from clicks); on windows read from a windows file it gives no verdict
@@ -53,6 +54,7 @@ class PageBaselineDetector(BaseEstimator):
     share_window: str = "1D"
     point_threshold: float = 5.0
     pair_threshold: float = 3.5
+    min_expected: float = 5.0
     directions: Sequence[str] = ("LOW",)
     exclude: Sequence[tuple[Any, Any]] = ()
     options: dict[str, Any] = field(default_factory=dict)
@@ -109,7 +111,9 @@ class PageBaselineDetector(BaseEstimator):
             ).fit(None)
             s = model.process(pd.DataFrame({"window_start": starts, "clicks": wide[:, j]}), exclude=self.exclude)
             side = np.where(s.z[:, 0] >= 0, "HIGH", "LOW")
-            judged = popular[:, j] & s.warm & np.isin(side, list(self.directions))
+            with np.errstate(invalid="ignore"):
+                busy = s.expected[:, 0] >= self.min_expected
+            judged = popular[:, j] & s.warm & busy & np.isin(side, list(self.directions))
             score[:, j] = np.where(judged, s.column_score[:, 0], 0.0)
             z[:, j], exp[:, j], low[:, j], high[:, j] = s.z[:, 0], s.expected[:, 0], s.low[:, 0], s.high[:, 0]
         first = n - len(windows)
