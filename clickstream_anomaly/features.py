@@ -124,6 +124,9 @@ def freq_ns(freq: str | pd.Timedelta | WindowSpec) -> int:
     return WindowSpec.parse(freq).ns
 
 
+PAGES_PER_WINDOW = 200  # pages kept per window in PageCounts: its most clicked ones
+
+
 @dataclass
 class PageCounts:
     """Clicks per window and page, filled by :class:`WindowAccumulator` (and so by
@@ -131,7 +134,8 @@ class PageCounts:
 
     ``frame`` has one row per window and page with clicks: ``window_start`` (datetime64 UTC), ``page``
     (str) and ``clicks`` (int, scaled like the window's for a sampled source); a window without a click
-    on a page has no row for it. The per-page detector (:mod:`clickstream_anomaly.detectors.pages`)
+    on a page has no row for it, and a window keeps its :data:`PAGES_PER_WINDOW` most clicked pages
+    (memory stays bounded when every URL is distinct; a page below them has under 1/200 of the window). The per-page detector (:mod:`clickstream_anomaly.detectors.pages`)
     reads it; the window features do not depend on it.
     """
 
@@ -210,6 +214,7 @@ class WindowAccumulator:
         if self.pages is not None:
             pairs = pd.DataFrame({"w": win, "page": chunk["page"].to_numpy()})
             self._page_clicks.append(pairs.groupby(["w", "page"], sort=False).size())
+            self._compact_pages(self._finished_before)
         counts = pd.Series(win).value_counts()
         self._open_clicks = self._open_clicks.add(counts, fill_value=0).astype("int64")
         self._finish(self._max_window - self._late_ns)
@@ -290,12 +295,22 @@ class WindowAccumulator:
             self.pages.frame = self._page_frame(lo, hi)
         return WindowSpec.parse(self.freq).attach(out[list(WINDOW_COLUMNS)])
 
+    def _compact_pages(self, before: int | None) -> None:
+        """Sum the page counts gathered so far; windows starting before ``before`` (finished: no click can
+        join them) keep their :data:`PAGES_PER_WINDOW` most clicked pages."""
+        counts = pd.concat(self._page_clicks).groupby(level=[0, 1], sort=True).sum()
+        if before is not None:
+            done = counts.index.get_level_values(0) < before
+            top = counts[done].groupby(level=0, group_keys=False).nlargest(PAGES_PER_WINDOW)
+            counts = pd.concat([top, counts[~done]])
+        self._page_clicks = [counts]
+
     def _page_frame(self, lo: int, hi: int) -> pd.DataFrame:
         """The clicks per window and page of the windows from ``lo`` to ``hi`` (see :class:`PageCounts`)."""
         if not self._page_clicks:
             return PageCounts().frame
-        counts = pd.concat(self._page_clicks).groupby(level=[0, 1], sort=True).sum()
-        self._page_clicks = [counts]
+        self._compact_pages(np.iinfo(np.int64).max)
+        counts = self._page_clicks[0].sort_index()
         w = counts.index.get_level_values(0).to_numpy(dtype="int64")
         keep = (w >= lo) & (w <= hi)
         return pd.DataFrame(

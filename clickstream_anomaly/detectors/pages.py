@@ -146,20 +146,38 @@ class PageBaselineDetector(BaseEstimator):
             )
         return out
 
+    def _candidates(self, counts: PageCounts, starts: pd.Series, span: int) -> list[str]:
+        """Pages that can be popular somewhere: at least half of ``min_share`` of the clicks in one block of
+        ``span`` windows (a trailing span overlaps two blocks), at most ``4 * max_pages`` of them."""
+        frame = counts.frame
+        first = pd.to_datetime(starts, utc=True).min()
+        block = ((frame["window_start"] - first) // (pd.Timedelta(self.share_window))).astype("int64")
+        per_block = frame.groupby([block, frame["page"]])["clicks"].sum()
+        share = per_block / per_block.groupby(level=0).transform("sum")
+        best = share.groupby(level=1).max()
+        best = best[best >= self.min_share / 2].sort_values(ascending=False, kind="stable")
+        return [str(p) for p in best.index[: 4 * self.max_pages]]
+
     def _popular(self, counts: PageCounts, starts: pd.Series, spec: WindowSpec) -> tuple[np.ndarray, list[str]]:
         """Which pages are popular at each window (shape (n_windows, n_pages), from the clicks before it)
         and the pages modelled: at most ``max_pages``, the most popular first."""
-        every = counts.wide(starts)
         span = max(1, int(pd.Timedelta(self.share_window) // spec.length))
-        clicks = every.to_numpy(dtype="float64")
-        trailing = np.cumsum(clicks, axis=0)
-        trailing[span:] -= trailing[:-span].copy()
-        trailing = np.vstack([np.zeros((1, clicks.shape[1])), trailing[:-1]])  # only the windows before
-        total = trailing.sum(axis=1, keepdims=True)
+        every = counts.wide(starts, self._candidates(counts, starts, span))
+        site = counts.frame.groupby("window_start")["clicks"].sum()
+        site = site.reindex(pd.DatetimeIndex(pd.to_datetime(starts, utc=True))).fillna(0).to_numpy("float64")
+        trailing = _trailing(np.column_stack([every.to_numpy(dtype="float64"), site]), span)
+        trailing, total = trailing[:, :-1], trailing[:, -1:]
         with np.errstate(invalid="ignore", divide="ignore"):
             share = np.where(total > 0, trailing / total, 0.0)
-        full = (np.arange(len(clicks)) >= span)[:, None]  # a whole share window behind it
+        full = (np.arange(len(share)) >= span)[:, None]  # a whole share window behind it
         popular = (share >= self.min_share) & full
-        peak = np.where(popular, share, 0.0).max(axis=0) if len(clicks) else np.zeros(clicks.shape[1])
+        peak = np.where(popular, share, 0.0).max(axis=0) if len(share) else np.zeros(share.shape[1])
         order = [int(j) for j in np.argsort(-peak, kind="stable") if peak[j] > 0][: self.max_pages]
         return popular[:, order], [str(every.columns[j]) for j in order]
+
+
+def _trailing(values: np.ndarray, span: int) -> np.ndarray:
+    """Column sums over the ``span`` rows before each row (shape of ``values``; 0 for the first row)."""
+    total = np.cumsum(values, axis=0)
+    total[span:] -= total[:-span].copy()
+    return np.vstack([np.zeros((1, values.shape[1])), total[:-1]])

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from clickstream_anomaly.detectors import DEFAULT_DETECTORS, PageBaselineDetector, build_detectors
-from clickstream_anomaly.features import PageCounts, windows_from_frame
+from clickstream_anomaly.features import PAGES_PER_WINDOW, PageCounts, windows_from_frame
 from clickstream_anomaly.records import PAGES
 from clickstream_anomaly.workflow import run_detection
 
@@ -54,6 +54,21 @@ def test_clicks_per_page_equal_a_direct_count_and_leave_the_windows_unchanged():
     sampled = PageCounts()
     windows_from_frame(data, pages=sampled, sampling_rate=10)
     assert (sampled.frame["clicks"] == counts.frame["clicks"] * 10).all()
+
+
+def test_every_url_distinct_keeps_memory_bounded_and_the_popular_page_modelled():
+    data = clicks(days=2, seed=3)
+    unique = data["page"] != "/"
+    data.loc[unique, "page"] = [f"/item?id={i}" for i in range(int(unique.sum()))]
+    counts = PageCounts()
+    windows = windows_from_frame(data, pages=counts)
+    per_window = counts.frame.groupby("window_start").size()
+    assert per_window.max() == PAGES_PER_WINDOW < (data.groupby(data["timestamp"].dt.floor("10min")).size()).max()
+    home = counts.frame[counts.frame["page"] == "/"].set_index("window_start")["clicks"]
+    assert home.to_dict() == data[~unique].groupby(data["timestamp"].dt.floor("10min")).size().to_dict()
+    det = PageBaselineDetector(pages=counts)
+    det.detect(windows)
+    assert det.pages_ == ["/"]
 
 
 def test_a_broken_popular_page_is_found_with_the_page_in_the_cause():
