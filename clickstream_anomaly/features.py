@@ -135,8 +135,9 @@ class PageCounts:
     ``frame`` has one row per window and page with clicks: ``window_start`` (datetime64 UTC), ``page``
     (str) and ``clicks`` (int, scaled like the window's for a sampled source); a window without a click
     on a page has no row for it, and a window keeps its :data:`PAGES_PER_WINDOW` most clicked pages
-    (memory stays bounded when every URL is distinct; a page below them has under 1/200 of the window). The per-page detector (:mod:`clickstream_anomaly.detectors.pages`)
-    reads it; the window features do not depend on it.
+    (memory stays bounded when every URL is distinct; a page below them has under 1/200 of the window).
+    The per-page detector (:mod:`clickstream_anomaly.detectors.pages`) reads it; the window features do
+    not depend on it.
     """
 
     frame: pd.DataFrame = field(
