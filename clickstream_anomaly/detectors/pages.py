@@ -163,8 +163,8 @@ class PageBaselineDetector(BaseEstimator):
         and the pages modelled: at most ``max_pages``, the most popular first."""
         span = max(1, int(pd.Timedelta(self.share_window) // spec.length))
         every = counts.wide(starts, self._candidates(counts, starts, span))
-        site = counts.frame.groupby("window_start")["clicks"].sum()
-        site = site.reindex(pd.DatetimeIndex(pd.to_datetime(starts, utc=True))).fillna(0).to_numpy("float64")
+        by_window = counts.frame.groupby("window_start")["clicks"].sum()
+        site = by_window.reindex(pd.DatetimeIndex(pd.to_datetime(starts, utc=True))).fillna(0).to_numpy("float64")
         trailing = _trailing(np.column_stack([every.to_numpy(dtype="float64"), site]), span)
         trailing, total = trailing[:, :-1], trailing[:, -1:]
         with np.errstate(invalid="ignore", divide="ignore"):
