@@ -1,4 +1,8 @@
-"""Run the job on a local mini-cluster with a file source (one clicks-stream record per line: a click's JSON).
+"""Run the job on a local mini-cluster with a file source (one clicks-stream record per line).
+
+A line is a click's JSON or, for a producer-aggregated record, its clicks' JSON joined by
+:data:`RECORD_SEPARATOR` (RS, ``\x1e``) where the stream has a newline, which a line cannot hold; the
+source turns RS back into the newline (in the JVM) before the job sees the record.
 
 ``python -m clickstream_job.local INPUT -o OUT`` (with ``flink/`` on the path, as ``make flink-run`` does)
 writes ``OUT/windows.csv`` and ``OUT/detections.csv`` in the formats of the ``features`` and ``detect``
@@ -10,36 +14,54 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import site
 import sys
 import time
 from pathlib import Path
 
 from pyflink.common import Configuration, Types, WatermarkStrategy
-from pyflink.datastream import RuntimeExecutionMode, StreamExecutionEnvironment
+from pyflink.datastream import DataStream, RuntimeExecutionMode, StreamExecutionEnvironment
 from pyflink.datastream.connectors.file_system import FileSource, StreamFormat
+from pyflink.java_gateway import get_gateway
+from pyflink.table import StreamTableEnvironment
+from pyflink.table.expressions import col
 
 from clickstream_anomaly.features import records_to_windows, write_windows
-from clickstream_anomaly.records import Detection, Window, write_detections_csv
+from clickstream_anomaly.records import CLICK_SEPARATOR, Detection, Window, write_detections_csv
 from clickstream_anomaly.sources.settings import SourceSettings
 
 from .job import build
 from .logic import JobSettings
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+RECORD_SEPARATOR = "\x1e"  # between an aggregated record's clicks on one line of the input file
 
 
-def environment(parallelism: int = 1, bundle_size: int | None = None) -> StreamExecutionEnvironment:
-    """A streaming environment on the local mini-cluster whose Python workers run this interpreter;
-    ``bundle_size`` caps the elements a Python worker takes at once (smaller: watermarks pass sooner)."""
+EXECUTION_MODES = ("thread", "process")
+
+
+def environment(
+    parallelism: int = 1, bundle_size: int | None = None, execution_mode: str = EXECUTION_MODES[0]
+) -> StreamExecutionEnvironment:
+    """A streaming environment on the local mini-cluster whose Python operators run this interpreter.
+
+    ``execution_mode`` is ``python.execution-mode``: ``thread`` (the operators run inside the JVM through
+    pemja; the default: fastest, docs/flink.md) or ``process`` (Beam's runner in Python worker processes).
+    ``bundle_size`` caps the elements a ``process``-mode worker takes at once.
+    """
+    if execution_mode not in EXECUTION_MODES:
+        raise ValueError(f"execution_mode must be one of {', '.join(EXECUTION_MODES)}, got {execution_mode!r}")
     config = Configuration()
     if bundle_size is not None:
         config.set_string("python.fn-execution.bundle.size", str(bundle_size))
     config.set_string("python.executable", sys.executable)
     config.set_string("python.client.executable", sys.executable)
-    # "process" (Beam's fn runner, state cached on the Python side and written back once per bundle): in
-    # "thread" mode (pemja) each state update goes straight to the backend, so rewriting a window's user set
-    # on every click is quadratic (measured: a 200 k-click run did not finish in 10 minutes).
-    config.set_string("python.execution-mode", "process")
+    config.set_string("python.execution-mode", execution_mode)
+    if execution_mode == "thread":
+        # the embedded interpreter starts from the base Python: give it this virtualenv's packages and our path
+        paths = [*site.getsitepackages(), *os.environ.get("PYTHONPATH", "").split(os.pathsep)]
+        config.set_string("python.pythonpath", os.pathsep.join(p for p in paths if p))
     env = StreamExecutionEnvironment.get_execution_environment(config)
     env.set_runtime_mode(RuntimeExecutionMode.STREAMING)
     env.set_parallelism(parallelism)
@@ -48,13 +70,17 @@ def environment(parallelism: int = 1, bundle_size: int | None = None) -> StreamE
 
 
 def run(
-    input_path: Path, settings: JobSettings, parallelism: int = 1, bundle_size: int | None = None
+    input_path: Path,
+    settings: JobSettings,
+    parallelism: int = 1,
+    bundle_size: int | None = None,
+    execution_mode: str = EXECUTION_MODES[0],
 ) -> dict[str, list[str]]:
     """Run the job over ``input_path`` to the end; each output stream's records (JSON text) by name."""
-    env = environment(parallelism, bundle_size)
+    env = environment(parallelism, bundle_size, execution_mode)
     source = FileSource.for_record_stream_format(StreamFormat.text_line_format(), str(input_path)).build()
-    records = env.from_source(source, WatermarkStrategy.no_watermarks(), "clicks file")
-    streams = build(records, settings)
+    lines = env.from_source(source, WatermarkStrategy.no_watermarks(), "clicks file")
+    streams = build(file_records(env, lines), settings)
     tagged = [
         getattr(streams, name).map(lambda v, n=name: (n, v), output_type=Types.TUPLE([Types.STRING(), Types.STRING()]))
         for name in ("windows", "detections", "malformed", "late", "window_stats")
@@ -64,6 +90,14 @@ def run(
         for name, value in results:
             out[name].append(value)
     return out
+
+
+def file_records(env: StreamExecutionEnvironment, lines: DataStream) -> DataStream:
+    """The input's lines as clicks-stream records: :data:`RECORD_SEPARATOR` becomes the stream's newline."""
+    tables = StreamTableEnvironment.create(env)
+    table = tables.from_data_stream(lines).select(col("f0").replace(RECORD_SEPARATOR, CLICK_SEPARATOR.decode()))
+    j_string = get_gateway().jvm.org.apache.flink.table.api.DataTypes.STRING()
+    return DataStream(tables._j_tenv.toDataStream(table._j_table, j_string))  # strings, not rows
 
 
 def write(out: dict[str, list[str]], directory: Path, seconds: float) -> dict[str, float]:
@@ -100,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timezone", default=JobSettings.timezone)
     p.add_argument("--parallelism", type=int, default=1)
     p.add_argument("--bundle-size", type=int, default=None, help="python.fn-execution.bundle.size")
+    p.add_argument("--execution-mode", choices=EXECUTION_MODES, default=EXECUTION_MODES[0], help="python.execution-mode")
     p.add_argument("--clicks-format", default=JobSettings.clicks_format, help="clicks or cloudfront-realtime")
     p.add_argument("--source-config", type=Path, default=None, help="source settings JSON (fields, salt)")
     args = p.parse_args(argv)
@@ -113,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         source=SourceSettings.from_file(args.source_config) if args.source_config is not None else None,
     )
     began = time.perf_counter()
-    out = run(args.input, settings, args.parallelism, args.bundle_size)
+    out = run(args.input, settings, args.parallelism, args.bundle_size, args.execution_mode)
     summary = write(out, args.output, time.perf_counter() - began)
     print(json.dumps(summary))
     return 0
