@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,16 +100,16 @@ class Clicks(KeyedProcessFunction):
         self.clicks.inc(self.uncounted)
         self.uncounted = 0
 
-    def process_element(self, value: str, ctx: KeyedProcessFunction.Context) -> Iterator[Any]:
+    def process_element(self, value: str, ctx: KeyedProcessFunction.Context) -> Iterable[Any]:
         s = self.settings
         clicks, rejects, rejected = decode(value, self.clock, time.time(), fmt=s.clicks_format, source=s.source)
+        out: list[Any] = []  # a list, not a generator: most records emit nothing, and that costs least
         if rejects:
             self.malformed.inc(len(rejects) - rejected)
             self.rejected.inc(rejected)
-            for reject in rejects:
-                yield MALFORMED, reject
+            out += ((MALFORMED, reject) for reject in rejects)
         if not clicks:
-            return
+            return out
         self.uncounted += len(clicks)
         if self.uncounted >= COUNT_EVERY:
             self._count()
@@ -120,11 +120,13 @@ class Clicks(KeyedProcessFunction):
             self.late.inc(late)
         if dropped:
             self.dropped.inc(len(dropped))
-        for click in dropped:
-            yield LATE_DROPPED, json.dumps({"reason": "beyond the allowed lateness", "ts_ns": click[0]})
+            why = "beyond the allowed lateness"
+            out += ((LATE_DROPPED, json.dumps({"reason": why, "ts_ns": click[0]})) for click in dropped)
         for start in opened:
             ctx.timer_service().register_event_time_timer(wins.close_time(start) // NS_PER_MS)
-        yield from self._close(wins)
+        if wins.watermark >= wins.first_close:
+            out += self._close(wins)
+        return out
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[Any]:
         wins = self._windows(self.settings.site)

@@ -48,7 +48,9 @@ class JobSettings:
 
     ``out_of_orderness`` (seconds) bounds how far a click may arrive behind the newest one without being
     late: the producer's maximum skew. ``allowed_lateness`` is the Lambda engine's. ``idle_timeout``
-    (seconds) is how long a source split (shard) may send nothing before it stops holding the watermark.
+    (seconds) is kept for the application properties but has no effect: the watermark is the windows
+    operator's own (:class:`OpenWindows`, from every record of its key), so no source split (shard) holds
+    it back, idle or not.
     ``key`` names the dimension the windows and detectors are keyed by (only ``site`` today).
     ``clicks_format`` is the clicks stream's format (:data:`~clickstream_anomaly.sources.stream.STREAM_FORMATS`,
     as the aggregator's ``CLICKS_FORMAT``); ``source`` the source settings a ``cloudfront-realtime`` stream
@@ -160,6 +162,7 @@ class OpenWindows:
     open: dict[int, list] = field(default_factory=dict)  # start -> [clicks, users set, pages set, late clicks]
     next_start: int | None = None  # the first window not yet emitted
     watermark: int = WATERMARK_MIN  # ns
+    first_close: int = 2**63  # the watermark (ns) at which the first open window closes
     residual: ResidualState = field(init=False)
 
     def __post_init__(self) -> None:
@@ -192,6 +195,7 @@ class OpenWindows:
         part = self.open.get(start)
         if part is None:
             part = self.open[start] = [0, set(), set(), 0]
+            self.first_close = min(self.first_close, self.close_time(start))
         part[0] += 1
         users, pages = part[1], part[2]
         new_user, new_page = user not in users, page not in pages
@@ -227,6 +231,7 @@ class OpenWindows:
             if window is None:
                 window = windows[start] = [0, set(), set(), 0]
                 opened.append(start)
+                self.first_close = min(self.first_close, end + lateness)
             part = parts.get(start)
             if part is None:
                 part = parts[start] = [0, 0, [], []]
@@ -257,6 +262,7 @@ class OpenWindows:
             part = self.open.get(start)
             if part is None:
                 part = self.open[start] = [0, set(), set(), 0]
+                self.first_close = min(self.first_close, self.close_time(start))
             part[0] += clicks
             part[1].update(users)
             part[2].update(pages)
@@ -289,6 +295,7 @@ class OpenWindows:
             residual = self.residual.residual(clicks, len(users))
             out.append((Window(_dt(start), len(pages), len(users), clicks, residual), late))
         self.next_start = max(closed) + self.freq
+        self.first_close = min((self.close_time(s) for s in self.open), default=2**63)
         return out
 
 
