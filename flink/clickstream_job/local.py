@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import mmap
 import os
 import site
 import sys
@@ -80,7 +81,7 @@ def run(
     env = environment(parallelism, bundle_size, execution_mode)
     source = FileSource.for_record_stream_format(StreamFormat.text_line_format(), str(input_path)).build()
     lines = env.from_source(source, WatermarkStrategy.no_watermarks(), "clicks file")
-    streams = build(file_records(env, lines), settings)
+    streams = build(file_records(env, lines) if has_separator(input_path) else lines, settings)
     tagged = [
         getattr(streams, name).map(lambda v, n=name: (n, v), output_type=Types.TUPLE([Types.STRING(), Types.STRING()]))
         for name in ("windows", "detections", "malformed", "late", "window_stats")
@@ -92,8 +93,17 @@ def run(
     return out
 
 
+def has_separator(path: Path) -> bool:
+    """Whether the file holds an aggregated record (a :data:`RECORD_SEPARATOR` anywhere in it)."""
+    if path.stat().st_size == 0:
+        return False
+    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        return data.find(RECORD_SEPARATOR.encode()) >= 0
+
+
 def file_records(env: StreamExecutionEnvironment, lines: DataStream) -> DataStream:
-    """The input's lines as clicks-stream records: :data:`RECORD_SEPARATOR` becomes the stream's newline."""
+    """The input's lines as clicks-stream records: :data:`RECORD_SEPARATOR` becomes the stream's newline
+    (one more conversion per record, so only for a file that has one: :func:`has_separator`)."""
     tables = StreamTableEnvironment.create(env)
     table = tables.from_data_stream(lines).select(col("f0").replace(RECORD_SEPARATOR, CLICK_SEPARATOR.decode()))
     j_string = get_gateway().jvm.org.apache.flink.table.api.DataTypes.STRING()
