@@ -34,6 +34,7 @@ from clickstream_anomaly.windowspec import DEFAULT_FREQ
 
 NS_PER_MS = 1_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
 ClickTuple = tuple[int, str, str]  # (event time in ns since the epoch, user, page)
 
 ACCEPTED = "accepted"
@@ -47,7 +48,9 @@ class JobSettings:
 
     ``out_of_orderness`` (seconds) bounds how far a click may arrive behind the newest one without being
     late: the producer's maximum skew. ``allowed_lateness`` is the Lambda engine's. ``idle_timeout``
-    (seconds) is how long a source split (shard) may send nothing before it stops holding the watermark.
+    (seconds) is kept for the application properties but has no effect: the watermark is the windows
+    operator's own (:class:`OpenWindows`, from every record of its key), so no source split (shard) holds
+    it back, idle or not.
     ``key`` names the dimension the windows and detectors are keyed by (only ``site`` today).
     ``clicks_format`` is the clicks stream's format (:data:`~clickstream_anomaly.sources.stream.STREAM_FORMATS`,
     as the aggregator's ``CLICKS_FORMAT``); ``source`` the source settings a ``cloudfront-realtime`` stream
@@ -114,34 +117,48 @@ def decode(
     for c in clicks:
         why = clock.reason(c.timestamp.timestamp(), now) if clock is not None else None
         if why is None:
-            kept.append((_ns(c.timestamp), c.user, c.page))
+            kept.append(((c.timestamp - _EPOCH) // _US * 1000, c.user, c.page))
         else:
             rejects.append(json.dumps({"reason": why, "raw": c.to_json()[:200]}, separators=(",", ":")))
     return kept, rejects, len(clicks) - len(kept)
 
 
 def _ns(ts: datetime) -> int:
-    return ((ts - _EPOCH) // timedelta(microseconds=1)) * 1000
+    return ((ts - _EPOCH) // _US) * 1000
 
 
 def _dt(ns: int) -> datetime:
     return datetime.fromtimestamp(ns // 1_000_000_000, UTC).replace(microsecond=(ns % 1_000_000_000) // 1000)
 
 
+WATERMARK_MIN = -(2**63)  # Flink's Long.MIN_VALUE (ms): no watermark yet
+
+#: One journal entry: the watermark (ns) after a record and, per window it touched, ``(start, clicks, late
+#: clicks, users new to the window, pages new to the window)``. A key's open windows are the replay of its
+#: journal (:meth:`OpenWindows.replay`), so the job's state only ever appends what a record added.
+JournalEntry = tuple[int, list[tuple[int, int, int, list[str], list[str]]]]
+
+
 @dataclass
 class OpenWindows:
     """One key's windows not yet emitted, with Flink's event-time rules (times in ns).
 
-    A window ``[s, s + freq)`` is *late* once the watermark reaches its last instant ``s + freq - 1 ms`` and
-    *closed* once it reaches ``s + freq - 1 ms + allowed_lateness`` (Flink's ``allowedLateness``). A click
-    for an open window is counted (and reported late when it is); a click for a closed window is dropped.
+    The watermark is Flink's bounded out-of-orderness one (``max event time - out_of_orderness - 1 ms``),
+    moved after each record (:meth:`add_record`), so every click of a record is judged against the
+    watermark before it. A window ``[s, s + freq)`` is *late* once the watermark reaches its last instant
+    ``s + freq - 1 ms`` and *closed* once it reaches ``s + freq - 1 ms + allowed_lateness`` (Flink's
+    ``allowedLateness``). A click for an open window is counted (and reported late when it is); a click
+    for a closed window is dropped.
     """
 
     freq: int
     lateness: int
     lookback: int
+    out_of_orderness_ms: int = 0
     open: dict[int, list] = field(default_factory=dict)  # start -> [clicks, users set, pages set, late clicks]
     next_start: int | None = None  # the first window not yet emitted
+    watermark: int = WATERMARK_MIN  # ns
+    first_close: int = 2**63  # the watermark (ns) at which the first open window closes
     residual: ResidualState = field(init=False)
 
     def __post_init__(self) -> None:
@@ -149,7 +166,8 @@ class OpenWindows:
 
     @classmethod
     def for_settings(cls, settings: JobSettings) -> OpenWindows:
-        return cls(settings.freq_ns, settings.lateness_ns, lookback_windows(settings.freq))
+        ooo_ms = int(settings.out_of_orderness * 1000)
+        return cls(settings.freq_ns, settings.lateness_ns, lookback_windows(settings.freq), ooo_ms)
 
     def start_of(self, ts_ns: int) -> int:
         return (ts_ns // self.freq) * self.freq
@@ -159,20 +177,106 @@ class OpenWindows:
         return start + self.freq - NS_PER_MS + self.lateness
 
     def add(self, click: ClickTuple, watermark_ns: int) -> str:
-        """Count ``click`` unless its window is closed; :data:`ACCEPTED`, :data:`LATE` or :data:`DROPPED`."""
+        """Count ``click`` against ``watermark_ns`` unless its window is closed; :data:`ACCEPTED`,
+        :data:`LATE` or :data:`DROPPED`."""
+        outcome, _, _ = self._count(click, watermark_ns)
+        return outcome
+
+    def _count(self, click: ClickTuple, watermark_ns: int) -> tuple[str, bool, bool]:
+        """``(outcome, user new to the window, page new to the window)``."""
         ts, user, page = click
-        start = self.start_of(ts)
+        start = (ts // self.freq) * self.freq
         if (self.next_start is not None and start < self.next_start) or watermark_ns >= self.close_time(start):
-            return DROPPED
+            return DROPPED, False, False
         part = self.open.get(start)
         if part is None:
             part = self.open[start] = [0, set(), set(), 0]
+            self.first_close = min(self.first_close, self.close_time(start))
         part[0] += 1
-        part[1].add(user)
-        part[2].add(page)
+        users, pages = part[1], part[2]
+        new_user, new_page = user not in users, page not in pages
+        if new_user:
+            users.add(user)
+        if new_page:
+            pages.add(page)
         late = watermark_ns >= start + self.freq - NS_PER_MS
         part[3] += late
-        return LATE if late else ACCEPTED
+        return (LATE if late else ACCEPTED), new_user, new_page
+
+    def add_record(self, clicks: list[ClickTuple]) -> tuple[JournalEntry, list[ClickTuple], int, list[int]]:
+        """Count one record's clicks against the watermark before it, then move the watermark on by their
+        newest event time. Returns the record's journal entry, its dropped clicks, how many were counted
+        late, and the starts of the windows it opened. (:meth:`add`'s rules, inlined: this is the job's
+        per-click loop.)"""
+        wm, freq, lateness, next_start, windows = self.watermark, self.freq, self.lateness, self.next_start, self.open
+        parts: dict[int, list] = {}
+        dropped: list[ClickTuple] = []
+        opened: list[int] = []
+        late = 0
+        newest = WATERMARK_MIN
+        for click in clicks:
+            ts, user, page = click
+            if ts > newest:
+                newest = ts
+            start = ts - ts % freq
+            end = start + freq - NS_PER_MS  # the window's last instant
+            if (next_start is not None and start < next_start) or wm >= end + lateness:
+                dropped.append(click)
+                continue
+            window = windows.get(start)
+            if window is None:
+                window = windows[start] = [0, set(), set(), 0]
+                opened.append(start)
+                self.first_close = min(self.first_close, end + lateness)
+            part = parts.get(start)
+            if part is None:
+                part = parts[start] = [0, 0, [], []]
+            window[0] += 1
+            part[0] += 1
+            if wm >= end:
+                window[3] += 1
+                part[1] += 1
+                late += 1
+            users, pages = window[1], window[2]
+            if user not in users:
+                users.add(user)
+                part[2].append(user)
+            if page not in pages:
+                pages.add(page)
+                part[3].append(page)
+        if clicks:
+            moved = (newest // NS_PER_MS - self.out_of_orderness_ms - 1) * NS_PER_MS
+            if moved > wm:
+                self.watermark = moved
+        entry = (self.watermark, [(s, p[0], p[1], p[2], p[3]) for s, p in parts.items()])
+        return entry, dropped, late, opened
+
+    def replay(self, entry: JournalEntry) -> None:
+        """Apply a journal entry (a record's, or :meth:`snapshot`'s) to these windows."""
+        self.watermark = max(self.watermark, entry[0])
+        for start, clicks, late, users, pages in entry[1]:
+            part = self.open.get(start)
+            if part is None:
+                part = self.open[start] = [0, set(), set(), 0]
+                self.first_close = min(self.first_close, self.close_time(start))
+            part[0] += clicks
+            part[1].update(users)
+            part[2].update(pages)
+            part[3] += late
+
+    def snapshot(self) -> JournalEntry:
+        """The open windows as one journal entry (what the journal is compacted to when windows close)."""
+        parts = [(s, p[0], p[3], list(p[1]), list(p[2])) for s, p in sorted(self.open.items())]
+        return (self.watermark, parts)
+
+    def emitted(self) -> dict:
+        """What :meth:`close` changes besides the open windows: the next window to emit and the residual's
+        history (small; restored with :meth:`restore_emitted`)."""
+        return {"next_start": self.next_start, "residual": self.residual.to_dict()}
+
+    def restore_emitted(self, data: dict) -> None:
+        self.next_start = data["next_start"]
+        self.residual = ResidualState.from_dict(data["residual"])
 
     def close(self, watermark_ns: int) -> list[tuple[Window, int]]:
         """Emit, in time order, every window closed at ``watermark_ns`` from the first not yet emitted, empty
@@ -187,6 +291,7 @@ class OpenWindows:
             residual = self.residual.residual(clicks, len(users))
             out.append((Window(_dt(start), len(pages), len(users), clicks, residual), late))
         self.next_start = max(closed) + self.freq
+        self.first_close = min((self.close_time(s) for s in self.open), default=2**63)
         return out
 
 
