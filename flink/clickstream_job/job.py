@@ -10,8 +10,11 @@ Every operator is a few lines around :mod:`.logic` (itself a few lines around co
     with its reason, counted (metric ``MalformedClicks``), and so does a click the event-time policy
     rejects (dated before 2000, ahead of the wall clock or far ahead of the newest one:
     ``EventTimeRejected``), before it could move the watermark;
-  - event time: Flink's bounded out-of-orderness watermark (the producer's maximum skew), moved after each
-    record by its newest click, so each click is judged against the watermark before its record;
+  - event time per shard (each record comes tagged with its Kinesis shard or file split): each shard's
+    clock is Flink's bounded out-of-orderness watermark (the producer's maximum skew) over its own clicks,
+    and the key's watermark is the minimum over the shards not idle (:class:`~.shards.ShardClocks`), moved
+    after each record, so each click is judged against the watermark before its record and a shard read
+    behind the others holds the watermark back instead of losing its clicks as late;
   - exact distinct users and pages per tumbling window, allowed lateness as the Lambda engine's, empty
     windows emitted, the residual; clicks beyond the lateness go to the ``late`` side output, counted
     (``LateClicksDropped``; ``LateClicksCounted`` for those within it). Its keyed state is a journal that
@@ -41,17 +44,19 @@ from pyflink.datastream import (
     OutputTag,
     RuntimeContext,
     StreamExecutionEnvironment,
+    TimeDomain,
 )
 from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
 from pyflink.java_gateway import get_gateway
 from pyflink.table import StreamTableEnvironment
-from pyflink.table.expressions import col, lit
+from pyflink.table.expressions import col, concat, lit
 
 from clickstream_anomaly.records import Window
 from clickstream_anomaly.streaming.detection import DetectorState
 from clickstream_anomaly.streaming.eventtime import EventClock
 
 from .logic import NS_PER_MS, JobSettings, OpenWindows, decode, detect, new_detector
+from .shards import SHARD_SEPARATOR, split_record
 
 MALFORMED = OutputTag("malformed", Types.STRING())
 LATE_DROPPED = OutputTag("late", Types.STRING())
@@ -82,12 +87,13 @@ class Streams:
 
 
 class Clicks(KeyedProcessFunction):
-    """One key's clicks-stream records (text) -> its windows (JSON); bad clicks to :data:`MALFORMED`, clicks
-    beyond the lateness to :data:`LATE_DROPPED`. :class:`~.logic.OpenWindows` in memory, rebuilt from the
-    keyed state's journal after a restart."""
+    """One key's clicks-stream records, each tagged with its shard (:func:`~.shards.split_record`) -> its
+    windows (JSON); bad clicks to :data:`MALFORMED`, clicks beyond the lateness to :data:`LATE_DROPPED`.
+    :class:`~.logic.OpenWindows` in memory, rebuilt from the keyed state's journal after a restart.
+    ``shards``: the source's shards when known (a file's split), ``None`` when discovered (Kinesis)."""
 
-    def __init__(self, settings: JobSettings) -> None:
-        self.settings = settings
+    def __init__(self, settings: JobSettings, shards: tuple[str, ...] | None) -> None:
+        self.settings, self.shards = settings, shards
 
     def open(self, runtime_context: RuntimeContext) -> None:
         group = metrics_group(runtime_context)
@@ -102,6 +108,7 @@ class Clicks(KeyedProcessFunction):
         self.clock = EventClock()  # per subtask; a restart starts it again from the next click
         self.windows: dict[str, OpenWindows] = {}  # per key, the replay of its state
         self.uncounted = 0  # clicks not yet added to the Clicks counter (one call per COUNT_EVERY clicks)
+        self.check_at: float | None = None  # the pending processing-time timer (wall time, s)
 
     def close(self) -> None:
         self._count()
@@ -111,20 +118,21 @@ class Clicks(KeyedProcessFunction):
         self.uncounted = 0
 
     def process_element(self, value: str, ctx: KeyedProcessFunction.Context) -> Iterable[Any]:
-        s = self.settings
-        clicks, rejects, rejected = decode(value, self.clock, time.time(), fmt=s.clicks_format, source=s.source)
+        s, now = self.settings, time.time()
+        shard, record = split_record(value)
+        clicks, rejects, rejected = decode(record, self.clock, now, fmt=s.clicks_format, source=s.source)
         out: list[Any] = []  # a list, not a generator: most records emit nothing, and that costs least
         if rejects:
             self.malformed.inc(len(rejects) - rejected)
             self.rejected.inc(rejected)
             out += ((MALFORMED, reject) for reject in rejects)
-        if not clicks:
+        if not clicks and not rejects:
             return out
         self.uncounted += len(clicks)
         if self.uncounted >= COUNT_EVERY:
             self._count()
-        wins = self._windows(s.site)  # the key (the job is keyed by the constant site, JobSettings.key)
-        entry, dropped, late, opened = wins.add_record(clicks)
+        wins = self._windows(s.site, now)  # the key (the job is keyed by the constant site, JobSettings.key)
+        entry, dropped, late, opened = wins.add_record(clicks, shard, now)
         self.journal.add(entry)
         if late:
             self.late.inc(late)
@@ -134,24 +142,41 @@ class Clicks(KeyedProcessFunction):
             out += ((LATE_DROPPED, json.dumps({"reason": why, "ts_ns": click[0]})) for click in dropped)
         for start in opened:
             ctx.timer_service().register_event_time_timer(wins.close_time(start) // NS_PER_MS)
+        if self.check_at is None:
+            self._schedule(wins, ctx, now)
         if wins.watermark >= wins.first_close:
             out += self._close(wins)
         return out
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[Any]:
-        wins = self._windows(self.settings.site)
-        wins.watermark = max(wins.watermark, timestamp * NS_PER_MS)  # Flink's watermark is past it
+        now = time.time()
+        wins = self._windows(self.settings.site, now)
+        if ctx.time_domain() == TimeDomain.PROCESSING_TIME:  # the hold ended, or the slowest shard went idle
+            self.check_at = None
+            if wins.advance(now):
+                self.journal.add((wins.watermark, [], ()))
+            self._schedule(wins, ctx, now)
+        else:  # Flink's watermark is past it: the input ended
+            wins.watermark = max(wins.watermark, timestamp * NS_PER_MS)
         yield from self._close(wins)
 
-    def _windows(self, key: str) -> OpenWindows:
+    def _schedule(self, wins: OpenWindows, ctx: Any, now: float) -> None:
+        """A processing-time timer for when the watermark may move without a record (one at a time)."""
+        at = wins.clocks.next_change(now)
+        if at is not None:
+            self.check_at = at
+            ctx.timer_service().register_processing_time_timer(int(at * 1000) + 1)
+
+    def _windows(self, key: str, now: float) -> OpenWindows:
         wins = self.windows.get(key)
         if wins is None:
-            wins = self.windows[key] = OpenWindows.for_settings(self.settings)
+            wins = self.windows[key] = OpenWindows.for_settings(self.settings, self.shards, now)
             emitted = self.closed.value()
             if emitted is not None:
                 wins.restore_emitted(emitted)
             for entry in self.journal.get() or ():
                 wins.replay(entry)
+            wins.clocks.restart(now)  # the restored shards: active again, idle_timeout from now
         return wins
 
     def _close(self, wins: OpenWindows) -> Iterator[Any]:
@@ -185,21 +210,28 @@ class Detect(KeyedProcessFunction):
         self.state.update(state.to_bytes())
 
 
-def keyed_records(records: DataStream, settings: JobSettings) -> KeyedStream:
+def keyed_records(records: DataStream, settings: JobSettings, split: str | None = None) -> KeyedStream:
     """``records`` keyed by site with the key added in the JVM (a Table API projection and Flink's own key
-    selector), so the first Python operator is :class:`Clicks` itself."""
+    selector), so the first Python operator is :class:`Clicks` itself; ``split`` names the one split all
+    records come from, tagged onto each in the same projection (``None``: they come tagged)."""
     env = StreamExecutionEnvironment(records._j_data_stream.getExecutionEnvironment())
     tables = StreamTableEnvironment.create(env)
-    table = tables.from_data_stream(records).select(lit(settings.site).alias("key"), col("f0").alias("record"))
+    record = col("f0") if split is None else concat(lit(split + SHARD_SEPARATOR), col("f0"))
+    table = tables.from_data_stream(records).select(lit(settings.site).alias("key"), record.alias("record"))
     rows = tables.to_append_stream(table, KEYED_RECORD_TYPE)
     key_type = Types.ROW([Types.STRING()]).get_java_type_info()
     return KeyedStream(rows._j_data_stream.keyBy(get_gateway().jvm.KeyByKeySelector(), key_type), Types.STRING(), rows)
 
 
-def build(records: DataStream, settings: JobSettings) -> Streams:
-    """Wire the pipeline on a stream of clicks-stream records (strings); returns its output streams."""
+def build(records: DataStream, settings: JobSettings, split: str | None = None) -> Streams:
+    """Wire the pipeline on a stream of clicks-stream records (strings); returns its output streams.
+
+    Each record is tagged with its shard by the source (:func:`~.shards.tag_record`: the Kinesis source's
+    ``ShardTaggedSchema``), or, with ``split``, all come from that one split (a file source)."""
     site = settings.site
-    windows = keyed_records(records, settings).process(Clicks(settings), output_type=Types.STRING()).name("clicks")
+    shards = None if split is None else (split,)
+    clicks = Clicks(settings, shards)
+    windows = keyed_records(records, settings, split).process(clicks, output_type=Types.STRING()).name("clicks")
     detections = (
         windows.key_by(lambda _: site, key_type=Types.STRING())
         .process(Detect(settings), output_type=Types.STRING())

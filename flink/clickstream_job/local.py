@@ -34,6 +34,7 @@ from clickstream_anomaly.sources.settings import SourceSettings
 
 from .job import build
 from .logic import JobSettings
+from .shards import SHARD_SEPARATOR
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 RECORD_SEPARATOR = "\x1e"  # between an aggregated record's clicks on one line of the input file
@@ -81,7 +82,8 @@ def run(
     env = environment(parallelism, bundle_size, execution_mode)
     source = FileSource.for_record_stream_format(StreamFormat.text_line_format(), str(input_path)).build()
     lines = env.from_source(source, WatermarkStrategy.no_watermarks(), "clicks file")
-    streams = build(file_records(env, lines) if has_separator(input_path) else lines, settings)
+    records = file_records(env, lines) if has_separator(input_path) else lines
+    streams = build(records, settings, split=split_name(input_path))
     tagged = [
         getattr(streams, name).map(lambda v, n=name: (n, v), output_type=Types.TUPLE([Types.STRING(), Types.STRING()]))
         for name in ("windows", "detections", "malformed", "late", "window_stats")
@@ -91,6 +93,11 @@ def run(
         for name, value in results:
             out[name].append(value)
     return out
+
+
+def split_name(path: Path) -> str:
+    """The shard id of a file's records: its name (the file is one split; :mod:`.shards`)."""
+    return path.name.replace(SHARD_SEPARATOR, "_")
 
 
 def has_separator(path: Path) -> bool:

@@ -7,7 +7,8 @@ main virtualenv and the Flink operators in :mod:`.job` stay a few lines each.
   (:class:`~clickstream_anomaly.streaming.eventtime.EventClock`) applied before any watermark.
 * :class:`OpenWindows` is one key's open windows: exact user and page *sets* per window, Flink's
   allowed-lateness rules, and closing in time order with empty windows filled in and the residual from the
-  core's :class:`~clickstream_anomaly.features.ResidualState`, so the windows equal the batch ``features``.
+  core's :class:`~clickstream_anomaly.features.ResidualState`, so the windows equal the batch ``features``;
+  its watermark is the minimum over the shards' (:class:`~.shards.ShardClocks`).
 * :func:`new_detector` / :func:`detect` run the core's streaming detector state
   (:class:`~clickstream_anomaly.streaming.detection.DetectorState`: the time-aware baseline and, when asked,
   the KDA-faithful streaming RCF), the state the detector Lambda keeps, so both engines give the same
@@ -17,6 +18,7 @@ main virtualenv and the Flink operators in :mod:`.job` stay a few lines each.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -32,7 +34,8 @@ from clickstream_anomaly.streaming.detection import DetectorState, new_state, st
 from clickstream_anomaly.streaming.eventtime import EventClock
 from clickstream_anomaly.windowspec import DEFAULT_FREQ
 
-NS_PER_MS = 1_000_000
+from .shards import NS_PER_MS, WATERMARK_MIN, ShardClocks
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 ClickTuple = tuple[int, str, str]  # (event time in ns since the epoch, user, page)
@@ -48,9 +51,8 @@ class JobSettings:
 
     ``out_of_orderness`` (seconds) bounds how far a click may arrive behind the newest one without being
     late: the producer's maximum skew. ``allowed_lateness`` is the Lambda engine's. ``idle_timeout``
-    (seconds) is kept for the application properties but has no effect: the watermark is the windows
-    operator's own (:class:`OpenWindows`, from every record of its key), so no source split (shard) holds
-    it back, idle or not.
+    (seconds) is how long a shard may send nothing before it stops holding the watermark, and how long the
+    watermark waits after a (re)start for shards not seen yet (:class:`~.shards.ShardClocks`).
     ``key`` names the dimension the windows and detectors are keyed by (only ``site`` today).
     ``clicks_format`` is the clicks stream's format (:data:`~clickstream_anomaly.sources.stream.STREAM_FORMATS`,
     as the aggregator's ``CLICKS_FORMAT``); ``source`` the source settings a ``cloudfront-realtime`` stream
@@ -131,30 +133,31 @@ def _dt(ns: int) -> datetime:
     return datetime.fromtimestamp(ns // 1_000_000_000, UTC).replace(microsecond=(ns % 1_000_000_000) // 1000)
 
 
-WATERMARK_MIN = -(2**63)  # Flink's Long.MIN_VALUE (ms): no watermark yet
-
-#: One journal entry: the watermark (ns) after a record and, per window it touched, ``(start, clicks, late
-#: clicks, users new to the window, pages new to the window)``. A key's open windows are the replay of its
-#: journal (:meth:`OpenWindows.replay`), so the job's state only ever appends what a record added.
-JournalEntry = tuple[int, list[tuple[int, int, int, list[str], list[str]]]]
+#: One journal entry: the watermark (ns) after a record; per window it touched, ``(start, clicks, late
+#: clicks, users new to the window, pages new to the window)``; and ``(shard, newest event time)`` pairs
+#: (the record's shard, or every shard in a snapshot). A key's open windows and shard clocks are the replay
+#: of its journal (:meth:`OpenWindows.replay`), so the job's state only ever appends what a record added.
+JournalEntry = tuple[int, list[tuple[int, int, int, list[str], list[str]]], tuple[tuple[str, int], ...]]
+#: The shards of a source with one unnamed split (the default of :meth:`OpenWindows.for_settings`).
+ONE_SPLIT = ("",)
 
 
 @dataclass
 class OpenWindows:
     """One key's windows not yet emitted, with Flink's event-time rules (times in ns).
 
-    The watermark is Flink's bounded out-of-orderness one (``max event time - out_of_orderness - 1 ms``),
-    moved after each record (:meth:`add_record`), so every click of a record is judged against the
-    watermark before it. A window ``[s, s + freq)`` is *late* once the watermark reaches its last instant
-    ``s + freq - 1 ms`` and *closed* once it reaches ``s + freq - 1 ms + allowed_lateness`` (Flink's
-    ``allowedLateness``). A click for an open window is counted (and reported late when it is); a click
-    for a closed window is dropped.
+    The watermark is the minimum over the shards of Flink's bounded out-of-orderness one (``newest event
+    time - out_of_orderness - 1 ms``; :class:`~.shards.ShardClocks`: idle shards aside), moved after each
+    record (:meth:`add_record`), so every click of a record is judged against the watermark before it. A
+    window ``[s, s + freq)`` is *late* once the watermark reaches its last instant ``s + freq - 1 ms`` and
+    *closed* once it reaches ``s + freq - 1 ms + allowed_lateness`` (Flink's ``allowedLateness``). A click
+    for an open window is counted (and reported late when it is); a click for a closed window is dropped.
     """
 
     freq: int
     lateness: int
     lookback: int
-    out_of_orderness_ms: int = 0
+    clocks: ShardClocks = field(default_factory=lambda: ShardClocks(0, 60.0, frozenset(ONE_SPLIT)))
     open: dict[int, list] = field(default_factory=dict)  # start -> [clicks, users set, pages set, late clicks]
     next_start: int | None = None  # the first window not yet emitted
     watermark: int = WATERMARK_MIN  # ns
@@ -165,9 +168,14 @@ class OpenWindows:
         self.residual = ResidualState(self.lookback)
 
     @classmethod
-    def for_settings(cls, settings: JobSettings) -> OpenWindows:
-        ooo_ms = int(settings.out_of_orderness * 1000)
-        return cls(settings.freq_ns, settings.lateness_ns, lookback_windows(settings.freq), ooo_ms)
+    def for_settings(
+        cls, settings: JobSettings, shards: Iterable[str] | None = ONE_SPLIT, now: float = 0.0
+    ) -> OpenWindows:
+        """Empty windows for ``settings``; ``shards`` the source's shards when known (``None``: discovered, as
+        Kinesis shards are), ``now`` the wall time (s) they start at."""
+        known = None if shards is None else frozenset(shards)
+        clocks = ShardClocks(int(settings.out_of_orderness * 1000), settings.idle_timeout, known, now)
+        return cls(settings.freq_ns, settings.lateness_ns, lookback_windows(settings.freq), clocks)
 
     def start_of(self, ts_ns: int) -> int:
         return (ts_ns // self.freq) * self.freq
@@ -203,11 +211,13 @@ class OpenWindows:
         part[3] += late
         return (LATE if late else ACCEPTED), new_user, new_page
 
-    def add_record(self, clicks: list[ClickTuple]) -> tuple[JournalEntry, list[ClickTuple], int, list[int]]:
-        """Count one record's clicks against the watermark before it, then move the watermark on by their
-        newest event time. Returns the record's journal entry, its dropped clicks, how many were counted
-        late, and the starts of the windows it opened. (:meth:`add`'s rules, inlined: this is the job's
-        per-click loop.)"""
+    def add_record(
+        self, clicks: list[ClickTuple], shard: str = "", now: float = 0.0
+    ) -> tuple[JournalEntry, list[ClickTuple], int, list[int]]:
+        """Count one record's clicks (from ``shard``, at wall time ``now``, s) against the watermark before it,
+        then move ``shard``'s clock on by their newest event time and the watermark to what the shards allow.
+        Returns the record's journal entry, its dropped clicks, how many were counted late, and the starts
+        of the windows it opened. (:meth:`add`'s rules, inlined: this is the job's per-click loop.)"""
         wm, freq, lateness, next_start, windows = self.watermark, self.freq, self.lateness, self.next_start, self.open
         parts: dict[int, list] = {}
         dropped: list[ClickTuple] = []
@@ -244,16 +254,26 @@ class OpenWindows:
             if page not in pages:
                 pages.add(page)
                 part[3].append(page)
-        if clicks:
-            moved = (newest // NS_PER_MS - self.out_of_orderness_ms - 1) * NS_PER_MS
-            if moved > wm:
-                self.watermark = moved
-        entry = (self.watermark, [(s, p[0], p[1], p[2], p[3]) for s, p in parts.items()])
+        moved = self.clocks.watermark(shard, newest if clicks else None, now)
+        if moved > wm:
+            self.watermark = moved
+        shard_clock = ((shard, self.clocks.newest[shard]),) if shard in self.clocks.newest else ()
+        entry = (self.watermark, [(s, p[0], p[1], p[2], p[3]) for s, p in parts.items()], shard_clock)
         return entry, dropped, late, opened
+
+    def advance(self, now: float) -> bool:
+        """Move the watermark to what the shards allow at wall time ``now`` without a record (the hold ended,
+        a shard went idle); whether it moved."""
+        moved = self.clocks.current(now)
+        if moved > self.watermark:
+            self.watermark = moved
+            return True
+        return False
 
     def replay(self, entry: JournalEntry) -> None:
         """Apply a journal entry (a record's, or :meth:`snapshot`'s) to these windows."""
         self.watermark = max(self.watermark, entry[0])
+        self.clocks.restore(entry[2])
         for start, clicks, late, users, pages in entry[1]:
             part = self.open.get(start)
             if part is None:
@@ -267,7 +287,7 @@ class OpenWindows:
     def snapshot(self) -> JournalEntry:
         """The open windows as one journal entry (what the journal is compacted to when windows close)."""
         parts = [(s, p[0], p[3], list(p[1]), list(p[2])) for s, p in sorted(self.open.items())]
-        return (self.watermark, parts)
+        return (self.watermark, parts, self.clocks.items())
 
     def emitted(self) -> dict:
         """What :meth:`close` changes besides the open windows: the next window to emit and the residual's

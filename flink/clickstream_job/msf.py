@@ -10,9 +10,10 @@ goes to the connector as a client property (``aws.credentials.provider``, ``aws.
 
 The connector is ``flink-connector-kinesis`` (flink/pom.xml, ``lib/clickstream-flink-connectors.jar`` in
 the zip): the legacy ``FlinkKinesisConsumer`` source, whose shard sequence numbers are checkpointed, and
-``KinesisStreamsSink``, both through PyFlink's own wrappers. Watermarks are assigned by :func:`.job.build`
-after decoding (the clicks' event time is inside the records), so per source subtask, not per shard; the
-idle timeout keeps an idle subtask from holding the watermark back.
+``KinesisStreamsSink``, both through PyFlink's own wrappers. The source's deserialization schema is ours,
+``ShardTaggedSchema`` (flink/src/main/java, in the same jar): it tags each record with its shard id, and
+the job's windows operator keeps one event clock per shard, its watermark their minimum over the shards not
+idle (:mod:`.shards`). So any parallelism reads a backlog without losing a slower shard's clicks as late.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from pyflink.datastream.connectors.kinesis import (
     KinesisStreamsSink,
     PartitionKeyGenerator,
 )
+from pyflink.java_gateway import get_gateway
 
 import clickstream_anomaly
 from clickstream_anomaly.sources.settings import SourceSettings
@@ -77,12 +79,27 @@ def client_properties(group: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in group.items() if k not in NOT_CLIENT_PROPERTIES}
 
 
+#: The Kinesis source's deserialization schema (flink/src/main/java): ``shard id + SHARD_SEPARATOR + data``.
+SHARD_TAGGED_SCHEMA = "io.github.clickstream_anomaly.flink.ShardTaggedSchema"
+
+
+def shard_tagged_schema() -> Any:
+    """Our Java ``ShardTaggedSchema`` (a ``KinesisDeserializationSchema``: each record's data as UTF-8 text
+    after its shard id, :func:`~.shards.split_record`), as the Java object itself: PyFlink 1.20's
+    ``FlinkKinesisConsumer`` hands anything but a ``DeserializationSchema`` to the Java constructor as it is
+    (its own ``KinesisDeserializationSchema`` wrapper would not be unwrapped)."""
+    j_class = get_gateway().jvm
+    for part in SHARD_TAGGED_SCHEMA.split("."):
+        j_class = getattr(j_class, part)
+    return j_class()
+
+
 def kinesis_source(group: Mapping[str, str]) -> FlinkKinesisConsumer:
     """``FlinkKinesisConsumer`` on ``stream.name`` from ``flink.stream.initpos`` (LATEST by default): each
-    record's data as UTF-8 text. The uniform shard assigner gives each subtask one shard when the parallelism
-    is at least the shard count, so each shard gets its own watermark (docs/flink.md, "Connector")."""
+    record's data as UTF-8 text, tagged with its shard id. The uniform shard assigner spreads the shards
+    evenly over the subtasks."""
     props = {"flink.stream.initpos": "LATEST", **client_properties(group)}
-    consumer = FlinkKinesisConsumer(group["stream.name"], SimpleStringSchema(), props)
+    consumer = FlinkKinesisConsumer(group["stream.name"], shard_tagged_schema(), props)
     return consumer.set_shard_assigner(KinesisShardAssigner.uniform_shard_assigner())
 
 
