@@ -394,10 +394,10 @@ class Settings:
         default=4,
         ge=1,
         le=256,
-        description="streaming_engine flink: parallelism of the job, at least the clicks stream's shards (the "
-        "source assigns watermarks per subtask, so a subtask reading several shards with a backlog drops the "
-        "slower shards' clicks as late; an on-demand stream starts with 4 shards). The application's KPUs are "
-        "parallelism / flink_parallelism_per_kpu, rounded up, plus one for orchestration.",
+        description="streaming_engine flink: parallelism of the job (any: the job keeps one event clock per "
+        "shard, so a subtask may read several shards; more subtasks read the shards in parallel, and the "
+        "windows of a site are one subtask). The application's KPUs are parallelism / "
+        "flink_parallelism_per_kpu, rounded up, plus one for orchestration.",
     )
     flink_parallelism_per_kpu: Annotated[Int, Rule(range_owner="Managed Service for Apache Flink")] = Field(
         default=4, ge=1, le=8, description="streaming_engine flink: parallel tasks per KPU (1 KPU = 1 vCPU, 4 GB)."
@@ -625,22 +625,6 @@ def _flink_zip_built(s: Settings) -> str | None:
     )
 
 
-#: Shards an on-demand stream starts with (it adds more under load).
-ON_DEMAND_SHARDS = 4
-
-
-def _flink_parallelism_covers_shards(s: Settings) -> str | None:
-    shards = s.stream_shards if s.stream_mode == "provisioned" else ON_DEMAND_SHARDS
-    if not s.flink or s.flink_parallelism >= shards:
-        return None
-    return (
-        f"flink_parallelism={s.flink_parallelism} is below the clicks stream's {shards} shards "
-        f"({'stream_shards' if s.stream_mode == 'provisioned' else 'an on-demand stream starts with 4'}): the "
-        "source's watermark is per subtask, so a subtask reading several shards would drop the slower shards' "
-        "clicks as late; set flink_parallelism to at least the shard count"
-    )
-
-
 def _flink_reads_project_clicks(s: Settings) -> str | None:
     if not s.flink or s.clicks_format == "clicks":
         return None
@@ -655,7 +639,6 @@ _CROSS_FIELD_RULES: tuple[Callable[[Settings], str | None], ...] = (
     _realtime_log_needs_its_format,
     _source_settings_valid,
     _shards_only_when_provisioned,
-    _flink_parallelism_covers_shards,
     _hyperparameters_accepted,
     _flink_zip_built,
     _flink_reads_project_clicks,
@@ -826,8 +809,7 @@ than 1 needs `stream_mode` `provisioned`; `deepar_hyperparameters` must pass the
 `time_freq` taken from `window_freq`; `cloudfront_realtime_log` `true` needs `clicks_format`
 `cloudfront-realtime`; `source_settings` and `realtime_log_fields` must be valid click-source settings
 (see [Connect your traffic](sources.md)). `streaming_engine` `flink` needs the file `flink_application_zip`
-(`make flink-zip`), `clicks_format` `clicks` and `flink_parallelism` at least the clicks stream's shards
-(`stream_shards`, or 4 for an on-demand stream). `streaming_engine` `kda-sql` adds a synth-time warning: that
+(`make flink-zip`) and `clicks_format` `clicks`. `streaming_engine` `kda-sql` adds a synth-time warning: that
 engine cannot be deployed any more.
 
 This page is generated from `stacks/settings.py`; after changing a setting there, run
