@@ -38,6 +38,7 @@ StreamMode = Literal["on-demand", "provisioned"]
 ThresholdMode = Literal["static", "sigma"]
 RemovalPolicyName = Literal["retain", "destroy"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+PythonExecutionMode = Literal["thread", "process"]
 ClicksFormat = Literal["clicks", "cloudfront-realtime"]
 LandingFormat = Literal["clicks", "auto", "cloudfront", "cloudfront-realtime", "alb", "combined", "jsonl", "csv"]
 #: The retention periods CloudWatch Logs offers up to a year.
@@ -406,6 +407,12 @@ class Settings:
         default=False,
         description="streaming_engine flink: let the service raise the parallelism with the load (and bill "
         "the KPUs it adds).",
+    )
+    flink_python_execution_mode: PythonExecutionMode = Field(
+        default="thread",
+        description="streaming_engine flink: PyFlink's python.execution-mode for the job's Python operators: "
+        "`thread` runs them inside the JVM (the faster, docs/flink.md); `process` in Python worker processes "
+        "(the fallback: thread mode is tested locally, not yet on Managed Service for Apache Flink).",
     )
     flink_checkpoint_interval_ms: Int = Field(
         default=60000, ge=1, description="streaming_engine flink: checkpoint interval in milliseconds."

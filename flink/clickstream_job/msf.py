@@ -18,10 +18,14 @@ idle (:mod:`.shards`). So any parallelism reads a backlog without losing a slowe
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
+import shutil
+import site
 import sys
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -48,6 +52,7 @@ RUN_OPTIONS = "kinesis.analytics.flink.run.options"
 LOCAL_RUN = "LocalRun"  # local runs only: Flink configuration for the mini-cluster
 APP_ROOT = Path(__file__).resolve().parents[1]  # the zip's root: main.py, clickstream_job/, lib/
 NOT_CLIENT_PROPERTIES = ("stream.name", "stream.arn")
+EXECUTION_MODES = ("thread", "process")  # python.execution-mode; the first is the default
 log = logging.getLogger(__name__)
 
 
@@ -127,12 +132,29 @@ def log_rejects(stream: DataStream, what: str) -> None:
     stream.map(emit).name(f"log {what} clicks")
 
 
+def execution_config(group: Mapping[str, str]) -> dict[str, str]:
+    """The Python execution settings from the ``Job`` group's ``python_execution_mode`` (default
+    ``thread``, the first of :data:`EXECUTION_MODES`: the Python operators run inside the JVM). The
+    embedded interpreter of ``thread`` mode starts from the base Python, so it also gets this interpreter's
+    site-packages (``python.pythonpath``: PyFlink and its numpy/pandas); the job's own code reaches it, as
+    the process-mode workers, through :func:`environment`'s ``add_python_file``."""
+    mode = group.get("python_execution_mode", EXECUTION_MODES[0])
+    if mode not in EXECUTION_MODES:
+        raise ValueError(f"python_execution_mode must be one of {', '.join(EXECUTION_MODES)}, got {mode!r}")
+    config = {"python.execution-mode": mode}
+    if mode == "thread":
+        config["python.pythonpath"] = os.pathsep.join(site.getsitepackages())
+    return config
+
+
 def environment(groups: Mapping[str, Mapping[str, str]], local: bool) -> StreamExecutionEnvironment:
-    """The execution environment; the job's two packages go to the Python workers (so MSF needs no
-    ``pyFiles``). Locally it also loads the connector jar (``jarfile``), runs this interpreter and takes the
-    Flink settings of the local-only ``LocalRun`` group (``parallelism.default``, ...); on MSF the service
-    sets parallelism and checkpointing."""
+    """The execution environment; the job's two packages go to the Python workers (:func:`stage_packages`,
+    so MSF needs no ``pyFiles``), in :func:`execution_config`'s mode. Locally it also loads the connector jar
+    (``jarfile``), runs this interpreter and takes the Flink settings of the local-only ``LocalRun`` group
+    (``parallelism.default``, ...); on MSF the service sets parallelism and checkpointing."""
     config = Configuration()
+    for key, value in execution_config(groups.get("Job", {})).items():
+        config.set_string(key, value)
     run_options = groups.get(RUN_OPTIONS, {})
     if local:
         for key, value in groups.get(LOCAL_RUN, {}).items():
@@ -144,9 +166,20 @@ def environment(groups: Mapping[str, Mapping[str, str]], local: bool) -> StreamE
         config.set_string("python.executable", sys.executable)
         config.set_string("python.client.executable", sys.executable)
     env = StreamExecutionEnvironment.get_execution_environment(config)
-    env.add_python_file(str(APP_ROOT / "clickstream_job"))
-    env.add_python_file(str(Path(clickstream_anomaly.__file__).parent))
+    env.add_python_file(str(stage_packages([APP_ROOT / "clickstream_job", Path(clickstream_anomaly.__file__).parent])))
     return env
+
+
+def stage_packages(packages: list[Path]) -> Path:
+    """A new directory holding a copy of each package (no caches), for ``add_python_file``: Flink puts an
+    added directory itself on the Python workers' path, not its parent, so a package directory added as it
+    is cannot be imported by its name (measured: ``ModuleNotFoundError: No module named 'clickstream_job'``
+    in ``thread`` mode once the job's own ``PYTHONPATH`` and working directory were not the zip's)."""
+    stage = Path(tempfile.mkdtemp(prefix="clickstream-python-"))
+    atexit.register(shutil.rmtree, stage, ignore_errors=True)
+    for package in packages:
+        shutil.copytree(package, stage / package.name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return stage
 
 
 def main(properties: str | None = None) -> None:

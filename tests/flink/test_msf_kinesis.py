@@ -219,12 +219,13 @@ def properties(path: Path, endpoint: str) -> Path:
 
 
 def job_env(app: Path, props: Path, logs: Path) -> dict[str, str]:
-    """The job's environment: the zip's code only; JSON instead of CBOR for moto (the shaded SDK v1 reads
-    ``AWS_CBOR_DISABLE``; the SDK v2 of the sink honoured only the system property, not ``AWS_CBOR_ENABLED``)."""
+    """The job's environment: the zip's code only, and no ``PYTHONPATH`` (the job runs from another directory,
+    so the Python operators import the packages ``msf.py`` ships them, as on MSF's task managers); JSON instead
+    of CBOR for moto (the shaded SDK v1 reads ``AWS_CBOR_DISABLE``; the SDK v2 of the sink honoured only the
+    system property, not ``AWS_CBOR_ENABLED``)."""
     logs.mkdir(exist_ok=True)
     return {
-        **os.environ,
-        "PYTHONPATH": str(app),
+        **{k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
         "AWS_ACCESS_KEY_ID": FAKE_KEY,  # the connector's default credentials chain reads them
         "AWS_SECRET_ACCESS_KEY": FAKE_KEY,
         "APPLICATION_PROPERTIES": str(props),
@@ -260,8 +261,8 @@ def deployed(app, moto_server, tmp_path_factory):
     logs = tmp / "log"
     with open(tmp / "job.err", "w") as err:  # the child keeps its own descriptor
         env = job_env(app, properties(tmp / "props.json", moto_server), logs)
-        cmd = [str(FLINK_PYTHON), "main.py"]
-        proc = subprocess.Popen(cmd, cwd=app, env=env, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+        cmd = [str(FLINK_PYTHON), str(app / "main.py")]  # not from the zip's root: its code is not on the path
+        proc = subprocess.Popen(cmd, cwd=tmp, env=env, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
     trickle = threading.Thread(target=holder.trickle, args=("clicks", TRICKLE_SECONDS, lagging_last), daemon=True)
     trickle.start()
     try:
