@@ -147,7 +147,7 @@ class HoldBack:
         """Write the held records a few at a time over ``seconds`` (the shard keeps sending, far behind the
         others in event time, never idle), then ``then``."""
         steps = max(1, int(seconds / TRICKLE_STEP))
-        size = -(-len(self.held) // steps)
+        size = min(500, -(-len(self.held) // steps))  # PutRecords takes at most 500 records
         for i in range(0, len(self.held), size):
             self.client.put_records(StreamName=stream, Records=self.held[i : i + size])
             time.sleep(TRICKLE_STEP)
