@@ -4,7 +4,9 @@ with in the detector Lambda, in the same run.
 * batch: ``TimeAwareBaseline.process`` over 10 days of 10-minute windows (1 440), per window;
 * streaming: one window per call with the state loaded from and saved to bytes around it (what the
   detector Lambda does per batch, here per window: the worst case);
-* state: the saved bytes per key after 10 days (4 columns).
+* state: the saved bytes per key after 10 days (4 columns);
+* the per-page detector (``baseline-pages``, local only: batch), per window and modelled page, and the
+  state of one page's model (1 column).
 
 Run: ``.venv/bin/python bench/baseline.py`` (about 30 s).
 """
@@ -26,7 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import write_markdown  # noqa: E402
 
 from clickstream_anomaly.baseline import TimeAwareBaseline  # noqa: E402
-from clickstream_anomaly.features import windows_from_frame  # noqa: E402
+from clickstream_anomaly.detectors import PageBaselineDetector  # noqa: E402
+from clickstream_anomaly.features import PageCounts, windows_from_frame  # noqa: E402
 from clickstream_anomaly.generator import Scenario, generate  # noqa: E402
 from clickstream_anomaly.kda import KdaRcfParameters, KdaRcfStream  # noqa: E402
 from clickstream_anomaly.records import FEATURE_COLUMNS  # noqa: E402
@@ -48,9 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     t_start = time.perf_counter()
     clicks, _ = generate(Scenario(days=10, seed=1, incidents=()))
-    windows = windows_from_frame(clicks)
+    pages = PageCounts()
+    windows = windows_from_frame(clicks, pages=pages)
     n = len(windows)
-    rows = []
+    rows: list[tuple[str, float, float | None, float]] = []
 
     batch = median_time(lambda: TimeAwareBaseline(window="10min").fit(None).process(windows), args.repeat)
 
@@ -65,6 +69,17 @@ def main(argv: list[str] | None = None) -> int:
     stream = median_time(streaming, 1)
     state = len(TimeAwareBaseline(window="10min").fit(windows).to_bytes())
     rows.append(("time-aware baseline", batch / n * 1e3, stream / n * 1e3, state / 1e3))
+
+    det = PageBaselineDetector(pages=pages)
+    per_page = median_time(lambda: det.detect(windows), args.repeat) / max(len(det.pages_), 1)
+    one = pages.wide(windows["window_start"], det.pages_[:1]).to_numpy(dtype="float64")[:, 0]
+    frame = windows[["window_start"]].assign(clicks=one)
+    page_state = len(
+        TimeAwareBaseline(columns=("clicks",), count_columns=("clicks",), window="10min").fit(frame).to_bytes()
+    )
+    rows.append(
+        (f"baseline-pages, per page ({len(det.pages_)} pages modelled)", per_page / n * 1e3, None, page_state / 1e3)
+    )
 
     params = KdaRcfParameters(time_decay=4320)
     matrix = windows[list(FEATURE_COLUMNS)].to_numpy(dtype="float64")
@@ -98,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         "| model | batch ms / window | streaming ms / window (state loaded and saved each window) | state KB |",
         "|---|---|---|---|",
     ]
-    lines += [f"| {name} | {b:.3f} | {s:.3f} | {kb:.1f} |" for name, b, s, kb in rows]
+    lines += [f"| {name} | {b:.3f} | {'–' if s is None else f'{s:.3f}'} | {kb:.1f} |" for name, b, s, kb in rows]
     text = "\n".join(lines)
     print(text)
     if args.markdown:

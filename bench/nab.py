@@ -208,6 +208,7 @@ def registry(sizes: list[int], args: argparse.Namespace) -> dict[str, Detector]:
     """Every detector of the bench by name (``name@s`` for shingle size ``s`` > 1)."""
     out: dict[str, Detector] = {
         DEFAULT_STREAMING: baseline(),
+        **{f"{DEFAULT_STREAMING}-neighbours{k}": baseline(novelty_neighbours=k) for k in (3, 6, 10)},
         "rcf-context": rcf_context("time"),
         "rcf-deviation": rcf_context("baseline"),
     }

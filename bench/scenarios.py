@@ -55,7 +55,7 @@ from report import markdown_table, write_markdown  # noqa: E402
 from scenario_gen import KINDS, Scenario, generate_scenario, write_scenario  # noqa: E402
 
 from clickstream_anomaly.detectors import DETECTOR_NAMES, ContextRCFDetector, build_detectors  # noqa: E402
-from clickstream_anomaly.features import windows_from_frame  # noqa: E402
+from clickstream_anomaly.features import PageCounts, windows_from_frame  # noqa: E402
 from clickstream_anomaly.workflow import run_detection  # noqa: E402
 
 FREQ = pd.Timedelta("10min")
@@ -108,18 +108,25 @@ def parse_sets(values: Sequence[str] | None) -> list[list[str]]:
 
 
 def make_detectors(
-    names: Sequence[str], args: argparse.Namespace, start: pd.Timestamp | None = None, timezone: str = "UTC"
+    names: Sequence[str],
+    args: argparse.Namespace,
+    start: pd.Timestamp | None = None,
+    timezone: str = "UTC",
+    pages: PageCounts | None = None,
 ) -> list:
     """``build_detectors(names, ...)`` with the CLI's overrides (``random_state``; the site's ``timezone``, as
-    ``detect --timezone`` gives it; DeepAR epochs and, with ``--deepar-train-days``, training on the first
-    days only so that it scores all the later ones)."""
+    ``detect --timezone`` gives it; the clicks per page, as ``detect`` counts them from a click log; DeepAR
+    epochs and, with ``--deepar-train-days``, training on the first days only so that it scores all the
+    later ones)."""
     overrides: dict[str, dict[str, Any]] = {}
     for name in ("rcf-streaming", "rcf-batch", "deepar"):
         if name in names:
             overrides[name.replace("-", "_")] = {"random_state": args.detector_seed}
-    for name in ("baseline", "rcf-context"):
+    for name in ("baseline", "baseline-pages", "rcf-context"):
         if name in names:
             overrides[name.replace("-", "_")] = {"timezone": timezone}
+    if "baseline-pages" in names:
+        overrides["baseline_pages"]["pages"] = pages
     if "deepar" in names and args.deepar_epochs is not None:
         overrides["deepar"]["epochs"] = args.deepar_epochs
     if "deepar" in names and args.deepar_train_days is not None and start is not None:
@@ -535,13 +542,15 @@ class Prepared:
     scenario: Scenario
     windows: pd.DataFrame
     seconds: dict[str, float] = field(default_factory=dict)
+    pages: PageCounts = field(default_factory=PageCounts)
 
 
 def prepare(seed: int, level: float, days: int, clean: bool, write_dir: Path | None) -> Prepared:
     t0 = time.perf_counter()
     sc = generate_scenario(seed, level, days, clean=clean)
     t1 = time.perf_counter()
-    windows = windows_from_frame(sc.clicks, start=sc.start, end=sc.end - FREQ)
+    pages = PageCounts()
+    windows = windows_from_frame(sc.clicks, start=sc.start, end=sc.end - FREQ, pages=pages)
     t2 = time.perf_counter()
     if write_dir is not None:
         folder = write_scenario(sc, write_dir / sc.name)
@@ -554,7 +563,7 @@ def prepare(seed: int, level: float, days: int, clean: bool, write_dir: Path | N
     )
     n_clicks = len(sc.clicks)
     sc.clicks = sc.clicks.iloc[:0]  # keep memory low: only windows are needed from here
-    prepared = Prepared(sc, windows, seconds)
+    prepared = Prepared(sc, windows, seconds, pages)
     prepared.seconds["clicks"] = n_clicks
     return prepared
 
@@ -572,7 +581,8 @@ def _run_set(prep: Prepared, names: list[str], args: argparse.Namespace) -> dict
     """One detector set on one prepared scenario: :func:`score_scenario`'s row, with its ``seconds``."""
     t0 = time.perf_counter()
     tz = prep.scenario.tz
-    result = run_detection(prep.windows, make_detectors(names, args, prep.scenario.start, tz), timezone=tz)
+    detectors = make_detectors(names, args, prep.scenario.start, tz, prep.pages)
+    result = run_detection(prep.windows, detectors, timezone=tz)
     dt = time.perf_counter() - t0
     dets = getattr(result, "detections", None)
     covered = [d.window.window_start for d in dets] if dets is not None else None

@@ -124,6 +124,42 @@ def freq_ns(freq: str | pd.Timedelta | WindowSpec) -> int:
     return WindowSpec.parse(freq).ns
 
 
+PAGES_PER_WINDOW = 200  # pages kept per window in PageCounts: its most clicked ones
+
+
+@dataclass
+class PageCounts:
+    """Clicks per window and page, filled by :class:`WindowAccumulator` (and so by
+    :func:`compute_windows` and :func:`windows_from_frame`) when given one.
+
+    ``frame`` has one row per window and page with clicks: ``window_start`` (datetime64 UTC), ``page``
+    (str) and ``clicks`` (int, scaled like the window's for a sampled source); a window without a click
+    on a page has no row for it, and a window keeps its :data:`PAGES_PER_WINDOW` most clicked pages
+    (memory stays bounded when every URL is distinct; a page below them has under 1/200 of the window).
+    The per-page detector (:mod:`clickstream_anomaly.detectors.pages`) reads it; the window features do
+    not depend on it.
+    """
+
+    frame: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(
+            {
+                "window_start": pd.to_datetime(pd.Series([], dtype="int64"), utc=True),
+                "page": pd.Series([], dtype="object"),
+                "clicks": pd.Series([], dtype="int64"),
+            }
+        )
+    )
+
+    def wide(self, starts: pd.Series | pd.DatetimeIndex, pages: Iterable[str] | None = None) -> pd.DataFrame:
+        """Clicks as a (windows x pages) frame indexed by ``starts`` (0 where a page had none); ``pages``
+        (default: every page) picks the columns."""
+        index = pd.DatetimeIndex(pd.to_datetime(starts, utc=True))
+        table = self.frame.pivot_table(index="window_start", columns="page", values="clicks", aggfunc="sum")
+        if pages is not None:
+            table = table.reindex(columns=list(pages))
+        return table.reindex(index).fillna(0).astype("int64")
+
+
 @dataclass
 class WindowAccumulator:
     """Incremental, chunked computation of window features with bounded memory.
@@ -132,12 +168,15 @@ class WindowAccumulator:
     ``lateness`` older than the newest click seen are finished. A click arriving for a finished window
     raises ``RecordError`` (sort the input or raise ``lateness``). :meth:`result` returns every window
     from the first to the last (or ``start``/``end`` when given), empty ones included, with ``clicks``
-    scaled for a ``sampling_rate`` below 100 (:func:`scale_clicks`).
+    scaled for a ``sampling_rate`` below 100 (:func:`scale_clicks`). With ``pages``, the clicks per window
+    and page are counted too and :meth:`result` fills it.
     """
 
     freq: str = DEFAULT_FREQ
     lateness: str = DEFAULT_LATENESS
     sampling_rate: int = 100
+    pages: PageCounts | None = None
+    _page_clicks: list[pd.Series] = field(default_factory=list, init=False)
     _freq_ns: int = field(init=False)
     _late_ns: int = field(init=False)
     _open_users: list[pd.DataFrame] = field(default_factory=list, init=False)
@@ -173,6 +212,10 @@ class WindowAccumulator:
         self._max_window = hi if self._max_window is None else max(self._max_window, hi)
         self._open_users.append(_distinct_pairs(win, chunk["user"]))
         self._open_pages.append(_distinct_pairs(win, chunk["page"]))
+        if self.pages is not None:
+            pairs = pd.DataFrame({"w": win, "page": chunk["page"].to_numpy()})
+            self._page_clicks.append(pairs.groupby(["w", "page"], sort=False).size())
+            self._compact_pages(self._finished_before)
         counts = pd.Series(win).value_counts()
         self._open_clicks = self._open_clicks.add(counts, fill_value=0).astype("int64")
         self._finish(self._max_window - self._late_ns)
@@ -249,7 +292,35 @@ class WindowAccumulator:
             }
         )
         out["residual"] = residuals(out["clicks"].to_numpy(), out["users"].to_numpy(), lookback_windows(self.freq))
+        if self.pages is not None:
+            self.pages.frame = self._page_frame(lo, hi)
         return WindowSpec.parse(self.freq).attach(out[list(WINDOW_COLUMNS)])
+
+    def _compact_pages(self, before: int | None) -> None:
+        """Sum the page counts gathered so far; windows starting before ``before`` (finished: no click can
+        join them) keep their :data:`PAGES_PER_WINDOW` most clicked pages."""
+        counts = pd.concat(self._page_clicks).groupby(level=[0, 1], sort=True).sum()
+        if before is not None:
+            done = counts.index.get_level_values(0) < before
+            top = counts[done].groupby(level=0, group_keys=False).nlargest(PAGES_PER_WINDOW)
+            counts = pd.concat([top, counts[~done]])
+        self._page_clicks = [counts]
+
+    def _page_frame(self, lo: int, hi: int) -> pd.DataFrame:
+        """The clicks per window and page of the windows from ``lo`` to ``hi`` (see :class:`PageCounts`)."""
+        if not self._page_clicks:
+            return PageCounts().frame
+        self._compact_pages(np.iinfo(np.int64).max)
+        counts = self._page_clicks[0].sort_index()
+        w = counts.index.get_level_values(0).to_numpy(dtype="int64")
+        keep = (w >= lo) & (w <= hi)
+        return pd.DataFrame(
+            {
+                "window_start": pd.to_datetime(w[keep], utc=True),
+                "page": counts.index.get_level_values(1).to_numpy()[keep],
+                "clicks": scale_clicks(counts.to_numpy(dtype="int64")[keep], self.sampling_rate),
+            }
+        )
 
 
 def _floor(value: str | pd.Timestamp, step: int) -> int:
@@ -283,9 +354,11 @@ def windows_from_frame(
     start: str | pd.Timestamp | None = None,
     end: str | pd.Timestamp | None = None,
     sampling_rate: int = 100,
+    pages: PageCounts | None = None,
 ) -> pd.DataFrame:
-    """Window features of an in-memory clicks frame (``timestamp`` datetime-like, ``user``, ``page``)."""
-    acc = WindowAccumulator(freq=freq, lateness="3650D", sampling_rate=sampling_rate)
+    """Window features of an in-memory clicks frame (``timestamp`` datetime-like, ``user``, ``page``);
+    ``pages`` is filled with the clicks per window and page."""
+    acc = WindowAccumulator(freq=freq, lateness="3650D", sampling_rate=sampling_rate, pages=pages)
     ts = pd.to_datetime(clicks["timestamp"], utc=True, format="ISO8601")
     acc.add(
         pd.DataFrame(
@@ -314,16 +387,17 @@ def compute_windows(  # noqa: PLR0913  (the reading options are keyword-only)
     settings: SourceSettings | None = None,
     filtered: Filtered | None = None,
     max_windows: int | None = MAX_WINDOWS,
+    pages: PageCounts | None = None,
 ) -> pd.DataFrame:
     """Window features of a click log, streamed in chunks of ``chunk_rows`` rows (at most ``max_windows``
-    windows: :meth:`WindowAccumulator.result`).
+    windows: :meth:`WindowAccumulator.result`); ``pages`` is filled with the clicks per window and page.
 
     ``fmt`` None reads a clicks CSV; a :data:`~clickstream_anomaly.sources.FORMATS` name (``auto`` included)
     reads that source with ``settings``, counting the requests that are not clicks in ``filtered``, and
     scales ``clicks`` by its ``sampling_rate``.
     """
     rate = settings.sampling_rate if (fmt is not None and settings is not None) else 100
-    acc = WindowAccumulator(freq=freq, lateness=lateness, sampling_rate=rate)
+    acc = WindowAccumulator(freq=freq, lateness=lateness, sampling_rate=rate, pages=pages)
     if fmt is None:
         chunks = iter_click_chunks(path, chunk_rows=chunk_rows, skip_bad=skip_bad, bad=bad)
     else:

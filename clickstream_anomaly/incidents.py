@@ -33,6 +33,7 @@ from .records import (
     BASELINE,
     DEEPAR,
     KDA_SQL,
+    PAGES,
     RCF_BATCH,
     RCF_CONTEXT,
     RCF_DEVIATION,
@@ -46,6 +47,7 @@ CONFIRM_DETECTORS = 2  # independent families needed for "confirmed"
 #: Detector -> family of evidence: detectors of one family look at the same thing the same way.
 FAMILIES: dict[str, str] = {
     BASELINE: "baseline",
+    PAGES: "baseline",  # the same clicks, counted per page: not independent of the site's baseline
     RCF_CONTEXT: "rcf",
     RCF_DEVIATION: "baseline",  # a forest on the baseline's own deviations: not independent of it
     RCF_STREAMING: "rcf",
@@ -140,6 +142,28 @@ def baseline_cause(dets: Iterable[Detection], timezone: str = "UTC") -> str:
     return text
 
 
+def page_cause(dets: Iterable[Detection], timezone: str = "UTC") -> str:
+    """Cause in words from per-page detections: the page at the peak, its clicks against its band, the
+    other pages of the incident, since when."""
+    dets = [d for d in dets if d.is_anomaly and d.extra.get("page") is not None and d.attribution]
+    if not dets:
+        return ""
+    peak = max(dets, key=excess)
+    key = next(iter(peak.attribution or {}))
+    side = (peak.direction or {}).get(key, "LOW")
+    low, high = (peak.low or {}).get(key), (peak.high or {}).get(key)
+    when = slot_label(int(peak.window.window_start.timestamp() * 1e9), timezone)
+    band = f", expected {low:.0f}–{high:.0f}" if low is not None and high is not None else ""
+    text = f"clicks {side} on page {peak.extra['page']}: {peak.extra['page_clicks']:g}{band} ({when})"
+    others = sorted({d.extra["page"] for d in dets} - {peak.extra["page"]})
+    if others:
+        text += "; also " + ", ".join(others[:MAX_CAUSE_COLUMNS])
+    first = min(d.window.window_start for d in dets)
+    if len({d.window.window_start for d in dets}) >= 3:
+        text += f"; since {slot_label(int(first.timestamp() * 1e9), timezone)[4:]}"
+    return text
+
+
 @dataclass
 class Incident:
     """Consecutive anomalous windows. ``end`` is exclusive (last window start + window length);
@@ -187,6 +211,7 @@ class Incident:
         for name in sorted(self.detectors, key=lambda n: (n != BASELINE, n)):
             dets = [d for d in self.detections if d.detector == name]
             text = baseline_cause(dets, self.timezone) if name == BASELINE else ""
+            text = page_cause(dets, self.timezone) if name == PAGES else text
             text = text or attribution_cause(dets) or band_cause(dets)
             if text:
                 parts.append(f"{text} ({name})")

@@ -52,6 +52,7 @@ class DetectorName(StrEnum):
     """
 
     BASELINE = "baseline"  # time-aware baseline: each window against what is normal at its time of day / week
+    PAGES = "baseline-pages"  # the time-aware baseline per popular page: a page that stops getting clicks
     RCF_STREAMING = "rcf-streaming"  # KDA RANDOM_CUT_FOREST_WITH_EXPLANATION semantics (local twin, detector Lambda)
     RCF_CONTEXT = "rcf-context"  # the streaming RCF given time context: the local hour (or shingles)
     RCF_DEVIATION = "rcf-deviation"  # the streaming RCF on the time-aware baseline's deviations
@@ -61,6 +62,7 @@ class DetectorName(StrEnum):
 
 
 BASELINE = DetectorName.BASELINE
+PAGES = DetectorName.PAGES
 RCF_STREAMING = DetectorName.RCF_STREAMING
 RCF_CONTEXT = DetectorName.RCF_CONTEXT
 RCF_DEVIATION = DetectorName.RCF_DEVIATION

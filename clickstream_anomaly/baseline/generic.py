@@ -36,9 +36,10 @@ import numpy as np
 RANGE_PERCENTILES = (1.0, 99.0)
 
 
-def newness(value: float, reference: np.ndarray, floor: float) -> float:
-    """How new ``value`` is against ``reference``: its distance to the nearest reference value over the range
-    between the reference's 1 % and 99 % points (at least ``floor``); ``inf`` for an empty reference.
+def newness(value: float, reference: np.ndarray, floor: float, neighbours: int = 1) -> float:
+    """How new ``value`` is against ``reference``: its distance to the ``neighbours``-th nearest reference
+    value over the range between the reference's 1 % and 99 % points (at least ``floor``); ``inf`` for a
+    reference with fewer values than ``neighbours``.
 
     Parameters
     ----------
@@ -48,6 +49,9 @@ def newness(value: float, reference: np.ndarray, floor: float) -> float:
         Earlier deviations.
     floor : float
         Smallest range (a constant reference would make every change infinitely new).
+    neighbours : int, default 1
+        How many earlier deviations near it make a deviation old news: 1, a single one; more, so that a
+        kind of anomaly that recurs a few times in the reference stays new.
 
     Returns
     -------
@@ -59,11 +63,15 @@ def newness(value: float, reference: np.ndarray, floor: float) -> float:
     >>> ref = np.array([0.0, 1.0, 2.0, 3.0, 4.0, 10.0])
     >>> newness(10.0, ref, 0.1), round(newness(20.0, ref, 0.1), 3)  # seen before; 10 away over a range of 9.65
     (0.0, 1.036)
+    >>> round(newness(10.0, ref, 0.1, neighbours=2), 3)  # seen once only: 6 from the second nearest (4.0)
+    0.622
     """
-    if len(reference) == 0:
+    if len(reference) < max(neighbours, 1):
         return math.inf
     lo, hi = np.percentile(reference, RANGE_PERCENTILES)
-    return float(np.abs(reference - value).min()) / max(float(hi - lo), floor)
+    distance = np.abs(reference - value)
+    nearest = distance.min() if neighbours <= 1 else np.partition(distance, neighbours - 1)[neighbours - 1]
+    return float(nearest) / max(float(hi - lo), floor)
 
 
 def log_score(t: np.ndarray, pred: np.ndarray, sd: np.ndarray, huber: float) -> np.ndarray:

@@ -85,6 +85,7 @@ class SeasonalParams:
     warmup_windows: int
     generic: tuple[int, ...] = ()
     novelty_memory: int = 2016
+    novelty_neighbours: int = 1
     point_threshold: float = 5.0
     drift_threshold: float = math.inf  # states saved before it existed learn flagged windows too
     pair_threshold: float = math.inf  # states saved before it existed have no pair test
@@ -450,11 +451,12 @@ class SeasonalState:
         kept = min(self.dev_n, p.novelty_memory)
         for k, j in enumerate(p.generic_index):
             n = kept - int(self.run[k])
-            if n < p.drift_memory or not np.isfinite(dev[j]):
+            if n < max(p.drift_memory, p.novelty_neighbours) or not np.isfinite(dev[j]):
                 continue
             idx = (self.dev_pos - 1 - int(self.run[k]) - np.arange(n)) % p.novelty_memory
             floor = math.sqrt(float(self._floor(np.zeros(1), is_count[[j]], self.resolution[[j]])[0]))
-            out[j] = newness(float(dev[j]), self.deviations[k, idx].astype("float64"), floor)
+            ref = self.deviations[k, idx].astype("float64")
+            out[j] = newness(float(dev[j]), ref, floor, p.novelty_neighbours)
         return out
 
     def _remember(self, dev: np.ndarray, flagged: np.ndarray) -> None:

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from ..clicks_csv import write_clicks
-from ..features import compute_windows, write_windows
+from ..features import PageCounts, compute_windows, write_windows
 from ..generator import Scenario, generate, write_labels
 from .detect import add_detection_options, detect_and_write
 
@@ -33,7 +33,8 @@ def run(args: argparse.Namespace) -> int:
     clicks, labels = generate(Scenario(seed=args.seed))
     write_clicks(clicks, out / "clicks.csv")
     write_labels(labels, out / "labels.csv")
-    windows = compute_windows(out / "clicks.csv", end="2020-07-15 23:50")
+    pages = PageCounts()
+    windows = compute_windows(out / "clicks.csv", end="2020-07-15 23:50", pages=pages)
     write_windows(windows, out / "windows.csv")
     if not args.quiet:
         print(
@@ -41,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
             f"(blog scenario, seed {args.seed}) into {out}/",
             file=sys.stderr,
         )
-    detect_and_write(windows, args, labels, out)
+    detect_and_write(windows, args, labels, out, pages)
     if not args.quiet:
         print(f"done in {time.perf_counter() - t0:.0f} s; open {out / 'report.html'}", file=sys.stderr)
     return 0

@@ -10,9 +10,10 @@ import pandas as pd
 
 from ..baseline.calendar import check_timezone
 from ..clicks_csv import BadLines
-from ..detectors import DEFAULT_DETECTORS, DETECTOR_NAMES, DeepARDetector, build_detectors
+from ..detectors import DEFAULT_DETECTORS, DETECTOR_NAMES, DeepARDetector, PageBaselineDetector, build_detectors
+from ..detectors.pages import NO_PAGE_COUNTS
 from ..evaluate import metrics_table, percentile_table
-from ..features import DEFAULT_FREQ, compute_windows, read_windows, sniff_table
+from ..features import DEFAULT_FREQ, PageCounts, compute_windows, read_windows, sniff_table
 from ..generator import read_labels
 from ..incidents import incident_table
 from ..records import RecordError
@@ -97,7 +98,9 @@ def _is_windows(path: Path, fmt: str, settings: SourceSettings) -> bool:
         return False
 
 
-def load_windows(path: Path, args: argparse.Namespace) -> pd.DataFrame:
+def load_windows(path: Path, args: argparse.Namespace, pages: PageCounts | None = None) -> pd.DataFrame:
+    """The windows of ``path`` (a windows file, or computed from a click log, then ``pages`` is filled with
+    the clicks per window and page)."""
     fmt = getattr(args, "format", AUTO)
     settings = source_settings(args)
     bad = BadLines(rejects_path=args.rejects)
@@ -115,6 +118,7 @@ def load_windows(path: Path, args: argparse.Namespace) -> pd.DataFrame:
                 settings=settings,
                 filtered=filtered,
                 max_windows=args.max_windows,
+                pages=pages,
             )
     finally:
         bad.close()
@@ -127,7 +131,11 @@ def load_windows(path: Path, args: argparse.Namespace) -> pd.DataFrame:
 
 
 def detect_and_write(
-    windows: pd.DataFrame, args: argparse.Namespace, labels: pd.DataFrame | None, out: Path
+    windows: pd.DataFrame,
+    args: argparse.Namespace,
+    labels: pd.DataFrame | None,
+    out: Path,
+    pages: PageCounts | None = None,
 ) -> DetectionResult:
     names = [n.strip() for n in args.detectors.split(",") if n.strip()]
     if not names:
@@ -146,6 +154,7 @@ def detect_and_write(
         rcf_batch={"random_state": args.seed},
         rcf_context={"random_state": args.seed, "timezone": args.timezone},
         baseline={"timezone": check_timezone(args.timezone), "exclude": parse_periods(args.exclude)},
+        baseline_pages={"pages": pages, "timezone": args.timezone, "exclude": parse_periods(args.exclude)},
     )
 
     def step(name: str, seconds: float) -> None:
@@ -154,6 +163,9 @@ def detect_and_write(
 
     if not args.quiet:
         print(f"running {', '.join(names)} on {len(windows):,} windows...", file=sys.stderr)
+        without = pages is None or not len(pages.frame)
+        if without and any(isinstance(d, PageBaselineDetector) for d in detectors):
+            print(f"  {NO_PAGE_COUNTS}", file=sys.stderr)
     deepar = [d for d in detectors if isinstance(d, DeepARDetector)]
     with progress_bar(
         total=deepar[0].epochs if deepar else 0,
@@ -210,7 +222,8 @@ def parse_periods(items: list[str]) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    windows = load_windows(args.input, args)
+    pages = PageCounts()
+    windows = load_windows(args.input, args, pages)
     labels = read_labels(args.labels) if args.labels else None
-    detect_and_write(windows, args, labels, args.output)
+    detect_and_write(windows, args, labels, args.output, pages)
     return 0

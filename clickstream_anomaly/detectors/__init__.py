@@ -2,6 +2,8 @@
 
 * ``baseline``: the time-aware baseline (:mod:`clickstream_anomaly.baseline`): what normal looks like at
   each local time of day and weekday; judges each window itself (no score threshold).
+* ``baseline-pages``: the same baseline per popular page (:mod:`.pages`): a page that stops getting clicks
+  while the site's totals hide it (needs the clicks per page: windows computed from clicks).
 * ``rcf-context``: a streaming RCF given the time of day as context (``context="time"``); with
   ``context="baseline"`` it reads the baseline's deviations and is named ``rcf-deviation``.
 * ``rcf-streaming``: Kinesis Data Analytics' ``RANDOM_CUT_FOREST_WITH_EXPLANATION`` as the service ran it
@@ -19,19 +21,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..records import BASELINE, DEEPAR, RCF_BATCH, RCF_CONTEXT, RCF_STREAMING
+from ..records import BASELINE, DEEPAR, PAGES, RCF_BATCH, RCF_CONTEXT, RCF_STREAMING
 from .base import Detector, detections_from_scores, deviation_explanation
 from .baseline import BaselineDetector
 from .context import ContextRCFDetector
 from .deepar import BAND_SAMPLES, DeepARDetector
+from .pages import PageBaselineDetector
 from .rcf import BatchRCFDetector, StreamingRCFDetector
 
 #: Every detector ``build_detectors`` knows.
-DETECTOR_NAMES = (BASELINE, RCF_CONTEXT, RCF_STREAMING, RCF_BATCH, DEEPAR)
+DETECTOR_NAMES = (BASELINE, PAGES, RCF_CONTEXT, RCF_STREAMING, RCF_BATCH, DEEPAR)
 #: What ``detect`` and ``demo`` run when ``--detectors`` is not given.
-DEFAULT_DETECTORS = (BASELINE, RCF_CONTEXT)
+DEFAULT_DETECTORS = (BASELINE, PAGES, RCF_CONTEXT)
 CLASSES: dict[str, type] = {
     BASELINE: BaselineDetector,
+    PAGES: PageBaselineDetector,
     RCF_CONTEXT: ContextRCFDetector,
     RCF_STREAMING: StreamingRCFDetector,
     RCF_BATCH: BatchRCFDetector,
@@ -47,6 +51,7 @@ __all__ = [
     "ContextRCFDetector",
     "DeepARDetector",
     "Detector",
+    "PageBaselineDetector",
     "StreamingRCFDetector",
     "build_detectors",
     "detections_from_scores",

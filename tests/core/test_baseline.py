@@ -250,6 +250,19 @@ def test_a_generic_spike_that_keeps_coming_back_is_old_news_and_a_new_one_is_new
     assert np.isnan(TimeAwareBaseline().fit(None).process(series(days=2)).novelty).all()  # window features: no novelty
 
 
+def test_a_rare_recurring_anomaly_stays_news_with_more_neighbours():
+    frame = metric(days=6)
+    spikes = np.arange(2 * 288, len(frame), 288)  # once a day from day 3 on, to the same value
+    frame.loc[spikes, "value"] = 80.0
+    one = generic_model().process(frame)
+    six = generic_model(novelty_neighbours=6).process(frame)
+    assert one.score[spikes[0]] >= 1 and (one.score[spikes[1:]] < 1).all()  # the second one is old news
+    assert (six.score[spikes] >= 1).all()  # fewer than 6 alike in the week: each one is news
+    assert (six.score[six.warm] >= 1).sum() <= len(spikes) + 3
+    with pytest.raises(ValueError, match="novelty_neighbours"):
+        generic_model(novelty_neighbours=0)
+
+
 def test_a_generic_anomaly_stays_flagged_while_it_lasts():
     frame = metric(days=5)
     at = 4 * 288

@@ -53,7 +53,7 @@ def test_demo_raises_few_false_incidents_on_the_other_eight_days(demo):
 
 def test_demo_writes_the_report_and_metrics(demo):
     metrics = json.loads((demo / "metrics.json").read_text())["detectors"]
-    assert set(metrics) == {"baseline", "rcf-context"}
+    assert set(metrics) == {"baseline", "baseline-pages", "rcf-context"}
     for name in ("baseline", "rcf-context"):
         assert metrics[name]["recall"] >= 6 / 8 and metrics[name]["roc_auc"] > 0.99
     html = (demo / "report.html").read_text()
