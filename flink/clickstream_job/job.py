@@ -19,8 +19,9 @@ Every operator is a few lines around :mod:`.logic` (itself a few lines around co
     windows emitted, the residual; clicks beyond the lateness go to the ``late`` side output, counted
     (``LateClicksDropped``; ``LateClicksCounted`` for those within it). Its keyed state is a journal that
     each record only appends to (what it added), compacted when windows close, so state cost follows
-    the clicks, not the size of the user sets. An event-time timer per window closes what is left when
-    Flink's own watermark ends the input.
+    the clicks, not the size of the user sets. With a file source, an event-time timer per window closes
+    what is left when Flink's own watermark ends the input; the Kinesis source sends no watermark, so
+    there the timers would never fire and are not set (open windows stay in state across a restart).
 * :class:`Detect`, keyed by site: the core's streaming detector state in keyed state, one detection per
   window and detector, as the alerter reads them.
 
@@ -140,8 +141,9 @@ class Clicks(KeyedProcessFunction):
             self.dropped.inc(len(dropped))
             why = "beyond the allowed lateness"
             out += ((LATE_DROPPED, json.dumps({"reason": why, "ts_ns": click[0]})) for click in dropped)
-        for start in opened:
-            ctx.timer_service().register_event_time_timer(wins.close_time(start) // NS_PER_MS)
+        if self.shards is not None:  # a file source: Flink's watermark ends the input (none from Kinesis)
+            for start in opened:
+                ctx.timer_service().register_event_time_timer(wins.close_time(start) // NS_PER_MS)
         if self.check_at is None:
             self._schedule(wins, ctx, now)
         if wins.watermark >= wins.first_close:
