@@ -47,7 +47,7 @@ flink-venv: $(FLINK_STAMP)
 # (scripts/package_flink.py: main.py, the job, the core's code, the jar; reproducible).
 FLINK_JAR := build/flink/lib/clickstream-flink-connectors.jar
 FLINK_ZIP := build/flink/clickstream-flink.zip
-$(FLINK_JAR): flink/pom.xml
+$(FLINK_JAR): flink/pom.xml $(shell find flink/src -name "*.java")
 	mvn -q -B -f flink/pom.xml package $(if $(KINESIS_CONNECTOR),-Dkinesis.connector.version=$(KINESIS_CONNECTOR))
 
 flink-jar: $(FLINK_JAR)

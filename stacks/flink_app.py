@@ -68,7 +68,8 @@ def property_groups(
         Each stream's ``(name, arn)``.
     job : Mapping
         The ``Job`` group: ``freq``, ``allowed_lateness``, ``out_of_orderness`` and ``idle_timeout`` (s),
-        ``detectors``, ``timezone``, ``site``, ``clicks_format``, ``source_settings`` (all text).
+        ``detectors``, ``timezone``, ``site``, ``clicks_format``, ``source_settings``,
+        ``python_execution_mode`` (all text).
     """
 
     def stream(name_arn: tuple[str, str]) -> dict[str, str]:

@@ -135,6 +135,7 @@ class ClickstreamAnomalyStack(Stack):
                     "site": SITE,
                     "clicks_format": s.clicks_format,
                     "source_settings": s.source_settings_json(),
+                    "python_execution_mode": s.flink_python_execution_mode,
                 },
                 log_retention=LOG_RETENTION[s.log_retention_days],
                 removal_policy=removal,

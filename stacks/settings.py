@@ -38,6 +38,7 @@ StreamMode = Literal["on-demand", "provisioned"]
 ThresholdMode = Literal["static", "sigma"]
 RemovalPolicyName = Literal["retain", "destroy"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+PythonExecutionMode = Literal["thread", "process"]
 ClicksFormat = Literal["clicks", "cloudfront-realtime"]
 LandingFormat = Literal["clicks", "auto", "cloudfront", "cloudfront-realtime", "alb", "combined", "jsonl", "csv"]
 #: The retention periods CloudWatch Logs offers up to a year.
@@ -394,10 +395,10 @@ class Settings:
         default=4,
         ge=1,
         le=256,
-        description="streaming_engine flink: parallelism of the job, at least the clicks stream's shards (the "
-        "source assigns watermarks per subtask, so a subtask reading several shards with a backlog drops the "
-        "slower shards' clicks as late; an on-demand stream starts with 4 shards). The application's KPUs are "
-        "parallelism / flink_parallelism_per_kpu, rounded up, plus one for orchestration.",
+        description="streaming_engine flink: parallelism of the job (any: the job keeps one event clock per "
+        "shard, so a subtask may read several shards; more subtasks read the shards in parallel, and the "
+        "windows of a site are one subtask). The application's KPUs are parallelism / "
+        "flink_parallelism_per_kpu, rounded up, plus one for orchestration.",
     )
     flink_parallelism_per_kpu: Annotated[Int, Rule(range_owner="Managed Service for Apache Flink")] = Field(
         default=4, ge=1, le=8, description="streaming_engine flink: parallel tasks per KPU (1 KPU = 1 vCPU, 4 GB)."
@@ -406,6 +407,12 @@ class Settings:
         default=False,
         description="streaming_engine flink: let the service raise the parallelism with the load (and bill "
         "the KPUs it adds).",
+    )
+    flink_python_execution_mode: PythonExecutionMode = Field(
+        default="thread",
+        description="streaming_engine flink: PyFlink's python.execution-mode for the job's Python operators: "
+        "`thread` runs them inside the JVM (the faster, docs/flink.md); `process` in Python worker processes "
+        "(the fallback: thread mode is tested locally, not yet on Managed Service for Apache Flink).",
     )
     flink_checkpoint_interval_ms: Int = Field(
         default=60000, ge=1, description="streaming_engine flink: checkpoint interval in milliseconds."
@@ -625,22 +632,6 @@ def _flink_zip_built(s: Settings) -> str | None:
     )
 
 
-#: Shards an on-demand stream starts with (it adds more under load).
-ON_DEMAND_SHARDS = 4
-
-
-def _flink_parallelism_covers_shards(s: Settings) -> str | None:
-    shards = s.stream_shards if s.stream_mode == "provisioned" else ON_DEMAND_SHARDS
-    if not s.flink or s.flink_parallelism >= shards:
-        return None
-    return (
-        f"flink_parallelism={s.flink_parallelism} is below the clicks stream's {shards} shards "
-        f"({'stream_shards' if s.stream_mode == 'provisioned' else 'an on-demand stream starts with 4'}): the "
-        "source's watermark is per subtask, so a subtask reading several shards would drop the slower shards' "
-        "clicks as late; set flink_parallelism to at least the shard count"
-    )
-
-
 def _flink_reads_project_clicks(s: Settings) -> str | None:
     if not s.flink or s.clicks_format == "clicks":
         return None
@@ -655,7 +646,6 @@ _CROSS_FIELD_RULES: tuple[Callable[[Settings], str | None], ...] = (
     _realtime_log_needs_its_format,
     _source_settings_valid,
     _shards_only_when_provisioned,
-    _flink_parallelism_covers_shards,
     _hyperparameters_accepted,
     _flink_zip_built,
     _flink_reads_project_clicks,
@@ -826,8 +816,7 @@ than 1 needs `stream_mode` `provisioned`; `deepar_hyperparameters` must pass the
 `time_freq` taken from `window_freq`; `cloudfront_realtime_log` `true` needs `clicks_format`
 `cloudfront-realtime`; `source_settings` and `realtime_log_fields` must be valid click-source settings
 (see [Connect your traffic](sources.md)). `streaming_engine` `flink` needs the file `flink_application_zip`
-(`make flink-zip`), `clicks_format` `clicks` and `flink_parallelism` at least the clicks stream's shards
-(`stream_shards`, or 4 for an on-demand stream). `streaming_engine` `kda-sql` adds a synth-time warning: that
+(`make flink-zip`) and `clicks_format` `clicks`. `streaming_engine` `kda-sql` adds a synth-time warning: that
 engine cannot be deployed any more.
 
 This page is generated from `stacks/settings.py`; after changing a setting there, run

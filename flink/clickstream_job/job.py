@@ -1,16 +1,27 @@
-"""The PyFlink pipeline: clicks -> decode -> event-time watermarks -> 10-minute windows -> detectors.
+"""The PyFlink pipeline: clicks-stream records -> decoded clicks, event time and 10-minute windows -> detectors.
 
 Every operator is a few lines around :mod:`.logic` (itself a few lines around core calls):
 
-* :class:`Decode` decodes each clicks-stream record with the core's one decoder; each bad click goes to the
-  ``malformed`` side output with its reason, counted (metric ``MalformedClicks``), and so does a click the
-  event-time policy rejects (dated before 2000, ahead of the wall clock or far ahead of the newest one:
-  metric ``EventTimeRejected``), before it could move the watermark.
-* Watermarks: bounded out-of-orderness (the producer's maximum skew) with an idle timeout, so a split that
-  sends nothing stops holding the watermark back.
-* :class:`Windows`, keyed by site: exact distinct users and pages per tumbling window, allowed lateness as
-  the Lambda engine's, empty windows emitted, the residual; clicks beyond the lateness go to the
-  ``late`` side output, counted (``LateClicksDropped``; ``LateClicksCounted`` for those within it).
+* :class:`Clicks`, keyed by site, takes the clicks-stream records themselves (the key is added in the JVM,
+  :func:`keyed_records`, so no Python operator runs before it) and does in one Python operator what a
+  click would otherwise cross three for (docs/flink.md, Throughput):
+
+  - decodes each record with the core's one decoder; each bad click goes to the ``malformed`` side output
+    with its reason, counted (metric ``MalformedClicks``), and so does a click the event-time policy
+    rejects (dated before 2000, ahead of the wall clock or far ahead of the newest one:
+    ``EventTimeRejected``), before it could move the watermark;
+  - event time per shard (each record comes tagged with its Kinesis shard or file split): each shard's
+    clock is Flink's bounded out-of-orderness watermark (the producer's maximum skew) over its own clicks,
+    and the key's watermark is the minimum over the shards not idle (:class:`~.shards.ShardClocks`), moved
+    after each record, so each click is judged against the watermark before its record and a shard read
+    behind the others holds the watermark back instead of losing its clicks as late;
+  - exact distinct users and pages per tumbling window, allowed lateness as the Lambda engine's, empty
+    windows emitted, the residual; clicks beyond the lateness go to the ``late`` side output, counted
+    (``LateClicksDropped``; ``LateClicksCounted`` for those within it). Its keyed state is a journal that
+    each record only appends to (what it added), compacted when windows close, so state cost follows
+    the clicks, not the size of the user sets. With a file source, an event-time timer per window closes
+    what is left when Flink's own watermark ends the input; the Kinesis source sends no watermark, so
+    there the timers would never fire and are not set (open windows stay in state across a restart).
 * :class:`Detect`, keyed by site: the core's streaming detector state in keyed state, one detection per
   window and detector, as the alerter reads them.
 
@@ -22,25 +33,37 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from pyflink.common import Duration, Types, WatermarkStrategy
-from pyflink.common.watermark_strategy import TimestampAssigner
-from pyflink.datastream import DataStream, KeyedProcessFunction, OutputTag, ProcessFunction, RuntimeContext
-from pyflink.datastream.state import ValueStateDescriptor
+from pyflink.common import Types
+from pyflink.datastream import (
+    DataStream,
+    KeyedProcessFunction,
+    KeyedStream,
+    OutputTag,
+    RuntimeContext,
+    StreamExecutionEnvironment,
+    TimeDomain,
+)
+from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
+from pyflink.java_gateway import get_gateway
+from pyflink.table import StreamTableEnvironment
+from pyflink.table.expressions import col, concat, lit
 
 from clickstream_anomaly.records import Window
 from clickstream_anomaly.streaming.detection import DetectorState
 from clickstream_anomaly.streaming.eventtime import EventClock
 
-from .logic import DROPPED, LATE, NS_PER_MS, JobSettings, OpenWindows, decode, detect, new_detector
+from .logic import NS_PER_MS, JobSettings, OpenWindows, decode, detect, new_detector
+from .shards import SHARD_SEPARATOR, split_record
 
-CLICK_TYPE = Types.TUPLE([Types.LONG(), Types.STRING(), Types.STRING()])
 MALFORMED = OutputTag("malformed", Types.STRING())
 LATE_DROPPED = OutputTag("late", Types.STRING())
 WINDOW_STATS = OutputTag("window-stats", Types.STRING())
+COUNT_EVERY = 1000  # clicks between updates of the Clicks counter (each update is a call into the JVM)
+KEYED_RECORD_TYPE = Types.ROW([Types.STRING(), Types.STRING()])  # (key, clicks-stream record)
 
 
 #: Managed Service for Apache Flink sends a job's own metrics to CloudWatch only under this group ("Use
@@ -64,70 +87,112 @@ class Streams:
     window_stats: DataStream
 
 
-class Decode(ProcessFunction):
-    """Clicks-stream record (text) -> ``(ts_ns, user, page)`` tuples; bad clicks to :data:`MALFORMED`."""
+class Clicks(KeyedProcessFunction):
+    """One key's clicks-stream records, each tagged with its shard (:func:`~.shards.split_record`) -> its
+    windows (JSON); bad clicks to :data:`MALFORMED`, clicks beyond the lateness to :data:`LATE_DROPPED`.
+    :class:`~.logic.OpenWindows` in memory, rebuilt from the keyed state's journal after a restart.
+    ``shards``: the source's shards when known (a file's split), ``None`` when discovered (Kinesis)."""
 
-    def __init__(self, settings: JobSettings) -> None:
-        self.fmt, self.source = settings.clicks_format, settings.source
+    def __init__(self, settings: JobSettings, shards: tuple[str, ...] | None) -> None:
+        self.settings, self.shards = settings, shards
 
     def open(self, runtime_context: RuntimeContext) -> None:
         group = metrics_group(runtime_context)
         self.clicks = group.counter("Clicks")
         self.malformed = group.counter("MalformedClicks")
         self.rejected = group.counter("EventTimeRejected")
-        self.clock = EventClock()  # per subtask; a restart starts it again from the next click
-
-    def process_element(self, value: str, ctx: ProcessFunction.Context) -> Iterator[Any]:
-        clicks, rejects, rejected = decode(value, self.clock, time.time(), fmt=self.fmt, source=self.source)
-        self.clicks.inc(len(clicks))
-        self.malformed.inc(len(rejects) - rejected)
-        self.rejected.inc(rejected)
-        for reject in rejects:
-            yield MALFORMED, reject
-        yield from clicks
-
-
-class ClickTime(TimestampAssigner):
-    def extract_timestamp(self, value: Any, record_timestamp: int) -> int:
-        return int(value[0]) // NS_PER_MS
-
-
-class Windows(KeyedProcessFunction):
-    """One key's :class:`~.logic.OpenWindows` in keyed state; an event-time timer per window closes it."""
-
-    def __init__(self, settings: JobSettings) -> None:
-        self.settings = settings
-
-    def open(self, runtime_context: RuntimeContext) -> None:
-        self.state = runtime_context.get_state(ValueStateDescriptor("open-windows", Types.PICKLED_BYTE_ARRAY()))
-        group = metrics_group(runtime_context)
         self.late = group.counter("LateClicksCounted")
         self.dropped = group.counter("LateClicksDropped")
         self.emitted = group.counter("WindowsEmitted")
+        self.journal = runtime_context.get_list_state(ListStateDescriptor("journal", Types.PICKLED_BYTE_ARRAY()))
+        self.closed = runtime_context.get_state(ValueStateDescriptor("emitted", Types.PICKLED_BYTE_ARRAY()))
+        self.clock = EventClock()  # per subtask; a restart starts it again from the next click
+        self.windows: dict[str, OpenWindows] = {}  # per key, the replay of its state
+        self.uncounted = 0  # clicks not yet added to the Clicks counter (one call per COUNT_EVERY clicks)
+        self.check_at: float | None = None  # the pending processing-time timer (wall time, s)
 
-    def process_element(self, value: Any, ctx: KeyedProcessFunction.Context) -> Iterator[Any]:
-        wins = self.state.value() or OpenWindows.for_settings(self.settings)
-        start = wins.start_of(value[0])
-        is_new = start not in wins.open
-        outcome = wins.add(value, ctx.timer_service().current_watermark() * NS_PER_MS)
-        if outcome == DROPPED:
-            self.dropped.inc()
-            yield LATE_DROPPED, json.dumps({"reason": "beyond the allowed lateness", "ts_ns": value[0]})
-            return
-        if outcome == LATE:
-            self.late.inc()
-        if is_new:
-            ctx.timer_service().register_event_time_timer(wins.close_time(start) // NS_PER_MS)
-        self.state.update(wins)
+    def close(self) -> None:
+        self._count()
+
+    def _count(self) -> None:
+        self.clicks.inc(self.uncounted)
+        self.uncounted = 0
+
+    def process_element(self, value: str, ctx: KeyedProcessFunction.Context) -> Iterable[Any]:
+        s, now = self.settings, time.time()
+        shard, record = split_record(value)
+        clicks, rejects, rejected = decode(record, self.clock, now, fmt=s.clicks_format, source=s.source)
+        out: list[Any] = []  # a list, not a generator: most records emit nothing, and that costs least
+        if rejects:
+            self.malformed.inc(len(rejects) - rejected)
+            self.rejected.inc(rejected)
+            out += ((MALFORMED, reject) for reject in rejects)
+        if not clicks and not rejects:
+            return out
+        self.uncounted += len(clicks)
+        if self.uncounted >= COUNT_EVERY:
+            self._count()
+        wins = self._windows(s.site, now)  # the key (the job is keyed by the constant site, JobSettings.key)
+        entry, dropped, late, opened = wins.add_record(clicks, shard, now)
+        self.journal.add(entry)
+        if late:
+            self.late.inc(late)
+        if dropped:
+            self.dropped.inc(len(dropped))
+            why = "beyond the allowed lateness"
+            out += ((LATE_DROPPED, json.dumps({"reason": why, "ts_ns": click[0]})) for click in dropped)
+        if self.shards is not None:  # a file source: Flink's watermark ends the input (none from Kinesis)
+            for start in opened:
+                ctx.timer_service().register_event_time_timer(wins.close_time(start) // NS_PER_MS)
+        if self.check_at is None:
+            self._schedule(wins, ctx, now)
+        if wins.watermark >= wins.first_close:
+            out += self._close(wins)
+        return out
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[Any]:
-        wins = self.state.value()
-        for window, late in wins.close(timestamp * NS_PER_MS):
+        now = time.time()
+        wins = self._windows(self.settings.site, now)
+        if ctx.time_domain() == TimeDomain.PROCESSING_TIME:  # the hold ended, or the slowest shard went idle
+            self.check_at = None
+            if wins.advance(now):
+                self.journal.add((wins.watermark, [], ()))
+            self._schedule(wins, ctx, now)
+        else:  # Flink's watermark is past it: the input ended
+            wins.watermark = max(wins.watermark, timestamp * NS_PER_MS)
+        yield from self._close(wins)
+
+    def _schedule(self, wins: OpenWindows, ctx: Any, now: float) -> None:
+        """A processing-time timer for when the watermark may move without a record (one at a time)."""
+        at = wins.clocks.next_change(now)
+        if at is not None:
+            self.check_at = at
+            ctx.timer_service().register_processing_time_timer(int(at * 1000) + 1)
+
+    def _windows(self, key: str, now: float) -> OpenWindows:
+        wins = self.windows.get(key)
+        if wins is None:
+            wins = self.windows[key] = OpenWindows.for_settings(self.settings, self.shards, now)
+            emitted = self.closed.value()
+            if emitted is not None:
+                wins.restore_emitted(emitted)
+            for entry in self.journal.get() or ():
+                wins.replay(entry)
+            wins.clocks.restart(now)  # the restored shards: active again, idle_timeout from now
+        return wins
+
+    def _close(self, wins: OpenWindows) -> Iterator[Any]:
+        closed = wins.close(wins.watermark)
+        if not closed:
+            return
+        self._count()
+        for window, late in closed:
             self.emitted.inc()
             if late:
                 yield WINDOW_STATS, json.dumps({"window_start": window.to_dict()["window_start"], "late_clicks": late})
             yield window.to_json()
-        self.state.update(wins)
+        self.journal.update([wins.snapshot()])
+        self.closed.update(wins.emitted())
 
 
 class Detect(KeyedProcessFunction):
@@ -137,35 +202,38 @@ class Detect(KeyedProcessFunction):
         self.settings = settings
 
     def open(self, runtime_context: RuntimeContext) -> None:
-        descriptor = ValueStateDescriptor("detector", Types.PRIMITIVE_ARRAY(Types.BYTE()))
-        self.state = runtime_context.get_state(descriptor)
+        # the state's bytes pickled: thread mode's byte-array converter fails on an empty state
+        self.state = runtime_context.get_state(ValueStateDescriptor("detector", Types.PICKLED_BYTE_ARRAY()))
 
     def process_element(self, value: str, ctx: KeyedProcessFunction.Context) -> Iterator[str]:
         raw = self.state.value()
-        state = DetectorState.from_bytes(bytes(raw)) if raw else new_detector(self.settings)
+        state = DetectorState.from_bytes(raw) if raw else new_detector(self.settings)
         yield from detect(state, Window.from_json(value))
         self.state.update(state.to_bytes())
 
 
-def watermarks(settings: JobSettings) -> WatermarkStrategy:
-    """Bounded out-of-orderness with an idle timeout, on the clicks' event time."""
-    return (
-        WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(int(settings.out_of_orderness * 1000)))
-        .with_idleness(Duration.of_millis(int(settings.idle_timeout * 1000)))
-        .with_timestamp_assigner(ClickTime())
-    )
+def keyed_records(records: DataStream, settings: JobSettings, split: str | None = None) -> KeyedStream:
+    """``records`` keyed by site with the key added in the JVM (a Table API projection and Flink's own key
+    selector), so the first Python operator is :class:`Clicks` itself; ``split`` names the one split all
+    records come from, tagged onto each in the same projection (``None``: they come tagged)."""
+    env = StreamExecutionEnvironment(records._j_data_stream.getExecutionEnvironment())
+    tables = StreamTableEnvironment.create(env)
+    record = col("f0") if split is None else concat(lit(split + SHARD_SEPARATOR), col("f0"))
+    table = tables.from_data_stream(records).select(lit(settings.site).alias("key"), record.alias("record"))
+    rows = tables.to_append_stream(table, KEYED_RECORD_TYPE)
+    key_type = Types.ROW([Types.STRING()]).get_java_type_info()
+    return KeyedStream(rows._j_data_stream.keyBy(get_gateway().jvm.KeyByKeySelector(), key_type), Types.STRING(), rows)
 
 
-def build(records: DataStream, settings: JobSettings) -> Streams:
-    """Wire the pipeline on a stream of clicks-stream records (strings); returns its output streams."""
+def build(records: DataStream, settings: JobSettings, split: str | None = None) -> Streams:
+    """Wire the pipeline on a stream of clicks-stream records (strings); returns its output streams.
+
+    Each record is tagged with its shard by the source (:func:`~.shards.tag_record`: the Kinesis source's
+    ``ShardTaggedSchema``), or, with ``split``, all come from that one split (a file source)."""
     site = settings.site
-    clicks = records.process(Decode(settings), output_type=CLICK_TYPE).name("decode clicks")
-    timed = clicks.assign_timestamps_and_watermarks(watermarks(settings)).name("event time")
-    windows = (
-        timed.key_by(lambda _: site, key_type=Types.STRING())
-        .process(Windows(settings), output_type=Types.STRING())
-        .name("windows")
-    )
+    shards = None if split is None else (split,)
+    clicks = Clicks(settings, shards)
+    windows = keyed_records(records, settings, split).process(clicks, output_type=Types.STRING()).name("clicks")
     detections = (
         windows.key_by(lambda _: site, key_type=Types.STRING())
         .process(Detect(settings), output_type=Types.STRING())
@@ -174,7 +242,7 @@ def build(records: DataStream, settings: JobSettings) -> Streams:
     return Streams(
         windows=windows,
         detections=detections,
-        malformed=clicks.get_side_output(MALFORMED),
+        malformed=windows.get_side_output(MALFORMED),
         late=windows.get_side_output(LATE_DROPPED),
         window_stats=windows.get_side_output(WINDOW_STATS),
     )

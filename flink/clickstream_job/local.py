@@ -1,4 +1,8 @@
-"""Run the job on a local mini-cluster with a file source (one clicks-stream record per line: a click's JSON).
+"""Run the job on a local mini-cluster with a file source (one clicks-stream record per line).
+
+A line is a click's JSON or, for a producer-aggregated record, its clicks' JSON joined by
+:data:`RECORD_SEPARATOR` (RS, ``\x1e``) where the stream has a newline, which a line cannot hold; the
+source turns RS back into the newline (in the JVM) before the job sees the record.
 
 ``python -m clickstream_job.local INPUT -o OUT`` (with ``flink/`` on the path, as ``make flink-run`` does)
 writes ``OUT/windows.csv`` and ``OUT/detections.csv`` in the formats of the ``features`` and ``detect``
@@ -10,36 +14,56 @@ from __future__ import annotations
 
 import argparse
 import json
+import mmap
+import os
+import site
 import sys
 import time
 from pathlib import Path
 
 from pyflink.common import Configuration, Types, WatermarkStrategy
-from pyflink.datastream import RuntimeExecutionMode, StreamExecutionEnvironment
+from pyflink.datastream import DataStream, RuntimeExecutionMode, StreamExecutionEnvironment
 from pyflink.datastream.connectors.file_system import FileSource, StreamFormat
+from pyflink.java_gateway import get_gateway
+from pyflink.table import StreamTableEnvironment
+from pyflink.table.expressions import col
 
 from clickstream_anomaly.features import records_to_windows, write_windows
-from clickstream_anomaly.records import Detection, Window, write_detections_csv
+from clickstream_anomaly.records import CLICK_SEPARATOR, Detection, Window, write_detections_csv
 from clickstream_anomaly.sources.settings import SourceSettings
 
 from .job import build
 from .logic import JobSettings
+from .shards import SHARD_SEPARATOR
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+RECORD_SEPARATOR = "\x1e"  # between an aggregated record's clicks on one line of the input file
 
 
-def environment(parallelism: int = 1, bundle_size: int | None = None) -> StreamExecutionEnvironment:
-    """A streaming environment on the local mini-cluster whose Python workers run this interpreter;
-    ``bundle_size`` caps the elements a Python worker takes at once (smaller: watermarks pass sooner)."""
+EXECUTION_MODES = ("thread", "process")
+
+
+def environment(
+    parallelism: int = 1, bundle_size: int | None = None, execution_mode: str = EXECUTION_MODES[0]
+) -> StreamExecutionEnvironment:
+    """A streaming environment on the local mini-cluster whose Python operators run this interpreter.
+
+    ``execution_mode`` is ``python.execution-mode``: ``thread`` (the operators run inside the JVM through
+    pemja; the default: fastest, docs/flink.md) or ``process`` (Beam's runner in Python worker processes).
+    ``bundle_size`` caps the elements a ``process``-mode worker takes at once.
+    """
+    if execution_mode not in EXECUTION_MODES:
+        raise ValueError(f"execution_mode must be one of {', '.join(EXECUTION_MODES)}, got {execution_mode!r}")
     config = Configuration()
     if bundle_size is not None:
         config.set_string("python.fn-execution.bundle.size", str(bundle_size))
     config.set_string("python.executable", sys.executable)
     config.set_string("python.client.executable", sys.executable)
-    # "process" (Beam's fn runner, state cached on the Python side and written back once per bundle): in
-    # "thread" mode (pemja) each state update goes straight to the backend, so rewriting a window's user set
-    # on every click is quadratic (measured: a 200 k-click run did not finish in 10 minutes).
-    config.set_string("python.execution-mode", "process")
+    config.set_string("python.execution-mode", execution_mode)
+    if execution_mode == "thread":
+        # the embedded interpreter starts from the base Python: give it this virtualenv's packages and our path
+        paths = [*site.getsitepackages(), *os.environ.get("PYTHONPATH", "").split(os.pathsep)]
+        config.set_string("python.pythonpath", os.pathsep.join(p for p in paths if p))
     env = StreamExecutionEnvironment.get_execution_environment(config)
     env.set_runtime_mode(RuntimeExecutionMode.STREAMING)
     env.set_parallelism(parallelism)
@@ -48,13 +72,18 @@ def environment(parallelism: int = 1, bundle_size: int | None = None) -> StreamE
 
 
 def run(
-    input_path: Path, settings: JobSettings, parallelism: int = 1, bundle_size: int | None = None
+    input_path: Path,
+    settings: JobSettings,
+    parallelism: int = 1,
+    bundle_size: int | None = None,
+    execution_mode: str = EXECUTION_MODES[0],
 ) -> dict[str, list[str]]:
     """Run the job over ``input_path`` to the end; each output stream's records (JSON text) by name."""
-    env = environment(parallelism, bundle_size)
+    env = environment(parallelism, bundle_size, execution_mode)
     source = FileSource.for_record_stream_format(StreamFormat.text_line_format(), str(input_path)).build()
-    records = env.from_source(source, WatermarkStrategy.no_watermarks(), "clicks file")
-    streams = build(records, settings)
+    lines = env.from_source(source, WatermarkStrategy.no_watermarks(), "clicks file")
+    records = file_records(env, lines) if has_separator(input_path) else lines
+    streams = build(records, settings, split=split_name(input_path))
     tagged = [
         getattr(streams, name).map(lambda v, n=name: (n, v), output_type=Types.TUPLE([Types.STRING(), Types.STRING()]))
         for name in ("windows", "detections", "malformed", "late", "window_stats")
@@ -66,7 +95,39 @@ def run(
     return out
 
 
-def write(out: dict[str, list[str]], directory: Path, seconds: float) -> dict[str, float]:
+def split_name(path: Path) -> str:
+    """The shard id of a file's records: its name (the file is one split; :mod:`.shards`)."""
+    return path.name.replace(SHARD_SEPARATOR, "_")
+
+
+def has_separator(path: Path) -> bool:
+    """Whether the file holds an aggregated record (a :data:`RECORD_SEPARATOR` anywhere in it)."""
+    if path.stat().st_size == 0:
+        return False
+    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        return data.find(RECORD_SEPARATOR.encode()) >= 0
+
+
+def file_records(env: StreamExecutionEnvironment, lines: DataStream) -> DataStream:
+    """The input's lines as clicks-stream records: :data:`RECORD_SEPARATOR` becomes the stream's newline
+    (one more conversion per record, so only for a file that has one: :func:`has_separator`)."""
+    tables = StreamTableEnvironment.create(env)
+    table = tables.from_data_stream(lines).select(col("f0").replace(RECORD_SEPARATOR, CLICK_SEPARATOR.decode()))
+    j_string = get_gateway().jvm.org.apache.flink.table.api.DataTypes.STRING()
+    return DataStream(tables._j_tenv.toDataStream(table._j_table, j_string))  # strings, not rows
+
+
+def jvm_cpu_seconds() -> float:
+    """CPU seconds the JVM of the mini-cluster has used so far: the whole job in ``thread`` mode, where the
+    Python operators run inside it (on a shared machine a steadier measure than the wall time)."""
+    pid = get_gateway().jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getPid()
+    fields = Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime (Linux)
+
+
+def write(
+    out: dict[str, list[str]], directory: Path, seconds: float, cpu_seconds: float | None = None
+) -> dict[str, float]:
     """Write the outputs (see the module docstring); returns the summary."""
     directory.mkdir(parents=True, exist_ok=True)
     windows = [Window.from_json(w) for w in out["windows"]]
@@ -85,6 +146,8 @@ def write(out: dict[str, list[str]], directory: Path, seconds: float) -> dict[st
         "late_clicks_dropped": len(out["late"]),
         "seconds": round(seconds, 3),
     }
+    if cpu_seconds is not None:
+        summary["jvm_cpu_seconds"] = round(cpu_seconds, 3)
     (directory / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return summary
 
@@ -100,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timezone", default=JobSettings.timezone)
     p.add_argument("--parallelism", type=int, default=1)
     p.add_argument("--bundle-size", type=int, default=None, help="python.fn-execution.bundle.size")
+    p.add_argument(
+        "--execution-mode", choices=EXECUTION_MODES, default=EXECUTION_MODES[0], help="python.execution-mode"
+    )
     p.add_argument("--clicks-format", default=JobSettings.clicks_format, help="clicks or cloudfront-realtime")
     p.add_argument("--source-config", type=Path, default=None, help="source settings JSON (fields, salt)")
     args = p.parse_args(argv)
@@ -113,8 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         source=SourceSettings.from_file(args.source_config) if args.source_config is not None else None,
     )
     began = time.perf_counter()
-    out = run(args.input, settings, args.parallelism, args.bundle_size)
-    summary = write(out, args.output, time.perf_counter() - began)
+    out = run(args.input, settings, args.parallelism, args.bundle_size, args.execution_mode)
+    summary = write(out, args.output, time.perf_counter() - began, jvm_cpu_seconds())
     print(json.dumps(summary))
     return 0
 

@@ -7,7 +7,8 @@ main virtualenv and the Flink operators in :mod:`.job` stay a few lines each.
   (:class:`~clickstream_anomaly.streaming.eventtime.EventClock`) applied before any watermark.
 * :class:`OpenWindows` is one key's open windows: exact user and page *sets* per window, Flink's
   allowed-lateness rules, and closing in time order with empty windows filled in and the residual from the
-  core's :class:`~clickstream_anomaly.features.ResidualState`, so the windows equal the batch ``features``.
+  core's :class:`~clickstream_anomaly.features.ResidualState`, so the windows equal the batch ``features``;
+  its watermark is the minimum over the shards' (:class:`~.shards.ShardClocks`).
 * :func:`new_detector` / :func:`detect` run the core's streaming detector state
   (:class:`~clickstream_anomaly.streaming.detection.DetectorState`: the time-aware baseline and, when asked,
   the KDA-faithful streaming RCF), the state the detector Lambda keeps, so both engines give the same
@@ -17,6 +18,7 @@ main virtualenv and the Flink operators in :mod:`.job` stay a few lines each.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -32,8 +34,10 @@ from clickstream_anomaly.streaming.detection import DetectorState, new_state, st
 from clickstream_anomaly.streaming.eventtime import EventClock
 from clickstream_anomaly.windowspec import DEFAULT_FREQ
 
-NS_PER_MS = 1_000_000
+from .shards import NS_PER_MS, WATERMARK_MIN, ShardClocks
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
 ClickTuple = tuple[int, str, str]  # (event time in ns since the epoch, user, page)
 
 ACCEPTED = "accepted"
@@ -47,7 +51,8 @@ class JobSettings:
 
     ``out_of_orderness`` (seconds) bounds how far a click may arrive behind the newest one without being
     late: the producer's maximum skew. ``allowed_lateness`` is the Lambda engine's. ``idle_timeout``
-    (seconds) is how long a source split (shard) may send nothing before it stops holding the watermark.
+    (seconds) is how long a shard may send nothing before it stops holding the watermark, and how long the
+    watermark waits after a (re)start for shards not seen yet (:class:`~.shards.ShardClocks`).
     ``key`` names the dimension the windows and detectors are keyed by (only ``site`` today).
     ``clicks_format`` is the clicks stream's format (:data:`~clickstream_anomaly.sources.stream.STREAM_FORMATS`,
     as the aggregator's ``CLICKS_FORMAT``); ``source`` the source settings a ``cloudfront-realtime`` stream
@@ -114,25 +119,37 @@ def decode(
     for c in clicks:
         why = clock.reason(c.timestamp.timestamp(), now) if clock is not None else None
         if why is None:
-            kept.append((_ns(c.timestamp), c.user, c.page))
+            kept.append(((c.timestamp - _EPOCH) // _US * 1000, c.user, c.page))
         else:
             rejects.append(json.dumps({"reason": why, "raw": c.to_json()[:200]}, separators=(",", ":")))
     return kept, rejects, len(clicks) - len(kept)
 
 
 def _ns(ts: datetime) -> int:
-    return ((ts - _EPOCH) // timedelta(microseconds=1)) * 1000
+    return ((ts - _EPOCH) // _US) * 1000
 
 
 def _dt(ns: int) -> datetime:
     return datetime.fromtimestamp(ns // 1_000_000_000, UTC).replace(microsecond=(ns % 1_000_000_000) // 1000)
 
 
+#: One journal entry: the watermark (ns) after a record; per window it touched, ``(start, clicks, late
+#: clicks, users new to the window, pages new to the window)``; and ``(shard, newest event time)`` pairs
+#: (the record's shard, or every shard in a snapshot). A key's open windows and shard clocks are the replay
+#: of its journal (:meth:`OpenWindows.replay`), so the job's state only ever appends what a record added.
+JournalEntry = tuple[int, list[tuple[int, int, int, list[str], list[str]]], tuple[tuple[str, int], ...]]
+#: The shards of a source with one unnamed split (the default of :meth:`OpenWindows.for_settings`).
+ONE_SPLIT = ("",)
+
+
 @dataclass
 class OpenWindows:
     """One key's windows not yet emitted, with Flink's event-time rules (times in ns).
 
-    A window ``[s, s + freq)`` is *late* once the watermark reaches its last instant ``s + freq - 1 ms`` and
+    The watermark is the minimum over the shards of Flink's bounded out-of-orderness one (``newest event
+    time - out_of_orderness - 1 ms``; :class:`~.shards.ShardClocks`: idle shards aside), moved after each
+    record (:meth:`add_record`), so every click of a record is judged against the watermark before it. A
+    window ``[s, s + freq)`` is *late* once the watermark reaches its last instant ``s + freq - 1 ms`` and
     *closed* once it reaches ``s + freq - 1 ms + allowed_lateness`` (Flink's ``allowedLateness``). A click
     for an open window is counted (and reported late when it is); a click for a closed window is dropped.
     """
@@ -140,16 +157,25 @@ class OpenWindows:
     freq: int
     lateness: int
     lookback: int
+    clocks: ShardClocks = field(default_factory=lambda: ShardClocks(0, 60.0, frozenset(ONE_SPLIT)))
     open: dict[int, list] = field(default_factory=dict)  # start -> [clicks, users set, pages set, late clicks]
     next_start: int | None = None  # the first window not yet emitted
+    watermark: int = WATERMARK_MIN  # ns
+    first_close: int = 2**63  # the watermark (ns) at which the first open window closes
     residual: ResidualState = field(init=False)
 
     def __post_init__(self) -> None:
         self.residual = ResidualState(self.lookback)
 
     @classmethod
-    def for_settings(cls, settings: JobSettings) -> OpenWindows:
-        return cls(settings.freq_ns, settings.lateness_ns, lookback_windows(settings.freq))
+    def for_settings(
+        cls, settings: JobSettings, shards: Iterable[str] | None = ONE_SPLIT, now: float = 0.0
+    ) -> OpenWindows:
+        """Empty windows for ``settings``; ``shards`` the source's shards when known (``None``: discovered, as
+        Kinesis shards are), ``now`` the wall time (s) they start at."""
+        known = None if shards is None else frozenset(shards)
+        clocks = ShardClocks(int(settings.out_of_orderness * 1000), settings.idle_timeout, known, now)
+        return cls(settings.freq_ns, settings.lateness_ns, lookback_windows(settings.freq), clocks)
 
     def start_of(self, ts_ns: int) -> int:
         return (ts_ns // self.freq) * self.freq
@@ -159,20 +185,118 @@ class OpenWindows:
         return start + self.freq - NS_PER_MS + self.lateness
 
     def add(self, click: ClickTuple, watermark_ns: int) -> str:
-        """Count ``click`` unless its window is closed; :data:`ACCEPTED`, :data:`LATE` or :data:`DROPPED`."""
+        """Count ``click`` against ``watermark_ns`` unless its window is closed; :data:`ACCEPTED`,
+        :data:`LATE` or :data:`DROPPED`."""
+        outcome, _, _ = self._count(click, watermark_ns)
+        return outcome
+
+    def _count(self, click: ClickTuple, watermark_ns: int) -> tuple[str, bool, bool]:
+        """``(outcome, user new to the window, page new to the window)``."""
         ts, user, page = click
-        start = self.start_of(ts)
+        start = (ts // self.freq) * self.freq
         if (self.next_start is not None and start < self.next_start) or watermark_ns >= self.close_time(start):
-            return DROPPED
+            return DROPPED, False, False
         part = self.open.get(start)
         if part is None:
             part = self.open[start] = [0, set(), set(), 0]
+            self.first_close = min(self.first_close, self.close_time(start))
         part[0] += 1
-        part[1].add(user)
-        part[2].add(page)
+        users, pages = part[1], part[2]
+        new_user, new_page = user not in users, page not in pages
+        if new_user:
+            users.add(user)
+        if new_page:
+            pages.add(page)
         late = watermark_ns >= start + self.freq - NS_PER_MS
         part[3] += late
-        return LATE if late else ACCEPTED
+        return (LATE if late else ACCEPTED), new_user, new_page
+
+    def add_record(
+        self, clicks: list[ClickTuple], shard: str = "", now: float = 0.0
+    ) -> tuple[JournalEntry, list[ClickTuple], int, list[int]]:
+        """Count one record's clicks (from ``shard``, at wall time ``now``, s) against the watermark before it,
+        then move ``shard``'s clock on by their newest event time and the watermark to what the shards allow.
+        Returns the record's journal entry, its dropped clicks, how many were counted late, and the starts
+        of the windows it opened. (:meth:`add`'s rules, inlined: this is the job's per-click loop.)"""
+        wm, freq, lateness, next_start, windows = self.watermark, self.freq, self.lateness, self.next_start, self.open
+        parts: dict[int, list] = {}
+        dropped: list[ClickTuple] = []
+        opened: list[int] = []
+        late = 0
+        newest = WATERMARK_MIN
+        for click in clicks:
+            ts, user, page = click
+            if ts > newest:
+                newest = ts
+            start = ts - ts % freq
+            end = start + freq - NS_PER_MS  # the window's last instant
+            if (next_start is not None and start < next_start) or wm >= end + lateness:
+                dropped.append(click)
+                continue
+            window = windows.get(start)
+            if window is None:
+                window = windows[start] = [0, set(), set(), 0]
+                opened.append(start)
+                self.first_close = min(self.first_close, end + lateness)
+            part = parts.get(start)
+            if part is None:
+                part = parts[start] = [0, 0, [], []]
+            window[0] += 1
+            part[0] += 1
+            if wm >= end:
+                window[3] += 1
+                part[1] += 1
+                late += 1
+            users, pages = window[1], window[2]
+            if user not in users:
+                users.add(user)
+                part[2].append(user)
+            if page not in pages:
+                pages.add(page)
+                part[3].append(page)
+        moved = self.clocks.watermark(shard, newest if clicks else None, now)
+        if moved > wm:
+            self.watermark = moved
+        shard_clock = ((shard, self.clocks.newest[shard]),) if shard in self.clocks.newest else ()
+        entry = (self.watermark, [(s, p[0], p[1], p[2], p[3]) for s, p in parts.items()], shard_clock)
+        return entry, dropped, late, opened
+
+    def advance(self, now: float) -> bool:
+        """Move the watermark to what the shards allow at wall time ``now`` without a record (the hold ended,
+        a shard went idle); whether it moved."""
+        moved = self.clocks.current(now)
+        if moved > self.watermark:
+            self.watermark = moved
+            return True
+        return False
+
+    def replay(self, entry: JournalEntry) -> None:
+        """Apply a journal entry (a record's, or :meth:`snapshot`'s) to these windows."""
+        self.watermark = max(self.watermark, entry[0])
+        self.clocks.restore(entry[2])
+        for start, clicks, late, users, pages in entry[1]:
+            part = self.open.get(start)
+            if part is None:
+                part = self.open[start] = [0, set(), set(), 0]
+                self.first_close = min(self.first_close, self.close_time(start))
+            part[0] += clicks
+            part[1].update(users)
+            part[2].update(pages)
+            part[3] += late
+
+    def snapshot(self) -> JournalEntry:
+        """The open windows as one journal entry (what the journal is compacted to when windows close)."""
+        parts = [(s, p[0], p[3], list(p[1]), list(p[2])) for s, p in sorted(self.open.items())]
+        return (self.watermark, parts, self.clocks.items())
+
+    def emitted(self) -> dict:
+        """What :meth:`close` changes besides the open windows: the next window to emit and the residual's
+        history (small; restored with :meth:`restore_emitted`)."""
+        return {"next_start": self.next_start, "residual": self.residual.to_dict()}
+
+    def restore_emitted(self, data: dict) -> None:
+        self.next_start = data["next_start"]
+        self.residual = ResidualState.from_dict(data["residual"])
 
     def close(self, watermark_ns: int) -> list[tuple[Window, int]]:
         """Emit, in time order, every window closed at ``watermark_ns`` from the first not yet emitted, empty
@@ -187,6 +311,7 @@ class OpenWindows:
             residual = self.residual.residual(clicks, len(users))
             out.append((Window(_dt(start), len(pages), len(users), clicks, residual), late))
         self.next_start = max(closed) + self.freq
+        self.first_close = min((self.close_time(s) for s in self.open), default=2**63)
         return out
 
 

@@ -10,17 +10,22 @@ goes to the connector as a client property (``aws.credentials.provider``, ``aws.
 
 The connector is ``flink-connector-kinesis`` (flink/pom.xml, ``lib/clickstream-flink-connectors.jar`` in
 the zip): the legacy ``FlinkKinesisConsumer`` source, whose shard sequence numbers are checkpointed, and
-``KinesisStreamsSink``, both through PyFlink's own wrappers. Watermarks are assigned by :func:`.job.build`
-after decoding (the clicks' event time is inside the records), so per source subtask, not per shard; the
-idle timeout keeps an idle subtask from holding the watermark back.
+``KinesisStreamsSink``, both through PyFlink's own wrappers. The source's deserialization schema is ours,
+``ShardTaggedSchema`` (flink/src/main/java, in the same jar): it tags each record with its shard id, and
+the job's windows operator keeps one event clock per shard, its watermark their minimum over the shards not
+idle (:mod:`.shards`). So any parallelism reads a backlog without losing a slower shard's clicks as late.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
+import shutil
+import site
 import sys
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -34,6 +39,7 @@ from pyflink.datastream.connectors.kinesis import (
     KinesisStreamsSink,
     PartitionKeyGenerator,
 )
+from pyflink.java_gateway import get_gateway
 
 import clickstream_anomaly
 from clickstream_anomaly.sources.settings import SourceSettings
@@ -46,6 +52,7 @@ RUN_OPTIONS = "kinesis.analytics.flink.run.options"
 LOCAL_RUN = "LocalRun"  # local runs only: Flink configuration for the mini-cluster
 APP_ROOT = Path(__file__).resolve().parents[1]  # the zip's root: main.py, clickstream_job/, lib/
 NOT_CLIENT_PROPERTIES = ("stream.name", "stream.arn")
+EXECUTION_MODES = ("thread", "process")  # python.execution-mode; the first is the default
 log = logging.getLogger(__name__)
 
 
@@ -77,12 +84,27 @@ def client_properties(group: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in group.items() if k not in NOT_CLIENT_PROPERTIES}
 
 
+#: The Kinesis source's deserialization schema (flink/src/main/java): ``shard id + SHARD_SEPARATOR + data``.
+SHARD_TAGGED_SCHEMA = "io.github.clickstream_anomaly.flink.ShardTaggedSchema"
+
+
+def shard_tagged_schema() -> Any:
+    """Our Java ``ShardTaggedSchema`` (a ``KinesisDeserializationSchema``: each record's data as UTF-8 text
+    after its shard id, :func:`~.shards.split_record`), as the Java object itself: PyFlink 1.20's
+    ``FlinkKinesisConsumer`` hands anything but a ``DeserializationSchema`` to the Java constructor as it is
+    (its own ``KinesisDeserializationSchema`` wrapper would not be unwrapped)."""
+    j_class = get_gateway().jvm
+    for part in SHARD_TAGGED_SCHEMA.split("."):
+        j_class = getattr(j_class, part)
+    return j_class()
+
+
 def kinesis_source(group: Mapping[str, str]) -> FlinkKinesisConsumer:
     """``FlinkKinesisConsumer`` on ``stream.name`` from ``flink.stream.initpos`` (LATEST by default): each
-    record's data as UTF-8 text. The uniform shard assigner gives each subtask one shard when the parallelism
-    is at least the shard count, so each shard gets its own watermark (docs/flink.md, "Connector")."""
+    record's data as UTF-8 text, tagged with its shard id. The uniform shard assigner spreads the shards
+    evenly over the subtasks."""
     props = {"flink.stream.initpos": "LATEST", **client_properties(group)}
-    consumer = FlinkKinesisConsumer(group["stream.name"], SimpleStringSchema(), props)
+    consumer = FlinkKinesisConsumer(group["stream.name"], shard_tagged_schema(), props)
     return consumer.set_shard_assigner(KinesisShardAssigner.uniform_shard_assigner())
 
 
@@ -110,12 +132,29 @@ def log_rejects(stream: DataStream, what: str) -> None:
     stream.map(emit).name(f"log {what} clicks")
 
 
+def execution_config(group: Mapping[str, str]) -> dict[str, str]:
+    """The Python execution settings from the ``Job`` group's ``python_execution_mode`` (default
+    ``thread``, the first of :data:`EXECUTION_MODES`: the Python operators run inside the JVM). The
+    embedded interpreter of ``thread`` mode starts from the base Python, so it also gets this interpreter's
+    site-packages (``python.pythonpath``: PyFlink and its numpy/pandas); the job's own code reaches it, as
+    the process-mode workers, through :func:`environment`'s ``add_python_file``."""
+    mode = group.get("python_execution_mode", EXECUTION_MODES[0])
+    if mode not in EXECUTION_MODES:
+        raise ValueError(f"python_execution_mode must be one of {', '.join(EXECUTION_MODES)}, got {mode!r}")
+    config = {"python.execution-mode": mode}
+    if mode == "thread":
+        config["python.pythonpath"] = os.pathsep.join(site.getsitepackages())
+    return config
+
+
 def environment(groups: Mapping[str, Mapping[str, str]], local: bool) -> StreamExecutionEnvironment:
-    """The execution environment; the job's two packages go to the Python workers (so MSF needs no
-    ``pyFiles``). Locally it also loads the connector jar (``jarfile``), runs this interpreter and takes the
-    Flink settings of the local-only ``LocalRun`` group (``parallelism.default``, ...); on MSF the service
-    sets parallelism and checkpointing."""
+    """The execution environment; the job's two packages go to the Python workers (:func:`stage_packages`,
+    so MSF needs no ``pyFiles``), in :func:`execution_config`'s mode. Locally it also loads the connector jar
+    (``jarfile``), runs this interpreter and takes the Flink settings of the local-only ``LocalRun`` group
+    (``parallelism.default``, ...); on MSF the service sets parallelism and checkpointing."""
     config = Configuration()
+    for key, value in execution_config(groups.get("Job", {})).items():
+        config.set_string(key, value)
     run_options = groups.get(RUN_OPTIONS, {})
     if local:
         for key, value in groups.get(LOCAL_RUN, {}).items():
@@ -127,9 +166,20 @@ def environment(groups: Mapping[str, Mapping[str, str]], local: bool) -> StreamE
         config.set_string("python.executable", sys.executable)
         config.set_string("python.client.executable", sys.executable)
     env = StreamExecutionEnvironment.get_execution_environment(config)
-    env.add_python_file(str(APP_ROOT / "clickstream_job"))
-    env.add_python_file(str(Path(clickstream_anomaly.__file__).parent))
+    env.add_python_file(str(stage_packages([APP_ROOT / "clickstream_job", Path(clickstream_anomaly.__file__).parent])))
     return env
+
+
+def stage_packages(packages: list[Path]) -> Path:
+    """A new directory holding a copy of each package (no caches), for ``add_python_file``: Flink puts an
+    added directory itself on the Python workers' path, not its parent, so a package directory added as it
+    is cannot be imported by its name (measured: ``ModuleNotFoundError: No module named 'clickstream_job'``
+    in ``thread`` mode once the job's own ``PYTHONPATH`` and working directory were not the zip's)."""
+    stage = Path(tempfile.mkdtemp(prefix="clickstream-python-"))
+    atexit.register(shutil.rmtree, stage, ignore_errors=True)
+    for package in packages:
+        shutil.copytree(package, stage / package.name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return stage
 
 
 def main(properties: str | None = None) -> None:

@@ -1,8 +1,10 @@
 """The Flink job's operator logic (flink/clickstream_job/logic.py), plain Python: no PyFlink needed."""
 
 import json
+import pickle
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -16,6 +18,7 @@ from flink.clickstream_job.logic import (
     DROPPED,
     LATE,
     NS_PER_MS,
+    WATERMARK_MIN,
     JobSettings,
     OpenWindows,
     decode,
@@ -76,6 +79,86 @@ def test_windows_equal_batch_features_with_residual():
     assert stream["users"].tolist() == batch["users"].tolist() and stream["urls"].tolist() == batch["urls"].tolist()
     assert stream["residual"].tolist() == batch["residual"].tolist()
     assert (batch["clicks"] == 0).sum() >= 9
+
+
+def test_a_record_is_judged_against_the_watermark_before_it_then_moves_it():
+    """Flink's bounded out-of-orderness watermark (max event time - out-of-orderness - 1 ms), moved after
+    each record: no click of a record is late because of a newer click in the same record."""
+    wins = OpenWindows.for_settings(JobSettings(out_of_orderness=60, allowed_lateness="10min"))
+    assert wins.watermark == WATERMARK_MIN
+    entry, dropped, late, opened = wins.add_record([click(9, "u1", "/a"), click(15, "u2", "/b"), click(9.5, "u1")])
+    assert (dropped, late, opened) == ([], 0, [0, 10 * MIN])
+    assert wins.watermark == entry[0] == 14 * MIN - NS_PER_MS  # 00:15 - 60 s - 1 ms
+    assert entry[1] == [(0, 2, 0, ["u1"], ["/a", "/"]), (10 * MIN, 1, 0, ["u2"], ["/b"])]  # only what was new
+    # the watermark is past 00:09:59.999: a click for window 00:00 is late (counted), one for 00:10 is not
+    entry, dropped, late, opened = wins.add_record([click(5, "u3"), click(12, "u2", "/b")])
+    assert (dropped, late, opened) == ([], 1, []) and entry[1] == [(0, 1, 1, ["u3"], []), (10 * MIN, 1, 0, [], [])]
+    assert wins.close(wins.watermark) == []
+    # 00:21 moves the watermark to 00:19:59.999, window 00:00's end + 10 min lateness: it closes
+    wins.add_record([click(21)])
+    closed = wins.close(wins.watermark)
+    assert [(w.window_start.minute, w.users, w.urls, w.clicks, n) for w, n in closed] == [(0, 2, 2, 3, 1)]
+    entry, dropped, late, _ = wins.add_record([click(7, "u9"), click(21.5, "u9")])
+    assert [c[1] for c in dropped] == ["u9"] and late == 0 and entry[1] == [(20 * MIN, 1, 0, ["u9"], [])]
+
+
+def test_the_journal_replayed_rebuilds_the_windows_exactly():
+    """What the job keeps in keyed state (each record's journal entry; the open windows as one entry and
+    what was emitted, when windows close) rebuilds the same windows: a restart continues identically."""
+    rng = np.random.default_rng(5)
+    minutes = np.sort(rng.uniform(0, 95, 3000)) + rng.uniform(-4, 0, 3000)  # out of order within 4 min
+    records = [
+        [click(m, f"u{rng.integers(400)}", f"/p{rng.integers(30)}") for m in minutes[i : i + int(rng.integers(1, 6))]]
+        for i in range(0, 3000, 5)
+    ]
+    settings = JobSettings(out_of_orderness=120, allowed_lateness="2min")
+
+    def run(records, wins=None):
+        wins = wins or OpenWindows.for_settings(settings)
+        journal, emitted, out = [], None, []
+        for record in records:
+            entry, *_ = wins.add_record(record)
+            journal.append(entry)
+            closed = wins.close(wins.watermark)
+            if closed:
+                out += closed
+                journal, emitted = [wins.snapshot()], wins.emitted()
+        return wins, journal, emitted, out
+
+    whole, _, _, want = run(records)
+    want += whole.close(2**62)
+    cut = len(records) // 2 + 7
+    _, journal, emitted, got = run(records[:cut])
+    restored = OpenWindows.for_settings(settings)
+    restored.restore_emitted(pickle.loads(pickle.dumps(emitted)))
+    for entry in pickle.loads(pickle.dumps(journal)):
+        restored.replay(entry)
+    wins, _, _, rest = run(records[cut:], restored)
+    got += rest + wins.close(2**62)
+    assert [(w.to_dict(), n) for w, n in got] == [(w.to_dict(), n) for w, n in want]
+    assert len(want) >= 9 and sum(n for _, n in want) > 0  # late clicks were counted along the way
+
+
+def test_aggregated_records_give_the_batch_windows():
+    """Records of several clicks (the producer's aggregation) counted a record at a time equal the batch."""
+    rng = np.random.default_rng(1)
+    rows = sorted((float(m), f"u{rng.integers(50)}", f"/p{rng.integers(9)}") for m in rng.uniform(0, 300, 2000))
+    rows = [r for r in rows if not 100 <= r[0] < 160]  # an outage
+    wins = OpenWindows.for_settings(JobSettings())
+    out = []
+    for i in range(0, len(rows), 7):
+        record = [click(m, u, p) for m, u, p in rows[i : i + 7]]
+        _, dropped, _, _ = wins.add_record(record)
+        assert dropped == []
+        out += wins.close(wins.watermark)
+    out += wins.close(2**62)
+    frame = pd.DataFrame({"timestamp": [pd.Timestamp(int(m * MIN), tz="UTC") for m, _, _ in rows]})
+    frame["user"], frame["page"] = [r[1] for r in rows], [r[2] for r in rows]
+    batch = windows_from_frame(frame)
+    stream = pd.DataFrame([w.to_dict() for w, _ in out])
+    for column in ("clicks", "users", "urls", "residual"):
+        assert stream[column].tolist() == batch[column].tolist()
+    assert (batch["clicks"] == 0).sum() >= 5
 
 
 def test_detect_is_the_detector_lambdas_state():
