@@ -208,13 +208,27 @@ def run_before(ref: str, grid: list[tuple[int, int]], batches: int) -> list[dict
             ["git", "-C", str(ROOT), "archive", ref, "clickstream_anomaly", "lambdas"], check=True, capture_output=True
         ).stdout
         subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
-        lambda_engine = Path(tmp) / "clickstream_anomaly" / "aws" / "lambda_engine.py"
-        if not lambda_engine.exists():  # an older revision: borrow this one's local driver
-            lambda_engine.write_text((ROOT / "clickstream_anomaly/aws/lambda_engine.py").read_text())
         env = dict(os.environ, PYTHONPATH=tmp, BENCH_STREAMING_WORKER="1")
+        lambda_engine = Path(tmp) / "clickstream_anomaly" / "aws" / "lambda_engine.py"
+        if not lambda_engine.exists():  # an older revision: borrow a local driver it can import
+            _borrow_driver(lambda_engine, env)
         cmd = [sys.executable, __file__, "--worker", json.dumps({"grid": grid, "batches": batches})]
         out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
+
+
+def _borrow_driver(target: Path, env: dict[str, str]) -> None:
+    """Write into ``target`` the newest version of this checkout's ``lambda_engine.py`` (the local driver)
+    that imports against the older package beside it (later versions may use names it lacks)."""
+    path = "clickstream_anomaly/aws/lambda_engine.py"
+    log = subprocess.run(["git", "-C", str(ROOT), "log", "--format=%H", "--", path], check=True, capture_output=True)
+    for rev in log.stdout.decode().split():
+        text = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:{path}"], check=True, capture_output=True).stdout
+        target.write_bytes(text)
+        probe = [sys.executable, "-c", "import clickstream_anomaly.aws.lambda_engine"]
+        if subprocess.run(probe, env=env, cwd=target.parents[2], capture_output=True).returncode == 0:
+            return
+    raise SystemExit(f"--before: no version of {path} imports against that revision's package")
 
 
 def worker(spec: str) -> None:
