@@ -28,6 +28,7 @@ from pyflink.java_gateway import get_gateway
 from pyflink.table import StreamTableEnvironment
 from pyflink.table.expressions import col
 
+import clickstream_anomaly
 from clickstream_anomaly.features import records_to_windows, write_windows
 from clickstream_anomaly.records import CLICK_SEPARATOR, Detection, Window, write_detections_csv
 from clickstream_anomaly.sources.settings import SourceSettings
@@ -61,8 +62,10 @@ def environment(
     config.set_string("python.client.executable", sys.executable)
     config.set_string("python.execution-mode", execution_mode)
     if execution_mode == "thread":
-        # the embedded interpreter starts from the base Python: give it this virtualenv's packages and our path
-        paths = [*site.getsitepackages(), *os.environ.get("PYTHONPATH", "").split(os.pathsep)]
+        # the embedded interpreter starts from the base Python: give it this virtualenv's packages, the core
+        # package's folder (an editable install's .pth file is not read there) and our path
+        core = str(Path(clickstream_anomaly.__file__).resolve().parent.parent)
+        paths = [*site.getsitepackages(), core, *os.environ.get("PYTHONPATH", "").split(os.pathsep)]
         config.set_string("python.pythonpath", os.pathsep.join(p for p in paths if p))
     env = StreamExecutionEnvironment.get_execution_environment(config)
     env.set_runtime_mode(RuntimeExecutionMode.STREAMING)
