@@ -137,10 +137,18 @@ def _blank_overlong(block: Block, source: str, bad_lines: list[tuple[int, str, s
 
 
 def split_block(
-    block: Block, *, sep: str, usecols: Sequence[int], quoted: bool, names: int | None = None
+    block: Block,
+    *,
+    sep: str,
+    usecols: Sequence[int],
+    quoted: bool,
+    names: int | None = None,
+    text: Sequence[int] = (),
 ) -> pd.DataFrame:
     """The fields ``usecols`` (0-based) of every line of ``block``: object columns named by their index, one row
-    per line (missing fields are ``""``). ``quoted``: fields may be in double quotes with ``\\`` escapes."""
+    per line (missing fields are ``""``). ``quoted``: fields may be in double quotes with ``\\`` escapes.
+    The fields ``text`` are always read as written (otherwise a column of numbers is read as numbers, and a
+    field's value would depend on its neighbours: ``200`` becomes ``200.0`` beside a ``0E0``)."""
     n_lines = len(block.ends)
     try:
         frame = pd.read_csv(
@@ -149,6 +157,7 @@ def split_block(
             header=None,
             names=range(names) if names is not None else None,
             usecols=list(usecols),
+            dtype={c: str for c in text} or None,
             na_filter=False,  # no dtype: the parser's own inference is the fast path (numbers stay numbers)
             skip_blank_lines=False,
             quoting=csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE,

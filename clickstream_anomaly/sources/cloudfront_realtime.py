@@ -52,7 +52,8 @@ def requests(block: Block, settings: SourceSettings) -> Requests:
     stamp_field, unit = ("timestamp", "s") if "timestamp" in index else ("timestamp(ms)", "ms")
     ends = block.line_ends()
     usecols = sorted({index[stamp_field], *[index[f] for f in ROLES if f in index]})
-    frame = split_block(block, sep="\t", usecols=usecols, quoted=False, names=len(fields))
+    # every field as written: a record's values must not depend on the other records of its batch
+    frame = split_block(block, sep="\t", usecols=usecols, quoted=False, names=len(fields), text=usecols)
     counts = field_counts(block, b"\t")
     blank = counts == 0
     errors = {

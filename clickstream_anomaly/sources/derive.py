@@ -18,6 +18,7 @@ per-value Python (URL splitting, regular expressions, cookie parsing) runs once 
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import urllib.parse
 from collections.abc import Callable
@@ -99,9 +100,21 @@ class Requests:
         return fn(uniques)[codes]
 
     def at(self, name: str, pos: int) -> str:
-        """Field ``name`` of row ``pos`` (for messages)."""
+        """Field ``name`` of row ``pos`` (for messages), a number in one canonical form: the CSV parser
+        reads a column of numbers as numbers, so without it the text would depend on the other lines."""
         codes, uniques = self.codes(name)
-        return str(uniques[codes[pos]])
+        return _message_text(str(uniques[codes[pos]]))
+
+
+def _message_text(text: str) -> str:
+    """``text``, or for a number its canonical form (``0``, ``0.0`` and ``00`` are all ``0``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    if math.isfinite(value) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return repr(value)
 
 
 def on_uniques(values: Column, fn: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:

@@ -4,7 +4,7 @@ its records do one by one, whatever bytes its neighbours hold; a bad record neve
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from clickstream_anomaly.records import Click
@@ -20,6 +20,10 @@ record = st.one_of(st.just(GOOD), st.binary(max_size=80), tsv)
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(record, min_size=1, max_size=12))
+@example([GOOD, b"0\t\t\t\t\t\t"])  # found by hypothesis: the parser read the stamps as floats ("0.0")
+@example([GOOD, b"x\t\t\t\t\t\t", b"0.0\t\t\t\t\t\t", b"Infinity\t\t\t\t\t\t"])
+@example([GOOD, b"\t\t0E0"])  # found by hypothesis: the status column read as floats, "200" became "200.0"
+@example([GOOD, b"TRUE\t\t\t\t\t\t"])  # found by hypothesis: alone, TRUE was read as a boolean ("True")
 def test_a_batch_decodes_as_its_records_alone(batch):
     together = decode_stream_records(batch, "cloudfront-realtime", SETTINGS)
     alone = [decode_stream_records([p], "cloudfront-realtime", SETTINGS)[0] for p in batch]
