@@ -137,18 +137,12 @@ def _blank_overlong(block: Block, source: str, bad_lines: list[tuple[int, str, s
 
 
 def split_block(
-    block: Block,
-    *,
-    sep: str,
-    usecols: Sequence[int],
-    quoted: bool,
-    names: int | None = None,
-    text: Sequence[int] = (),
+    block: Block, *, sep: str, usecols: Sequence[int], quoted: bool, names: int | None = None
 ) -> pd.DataFrame:
     """The fields ``usecols`` (0-based) of every line of ``block``: object columns named by their index, one row
     per line (missing fields are ``""``). ``quoted``: fields may be in double quotes with ``\\`` escapes.
-    The fields ``text`` are always read as written (otherwise a column of numbers is read as numbers, and a
-    field's value would depend on its neighbours: ``200`` becomes ``200.0`` beside a ``0E0``)."""
+    Every field is text as written: a line's values never depend on the other lines (read as numbers, a
+    status ``200`` became ``200.0`` beside a ``0E0``, and every line of the block a bad status)."""
     n_lines = len(block.ends)
     try:
         frame = pd.read_csv(
@@ -157,8 +151,8 @@ def split_block(
             header=None,
             names=range(names) if names is not None else None,
             usecols=list(usecols),
-            dtype={c: str for c in text} or None,
-            na_filter=False,  # no dtype: the parser's own inference is the fast path (numbers stay numbers)
+            dtype=str,
+            na_filter=False,
             skip_blank_lines=False,
             quoting=csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE,
             quotechar='"',

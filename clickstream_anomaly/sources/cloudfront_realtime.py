@@ -52,8 +52,7 @@ def requests(block: Block, settings: SourceSettings) -> Requests:
     stamp_field, unit = ("timestamp", "s") if "timestamp" in index else ("timestamp(ms)", "ms")
     ends = block.line_ends()
     usecols = sorted({index[stamp_field], *[index[f] for f in ROLES if f in index]})
-    # every field as written: a record's values must not depend on the other records of its batch
-    frame = split_block(block, sep="\t", usecols=usecols, quoted=False, names=len(fields), text=usecols)
+    frame = split_block(block, sep="\t", usecols=usecols, quoted=False, names=len(fields))
     counts = field_counts(block, b"\t")
     blank = counts == 0
     errors = {

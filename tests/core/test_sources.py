@@ -425,3 +425,30 @@ def test_detect_runs_on_a_log(tmp_path):
     detections = pd.read_csv(out / "detections.csv")
     assert len(detections) == 1306  # 2019-12-04 21:00 to 2019-12-13 22:30, empty windows included
     assert detections["clicks"].iloc[0] == 4 and detections["clicks"].sum() == 5
+
+
+STATUS = {
+    "alb": (" 200 200 ", " 0E0 200 "),
+    "cloudfront-realtime": ("\t200\t", "\t0E0\t"),
+    "combined": ('" 200 ', '" 0E0 '),
+    "cloudfront": ("\t200\t", "\t0E0\t"),
+}
+
+
+def test_one_odd_status_costs_its_line_only(tmp_path):
+    from clickstream_anomaly.clicks_csv import BadLines
+    from clickstream_anomaly.generator import Scenario, generate
+
+    clicks, _ = generate(Scenario(days=1, volume=0.05, incidents=()))
+    clicks = clicks.assign(timestamp=pd.to_datetime(clicks["timestamp"], utc=True).dt.floor("ms")).iloc[:300]
+    for fmt, path in _as_logs(clicks, tmp_path).items():
+        with gzip.open(path, "rt", encoding="utf-8") as fh:
+            lines = fh.read().splitlines()
+        old, new = STATUS[fmt]
+        odd = len(lines) // 2  # a line whose status reads as a number in another notation (0E0 = 0.0)
+        lines[odd] = lines[odd].replace(old, new, 1)
+        odd_path = tmp_path / f"odd-{fmt}.log"
+        odd_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        bad = BadLines()
+        got = read(odd_path, skip_bad=True, bad=bad)
+        assert (len(got), bad.count) == (len(clicks) - 1, 1), fmt
