@@ -22,6 +22,16 @@ class _CurrentStdout:
         sys.stdout.flush()
 
 
+@pytest.fixture(scope="module")
+def day_clicks():
+    """One generated day with both blog incidents (user miscount 10:10-11:20, outage 17:30-17:40): the
+    clicks the streaming-aggregator tests drive through every engine."""
+    from clickstream_anomaly.generator import Scenario, generate
+
+    clicks, _ = generate(Scenario(start="2020-07-15 00:00", days=1, volume=0.5, seed=7))
+    return clicks
+
+
 @pytest.fixture(autouse=True)
 def lambda_logs_to_current_stdout():
     """Powertools loggers share one handler per service, created at the first import: point it at the

@@ -180,8 +180,39 @@ def last_closable(mark: int, step: int, lateness_ns: int) -> int:
     return ((mark - lateness_ns - step) // step) * step
 
 
+class WindowEmitter:
+    """What the aggregator and the merge step share: the window length and allowed lateness in ns, the
+    residual's lookback, and the outbox of closed windows not sent yet (``freq``, ``lateness``,
+    ``residual`` and ``outbox`` are fields of the dataclasses that use it)."""
+
+    freq: str
+    lateness: str
+    residual: ResidualState
+    outbox: list[dict[str, Any]]
+
+    def __post_init__(self) -> None:
+        if not self.residual.history:
+            self.residual.lookback = lookback_windows(self.freq)
+
+    @property
+    def step(self) -> int:
+        return freq_ns(self.freq)
+
+    @property
+    def lateness_ns(self) -> int:
+        return duration_ns(self.lateness)
+
+    def outbox_windows(self) -> list[Window]:
+        return [Window.from_mapping(d) for d in self.outbox]
+
+    def acknowledge(self, windows: Iterable[Window]) -> None:
+        """Remove sent windows from the outbox."""
+        sent = {format_timestamp(w.window_start) for w in windows}
+        self.outbox = [d for d in self.outbox if d["window_start"] not in sent]
+
+
 @dataclass
-class AggregatorState:
+class AggregatorState(WindowEmitter):
     """Everything the aggregator remembers between invocations (see the module docstring)."""
 
     freq: str = DEFAULT_FREQ
@@ -201,18 +232,6 @@ class AggregatorState:
     rejected: list[dict[str, Any]] = field(default_factory=list)  # rejections not sent yet (event-time policy)
     rejections_overflow: int = 0  # rejections dropped because the outbox was full (counted, never silent)
     sampling_rate: int = 100  # percent of the requests the source logs (configuration, not saved)
-
-    def __post_init__(self) -> None:
-        if not self.residual.history:
-            self.residual.lookback = lookback_windows(self.freq)
-
-    @property
-    def step(self) -> int:
-        return freq_ns(self.freq)
-
-    @property
-    def lateness_ns(self) -> int:
-        return duration_ns(self.lateness)
 
     def accept(self, shard: str, sequence: str | int) -> bool:
         """True when ``sequence`` is new for ``shard`` (and records it); False for a re-delivery."""
@@ -335,14 +354,6 @@ class AggregatorState:
         self.next_start = start
         self.outbox.extend(w.to_dict() for w in out)
         return out
-
-    def outbox_windows(self) -> list[Window]:
-        return [Window.from_mapping(d) for d in self.outbox]
-
-    def acknowledge(self, windows: Iterable[Window]) -> None:
-        """Remove sent windows from the outbox."""
-        sent = {format_timestamp(w.window_start) for w in windows}
-        self.outbox = [d for d in self.outbox if d["window_start"] not in sent]
 
     # ---- serialisation -------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

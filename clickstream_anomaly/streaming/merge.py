@@ -15,19 +15,19 @@ scale and the residual, exactly as the single-object aggregator and the batch ``
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from .. import persist
-from ..features import ResidualState, freq_ns, lookback_windows, scale_clicks
-from ..records import Window, format_timestamp
+from ..features import ResidualState, scale_clicks
+from ..records import Window
 from ..windowspec import DEFAULT_FREQ
 from .aggregation import (
     DEFAULT_ALLOWED_LATENESS,
     MAX_OPEN_WINDOWS,
+    WindowEmitter,
     _dt,
-    duration_ns,
     last_closable,
     watermark,
 )
@@ -38,7 +38,7 @@ MERGE_VERSION = 1
 
 
 @dataclass
-class MergeState:
+class MergeState(WindowEmitter):
     """What the merge step remembers (see the module docstring)."""
 
     freq: str = DEFAULT_FREQ
@@ -51,18 +51,6 @@ class MergeState:
     idle_seconds: float = 60.0
     taken: dict[str, dict[int, int]] = field(default_factory=dict)
     sampling_rate: int = 100  # configuration, not saved
-
-    def __post_init__(self) -> None:
-        if not self.residual.history:
-            self.residual.lookback = lookback_windows(self.freq)
-
-    @property
-    def step(self) -> int:
-        return freq_ns(self.freq)
-
-    @property
-    def lateness_ns(self) -> int:
-        return duration_ns(self.lateness)
 
     def watermark(self, summaries: Mapping[str, ShardSummary], now: float | None) -> int | None:
         """The slowest active shard's clock; a parent shard whose child has reported is finished (the
@@ -134,13 +122,6 @@ class MergeState:
                 del self.taken[sid]
         self.outbox.extend(w.to_dict() for w in out)
         return out
-
-    def outbox_windows(self) -> list[Window]:
-        return [Window.from_mapping(d) for d in self.outbox]
-
-    def acknowledge(self, windows: Iterable[Window]) -> None:
-        sent = {format_timestamp(w.window_start) for w in windows}
-        self.outbox = [d for d in self.outbox if d["window_start"] not in sent]
 
     # ---- serialisation -------------------------------------------------------------------------------
     def to_bytes(self) -> bytes:

@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 
 from clickstream_anomaly.features import windows_from_frame, windows_to_records
-from clickstream_anomaly.generator import Scenario, generate
 from clickstream_anomaly.records import Click
 from clickstream_anomaly.streaming.aggregation import (
     AggregatorState,
@@ -19,13 +18,6 @@ from clickstream_anomaly.streaming.aggregation import (
     run_aggregator,
 )
 from clickstream_anomaly.streaming.state import MemoryStore, StateConflict
-
-
-@pytest.fixture(scope="module")
-def day_clicks() -> pd.DataFrame:
-    """One day containing both blog incidents (user miscount 10:10-11:20, outage 17:30-17:40)."""
-    clicks, _ = generate(Scenario(start="2020-07-15 00:00", days=1, volume=0.5, seed=7))
-    return clicks
 
 
 def as_clicks(frame: pd.DataFrame) -> list[Click]:

@@ -7,7 +7,6 @@ import pandas as pd
 import pytest
 
 from clickstream_anomaly.features import windows_from_frame, windows_to_records
-from clickstream_anomaly.generator import Scenario, generate
 from clickstream_anomaly.records import Click
 from clickstream_anomaly.streaming.aggregation import AggregatorState, apply_batch
 from clickstream_anomaly.streaming.merge import MergeState
@@ -21,12 +20,6 @@ from clickstream_anomaly.streaming.sharded import (
 )
 from clickstream_anomaly.streaming.state import MemoryStore
 from tests.core.test_streaming_aggregation import as_clicks, shard_records
-
-
-@pytest.fixture(scope="module")
-def day() -> pd.DataFrame:
-    clicks, _ = generate(Scenario(start="2020-07-15 00:00", days=1, volume=0.5, seed=7))
-    return clicks
 
 
 def drive(stores, per_shard, *, batch=100, sent=None, shards=None, now=None, parents=None):
@@ -60,10 +53,10 @@ def shard_state(stores, sid) -> ShardState:
 
 
 @pytest.mark.parametrize("n_shards", [1, 4, 16])
-def test_windows_equal_the_batch_features_with_clicks_partitioned_by_user(day, n_shards):
-    expected = windows_to_records(windows_from_frame(day))
+def test_windows_equal_the_batch_features_with_clicks_partitioned_by_user(day_clicks, n_shards):
+    expected = windows_to_records(windows_from_frame(day_clicks))
     stores = MemoryShardStores()
-    per = shard_records(as_clicks(day), n_shards)
+    per = shard_records(as_clicks(day_clicks), n_shards)
     sent = drive(stores, per)
     # every window the slowest shard's last click closes is out without a tick; the rest wait for it
     mark = min(recs[-1][2].timestamp for recs in per.values())
@@ -77,9 +70,9 @@ def test_windows_equal_the_batch_features_with_clicks_partitioned_by_user(day, n
         assert st.checkpoints.keys() == {sid} and not st.open and st.late_dropped == 0
 
 
-def test_a_redelivered_or_retried_batch_of_one_shard_doubles_nothing(day):
-    expected = windows_to_records(windows_from_frame(day))
-    per = shard_records(as_clicks(day), 4)
+def test_a_redelivered_or_retried_batch_of_one_shard_doubles_nothing(day_clicks):
+    expected = windows_to_records(windows_from_frame(day_clicks))
+    per = shard_records(as_clicks(day_clicks), 4)
     stores = MemoryShardStores()
     sent: list = []
     sid = "shard-2"
@@ -94,9 +87,9 @@ def test_a_redelivered_or_retried_batch_of_one_shard_doubles_nothing(day):
     assert finish(stores, sent, expected[-1].window_start) == expected
 
 
-def test_a_crash_before_the_windows_are_sent_resends_them_identically(day):
-    expected = windows_to_records(windows_from_frame(day))
-    per = shard_records(as_clicks(day), 4)
+def test_a_crash_before_the_windows_are_sent_resends_them_identically(day_clicks):
+    expected = windows_to_records(windows_from_frame(day_clicks))
+    per = shard_records(as_clicks(day_clicks), 4)
     stores = MemoryShardStores()
     sent: list = []
     noon = pd.Timestamp("2020-07-15 12:00", tz="UTC")
@@ -142,11 +135,11 @@ class ConflictOnce(MemoryStore):
         return super().save(data, etag)
 
 
-def test_two_merges_at_once_emit_each_window_once(day):
+def test_two_merges_at_once_emit_each_window_once(day_clicks):
     from clickstream_anomaly.streaming.sharded import read_summaries
 
-    expected = windows_to_records(windows_from_frame(day))
-    per = shard_records(as_clicks(day), 4)
+    expected = windows_to_records(windows_from_frame(day_clicks))
+    per = shard_records(as_clicks(day_clicks), 4)
     stores = MemoryShardStores()
     sent = drive(stores, {s: r[:300] for s, r in per.items()})
     # a concurrent merge (the tick) closes windows between this merge's read and its write
@@ -187,14 +180,14 @@ def test_an_idle_shard_does_not_hold_the_windows_back_and_its_late_clicks_are_co
     assert [w.clicks for w in sent if w.window_start.strftime("%H:%M") == "10:30"] == [3]
 
 
-def test_a_reshard_loses_nothing_and_the_children_count_a_parents_user_once(day):
+def test_a_reshard_loses_nothing_and_the_children_count_a_parents_user_once(day_clicks):
     """shard-0 splits into shard-2 and shard-3 mid-stream (users re-partitioned by a new hash): the
     children start after the parent's last record, inherit its open windows' users, and the windows stay
     exactly the batch features."""
     import zlib
 
-    expected = windows_to_records(windows_from_frame(day))
-    clicks = as_clicks(day)
+    expected = windows_to_records(windows_from_frame(day_clicks))
+    clicks = as_clicks(day_clicks)
     cut = clicks[len(clicks) // 2].timestamp
     before = shard_records([c for c in clicks if c.timestamp < cut], 2)
     stores = MemoryShardStores()
@@ -215,10 +208,10 @@ def test_a_reshard_loses_nothing_and_the_children_count_a_parents_user_once(day)
     assert sum(w.clicks for w in got) == len(clicks)
 
 
-def test_the_single_object_state_of_earlier_versions_is_migrated_exactly(day):
+def test_the_single_object_state_of_earlier_versions_is_migrated_exactly(day_clicks):
     """A deployed stack's ``aggregator/state.json.gz`` mid-stream: the per-shard engine continues it."""
-    expected = windows_to_records(windows_from_frame(day))
-    per = shard_records(as_clicks(day), 2)
+    expected = windows_to_records(windows_from_frame(day_clicks))
+    per = shard_records(as_clicks(day_clicks), 2)
     legacy = AggregatorState()
     sent: list = []
     for _sid, recs in per.items():
@@ -281,15 +274,15 @@ def test_a_warm_container_reuses_the_state_it_saved_until_someone_else_writes_it
     assert sum(p.clicks for p in again.open.values()) == 30
 
 
-def test_a_stream_not_keyed_by_user_needs_exact_user_sets(day):
+def test_a_stream_not_keyed_by_user_needs_exact_user_sets(day_clicks):
     """Clicks spread over 4 shards at random (CloudFront real-time logs choose their own keys): with the
     user counts a user on two shards counts twice; with ``exact_users`` the windows are the batch ones."""
     import random
 
-    expected = windows_to_records(windows_from_frame(day))
+    expected = windows_to_records(windows_from_frame(day_clicks))
     rng = random.Random(0)
     per: dict[str, list] = {f"shard-{i}": [] for i in range(4)}
-    for c in as_clicks(day):
+    for c in as_clicks(day_clicks):
         sid = f"shard-{rng.randrange(4)}"
         per[sid].append((sid, str(10**20 + len(per[sid])), c))
     counted = MemoryShardStores()

@@ -8,19 +8,11 @@ from __future__ import annotations
 import base64
 
 import pandas as pd
-import pytest
 
 from clickstream_anomaly.aws.kinesis_reader import ShardReader
 from clickstream_anomaly.features import windows_from_frame, windows_to_records
-from clickstream_anomaly.generator import Scenario, generate
 from clickstream_anomaly.producer import AGGREGATE_BYTES, Entry, KinesisSender
 from clickstream_anomaly.records import Click, Window
-
-
-@pytest.fixture(scope="module")
-def day() -> pd.DataFrame:
-    clicks, _ = generate(Scenario(start="2020-07-15 00:00", days=1, volume=0.5, seed=7))
-    return clicks
 
 
 def entries(frame: pd.DataFrame) -> list[Entry]:
@@ -39,12 +31,12 @@ def features(aws) -> list[Window]:
     return out
 
 
-def test_four_shards_give_exactly_the_batch_features_and_a_retry_doubles_nothing(aws, lambda_context, day):
+def test_four_shards_give_exactly_the_batch_features_and_a_retry_doubles_nothing(aws, lambda_context, day_clicks):
     from lambdas.aggregator import app
 
     kin, s3 = aws["kinesis"], aws["s3"]
     kin.create_stream(StreamName="clicks4", ShardCount=4)
-    KinesisSender(kin, "clicks4", aggregate_bytes=AGGREGATE_BYTES).send(entries(day))
+    KinesisSender(kin, "clicks4", aggregate_bytes=AGGREGATE_BYTES).send(entries(day_clicks))
     batches: list[dict] = []
 
     def handle(event, context):
@@ -56,7 +48,7 @@ def test_four_shards_give_exactly_the_batch_features_and_a_retry_doubles_nothing
     for event in batches[::7]:  # Lambda retries some batches: nothing is counted twice
         app.handler(event, lambda_context)
     got = features(aws)
-    expected = windows_to_records(windows_from_frame(day))
+    expected = windows_to_records(windows_from_frame(day_clicks))
     assert len(got) >= len(expected) - 3  # the last windows wait for the lateness to pass
     assert got == expected[: len(got)]
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket="state-bucket", Prefix="aggregator/")["Contents"]}
@@ -93,7 +85,7 @@ def deliver(handler, context, stream: str, records: dict[str, list[dict]], batch
                 assert handler(event, context) == {"batchItemFailures": []}
 
 
-def test_a_reshard_loses_no_click_and_counts_each_user_once(aws, lambda_context, day):
+def test_a_reshard_loses_no_click_and_counts_each_user_once(aws, lambda_context, day_clicks):
     """A parent shard splits into two children in the middle of a window (as UpdateShardCount does): the
     parent's records are read to its end first, then the children's; their users are counted once.
     moto keeps writing to a split parent, so the records written after the split are handed to the
@@ -104,7 +96,7 @@ def test_a_reshard_loses_no_click_and_counts_each_user_once(aws, lambda_context,
 
     kin = aws["kinesis"]
     kin.create_stream(StreamName="clicks2", ShardCount=2)
-    clicks = entries(day)
+    clicks = entries(day_clicks)
     cut = len(clicks) // 2 + 37  # mid-window
     KinesisSender(kin, "clicks2", aggregate_bytes=AGGREGATE_BYTES).send(clicks[:cut])
     before = shard_records(kin, "clicks2")
@@ -128,6 +120,6 @@ def test_a_reshard_loses_no_click_and_counts_each_user_once(aws, lambda_context,
     assert all(routed.values())  # both children got clicks
     deliver(app.handler, lambda_context, "clicks2", {k: v for k, v in (after | routed).items() if v})
     got = features(aws)
-    expected = windows_to_records(windows_from_frame(day))
+    expected = windows_to_records(windows_from_frame(day_clicks))
     assert len(got) >= len(expected) - 3  # the split parent does not hold the windows back
     assert got == expected[: len(got)]  # the window of the split too: its users are counted once
