@@ -108,6 +108,21 @@ def _outside_band(det: Detection, column: str, side: str | None) -> bool:
     return (side == "LOW" and value < low) or (side == "HIGH" and value > high)
 
 
+def _band(peak: Detection, key: str, timezone: str) -> str:
+    """``, expected LOW–HIGH (Tue 14:00)``: ``key``'s band at the peak window (when it has one), and when."""
+    low, high = (peak.low or {}).get(key), (peak.high or {}).get(key)
+    band = f", expected {low:.0f}–{high:.0f}" if low is not None and high is not None else ""
+    return f"{band} ({slot_label(int(peak.window.window_start.timestamp() * 1e9), timezone)})"
+
+
+def _since(dets: list[Detection], timezone: str) -> str:
+    """``; since HH:MM`` (local) for an incident of three windows or more, else nothing."""
+    if len({d.window.window_start for d in dets}) < 3:
+        return ""
+    first = min(d.window.window_start for d in dets)
+    return f"; since {slot_label(int(first.timestamp() * 1e9), timezone)[4:]}"
+
+
 def baseline_cause(dets: Iterable[Detection], timezone: str = "UTC") -> str:
     """Cause in words from baseline detections: the main column against its band at the peak, the others."""
     dets = [d for d in dets if d.attribution and d.expected]
@@ -129,17 +144,11 @@ def baseline_cause(dets: Iterable[Detection], timezone: str = "UTC") -> str:
         main = "clicks"
     observed = getattr(peak.window, main)
     side = (peak.direction or {}).get(main, "HIGH")
-    low, high = (peak.low or {}).get(main), (peak.high or {}).get(main)
-    when = slot_label(int(peak.window.window_start.timestamp() * 1e9), timezone)
-    band = f", expected {low:.0f}–{high:.0f}" if low is not None and high is not None else ""
-    text = f"{main} {side}: {observed:g}{band} ({when})"
+    text = f"{main} {side}: {observed:g}{_band(peak, main, timezone)}"
     others = [c for c in ranked[1 : MAX_CAUSE_COLUMNS + 1] if total[c] / grand >= CAUSE_SHARE]
     if others:
         text += "; " + ", ".join(f"{c} {(peak.direction or {}).get(c, 'HIGH')}" for c in others)
-    first = min(d.window.window_start for d in dets)
-    if len({d.window.window_start for d in dets}) >= 3:
-        text += f"; since {slot_label(int(first.timestamp() * 1e9), timezone)[4:]}"
-    return text
+    return text + _since(dets, timezone)
 
 
 def page_cause(dets: Iterable[Detection], timezone: str = "UTC") -> str:
@@ -151,17 +160,11 @@ def page_cause(dets: Iterable[Detection], timezone: str = "UTC") -> str:
     peak = max(dets, key=excess)
     key = next(iter(peak.attribution or {}))
     side = (peak.direction or {}).get(key, "LOW")
-    low, high = (peak.low or {}).get(key), (peak.high or {}).get(key)
-    when = slot_label(int(peak.window.window_start.timestamp() * 1e9), timezone)
-    band = f", expected {low:.0f}–{high:.0f}" if low is not None and high is not None else ""
-    text = f"clicks {side} on page {peak.extra['page']}: {peak.extra['page_clicks']:g}{band} ({when})"
+    text = f"clicks {side} on page {peak.extra['page']}: {peak.extra['page_clicks']:g}{_band(peak, key, timezone)}"
     others = sorted({d.extra["page"] for d in dets} - {peak.extra["page"]})
     if others:
         text += "; also " + ", ".join(others[:MAX_CAUSE_COLUMNS])
-    first = min(d.window.window_start for d in dets)
-    if len({d.window.window_start for d in dets}) >= 3:
-        text += f"; since {slot_label(int(first.timestamp() * 1e9), timezone)[4:]}"
-    return text
+    return text + _since(dets, timezone)
 
 
 @dataclass
