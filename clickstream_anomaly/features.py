@@ -39,7 +39,7 @@ import pandas as pd
 
 from .clicks_csv import BadLines, iter_click_chunks
 from .progress import Progress
-from .records import CLICK_COLUMNS, FEATURE_COLUMNS, WINDOW_COLUMNS, RecordError, Window
+from .records import CLICK_COLUMNS, FEATURE_COLUMNS, PAGES_PER_WINDOW, WINDOW_COLUMNS, RecordError, Window
 from .sources import Filtered, SourceSettings, iter_chunks
 from .windowspec import DEFAULT_FREQ, WindowSpec
 
@@ -124,9 +124,6 @@ def freq_ns(freq: str | pd.Timedelta | WindowSpec) -> int:
     return WindowSpec.parse(freq).ns
 
 
-PAGES_PER_WINDOW = 200  # pages kept per window in PageCounts: its most clicked ones
-
-
 @dataclass
 class PageCounts:
     """Clicks per window and page, filled by :class:`WindowAccumulator` (and so by
@@ -158,6 +155,35 @@ class PageCounts:
         if pages is not None:
             table = table.reindex(columns=list(pages))
         return table.reindex(index).fillna(0).astype("int64")
+
+    def of_window(self) -> dict[pd.Timestamp, dict[str, int]]:
+        """The clicks per page of each window with clicks (page -> clicks), keyed by window start."""
+        out: dict[pd.Timestamp, dict[str, int]] = {}
+        for start, page, clicks in zip(
+            self.frame["window_start"], self.frame["page"], self.frame["clicks"], strict=True
+        ):
+            out.setdefault(start, {})[str(page)] = int(clicks)
+        return out
+
+    @classmethod
+    def from_windows(cls, records: Iterable[Window]) -> PageCounts | None:
+        """The page counts the records carry (``page_clicks``); ``None`` when one of them has none."""
+        rows: list[tuple[Any, str, int]] = []
+        for w in records:
+            if w.page_clicks is None:
+                return None
+            rows += [(w.window_start, p, c) for p, c in w.page_clicks.items() if c > 0]
+        frame = cls().frame
+        if rows:
+            starts, pages, clicks = zip(*rows, strict=True)
+            frame = pd.DataFrame(
+                {
+                    "window_start": pd.to_datetime(pd.Series(starts), utc=True),
+                    "page": pd.Series(pages, dtype="object"),
+                    "clicks": pd.Series(clicks, dtype="int64"),
+                }
+            )
+        return cls(frame)
 
 
 @dataclass
@@ -539,11 +565,20 @@ def write_windows(windows: pd.DataFrame, path: str | Path) -> None:
     out.to_csv(path, index=False)
 
 
-def windows_to_records(windows: pd.DataFrame) -> list[Window]:
-    """Frame rows -> :class:`~clickstream_anomaly.records.Window` records."""
+def windows_to_records(windows: pd.DataFrame, pages: PageCounts | None = None) -> list[Window]:
+    """Frame rows -> :class:`~clickstream_anomaly.records.Window` records (with ``page_clicks`` from
+    ``pages`` when given: ``{}`` for a window without clicks)."""
     starts = pd.to_datetime(windows["window_start"], utc=True)
+    per_window = pages.of_window() if pages is not None else None
     return [
-        Window(ts.to_pydatetime(), int(u), int(us), int(c), float(r))
+        Window(
+            ts.to_pydatetime(),
+            int(u),
+            int(us),
+            int(c),
+            float(r),
+            page_clicks=None if per_window is None else per_window.get(ts, {}),
+        )
         for ts, u, us, c, r in zip(
             starts, windows["urls"], windows["users"], windows["clicks"], windows["residual"], strict=True
         )

@@ -10,7 +10,9 @@ This module is the one place where their fields, CSV headers and JSON shapes are
   data lake (Firehose appends ``\n`` per record) stays JSON Lines either way.
 * **window** ``window_start, urls, users, clicks, residual``: the features of one fixed-length window
   (10 minutes by default). ``residual = clicks - users * R`` with ``R`` the trailing day's clicks per user
-  (see :mod:`clickstream_anomaly.features`).
+  (see :mod:`clickstream_anomaly.features`). On the features stream a window's JSON may also carry
+  ``page_clicks``, an object of page -> clicks (its :data:`PAGES_PER_WINDOW` most clicked pages, ties by
+  page name: :func:`top_pages`), which the per-page detector reads; CSV windows files do not.
 * **detection**: a window plus ``detector, score, is_anomaly, threshold`` and optional explanation
   (``attribution``, ``direction``, ``strength`` per feature column) or forecast band (``p01, p50, p99``).
 """
@@ -43,6 +45,8 @@ DETECTION_COLUMNS: tuple[str, ...] = (
     "warmup",
 )
 DIRECTIONS = ("HIGH", "LOW")
+PAGES_PER_WINDOW = 200  # pages a window keeps in its page counts: its most clicked ones
+PAGE_CLICKS = "page_clicks"  # the window JSON's optional field of clicks per page
 
 
 class DetectorName(StrEnum):
@@ -208,6 +212,7 @@ class Window:
     users: int
     clicks: int
     residual: float
+    page_clicks: dict[str, int] | None = field(default=None, compare=False, hash=False)
 
     @property
     def features(self) -> tuple[int, int, int, float]:
@@ -227,7 +232,8 @@ class Window:
         if bad:
             raise RecordError(f"non-finite feature(s): {', '.join(bad)}")
         counts: dict[str, Any] = {k: int(values[k]) for k in ("urls", "users", "clicks")}
-        return cls(parse_timestamp(data["window_start"]), **counts, residual=values["residual"])
+        pages = _page_clicks(data.get(PAGE_CLICKS))
+        return cls(parse_timestamp(data["window_start"]), **counts, residual=values["residual"], page_clicks=pages)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Window:
@@ -248,8 +254,34 @@ class Window:
         }
 
     def to_json(self) -> str:
-        """The JSON object written to the features stream."""
-        return json.dumps(self.to_dict(), separators=(",", ":"))
+        """The JSON object written to the features stream (with ``page_clicks`` when known)."""
+        row = self.to_dict()
+        if self.page_clicks is not None:
+            row[PAGE_CLICKS] = self.page_clicks
+        return json.dumps(row, separators=(",", ":"))
+
+
+def top_pages(counts: dict[str, int], n: int = PAGES_PER_WINDOW) -> dict[str, int]:
+    """The ``n`` most clicked pages of ``counts`` (page -> clicks), ties by page name, without zeros; the
+    one rule of every engine's ``page_clicks``."""
+    ranked = sorted(((-c, p) for p, c in counts.items() if c > 0))[:n]
+    return {p: -c for c, p in ranked}
+
+
+def _page_clicks(value: Any) -> dict[str, int] | None:
+    """``page_clicks`` of a window mapping, checked: an object of page -> non-negative integer clicks."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise RecordError(f"{PAGE_CLICKS} must be an object of page -> clicks, got {type(value).__name__}")
+    out: dict[str, int] = {}
+    for page, clicks in value.items():
+        if isinstance(clicks, bool) or not isinstance(clicks, int | float) or not float(clicks).is_integer():
+            raise RecordError(f"{PAGE_CLICKS}[{page!r}] must be a whole number, got {clicks!r}")
+        if clicks < 0:
+            raise RecordError(f"{PAGE_CLICKS}[{page!r}] must not be negative, got {clicks}")
+        out[str(page)] = int(clicks)
+    return out
 
 
 @dataclass(slots=True)

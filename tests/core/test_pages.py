@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from clickstream_anomaly.detectors import DEFAULT_DETECTORS, PageBaselineDetector, build_detectors
-from clickstream_anomaly.features import PAGES_PER_WINDOW, PageCounts, windows_from_frame
-from clickstream_anomaly.records import PAGES
+from clickstream_anomaly.features import PageCounts, windows_from_frame
+from clickstream_anomaly.records import PAGES, PAGES_PER_WINDOW
 from clickstream_anomaly.workflow import run_detection
 
 from .test_baseline import DAY, rhythm
