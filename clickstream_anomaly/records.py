@@ -253,12 +253,16 @@ class Window:
             "residual": self.residual,
         }
 
-    def to_json(self) -> str:
-        """The JSON object written to the features stream (with ``page_clicks`` when known)."""
+    def to_stream_dict(self) -> dict[str, Any]:
+        """:meth:`to_dict` with ``page_clicks`` when known: the features stream's object."""
         row = self.to_dict()
         if self.page_clicks is not None:
             row[PAGE_CLICKS] = self.page_clicks
-        return json.dumps(row, separators=(",", ":"))
+        return row
+
+    def to_json(self) -> str:
+        """The JSON object written to the features stream (:meth:`to_stream_dict`)."""
+        return json.dumps(self.to_stream_dict(), separators=(",", ":"))
 
 
 def top_pages(counts: dict[str, int], n: int = PAGES_PER_WINDOW) -> dict[str, int]:

@@ -6,9 +6,9 @@ per user, kept by the core's :class:`~clickstream_anomaly.features.ResidualState
 the Unix epoch), and
 on the same clicks the emitted windows are identical to the batch computation.
 
-* **Mergeable partial windows.** :class:`PartialWindow` keeps the *sets* of users and pages, not their
-  counts, so partials built from different shards (or batches) merge exactly: a user clicking on two
-  shards counts once.
+* **Mergeable partial windows.** :class:`PartialWindow` keeps the *set* of users and the clicks per
+  page, so partials built from different shards (or batches) merge exactly: a user clicking on two
+  shards counts once. A closed window carries its ``page_clicks`` (the per-page detector's input).
 * **Watermark and allowed lateness.** Each shard has an event-time clock (the newest click time seen
   on it); the watermark is the *slowest* active shard's clock, so a shard that is read behind the others
   (a fast replay, a backlog) does not make the others close its windows. The shards of the stream are
@@ -47,7 +47,7 @@ from typing import Any
 
 from .. import persist
 from ..features import ResidualState, freq_ns, lookback_windows, scale_clicks
-from ..records import Click, Window, format_timestamp
+from ..records import Click, Window, format_timestamp, top_pages
 from ..windowspec import DEFAULT_FREQ
 from .eventtime import (
     DEFAULT_POLICY,
@@ -81,17 +81,22 @@ def _dt(ns: int) -> datetime:
 
 @dataclass
 class PartialWindow:
-    """The clicks of one window seen so far: a count and the distinct users and pages."""
+    """The clicks of one window seen so far: a count, the distinct users and the clicks per page.
+
+    ``pages_exact`` is false for a window restored from a state written before the clicks per page were
+    kept (it knows its pages, not their clicks): its closed window carries no ``page_clicks``.
+    """
 
     start: int  # ns since epoch
     clicks: int = 0
     users: set[str] = field(default_factory=set)
-    pages: set[str] = field(default_factory=set)
+    pages: dict[str, int] = field(default_factory=dict)
+    pages_exact: bool = True
 
     def add(self, click: Click) -> None:
         self.clicks += 1
         self.users.add(click.user)
-        self.pages.add(click.page)
+        self.pages[click.page] = self.pages.get(click.page, 0) + 1
 
     def merge(self, other: PartialWindow) -> None:
         """Fold ``other`` (same window) into this one; exact for the distinct counts."""
@@ -99,20 +104,53 @@ class PartialWindow:
             raise ValueError("can only merge partials of the same window")
         self.clicks += other.clicks
         self.users |= other.users
-        self.pages |= other.pages
+        add_page_clicks(self.pages, other.pages)
+        self.pages_exact = self.pages_exact and other.pages_exact
 
-    def to_window(self, residual: float, clicks: int | None = None) -> Window:
+    def copy(self) -> PartialWindow:
+        return PartialWindow(self.start, self.clicks, set(self.users), dict(self.pages), self.pages_exact)
+
+    def to_window(self, residual: float, clicks: int | None = None, sampling_rate: int = 100) -> Window:
         """The closed window's features; ``residual`` comes from the caller's :class:`ResidualState`,
-        ``clicks`` (default: the count) is the scaled count of a sampled source."""
+        ``clicks`` (default: the count) is the scaled count of a sampled source (``sampling_rate``)."""
         count = self.clicks if clicks is None else clicks
-        return Window(_dt(self.start), len(self.pages), len(self.users), count, residual)
+        pages = window_page_clicks(self.pages, sampling_rate) if self.pages_exact else None
+        return Window(_dt(self.start), len(self.pages), len(self.users), count, residual, page_clicks=pages)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"start": self.start, "clicks": self.clicks, "users": sorted(self.users), "pages": sorted(self.pages)}
+        return {
+            "start": self.start,
+            "clicks": self.clicks,
+            "users": sorted(self.users),
+            "pages": dict(sorted(self.pages.items())),
+            "pages_exact": self.pages_exact,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PartialWindow:
-        return cls(int(data["start"]), int(data["clicks"]), set(data["users"]), set(data["pages"]))
+        pages, exact = page_clicks_from_state(data["pages"])
+        exact = exact and bool(data.get("pages_exact", True))
+        return cls(int(data["start"]), int(data["clicks"]), set(data["users"]), pages, exact)
+
+
+def add_page_clicks(into: dict[str, int], other: dict[str, int]) -> None:
+    """Add ``other``'s clicks per page to ``into`` (in place)."""
+    for page, n in other.items():
+        into[page] = into.get(page, 0) + n
+
+
+def window_page_clicks(pages: dict[str, int], sampling_rate: int = 100) -> dict[str, int]:
+    """A closed window's ``page_clicks``: its most clicked pages (:func:`~clickstream_anomaly.records.top_pages`,
+    on the counts as logged), each scaled like the window's clicks (:func:`scale_clicks`)."""
+    return {p: int(scale_clicks(c, sampling_rate)) for p, c in top_pages(pages).items()}
+
+
+def page_clicks_from_state(value: list[str] | dict[str, int]) -> tuple[dict[str, int], bool]:
+    """The pages of a saved partial window and whether their clicks are known: a list of pages (a state
+    from before the clicks per page were kept) gives each page 0 clicks and ``False``."""
+    if isinstance(value, dict):
+        return {str(p): int(c) for p, c in value.items()}, True
+    return dict.fromkeys(map(str, value), 0), False
 
 
 def build_partials(clicks: Iterable[Click], freq: str = DEFAULT_FREQ) -> dict[int, PartialWindow]:
@@ -129,7 +167,7 @@ def build_partials(clicks: Iterable[Click], freq: str = DEFAULT_FREQ) -> dict[in
 
 
 def empty_window(start_ns: int, residual: float = 0.0) -> Window:
-    return Window(_dt(start_ns), 0, 0, 0, residual)
+    return Window(_dt(start_ns), 0, 0, 0, residual, page_clicks={})
 
 
 def watermark(
@@ -252,7 +290,7 @@ class AggregatorState(WindowEmitter):
                 continue
             mine = self.open.get(start)
             if mine is None:
-                self.open[start] = PartialWindow(start, part.clicks, set(part.users), set(part.pages))
+                self.open[start] = part.copy()
             else:
                 mine.merge(part)
         self.late_dropped += late
@@ -349,16 +387,20 @@ class AggregatorState(WindowEmitter):
             clicks, users = (part.clicks, len(part.users)) if part is not None else (0, 0)
             clicks = int(scale_clicks(clicks, self.sampling_rate))  # the one scaling (features.py)
             residual = self.residual.residual(clicks, users)
-            out.append(part.to_window(residual, clicks) if part is not None else empty_window(start, residual))
+            out.append(
+                part.to_window(residual, clicks, self.sampling_rate)
+                if part is not None
+                else empty_window(start, residual)
+            )
             start += step
         self.next_start = start
-        self.outbox.extend(w.to_dict() for w in out)
+        self.outbox.extend(w.to_stream_dict() for w in out)
         return out
 
     # ---- serialisation -------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return {
-            "version": 1,
+            "version": 2,  # 2: the open windows' pages with their clicks (1: a list of pages)
             "freq": self.freq,
             "lateness": self.lateness,
             "open": [p.to_dict() for _, p in sorted(self.open.items())],
@@ -379,7 +421,7 @@ class AggregatorState(WindowEmitter):
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AggregatorState:
-        if data.get("version") != 1:  # the document's schema (the container has its own version)
+        if data.get("version") not in (1, 2):  # the document's schema (the container has its own version)
             raise ValueError(f"unknown aggregator state version {data.get('version')!r}")
         parts = [PartialWindow.from_dict(p) for p in data["open"]]
         return cls(

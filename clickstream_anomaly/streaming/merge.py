@@ -28,8 +28,10 @@ from .aggregation import (
     MAX_OPEN_WINDOWS,
     WindowEmitter,
     _dt,
+    add_page_clicks,
     last_closable,
     watermark,
+    window_page_clicks,
 )
 from .shard_state import ShardSummary
 
@@ -97,22 +99,25 @@ class MergeState(WindowEmitter):
         out: list[Window] = []
         while start <= last:
             clicks = users = 0
-            pages: set[str] = set()
+            pages: dict[str, int] = {}
+            pages_exact = True
             exact: set[str] = set()
             for sid, summary in summaries.items():
                 part = summary.windows.get(start)
                 if part is not None:
-                    clicks += part[0]
-                    pages |= part[2]
+                    clicks += part.clicks
+                    add_page_clicks(pages, part.pages)
+                    pages_exact = pages_exact and part.pages_exact
                     if summary.user_sets is not None and start in summary.user_sets:
                         exact |= summary.user_sets[start]
                     else:
-                        users += part[1]
-                    self.taken.setdefault(sid, {})[start] = part[0]
+                        users += part.users
+                    self.taken.setdefault(sid, {})[start] = part.clicks
             users += len(exact)
             scaled = int(scale_clicks(clicks, self.sampling_rate))  # the one scaling (features.py)
             residual = self.residual.residual(scaled, users)
-            out.append(Window(_dt(start), len(pages), users, scaled, residual))
+            page_clicks = window_page_clicks(pages, self.sampling_rate) if pages_exact else None
+            out.append(Window(_dt(start), len(pages), users, scaled, residual, page_clicks=page_clicks))
             start += self.step
         self.next_start = start
         for sid in list(self.taken):  # keep what a shard has not released yet
@@ -120,7 +125,7 @@ class MergeState(WindowEmitter):
             self.taken[sid] = {s: c for s, c in self.taken[sid].items() if s in held}
             if not self.taken[sid]:
                 del self.taken[sid]
-        self.outbox.extend(w.to_dict() for w in out)
+        self.outbox.extend(w.to_stream_dict() for w in out)
         return out
 
     # ---- serialisation -------------------------------------------------------------------------------

@@ -24,17 +24,18 @@ from __future__ import annotations
 import json
 import zlib
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from .. import persist
 from ..records import Window
-from .aggregation import DEFAULT_ALLOWED_LATENESS, AggregatorState, PartialWindow
+from .aggregation import DEFAULT_ALLOWED_LATENESS, AggregatorState, PartialWindow, page_clicks_from_state
 from .eventtime import Rejection
 
 SHARD_KIND = "streaming.aggregator.shard"
-SHARD_VERSION = 1
-SUMMARY_VERSION = 1
+SHARD_VERSION = 2  # 2: the open windows' pages with their clicks (1: a list of pages)
+SUMMARY_VERSION = 2  # the same change
 ZLIB_LEVEL = 1  # level 6 costs 4x the CPU for 5 % smaller objects, level 9 13x (bench/streaming.py)
 
 
@@ -68,6 +69,23 @@ def _unpack(blob: bytes, is_json: bool, count: int) -> list[str]:
     return out
 
 
+@dataclass(frozen=True)
+class WindowSummary:
+    """One open window of a shard as the merge step reads it: its clicks, the users the shard counts
+    (module docstring), its clicks per page and whether those are known (:class:`PartialWindow`)."""
+
+    clicks: int
+    users: int
+    pages: dict[str, int]
+    pages_exact: bool = True
+
+    @classmethod
+    def from_list(cls, item: list[Any]) -> WindowSummary:
+        """From the summary's ``[start, clicks, users, pages, exact]`` (version 1: pages a list, no flag)."""
+        pages, exact = page_clicks_from_state(item[3])
+        return cls(int(item[1]), int(item[2]), pages, exact and bool(item[4] if len(item) > 4 else True))
+
+
 @dataclass
 class ShardSummary:
     """What the merge step reads of a shard: its clock and, per open window, ``(clicks, users, pages)``.
@@ -80,7 +98,7 @@ class ShardSummary:
     high: int | None = None
     wall: float | None = None
     first_wall: float | None = None
-    windows: dict[int, tuple[int, int, frozenset[str]]] = field(default_factory=dict)
+    windows: dict[int, WindowSummary] = field(default_factory=dict)
     pending_rejections: int = 0
     parents: tuple[str, ...] = ()  # a child reads only after its parents' last record: they are finished
     user_sets: dict[int, frozenset[str]] | None = None  # exact mode: the users themselves, per window
@@ -92,7 +110,7 @@ class ShardSummary:
             "high": self.high,
             "wall": self.wall,
             "first_wall": self.first_wall,
-            "windows": [[s, c, u, sorted(p)] for s, (c, u, p) in sorted(self.windows.items())],
+            "windows": [[s, w.clicks, w.users, w.pages, w.pages_exact] for s, w in sorted(self.windows.items())],
             "pending_rejections": self.pending_rejections,
             "parents": list(self.parents),
         }
@@ -103,14 +121,14 @@ class ShardSummary:
     @classmethod
     def from_json(cls, data: bytes) -> ShardSummary:
         doc = json.loads(data)
-        if doc.get("version") != SUMMARY_VERSION:
+        if doc.get("version") not in (1, SUMMARY_VERSION):
             raise ValueError(f"unknown shard summary version {doc.get('version')!r}")
         return cls(
             str(doc["shard"]),
             None if doc["high"] is None else int(doc["high"]),
             doc["wall"],
             doc["first_wall"],
-            {int(s): (int(c), int(u), frozenset(p)) for s, c, u, p in doc["windows"]},
+            {int(w[0]): WindowSummary.from_list(w) for w in doc["windows"]},
             int(doc["pending_rejections"]),
             tuple(doc.get("parents", ())),
             None if "user_sets" not in doc else {int(k): frozenset(_strings(v)) for k, v in doc["user_sets"].items()},
@@ -167,7 +185,8 @@ class ShardState(AggregatorState):
         """What the merge step reads; ``exact_users`` adds the user sets themselves (for a stream that is
         not keyed by user: the merge then counts their union)."""
         windows = {
-            s: (p.clicks, len(p.users) - self.inherited.get(s, 0), frozenset(p.pages)) for s, p in self.open.items()
+            s: WindowSummary(p.clicks, len(p.users) - self.inherited.get(s, 0), dict(p.pages), p.pages_exact)
+            for s, p in self.open.items()
         }
         return ShardSummary(
             self.shard,
@@ -196,7 +215,14 @@ class ShardState(AggregatorState):
             "merge_tried": self.merge_tried,
             "parents": list(self.parents),
             "windows": [
-                [s, self.open[s].clicks, len(self.open[s].users), self.inherited.get(s, 0), sorted(self.open[s].pages)]
+                [
+                    s,
+                    self.open[s].clicks,
+                    len(self.open[s].users),
+                    self.inherited.get(s, 0),
+                    dict(sorted(self.open[s].pages.items())),
+                    self.open[s].pages_exact,
+                ]
                 for s in starts
             ],
             "users_json": is_json,
@@ -219,7 +245,7 @@ class ShardState(AggregatorState):
         """Decode :meth:`to_bytes`; ``None`` gives a fresh state of ``shard``."""
         if data is None:
             return cls(freq=freq, lateness=lateness, shard=shard)
-        st = persist.loads(data, SHARD_KIND, versions={SHARD_VERSION})
+        st = persist.loads(data, SHARD_KIND, versions={1, SHARD_VERSION})
         m = st.meta
         if m["freq"] != freq:
             raise ValueError(f"state was built with windows of {m['freq']}, configuration says {freq}")
@@ -227,8 +253,11 @@ class ShardState(AggregatorState):
         sid = str(m["shard"])
         state = cls(freq=freq, lateness=lateness, shard=sid)
         pos = 0
-        for start, clicks, n_users, inherited, pages in m["windows"]:
-            state.open[int(start)] = PartialWindow(int(start), int(clicks), set(users[pos : pos + n_users]), set(pages))
+        for start, clicks, n_users, inherited, saved, *rest in m["windows"]:
+            pages, exact = page_clicks_from_state(saved)
+            exact = exact and bool(rest[0] if rest else True)
+            window_users = set(users[pos : pos + n_users])
+            state.open[int(start)] = PartialWindow(int(start), int(clicks), window_users, pages, exact)
             pos += n_users
             if inherited:
                 state.inherited[int(start)] = int(inherited)

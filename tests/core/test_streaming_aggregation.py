@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
-from clickstream_anomaly.features import windows_from_frame, windows_to_records
-from clickstream_anomaly.records import Click
+from clickstream_anomaly.features import PageCounts, windows_from_frame, windows_to_records
+from clickstream_anomaly.records import PAGES_PER_WINDOW, Click
 from clickstream_anomaly.streaming.aggregation import (
     AggregatorState,
     PartialWindow,
@@ -58,18 +58,59 @@ def final_windows(state: AggregatorState, emitted, last_start):
     return emitted + state.outbox_windows()
 
 
+def batch_windows(clicks: pd.DataFrame, sampling_rate: int = 100) -> list:
+    """The batch computation's windows, with their clicks per page (``page_clicks``)."""
+    pages = PageCounts()
+    return windows_to_records(windows_from_frame(clicks, pages=pages, sampling_rate=sampling_rate), pages)
+
+
 @pytest.mark.parametrize("n_shards", [1, 4])
 def test_streaming_windows_equal_batch_features(day_clicks, n_shards):
     clicks = as_clicks(day_clicks)
-    expected = windows_to_records(windows_from_frame(day_clicks))
+    expected = batch_windows(day_clicks)
     state, emitted = run_stream(clicks, n_shards)
     got = final_windows(state, emitted, expected[-1].window_start)
     assert got == expected
+    assert [w.page_clicks for w in got] == [w.page_clicks for w in expected]  # the clicks per page too
+    assert sum(len(w.page_clicks or {}) for w in got) > len(got)
     outage = [w for w in got if w.window_start == datetime(2020, 7, 15, 17, 30, tzinfo=UTC)]
     assert outage and outage[0].clicks == 0  # the outage window is emitted with zeros
     assert state.late_dropped == 0
     # Bounded state: only windows within the lateness stay open.
     assert len(state.open) <= 3
+
+
+@pytest.mark.parametrize("sampling_rate", [100, 30])
+def test_a_window_with_more_pages_than_kept_keeps_the_batch_pages(sampling_rate):
+    """Over 200 pages in a window, with ties at the cut: the same pages and (scaled) clicks as the batch."""
+    t0 = pd.Timestamp("2020-07-14 00:00", tz="UTC")
+    rows = [(t0 + pd.Timedelta(seconds=i % 500), f"u{i}", f"/p{i % 260:03d}") for i in range(1300)]
+    rows += [(t0 + pd.Timedelta(seconds=3), "u", "/p250")] * 3 + [(t0 + pd.Timedelta(minutes=25), "v", "/")]
+    frame = pd.DataFrame(rows, columns=["timestamp", "user", "page"])
+    expected = batch_windows(frame, sampling_rate)
+    state = AggregatorState(sampling_rate=sampling_rate)
+    _, emitted = run_stream(as_clicks(frame), 2, state=state)
+    got = final_windows(state, emitted, expected[-1].window_start)
+    assert got == expected and len(expected[0].page_clicks) == PAGES_PER_WINDOW
+    assert [w.page_clicks for w in got] == [w.page_clicks for w in expected]
+    assert "/p250" in got[0].page_clicks and "/p259" not in got[0].page_clicks  # ties cut by page name
+
+
+def test_a_window_open_in_a_state_saved_before_page_counts_is_sent_without_them():
+    """A state written before the clicks per page were kept knows a window's pages, not their clicks: the
+    window goes out with its features and no ``page_clicks`` (not wrong counts a detector would alarm on)."""
+    state = AggregatorState()
+    t0 = datetime(2020, 7, 14, 0, 1, tzinfo=UTC)
+    state.add_clicks([Click(t0, "u", "/a"), Click(t0, "v", "/b")], now=1.0)
+    old = state.to_dict()
+    old["version"] = 1
+    old["open"] = [{**p, "pages": sorted(p["pages"])} for p in old["open"]]
+    for p in old["open"]:
+        del p["pages_exact"]
+    again = AggregatorState.from_dict(old)
+    again.add_clicks([Click(t0, "w", "/a"), Click(t0 + timedelta(minutes=25), "w", "/a")], now=2.0)
+    first = again.close(until=int(pd.Timestamp(t0).value))[0]
+    assert (first.urls, first.users, first.clicks, first.page_clicks) == (2, 3, 3, None)
 
 
 def test_partials_merge_exactly_across_shards():

@@ -19,7 +19,7 @@ from clickstream_anomaly.streaming.sharded import (
     run_tick,
 )
 from clickstream_anomaly.streaming.state import MemoryStore
-from tests.core.test_streaming_aggregation import as_clicks, shard_records
+from tests.core.test_streaming_aggregation import as_clicks, batch_windows, shard_records
 
 
 def drive(stores, per_shard, *, batch=100, sent=None, shards=None, now=None, parents=None):
@@ -54,7 +54,7 @@ def shard_state(stores, sid) -> ShardState:
 
 @pytest.mark.parametrize("n_shards", [1, 4, 16])
 def test_windows_equal_the_batch_features_with_clicks_partitioned_by_user(day_clicks, n_shards):
-    expected = windows_to_records(windows_from_frame(day_clicks))
+    expected = batch_windows(day_clicks)
     stores = MemoryShardStores()
     per = shard_records(as_clicks(day_clicks), n_shards)
     sent = drive(stores, per)
@@ -63,6 +63,7 @@ def test_windows_equal_the_batch_features_with_clicks_partitioned_by_user(day_cl
     closable = [w for w in expected if w.window_start + pd.Timedelta(minutes=20) <= mark]
     assert sent == closable
     assert finish(stores, sent, expected[-1].window_start) == expected  # exactly once each, in order
+    assert [w.page_clicks for w in sent] == [w.page_clicks for w in expected]  # the clicks per page too
     assert stores.merge_store.writes <= 2 * len(expected)  # one save and one acknowledgement per close, at most
     for sid in per:  # each shard learns the windows are out, and forgets them: nothing was missed
         run_shard(stores, sid, [], send=sent.extend)
@@ -303,3 +304,13 @@ def test_a_stream_not_keyed_by_user_needs_exact_user_sets(day_clicks):
                 run_shard(exact, sid, chunk, send=sent.extend, shards=per, cfg=cfg)
     merge_windows(exact, send=sent.extend, cfg=cfg, until=int(pd.Timestamp(expected[-1].window_start).value))
     assert sent == expected
+
+
+def test_a_shard_summary_of_the_earlier_version_reads_pages_without_their_clicks():
+    from clickstream_anomaly.streaming.shard_state import ShardSummary, WindowSummary
+
+    old = b'{"version":1,"shard":"s","high":5,"wall":1.0,"first_wall":1.0,"windows":[[0,3,2,["/a","/b"]]],'
+    old += b'"pending_rejections":0,"parents":[]}'
+    assert ShardSummary.from_json(old).windows == {0: WindowSummary(3, 2, {"/a": 0, "/b": 0}, pages_exact=False)}
+    now = ShardSummary("s", 5, 1.0, 1.0, {0: WindowSummary(3, 2, {"/a": 2, "/b": 1})})
+    assert ShardSummary.from_json(now.to_json()) == now
