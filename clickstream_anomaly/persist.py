@@ -16,6 +16,7 @@ which it accepts).
 from __future__ import annotations
 
 import json
+import math
 import os
 import struct
 import tempfile
@@ -44,6 +45,21 @@ class State:
     version: int
     meta: dict[str, Any] = field(default_factory=dict)
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+_INFINITE = {"inf": math.inf, "-inf": -math.inf}
+
+
+def encode_infinite(params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` with an infinite float as text (``"inf"``, ``"-inf"``): headers are strict JSON."""
+    return {
+        k: (("inf" if v > 0 else "-inf") if isinstance(v, float) and math.isinf(v) else v) for k, v in params.items()
+    }
+
+
+def decode_infinite(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Inverse of :func:`encode_infinite`."""
+    return {k: (_INFINITE[v] if isinstance(v, str) and v in _INFINITE else v) for k, v in params.items()}
 
 
 def dumps(

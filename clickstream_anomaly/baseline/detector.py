@@ -363,14 +363,14 @@ class TimeAwareBaseline(BaseEstimator):
         check_is_fitted(self, "state_")
         params = {k: (list(v) if isinstance(v, tuple | list) else v) for k, v in self.get_params().items()}
         params["window"] = self.spec_.freq
-        meta = {"params": params}
+        meta = {"params": persist.encode_infinite(params)}
         return persist.dumps(KIND, VERSION, meta, {"state": np.frombuffer(self.state_.to_bytes(), dtype=np.uint8)})
 
     @classmethod
     def from_bytes(cls, data: bytes) -> TimeAwareBaseline:
         """Inverse of :meth:`to_bytes`: the model continues exactly where it was saved."""
         st = persist.loads(data, KIND, versions={VERSION})
-        params = dict(st.meta["params"])
+        params = persist.decode_infinite(st.meta["params"])
         for key in ("columns", "count_columns", "weekend"):
             params[key] = tuple(params[key])
         model = cls(**params)

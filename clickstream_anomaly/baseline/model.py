@@ -620,13 +620,13 @@ class SeasonalState:
             "weekend": list(self.params.weekend),
             "generic": list(self.params.generic),
         }
-        meta = {"params": params, **{name: getattr(self, name) for name in self._COUNTERS}}
+        meta = {"params": persist.encode_infinite(params), **{name: getattr(self, name) for name in self._COUNTERS}}
         return persist.dumps(KIND, VERSION, meta, {name: getattr(self, name) for name in self._ARRAYS})
 
     @classmethod
     def from_bytes(cls, data: bytes) -> SeasonalState:
         st = persist.loads(data, KIND, versions={1, VERSION})  # 1: no generic columns, no resolution yet
-        raw = dict(st.meta["params"])
+        raw = persist.decode_infinite(st.meta["params"])
         for key in ("kinds", "weekend", "generic"):
             if key in raw:
                 raw[key] = tuple(int(k) for k in raw[key])

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from clickstream_anomaly.detectors import DEFAULT_DETECTORS, PageBaselineDetector, build_detectors
-from clickstream_anomaly.features import PageCounts, windows_from_frame
+from clickstream_anomaly.features import PageCounts, windows_from_frame, windows_to_records
 from clickstream_anomaly.records import PAGES, PAGES_PER_WINDOW
 from clickstream_anomaly.workflow import run_detection
 
@@ -118,3 +118,73 @@ def test_history_is_learned_first_and_bad_settings_are_refused():
     for bad in ({"min_share": 0}, {"max_pages": 0}, {"directions": ("DOWN",)}):
         with pytest.raises(ValueError):
             PageBaselineDetector(**bad)
+
+
+def stream(records, settings, cut: int | None = None):
+    """The streaming state over ``records`` one window at a time, saved and restored at ``cut``."""
+    from clickstream_anomaly.detectors.page_stream import PageStream
+
+    state, out = PageStream(settings), []
+    for i, w in enumerate(records):
+        if i == cut:
+            state = PageStream.from_bytes(state.to_bytes())
+        out.append(state.step(w))
+    return out, state
+
+
+def test_streaming_one_window_at_a_time_equals_the_batch_bit_for_bit():
+    data = clicks(broken=("/search", 3 * 1440 + 14 * 60, 90), seed=4)
+    counts = PageCounts()
+    windows = windows_from_frame(data, pages=counts)
+    det = PageBaselineDetector(pages=counts)
+    batch = det.detect(windows)
+    got, state = stream(windows_to_records(windows, counts), det.settings("10min"), cut=2 * DAY + 7)
+    assert [d.to_json() for d in got] == [d.to_json() for d in batch]
+    assert any(d.is_anomaly for d in got) and list(state.models) == det.pages_
+    assert len(state.to_bytes()) < 50_000 * len(state.models)
+
+
+def test_a_page_that_stops_being_popular_gives_its_model_to_a_new_one_in_both_engines():
+    data = clicks(days=6, seed=5)
+    late = data["timestamp"] >= pd.Timestamp("2024-01-04", tz="UTC")
+    data.loc[late & (data["page"] == "/help"), "page"] = "/new"  # /help renamed on day 4
+    counts = PageCounts()
+    windows = windows_from_frame(data, pages=counts)
+    det = PageBaselineDetector(pages=counts, max_pages=5)  # the five popular pages fill every slot
+    batch = det.detect(windows)
+    got, state = stream(windows_to_records(windows, counts), det.settings("10min"), cut=4 * DAY + 3)
+    assert [d.to_json() for d in got] == [d.to_json() for d in batch]
+    assert "/new" in state.models and "/help" not in state.models and len(state.models) == 5
+    flagged = [d for d in got if d.is_anomaly]  # /help gone at the rename (it looks like a broken page) ...
+    assert flagged and {d.extra["page"] for d in flagged} == {"/help"}
+    assert all(d.window.window_start < pd.Timestamp("2024-01-04 03:00", tz="UTC") for d in flagged)
+    # ... and /new, learned from its first click (not from the zeros before it existed), raises nothing
+
+
+def test_windows_without_page_counts_teach_nothing_and_get_no_verdict():
+    from clickstream_anomaly.records import Window
+
+    counts = PageCounts()
+    records = windows_to_records(windows_from_frame(clicks(days=3, seed=6), pages=counts), counts)
+    settings = PageBaselineDetector().settings("10min")
+    unknown = [Window(w.window_start, w.urls, w.users, w.clicks, w.residual) for w in records[2 * DAY : 2 * DAY + 6]]
+    with_gap, _ = stream(records[: 2 * DAY] + unknown + records[2 * DAY + 6 :], settings)
+    assert all(d.warmup and not d.is_anomaly for d in with_gap[2 * DAY : 2 * DAY + 6])
+    assert not any(d.is_anomaly for d in with_gap)
+
+
+def test_a_burst_on_a_page_before_its_model_exists_does_not_become_its_daily_normal():
+    """A bot flood on /cart on day 1 (20x its clicks for 90 min) is in the day a new model first learns:
+    cleaned out, so the next days at that hour are not "clicks LOW on page /cart" (they were, each day)."""
+    data = clicks(days=5, seed=7)
+    lo, hi = pd.Timestamp("2024-01-01 03:00", tz="UTC"), pd.Timestamp("2024-01-01 04:30", tz="UTC")
+    cart = data[(data["page"] == "/cart") & (data["timestamp"] >= lo) & (data["timestamp"] < hi)]
+    flood = pd.concat([cart] * 20, ignore_index=True)
+    flood["user"] = [f"bot{i % 30}" for i in range(len(flood))]
+    data = pd.concat([data, flood]).sort_values("timestamp", ignore_index=True)
+    counts = PageCounts()
+    windows = windows_from_frame(data, pages=counts)
+    det = PageBaselineDetector(pages=counts)
+    dets = det.detect(windows)
+    assert "/cart" in det.pages_
+    assert not [d.window.window_start for d in dets if d.is_anomaly]
