@@ -328,8 +328,9 @@ class WindowAccumulator:
         counts = pd.concat(self._page_clicks).groupby(level=[0, 1], sort=True).sum()
         if before is not None:
             done = counts.index.get_level_values(0) < before
-            top = counts[done].groupby(level=0, group_keys=False).nlargest(PAGES_PER_WINDOW)
-            counts = pd.concat([top, counts[~done]])
+            if done.any():  # (an empty nlargest has a flat index, and the concatenation would lose the levels)
+                top = counts[done].groupby(level=0, group_keys=False).nlargest(PAGES_PER_WINDOW)
+                counts = pd.concat([top, counts[~done]])
         self._page_clicks = [counts]
 
     def _page_frame(self, lo: int, hi: int) -> pd.DataFrame:

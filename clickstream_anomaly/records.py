@@ -14,7 +14,9 @@ This module is the one place where their fields, CSV headers and JSON shapes are
   ``page_clicks``, an object of page -> clicks (its :data:`PAGES_PER_WINDOW` most clicked pages, ties by
   page name: :func:`top_pages`), which the per-page detector reads; CSV windows files do not.
 * **detection**: a window plus ``detector, score, is_anomaly, threshold`` and optional explanation
-  (``attribution``, ``direction``, ``strength`` per feature column) or forecast band (``p01, p50, p99``).
+  (``attribution``, ``direction``, ``strength`` per feature column) or forecast band (``p01, p50, p99``);
+  its JSON also carries ``extra``, a detector's own details, when there are any (the per-page detector's
+  ``page`` and ``page_clicks``).
 """
 
 from __future__ import annotations
@@ -375,12 +377,17 @@ class Detection:
         for key in ("p01", "p50", "p99"):
             if row[key] == "":
                 row[key] = None
+        if self.extra:
+            row["extra"] = self.extra  # a detector's own details (the per-page detector's page and clicks)
         return json.dumps(row, separators=(",", ":"))
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any]) -> Detection:
         """Inverse of :meth:`to_row` / :meth:`to_json` (explanation as JSON text or dict)."""
         window = Window.from_mapping(data)
+        extra = data.get("extra")
+        if extra is not None and not isinstance(extra, dict):
+            raise RecordError(f"extra must be an object, got {type(extra).__name__}")
         attribution, direction, strength = explanation_fields(data.get("explanation"))
         expected, low, high = expectation_fields(data.get("explanation"))
         is_anom, warmup = (_bool(data[k]) if k in data else False for k in ("is_anomaly", "warmup"))
@@ -400,6 +407,7 @@ class Detection:
             low=low,
             high=high,
             warmup=warmup,
+            extra=dict(extra or {}),
         )
 
     def as_dict(self) -> dict[str, Any]:

@@ -198,12 +198,15 @@ class Settings:
         "KDA SQL RCF application (AWS stopped accepting new SQL applications on 2025-10-15: synth-only, with a "
         "synth warning).",
     )
-    streaming_detectors: Annotated[str, Rule("comma-separated, from `baseline`, `rcf-streaming`")] = Field(
-        default="baseline",
-        pattern=r"^(baseline|rcf-streaming)(,(baseline|rcf-streaming))?$",
-        description="Detectors of the lambda and flink engines: baseline (each window against what is normal at "
-        "its local time of day and day of week; its own verdict, no SageMaker needed) and/or rcf-streaming (the "
-        "KDA-faithful RCF with explanation, judged by the alerter's threshold; noisier, see docs/detectors.md).",
+    streaming_detectors: Annotated[str, Rule("comma-separated, from `baseline`, `baseline-pages`, `rcf-streaming`")] = (
+        Field(
+            default="baseline,baseline-pages",
+            pattern=r"^(baseline|baseline-pages|rcf-streaming)(,(baseline|baseline-pages|rcf-streaming)){0,2}$",
+            description="Detectors of the lambda and flink engines: baseline (each window against what is normal at "
+            "its local time of day and day of week; its own verdict, no SageMaker needed), baseline-pages (the same "
+            "for the clicks of each popular page: a broken page the site's totals hide) and/or rcf-streaming (the "
+            "KDA-faithful RCF with explanation, judged by the alerter's threshold; noisier, see docs/detectors.md).",
+        )
     )
     window_freq: Annotated[str, _FREQ_RULE] = Field(
         default="10min", pattern=_FREQ.pattern, description="Window length of the aggregator (also DeepAR's time_freq)."

@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING
 
 from ..baseline import TimeAwareBaseline
 from ..baseline.calendar import check_timezone
+from ..baseline.pages import PageSettings, PageStream
 from ..kda import KdaRcfParameters
-from ..records import BASELINE
+from ..records import BASELINE, PAGES
 from ..streaming.aggregation import DEFAULT_ALLOWED_LATENESS
 from ..streaming.alerting import AlertConfig
-from ..streaming.detection import streaming_detector_names
+from ..streaming.detection import DEFAULT_STREAMING_DETECTORS, streaming_detector_names
 from ..streaming.eventtime import EARLIEST_EVENT_TIME, LAMBDA_MAX_FUTURE_SECONDS, EventTimePolicy
 from ..streaming.scoring import DeepARScoring
 from ..windowspec import DEFAULT_FREQ, WindowSpec
@@ -152,10 +153,12 @@ def alert_config_from_env() -> AlertConfig:
 
 
 def streaming_detectors_from_env(environ: Mapping[str, str] | None = None) -> list[str]:
-    """``DETECTORS``: the detector Lambda's detectors, comma-separated, among ``baseline`` and
-    ``rcf-streaming`` (default ``baseline``, as the CDK app's ``streaming_detectors``)."""
+    """``DETECTORS``: the detector Lambda's detectors, comma-separated, among ``baseline``,
+    ``baseline-pages`` and ``rcf-streaming`` (default ``baseline,baseline-pages``, as the CDK app's
+    ``streaming_detectors``)."""
     try:
-        return streaming_detector_names(env("DETECTORS", BASELINE, environ).split(","))
+        default = ",".join(DEFAULT_STREAMING_DETECTORS)
+        return streaming_detector_names(env("DETECTORS", default, environ).split(","))
     except ValueError as exc:
         raise ConfigError(f"DETECTORS {exc}") from exc
 
@@ -171,6 +174,20 @@ def baseline_from_env(environ: Mapping[str, str] | None = None) -> TimeAwareBase
         )
     except ValueError as exc:
         raise ConfigError(f"TIMEZONE / WINDOW_FREQ: {exc}") from exc
+
+
+def pages_from_env(environ: Mapping[str, str] | None = None) -> PageStream | None:
+    """The per-page baseline of a new detector state (``TIMEZONE``, ``WINDOW_FREQ``; the batch
+    detector's defaults otherwise), or ``None`` when ``DETECTORS`` leaves ``baseline-pages`` out."""
+    if PAGES not in streaming_detectors_from_env(environ):
+        return None
+    try:
+        settings = PageSettings(
+            timezone=check_timezone(env("TIMEZONE", "UTC", environ)), freq=env("WINDOW_FREQ", DEFAULT_FREQ, environ)
+        )
+    except ValueError as exc:
+        raise ConfigError(f"TIMEZONE / WINDOW_FREQ: {exc}") from exc
+    return PageStream(settings)
 
 
 def deepar_scoring_from_env(environ: Mapping[str, str] | None = None) -> DeepARScoring:

@@ -177,14 +177,14 @@ def rebuild_detector_state(
     a state object exists and ``ValueError`` when the lake holds no window in those days.
     """
     from ..streaming.detection import new_state
-    from .config import baseline_from_env, rcf_params_from_env, streaming_detectors_from_env
+    from .config import baseline_from_env, pages_from_env, rcf_params_from_env, streaming_detectors_from_env
     from .s3_store import S3Store
     from .training.lake import lake_windows
 
     key = state_key("detector", key)
     names = streaming_detectors_from_env(environ)
     params = rcf_params_from_env(environ) if "rcf-streaming" in names else None
-    state = new_state(params, baseline=baseline_from_env(environ))
+    state = new_state(params, baseline=baseline_from_env(environ), pages=pages_from_env(environ))
     records = lake_windows(s3, lake_bucket, days, now or datetime.now(UTC))
     latest = {w.window_start: w for w in records}  # a re-delivered window counts once
     if not latest:

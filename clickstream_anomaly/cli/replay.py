@@ -18,7 +18,7 @@ from ..producer import MAX_SKEW_SECONDS
 from ..records import Click, write_detections_csv
 from ..sources import Filtered, iter_clicks
 from ..streaming.aggregation import DEFAULT_ALLOWED_LATENESS
-from ..streaming.detection import streaming_detector_names
+from ..streaming.detection import DEFAULT_STREAMING_DETECTORS, streaming_detector_names
 from .features import add_bad_line_options, add_source_options, source_settings
 
 ENGINES = ("lambda", "flink")
@@ -49,9 +49,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--detectors",
-        default="baseline",
-        help="streaming detectors, comma-separated: baseline and/or rcf-streaming (cdk.json streaming_detectors; "
-        "default baseline)",
+        default=",".join(DEFAULT_STREAMING_DETECTORS),
+        help="streaming detectors, comma-separated, of baseline, baseline-pages and rcf-streaming (cdk.json "
+        f"streaming_detectors; default {','.join(DEFAULT_STREAMING_DETECTORS)})",
     )
     p.add_argument("--timezone", default="UTC", help="the site's IANA time zone (cdk.json timezone; default UTC)")
     p.add_argument("--shards", type=int, default=4, help="lambda: the clicks stream's shards (default 4, on-demand)")

@@ -16,7 +16,7 @@ twice in a row), there is no drift test, and a window where the page is expected
 The detector needs the clicks per window and page (:class:`~clickstream_anomaly.features.PageCounts`,
 filled when the windows are computed from clicks, or the ``page_clicks`` of the features stream's window
 records); on windows read from a windows file it gives no verdict (every detection a warm-up). Which pages
-are popular and modelled, and when, are the rules of :mod:`~clickstream_anomaly.detectors.page_stream`,
+are popular and modelled, and when, are the rules of :mod:`~clickstream_anomaly.baseline.pages`,
 which the streaming engines run one window at a time: the same windows give the same detections.
 """
 
@@ -30,10 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ..base import BaseEstimator
-from ..features import PageCounts, windows_to_records
-from ..records import PAGES, Detection
-from ..windowspec import WindowSpec
-from .page_stream import (
+from ..baseline.pages import (
     PAGE_KEY,
     PagePicker,
     PageSettings,
@@ -44,6 +41,9 @@ from .page_stream import (
     page_frame,
     verdict,
 )
+from ..features import PageCounts, windows_to_records
+from ..records import PAGES, Detection
+from ..windowspec import WindowSpec
 
 __all__ = ["NO_PAGE_COUNTS", "PAGE_KEY", "PageBaselineDetector"]
 
@@ -108,7 +108,7 @@ class PageBaselineDetector(BaseEstimator):
     def detect(self, windows: pd.DataFrame) -> list[Detection]:
         """One detection per window (a warm-up where no page is popular yet, or without page counts).
 
-        The rules of :class:`~clickstream_anomaly.detectors.page_stream.PageStream`, with each page model
+        The rules of :class:`~clickstream_anomaly.baseline.pages.PageStream`, with each page model
         fed its windows in one call per stretch it is modelled (the same numbers, faster)."""
         counts = self._counts()
         records = windows_to_records(windows)

@@ -33,7 +33,7 @@ from typing import Any
 
 from .. import persist
 from ..incidents import group_incidents
-from ..records import BASELINE, DEEPAR, FEATURE_COLUMNS, Detection, format_timestamp, parse_timestamp
+from ..records import BASELINE, DEEPAR, FEATURE_COLUMNS, PAGES, Detection, format_timestamp, parse_timestamp
 from ..windowspec import DEFAULT_FREQ
 from .eventtime import (
     DEFAULT_POLICY,
@@ -52,7 +52,7 @@ STATE_VERSION = 2  # 1: plain JSON
 MAX_INCIDENT_WINDOWS = 288  # two days of 10-minute windows kept per open incident
 MAX_SENT_KEYS = 500
 MODES = ("static", "sigma")
-SELF_JUDGED = (BASELINE, DEEPAR)  # detectors whose detections carry their own verdict
+SELF_JUDGED = (BASELINE, PAGES, DEEPAR)  # detectors whose detections carry their own verdict
 
 
 @dataclass(frozen=True)

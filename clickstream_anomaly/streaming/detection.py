@@ -1,8 +1,10 @@
-"""The streaming detector's state and step: windows -> the time-aware baseline and the streaming RCF ->
-detections.
+"""The streaming detector's state and step: windows -> the time-aware baseline, the per-page baseline and
+the streaming RCF -> detections.
 
 The models are :class:`clickstream_anomaly.baseline.TimeAwareBaseline` (each window against what is
-normal at its local time; its own verdict, warm-up flag for the first day) and
+normal at its local time; its own verdict, warm-up flag for the first day),
+:class:`clickstream_anomaly.baseline.pages.PageStream` (the popular pages' clicks, from the
+windows' ``page_clicks``; the batch ``baseline-pages`` detector's rules) and
 :class:`clickstream_anomaly.kda.KdaRcfStream` (``RANDOM_CUT_FOREST_WITH_EXPLANATION``'s semantics:
 score-then-update, score 0 while learning, per-column attribution/direction/strength). Their whole
 state, plus the last window processed and an outbox of detections not yet confirmed sent, is one S3
@@ -37,12 +39,14 @@ import numpy as np
 
 from .. import persist
 from ..baseline import TimeAwareBaseline, detections_from_baseline
+from ..baseline.pages import PageStream
 from ..features import records_to_windows
 from ..kda import KdaRcfParameters, KdaRcfStream
 from ..records import (
     BASELINE,
     FEATURE_COLUMNS,
     KDA_SQL,
+    PAGES,
     RCF_STREAMING,
     Detection,
     Window,
@@ -62,7 +66,8 @@ from .state import Store, transact
 
 COMPONENT = "detector"
 #: The detectors a streaming engine runs (the detector Lambda's ``DETECTORS``, the Flink job's ``detectors``).
-STREAMING_DETECTORS = (BASELINE, RCF_STREAMING)
+STREAMING_DETECTORS = (BASELINE, PAGES, RCF_STREAMING)
+DEFAULT_STREAMING_DETECTORS = (BASELINE, PAGES)  # the CDK app's streaming_detectors, the Lambda's DETECTORS
 
 
 def streaming_detector_names(names: Iterable[str]) -> list[str]:
@@ -70,7 +75,7 @@ def streaming_detector_names(names: Iterable[str]) -> list[str]:
     out = [n.strip() for n in names if n.strip()]
     unknown = [n for n in out if n not in STREAMING_DETECTORS]
     if unknown or not out:
-        raise ValueError(f"must name {' and/or '.join(STREAMING_DETECTORS)}, got {out}")
+        raise ValueError(f"must name one or more of {', '.join(STREAMING_DETECTORS)}, got {out}")
     return out
 
 
@@ -102,7 +107,8 @@ class DetectorState:
     """The detectors' models, the last window fed to them (ISO text) and the outbox of unsent detections.
 
     ``model`` is the KDA-faithful streaming RCF (``None``: off), ``baseline`` the time-aware baseline
-    (``None``: off); each new window goes through both, in time order.
+    (``None``: off), ``pages`` the per-page baseline (``None``: off); each new window goes through each,
+    in time order.
     """
 
     model: KdaRcfStream | None
@@ -112,6 +118,7 @@ class DetectorState:
     last_wall: float | None = None  # the wall clock when last_window was set (event-time policy)
     rejected: list[dict[str, Any]] = field(default_factory=list)  # rejections not sent yet
     rejections_overflow: int = 0
+    pages: PageStream | None = None
 
     def clock(self, now: float | None) -> float | None:
         """The event clock (s): the last window's start, moved on by the wall time since."""
@@ -147,6 +154,8 @@ class DetectorState:
         if fresh and self.baseline is not None:
             frame = records_to_windows(fresh)
             out += detections_from_baseline(frame, self.baseline.process(frame))
+        if self.pages is not None:
+            out += [self.pages.step(w) for w in fresh]
         if self.model is not None:
             for w in fresh:
                 score, expl = self.model.process_row([float(v) for v in w.features])
@@ -166,6 +175,8 @@ class DetectorState:
             arrays["rcf"] = np.frombuffer(self.model.to_bytes(), dtype=np.uint8)
         if self.baseline is not None:
             arrays["baseline"] = np.frombuffer(self.baseline.to_bytes(), dtype=np.uint8)
+        if self.pages is not None:
+            arrays["pages"] = np.frombuffer(self.pages.to_bytes(), dtype=np.uint8)
         meta = {
             "last_window": self.last_window,
             "outbox": self.outbox,
@@ -186,6 +197,7 @@ class DetectorState:
         st = persist.loads(data, STATE_KIND, versions={STATE_VERSION})
         model = KdaRcfStream.from_bytes(st.arrays["rcf"].tobytes()) if "rcf" in st.arrays else None
         baseline = TimeAwareBaseline.from_bytes(st.arrays["baseline"].tobytes()) if "baseline" in st.arrays else None
+        pages = PageStream.from_bytes(st.arrays["pages"].tobytes()) if "pages" in st.arrays else None
         meta = st.meta
         return cls(
             model,
@@ -195,16 +207,21 @@ class DetectorState:
             last_wall=meta.get("last_wall"),
             rejected=list(meta.get("rejected", [])),
             rejections_overflow=int(meta.get("rejections_overflow", 0)),
+            pages=pages,
         )
 
 
 def new_state(
-    params: KdaRcfParameters | None, random_state: int | None = 0, baseline: TimeAwareBaseline | None = None
+    params: KdaRcfParameters | None,
+    random_state: int | None = 0,
+    baseline: TimeAwareBaseline | None = None,
+    pages: PageStream | None = None,
 ) -> DetectorState:
-    """A fresh state: the streaming RCF with ``params`` (``None``: no RCF) and the unfitted ``baseline``
-    estimator (``None``: no baseline), which starts learning from nothing."""
+    """A fresh state: the streaming RCF with ``params`` (``None``: no RCF), the unfitted ``baseline``
+    estimator (``None``: no baseline), which starts learning from nothing, and the per-page ``pages``
+    state (``None``: none)."""
     model = KdaRcfStream(FEATURE_COLUMNS, params, random_state=random_state) if params is not None else None
-    return DetectorState(model, baseline=baseline.fit(None) if baseline is not None else None)
+    return DetectorState(model, baseline=baseline.fit(None) if baseline is not None else None, pages=pages)
 
 
 def run_detector(  # noqa: PLR0913  (the settings are keyword-only)
@@ -216,22 +233,23 @@ def run_detector(  # noqa: PLR0913  (the settings are keyword-only)
     random_state: int | None = 0,
     detector: str = DETECTOR_NAME,
     baseline: TimeAwareBaseline | None = None,
+    pages: PageStream | None = None,
     now: float | None = None,
     policy: EventTimePolicy = DEFAULT_POLICY,
     reject: Callable[[list[Rejection]], None] | None = None,
 ) -> list[Detection]:
     """One detector invocation: step the saved models over ``windows``, save, send, clear the outbox.
 
-    ``params`` configures the streaming RCF (``None``: off); ``baseline`` the time-aware baseline for a new
-    state (``None``: off). ``reject(rejections)`` sends the windows ``policy`` rejected (``now``: the wall
-    clock) to the failure destination, after the state is saved; they are cleared once it returns
-    (``None``: they stay in the state). Returns the detections sent (this batch's plus any left in the
-    outbox by an earlier failure).
+    ``params`` configures the streaming RCF (``None``: off); ``baseline`` the time-aware baseline and
+    ``pages`` the per-page state for a new state (``None``: off). ``reject(rejections)`` sends the
+    windows ``policy`` rejected (``now``: the wall clock) to the failure destination, after the state is
+    saved; they are cleared once it returns (``None``: they stay in the state). Returns the detections
+    sent (this batch's plus any left in the outbox by an earlier failure).
     """
     windows = list(windows)
 
     def decode(raw: bytes | None) -> DetectorState:
-        return new_state(params, random_state, baseline) if raw is None else DetectorState.from_bytes(raw)
+        return new_state(params, random_state, baseline, pages) if raw is None else DetectorState.from_bytes(raw)
 
     state, _ = transact(
         store, decode, DetectorState.to_bytes, lambda st: st.step(windows, detector, now=now, policy=policy)

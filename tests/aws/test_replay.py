@@ -15,7 +15,8 @@ from clickstream_anomaly.aws.lambda_engine import LambdaEngineSettings, run_lamb
 from clickstream_anomaly.baseline import TimeAwareBaseline, detections_from_baseline
 from clickstream_anomaly.cli import main
 from clickstream_anomaly.clicks_csv import write_clicks
-from clickstream_anomaly.features import compute_windows, read_windows
+from clickstream_anomaly.detectors import PageBaselineDetector
+from clickstream_anomaly.features import PageCounts, compute_windows, read_windows
 from clickstream_anomaly.generator import Scenario, generate
 from clickstream_anomaly.records import Click, write_detections_csv
 from clickstream_anomaly.sources import iter_clicks
@@ -43,10 +44,14 @@ def lambda_out(log, tmp_path_factory) -> Path:
 
 
 def batch_detections(log: Path) -> str:
-    windows = compute_windows(log)
+    """The batch detectors the engines run by default (baseline, baseline-pages), in the engines' order."""
+    pages = PageCounts()
+    windows = compute_windows(log, pages=pages)
     model = TimeAwareBaseline(window="10min").fit(None)
+    site = detections_from_baseline(windows, model.process(windows))
+    per_page = PageBaselineDetector(pages=pages).detect(windows)
     text = io.StringIO()
-    write_detections_csv(detections_from_baseline(windows, model.process(windows)), text)
+    write_detections_csv((d for pair in zip(site, per_page, strict=True) for d in pair), text)
     return text.getvalue()
 
 
@@ -60,6 +65,7 @@ def test_lambda_replay_windows_equal_features(log, lambda_out, tmp_path):
 def test_lambda_replay_detections_equal_the_batch_baseline(log, lambda_out):
     assert (lambda_out / "detections.csv").read_text(encoding="utf-8") == batch_detections(log)
     judged = pd.read_csv(lambda_out / "detections.csv")
+    judged = judged[judged.detector == "baseline"]
     outage = judged[(judged.window_start >= "2020-07-14T13:00") & (judged.window_start < "2020-07-14T14:30")]
     assert outage["is_anomaly"].all()
 
@@ -89,7 +95,7 @@ def test_lambda_engine_only_talks_to_loopback():
 
 def test_replay_errors_are_clear(log, tmp_path, capsys):
     assert main(["replay", str(log), "-o", str(tmp_path / "o"), "--detectors", "deepar"]) == 2
-    assert "--detectors must name baseline and/or rcf-streaming" in capsys.readouterr().err
+    assert "--detectors must name one or more of baseline, baseline-pages, rcf-streaming" in capsys.readouterr().err
     empty = tmp_path / "empty.csv"
     empty.write_text("timestamp,user,page\n")
     assert main(["replay", str(empty), "-o", str(tmp_path / "o")]) == 2

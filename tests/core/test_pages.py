@@ -122,7 +122,7 @@ def test_history_is_learned_first_and_bad_settings_are_refused():
 
 def stream(records, settings, cut: int | None = None):
     """The streaming state over ``records`` one window at a time, saved and restored at ``cut``."""
-    from clickstream_anomaly.detectors.page_stream import PageStream
+    from clickstream_anomaly.baseline.pages import PageStream
 
     state, out = PageStream(settings), []
     for i, w in enumerate(records):
@@ -188,3 +188,18 @@ def test_a_burst_on_a_page_before_its_model_exists_does_not_become_its_daily_nor
     dets = det.detect(windows)
     assert "/cart" in det.pages_
     assert not [d.window.window_start for d in dets if d.is_anomaly]
+
+
+def test_page_counts_survive_many_small_chunks_before_any_window_is_finished():
+    """Three chunks before a window finishes (a big log read in chunks) used to raise a pandas error."""
+    from clickstream_anomaly.features import WindowAccumulator
+
+    acc = WindowAccumulator(lateness="10min", pages=PageCounts())
+    t0 = pd.Timestamp("2024-01-01", tz="UTC").value
+    for minute, page in ((1, "/"), (3, "/a"), (4, "/"), (31, "/a")):
+        acc.add(pd.DataFrame({"ts": [t0 + minute * 60_000_000_000], "user": ["u"], "page": [page]}))
+    acc.result()
+    assert acc.pages is not None
+    got = acc.pages.frame.set_index(["window_start", "page"])["clicks"].to_dict()
+    first, later = pd.Timestamp(t0, tz="UTC"), pd.Timestamp(t0, tz="UTC") + pd.Timedelta("30min")
+    assert got == {(first, "/"): 2, (first, "/a"): 1, (later, "/a"): 1}

@@ -90,3 +90,33 @@ def test_detection_from_kda_explanation_text():
     assert det.attribution == {"users": 2.0, "clicks": 1.5}
     assert det.direction == {"users": "LOW", "clicks": "HIGH"} and det.strength["users"] == 1.2
     assert new_state(PARAMS).model.columns == FEATURE_COLUMNS
+
+
+def test_the_per_page_baseline_in_the_detector_state_equals_the_batch_detector_across_cold_starts():
+    """baseline-pages in the streaming detector (the detector Lambda's and the Flink job's state): the
+    windows' page_clicks through run_detector in batches, each a cold start from the store, give the
+    batch detector's detections, page and clicks included (they travel in the detection's JSON)."""
+    from clickstream_anomaly.baseline.pages import PageStream
+    from clickstream_anomaly.detectors import PageBaselineDetector
+    from clickstream_anomaly.features import PageCounts
+    from clickstream_anomaly.records import PAGES
+
+    clicks, _ = generate(Scenario(start="2020-07-14 00:00", days=3, volume=0.5, seed=11))
+    broken = (clicks["page"] == clicks["page"].value_counts().index[0]) & (
+        clicks["timestamp"].between("2020-07-16 13:00", "2020-07-16 14:30", inclusive="left")
+    )
+    clicks = clicks[~broken]  # the most popular page gets no click for 90 minutes on day 3
+    counts = PageCounts()
+    frame = windows_from_frame(clicks, pages=counts)
+    det = PageBaselineDetector(pages=counts)
+    expected = det.detect(frame)
+    records = windows_to_records(frame, counts)
+    store, got = MemoryStore(), []
+    for i in range(0, len(records), 50):
+        got += run_detector(
+            store, records[i : i + 50], params=None, pages=PageStream(det.settings("10min")), send=lambda d: None
+        )
+    assert [d.detector for d in got] == [PAGES] * len(records)
+    assert [d.to_json() for d in got] == [d.to_json() for d in expected]
+    flagged = [d for d in got if d.is_anomaly]
+    assert flagged and all(d.extra["page"] == det.pages_[0] for d in flagged)

@@ -139,16 +139,16 @@ def test_retraining_schedule_starts_both_pipelines(template):
     assert targets == sorted(resources(template, "AWS::StepFunctions::StateMachine"))
 
 
-def test_alarms_cover_three_detectors_and_both_endpoints(template):
+def test_alarms_cover_the_streaming_detectors_and_both_endpoints(template):
     props = [a["Properties"] for a in resources(template, "AWS::CloudWatch::Alarm").values()]
-    from clickstream_anomaly.records import BASELINE
+    from clickstream_anomaly.records import BASELINE, PAGES
     from clickstream_anomaly.streaming.scoring import DEEPAR_DETECTOR, RCF_DETECTOR
     from stacks.alerting import ANOMALIES_METRIC
 
     detectors = sorted(
         m["dimensions"]["detector"] for m in map(alarm_metric, props) if m and m["name"] == ANOMALIES_METRIC
     )
-    assert detectors == sorted([BASELINE, RCF_DETECTOR, DEEPAR_DETECTOR])
+    assert detectors == sorted([BASELINE, PAGES, RCF_DETECTOR, DEEPAR_DETECTOR])
     endpoint_alarms = [
         p
         for p in props

@@ -246,24 +246,24 @@ def _alerter_metric_names() -> set[str]:
 
 
 def test_anomaly_alarm_per_detector_on_alerter_metric(template):
-    from clickstream_anomaly.records import BASELINE
+    from clickstream_anomaly.records import BASELINE, PAGES
     from stacks.alerting import ANOMALIES_METRIC
 
     assert ANOMALIES_METRIC in _alerter_metric_names()
     watched = [(alarm_metric(a["Properties"]), a["Properties"]) for a in _alarms(template)]
     anomalies = [(m, p) for m, p in watched if m and m["name"] == ANOMALIES_METRIC]
-    # one alarm per detector of the lambda engine: by default the time-aware baseline alone
-    assert len(anomalies) == 1
-    ((metric, props),) = anomalies
-    assert metric == {
-        "namespace": "ClickstreamAnomaly",
-        "name": ANOMALIES_METRIC,
-        "statistic": "Sum",
-        "period": 600,
-        "dimensions": {"detector": BASELINE, "service": "alerter"},
-    }
-    assert props["Threshold"] == 1 and props["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
-    assert props["TreatMissingData"] == "notBreaching"
+    # one alarm per detector of the lambda engine: by default the time-aware baseline and its per-page twin
+    assert sorted(m["dimensions"]["detector"] for m, _ in anomalies) == [BASELINE, PAGES]
+    for metric, props in anomalies:
+        assert metric == {
+            "namespace": "ClickstreamAnomaly",
+            "name": ANOMALIES_METRIC,
+            "statistic": "Sum",
+            "period": 600,
+            "dimensions": {"detector": metric["dimensions"]["detector"], "service": "alerter"},
+        }
+        assert props["Threshold"] == 1 and props["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+        assert props["TreatMissingData"] == "notBreaching"
 
 
 def test_health_alarms(template):

@@ -28,11 +28,10 @@ import numpy as np
 import pandas as pd
 
 from .. import persist
-from ..baseline import TimeAwareBaseline
-from ..baseline.detector import BaselineScores
 from ..features import freq_ns
 from ..records import PAGES, Detection, Window
 from ..windowspec import DEFAULT_FREQ
+from .detector import BaselineScores, TimeAwareBaseline
 
 PAGE_KEY = "page:"  # explanation key of a page: "page:/checkout"
 KIND = "detector.pages"
