@@ -150,15 +150,17 @@ def _dt(ns: int) -> datetime:
     return datetime.fromtimestamp(ns // 1_000_000_000, UTC).replace(microsecond=(ns % 1_000_000_000) // 1000)
 
 
+#: A journal entry's pages as the job before page counts wrote them: the pages new to the window, no counts.
+PagesSeen = list[str]
 #: One journal entry: the watermark (ns) after a record; per window it touched, ``(start, clicks, late
 #: clicks, users new to the window, clicks per page)`` (the record's clicks per page: a ``dict``); and
 #: ``(shard, newest event time)`` pairs (the record's shard, or every shard in a snapshot). A key's open
 #: windows and shard clocks are the replay of its journal (:meth:`OpenWindows.replay`), so the job's state
 #: only ever appends what a record added. The job before page counts wrote the pages *new to the window*
 #: there (a ``list``): such an entry replays with the window's page counts unknown (:data:`PagesSeen`).
-JournalEntry = tuple[int, list[tuple[int, int, int, list[str], dict[str, int]]], tuple[tuple[str, int], ...]]
-#: A journal entry's pages as the job before page counts wrote them: the pages new to the window, no counts.
-PagesSeen = list[str]
+JournalEntry = tuple[
+    int, list[tuple[int, int, int, list[str], dict[str, int] | PagesSeen]], tuple[tuple[str, int], ...]
+]
 #: The shards of a source with one unnamed split (the default of :meth:`OpenWindows.for_settings`).
 ONE_SPLIT = ("",)
 
@@ -203,7 +205,9 @@ class OpenWindows:
         Kinesis shards are), ``now`` the wall time (s) they start at."""
         known = None if shards is None else frozenset(shards)
         clocks = ShardClocks(int(settings.out_of_orderness * 1000), settings.idle_timeout, known, now)
-        return cls(settings.freq_ns, settings.lateness_ns, lookback_windows(settings.freq), clocks, settings.sampling_rate)
+        return cls(
+            settings.freq_ns, settings.lateness_ns, lookback_windows(settings.freq), clocks, settings.sampling_rate
+        )
 
     def start_of(self, ts_ns: int) -> int:
         return (ts_ns // self.freq) * self.freq
@@ -326,9 +330,7 @@ class OpenWindows:
     def snapshot(self) -> JournalEntry:
         """The open windows as one journal entry (what the journal is compacted to when windows close); a
         window whose page counts are unknown keeps only its pages' names (:data:`PagesSeen`)."""
-        parts = [
-            (s, p[0], p[3], list(p[1]), dict(p[2]) if p[4] else list(p[2])) for s, p in sorted(self.open.items())
-        ]
+        parts = [(s, p[0], p[3], list(p[1]), dict(p[2]) if p[4] else list(p[2])) for s, p in sorted(self.open.items())]
         return (self.watermark, parts, self.clocks.items())
 
     def emitted(self) -> dict:

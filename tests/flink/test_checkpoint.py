@@ -132,7 +132,9 @@ def test_windows_after_a_restart_equal_the_batch_features(restarted):
     records = [Window.from_json(w) for w in first + second]
     pages = PageCounts()
     batch = compute_windows(whole, fmt="auto", pages=pages)
-    pd.testing.assert_frame_equal(records_to_windows(records), batch.iloc[:ALL_WINDOWS], check_dtype=False, check_exact=True)
+    pd.testing.assert_frame_equal(
+        records_to_windows(records), batch.iloc[:ALL_WINDOWS], check_dtype=False, check_exact=True
+    )
     per_window = pages.of_window()  # the page counts too: the window across the cut's came back from the journal
     assert [w.page_clicks for w in records] == [per_window.get(s, {}) for s in batch["window_start"][:ALL_WINDOWS]]
     across = batch.set_index("window_start").loc[pd.Timestamp(CUT).floor("10min")]
