@@ -1,6 +1,6 @@
 """Flink job throughput: clicks/s of the whole job (decode to detections) on one local slot at 10 k, 100 k and
 1 M users per window, with single-click records and with the producer's aggregated records, the windows
-checked against the batch ``features`` each run.
+and their ``page_clicks`` checked against the batch ``features`` and its page counts each run.
 
 Per size and record shape it reports:
 
@@ -11,7 +11,8 @@ Per size and record shape it reports:
   :meth:`logic.OpenWindows.add_record`) timed in this process on the same records, no Flink;
 * peers in the same run: Flink SQL (a JVM JSON source, a 10-minute tumbling window with exact
   ``COUNT(DISTINCT)``, none of the job's semantics: no rejects, lateness or empty windows) and, with
-  ``--peer-checkout DIR``, the job of another checkout (``/work/main``: the job before this one).
+  ``--peer-checkout DIR``, the job of another checkout (``/work/main``: the job before this one), run
+  ``--repeat`` times as this one, its wall rate and its rate per JVM CPU second.
 
 Run: ``.venv/bin/python bench/flink_job.py [--users 10000 100000 1000000] [--clicks 3000000] [--markdown]``
 (``.venv-flink`` must exist: ``make flink-venv``).
@@ -37,9 +38,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from report import markdown_table, write_markdown
 
-from clickstream_anomaly.features import compute_windows, read_windows
+from clickstream_anomaly.features import PageCounts, compute_windows, read_windows
 from clickstream_anomaly.producer import AGGREGATE_BYTES, Entry, take_batch
-from clickstream_anomaly.records import CLICK_SEPARATOR
+from clickstream_anomaly.records import CLICK_SEPARATOR, Window
 from clickstream_anomaly.streaming.eventtime import EventClock
 from flink.clickstream_job.logic import JobSettings, OpenWindows, decode
 
@@ -151,7 +152,12 @@ def bench_size(args: argparse.Namespace, users: int, tmp: Path, startup: dict) -
         lines = click_lines(frame)
         single = tmp / f"single-{users}.jsonl"
         single.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        truth = compute_windows(single, fmt="auto")
+        pages = PageCounts()
+        # one chunk: WindowAccumulator's page counts fail ("multiple levels only valid with MultiIndex") when
+        # a third chunk comes before any window is finished
+        truth = compute_windows(single, fmt="auto", pages=pages, chunk_rows=len(frame) + 1)
+        per_window = pages.of_window()
+        truth_pages = [per_window.get(start, {}) for start in truth["window_start"]]
         shapes = {"single": lines} if number == 0 else {}
         shapes["aggregated"] = aggregated(lines, frame)
         for shape, records in shapes.items():
@@ -162,6 +168,8 @@ def bench_size(args: argparse.Namespace, users: int, tmp: Path, startup: dict) -
             summary = run_job(path, tmp / f"out-{users}", repeat=args.repeat, options=mode)
             job = read_windows(tmp / f"out-{users}" / "windows.csv")
             pd.testing.assert_frame_equal(job, truth, check_dtype=False, check_exact=True)  # exact, or no figure
+            emitted = (tmp / f"out-{users}" / "windows.jsonl").read_text(encoding="utf-8").splitlines()
+            assert [Window.from_json(w).page_clicks for w in emitted] == truth_pages, "page_clicks differ"
             n, wall = summary["clicks"], summary["seconds"]
             decoding, windowing, _ = python_alone(records)
             row = [f"{int(truth['users'].max()):,}".replace(",", " "), f"{shape}, {session:g} s", len(truth)]
@@ -171,7 +179,9 @@ def bench_size(args: argparse.Namespace, users: int, tmp: Path, startup: dict) -
             if shape == "single":
                 row.append(rate(n, run_sql_peer(single)))
                 if args.peer_checkout is not None:
-                    row.append(rate(n, run_job(path, tmp / f"peer-{users}", args.peer_checkout)["seconds"]))
+                    peer = run_job(path, tmp / f"peer-{users}", args.peer_checkout, repeat=args.repeat, options=mode)
+                    row.append(rate(n, peer["seconds"]))
+                    row.append(rate(n, peer["jvm_cpu_seconds"] - startup["jvm_cpu_seconds"]))
             rows.append(row)
             print(" | ".join(str(c) for c in row), file=sys.stderr, flush=True)
     return rows
@@ -201,17 +211,17 @@ def main() -> None:
     head = ["users per window", "records, session", "windows", "clicks per record", "clicks", "job wall s"]
     head += ["job clicks/s", "without start-up", "per CPU second", "decode alone", "windowing alone"]
     head += ["Flink SQL (peer)"]
-    head += ["peer checkout"] if args.peer_checkout is not None else []
+    head += ["peer checkout", "peer per CPU second"] if args.peer_checkout is not None else []
     note = (
         f"One local slot, Python {args.execution_mode} mode, the fastest of {args.repeat} run(s) per row; "
         f"start-up (the fastest of 3 one-click runs) {startup['seconds']:.1f} s wall, "
         f"{startup['jvm_cpu_seconds']:.1f} s of JVM CPU. *Without start-up*: clicks / (wall - start-up wall); "
         "*per CPU second*: clicks / the JVM's CPU seconds beyond the start-up's (the whole job in thread "
         "mode, where the Python operators run inside the JVM; steadier than the wall time on a shared machine). "
-        "*Decode* and *windowing alone*: "
-        "the job's own per-record code in one Python process, no Flink. Every run's windows equal the batch "
-        "`features` exactly. Flink SQL: a JVM JSON source and `COUNT(DISTINCT)` in a tumbling window on the "
-        "single-click records, none of the job's semantics, start-up included."
+        "*Decode* and *windowing alone*: the job's own per-record code in one Python process, no Flink. "
+        "Every run's windows equal the batch `features` exactly, their `page_clicks` the batch's page counts. "
+        "Flink SQL: a JVM JSON source and `COUNT(DISTINCT)` in a tumbling window on the single-click records, "
+        "none of the job's semantics, start-up included."
     )
     text = "### Flink job throughput\n\n" + note + "\n\n" + markdown_table(head, rows)
     print(text)

@@ -15,13 +15,15 @@ Every operator is a few lines around :mod:`.logic` (itself a few lines around co
     and the key's watermark is the minimum over the shards not idle (:class:`~.shards.ShardClocks`), moved
     after each record, so each click is judged against the watermark before its record and a shard read
     behind the others holds the watermark back instead of losing its clicks as late;
-  - exact distinct users and pages per tumbling window, allowed lateness as the Lambda engine's, empty
-    windows emitted, the residual; clicks beyond the lateness go to the ``late`` side output, counted
-    (``LateClicksDropped``; ``LateClicksCounted`` for those within it). Its keyed state is a journal that
-    each record only appends to (what it added), compacted when windows close, so state cost follows
-    the clicks, not the size of the user sets. With a file source, an event-time timer per window closes
-    what is left when Flink's own watermark ends the input; the Kinesis source sends no watermark, so
-    there the timers would never fire and are not set (open windows stay in state across a restart).
+  - exact distinct users and clicks per page per tumbling window, allowed lateness as the Lambda engine's,
+    empty windows emitted, the residual, and ``page_clicks`` (the 200 most clicked pages, the batch's rule:
+    :class:`~.logic.OpenWindows`) in each window's JSON; clicks beyond the lateness go to the ``late`` side
+    output, counted (``LateClicksDropped``; ``LateClicksCounted`` for those within it). Its keyed state is
+    a journal that each record only appends to (what it added: its users new to a window, its clicks per
+    page), compacted when windows close, so state cost follows the clicks, not the size of the user sets.
+    With a file source, an event-time timer per window closes what is left when Flink's own watermark
+    ends the input; the Kinesis source sends no watermark, so there the timers would never fire and are
+    not set (open windows stay in state across a restart).
 * :class:`Detect`, keyed by site: the core's streaming detector state in keyed state, one detection per
   window and detector, as the alerter reads them.
 

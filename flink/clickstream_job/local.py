@@ -6,8 +6,9 @@ source turns RS back into the newline (in the JVM) before the job sees the recor
 
 ``python -m clickstream_job.local INPUT -o OUT`` (with ``flink/`` on the path, as ``make flink-run`` does)
 writes ``OUT/windows.csv`` and ``OUT/detections.csv`` in the formats of the ``features`` and ``detect``
-commands, ``OUT/malformed.jsonl`` and ``OUT/late.jsonl`` (the side outputs) and ``OUT/summary.json``
-(counts and the job's wall time).
+commands, ``OUT/windows.jsonl`` (the windows as the features stream gets them: with ``page_clicks``, which
+a CSV windows file does not hold), ``OUT/malformed.jsonl`` and ``OUT/late.jsonl`` (the side outputs) and
+``OUT/summary.json`` (counts and the job's wall time).
 """
 
 from __future__ import annotations
@@ -137,7 +138,7 @@ def write(
     write_windows(records_to_windows(windows), directory / "windows.csv")
     with open(directory / "detections.csv", "w", newline="", encoding="utf-8") as fh:
         write_detections_csv((Detection.from_mapping(json.loads(d)) for d in out["detections"]), fh)
-    for name in ("malformed", "late"):
+    for name in ("windows", "malformed", "late"):
         (directory / f"{name}.jsonl").write_text("".join(line + "\n" for line in out[name]), encoding="utf-8")
     late = sum(json.loads(s)["late_clicks"] for s in out["window_stats"])
     summary = {

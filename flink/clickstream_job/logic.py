@@ -5,10 +5,12 @@ main virtualenv and the Flink operators in :mod:`.job` stay a few lines each.
   a single click or an aggregated record) turned into ``(ts_ns, user, page)`` tuples and error reasons,
   with the Lambda engine's event-time policy
   (:class:`~clickstream_anomaly.streaming.eventtime.EventClock`) applied before any watermark.
-* :class:`OpenWindows` is one key's open windows: exact user and page *sets* per window, Flink's
-  allowed-lateness rules, and closing in time order with empty windows filled in and the residual from the
-  core's :class:`~clickstream_anomaly.features.ResidualState`, so the windows equal the batch ``features``;
-  its watermark is the minimum over the shards' (:class:`~.shards.ShardClocks`).
+* :class:`OpenWindows` is one key's open windows: the exact user set and clicks per page of each window,
+  Flink's allowed-lateness rules, and closing in time order with empty windows filled in, the clicks scaled
+  for a sampled source, the residual from the core's :class:`~clickstream_anomaly.features.ResidualState`
+  and ``page_clicks`` by the core's rule (:func:`~clickstream_anomaly.records.top_pages`), so the windows
+  equal the batch ``features`` and its page counts; its watermark is the minimum over the shards'
+  (:class:`~.shards.ShardClocks`).
 * :func:`new_detector` / :func:`detect` run the core's streaming detector state
   (:class:`~clickstream_anomaly.streaming.detection.DetectorState`: the time-aware baseline and, when asked,
   the KDA-faithful streaming RCF), the state the detector Lambda keeps, so both engines give the same
@@ -23,10 +25,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from clickstream_anomaly.baseline import TimeAwareBaseline
-from clickstream_anomaly.features import ResidualState, freq_ns, lookback_windows
+from clickstream_anomaly.features import ResidualState, freq_ns, lookback_windows, scale_clicks
 from clickstream_anomaly.kda import KdaRcfParameters
 from clickstream_anomaly.producer import MAX_SKEW_SECONDS
-from clickstream_anomaly.records import BASELINE, RCF_STREAMING, DetectorName, Window, decode_click_record
+from clickstream_anomaly.records import (
+    BASELINE,
+    RCF_STREAMING,
+    DetectorName,
+    Window,
+    decode_click_record,
+    top_pages,
+)
 from clickstream_anomaly.sources.settings import SourceSettings
 from clickstream_anomaly.sources.stream import CLICKS, STREAM_FORMATS, decode_stream_records
 from clickstream_anomaly.streaming.aggregation import DEFAULT_ALLOWED_LATENESS, duration_ns
@@ -56,7 +65,8 @@ class JobSettings:
     ``key`` names the dimension the windows and detectors are keyed by (only ``site`` today).
     ``clicks_format`` is the clicks stream's format (:data:`~clickstream_anomaly.sources.stream.STREAM_FORMATS`,
     as the aggregator's ``CLICKS_FORMAT``); ``source`` the source settings a ``cloudfront-realtime`` stream
-    needs (fields, user rules, the shared salt).
+    needs (fields, user rules, the shared salt) and its ``sampling_rate``, which scales the windows' clicks
+    and page clicks as the aggregator's (:attr:`sampling_rate`).
     """
 
     freq: str = DEFAULT_FREQ
@@ -94,6 +104,13 @@ class JobSettings:
     @property
     def lateness_ns(self) -> int:
         return duration_ns(self.allowed_lateness)
+
+    @property
+    def sampling_rate(self) -> int:
+        """Percent of the requests the source logs: the source settings' for a ``cloudfront-realtime``
+        stream, else 100 (the project's clicks are not sampled), as the aggregator's
+        (:func:`clickstream_anomaly.aws.config.sampling_rate_from_env`)."""
+        return 100 if self.clicks_format == CLICKS or self.source is None else self.source.sampling_rate
 
 
 def decode(
@@ -133,11 +150,17 @@ def _dt(ns: int) -> datetime:
     return datetime.fromtimestamp(ns // 1_000_000_000, UTC).replace(microsecond=(ns % 1_000_000_000) // 1000)
 
 
+#: A journal entry's pages as the job before page counts wrote them: the pages new to the window, no counts.
+PagesSeen = list[str]
 #: One journal entry: the watermark (ns) after a record; per window it touched, ``(start, clicks, late
-#: clicks, users new to the window, pages new to the window)``; and ``(shard, newest event time)`` pairs
-#: (the record's shard, or every shard in a snapshot). A key's open windows and shard clocks are the replay
-#: of its journal (:meth:`OpenWindows.replay`), so the job's state only ever appends what a record added.
-JournalEntry = tuple[int, list[tuple[int, int, int, list[str], list[str]]], tuple[tuple[str, int], ...]]
+#: clicks, users new to the window, clicks per page)`` (the record's clicks per page: a ``dict``); and
+#: ``(shard, newest event time)`` pairs (the record's shard, or every shard in a snapshot). A key's open
+#: windows and shard clocks are the replay of its journal (:meth:`OpenWindows.replay`), so the job's state
+#: only ever appends what a record added. The job before page counts wrote the pages *new to the window*
+#: there (a ``list``): such an entry replays with the window's page counts unknown (:data:`PagesSeen`).
+JournalEntry = tuple[
+    int, list[tuple[int, int, int, list[str], dict[str, int] | PagesSeen]], tuple[tuple[str, int], ...]
+]
 #: The shards of a source with one unnamed split (the default of :meth:`OpenWindows.for_settings`).
 ONE_SPLIT = ("",)
 
@@ -152,13 +175,20 @@ class OpenWindows:
     window ``[s, s + freq)`` is *late* once the watermark reaches its last instant ``s + freq - 1 ms`` and
     *closed* once it reaches ``s + freq - 1 ms + allowed_lateness`` (Flink's ``allowedLateness``). A click
     for an open window is counted (and reported late when it is); a click for a closed window is dropped.
+    A window keeps its clicks per page; it comes out with ``page_clicks`` = its
+    :data:`~clickstream_anomaly.records.PAGES_PER_WINDOW` most clicked pages
+    (:func:`~clickstream_anomaly.records.top_pages` of the raw counts, then each scaled by
+    ``sampling_rate``), or ``None`` when part of its clicks came from a journal entry without counts
+    (state written by the job before page counts: :data:`PagesSeen`), never partial counts.
     """
 
     freq: int
     lateness: int
     lookback: int
     clocks: ShardClocks = field(default_factory=lambda: ShardClocks(0, 60.0, frozenset(ONE_SPLIT)))
-    open: dict[int, list] = field(default_factory=dict)  # start -> [clicks, users set, pages set, late clicks]
+    sampling_rate: int = 100  # percent of the requests the source logs (configuration, not state)
+    # start -> [clicks, users set, clicks per page, late clicks, whether the page counts are known]
+    open: dict[int, list] = field(default_factory=dict)
     next_start: int | None = None  # the first window not yet emitted
     watermark: int = WATERMARK_MIN  # ns
     first_close: int = 2**63  # the watermark (ns) at which the first open window closes
@@ -175,7 +205,9 @@ class OpenWindows:
         Kinesis shards are), ``now`` the wall time (s) they start at."""
         known = None if shards is None else frozenset(shards)
         clocks = ShardClocks(int(settings.out_of_orderness * 1000), settings.idle_timeout, known, now)
-        return cls(settings.freq_ns, settings.lateness_ns, lookback_windows(settings.freq), clocks)
+        return cls(
+            settings.freq_ns, settings.lateness_ns, lookback_windows(settings.freq), clocks, settings.sampling_rate
+        )
 
     def start_of(self, ts_ns: int) -> int:
         return (ts_ns // self.freq) * self.freq
@@ -196,17 +228,13 @@ class OpenWindows:
         start = (ts // self.freq) * self.freq
         if (self.next_start is not None and start < self.next_start) or watermark_ns >= self.close_time(start):
             return DROPPED, False, False
-        part = self.open.get(start)
-        if part is None:
-            part = self.open[start] = [0, set(), set(), 0]
-            self.first_close = min(self.first_close, self.close_time(start))
+        part = self._window(start)
         part[0] += 1
         users, pages = part[1], part[2]
         new_user, new_page = user not in users, page not in pages
         if new_user:
             users.add(user)
-        if new_page:
-            pages.add(page)
+        pages[page] = pages.get(page, 0) + 1
         late = watermark_ns >= start + self.freq - NS_PER_MS
         part[3] += late
         return (LATE if late else ACCEPTED), new_user, new_page
@@ -235,25 +263,26 @@ class OpenWindows:
                 continue
             window = windows.get(start)
             if window is None:
-                window = windows[start] = [0, set(), set(), 0]
+                window = windows[start] = [0, set(), {}, 0, True]
                 opened.append(start)
                 self.first_close = min(self.first_close, end + lateness)
             part = parts.get(start)
             if part is None:
-                part = parts[start] = [0, 0, [], []]
+                part = parts[start] = [0, 0, [], {}]
             window[0] += 1
             part[0] += 1
             if wm >= end:
                 window[3] += 1
                 part[1] += 1
                 late += 1
-            users, pages = window[1], window[2]
+            users = window[1]
             if user not in users:
                 users.add(user)
                 part[2].append(user)
-            if page not in pages:
-                pages.add(page)
-                part[3].append(page)
+            pages = window[2]
+            pages[page] = pages.get(page, 0) + 1
+            pages = part[3]
+            pages[page] = pages.get(page, 0) + 1
         moved = self.clocks.watermark(shard, newest if clicks else None, now)
         if moved > wm:
             self.watermark = moved
@@ -270,23 +299,38 @@ class OpenWindows:
             return True
         return False
 
+    def _window(self, start: int) -> list:
+        """The open window starting at ``start``, opened if need be."""
+        part = self.open.get(start)
+        if part is None:
+            part = self.open[start] = [0, set(), {}, 0, True]
+            self.first_close = min(self.first_close, self.close_time(start))
+        return part
+
     def replay(self, entry: JournalEntry) -> None:
-        """Apply a journal entry (a record's, or :meth:`snapshot`'s) to these windows."""
+        """Apply a journal entry (a record's, or :meth:`snapshot`'s) to these windows. An entry of the job
+        before page counts (:data:`PagesSeen`) keeps the window's distinct pages exact and marks its page
+        counts unknown."""
         self.watermark = max(self.watermark, entry[0])
         self.clocks.restore(entry[2])
         for start, clicks, late, users, pages in entry[1]:
-            part = self.open.get(start)
-            if part is None:
-                part = self.open[start] = [0, set(), set(), 0]
-                self.first_close = min(self.first_close, self.close_time(start))
+            part = self._window(start)
             part[0] += clicks
             part[1].update(users)
-            part[2].update(pages)
+            counts = part[2]
+            if isinstance(pages, dict):
+                for page, n in pages.items():
+                    counts[page] = counts.get(page, 0) + n
+            else:
+                for page in pages:
+                    counts.setdefault(page, 0)
+                part[4] = False
             part[3] += late
 
     def snapshot(self) -> JournalEntry:
-        """The open windows as one journal entry (what the journal is compacted to when windows close)."""
-        parts = [(s, p[0], p[3], list(p[1]), list(p[2])) for s, p in sorted(self.open.items())]
+        """The open windows as one journal entry (what the journal is compacted to when windows close); a
+        window whose page counts are unknown keeps only its pages' names (:data:`PagesSeen`)."""
+        parts = [(s, p[0], p[3], list(p[1]), dict(p[2]) if p[4] else list(p[2])) for s, p in sorted(self.open.items())]
         return (self.watermark, parts, self.clocks.items())
 
     def emitted(self) -> dict:
@@ -300,16 +344,19 @@ class OpenWindows:
 
     def close(self, watermark_ns: int) -> list[tuple[Window, int]]:
         """Emit, in time order, every window closed at ``watermark_ns`` from the first not yet emitted, empty
-        ones included: ``(window, late clicks counted in it)``."""
+        ones included (``page_clicks`` ``{}``): ``(window, late clicks counted in it)``."""
         closed = [s for s in self.open if self.close_time(s) <= watermark_ns]
         if not closed:
             return []
         first = min(closed) if self.next_start is None else self.next_start
         out = []
+        rate = self.sampling_rate
         for start in range(first, max(closed) + self.freq, self.freq):
-            clicks, users, pages, late = self.open.pop(start, (0, (), (), 0))
+            clicks, users, pages, late, known = self.open.pop(start, (0, (), {}, 0, True))
+            clicks = int(scale_clicks(clicks, rate))  # the one scaling (features.py)
             residual = self.residual.residual(clicks, len(users))
-            out.append((Window(_dt(start), len(pages), len(users), clicks, residual), late))
+            top = {p: int(scale_clicks(n, rate)) for p, n in top_pages(pages).items()} if known else None
+            out.append((Window(_dt(start), len(pages), len(users), clicks, residual, page_clicks=top), late))
         self.next_start = max(closed) + self.freq
         self.first_close = min((self.close_time(s) for s in self.open), default=2**63)
         return out

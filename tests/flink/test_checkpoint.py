@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 from clickstream_anomaly.baseline import TimeAwareBaseline, detections_from_baseline
-from clickstream_anomaly.features import compute_windows, records_to_windows
+from clickstream_anomaly.features import PageCounts, compute_windows, records_to_windows
 from clickstream_anomaly.generator import Scenario, generate
 from clickstream_anomaly.records import Click, Detection, Window, write_detections_csv
 
@@ -129,9 +129,14 @@ def test_windows_after_a_restart_equal_the_batch_features(restarted):
     whole, run1, run2 = restarted
     first, second = lines(run1 / "windows.jsonl"), lines(run2 / "windows.jsonl")
     assert (len(first), len(second)) == (FIRST_PART_WINDOWS, ALL_WINDOWS - FIRST_PART_WINDOWS)
-    job = records_to_windows([Window.from_json(w) for w in first + second])
-    batch = compute_windows(whole, fmt="auto")
-    pd.testing.assert_frame_equal(job, batch.iloc[:ALL_WINDOWS], check_dtype=False, check_exact=True)
+    records = [Window.from_json(w) for w in first + second]
+    pages = PageCounts()
+    batch = compute_windows(whole, fmt="auto", pages=pages)
+    pd.testing.assert_frame_equal(
+        records_to_windows(records), batch.iloc[:ALL_WINDOWS], check_dtype=False, check_exact=True
+    )
+    per_window = pages.of_window()  # the page counts too: the window across the cut's came back from the journal
+    assert [w.page_clicks for w in records] == [per_window.get(s, {}) for s in batch["window_start"][:ALL_WINDOWS]]
     across = batch.set_index("window_start").loc[pd.Timestamp(CUT).floor("10min")]
     assert 0 < across["clicks"] == next(json.loads(w)["clicks"] for w in second if "T10:00:00Z" in w)
 

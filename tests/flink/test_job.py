@@ -9,13 +9,15 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from clickstream_anomaly.baseline import TimeAwareBaseline, detections_from_baseline
-from clickstream_anomaly.features import compute_windows, read_windows
+from clickstream_anomaly.features import PageCounts, compute_windows, read_windows
 from clickstream_anomaly.generator import Scenario, generate
-from clickstream_anomaly.records import Click, write_detections_csv
+from clickstream_anomaly.records import PAGES_PER_WINDOW, Click, Window, write_detections_csv
+from clickstream_anomaly.sources import SourceSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 FLINK_PYTHON = Path(os.environ.get("FLINK_PYTHON", ROOT / ".venv-flink" / "bin" / "python"))
@@ -36,6 +38,17 @@ def run_job(clicks: Path, out: Path, *options: str) -> dict:
 def write_clicks(path: Path, rows: list[str]) -> Path:
     path.write_text("".join(r + "\n" for r in rows), encoding="utf-8")
     return path
+
+
+def page_clicks(out: Path) -> list[dict[str, int] | None]:
+    """The ``page_clicks`` of the job's windows (``OUT/windows.jsonl``, the features stream's JSON)."""
+    return [Window.from_json(line).page_clicks for line in (out / "windows.jsonl").read_text().splitlines()]
+
+
+def batch_page_clicks(windows: pd.DataFrame, pages: PageCounts) -> list[dict[str, int]]:
+    """The batch's clicks per page of each of ``windows`` (``{}`` for one without clicks)."""
+    per_window = pages.of_window()
+    return [per_window.get(start, {}) for start in windows["window_start"]]
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +77,46 @@ def test_windows_equal_batch_features(site):
     pd.testing.assert_frame_equal(job, batch, check_dtype=False, check_exact=True)
     assert (batch["clicks"] == 0).sum() >= 12  # the outage's windows came out
     assert summary["windows"] == len(batch) == 288
+
+
+def test_page_clicks_equal_the_batch_page_counts(site):
+    path, out, _ = site
+    pages = PageCounts()
+    batch = compute_windows(path, fmt="auto", skip_bad=True, pages=pages)
+    job = page_clicks(out)
+    assert job == batch_page_clicks(batch, pages)
+    assert job.count({}) == (batch["clicks"] == 0).sum() >= 12 and max(map(len, job)) > 10
+
+
+def test_a_sampled_source_with_more_than_200_pages_gives_the_batch_page_counts(tmp_path):
+    """CloudFront real-time records from a source that logs 30 % of the requests, two windows of 300
+    distinct pages (150 with 2 clicks, 150 with 1: the 200th place falls among the 1-click pages) and an
+    empty one between them: the batch windows (clicks scaled) and page counts (the top 200 of the raw
+    counts, ties by page name, then scaled), exactly. (Few clicks: the job decodes a CloudFront real-time
+    record in ~2 ms.)"""
+    rng = np.random.default_rng(9)
+    t0 = datetime(2020, 7, 15, 10, 0, tzinfo=UTC).timestamp()
+    rows = []
+    for window in (0, 2):  # 10:10 is empty
+        clicks = [f"/p{i}" for i in range(300) for _ in range(1 + i % 2)]
+        rng.shuffle(clicks)
+        for k, page in enumerate(clicks):
+            when = f"{t0 + 600 * window + 600 * k / len(clicks):.3f}"
+            rows.append("\t".join([when, f"192.0.2.{rng.integers(40)}", "200", "GET", page, "Mozilla/5.0", "-"]))
+    config = tmp_path / "source.json"
+    config.write_text(json.dumps({"salt": "a shared secret salt", "sampling_rate": 30}), encoding="utf-8")
+    path = write_clicks(tmp_path / "realtime.log", rows)
+    run_job(path, tmp_path / "out", "--clicks-format", "cloudfront-realtime", "--source-config", str(config))
+    pages = PageCounts()
+    batch = compute_windows(path, fmt="cloudfront-realtime", settings=SourceSettings.from_file(config), pages=pages)
+    job = read_windows(tmp_path / "out" / "windows.csv")
+    pd.testing.assert_frame_equal(job, batch, check_dtype=False, check_exact=True)
+    assert job["clicks"].tolist() == [1500, 0, 1500]  # 450 clicks each at 30 %
+    got = page_clicks(tmp_path / "out")
+    assert got == batch_page_clicks(batch, pages)
+    assert [len(p) for p in got] == [PAGES_PER_WINDOW, 0, PAGES_PER_WINDOW]
+    tied = sorted(f"/p{i}" for i in range(0, 300, 2))  # the 1-click pages (3 scaled), by name
+    assert sorted(p for p, n in got[0].items() if n == 3) == tied[:50]
 
 
 def test_detections_equal_the_batch_baseline(site):

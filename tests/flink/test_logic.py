@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 
 from clickstream_anomaly.baseline import TimeAwareBaseline
-from clickstream_anomaly.features import windows_from_frame
-from clickstream_anomaly.records import Click, Window, join_click_payloads
+from clickstream_anomaly.features import PageCounts, windows_from_frame
+from clickstream_anomaly.records import PAGES_PER_WINDOW, Click, Window, join_click_payloads
+from clickstream_anomaly.sources.settings import SourceSettings
 from clickstream_anomaly.streaming.detection import new_state
 from clickstream_anomaly.streaming.eventtime import EventClock
 from flink.clickstream_job.logic import (
@@ -89,17 +90,20 @@ def test_a_record_is_judged_against_the_watermark_before_it_then_moves_it():
     entry, dropped, late, opened = wins.add_record([click(9, "u1", "/a"), click(15, "u2", "/b"), click(9.5, "u1")])
     assert (dropped, late, opened) == ([], 0, [0, 10 * MIN])
     assert wins.watermark == entry[0] == 14 * MIN - NS_PER_MS  # 00:15 - 60 s - 1 ms
-    assert entry[1] == [(0, 2, 0, ["u1"], ["/a", "/"]), (10 * MIN, 1, 0, ["u2"], ["/b"])]  # only what was new
+    # the users new to the window; the record's clicks per page
+    assert entry[1] == [(0, 2, 0, ["u1"], {"/a": 1, "/": 1}), (10 * MIN, 1, 0, ["u2"], {"/b": 1})]
     # the watermark is past 00:09:59.999: a click for window 00:00 is late (counted), one for 00:10 is not
     entry, dropped, late, opened = wins.add_record([click(5, "u3"), click(12, "u2", "/b")])
-    assert (dropped, late, opened) == ([], 1, []) and entry[1] == [(0, 1, 1, ["u3"], []), (10 * MIN, 1, 0, [], [])]
+    assert (dropped, late, opened) == ([], 1, [])
+    assert entry[1] == [(0, 1, 1, ["u3"], {"/": 1}), (10 * MIN, 1, 0, [], {"/b": 1})]
     assert wins.close(wins.watermark) == []
     # 00:21 moves the watermark to 00:19:59.999, window 00:00's end + 10 min lateness: it closes
     wins.add_record([click(21)])
     closed = wins.close(wins.watermark)
     assert [(w.window_start.minute, w.users, w.urls, w.clicks, n) for w, n in closed] == [(0, 2, 2, 3, 1)]
+    assert closed[0][0].page_clicks == {"/": 2, "/a": 1}
     entry, dropped, late, _ = wins.add_record([click(7, "u9"), click(21.5, "u9")])
-    assert [c[1] for c in dropped] == ["u9"] and late == 0 and entry[1] == [(20 * MIN, 1, 0, ["u9"], [])]
+    assert [c[1] for c in dropped] == ["u9"] and late == 0 and entry[1] == [(20 * MIN, 1, 0, ["u9"], {"/": 1})]
 
 
 def test_the_journal_replayed_rebuilds_the_windows_exactly():
@@ -135,7 +139,7 @@ def test_the_journal_replayed_rebuilds_the_windows_exactly():
         restored.replay(entry)
     wins, _, _, rest = run(records[cut:], restored)
     got += rest + wins.close(2**62)
-    assert [(w.to_dict(), n) for w, n in got] == [(w.to_dict(), n) for w, n in want]
+    assert [(w.to_dict(), w.page_clicks, n) for w, n in got] == [(w.to_dict(), w.page_clicks, n) for w, n in want]
     assert len(want) >= 9 and sum(n for _, n in want) > 0  # late clicks were counted along the way
 
 
@@ -159,6 +163,63 @@ def test_aggregated_records_give_the_batch_windows():
     for column in ("clicks", "users", "urls", "residual"):
         assert stream[column].tolist() == batch[column].tolist()
     assert (batch["clicks"] == 0).sum() >= 5
+
+
+def test_page_clicks_equal_the_batch_page_counts_sampled_with_ties_at_the_cut():
+    """Windows of 300 distinct pages (75 each with 1, 2, 3 and 4 clicks: the 200th place falls among the
+    2-click pages) from a source that logs 30 % of the requests: ``page_clicks`` is the batch's
+    ``PageCounts`` (the top 200 of the raw counts, ties by page name, then scaled), ``{}`` for the empty
+    window; the windows' clicks are scaled as the batch's."""
+    rng = np.random.default_rng(8)
+    rows = []
+    for w in (0, 1, 3):  # window 00:20 is empty
+        clicks = [(f"/p{i}", f"u{rng.integers(40)}") for i in range(300) for _ in range(1 + i % 4)]
+        rng.shuffle(clicks)
+        rows += [(10 * w + 10 * k / len(clicks), user, page) for k, (page, user) in enumerate(clicks)]
+    source = SourceSettings(salt="a shared secret salt", sampling_rate=30)
+    settings = JobSettings(clicks_format="cloudfront-realtime", source=source)
+    assert settings.sampling_rate == 30 and JobSettings(source=source).sampling_rate == 100  # clicks: not sampled
+    wins = OpenWindows.for_settings(settings)
+    out = []
+    for i in range(0, len(rows), 3):
+        wins.add_record([click(m, u, p) for m, u, p in rows[i : i + 3]])
+        out += wins.close(wins.watermark)
+    out += wins.close(2**62)
+    frame = pd.DataFrame({"timestamp": [pd.Timestamp(int(m * MIN), tz="UTC") for m, _, _ in rows]})
+    frame["user"], frame["page"] = [r[1] for r in rows], [r[2] for r in rows]
+    pages = PageCounts()
+    batch = windows_from_frame(frame, sampling_rate=30, pages=pages)
+    per_window = pages.of_window()
+    want = [per_window.get(ts, {}) for ts in batch["window_start"]]
+    assert [w.page_clicks for w, _ in out] == want
+    assert [len(p) for p in want] == [PAGES_PER_WINDOW, PAGES_PER_WINDOW, 0, PAGES_PER_WINDOW]
+    assert sorted(p for p, n in want[0].items() if n == 7) == sorted(f"/p{i}" for i in range(1, 300, 4))[:50]  # 2 -> 7
+    stream = pd.DataFrame([w.to_dict() for w, _ in out])
+    for column in ("clicks", "users", "urls", "residual"):
+        assert stream[column].tolist() == batch[column].tolist()
+    assert stream["clicks"].tolist() == [2500, 2500, 0, 2500]  # 750 clicks at 30 %
+    assert json.loads(out[2][0].to_json())["page_clicks"] == {}
+
+
+def test_a_journal_of_the_job_before_page_counts_replays_with_page_clicks_unknown():
+    """State the job wrote before page counts (per window the pages new to it, no counts): a window open at
+    the upgrade comes out with ``page_clicks`` None, never partial counts, through a later snapshot too,
+    with its distinct pages exact; the windows after it have their counts."""
+    old_journal = [
+        (4 * MIN, [(0, 2, 0, ["u1", "u2"], ["/a", "/b"])], (("", 6 * MIN),)),
+        (5 * MIN, [(0, 1, 0, [], [])], (("", 7 * MIN),)),
+    ]
+    wins = OpenWindows.for_settings(JobSettings())
+    for entry in pickle.loads(pickle.dumps(old_journal)):
+        wins.replay(entry)
+    wins.add_record([click(8, "u3", "/a"), click(9, "u1", "/c")])
+    restored = OpenWindows.for_settings(JobSettings())
+    restored.replay(pickle.loads(pickle.dumps(wins.snapshot())))
+    restored.add_record([click(9.5, "u1", "/a"), click(12, "u1", "/a"), click(13, "u2", "/d")])
+    closed = [w for w, _ in restored.close(2**62)]
+    assert [(w.urls, w.users, w.clicks) for w in closed] == [(3, 3, 6), (2, 2, 2)]
+    assert [w.page_clicks for w in closed] == [None, {"/a": 1, "/d": 1}]
+    assert '"page_clicks"' not in closed[0].to_json()
 
 
 def test_detect_is_the_detector_lambdas_state():

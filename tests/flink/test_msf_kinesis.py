@@ -24,7 +24,7 @@ import pytest
 
 from clickstream_anomaly.aws.clients import kinesis_client
 from clickstream_anomaly.baseline import TimeAwareBaseline, detections_from_baseline
-from clickstream_anomaly.features import compute_windows, records_to_windows
+from clickstream_anomaly.features import PageCounts, compute_windows, records_to_windows
 from clickstream_anomaly.generator import Scenario, generate
 from clickstream_anomaly.producer import AGGREGATE_BYTES, KinesisSender, send_file
 from clickstream_anomaly.records import Click, Detection, Window, write_detections_csv
@@ -295,9 +295,13 @@ def test_rejects_go_to_the_log_and_no_click_is_late(deployed):
 
 def test_features_stream_holds_the_batch_windows(deployed):
     path, features, *_ = deployed
-    batch = compute_windows(path, fmt="auto", skip_bad=True)
-    job = records_to_windows([Window.from_json(f) for f in features])
+    pages = PageCounts()
+    batch = compute_windows(path, fmt="auto", skip_bad=True, pages=pages)
+    records = [Window.from_json(f) for f in features]
+    job = records_to_windows(records)
     pd.testing.assert_frame_equal(job, batch.iloc[: len(job)], check_dtype=False, check_exact=True)
+    per_window = pages.of_window()
+    assert [w.page_clicks for w in records] == [per_window.get(s, {}) for s in batch["window_start"][: len(job)]]
     assert len(job) == CLOSED_WINDOWS and len(batch) == CLOSED_WINDOWS + 6  # the hour to the last click: open
 
 
