@@ -32,6 +32,21 @@ def day_clicks():
     return clicks
 
 
+def engine_reference_detections(path, **read: object) -> list:
+    """The batch detections the streaming engines' default detectors (baseline, baseline-pages) must give
+    on the clicks of ``path`` (``read``: compute_windows's options), in the engines' order: per window, the
+    baseline's then the per-page one's."""
+    from clickstream_anomaly.baseline import TimeAwareBaseline, detections_from_baseline
+    from clickstream_anomaly.detectors import PageBaselineDetector
+    from clickstream_anomaly.features import PageCounts, compute_windows
+
+    pages = PageCounts()
+    windows = compute_windows(path, pages=pages, **read)  # type: ignore[arg-type]
+    site = detections_from_baseline(windows, TimeAwareBaseline(window="10min").fit(None).process(windows))
+    per_page = PageBaselineDetector(pages=pages).detect(windows)
+    return [d for pair in zip(site, per_page, strict=True) for d in pair]
+
+
 @pytest.fixture(autouse=True)
 def lambda_logs_to_current_stdout():
     """Powertools loggers share one handler per service, created at the first import: point it at the

@@ -163,7 +163,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--freq", default=JobSettings.freq)
     p.add_argument("--allowed-lateness", default=JobSettings.allowed_lateness)
     p.add_argument("--out-of-orderness", type=float, default=JobSettings.out_of_orderness, help="seconds")
-    p.add_argument("--detectors", default=",".join(JobSettings.detectors), help="baseline and/or rcf-streaming")
+    p.add_argument(
+        "--detectors",
+        default=",".join(JobSettings.detectors),
+        help="of baseline, baseline-pages and rcf-streaming, comma-separated",
+    )
     p.add_argument("--timezone", default=JobSettings.timezone)
     p.add_argument("--parallelism", type=int, default=1)
     p.add_argument("--bundle-size", type=int, default=None, help="python.fn-execution.bundle.size")

@@ -25,11 +25,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from clickstream_anomaly.baseline import TimeAwareBaseline
+from clickstream_anomaly.baseline.pages import PageSettings, PageStream
 from clickstream_anomaly.features import ResidualState, freq_ns, lookback_windows, scale_clicks
 from clickstream_anomaly.kda import KdaRcfParameters
 from clickstream_anomaly.producer import MAX_SKEW_SECONDS
 from clickstream_anomaly.records import (
     BASELINE,
+    PAGES,
     RCF_STREAMING,
     DetectorName,
     Window,
@@ -39,7 +41,12 @@ from clickstream_anomaly.records import (
 from clickstream_anomaly.sources.settings import SourceSettings
 from clickstream_anomaly.sources.stream import CLICKS, STREAM_FORMATS, decode_stream_records
 from clickstream_anomaly.streaming.aggregation import DEFAULT_ALLOWED_LATENESS, duration_ns
-from clickstream_anomaly.streaming.detection import DetectorState, new_state, streaming_detector_names
+from clickstream_anomaly.streaming.detection import (
+    DEFAULT_STREAMING_DETECTORS,
+    DetectorState,
+    new_state,
+    streaming_detector_names,
+)
 from clickstream_anomaly.streaming.eventtime import EventClock
 from clickstream_anomaly.windowspec import DEFAULT_FREQ
 
@@ -75,7 +82,7 @@ class JobSettings:
     idle_timeout: float = 60.0
     site: str = "site"
     key: str = "site"
-    detectors: tuple[str, ...] = (BASELINE,)
+    detectors: tuple[str, ...] = DEFAULT_STREAMING_DETECTORS
     timezone: str = "UTC"
     random_state: int = 0
     clicks_format: str = CLICKS
@@ -367,7 +374,8 @@ def new_detector(settings: JobSettings) -> DetectorState:
     names = {DetectorName(d) for d in settings.detectors}
     params = KdaRcfParameters(with_directionality=True) if RCF_STREAMING in names else None
     baseline = TimeAwareBaseline(timezone=settings.timezone, window=settings.freq) if BASELINE in names else None
-    return new_state(params, settings.random_state, baseline)
+    pages = PageStream(PageSettings(timezone=settings.timezone, freq=settings.freq)) if PAGES in names else None
+    return new_state(params, settings.random_state, baseline, pages)
 
 
 def detect(state: DetectorState, window: Window) -> list[str]:

@@ -12,14 +12,13 @@ import pandas as pd
 import pytest
 
 from clickstream_anomaly.aws.lambda_engine import LambdaEngineSettings, run_lambda_engine
-from clickstream_anomaly.baseline import TimeAwareBaseline, detections_from_baseline
 from clickstream_anomaly.cli import main
 from clickstream_anomaly.clicks_csv import write_clicks
-from clickstream_anomaly.detectors import PageBaselineDetector
-from clickstream_anomaly.features import PageCounts, compute_windows, read_windows
+from clickstream_anomaly.features import read_windows
 from clickstream_anomaly.generator import Scenario, generate
 from clickstream_anomaly.records import Click, write_detections_csv
 from clickstream_anomaly.sources import iter_clicks
+from tests.conftest import engine_reference_detections
 
 ROOT = Path(__file__).resolve().parents[2]
 FLINK_PYTHON = Path(os.environ.get("FLINK_PYTHON", ROOT / ".venv-flink" / "bin" / "python"))
@@ -44,14 +43,8 @@ def lambda_out(log, tmp_path_factory) -> Path:
 
 
 def batch_detections(log: Path) -> str:
-    """The batch detectors the engines run by default (baseline, baseline-pages), in the engines' order."""
-    pages = PageCounts()
-    windows = compute_windows(log, pages=pages)
-    model = TimeAwareBaseline(window="10min").fit(None)
-    site = detections_from_baseline(windows, model.process(windows))
-    per_page = PageBaselineDetector(pages=pages).detect(windows)
     text = io.StringIO()
-    write_detections_csv((d for pair in zip(site, per_page, strict=True) for d in pair), text)
+    write_detections_csv(engine_reference_detections(log), text)
     return text.getvalue()
 
 

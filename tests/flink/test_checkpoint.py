@@ -19,10 +19,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from clickstream_anomaly.baseline import TimeAwareBaseline, detections_from_baseline
 from clickstream_anomaly.features import PageCounts, compute_windows, records_to_windows
 from clickstream_anomaly.generator import Scenario, generate
 from clickstream_anomaly.records import Click, Detection, Window, write_detections_csv
+from tests.conftest import engine_reference_detections
 
 ROOT = Path(__file__).resolve().parents[2]
 FLINK_PYTHON = Path(os.environ.get("FLINK_PYTHON", ROOT / ".venv-flink" / "bin" / "python"))
@@ -69,12 +69,16 @@ def start(checkpoints: Path, inputs: Path, out: Path, restore: Path | None = Non
         return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
 
 
+DETECTORS = 2  # detections per window: the job's default detectors (baseline, baseline-pages)
+
+
 def wait_for(proc: subprocess.Popen, out: Path, windows: int, timeout: float = 240) -> None:
     """Until ``out`` holds ``windows`` windows and their detections (fails if the job dies first)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert proc.poll() is None, (out / "job.err").read_text()[-3000:]
-        if len(lines(out / "windows.jsonl")) >= windows and len(lines(out / "detections.jsonl")) >= windows:
+        done = len(lines(out / "detections.jsonl")) >= DETECTORS * windows
+        if len(lines(out / "windows.jsonl")) >= windows and done:
             return
         time.sleep(1)
     pytest.fail(f"{len(lines(out / 'windows.jsonl'))} of {windows} windows in {timeout} s")
@@ -144,11 +148,10 @@ def test_windows_after_a_restart_equal_the_batch_features(restarted):
 def test_detections_after_a_restart_equal_the_batch_baselines(restarted):
     whole, run1, run2 = restarted
     detections = lines(run1 / "detections.jsonl") + lines(run2 / "detections.jsonl")
-    windows = compute_windows(whole, fmt="auto")
-    model = TimeAwareBaseline(window="10min").fit(None)
     batch, job = io.StringIO(), io.StringIO()
-    write_detections_csv(detections_from_baseline(windows, model.process(windows)), batch)
+    write_detections_csv(engine_reference_detections(whole, fmt="auto"), batch)  # baseline and baseline-pages
     write_detections_csv((Detection.from_mapping(json.loads(d)) for d in detections), job)
-    assert job.getvalue().splitlines() == batch.getvalue().splitlines()[: ALL_WINDOWS + 1]  # + the header
+    assert job.getvalue().splitlines() == batch.getvalue().splitlines()[: DETECTORS * ALL_WINDOWS + 1]  # + the header
     judged = pd.read_csv(io.StringIO(job.getvalue()))
+    judged = judged[judged["detector"] == "baseline"]
     assert (~judged["warmup"].iloc[FIRST_PART_WINDOWS:]).sum() >= 50  # judged on the first run's history

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from clickstream_anomaly.baseline import TimeAwareBaseline
+from clickstream_anomaly.baseline.pages import PageSettings, PageStream
 from clickstream_anomaly.features import PageCounts, windows_from_frame
 from clickstream_anomaly.records import PAGES_PER_WINDOW, Click, Window, join_click_payloads
 from clickstream_anomaly.sources.settings import SourceSettings
@@ -224,9 +225,10 @@ def test_a_journal_of_the_job_before_page_counts_replays_with_page_clicks_unknow
 
 def test_detect_is_the_detector_lambdas_state():
     settings = JobSettings()
-    mine, lambdas = new_detector(settings), new_state(None, 0, TimeAwareBaseline(window="10min"))
+    pages = PageStream(PageSettings(freq="10min"))
+    mine, lambdas = new_detector(settings), new_state(None, 0, TimeAwareBaseline(window="10min"), pages)
     for i in range(3):
-        window = Window(datetime(2024, 1, 1, 0, 10 * i, tzinfo=UTC), 3, 5, 9, 0.5)
+        window = Window(datetime(2024, 1, 1, 0, 10 * i, tzinfo=UTC), 3, 5, 9, 0.5, page_clicks={"/": 9})
         assert detect(mine, window) == [d.to_json() for d in lambdas.step([window])]
         assert mine.outbox == []
 
