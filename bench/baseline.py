@@ -5,10 +5,12 @@ with in the detector Lambda, in the same run.
 * streaming: one window per call with the state loaded from and saved to bytes around it (what the
   detector Lambda does per batch, here per window: the worst case);
 * state: the saved bytes per key after 10 days (4 columns);
-* the per-page detector (``baseline-pages``, local only: batch), per window and modelled page, and the
-  state of one page's model (1 column).
+* the per-page detector (``baseline-pages``), per window and modelled page: batch, and streaming (the
+  detector Lambda's and the Flink job's ``PageStream``, one window per call with its state loaded and
+  saved), and its saved state per modelled page (the models and the day of page counts they are picked
+  from).
 
-Run: ``.venv/bin/python bench/baseline.py`` (about 30 s).
+Run: ``.venv/bin/python bench/baseline.py`` (about a minute).
 """
 
 from __future__ import annotations
@@ -28,8 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import write_markdown  # noqa: E402
 
 from clickstream_anomaly.baseline import TimeAwareBaseline  # noqa: E402
+from clickstream_anomaly.baseline.pages import PageStream  # noqa: E402
 from clickstream_anomaly.detectors import PageBaselineDetector  # noqa: E402
-from clickstream_anomaly.features import PageCounts, windows_from_frame  # noqa: E402
+from clickstream_anomaly.features import PageCounts, windows_from_frame, windows_to_records  # noqa: E402
 from clickstream_anomaly.generator import Scenario, generate  # noqa: E402
 from clickstream_anomaly.kda import KdaRcfParameters, KdaRcfStream  # noqa: E402
 from clickstream_anomaly.records import FEATURE_COLUMNS  # noqa: E402
@@ -71,14 +74,28 @@ def main(argv: list[str] | None = None) -> int:
     rows.append(("time-aware baseline", batch / n * 1e3, stream / n * 1e3, state / 1e3))
 
     det = PageBaselineDetector(pages=pages)
-    per_page = median_time(lambda: det.detect(windows), args.repeat) / max(len(det.pages_), 1)
-    one = pages.wide(windows["window_start"], det.pages_[:1]).to_numpy(dtype="float64")[:, 0]
-    frame = windows[["window_start"]].assign(clicks=one)
-    page_state = len(
-        TimeAwareBaseline(columns=("clicks",), count_columns=("clicks",), window="10min").fit(frame).to_bytes()
-    )
+    det.detect(windows)
+    modelled = max(len(det.pages_), 1)
+    per_page = median_time(lambda: det.detect(windows), args.repeat) / modelled
+    records = windows_to_records(windows, pages)
+
+    def page_stream() -> int:
+        data = PageStream(det.settings("10min")).to_bytes()
+        for w in records:
+            state = PageStream.from_bytes(data)
+            state.step(w)
+            data = state.to_bytes()
+        return len(data)
+
+    page_state = page_stream()
+    page_time = median_time(page_stream, 1) / modelled
     rows.append(
-        (f"baseline-pages, per page ({len(det.pages_)} pages modelled)", per_page / n * 1e3, None, page_state / 1e3)
+        (
+            f"baseline-pages, per page ({modelled} pages modelled)",
+            per_page / n * 1e3,
+            page_time / n * 1e3,
+            page_state / modelled / 1e3,
+        )
     )
 
     params = KdaRcfParameters(time_decay=4320)
