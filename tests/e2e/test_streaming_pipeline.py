@@ -3,8 +3,10 @@
 -> features -> detector -> detections -> alerter -> SNS -> SQS.
 
 Scenario: 3 days (2020-07-13..15) containing both blog incidents on 2020-07-15 (user miscount 10:10-11:20,
-outage 17:30-17:40). RCF runs with KDA's defaults (100 trees, sample size 256: 256 windows = 1.8 days of
-warm-up, over by 2020-07-14 18:40). The alerter uses the online sigma threshold (k = 3).
+outage 17:30-17:40) and a broken page on 2020-07-14 (the second most clicked page gets no click from 13:00 to
+14:30, which the site's totals hide): the per-page baseline names it. RCF runs with KDA's defaults (100
+trees, sample size 256: 256 windows = 1.8 days of warm-up, over by 2020-07-14 18:40). The alerter uses
+the online sigma threshold (k = 3).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import base64
 import json
 import random
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
@@ -20,7 +22,7 @@ import pytest
 from clickstream_anomaly.aws.clients import kinesis_client
 from clickstream_anomaly.aws.kinesis_reader import ShardReader
 from clickstream_anomaly.clicks_csv import write_clicks
-from clickstream_anomaly.features import windows_from_frame, windows_to_records
+from clickstream_anomaly.features import PageCounts, windows_from_frame, windows_to_records
 from clickstream_anomaly.generator import BLOG_INCIDENTS, Scenario, generate
 from clickstream_anomaly.producer import (
     AGGREGATE_BYTES,
@@ -79,10 +81,17 @@ def fail_some_entries(client, rate: float, seed: int = 0) -> dict:
     return stats
 
 
+BROKEN = (datetime(2020, 7, 14, 13, 0, tzinfo=UTC), datetime(2020, 7, 14, 14, 30, tzinfo=UTC))
+
+
 @pytest.fixture(scope="module")
 def scenario():
     clicks, _ = generate(Scenario(start="2020-07-13 00:00", days=3, volume=0.4, seed=0))
-    return clicks
+    page = clicks["page"].value_counts().index[1]
+    broken = (clicks["page"] == page) & (clicks["timestamp"] >= BROKEN[0]) & (clicks["timestamp"] < BROKEN[1])
+    out = clicks[~broken].reset_index(drop=True)
+    out.attrs["broken_page"] = page
+    return out
 
 
 def decode(record: dict) -> bytes:
@@ -100,7 +109,7 @@ def test_blog_scenario_end_to_end(moto_server, scenario, tmp_path, monkeypatch, 
         "ALLOWED_LATENESS": "10min",
         "STATE_KEY": "detector/state.bin",
         "DETECTIONS_STREAM_NAME": "detections",
-        "DETECTORS": "baseline,rcf-streaming",
+        "DETECTORS": "baseline,baseline-pages,rcf-streaming",
         "RCF_NUM_TREES": "100",
         "RCF_SAMPLE_SIZE": "256",
         "RCF_TIME_DECAY": "100000",
@@ -173,9 +182,11 @@ def test_blog_scenario_end_to_end(moto_server, scenario, tmp_path, monkeypatch, 
         return detector.handler(event, context)
 
     features_reader.drain(detect, lambda_context)
-    expected = windows_to_records(windows_from_frame(scenario))
+    pages = PageCounts()
+    expected = windows_to_records(windows_from_frame(scenario, pages=pages), pages)
     assert len(windows) >= len(expected) - 3  # the last windows wait for the lateness to pass
     assert windows == expected[: len(windows)]  # identical to the batch features, outage window included
+    assert [w.page_clicks for w in windows] == [w.page_clicks for w in expected[: len(windows)]]
 
     # 3. Alerter, then a forced retry of the same batches: no alert twice.
     from lambdas.alerter import app as alerter
@@ -219,7 +230,7 @@ def test_blog_scenario_end_to_end(moto_server, scenario, tmp_path, monkeypatch, 
     for a in sorted(alerts, key=lambda a: (a["start"], a["event"])):  # shown with pytest -s
         print(f"ALERT {a['event']:8s} {a['start']} {a['duration_minutes']:4.0f} min  {a['cause']}")
     miscount, outage = BLOG_INCIDENTS
-    # each detector of the engine (baseline, rcf-streaming) opens at most one alert per incident
+    # each detector of the engine (baseline, baseline-pages, rcf-streaming) opens at most one alert per incident
     for inc in (miscount, outage):
         opened = [a["peak_detector"] for a in opened_during(inc)]
         assert len(opened) == len(set(opened))
@@ -228,3 +239,14 @@ def test_blog_scenario_end_to_end(moto_server, scenario, tmp_path, monkeypatch, 
     o = {a["peak_detector"]: a for a in opened_during(outage)}["baseline"]
     assert "clicks LOW: 0, expected" in o["cause"]
     assert "Cause:" in o["text"] and "UTC" in o["text"]
+    page = scenario.attrs["broken_page"]
+    broken = [
+        a
+        for a in alerts
+        if a["event"] == "open" and BROKEN[0] <= datetime.fromisoformat(a["start"].replace("Z", "+00:00")) < BROKEN[1]
+    ]
+    by_page = [a for a in broken if a["peak_detector"] == "baseline-pages"]
+    assert len(by_page) == 1 and by_page[0]["cause"].startswith(f"clicks LOW on page {page}: 0, expected ")
+    opened = datetime.fromisoformat(by_page[0]["start"].replace("Z", "+00:00"))
+    assert opened - BROKEN[0] <= timedelta(minutes=20)  # found within 20 minutes of the page breaking
+    assert not [a for a in broken if a["peak_detector"] == "baseline"]  # the site's totals hide it
