@@ -29,6 +29,7 @@ pairs of windows still open, plus one row per finished window.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -436,8 +437,13 @@ def compute_windows(  # noqa: PLR0913  (the reading options are keyword-only)
     return acc.result(start=start, end=end, max_windows=max_windows)
 
 
+WINDOWS_JSON = "windows-json"  # sniff_table's name for JSON Lines of window records (the features stream's)
+
+
 def sniff_table(path: str | Path) -> str:
-    """``"windows"`` or ``"clicks"``: what a CSV (plain or gzip) holds, told apart by its header.
+    """``"windows"``, :data:`WINDOWS_JSON` or ``"clicks"``: what a file (plain or gzip) holds, told apart by
+    its CSV header, or by the first JSON object's ``window_start`` for JSON Lines of windows (the features
+    stream's records, as the data lake keeps them).
 
     The one place the project decides this (``detect``, ``sagemaker prepare``). Raises ``ValueError``
     naming both accepted headers when it is neither, ``FileNotFoundError`` when ``path`` does not exist.
@@ -445,6 +451,8 @@ def sniff_table(path: str | Path) -> str:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
+    if _first_json_object(path).get("window_start") is not None:
+        return WINDOWS_JSON
     header = pd.read_csv(path, nrows=0, compression="infer").columns.str.strip().tolist()
     if header[: len(WINDOW_COLUMNS)] == list(WINDOW_COLUMNS) or set(WINDOW_COLUMNS) <= set(header):
         return "windows"
@@ -456,6 +464,77 @@ def sniff_table(path: str | Path) -> str:
     )
 
 
+def _first_json_object(path: Path) -> dict[str, Any]:
+    """The first line of ``path`` as a JSON object, or ``{}`` when it is not one."""
+    from .clicks_csv import _open_text
+
+    with _open_text(path) as fh:
+        for line in fh:
+            if line.strip():
+                try:
+                    value = json.loads(line)
+                except ValueError:
+                    return {}
+                return value if isinstance(value, dict) else {}
+    return {}
+
+
+def read_windows_json(
+    path: str | Path, *, skip_bad: bool = False, bad: BadLines | None = None
+) -> tuple[pd.DataFrame, PageCounts | None]:
+    """Read JSON Lines of window records (``Window.to_json``: the features stream's records, the data
+    lake's ``features/`` objects, ``clickstream_job.local``'s ``windows.jsonl``), in ``window_start`` order.
+
+    Returns the windows and their clicks per page (``None`` when a window has no ``page_clicks``). A window
+    repeated with the same values (a re-delivery) counts once; a bad line (not JSON, a bad field, a
+    fractional or too large count, a ``window_start`` repeated with other values) raises
+    :class:`RecordError` naming the file and line, or with ``skip_bad`` is counted in ``bad`` and left out.
+    """
+    from .clicks_csv import _open_text, utf8_problem
+
+    path = Path(path)
+    source = str(path)
+    seen: dict[Any, Window] = {}
+    with _open_text(path) as fh:
+        for number, raw in enumerate(fh, start=1):
+            text = raw.strip()
+            if not text:
+                continue
+            try:
+                problem = utf8_problem(text)
+                if problem:
+                    raise RecordError(problem)
+                data = json.loads(text)
+                if not isinstance(data, dict):
+                    raise RecordError(f"not a JSON object: {text[:40]}")
+                window = Window.from_mapping(data)
+                _check_json_counts(data)
+                before = seen.get(window.window_start)
+                if before is not None and (before.to_stream_dict() != window.to_stream_dict()):
+                    raise RecordError(f"window_start {data['window_start']} seen before with other values")
+            except (RecordError, ValueError) as exc:
+                reason = exc.reason if isinstance(exc, RecordError) else f"not JSON: {exc}"
+                if not skip_bad:
+                    raise RecordError(reason, source=source, line=number) from None
+                if bad is not None:
+                    bad.add(source, number, reason, text)
+                continue
+            seen[window.window_start] = window
+    records = [seen[k] for k in sorted(seen)]
+    frame = records_to_windows(records)
+    for col in ("urls", "users", "clicks"):
+        frame[col] = frame[col].astype("int64")
+    return WindowSpec.of(frame).attach(frame), PageCounts.from_windows(records)
+
+
+def _check_json_counts(data: dict[str, Any]) -> None:
+    """A JSON window's counts are whole, non-negative and at most :data:`MAX_WINDOW_VALUE`."""
+    for col in ("urls", "users", "clicks"):
+        value = float(data[col])
+        if value < 0 or not value.is_integer() or value > MAX_WINDOW_VALUE:
+            raise RecordError(f"bad {col} {data[col]!r}: a count is a whole number from 0 to 2**53")
+
+
 def load_windows(
     path: str | Path,
     freq: str | WindowSpec = DEFAULT_FREQ,
@@ -464,9 +543,13 @@ def load_windows(
     bad: BadLines | None = None,
     lateness: str = DEFAULT_LATENESS,
 ) -> pd.DataFrame:
-    """The windows of ``path``: a windows CSV read as is, or a clicks CSV turned into ``freq`` windows."""
-    if sniff_table(path) == "windows":
+    """The windows of ``path``: a windows CSV or JSON Lines read as is, or a clicks CSV turned into ``freq``
+    windows."""
+    kind = sniff_table(path)
+    if kind == "windows":
         return read_windows(path, skip_bad=skip_bad, bad=bad)
+    if kind == WINDOWS_JSON:
+        return read_windows_json(path, skip_bad=skip_bad, bad=bad)[0]
     return compute_windows(path, WindowSpec.parse(freq).freq, skip_bad=skip_bad, bad=bad, lateness=lateness)
 
 

@@ -13,7 +13,15 @@ from ..clicks_csv import BadLines
 from ..detectors import DEFAULT_DETECTORS, DETECTOR_NAMES, DeepARDetector, PageBaselineDetector, build_detectors
 from ..detectors.pages import NO_PAGE_COUNTS
 from ..evaluate import metrics_table, percentile_table
-from ..features import DEFAULT_FREQ, PageCounts, compute_windows, read_windows, sniff_table
+from ..features import (
+    DEFAULT_FREQ,
+    WINDOWS_JSON,
+    PageCounts,
+    compute_windows,
+    read_windows,
+    read_windows_json,
+    sniff_table,
+)
 from ..generator import read_labels
 from ..incidents import incident_table
 from ..records import RecordError
@@ -65,12 +73,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "detect",
         help="run the detectors on clicks or windows; write incidents and a report",
         description="INPUT is a click log (a timestamp,user,page CSV, or a CloudFront, ALB, nginx/Apache or "
-        "analytics log: --format) or a windows CSV (window_start,urls,users,clicks,residual), told apart "
-        "by the content. "
+        "analytics log: --format), a windows CSV (window_start,urls,users,clicks,residual) or JSON Lines of "
+        "window records (the features stream's, as the data lake keeps them, with their page_clicks), told "
+        "apart by the content. "
         "DIR receives detections.csv, incidents.json, metrics.json (with --labels), "
         "report.html and PNGs.",
     )
-    p.add_argument("input", type=Path, help="click log or windows CSV")
+    p.add_argument("input", type=Path, help="click log, windows CSV or window records (JSON Lines)")
     p.add_argument("-o", "--output", required=True, type=Path, help="output folder")
     p.add_argument("--labels", type=Path, default=None, help="labels CSV (window_start,is_anomaly[,incident])")
     p.add_argument("--freq", default=DEFAULT_FREQ, help=f"window length for clicks input (default {DEFAULT_FREQ})")
@@ -81,13 +90,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _is_windows(path: Path, fmt: str, settings: SourceSettings) -> bool:
-    """True for a windows CSV (only asked when ``--format`` is ``auto``); a ``ValueError`` naming both kinds
-    of input when ``path`` is neither a windows CSV nor a click log in a known format."""
+def _windows_kind(path: Path, fmt: str, settings: SourceSettings) -> str | None:
+    """``"windows"`` for a windows CSV, :data:`WINDOWS_JSON` for JSON Lines of window records, ``None`` for
+    a click log (only asked when ``--format`` is ``auto``); a ``ValueError`` naming both kinds of input when
+    ``path`` is neither windows nor a click log in a known format."""
     if fmt != AUTO:
-        return False
+        return None
     try:
-        return sniff_table(path) == "windows"
+        kind = sniff_table(path)
+        return kind if kind in ("windows", WINDOWS_JSON) else None
     except FileNotFoundError:
         raise
     except (ValueError, UnicodeDecodeError, pd.errors.ParserError, EOFError, OSError) as exc:
@@ -95,19 +106,24 @@ def _is_windows(path: Path, fmt: str, settings: SourceSettings) -> bool:
             detect_format(path, settings)
         except RecordError:
             raise ValueError(f"{exc}; nor a log in a format --format names ({', '.join(FORMATS[1:])})") from None
-        return False
+        return None
 
 
 def load_windows(path: Path, args: argparse.Namespace, pages: PageCounts | None = None) -> pd.DataFrame:
-    """The windows of ``path`` (a windows file, or computed from a click log, then ``pages`` is filled with
-    the clicks per window and page)."""
+    """The windows of ``path`` (a windows file, or computed from a click log; ``pages`` is filled with the
+    clicks per window and page of a click log or of window records that carry them)."""
     fmt = getattr(args, "format", AUTO)
     settings = source_settings(args)
     bad = BadLines(rejects_path=args.rejects)
     filtered = Filtered()
     try:
-        if _is_windows(path, fmt, settings):
+        kind = _windows_kind(path, fmt, settings)
+        if kind == "windows":
             windows = read_windows(path, skip_bad=args.skip_bad, bad=bad)
+        elif kind == WINDOWS_JSON:
+            windows, counts = read_windows_json(path, skip_bad=args.skip_bad, bad=bad)
+            if pages is not None and counts is not None:
+                pages.frame = counts.frame
         else:
             windows = compute_windows(
                 path,

@@ -47,7 +47,9 @@ from ..windowspec import WindowSpec
 
 __all__ = ["NO_PAGE_COUNTS", "PAGE_KEY", "PageBaselineDetector"]
 
-NO_PAGE_COUNTS = "no clicks per page (windows read from a windows file): baseline-pages gives no verdict"
+NO_PAGE_COUNTS = (
+    "no clicks per page (a windows CSV, or window records without page_clicks): baseline-pages gives no verdict"
+)
 
 
 @dataclass(kw_only=True, repr=False, eq=False)

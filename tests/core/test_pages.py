@@ -103,7 +103,7 @@ def test_without_clicks_per_page_there_is_no_verdict_and_the_default_set_include
     det = PageBaselineDetector()
     dets = det.detect(windows)
     assert len(dets) == len(windows) and all(d.warmup and not d.is_anomaly for d in dets)
-    assert "windows file" in det.note
+    assert "windows CSV" in det.note
     assert PAGES in DEFAULT_DETECTORS
 
 

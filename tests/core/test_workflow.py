@@ -97,3 +97,30 @@ def test_detect_with_hourly_windows_runs_every_detector(tmp_path):
     assert len(base) == 72 and WindowSpec.of(base).freq == "1h"
     assert base["warmup"].head(24).all() and not base["warmup"].tail(48).any()  # one day of hourly windows
     assert isinstance(json.loads((out / "incidents.json").read_text()), list)
+
+
+def test_detect_reads_the_features_streams_window_records_with_their_page_counts(small, tmp_path, capsys):
+    """The windows the engines send (JSON Lines, as the data lake keeps them; gzip; a re-delivered window
+    twice) give `detect` the same detections as the click log, baseline-pages included."""
+    import gzip
+
+    from clickstream_anomaly.features import PageCounts, compute_windows, windows_to_records
+
+    pages = PageCounts()
+    records = windows_to_records(compute_windows(small / "clicks.csv", pages=pages), pages)
+    lines = [w.to_json() for w in records]
+    lines.insert(100, lines[99])  # a re-delivery: the same window again
+    path = tmp_path / "features.jsonl.gz"
+    path.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
+    for source, out in ((small / "clicks.csv", tmp_path / "from-clicks"), (path, tmp_path / "from-records")):
+        args = ["detect", str(source), "-o", str(out), "--detectors", "baseline,baseline-pages", "--quiet"]
+        assert main(args) == 0
+    from_clicks = (tmp_path / "from-clicks" / "detections.csv").read_text()
+    assert (tmp_path / "from-records" / "detections.csv").read_text() == from_clicks
+    dets = pd.read_csv(tmp_path / "from-records" / "detections.csv")
+    assert (~dets[dets.detector == "baseline-pages"]["warmup"]).sum() > 144  # judged: the page counts came along
+    lines[5] = lines[5].replace('"clicks":', '"clicks":0.5,"x":')
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("\n".join(lines) + "\n")
+    assert main(["detect", str(bad), "-o", str(tmp_path / "o"), "--quiet"]) == 2
+    assert "bad.jsonl:6" in capsys.readouterr().err
