@@ -67,6 +67,16 @@ MSF_NAMESPACE = "AWS/KinesisAnalytics"
 MSF_APPLICATION_METRICS = ("downtime", "uptime", "numberOfFailedCheckpoints", "lastCheckpointDuration", "KPUs")
 MSF_LAG_METRIC = "millisBehindLatest"
 FLINK_JOB_METRICS = ("Clicks", "MalformedClicks", "LateClicksDropped")  # clickstream_job.job's counters
+#: What the aggregator Lambda counts per invocation (lambdas/aggregator/app.py's EMF): clicks in, requests
+#: that were not clicks, clicks the event-time policy rejected, late and re-delivered clicks, bad records.
+AGGREGATOR_METRICS = (
+    "Clicks",
+    "RequestsFiltered",
+    "EventTimeRejected",
+    "LateClicksDropped",
+    "DuplicateClicks",
+    "PoisonRecords",
+)
 
 
 def flink_monitoring(
@@ -498,6 +508,23 @@ class Monitoring(Construct):
                     ],
                     right=[detector_metric(ANOMALIES_METRIC, detector, "Sum")],
                     width=12,
+                )
+            )
+        if flink_application is None:  # the Lambda engine's aggregator: what came in and what was left out
+            self.dashboard.add_widgets(
+                cw.GraphWidget(
+                    title="Aggregator: clicks in, requests filtered, clicks rejected, late, re-delivered, bad records",
+                    left=[
+                        cw.Metric(
+                            namespace=namespace,
+                            metric_name=name,
+                            statistic="Sum",
+                            period=window,
+                            dimensions_map={"service": "aggregator"},
+                        )
+                        for name in AGGREGATOR_METRICS
+                    ],
+                    width=24,
                 )
             )
         self.dashboard.add_widgets(*flink_row)  # nothing without the flink engine

@@ -67,6 +67,9 @@ def test_realtime_records_become_windows_and_a_malformed_one_fails_alone(realtim
     assert "wrong field count: expected 7" in poison[0]["reason"]
     emf = next(line for line in lines if "_aws" in line)
     assert emf["RequestsFiltered"] == [2.0] and emf["PoisonRecords"] == [1.0] and emf["Clicks"] == [3.0]
+    from stacks.alerting import AGGREGATOR_METRICS  # what the dashboard graphs, all emitted
+
+    assert set(AGGREGATOR_METRICS) <= set(emf)
 
 
 def test_the_user_is_the_salted_hash_shared_with_the_cli(realtime_env, lambda_context):

@@ -299,6 +299,10 @@ def test_dashboard_shows_features_scores_and_alarms(template):
     assert set(graphed) <= _alerter_metric_names()
     for needle in [*(f'"{m}"' for m in graphed), "ANOMALY_DETECTION_BAND", '"alarms"']:
         assert needle in text
+    from stacks.alerting import AGGREGATOR_METRICS  # the aggregator's counts (emitted: tests/lambdas)
+
+    for name in AGGREGATOR_METRICS:
+        assert f'"{name}","service","aggregator"' in text, name
 
 
 def test_training_pipelines_stop_at_the_model_without_endpoints(template):
