@@ -339,19 +339,26 @@ def test_features_reads_a_log_format(tmp_path, capsys):
 
 
 def test_detect_still_tells_windows_from_click_logs(tmp_path):
-    from clickstream_anomaly.cli.detect import _is_windows
+    from clickstream_anomaly.cli.detect import _windows_kind
+    from clickstream_anomaly.features import WINDOWS_JSON
 
     windows = tmp_path / "w.csv"
     windows.write_text("window_start,urls,users,clicks,residual\n2024-01-01T00:00:00Z,1,1,1,0\n", encoding="utf-8")
+    records = tmp_path / "w.jsonl"
+    records.write_text('{"window_start":"2024-01-01T00:00:00Z","urls":1,"users":1,"clicks":1,"residual":0}\n')
+    clicks = tmp_path / "c.jsonl"
+    clicks.write_text('{"timestamp":"2024-01-01T00:00:00Z","user":"u","page":"/"}\n')
     cfg = SourceSettings(salt=SALT)
-    assert _is_windows(windows, "auto", cfg)
-    assert not _is_windows(DATA / "alb.log.gz", "auto", cfg)
-    assert not _is_windows(DATA / "cloudfront-standard.log", "auto", cfg)
-    assert not _is_windows(windows, "clicks", cfg)
+    assert _windows_kind(windows, "auto", cfg) == "windows"
+    assert _windows_kind(records, "auto", cfg) == WINDOWS_JSON
+    assert _windows_kind(clicks, "auto", cfg) is None
+    assert _windows_kind(DATA / "alb.log.gz", "auto", cfg) is None
+    assert _windows_kind(DATA / "cloudfront-standard.log", "auto", cfg) is None
+    assert _windows_kind(windows, "clicks", cfg) is None
     other = tmp_path / "x.csv"
     other.write_text("a,b\n1,2\n", encoding="utf-8")
     with pytest.raises(ValueError, match=r"neither a clicks CSV .* nor a log in a format"):
-        _is_windows(other, "auto", cfg)
+        _windows_kind(other, "auto", cfg)
 
 
 def test_produce_entries_come_from_the_sources():
