@@ -180,8 +180,8 @@ def _bot_function(settings: SourceSettings) -> Callable[[str], bool]:
 
 
 def _status(value: str) -> int:
-    text = str(value).strip()
-    return int(text) if text.isdigit() and len(text) == 3 else -1
+    text = str(value).strip()  # ASCII digits only: int() fails on "¹²³" and reads "٢٠٠" as 200
+    return int(text) if text.isascii() and text.isdigit() and len(text) == 3 else -1
 
 
 def hash_key(salt: str) -> str:
