@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from itertools import islice
 
 import numpy as np
+import pandas as pd
 
 from ..records import Click, RecordError
 from .derive import (
@@ -29,7 +31,7 @@ from .derive import (
     _static_function,
     _status,
     cookie_value,
-    pseudonyms,
+    hash_key,
     uri_path,
 )
 from .settings import SourceSettings
@@ -38,8 +40,8 @@ from .settings import SourceSettings
 _PLAIN_STAMP = {"s": re.compile(r"[0-9]{1,10}(?:\.[0-9]{1,3})?"), "ms": re.compile(r"[0-9]{1,13}")}
 _MICROS_PER = {"s": 1e6, "ms": 1e3}  # derive.epoch_to_ns: ``per / 1_000``, as a float
 _BOM = b"\xef\xbb\xbf"  # pandas drops it at the start of the data
-#: Pseudonyms kept per decoder (an IP + user agent or cookie value recurs with each of a visitor's clicks);
-#: the cache is emptied when full, so hostile input cannot grow it.
+#: Pseudonyms (and crawler verdicts) kept per decoder: an IP + user agent or cookie value recurs with each
+#: of a visitor's clicks. Past this size the older half is dropped, so hostile input cannot grow it.
 PSEUDONYM_CACHE = 65_536
 #: ``(clicks, errors)`` of one record, as :func:`.stream.decode_stream_records` gives them.
 Decoded = tuple[list[Click], list[RecordError]]
@@ -64,8 +66,9 @@ class LineDecoder:
         bots = settings.exclude_good_bots and self.agent is not None and settings.good_bots
         self.is_bot = _bot_function(settings) if bots else None
         self.page = _page_function(settings)
-        self.salt = settings.salt or ""
+        self.key = hash_key(settings.salt or "")
         self.pseudonyms: dict[tuple[str, str], str] = {}
+        self.bots: dict[str, bool] = {}
 
     def decode(self, payload: bytes, filtered: Filtered | None = None) -> Decoded | None:
         """The clicks and errors of one non-blank real-time record (not a JSON click), counting the
@@ -105,7 +108,7 @@ class LineDecoder:
         if self.is_static is not None and self.is_static(path):
             return self._filtered("static", filtered)
         agent = parts[self.agent] if self.agent is not None else ""
-        if self.is_bot is not None and self.is_bot(agent):
+        if self.is_bot is not None and self._bot(agent):
             return self._filtered("bot", filtered)
         return [_click(micros, self._user(parts, agent), self.page(path))], []
 
@@ -120,13 +123,22 @@ class LineDecoder:
             return ""
         return self._pseudonym(parts[self.ip] + "\x1f" + agent, "h")
 
+    def _bot(self, agent: str) -> bool:
+        """``derive``'s declared-good crawler test, once per user agent (a few hundred recur)."""
+        bot = self.bots.get(agent)
+        if bot is None:
+            bot = self.bots[agent] = self.is_bot(agent)  # type: ignore[misc]
+            _bound(self.bots)
+        return bot
+
     def _pseudonym(self, text: str, prefix: str) -> str:
         key = (text, prefix)
         user = self.pseudonyms.get(key)
         if user is None:
-            if len(self.pseudonyms) >= PSEUDONYM_CACHE:
-                self.pseudonyms.clear()
-            user = self.pseudonyms[key] = str(pseudonyms(np.array([text], dtype=object), self.salt, prefix)[0])
+            # derive.pseudonyms of one value: the 8 bytes of its hash, big-endian, as 16 hex digits
+            hashed = pd.util.hash_array(np.array([text], dtype=object), hash_key=self.key, categorize=False)
+            user = self.pseudonyms[key] = prefix + format(int(hashed[0]), "016x")
+            _bound(self.pseudonyms)
         return user
 
     @staticmethod
@@ -138,6 +150,13 @@ class LineDecoder:
         if filtered is not None:
             filtered.add(reason, 1)
         return [], []
+
+
+def _bound(cache: dict) -> None:
+    """Drop the older half of ``cache`` (dicts keep insertion order) once it holds :data:`PSEUDONYM_CACHE`."""
+    if len(cache) > PSEUDONYM_CACHE:
+        for key in list(islice(cache, len(cache) // 2)):
+            del cache[key]
 
 
 def _click(micros: int, user: str, page: str) -> Click:
