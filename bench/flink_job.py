@@ -268,7 +268,7 @@ def main() -> None:
     if realtime:
         head = ["job", "users per window", "windows", "clicks", "job wall s", "job clicks/s", "without start-up"]
         text += "\n\nCloudFront real-time records (`--clicks-format cloudfront-realtime`, one request a record; "
-        text += "windows equal the batch `features` of the same log):\n\n"
+        text += f"windows equal the batch `features` of the same log; start-up {startup['seconds']:.1f} s):\n\n"
         text += markdown_table([*head, "per CPU second"], realtime)
     print(text)
     if args.markdown:
