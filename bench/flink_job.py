@@ -119,6 +119,44 @@ def run_job(path: Path, out: Path, checkout: Path = ROOT, repeat: int = 1, optio
     return best
 
 
+REALTIME_CONFIG = {"salt": "a bench salt"}  # the default fields, in CloudFront's console order
+
+
+def realtime_lines(frame: pd.DataFrame) -> list[str]:
+    """The clicks as CloudFront real-time log records (the default fields; a user is an IP + user agent)."""
+    stamps = (T0.astype("int64") + frame["ms"].to_numpy()) / 1000
+    users, pages = frame["user"].to_numpy(), frame["page"].to_numpy()
+    return [
+        f"{t:.3f}\t10.{u >> 16 & 255}.{u >> 8 & 255}.{u & 255}\t200\tGET\t/p{p}?q=1\tMozilla/5.0%20(u{u >> 24})\t-"
+        for t, u, p in zip(stamps, users, pages, strict=True)
+    ]
+
+
+def bench_realtime(args: argparse.Namespace, tmp: Path, startup: dict) -> list[list[object]]:
+    """The job on CloudFront real-time records (``--clicks-format cloudfront-realtime``), windows checked."""
+    from clickstream_anomaly.sources.settings import SourceSettings
+
+    frame = make_clicks(args.realtime_users, args.realtime_clicks, args.clicks_per_user, 60.0, args.seed)
+    path, config = tmp / "realtime.log", tmp / "realtime-source.json"
+    path.write_text("\n".join(realtime_lines(frame)) + "\n", encoding="utf-8")
+    config.write_text(json.dumps(REALTIME_CONFIG), encoding="utf-8")
+    truth = compute_windows(path, fmt="cloudfront-realtime", settings=SourceSettings.from_file(config))
+    options = ("--execution-mode", args.execution_mode, "--clicks-format", "cloudfront-realtime")
+    options += ("--source-config", str(config))
+    checkouts = [("this checkout", ROOT)] + ([("peer checkout", args.peer_checkout)] if args.peer_checkout else [])
+    rows = []
+    for name, checkout in checkouts:
+        summary = run_job(path, tmp / "out-realtime", checkout, repeat=args.repeat, options=options)
+        job = read_windows(tmp / "out-realtime" / "windows.csv")
+        pd.testing.assert_frame_equal(job, truth, check_dtype=False, check_exact=True)  # exact, or no figure
+        n, wall = summary["clicks"], summary["seconds"]
+        users = f"{int(truth['users'].max()):,}".replace(",", " ")
+        row = [name, users, len(truth), n, f"{wall:.1f}", rate(n, wall), rate(n, wall - startup["seconds"])]
+        rows.append([*row, rate(n, summary["jvm_cpu_seconds"] - startup["jvm_cpu_seconds"])])
+        print(" | ".join(str(c) for c in rows[-1]), file=sys.stderr, flush=True)
+    return rows
+
+
 def run_sql_peer(path: Path) -> float:
     done = subprocess.run(
         [str(FLINK_PYTHON), "-c", SQL_PEER, str(path)], check=True, capture_output=True, text=True, timeout=3600
@@ -189,7 +227,7 @@ def bench_size(args: argparse.Namespace, users: int, tmp: Path, startup: dict) -
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--users", type=int, nargs="+", default=[10_000, 100_000, 1_000_000], help="per window")
+    ap.add_argument("--users", type=int, nargs="*", default=[10_000, 100_000, 1_000_000], help="per window")
     ap.add_argument("--clicks", type=int, default=2_000_000, help="clicks per size and session")
     ap.add_argument("--clicks-per-user", type=int, default=3, help="per window (the generator's 3.3 pages a visit)")
     ap.add_argument(
@@ -199,6 +237,8 @@ def main() -> None:
     ap.add_argument("--execution-mode", default="thread", choices=("thread", "process"), help="Python's, for the job")
     ap.add_argument("--repeat", type=int, default=1, help="runs of the job per row (the fastest is shown)")
     ap.add_argument("--peer-checkout", type=Path, default=None, help="also run this checkout's job (single)")
+    ap.add_argument("--realtime-users", type=int, default=5_000, help="per window, CloudFront real-time (0: none)")
+    ap.add_argument("--realtime-clicks", type=int, default=30_000, help="CloudFront real-time records")
     ap.add_argument("--markdown", action="store_true", help="also write docs/benchmarks/flink_job.md")
     args = ap.parse_args()
     began = time.perf_counter()
@@ -208,6 +248,7 @@ def main() -> None:
         one.write_text('{"timestamp":"2024-03-04T00:00:00Z","user":"u","page":"/"}\n', encoding="utf-8")
         startup = run_job(one, tmp / "out-one", repeat=3, options=("--execution-mode", args.execution_mode))
         rows = [row for users in args.users for row in bench_size(args, users, tmp, startup)]
+        realtime = bench_realtime(args, tmp, startup) if args.realtime_users else []
     head = ["users per window", "records, session", "windows", "clicks per record", "clicks", "job wall s"]
     head += ["job clicks/s", "without start-up", "per CPU second", "decode alone", "windowing alone"]
     head += ["Flink SQL (peer)"]
@@ -223,7 +264,12 @@ def main() -> None:
         "Flink SQL: a JVM JSON source and `COUNT(DISTINCT)` in a tumbling window on the single-click records, "
         "none of the job's semantics, start-up included."
     )
-    text = "### Flink job throughput\n\n" + note + "\n\n" + markdown_table(head, rows)
+    text = "### Flink job throughput\n\n" + note + "\n\n" + markdown_table(head, rows) if rows else ""
+    if realtime:
+        head = ["job", "users per window", "windows", "clicks", "job wall s", "job clicks/s", "without start-up"]
+        text += "\n\nCloudFront real-time records (`--clicks-format cloudfront-realtime`, one request a record; "
+        text += f"windows equal the batch `features` of the same log; start-up {startup['seconds']:.1f} s):\n\n"
+        text += markdown_table([*head, "per CPU second"], realtime)
     print(text)
     if args.markdown:
         write_markdown("flink_job", text, seconds=time.perf_counter() - began)

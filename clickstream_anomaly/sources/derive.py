@@ -17,6 +17,7 @@ per-value Python (URL splitting, regular expressions, cookie parsing) runs once 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import re
@@ -180,10 +181,11 @@ def _bot_function(settings: SourceSettings) -> Callable[[str], bool]:
 
 
 def _status(value: str) -> int:
-    text = str(value).strip()
-    return int(text) if text.isdigit() and len(text) == 3 else -1
+    text = str(value).strip()  # ASCII digits only: int() fails on "¹²³" and reads "٢٠٠" as 200
+    return int(text) if text.isascii() and text.isdigit() and len(text) == 3 else -1
 
 
+@functools.lru_cache(maxsize=16)
 def hash_key(salt: str) -> str:
     """The 16-character key of pandas' SipHash-2-4 derived from ``salt`` (printable ASCII, ~105 bits)."""
     digest = hashlib.blake2b(salt.encode("utf-8"), digest_size=16, person=b"clickstream-user").digest()

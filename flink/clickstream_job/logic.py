@@ -2,7 +2,8 @@
 main virtualenv and the Flink operators in :mod:`.job` stay a few lines each.
 
 * :func:`decode` is the clicks stream's one decoder (:func:`clickstream_anomaly.records.decode_click_record`:
-  a single click or an aggregated record) turned into ``(ts_ns, user, page)`` tuples and error reasons,
+  a single click or an aggregated record, through its tuple fast path
+  :func:`clickstream_anomaly.click_tuples.decode_click_tuples`) as ``(ts_ns, user, page)`` tuples and error reasons,
   with the Lambda engine's event-time policy
   (:class:`~clickstream_anomaly.streaming.eventtime.EventClock`) applied before any watermark.
 * :class:`OpenWindows` is one key's open windows: the exact user set and clicks per page of each window,
@@ -26,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 
 from clickstream_anomaly.baseline import TimeAwareBaseline
 from clickstream_anomaly.baseline.pages import PageSettings, PageStream
+from clickstream_anomaly.click_tuples import decode_click_tuples, micros
 from clickstream_anomaly.features import ResidualState, freq_ns, lookback_windows, scale_clicks
 from clickstream_anomaly.kda import KdaRcfParameters
 from clickstream_anomaly.producer import MAX_SKEW_SECONDS
@@ -33,9 +35,9 @@ from clickstream_anomaly.records import (
     BASELINE,
     PAGES,
     RCF_STREAMING,
+    Click,
     DetectorName,
     Window,
-    decode_click_record,
     top_pages,
 )
 from clickstream_anomaly.sources.settings import SourceSettings
@@ -134,18 +136,22 @@ def decode(
     stream's format and source settings, decoded as the aggregator does
     (:func:`~clickstream_anomaly.sources.stream.decode_stream_records`)."""
     if fmt == CLICKS:
-        clicks, errors = decode_click_record(data)
+        clicks, errors = decode_click_tuples(data)
     else:
         raw = data.encode("utf-8") if isinstance(data, str) else data
-        ((clicks, errors),) = decode_stream_records([raw], fmt, source)
+        ((found, errors),) = decode_stream_records([raw], fmt, source)
+        clicks = [(micros(c.timestamp), c.user, c.page) for c in found]
     rejects = [json.dumps({"reason": str(e), "raw": e.raw}, separators=(",", ":")) for e in errors]
+    if clock is None:
+        return [(us * 1000, user, page) for us, user, page in clicks], rejects, 0
     kept = []
-    for c in clicks:
-        why = clock.reason(c.timestamp.timestamp(), now) if clock is not None else None
+    for us, user, page in clicks:
+        why = clock.reason(us / 1_000_000, now)  # = datetime.timestamp(): the same division
         if why is None:
-            kept.append(((c.timestamp - _EPOCH) // _US * 1000, c.user, c.page))
+            kept.append((us * 1000, user, page))
         else:
-            rejects.append(json.dumps({"reason": why, "raw": c.to_json()[:200]}, separators=(",", ":")))
+            click = Click(_EPOCH + timedelta(microseconds=us), user, page)
+            rejects.append(json.dumps({"reason": why, "raw": click.to_json()[:200]}, separators=(",", ":")))
     return kept, rejects, len(clicks) - len(kept)
 
 

@@ -116,16 +116,23 @@ class ShardClocks:
     def current(self, now: float) -> int:
         """The watermark the shards allow at wall time ``now`` (:data:`WATERMARK_MIN` while held, or while no
         shard is active: every shard idle moves nothing)."""
-        active = () if self.held(now) else self._active(now)
-        if not active:
+        if self.held(now):
             return WATERMARK_MIN
-        return (min(active)[0] // NS_PER_MS - self.out_of_orderness_ms - 1) * NS_PER_MS
+        idle_before, seen, low = now - self.idle_timeout, self.seen, None
+        for shard, ts in self.newest.items():  # min(self._active(now))[0], without the list (once a record)
+            if seen.get(shard, now) >= idle_before and (low is None or ts < low):
+                low = ts
+        if low is None:
+            return WATERMARK_MIN
+        return (low // NS_PER_MS - self.out_of_orderness_ms - 1) * NS_PER_MS
 
     def next_change(self, now: float) -> float | None:
         """The wall time at which the watermark may move without a record (the hold ends, or the slowest shard
         goes idle while another is active), for a processing-time timer; ``None``: not before a record."""
         if self.held(now):
             return self.hold_until
+        if len(self.newest) < 2:  # one shard or none: nothing to go idle behind another
+            return None
         active = self._active(now)
         if len(active) < 2:
             return None

@@ -93,7 +93,7 @@ def test_a_sampled_source_with_more_than_200_pages_gives_the_batch_page_counts(t
     distinct pages (150 with 2 clicks, 150 with 1: the 200th place falls among the 1-click pages) and an
     empty one between them: the batch windows (clicks scaled) and page counts (the top 200 of the raw
     counts, ties by page name, then scaled), exactly. (Few clicks: the job decodes a CloudFront real-time
-    record in ~2 ms.)"""
+    record in ~10 us, its JSON clicks in ~6 us.)"""
     rng = np.random.default_rng(9)
     t0 = datetime(2020, 7, 15, 10, 0, tzinfo=UTC).timestamp()
     rows = []
