@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -338,9 +338,6 @@ class PageStream:
             judged = judged_scores(self.settings, scores, np.array([page in pick.popular]))
             verdicts.append(verdict(page, 0, judged, scores, n))
         return page_detection(window, verdicts, bool(pick.popular))
-
-    def steps(self, windows: Iterable[Window]) -> list[Detection]:
-        return [self.step(w) for w in windows]
 
     def to_bytes(self) -> bytes:
         """A versioned state (:mod:`clickstream_anomaly.persist`, kind ``detector.pages``)."""

@@ -63,14 +63,14 @@ class PageBaselineDetector(BaseEstimator):
     """
 
     pages: PageCounts | pd.DataFrame | None = None
-    timezone: str = "UTC"
-    min_share: float = 0.03
-    max_pages: int = 10
-    share_window: str = "1D"
-    point_threshold: float = 5.0
-    pair_threshold: float = 3.5
-    min_expected: float = 5.0
-    directions: Sequence[str] = ("LOW",)
+    timezone: str = PageSettings.timezone  # the defaults are PageSettings', the engines' settings
+    min_share: float = PageSettings.min_share
+    max_pages: int = PageSettings.max_pages
+    share_window: str = PageSettings.share_window
+    point_threshold: float = PageSettings.point_threshold
+    pair_threshold: float = PageSettings.pair_threshold
+    min_expected: float = PageSettings.min_expected
+    directions: Sequence[str] = PageSettings.directions
     exclude: Sequence[tuple[Any, Any]] = ()
     options: dict[str, Any] = field(default_factory=dict)
     name: str = PAGES
