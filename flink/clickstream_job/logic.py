@@ -38,11 +38,10 @@ from clickstream_anomaly.records import (
     Click,
     DetectorName,
     Window,
-    top_pages,
 )
 from clickstream_anomaly.sources.settings import SourceSettings
 from clickstream_anomaly.sources.stream import CLICKS, STREAM_FORMATS, decode_stream_records
-from clickstream_anomaly.streaming.aggregation import DEFAULT_ALLOWED_LATENESS, duration_ns
+from clickstream_anomaly.streaming.aggregation import DEFAULT_ALLOWED_LATENESS, duration_ns, window_page_clicks
 from clickstream_anomaly.streaming.detection import (
     DEFAULT_STREAMING_DETECTORS,
     DetectorState,
@@ -368,7 +367,7 @@ class OpenWindows:
             clicks, users, pages, late, known = self.open.pop(start, (0, (), {}, 0, True))
             clicks = int(scale_clicks(clicks, rate))  # the one scaling (features.py)
             residual = self.residual.residual(clicks, len(users))
-            top = {p: int(scale_clicks(n, rate)) for p, n in top_pages(pages).items()} if known else None
+            top = window_page_clicks(pages, rate) if known else None
             out.append((Window(_dt(start), len(pages), len(users), clicks, residual, page_clicks=top), late))
         self.next_start = max(closed) + self.freq
         self.first_close = min((self.close_time(s) for s in self.open), default=2**63)
