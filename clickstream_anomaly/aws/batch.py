@@ -24,7 +24,10 @@ def poison_reason(exception: ExceptionInfo) -> str:
 
 
 def logging_batch_processor(logger: Any) -> Any:
-    """A Kinesis ``BatchProcessor`` that logs each failed record with ``logger`` (level ERROR)."""
+    """A Kinesis ``BatchProcessor`` that logs each failed record with ``logger`` (level ERROR) and reports
+    them as batch item failures even when every record of the batch fails (Powertools' default raises
+    then: the invocation failed and the handler's work on what the records did hold, such as the good
+    clicks of an aggregated record with one bad click, was lost on every retry)."""
     from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 
     class LoggingBatchProcessor(BatchProcessor):
@@ -40,7 +43,7 @@ def logging_batch_processor(logger: Any) -> Any:
             )
             return super().failure_handler(record, exception)
 
-    return LoggingBatchProcessor(event_type=EventType.KinesisDataStreams)
+    return LoggingBatchProcessor(event_type=EventType.KinesisDataStreams, raise_on_entire_batch_failure=False)
 
 
 @contextmanager

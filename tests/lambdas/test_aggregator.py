@@ -103,3 +103,28 @@ def test_aggregated_records_and_a_bad_click_inside_one(aws, lambda_context, caps
     assert app.handler(retry, lambda_context) == {"batchItemFailures": [{"itemIdentifier": bad_seq}]}
     out = capsys.readouterr().out.replace(" ", "")
     assert '"DuplicateClicks":[3.0]' in out and '"Clicks":[0.0]' in out
+
+
+def test_a_batch_where_every_record_fails_reports_them_all_and_keeps_the_good_clicks(aws, lambda_context, capsys):
+    """Before: Powertools raised on a batch with no good record, the invocation failed, and the good
+    clicks of a record with one bad click were never counted (every retry failed the same way)."""
+    from lambdas.aggregator import app
+
+    bad = join_click_payloads([click_payload(1, "u1", "/a"), b"{not json", click_payload(2, "u2", "/b")])
+    event = kinesis_event([b"{not json", bad, b"x"])
+    response = app.handler(event, lambda_context)
+    assert response == {
+        "batchItemFailures": [{"itemIdentifier": r["kinesis"]["sequenceNumber"]} for r in event["Records"]]
+    }
+    out = capsys.readouterr().out.replace(" ", "")
+    assert '"PoisonRecords":[3.0]' in out and '"Clicks":[2.0]' in out
+    retry = {"Records": event["Records"]}  # Lambda retries the batch: nothing counted twice
+    assert app.handler(retry, lambda_context) == response
+    out = capsys.readouterr().out.replace(" ", "")
+    assert '"DuplicateClicks":[2.0]' in out and '"Clicks":[0.0]' in out
+    later = kinesis_event(
+        [click_payload(25, "u3")], first_seq=49_600_000_000_000_000_000_000_000_000_000_000_000_000_000_010
+    )
+    assert app.handler(later, lambda_context) == {"batchItemFailures": []}
+    # Event clock 10:25: window 10:00 closed, with the 2 good clicks of the record that failed.
+    assert features(aws) == [Window(datetime(2020, 7, 15, 10, 0, tzinfo=UTC), 2, 2, 2, 0)]

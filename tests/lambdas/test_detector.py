@@ -83,3 +83,14 @@ def test_baseline_runs_beside_the_rcf_and_survives_a_cold_start(aws, lambda_cont
     assert (
         got[-1].expected is not None and got[-1].low["clicks"] <= got[-1].expected["clicks"] <= got[-1].high["clicks"]
     )
+
+
+def test_a_batch_of_poison_windows_only_is_reported_not_raised(aws, lambda_context):
+    from lambdas.detector import app
+
+    event = kinesis_event([b'{"window_start":"x"}', b"not json"], stream="features")
+    response = app.handler(event, lambda_context)
+    assert response == {
+        "batchItemFailures": [{"itemIdentifier": r["kinesis"]["sequenceNumber"]} for r in event["Records"]]
+    }
+    assert detections(aws) == []
