@@ -17,7 +17,7 @@ import json
 import re
 from datetime import UTC, datetime, timedelta
 
-from .records import RecordError, decode_click_record, parse_timestamp
+from .records import RecordError, decode_click_record, parse_timestamp, unicode_ok
 
 #: ``(µs since the epoch, user, page)`` of one click.
 ClickTuple = tuple[int, str, str]
@@ -84,7 +84,7 @@ def _fast(text: str) -> ClickTuple | None:
     if type(ts) is not str or type(user) is not str or type(page) is not str:
         return None
     user, page = user.strip(), page.strip()
-    at = timestamp_micros(ts) if user and page else None
+    at = timestamp_micros(ts) if user and page and unicode_ok(user, page) else None
     return None if at is None else (at, user, page)
 
 

@@ -143,6 +143,8 @@ class Click:
             raise RecordError("empty user")
         if not page:
             raise RecordError("empty page")
+        if not unicode_ok(user, page):
+            raise RecordError("user or page is not valid Unicode (a lone surrogate)")
         return cls(parse_timestamp(data["timestamp"]), user, page)
 
     @classmethod
@@ -162,6 +164,19 @@ class Click:
         return json.dumps(self.to_dict(), separators=(",", ":"))
 
 
+def unicode_ok(*texts: str) -> bool:
+    """Whether every text can be written as UTF-8: JSON's ``\\ud800`` escapes (and their surrogate-pass
+    bytes) decode to lone surrogates, which no state, stream record or report can hold."""
+    if all(text.isascii() for text in texts):
+        return True
+    try:
+        for text in texts:
+            text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 CLICK_SEPARATOR = b"\n"  # between the click JSON objects of an aggregated clicks-stream record
 
 
@@ -179,7 +194,7 @@ def decode_click_record(data: bytes | str) -> tuple[list[Click], list[RecordErro
     existed) and ``click N of M: reason`` for a click inside an aggregated record; ``error.line`` is N.
     A record with no click at all is an error.
     """
-    raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else bytes(data)  # as json.loads(bytes)
     try:
         return [Click.from_mapping(json.loads(raw))], []
     except RecordError as exc:

@@ -149,3 +149,20 @@ def test_the_second_cache_stays_bounded(monkeypatch):
 def test_bad_records_give_the_exact_decoder_s_errors(bad):
     assert fast(bad) == exact(bad)
     assert fast(bad)[1]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        ONE.replace("u1", "u\ud800x"),  # a str with a lone surrogate (before: UnicodeEncodeError in the exact one)
+        ONE.replace("u1", "u\\ud800x").encode(),  # the JSON escape of one (before: a click no state could save)
+        ONE.encode().replace(b"u1", b"u\xed\xa0\x80x"),  # its surrogate-pass bytes
+        ONE.replace("/p1", "/p\\udfff"),  # in the page
+        ONE + "\n" + ONE.replace("u1", "u\\ud800x"),  # inside an aggregated record
+    ],
+)
+def test_a_lone_surrogate_is_a_bad_click_in_both_decoders(data):
+    clicks, errors = fast(data)
+    assert (clicks, errors) == exact(data)
+    assert len(errors) == 1 and "not valid Unicode (a lone surrogate)" in errors[0][0]
+    assert clicks == ([] if "\n" not in str(data) else [(micros(Click.from_json(ONE).timestamp), "u1", "/p1")])

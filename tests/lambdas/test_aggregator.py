@@ -128,3 +128,16 @@ def test_a_batch_where_every_record_fails_reports_them_all_and_keeps_the_good_cl
     assert app.handler(later, lambda_context) == {"batchItemFailures": []}
     # Event clock 10:25: window 10:00 closed, with the 2 good clicks of the record that failed.
     assert features(aws) == [Window(datetime(2020, 7, 15, 10, 0, tzinfo=UTC), 2, 2, 2, 0)]
+
+
+def test_a_click_with_a_lone_surrogate_fails_alone(aws, lambda_context, capsys):
+    """Before: the click was accepted and the state could not be saved (UnicodeEncodeError), so every
+    invocation of the shard failed until the batch expired."""
+    from lambdas.aggregator import app
+
+    surrogate = b'{"timestamp":"2020-07-15T10:01:00Z","user":"u\\ud800x","page":"/"}'
+    event = kinesis_event([click_payload(1, "u1"), surrogate, click_payload(25, "u3")])
+    response = app.handler(event, lambda_context)
+    assert response == {"batchItemFailures": [{"itemIdentifier": event["Records"][1]["kinesis"]["sequenceNumber"]}]}
+    assert "not valid Unicode" in capsys.readouterr().out
+    assert features(aws) == [Window(datetime(2020, 7, 15, 10, 0, tzinfo=UTC), 1, 1, 1, 0)]
