@@ -117,6 +117,9 @@ class TimeAwareBaseline(BaseEstimator):
     drift_slack, drift_threshold : float, default 1.0 and 5.0
         CUSUM of the deviations beyond ``drift_slack`` spreads; anomalous past ``drift_threshold``
         (``math.inf``: no drift test).
+    run_window, run_threshold : str and float, default "30min" and 4.0
+        ... or when the deviations of the last ``run_window`` add up, on the window's side, to this many
+        times their sum's normal spread (learned; ``math.inf``: no run test).
     warmup : str, default "1D"
         History needed before any verdict.
     generic_columns : sequence of str or None, default None
@@ -172,6 +175,8 @@ class TimeAwareBaseline(BaseEstimator):
         "drift_slack": [Interval(Real, 0, None, closed="left")],
         "drift_threshold": [Interval(Real, 0, None, closed="neither"), Options(float, {math.inf})],
         "pair_threshold": [Interval(Real, 0, None, closed="neither")],
+        "run_window": [str, pd.Timedelta],
+        "run_threshold": [Interval(Real, 0, None, closed="neither"), Options(float, {math.inf})],
         "warmup": [str, pd.Timedelta],
         "window": [str, pd.Timedelta, WindowSpec, None],
         "generic_columns": [list, tuple, None],
@@ -199,6 +204,8 @@ class TimeAwareBaseline(BaseEstimator):
         drift_slack: float = 1.0,
         drift_threshold: float = 5.0,
         pair_threshold: float = 2.5,
+        run_window: str = "30min",
+        run_threshold: float = 4.0,
         warmup: str = "1D",
         window: str | None = None,
         generic_columns: Sequence[str] | None = None,
@@ -222,6 +229,8 @@ class TimeAwareBaseline(BaseEstimator):
         self.drift_slack = drift_slack
         self.drift_threshold = drift_threshold
         self.pair_threshold = pair_threshold
+        self.run_window = run_window
+        self.run_threshold = run_threshold
         self.warmup = warmup
         self.window = window
         self.generic_columns = generic_columns
@@ -269,6 +278,8 @@ class TimeAwareBaseline(BaseEstimator):
             point_threshold=float(self.point_threshold),
             drift_threshold=float(self.drift_threshold),
             pair_threshold=float(self.pair_threshold),
+            run_memory=max(2, int(_timedelta(self.run_window, "run_window") // step)),
+            run_threshold=float(self.run_threshold),
         )
 
     def _generic(self, cols: tuple[str, ...]) -> tuple[int, ...]:
@@ -377,7 +388,12 @@ class TimeAwareBaseline(BaseEstimator):
         model.spec_ = WindowSpec.parse(params["window"])
         model.params_ = model._resolve(model.spec_)
         state = SeasonalState.from_bytes(st.arrays["state"].tobytes())
-        thresholds = ("point_threshold", "pair_threshold", "drift_threshold")  # the estimator's: one verdict rule
+        thresholds = (
+            "point_threshold",
+            "pair_threshold",
+            "drift_threshold",
+            "run_threshold",
+        )  # the estimator's: one verdict rule
         state.params = replace(state.params, **{k: getattr(model.params_, k) for k in thresholds})
         model.state_ = state
         model.offset_ = 1.0

@@ -27,7 +27,10 @@ window teaches the persistence of normal deviations. So tomorrow's 14:00 stays n
 outage at 14:00, and an incident does not widen the band that judges the next one.
 
 **Drift.** Two one-sided CUSUMs per column accumulate ``z`` beyond a slack: a slow ramp that no single
-window shows is flagged once the sum passes the drift threshold, while its direction holds.
+window shows is flagged once the sum passes the drift threshold, while its direction holds. A **run test**
+adds the deviations of the last ``run_memory`` windows (30 minutes): a drop that no single window shows
+and that is too short for the CUSUM is flagged once that sum passes ``run_threshold`` times its own
+normal spread, learned from the unflagged windows (traffic wobbles, so a plain sqrt(n) would be too tight).
 
 **Generic columns.** A column without a known noise model (any metric but the window features) also gets
 a flat competitor to the seasonal prediction and is scored by the novelty of its deviation against the
@@ -49,7 +52,7 @@ from .. import persist
 from .generic import log_score, newness
 
 KIND = "baseline.SeasonalState"
-VERSION = 2  # 2: generic columns (flat competitor, novelty) and the resolution of real columns
+VERSION = 3  # 2: generic columns (flat competitor, novelty) and the resolution of real columns; 3: the run test
 COUNT, REAL = 0, 1
 _ANSCOMBE = 0.375
 
@@ -89,6 +92,8 @@ class SeasonalParams:
     point_threshold: float = 5.0
     drift_threshold: float = math.inf  # states saved before it existed learn flagged windows too
     pair_threshold: float = math.inf  # states saved before it existed have no pair test
+    run_memory: int = 3
+    run_threshold: float = math.inf  # states saved before it existed have no run test
 
     @property
     def n_features(self) -> int:
@@ -190,6 +195,8 @@ class SeasonalState:
     deviations: np.ndarray = field(default_factory=_unset)  # (G, novelty_memory) float32
     run: np.ndarray = field(default_factory=_unset)  # (G,) windows flagged in a row
     prev_z: np.ndarray = field(default_factory=_unset)  # (F,) deviation of the window before
+    run_ring: np.ndarray = field(default_factory=_unset)  # (F, run_memory) the last deviations
+    run_persist: np.ndarray = field(default_factory=_unset)  # (F,) variance factor of their sum
     seen: int = 0
     level_pos: int = 0
     calibrated: float = 0.0  # weight of the deviations the calibration has learned
@@ -197,6 +204,7 @@ class SeasonalState:
     compared: float = 0.0  # windows the two predictors of the generic columns were compared on
     dev_n: int = 0  # deviations kept (at most novelty_memory)
     dev_pos: int = 0
+    run_pos: int = 0
 
     def __post_init__(self) -> None:
         p = self.params
@@ -224,6 +232,8 @@ class SeasonalState:
             "deviations": np.zeros((g, p.novelty_memory if g else 0), dtype="float32"),
             "run": np.zeros(g),
             "prev_z": np.full(f, np.nan),
+            "run_ring": np.full((f, p.run_memory), np.nan),
+            "run_persist": np.full(f, np.nan),
         }
         for name, value in defaults.items():
             if getattr(self, name) is _UNSET:
@@ -337,9 +347,11 @@ class SeasonalState:
         if warm and learn and observed:  # an excluded window (a holiday) moves no statistic
             z0 = np.where(np.isfinite(z), z, 0.0)
             self._drift(z0)
+            self._push_run(z0)
             point, drift, _ = self._scores(z, pair, novelty)
             window_feature = ~np.asarray(p.generic, dtype=bool) if p.generic else np.ones(p.n_features, dtype=bool)
             held = window_feature & (point >= 1.0)  # not taught by this window (see _learn)
+            self._learn_run(held | (window_feature & (drift >= 1.0)))
             self._learn_persistence(z0, held | (window_feature & (drift >= 1.0)))
             with np.errstate(invalid="ignore"):
                 flagged = np.abs(z) * novelty >= p.point_threshold  # a generic column's verdict
@@ -365,13 +377,17 @@ class SeasonalState:
 
     def _scores(self, z: np.ndarray, pair: np.ndarray, novelty: np.ndarray) -> tuple[np.ndarray, ...]:
         """Per column, in threshold units (1 = at the threshold): the point score ``max(|z| /
-        point_threshold, |pair| / pair_threshold)``, the drift score (the CUSUM of this window's direction
-        while it deviates by more than half the slack, over ``drift_threshold``) and a generic column's
-        ``sqrt(|z| / point_threshold * novelty)`` (0 while its novelty is NaN)."""
+        point_threshold, |pair| / pair_threshold)``, the drift score (while the window deviates by more
+        than half the slack: the larger of the CUSUM of its direction over ``drift_threshold`` and the run
+        test's sum on its side over ``run_threshold``) and a generic column's ``sqrt(|z| / point_threshold
+        * novelty)`` (0 while its novelty is NaN)."""
         p = self.params
         half = 0.5 * p.drift_slack
         with np.errstate(invalid="ignore"):
             drift = np.where(z > half, self.drift_high, np.where(z < -half, self.drift_low, 0.0)) / p.drift_threshold
+            run = self._run_sum()
+            run = np.where((np.abs(z) > half) & (np.sign(run) == np.sign(z)), np.abs(run), 0.0) / p.run_threshold
+            drift = np.maximum(drift, run)
             point = np.abs(z) / p.point_threshold
             judged = np.where(np.isnan(novelty), 0.0, np.sqrt(point * novelty))
         return np.maximum(point, np.abs(pair) / p.pair_threshold), drift, judged
@@ -515,6 +531,27 @@ class SeasonalState:
         self.drift_high = np.clip(self.drift_high + zc - p.drift_slack, 0.0, p.drift_max)
         self.drift_low = np.clip(self.drift_low - zc - p.drift_slack, 0.0, p.drift_max)
 
+    def _push_run(self, z: np.ndarray) -> None:
+        """Keep this window's deviation (clipped at ``huber``) among the last ``run_memory``."""
+        p = self.params
+        self.run_ring[:, self.run_pos] = np.clip(z, -p.huber, p.huber)
+        self.run_pos = (self.run_pos + 1) % p.run_memory
+
+    def _run_sum(self) -> np.ndarray:
+        """The sum of the last ``run_memory`` deviations in its own normal spreads (0 until there are that
+        many; a variance factor of 16 until it is learned)."""
+        if not np.isfinite(self.run_ring).all():
+            return np.zeros(self.run_ring.shape[0])
+        factor = np.where(np.isfinite(self.run_persist), np.maximum(self.run_persist, 1.0), 16.0)
+        return self.run_ring.sum(axis=1) / np.sqrt(self.run_ring.shape[1] * factor)
+
+    def _learn_run(self, flagged: np.ndarray) -> None:
+        """Learn the variance factor of the run test's sum from the columns not ``flagged``."""
+        if np.isfinite(self.run_ring).all():
+            total = self.run_ring.sum(axis=1) ** 2 / self.run_ring.shape[1]
+            learned = _ew(self.run_persist, total, self.params.global_spread_rate)
+            self.run_persist = np.where(flagged, self.run_persist, learned)
+
     def _learn_persistence(self, z: np.ndarray, held: np.ndarray) -> None:
         """Keep the deviation (a flagged column's as 0: an incident is not normal persistence) and update
         :meth:`_persistence` of the columns not flagged."""
@@ -609,8 +646,10 @@ class SeasonalState:
         "deviations",
         "run",
         "prev_z",
+        "run_ring",
+        "run_persist",
     )
-    _COUNTERS = ("seen", "level_pos", "calibrated", "z_pos", "compared", "dev_n", "dev_pos")
+    _COUNTERS = ("seen", "level_pos", "calibrated", "z_pos", "compared", "dev_n", "dev_pos", "run_pos")
 
     def to_bytes(self) -> bytes:
         """The versioned state (:mod:`clickstream_anomaly.persist`, kind ``baseline.SeasonalState``)."""
@@ -625,7 +664,9 @@ class SeasonalState:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> SeasonalState:
-        st = persist.loads(data, KIND, versions={1, VERSION})  # 1: no generic columns, no resolution yet
+        st = persist.loads(
+            data, KIND, versions={1, 2, VERSION}
+        )  # 1: no generic columns, no resolution yet; 2: no run test
         raw = persist.decode_infinite(st.meta["params"])
         for key in ("kinds", "weekend", "generic"):
             if key in raw:

@@ -70,7 +70,7 @@ class PageSettings:
         return int(pd.Timedelta(self.share_window).value)
 
     def model(self) -> TimeAwareBaseline:
-        """A new, empty page model: a time-aware baseline of one count column, no drift test."""
+        """A new, empty page model: a time-aware baseline of one count column, no drift or run test."""
         return TimeAwareBaseline(
             columns=("clicks",),
             count_columns=("clicks",),
@@ -78,6 +78,7 @@ class PageSettings:
             point_threshold=self.point_threshold,
             pair_threshold=self.pair_threshold,
             drift_threshold=math.inf,
+            run_threshold=math.inf,
             window=self.freq,
             **self.options,
         ).fit(None)

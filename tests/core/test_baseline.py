@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import doctest
 
 import numpy as np
@@ -344,3 +345,67 @@ def test_two_windows_in_a_row_beyond_three_spreads_are_flagged_where_one_is_not(
     assert s2.score[at] < 1  # one window alone is not enough
     off = TimeAwareBaseline(pair_threshold=10.0).fit(None).process(two)
     assert off.score[at : at + 2].max() < 1
+
+
+def _run_of_dips(frame: pd.DataFrame, at: int, depth: float, **params) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Windows ``at``, ``at + 1``, ``at + 2`` lowered, each to ``depth`` spreads below what the baseline
+    expects there given the run so far; the z of clicks, the scores and the column scores of the three."""
+    model = TimeAwareBaseline(**params).fit(frame.iloc[:at])
+    z, score, column = [], [], []
+    for k in range(3):
+        row = frame.iloc[at + k : at + k + 1].copy()
+        probe = copy.deepcopy(model).process(row)  # the prediction does not depend on the row's value
+        root = np.sqrt(probe.expected[0, 2] + 3 / 8)
+        spread = (root - np.sqrt(probe.low[0, 2] + 3 / 8)) / baseline_detector.BAND_Z
+        row["clicks"] = np.round((root - depth * spread) ** 2 - 3 / 8)
+        out = model.process(row)
+        z.append(out.z[0, 2])
+        score.append(out.score[0])
+        column.append(out.column_score[0, 2])
+    return np.array(z), np.array(score), np.array(column)
+
+
+def test_three_windows_in_a_row_short_of_the_pair_threshold_are_flagged_by_the_run_test():
+    frame = series(days=9, seed=5)
+    at = 8 * DAY + 84  # Tuesday 14:00
+    factor = max(float(TimeAwareBaseline().fit(frame.iloc[:at]).state_.run_persist[2]), 1.0)  # learned
+    depth = 4.25 * np.sqrt(3 * factor) / 3  # the sum 4.25 normal spreads of a 3-window sum; threshold 4
+    assert depth < 2.5  # each window short of the pair threshold (2.5) and of the point threshold (5)
+    z, score, column = _run_of_dips(frame, at, depth)
+    assert (z > -2.5).all() and (z < -2.3).all()
+    assert score[:2].max() < 1  # two windows are not a run yet
+    assert score[2] >= 1 and column[2] == score[2]
+    _, off, _ = _run_of_dips(frame, at, depth, run_threshold=np.inf)
+    assert off.max() < 1
+
+
+def test_the_run_tests_normal_spread_learns_from_unflagged_windows_only():
+    from clickstream_anomaly.baseline import SeasonalState
+
+    model = TimeAwareBaseline().fit(series(days=3))
+    state: SeasonalState = model.state_
+    learned = state.run_persist.copy()
+    state.run_ring[:] = 3.0  # a run of three windows at the clip on every column
+    state._learn_run(np.array([True, False, True, False]))
+    assert state.run_persist[0] == learned[0] and state.run_persist[2] == learned[2]
+    assert state.run_persist[1] > learned[1] and state.run_persist[3] > learned[3]
+    assert np.allclose(state._run_sum(), 9.0 / np.sqrt(3 * np.maximum(state.run_persist, 1.0)))
+
+
+def test_a_state_saved_before_the_run_test_loads_without_it():
+    from clickstream_anomaly import persist
+    from clickstream_anomaly.baseline import SeasonalState
+    from clickstream_anomaly.baseline import model as baseline_model
+
+    model = TimeAwareBaseline().fit(series(days=2))
+    state = persist.loads(model.state_.to_bytes(), baseline_model.KIND)
+    params = {k: v for k, v in state.meta["params"].items() if k not in ("run_memory", "run_threshold")}
+    meta = {**{k: v for k, v in state.meta.items() if k != "run_pos"}, "params": params}
+    arrays = {k: v for k, v in state.arrays.items() if k not in ("run_ring", "run_persist")}
+    loaded = SeasonalState.from_bytes(persist.dumps(baseline_model.KIND, 2, meta, arrays))
+    assert loaded.params.run_threshold == np.inf and np.isnan(loaded.run_ring).all()
+    frame = series(days=3).iloc[2 * DAY :]
+    again = TimeAwareBaseline().fit(series(days=2))
+    again.state_ = loaded
+    scores = again.process(frame)
+    assert scores.warm.all() and (scores.score < 1).all()
