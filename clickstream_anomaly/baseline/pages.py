@@ -12,6 +12,11 @@ same detections on the same windows.
   popular any more. A new model first learns the share window before it (the picker keeps it) from the
   page's first click there, so a page popular from the second day on is judged from then, as the site's
   own baseline is, and a page new in the share window does not learn that it had no clicks before.
+* **Surging**: a page that is not popular and takes at least ``surge_share`` of a window's clicks, at
+  least ``surge_z`` Poisson spreads (on the square-root scale) above its clicks per window before (the
+  larger of its mean over the share window and over the last hour; 0 for a page new there), is
+  anomalous, ``HIGH``: a page storm (a viral link, a bot on one page), which the site's features see
+  only as more users. A page that keeps its new traffic (a renamed page) stops surging within the hour.
 * A window without ``page_clicks`` (from a windows file, or open in an engine state of an earlier
   version) teaches nothing and gets no verdict.
 """
@@ -31,7 +36,7 @@ from .. import persist
 from ..features import freq_ns
 from ..records import PAGES, Detection, Window
 from ..windowspec import DEFAULT_FREQ
-from .detector import BaselineScores, TimeAwareBaseline
+from .detector import BAND_Z, BaselineScores, TimeAwareBaseline
 
 PAGE_KEY = "page:"  # explanation key of a page: "page:/checkout"
 KIND = "detector.pages"
@@ -52,6 +57,8 @@ class PageSettings:
     pair_threshold: float = 3.5
     min_expected: float = 5.0
     directions: tuple[str, ...] = ("LOW",)
+    surge_share: float = 0.1
+    surge_z: float = 6.0
     options: dict[str, Any] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
@@ -62,6 +69,11 @@ class PageSettings:
         bad = [d for d in self.directions if d not in ("LOW", "HIGH")]
         if bad or not self.directions:
             raise ValueError(f"directions must be LOW and/or HIGH, got {list(self.directions)}")
+        if not 0 < self.surge_share <= 1 or not self.surge_z > 0:
+            raise ValueError(
+                f"surge_share must be in (0, 1] and surge_z positive (inf: no surge test), got "
+                f"{self.surge_share} and {self.surge_z}"
+            )
         if self.share_ns < freq_ns(self.freq):
             raise ValueError(f"share_window must be at least one window ({self.freq}), got {self.share_window}")
 
@@ -99,6 +111,7 @@ class Pick:
     popular: frozenset[str]
     created: tuple[str, ...] = ()
     evicted: tuple[str, ...] = ()
+    surges: tuple[PageVerdict, ...] = ()
 
 
 BLOCKS = 4  # parts of the share window a page must be popular in most of
@@ -189,11 +202,38 @@ class PagePicker:
                 evicted.append(victim)
             self.modelled.append(page)
             created.append(page)
+        surges = self.surges(start, counts, chosen) if full and counts else ()
         if counts is not None:
             self.blocks[-1].add((start, {p: int(n) for p, n in counts.items() if n > 0}))
         if self.first is None:
             self.first = start
-        return Pick(chosen, tuple(created), tuple(evicted))
+        return Pick(chosen, tuple(created), tuple(evicted), surges)
+
+    def surges(self, start: int, counts: dict[str, int], popular: frozenset[str]) -> tuple[PageVerdict, ...]:
+        """The pages of the window at ``start`` (ns) with ``counts`` that are not ``popular`` and surge
+        (module docstring), judged against their clicks per known window before."""
+        s = self.settings
+        total = sum(counts.values())
+        known = sum(len(b.entries) for b in self.blocks)
+        if not math.isfinite(s.surge_z) or total <= 0 or not known:
+            return ()
+        since = start - SURGE_RECENT_NS
+        recent = [c for block in self.blocks for t, c in block.entries if t >= since]
+        out = []
+        for page, n in counts.items():
+            if page in popular or n < s.surge_share * total:
+                continue
+            mean = sum(b.sums.get(page, 0) for b in self.blocks) / known
+            if recent:
+                mean = max(mean, sum(c.get(page, 0) for c in recent) / len(recent))
+            root = math.sqrt(mean + 0.375)
+            z = (math.sqrt(n + 0.375) - root) / POISSON_SPREAD
+            if z < s.surge_z:
+                continue
+            score = min(z / s.surge_z, n / (s.surge_share * total))
+            low, high = (max(root + k * BAND_Z * POISSON_SPREAD, 0.0) ** 2 - 0.375 for k in (-1, 1))
+            out.append(PageVerdict(page, score, z, mean, max(low, 0.0), high, float(n)))
+        return tuple(sorted(out, key=lambda v: v.page))
 
     def history(self, page: str, before: int) -> tuple[np.ndarray, np.ndarray]:
         """What a new model of ``page`` learns: the kept windows before ``before`` (ns), as window starts
@@ -219,6 +259,8 @@ class PagePicker:
         return picker
 
 
+POISSON_SPREAD = 0.5  # the spread of Poisson counts on the square-root scale
+SURGE_RECENT_NS = 3_600_000_000_000  # a surging page is also judged against its last hour
 CLEAN_HALF_WIDTH = 18  # windows either side of the running median that cleans a new model's history
 
 
@@ -332,13 +374,13 @@ class PageStream:
                 model.process(page_frame(starts, clicks), exclude=exclude)
         if counts is None:
             return Detection(window, PAGES, 0.0, 1.0, False, warmup=True)
-        verdicts = []
+        verdicts = list(pick.surges)
         for page, model in self.models.items():
             n = float(counts.get(page, 0))
             scores = model.process(page_frame(np.array([start]), np.array([n])), exclude=exclude)
             judged = judged_scores(self.settings, scores, np.array([page in pick.popular]))
             verdicts.append(verdict(page, 0, judged, scores, n))
-        return page_detection(window, verdicts, bool(pick.popular))
+        return page_detection(window, verdicts, bool(pick.popular or pick.surges))
 
     def to_bytes(self) -> bytes:
         """A versioned state (:mod:`clickstream_anomaly.persist`, kind ``detector.pages``)."""

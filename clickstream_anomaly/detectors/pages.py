@@ -71,6 +71,8 @@ class PageBaselineDetector(BaseEstimator):
     pair_threshold: float = PageSettings.pair_threshold
     min_expected: float = PageSettings.min_expected
     directions: Sequence[str] = PageSettings.directions
+    surge_share: float = PageSettings.surge_share
+    surge_z: float = PageSettings.surge_z
     exclude: Sequence[tuple[Any, Any]] = ()
     options: dict[str, Any] = field(default_factory=dict)
     name: str = PAGES
@@ -93,6 +95,8 @@ class PageBaselineDetector(BaseEstimator):
             pair_threshold=self.pair_threshold,
             min_expected=self.min_expected,
             directions=tuple(self.directions),
+            surge_share=self.surge_share,
+            surge_z=self.surge_z,
             options=dict(self.options),
         )
 
@@ -124,7 +128,7 @@ class PageBaselineDetector(BaseEstimator):
         picker = PagePicker(settings)
         picks = [picker.step(int(t), per_window.get(int(t), {})) for t in starts]
         n, first = len(starts), len(starts) - len(windows)
-        verdicts: list[list[PageVerdict]] = [[] for _ in range(n)]
+        verdicts: list[list[PageVerdict]] = [list(pick.surges) for pick in picks]
         seen: list[str] = []
         for page, lo, hi in _stretches(picks, n):
             seen += [page] if page not in seen else []
@@ -140,7 +144,9 @@ class PageBaselineDetector(BaseEstimator):
                 verdicts[r].append(verdict(page, r - since, judged, scores, clicks[r - since]))
         self.pages_ = seen
         return [
-            page_detection(win, verdicts[first + i], bool(picks[first + i].popular), self.name)
+            page_detection(
+                win, verdicts[first + i], bool(picks[first + i].popular or picks[first + i].surges), self.name
+            )
             for i, win in enumerate(records)
         ]
 

@@ -203,3 +203,56 @@ def test_page_counts_survive_many_small_chunks_before_any_window_is_finished():
     got = acc.pages.frame.set_index(["window_start", "page"])["clicks"].to_dict()
     first, later = pd.Timestamp(t0, tz="UTC"), pd.Timestamp(t0, tz="UTC") + pd.Timedelta("30min")
     assert got == {(first, "/"): 2, (first, "/a"): 1, (later, "/a"): 1}
+
+
+def storm(data: pd.DataFrame, page: str, at: str, minutes: int, per_minute: float, seed: int = 0) -> pd.DataFrame:
+    """``data`` with a page storm: one-click visitors (new users) on ``page`` for ``minutes`` from ``at``."""
+    rng = np.random.default_rng(seed)
+    start = pd.Timestamp(at, tz="UTC")
+    n = rng.poisson(per_minute * minutes)
+    ts = start + pd.to_timedelta(rng.uniform(0, minutes * 60, n), unit="s")
+    extra = pd.DataFrame({"timestamp": ts, "user": [f"storm{i}" for i in range(n)], "page": page})
+    return pd.concat([data, extra]).sort_values("timestamp", ignore_index=True)
+
+
+def test_a_storm_on_a_page_that_is_not_popular_is_found_high_with_the_page_in_the_cause():
+    """20 minutes of 10 one-click visitors a minute on /rare (1.5 % of the clicks) at the afternoon peak,
+    where the site makes about 60 clicks a minute: the site's features see 17 % more clicks."""
+    data = storm(clicks(seed=2), "/rare", "2024-01-04 15:02", 20, 10.0)
+    counts = PageCounts()
+    windows = windows_from_frame(data, pages=counts)
+    result = run_detection(windows, build_detectors([PAGES], baseline_pages={"pages": counts}))
+    flagged = [d for d in result.detections if d.is_anomaly]
+    at = pd.Timestamp("2024-01-04 15:00", tz="UTC")
+    assert flagged and {d.extra["page"] for d in flagged} == {"/rare"}
+    assert all(at <= d.window.window_start < at + pd.Timedelta("30min") for d in flagged)
+    assert flagged[0].window.window_start == at and flagged[0].direction == {"page:/rare": "HIGH"}
+    assert result.incidents[0].cause.startswith("clicks HIGH on page /rare: ")
+    assert flagged[0].high["page:/rare"] < 30 < flagged[0].extra["page_clicks"]
+    off = PageBaselineDetector(pages=counts, surge_z=np.inf).detect(windows)
+    assert not any(d.is_anomaly for d in off)
+    got, _ = stream(windows_to_records(windows, counts), PageBaselineDetector().settings("10min"), cut=3 * DAY + 90)
+    assert [d.to_json() for d in got] == [d.to_json() for d in PageBaselineDetector(pages=counts).detect(windows)]
+
+
+def test_a_new_page_that_keeps_its_traffic_stops_surging_within_the_hour():
+    """A new page /launch that takes 15 % of the clicks from day 3 on (and keeps them): flagged at its
+    start, then its last hour is its normal; it becomes popular and modelled later."""
+    data = clicks(days=5, seed=8)
+    late = data["timestamp"] >= pd.Timestamp("2024-01-03 10:00", tz="UTC")
+    move = late & (np.random.default_rng(1).random(len(data)) < 0.15)
+    data.loc[move, "page"] = "/launch"
+    counts = PageCounts()
+    windows = windows_from_frame(data, pages=counts)
+    det = PageBaselineDetector(pages=counts)
+    flagged = [d for d in det.detect(windows) if d.is_anomaly]
+    start = pd.Timestamp("2024-01-03 10:00", tz="UTC")
+    assert flagged and all(d.extra["page"] == "/launch" for d in flagged)
+    assert all(start <= d.window.window_start < start + pd.Timedelta("30min") for d in flagged)
+    assert "/launch" in det.pages_
+
+
+@pytest.mark.parametrize("bad", [{"surge_share": 0}, {"surge_share": 1.5}, {"surge_z": 0}])
+def test_bad_surge_settings_are_refused(bad):
+    with pytest.raises(ValueError, match="surge_share must be in"):
+        PageBaselineDetector(**bad)
