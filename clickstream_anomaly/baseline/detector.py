@@ -30,6 +30,7 @@ KIND = "baseline.TimeAwareBaseline"
 VERSION = 1
 COUNT_COLUMNS: tuple[str, ...] = ("urls", "users", "clicks")
 CALIBRATION_HALFLIFE = "12h"  # memory of the deviations' mean square that calibrates the spreads
+RULE_PARAMS = ("point_threshold", "pair_threshold", "drift_threshold", "run_threshold", "run_memory")  # in the state
 BAND_Z = 2.326  # the band of the detection record: the 1 % and 99 % points of a normal deviation
 
 
@@ -387,17 +388,22 @@ class TimeAwareBaseline(BaseEstimator):
         model = cls(**params)
         model.spec_ = WindowSpec.parse(params["window"])
         model.params_ = model._resolve(model.spec_)
-        state = SeasonalState.from_bytes(st.arrays["state"].tobytes())
-        thresholds = (
-            "point_threshold",
-            "pair_threshold",
-            "drift_threshold",
-            "run_threshold",
-        )  # the estimator's: one verdict rule
-        state.params = replace(state.params, **{k: getattr(model.params_, k) for k in thresholds})
-        model.state_ = state
+        model.state_ = SeasonalState.from_bytes(st.arrays["state"].tobytes())
         model.offset_ = 1.0
-        return model
+        return model.with_rule()
+
+    def with_rule(self, **params: Any) -> TimeAwareBaseline:
+        """This fitted baseline with the verdict settings ``params`` (``point_threshold``,
+        ``pair_threshold``, ``drift_threshold``, ``run_window``, ``run_threshold``; none: its own) in its
+        state, which keeps all it learned: the estimator holds the one verdict rule. Returns ``self``."""
+        unknown = set(params) - {"point_threshold", "pair_threshold", "drift_threshold", "run_window", "run_threshold"}
+        if unknown:
+            raise ValueError(f"not a verdict setting: {sorted(unknown)}")
+        check_is_fitted(self, "state_")
+        self.set_params(**params)
+        self.params_ = self._resolve(self.spec_)
+        self.state_.params = replace(self.state_.params, **{k: getattr(self.params_, k) for k in RULE_PARAMS})
+        return self
 
     def score_samples(self, windows: pd.DataFrame) -> np.ndarray:
         """Scores of ``windows`` (shape (n_windows,), threshold units, higher is more anomalous) continuing

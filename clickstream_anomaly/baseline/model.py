@@ -532,8 +532,12 @@ class SeasonalState:
         self.drift_low = np.clip(self.drift_low - zc - p.drift_slack, 0.0, p.drift_max)
 
     def _push_run(self, z: np.ndarray) -> None:
-        """Keep this window's deviation (clipped at ``huber``) among the last ``run_memory``."""
+        """Keep this window's deviation (clipped at ``huber``) among the last ``run_memory`` (a ring of
+        another length, from a state saved with another ``run_window``, starts again)."""
         p = self.params
+        if self.run_ring.shape[1] != p.run_memory:
+            self.run_ring = np.full((p.n_features, p.run_memory), np.nan)
+            self.run_pos = 0
         self.run_ring[:, self.run_pos] = np.clip(z, -p.huber, p.huber)
         self.run_pos = (self.run_pos + 1) % p.run_memory
 

@@ -409,3 +409,18 @@ def test_a_state_saved_before_the_run_test_loads_without_it():
     again.state_ = loaded
     scores = again.process(frame)
     assert scores.warm.all() and (scores.score < 1).all()
+
+
+def test_a_fitted_baseline_takes_a_new_verdict_rule_and_keeps_what_it_learned():
+    frame = series(days=3)
+    model = TimeAwareBaseline().fit(frame.iloc[: 2 * DAY])
+    daily = model.state_.daily.copy()
+    model.with_rule(run_window="1h", run_threshold=5.0)
+    assert (model.state_.params.run_memory, model.state_.params.run_threshold) == (6, 5.0)
+    assert np.array_equal(model.state_.daily, daily, equal_nan=True)
+    scores = model.process(frame.iloc[2 * DAY :])  # the saved ring of 3 starts again as a ring of 6
+    assert scores.warm.all() and (scores.score < 1).all() and model.state_.run_ring.shape == (4, 6)
+    again = TimeAwareBaseline.from_bytes(model.to_bytes())
+    assert (again.run_window, again.state_.params.run_memory) == ("1h", 6)
+    with pytest.raises(ValueError, match="not a verdict setting"):
+        model.with_rule(huber=2.0)
