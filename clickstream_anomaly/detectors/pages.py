@@ -6,11 +6,12 @@ A page is *popular* at a window when it had at least ``min_share`` (3 %) of the 
 ``share_window`` before it (a day by default); up to ``max_pages`` popular pages get a
 :class:`~clickstream_anomaly.baseline.TimeAwareBaseline` of their clicks (a count column), which first
 learns the share window before the page became popular, and a window is judged only on the pages popular
-at it. By default only a fall is
-reported (``directions=("LOW",)``): a page that gets more clicks than usual is either the site's traffic
-(the site-wide baseline sees it) or a page that was not popular (a page storm, which the site's users
-and clicks show). Each page adds tests, so the pair threshold is stricter than the site's (3.5 spreads
-twice in a row), there is no drift test, and a window where the page is expected to get fewer than
+at it. On a popular page only a fall is reported by default (``directions=("LOW",)``): more clicks than
+usual there is the site's traffic, which the site-wide baseline sees. A page that is *not* popular and
+surges (at least ``surge_share``, 10 %, of a window's clicks and ``surge_z``, 6, Poisson spreads above
+its clicks per window before; ``surge_z=inf``: off) is a page storm, reported ``HIGH``. Each page adds
+tests, so the pair threshold is stricter than the site's (3.5 spreads twice in a row), there is no drift
+test, and a window where the page is expected to get fewer than
 ``min_expected`` (5) clicks is not judged (none of 3 expected clicks is not news).
 
 The detector needs the clicks per window and page (:class:`~clickstream_anomaly.features.PageCounts`,
