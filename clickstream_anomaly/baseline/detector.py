@@ -396,7 +396,7 @@ class TimeAwareBaseline(BaseEstimator):
         """This fitted baseline with the verdict settings ``params`` (``point_threshold``,
         ``pair_threshold``, ``drift_threshold``, ``run_window``, ``run_threshold``; none: its own) in its
         state, which keeps all it learned: the estimator holds the one verdict rule. Returns ``self``."""
-        unknown = set(params) - {"point_threshold", "pair_threshold", "drift_threshold", "run_window", "run_threshold"}
+        unknown = set(params) - (set(RULE_PARAMS) - {"run_memory"} | {"run_window"})  # run_memory: from run_window
         if unknown:
             raise ValueError(f"not a verdict setting: {sorted(unknown)}")
         check_is_fitted(self, "state_")

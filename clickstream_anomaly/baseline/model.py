@@ -54,7 +54,7 @@ from .generic import log_score, newness
 KIND = "baseline.SeasonalState"
 VERSION = 3  # 2: generic columns (flat competitor, novelty) and the resolution of real columns; 3: the run test
 COUNT, REAL = 0, 1
-_ANSCOMBE = 0.375
+ANSCOMBE = 0.375
 
 
 @dataclass(frozen=True)
@@ -153,11 +153,11 @@ class Step:
 
 
 def _transform(x: np.ndarray, kinds: np.ndarray) -> np.ndarray:
-    return np.where(kinds == COUNT, np.sqrt(np.maximum(x, 0.0) + _ANSCOMBE), x)
+    return np.where(kinds == COUNT, np.sqrt(np.maximum(x, 0.0) + ANSCOMBE), x)
 
 
 def _untransform(t: np.ndarray, kinds: np.ndarray) -> np.ndarray:
-    return np.where(kinds == COUNT, np.maximum(np.maximum(t, 0.0) ** 2 - _ANSCOMBE, 0.0), t)
+    return np.where(kinds == COUNT, np.maximum(np.maximum(t, 0.0) ** 2 - ANSCOMBE, 0.0), t)
 
 
 _UNSET = np.empty(0)
@@ -351,8 +351,9 @@ class SeasonalState:
             point, drift, _ = self._scores(z, pair, novelty)
             window_feature = ~np.asarray(p.generic, dtype=bool) if p.generic else np.ones(p.n_features, dtype=bool)
             held = window_feature & (point >= 1.0)  # not taught by this window (see _learn)
-            self._learn_run(held | (window_feature & (drift >= 1.0)))
-            self._learn_persistence(z0, held | (window_feature & (drift >= 1.0)))
+            unusual = held | (window_feature & (drift >= 1.0))  # teaches no normal persistence
+            self._learn_run(unusual)
+            self._learn_persistence(z0, unusual)
             with np.errstate(invalid="ignore"):
                 flagged = np.abs(z) * novelty >= p.point_threshold  # a generic column's verdict
             self._remember((t - pred)[g], flagged[g])
@@ -668,9 +669,8 @@ class SeasonalState:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> SeasonalState:
-        st = persist.loads(
-            data, KIND, versions={1, 2, VERSION}
-        )  # 1: no generic columns, no resolution yet; 2: no run test
+        # 1: no generic columns, no resolution yet; 2: no run test
+        st = persist.loads(data, KIND, versions={1, 2, VERSION})
         raw = persist.decode_infinite(st.meta["params"])
         for key in ("kinds", "weekend", "generic"):
             if key in raw:

@@ -37,6 +37,7 @@ from ..features import freq_ns
 from ..records import PAGES, Detection, Window
 from ..windowspec import DEFAULT_FREQ
 from .detector import BAND_Z, BaselineScores, TimeAwareBaseline
+from .model import ANSCOMBE
 
 PAGE_KEY = "page:"  # explanation key of a page: "page:/checkout"
 KIND = "detector.pages"
@@ -226,13 +227,13 @@ class PagePicker:
             mean = sum(b.sums.get(page, 0) for b in self.blocks) / known
             if recent:
                 mean = max(mean, sum(c.get(page, 0) for c in recent) / len(recent))
-            root = math.sqrt(mean + 0.375)
-            z = (math.sqrt(n + 0.375) - root) / POISSON_SPREAD
+            root = math.sqrt(mean + ANSCOMBE)
+            z = (math.sqrt(n + ANSCOMBE) - root) / POISSON_SPREAD
             if z < s.surge_z:
                 continue
             score = min(z / s.surge_z, n / (s.surge_share * total))
-            low, high = (max(root + k * BAND_Z * POISSON_SPREAD, 0.0) ** 2 - 0.375 for k in (-1, 1))
-            out.append(PageVerdict(page, score, z, mean, max(low, 0.0), high, float(n)))
+            low, high = (max(max(root + k * BAND_Z * POISSON_SPREAD, 0.0) ** 2 - ANSCOMBE, 0.0) for k in (-1, 1))
+            out.append(PageVerdict(page, score, z, mean, low, high, float(n)))
         return tuple(sorted(out, key=lambda v: v.page))
 
     def history(self, page: str, before: int) -> tuple[np.ndarray, np.ndarray]:
