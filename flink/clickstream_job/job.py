@@ -2,9 +2,10 @@
 
 Every operator is a few lines around :mod:`.logic` (itself a few lines around core calls):
 
-* :class:`Clicks`, keyed by site, takes the clicks-stream records themselves (the key is added in the JVM,
-  :func:`keyed_records`, so no Python operator runs before it) and does in one Python operator what a
-  click would otherwise cross three for (docs/flink.md, Throughput):
+* :class:`Clicks`, keyed by site, takes the clicks-stream records in bundles (joined and keyed in the JVM,
+  :func:`keyed_records`, so no Python operator runs before it and it is called once per bundle, not per
+  record) and does in one Python operator what a click would otherwise cross three for (docs/flink.md,
+  Throughput):
 
   - decodes each record with the core's one decoder; each bad click goes to the ``malformed`` side output
     with its reason, counted (metric ``MalformedClicks``), and so does a click the event-time policy
@@ -19,7 +20,7 @@ Every operator is a few lines around :mod:`.logic` (itself a few lines around co
     empty windows emitted, the residual, and ``page_clicks`` (the 200 most clicked pages, the batch's rule:
     :class:`~.logic.OpenWindows`) in each window's JSON; clicks beyond the lateness go to the ``late`` side
     output, counted (``LateClicksDropped``; ``LateClicksCounted`` for those within it). Its keyed state is
-    a journal that each record only appends to (what it added: its users new to a window, its clicks per
+    a journal that each bundle only appends to (what its records added: users new to a window, clicks per
     page), compacted when windows close, so state cost follows the clicks, not the size of the user sets.
     With a file source, an event-time timer per window closes what is left when Flink's own watermark
     ends the input; the Kinesis source sends no watermark, so there the timers would never fire and are
@@ -46,18 +47,16 @@ from pyflink.datastream import (
     KeyedStream,
     OutputTag,
     RuntimeContext,
-    StreamExecutionEnvironment,
     TimeDomain,
 )
 from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
 from pyflink.java_gateway import get_gateway
-from pyflink.table import StreamTableEnvironment
-from pyflink.table.expressions import col, concat, lit
 
 from clickstream_anomaly.records import Window
 from clickstream_anomaly.streaming.detection import DetectorState
 from clickstream_anomaly.streaming.eventtime import EventClock
 
+from .bundles import unbundle
 from .logic import NS_PER_MS, JobSettings, OpenWindows, decode, detect, new_detector
 from .shards import SHARD_SEPARATOR, split_record
 
@@ -65,7 +64,9 @@ MALFORMED = OutputTag("malformed", Types.STRING())
 LATE_DROPPED = OutputTag("late", Types.STRING())
 WINDOW_STATS = OutputTag("window-stats", Types.STRING())
 COUNT_EVERY = 1000  # clicks between updates of the Clicks counter (each update is a call into the JVM)
-KEYED_RECORD_TYPE = Types.ROW([Types.STRING(), Types.STRING()])  # (key, clicks-stream record)
+KEYED_RECORD_TYPE = Types.ROW([Types.STRING(), Types.STRING()])  # (key, bundle of clicks-stream records)
+#: The JVM operator that bundles the records (flink/src/main/java; :mod:`.bundles` reads its bundles).
+RECORD_BUNDLER = "io.github.clickstream_anomaly.flink.RecordBundler"
 
 
 #: Managed Service for Apache Flink sends a job's own metrics to CloudWatch only under this group ("Use
@@ -112,6 +113,8 @@ class Clicks(KeyedProcessFunction):
         self.windows: dict[str, OpenWindows] = {}  # per key, the replay of its state
         self.uncounted = 0  # clicks not yet added to the Clicks counter (one call per COUNT_EVERY clicks)
         self.check_at: float | None = None  # the pending processing-time timer (wall time, s)
+        self.parts: dict[int, list] = {}  # what the bundle's records added, per window (OpenWindows.entry)
+        self.touched: set[str] = set()  # the shards the bundle's records came from
 
     def close(self) -> None:
         self._count()
@@ -121,22 +124,33 @@ class Clicks(KeyedProcessFunction):
         self.uncounted = 0
 
     def process_element(self, value: str, ctx: KeyedProcessFunction.Context) -> Iterable[Any]:
-        s, now = self.settings, time.time()
-        shard, record = split_record(value)
+        now = time.time()
+        out: list[Any] = []  # a list, not a generator: most bundles emit only rejects, and that costs least
+        for tagged in unbundle(value):
+            self._record(tagged, ctx, now, out)
+        if self.touched:  # what the bundle's records added since the last close, as one journal entry
+            self.journal.add(self.windows[self.settings.site].entry(self.parts, self.touched))
+            self.parts, self.touched = {}, set()
+        return out
+
+    def _record(self, tagged: str, ctx: KeyedProcessFunction.Context, now: float, out: list[Any]) -> None:
+        """One record of a bundle: its clicks into the windows, its rejects and the windows it closes to
+        ``out``; what it added to :attr:`parts` (the bundle's journal entry, written at its end)."""
+        s = self.settings
+        shard, record = split_record(tagged)
         clicks, rejects, rejected = decode(record, self.clock, now, fmt=s.clicks_format, source=s.source)
-        out: list[Any] = []  # a list, not a generator: most records emit nothing, and that costs least
         if rejects:
             self.malformed.inc(len(rejects) - rejected)
             self.rejected.inc(rejected)
             out += ((MALFORMED, reject) for reject in rejects)
         if not clicks and not rejects:
-            return out
+            return
         self.uncounted += len(clicks)
         if self.uncounted >= COUNT_EVERY:
             self._count()
         wins = self._windows(s.site, now)  # the key (the job is keyed by the constant site, JobSettings.key)
-        entry, dropped, late, opened = wins.add_record(clicks, shard, now)
-        self.journal.add(entry)
+        dropped, late, opened = wins.count_record(clicks, shard, now, self.parts)
+        self.touched.add(shard)
         if late:
             self.late.inc(late)
         if dropped:
@@ -150,7 +164,6 @@ class Clicks(KeyedProcessFunction):
             self._schedule(wins, ctx, now)
         if wins.watermark >= wins.first_close:
             out += self._close(wins)
-        return out
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[Any]:
         now = time.time()
@@ -193,6 +206,7 @@ class Clicks(KeyedProcessFunction):
             if late:
                 yield WINDOW_STATS, json.dumps({"window_start": window.to_dict()["window_start"], "late_clicks": late})
             yield window.to_json()
+        self.parts, self.touched = {}, set()  # what the bundle added so far: in the snapshot
         self.journal.update([wins.snapshot()])
         self.closed.update(wins.emitted())
 
@@ -214,17 +228,25 @@ class Detect(KeyedProcessFunction):
         self.state.update(state.to_bytes())
 
 
+def java_class(name: str) -> Any:
+    """The Java class ``name`` (a class of flink/pom.xml's jar, which the environment must have loaded)."""
+    j_class = get_gateway().jvm
+    for part in name.split("."):
+        j_class = getattr(j_class, part)
+    return j_class
+
+
 def keyed_records(records: DataStream, settings: JobSettings, split: str | None = None) -> KeyedStream:
-    """``records`` keyed by site with the key added in the JVM (a Table API projection and Flink's own key
-    selector), so the first Python operator is :class:`Clicks` itself; ``split`` names the one split all
-    records come from, tagged onto each in the same projection (``None``: they come tagged)."""
-    env = StreamExecutionEnvironment(records._j_data_stream.getExecutionEnvironment())
-    tables = StreamTableEnvironment.create(env)
-    record = col("f0") if split is None else concat(lit(split + SHARD_SEPARATOR), col("f0"))
-    table = tables.from_data_stream(records).select(lit(settings.site).alias("key"), record.alias("record"))
-    rows = tables.to_append_stream(table, KEYED_RECORD_TYPE)
+    """``records`` in bundles (:data:`RECORD_BUNDLER`, in the JVM, chained to the source), keyed by site
+    with Flink's own key selector, so the first Python operator is :class:`Clicks` itself and it is called
+    once per bundle; ``split`` names the one split all records come from, tagged onto each by the bundler
+    (``None``: they come tagged)."""
+    tag = None if split is None else split + SHARD_SEPARATOR
+    bundler = java_class(RECORD_BUNDLER)(settings.site, tag, settings.bundle_records, settings.bundle_ms)
+    j_rows = records._j_data_stream.transform("bundle records", KEYED_RECORD_TYPE.get_java_type_info(), bundler)
     key_type = Types.ROW([Types.STRING()]).get_java_type_info()
-    return KeyedStream(rows._j_data_stream.keyBy(get_gateway().jvm.KeyByKeySelector(), key_type), Types.STRING(), rows)
+    keyed = j_rows.keyBy(get_gateway().jvm.KeyByKeySelector(), key_type)
+    return KeyedStream(keyed, Types.STRING(), DataStream(j_rows))
 
 
 def build(records: DataStream, settings: JobSettings, split: str | None = None) -> Streams:

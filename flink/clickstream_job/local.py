@@ -26,29 +26,34 @@ from pyflink.common import Configuration, Types, WatermarkStrategy
 from pyflink.datastream import DataStream, RuntimeExecutionMode, StreamExecutionEnvironment
 from pyflink.datastream.connectors.file_system import FileSource, StreamFormat
 from pyflink.java_gateway import get_gateway
-from pyflink.table import StreamTableEnvironment
-from pyflink.table.expressions import col
 
 import clickstream_anomaly
 from clickstream_anomaly.features import records_to_windows, write_windows
-from clickstream_anomaly.records import CLICK_SEPARATOR, Detection, Window, write_detections_csv
+from clickstream_anomaly.records import Detection, Window, write_detections_csv
 from clickstream_anomaly.sources.settings import SourceSettings
 
-from .job import build
+from .job import build, java_class
 from .logic import JobSettings
 from .shards import SHARD_SEPARATOR
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+#: Our Java operators (``make flink-jar``: the connector jar, which holds them), from this checkout.
+JAR = PACKAGE_DIR.parents[1] / "build" / "flink" / "lib" / "clickstream-flink-connectors.jar"
 RECORD_SEPARATOR = "\x1e"  # between an aggregated record's clicks on one line of the input file
+LINE_RECORDS = "io.github.clickstream_anomaly.flink.LineRecords"  # RECORD_SEPARATOR to newline, in the JVM
 
 
 EXECUTION_MODES = ("thread", "process")
 
 
 def environment(
-    parallelism: int = 1, bundle_size: int | None = None, execution_mode: str = EXECUTION_MODES[0]
+    parallelism: int = 1,
+    bundle_size: int | None = None,
+    execution_mode: str = EXECUTION_MODES[0],
+    jar: Path = JAR,
 ) -> StreamExecutionEnvironment:
-    """A streaming environment on the local mini-cluster whose Python operators run this interpreter.
+    """A streaming environment on the local mini-cluster whose Python operators run this interpreter, with
+    ``jar`` (the job's Java operators) loaded.
 
     ``execution_mode`` is ``python.execution-mode``: ``thread`` (the operators run inside the JVM through
     pemja; the default: fastest, docs/flink.md) or ``process`` (Beam's runner in Python worker processes).
@@ -56,7 +61,10 @@ def environment(
     """
     if execution_mode not in EXECUTION_MODES:
         raise ValueError(f"execution_mode must be one of {', '.join(EXECUTION_MODES)}, got {execution_mode!r}")
+    if not jar.is_file():
+        raise FileNotFoundError(f"{jar} is missing: `make flink-jar` builds it (the job's Java operators)")
     config = Configuration()
+    config.set_string("pipeline.jars", jar.resolve().as_uri())
     if bundle_size is not None:
         config.set_string("python.fn-execution.bundle.size", str(bundle_size))
     config.set_string("python.executable", sys.executable)
@@ -86,7 +94,7 @@ def run(
     env = environment(parallelism, bundle_size, execution_mode)
     source = FileSource.for_record_stream_format(StreamFormat.text_line_format(), str(input_path)).build()
     lines = env.from_source(source, WatermarkStrategy.no_watermarks(), "clicks file")
-    records = file_records(env, lines) if has_separator(input_path) else lines
+    records = file_records(lines) if has_separator(input_path) else lines
     streams = build(records, settings, split=split_name(input_path))
     tagged = [
         getattr(streams, name).map(lambda v, n=name: (n, v), output_type=Types.TUPLE([Types.STRING(), Types.STRING()]))
@@ -112,13 +120,12 @@ def has_separator(path: Path) -> bool:
         return data.find(RECORD_SEPARATOR.encode()) >= 0
 
 
-def file_records(env: StreamExecutionEnvironment, lines: DataStream) -> DataStream:
-    """The input's lines as clicks-stream records: :data:`RECORD_SEPARATOR` becomes the stream's newline
-    (one more conversion per record, so only for a file that has one: :func:`has_separator`)."""
-    tables = StreamTableEnvironment.create(env)
-    table = tables.from_data_stream(lines).select(col("f0").replace(RECORD_SEPARATOR, CLICK_SEPARATOR.decode()))
-    j_string = get_gateway().jvm.org.apache.flink.table.api.DataTypes.STRING()
-    return DataStream(tables._j_tenv.toDataStream(table._j_table, j_string))  # strings, not rows
+def file_records(lines: DataStream) -> DataStream:
+    """The input's lines as clicks-stream records: :data:`RECORD_SEPARATOR` becomes the stream's newline, in
+    the JVM (:data:`LINE_RECORDS`; one more call per record, so only for a file that has one:
+    :func:`has_separator`)."""
+    j_string = Types.STRING().get_java_type_info()
+    return DataStream(lines._j_data_stream.map(java_class(LINE_RECORDS)(), j_string).name("file records"))
 
 
 def jvm_cpu_seconds() -> float:
@@ -176,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--clicks-format", default=JobSettings.clicks_format, help="clicks or cloudfront-realtime")
     p.add_argument("--source-config", type=Path, default=None, help="source settings JSON (fields, salt)")
+    p.add_argument("--bundle-records", type=int, default=JobSettings.bundle_records, help="records per bundle")
+    p.add_argument("--bundle-ms", type=int, default=JobSettings.bundle_ms, help="ms a record waits for its bundle")
     args = p.parse_args(argv)
     settings = JobSettings(
         freq=args.freq,
@@ -185,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         timezone=args.timezone,
         clicks_format=args.clicks_format,
         source=SourceSettings.from_file(args.source_config) if args.source_config is not None else None,
+        bundle_records=args.bundle_records,
+        bundle_ms=args.bundle_ms,
     )
     began = time.perf_counter()
     out = run(args.input, settings, args.parallelism, args.bundle_size, args.execution_mode)

@@ -51,6 +51,7 @@ from clickstream_anomaly.streaming.detection import (
 from clickstream_anomaly.streaming.eventtime import EventClock
 from clickstream_anomaly.windowspec import DEFAULT_FREQ
 
+from .bundles import BUNDLE_MS, BUNDLE_RECORDS
 from .shards import NS_PER_MS, WATERMARK_MIN, ShardClocks
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -74,7 +75,9 @@ class JobSettings:
     ``clicks_format`` is the clicks stream's format (:data:`~clickstream_anomaly.sources.stream.STREAM_FORMATS`,
     as the aggregator's ``CLICKS_FORMAT``); ``source`` the source settings a ``cloudfront-realtime`` stream
     needs (fields, user rules, the shared salt) and its ``sampling_rate``, which scales the windows' clicks
-    and page clicks as the aggregator's (:attr:`sampling_rate`).
+    and page clicks as the aggregator's (:attr:`sampling_rate`). ``bundle_records`` and ``bundle_ms`` bound
+    the bundles the JVM hands the Python operator (:mod:`.bundles`): records per bundle, and processing
+    time (ms) a record may wait for its bundle to fill.
     """
 
     freq: str = DEFAULT_FREQ
@@ -88,6 +91,8 @@ class JobSettings:
     random_state: int = 0
     clicks_format: str = CLICKS
     source: SourceSettings | None = None
+    bundle_records: int = BUNDLE_RECORDS
+    bundle_ms: int = BUNDLE_MS
 
     def __post_init__(self) -> None:
         try:
@@ -96,6 +101,8 @@ class JobSettings:
             raise ValueError(f"detectors {exc}") from exc
         if self.key != "site":
             raise ValueError(f"key must be 'site' (per-page keys are not built yet), got {self.key!r}")
+        if self.bundle_records < 1 or self.bundle_ms < 1:
+            raise ValueError(f"bundle_records and bundle_ms must be >= 1, got {self.bundle_records}, {self.bundle_ms}")
         if self.out_of_orderness < 0 or self.idle_timeout <= 0:
             raise ValueError("out_of_orderness must be >= 0 s and idle_timeout > 0 s")
         freq_ns(self.freq)
@@ -254,12 +261,21 @@ class OpenWindows:
     def add_record(
         self, clicks: list[ClickTuple], shard: str = "", now: float = 0.0
     ) -> tuple[JournalEntry, list[ClickTuple], int, list[int]]:
+        """Count one record's clicks (:meth:`count_record`); returns the record's journal entry, its dropped
+        clicks, how many were counted late, and the starts of the windows it opened."""
+        parts: dict[int, list] = {}
+        dropped, late, opened = self.count_record(clicks, shard, now, parts)
+        return self.entry(parts, (shard,)), dropped, late, opened
+
+    def count_record(
+        self, clicks: list[ClickTuple], shard: str, now: float, parts: dict[int, list]
+    ) -> tuple[list[ClickTuple], int, list[int]]:
         """Count one record's clicks (from ``shard``, at wall time ``now``, s) against the watermark before it,
         then move ``shard``'s clock on by their newest event time and the watermark to what the shards allow.
-        Returns the record's journal entry, its dropped clicks, how many were counted late, and the starts
-        of the windows it opened. (:meth:`add`'s rules, inlined: this is the job's per-click loop.)"""
+        What they added goes into ``parts`` (per window start, for :meth:`entry`: several records may add to
+        one ``parts``). Returns the dropped clicks, how many were counted late, and the starts of the
+        windows it opened. (:meth:`add`'s rules, inlined: this is the job's per-click loop.)"""
         wm, freq, lateness, next_start, windows = self.watermark, self.freq, self.lateness, self.next_start, self.open
-        parts: dict[int, list] = {}
         dropped: list[ClickTuple] = []
         opened: list[int] = []
         late = 0
@@ -298,9 +314,14 @@ class OpenWindows:
         moved = self.clocks.watermark(shard, newest if clicks else None, now)
         if moved > wm:
             self.watermark = moved
-        shard_clock = ((shard, self.clocks.newest[shard]),) if shard in self.clocks.newest else ()
-        entry = (self.watermark, [(s, p[0], p[1], p[2], p[3]) for s, p in parts.items()], shard_clock)
-        return entry, dropped, late, opened
+        return dropped, late, opened
+
+    def entry(self, parts: dict[int, list], shards: Iterable[str]) -> JournalEntry:
+        """The journal entry of what records from ``shards`` added (``parts``, :meth:`count_record`'s):
+        replaying it does what those records did (sums, unions and the newest times commute)."""
+        newest = self.clocks.newest
+        shard_clocks = tuple((shard, newest[shard]) for shard in shards if shard in newest)
+        return (self.watermark, [(s, p[0], p[1], p[2], p[3]) for s, p in parts.items()], shard_clocks)
 
     def advance(self, now: float) -> bool:
         """Move the watermark to what the shards allow at wall time ``now`` without a record (the hold ended,

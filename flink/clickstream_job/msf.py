@@ -39,12 +39,11 @@ from pyflink.datastream.connectors.kinesis import (
     KinesisStreamsSink,
     PartitionKeyGenerator,
 )
-from pyflink.java_gateway import get_gateway
 
 import clickstream_anomaly
 from clickstream_anomaly.sources.settings import SourceSettings
 
-from .job import build
+from .job import build, java_class
 from .logic import JobSettings
 
 PROPERTIES = "/etc/flink/application_properties.json"
@@ -76,6 +75,8 @@ def job_settings(group: Mapping[str, str]) -> JobSettings:
         site=group.get("site", base.site),
         clicks_format=group.get("clicks_format", base.clicks_format),
         source=SourceSettings.from_mapping(json.loads(source)) if source else None,
+        bundle_records=int(group.get("bundle_records", base.bundle_records)),
+        bundle_ms=int(group.get("bundle_ms", base.bundle_ms)),
     )
 
 
@@ -93,10 +94,7 @@ def shard_tagged_schema() -> Any:
     after its shard id, :func:`~.shards.split_record`), as the Java object itself: PyFlink 1.20's
     ``FlinkKinesisConsumer`` hands anything but a ``DeserializationSchema`` to the Java constructor as it is
     (its own ``KinesisDeserializationSchema`` wrapper would not be unwrapped)."""
-    j_class = get_gateway().jvm
-    for part in SHARD_TAGGED_SCHEMA.split("."):
-        j_class = getattr(j_class, part)
-    return j_class()
+    return java_class(SHARD_TAGGED_SCHEMA)()
 
 
 def kinesis_source(group: Mapping[str, str]) -> FlinkKinesisConsumer:

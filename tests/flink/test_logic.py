@@ -107,41 +107,59 @@ def test_a_record_is_judged_against_the_watermark_before_it_then_moves_it():
     assert [c[1] for c in dropped] == ["u9"] and late == 0 and entry[1] == [(20 * MIN, 1, 0, ["u9"], {"/": 1})]
 
 
-def test_the_journal_replayed_rebuilds_the_windows_exactly():
-    """What the job keeps in keyed state (each record's journal entry; the open windows as one entry and
-    what was emitted, when windows close) rebuilds the same windows: a restart continues identically."""
+@pytest.mark.parametrize("bundle", [1, 7])
+def test_the_journal_replayed_rebuilds_the_windows_exactly(bundle):
+    """What the job keeps in keyed state (one journal entry per bundle of records, what they added; the open
+    windows as one entry and what was emitted, when windows close) rebuilds the same windows: a restart
+    continues identically. Records from two shards; a bundle's entry is what its records added since the last
+    close (as the job writes it)."""
     rng = np.random.default_rng(5)
     minutes = np.sort(rng.uniform(0, 95, 3000)) + rng.uniform(-4, 0, 3000)  # out of order within 4 min
     records = [
         [click(m, f"u{rng.integers(400)}", f"/p{rng.integers(30)}") for m in minutes[i : i + int(rng.integers(1, 6))]]
         for i in range(0, 3000, 5)
     ]
+    shards = ("a", "b")
+    records = [(shards[0 if 20 <= j % 50 < 30 else j % 2], r) for j, r in enumerate(records)]  # b quiet at times
     settings = JobSettings(out_of_orderness=120, allowed_lateness="2min")
 
     def run(records, wins=None):
-        wins = wins or OpenWindows.for_settings(settings)
+        wins = wins or OpenWindows.for_settings(settings, shards)
         journal, emitted, out = [], None, []
-        for record in records:
-            entry, *_ = wins.add_record(record)
-            journal.append(entry)
-            closed = wins.close(wins.watermark)
-            if closed:
-                out += closed
-                journal, emitted = [wins.snapshot()], wins.emitted()
+        for i in range(0, len(records), bundle):
+            parts, touched = {}, set()
+            for shard, record in records[i : i + bundle]:
+                wins.count_record(record, shard, 0.0, parts)
+                touched.add(shard)
+                closed = wins.close(wins.watermark)
+                if closed:
+                    out += closed
+                    journal, emitted = [wins.snapshot()], wins.emitted()
+                    parts, touched = {}, set()
+            if touched:
+                journal.append(wins.entry(parts, touched))
         return wins, journal, emitted, out
 
     whole, _, _, want = run(records)
     want += whole.close(2**62)
-    cut = len(records) // 2 + 7
+    cut = (len(records) // 2 + 7) // bundle * bundle
     _, journal, emitted, got = run(records[:cut])
-    restored = OpenWindows.for_settings(settings)
+    restored = OpenWindows.for_settings(settings, shards)
     restored.restore_emitted(pickle.loads(pickle.dumps(emitted)))
     for entry in pickle.loads(pickle.dumps(journal)):
         restored.replay(entry)
+    assert restored.clocks.newest == run(records[:cut])[0].clocks.newest
     wins, _, _, rest = run(records[cut:], restored)
     got += rest + wins.close(2**62)
     assert [(w.to_dict(), w.page_clicks, n) for w, n in got] == [(w.to_dict(), w.page_clicks, n) for w, n in want]
     assert len(want) >= 9 and sum(n for _, n in want) > 0  # late clicks were counted along the way
+
+
+def test_one_record_s_entry_is_the_entry_of_its_parts():
+    wins = OpenWindows.for_settings(JobSettings())
+    entry, dropped, late, opened = wins.add_record([click(1, "u1", "/a"), click(2, "u2", "/a")], "", 0.0)
+    assert entry[1] == [(0, 2, 0, ["u1", "u2"], {"/a": 2})] and entry[2] == (("", 2 * MIN),)
+    assert (dropped, late, opened) == ([], 0, [0])
 
 
 def test_aggregated_records_give_the_batch_windows():
@@ -240,6 +258,8 @@ def test_settings_are_checked():
     with pytest.raises(ValueError, match="key"):
         JobSettings(key="page")
     assert JobSettings(allowed_lateness="0").lateness_ns == 0
+    with pytest.raises(ValueError, match="bundle_records"):
+        JobSettings(bundle_records=0)
 
 
 def test_a_mis_dated_click_is_rejected_before_it_can_move_the_watermark():
