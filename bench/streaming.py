@@ -66,6 +66,11 @@ def shard_of(users: list[str], ranges: list[tuple[int, int]]) -> list[int]:
 
 
 # ---- one Lambda point (run in this process, or in a worker for an older revision) --------------------
+def _page_clicks(clicks: int) -> dict[str, int]:
+    """``clicks`` spread over the :data:`PAGES` pages (a per-shard window keeps its clicks per page)."""
+    return {f"/p{i}": clicks // PAGES + (i < clicks % PAGES) for i in range(PAGES)}
+
+
 def _prefill_sharded(s3: Any, bucket: str, by_shard: dict[str, list[str]], wall: float) -> None:
     from clickstream_anomaly.aws.s3_store import S3ShardStores
     from clickstream_anomaly.streaming.aggregation import PartialWindow
@@ -73,12 +78,11 @@ def _prefill_sharded(s3: Any, bucket: str, by_shard: dict[str, list[str]], wall:
     from clickstream_anomaly.streaming.shard_state import ShardState
 
     stores = S3ShardStores(s3, bucket)
-    pages = {f"/p{i}" for i in range(PAGES)}
     for sid, users in by_shard.items():
         st = ShardState(shard=sid, first_wall=wall)
-        st.open[T0 - STEP] = PartialWindow(T0 - STEP, len(users), set(users), set(pages))
+        st.open[T0 - STEP] = PartialWindow(T0 - STEP, len(users), set(users), _page_clicks(len(users)))
         half = users[: len(users) // 2]
-        st.open[T0] = PartialWindow(T0, len(half), set(half), set(pages))
+        st.open[T0] = PartialWindow(T0, len(half), set(half), _page_clicks(len(half)))
         st.shard_high[sid], st.shard_wall[sid] = T0 + 5 * 60 * NS - NS, wall
         st.next_start = T0 - STEP
         stores.shard(sid).save(st.to_bytes(), None)
