@@ -161,6 +161,11 @@ def replay_flink(clicks: list[Click], args: argparse.Namespace, detectors: tuple
     if not job.is_file():
         raise FileNotFoundError(f"{job} not found: replay --engine flink runs the Flink job of a repository checkout")
     python = flink_python(args, root)
+    jar = root / "build" / "flink" / "lib" / "clickstream-flink-connectors.jar"  # clickstream_job.local.JAR
+    if not jar.is_file():
+        raise FileNotFoundError(
+            f"{jar} not found: replay --engine flink needs the job's Java operators (`make flink-jar`)"
+        )
     with tempfile.TemporaryDirectory(prefix="replay-") as tmp:
         records = Path(tmp) / "clicks.jsonl"
         with open(records, "w", encoding="utf-8") as fh:

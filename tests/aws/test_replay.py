@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -101,6 +102,18 @@ def test_replay_errors_are_clear(log, tmp_path, capsys):
     code = main(["replay", str(log), "-o", str(tmp_path / "o"), "--engine", "flink", "--flink-python", str(missing)])
     assert code == 2
     assert "make flink-venv" in capsys.readouterr().err
+
+
+def test_flink_replay_without_the_job_s_jar_says_how_to_build_it(log, tmp_path, monkeypatch, capsys):
+    from clickstream_anomaly.aws import lambda_engine
+
+    checkout = tmp_path / "checkout"
+    (checkout / "flink" / "clickstream_job").mkdir(parents=True)
+    (checkout / "flink" / "clickstream_job" / "local.py").write_text("")
+    monkeypatch.setattr(lambda_engine, "checkout_root", lambda: checkout)
+    code = main(["replay", str(log), "-o", str(tmp_path / "o"), "--engine", "flink", "--flink-python", sys.executable])
+    assert code == 2
+    assert "make flink-jar" in capsys.readouterr().err
 
 
 def test_replay_skip_bad_counts_the_bad_lines(tmp_path):
