@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 #: Between the records of a bundle (ASCII group separator; RecordBundler.SEPARATOR).
 BUNDLE_SEPARATOR = "\x1d"
 #: Records per bundle at most, and processing time (ms) a record may wait for its bundle to fill.
-BUNDLE_RECORDS, BUNDLE_MS = 512, 200
+BUNDLE_RECORDS, BUNDLE_MS = 2048, 200
 
 
 def unbundle(value: str) -> list[str]:

@@ -6,7 +6,7 @@ import pytest
 from flink.clickstream_job.bundles import BUNDLE_SEPARATOR, bundle, unbundle
 
 
-@pytest.mark.parametrize("max_records", [1, 3, 512])
+@pytest.mark.parametrize("max_records", [1, 3, 2048])
 def test_records_come_back_in_order_whatever_they_hold(max_records):
     records = ['{"user":"a"}', "", "x" + BUNDLE_SEPARATOR + "y", BUNDLE_SEPARATOR, "1", "n", "é\U0001f600", "z"] * 3
     bundles = list(bundle(records, "shard\x1f", max_records))
@@ -15,7 +15,7 @@ def test_records_come_back_in_order_whatever_they_hold(max_records):
     # a record that holds the separator comes alone; the others fill bundles up to max_records
     alone = [b for b in bundles if b.startswith("1")]
     assert len(alone) == 6 and all(BUNDLE_SEPARATOR in b for b in alone)
-    if max_records == 512:
+    if max_records == 2048:
         assert len(bundles) == 6 + 4  # the six lone ones split the rest into four
 
 
