@@ -3,7 +3,7 @@ interpreter, with ``flink/`` on the path; not a test module).
 
 ``python checkpoint_job.py INPUT_DIR CHECKPOINTS OUT [RESTORE]``: a continuous file source on INPUT_DIR
 (every new file in it, one clicks-stream record per line), :func:`clickstream_job.job.build` with the default
-settings, a checkpoint every second into CHECKPOINTS (retained when the job dies), each window and detection
+settings but bundles that wait an hour to fill, a checkpoint every second into CHECKPOINTS (retained when the job dies), each window and detection
 appended to ``OUT/windows.jsonl`` / ``OUT/detections.jsonl`` as it comes out; RESTORE is a checkpoint to start
 from (``execution.savepoint.path``). It runs until it is killed.
 """
@@ -54,7 +54,9 @@ def main(input_dir: str, checkpoints: str, out: str, restore: str | None = None)
         .build()
     )
     records = env.from_source(source, WatermarkStrategy.no_watermarks(), "clicks dir")
-    streams = build(records, JobSettings(), split=Path(input_dir).name)
+    # bundles wait an hour for more records: only a full bundle or a checkpoint barrier lets them through,
+    # so the run also shows that the JVM's bundler flushes before each barrier (nothing held across a cut)
+    streams = build(records, JobSettings(bundle_ms=3_600_000), split=Path(input_dir).name)
     streams.windows.map(Append(str(Path(out) / "windows.jsonl"))).name("append windows")
     streams.detections.map(Append(str(Path(out) / "detections.jsonl"))).name("append detections")
     env.execute("clickstream-anomaly (checkpointed)")
