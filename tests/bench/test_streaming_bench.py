@@ -18,3 +18,6 @@ def test_a_lambda_point_runs_the_per_shard_engine_on_its_prefilled_state(moto_se
     per_shard = {t["shard"] for t in point["timings"]}
     assert len(per_shard) == 2 and sum(t["records"] for t in point["timings"]) == 2 * BATCH
     assert point["state_bytes"] > 0
+    from aws_lambda_powertools import Metrics
+
+    assert not Metrics().metric_set  # Powertools' metrics state is shared by the process: none left behind

@@ -3,9 +3,9 @@ interpreter, with ``flink/`` on the path; not a test module).
 
 ``python checkpoint_job.py INPUT_DIR CHECKPOINTS OUT [RESTORE]``: a continuous file source on INPUT_DIR
 (every new file in it, one clicks-stream record per line), :func:`clickstream_job.job.build` with the default
-settings but bundles that wait an hour to fill, a checkpoint every second into CHECKPOINTS (retained when the job dies), each window and detection
-appended to ``OUT/windows.jsonl`` / ``OUT/detections.jsonl`` as it comes out; RESTORE is a checkpoint to start
-from (``execution.savepoint.path``). It runs until it is killed.
+settings but bundles that wait an hour to fill, a checkpoint every second into CHECKPOINTS (retained when the
+job dies), each window and detection appended to ``OUT/windows.jsonl`` / ``OUT/detections.jsonl`` as it comes
+out; RESTORE is a checkpoint to start from (``execution.savepoint.path``). It runs until it is killed.
 """
 
 from __future__ import annotations
