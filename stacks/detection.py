@@ -47,6 +47,7 @@ class LambdaDetection(Construct):
         window_freq: str,
         retry_attempts: int,
         max_record_age_hours: int,
+        detector_rules: str = "{}",
     ) -> None:
         super().__init__(scope, id_)
         self.failure_queue = failure_queue(self, "DetectorFailures")
@@ -68,6 +69,7 @@ class LambdaDetection(Construct):
                 "RCF_SHINGLE_SIZE": str(shingle_size),
                 "RCF_WITH_DIRECTIONALITY": "true" if with_directionality else "false",
                 "DETECTORS": ",".join(detectors),
+                "DETECTOR_RULES": detector_rules,
                 "TIMEZONE": timezone,
                 "WINDOW_FREQ": window_freq,
                 "FAILURE_QUEUE_URL": self.failure_queue.queue_url,

@@ -30,6 +30,7 @@ from pydantic.dataclasses import dataclass
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
+from clickstream_anomaly.baseline.rules import DetectorRules
 from clickstream_anomaly.sagemaker_config import RCF_INT_RANGES
 from clickstream_anomaly.sources import DEFAULT_REALTIME_FIELDS, SourceSettings
 
@@ -207,6 +208,13 @@ class Settings:
             "for the clicks of each popular page: a broken page the site's totals hide) and/or rcf-streaming (the "
             "KDA-faithful RCF with explanation, judged by the alerter's threshold; noisier, see docs/detectors.md).",
         )
+    )
+    detector_rules: JsonObject = Field(
+        default_factory=dict,
+        description="Verdict rules of the lambda and flink engines' detectors, by detector: baseline "
+        '(point_threshold, pair_threshold, drift_threshold, run_threshold: numbers or "inf" for off; run_window: '
+        'a duration) and baseline-pages (surge_share, surge_z), e.g. {"baseline-pages": {"surge_z": "inf"}}; '
+        "left out: the defaults (docs/detectors.md). A saved detector state takes them at its next window.",
     )
     window_freq: Annotated[str, _FREQ_RULE] = Field(
         default="10min", pattern=_FREQ.pattern, description="Window length of the aggregator (also DeepAR's time_freq)."
@@ -509,6 +517,10 @@ class Settings:
         """Whether a function hashes users (a format other than the project's own clicks)."""
         return self.clicks_format != "clicks" or self.landing_format != "clicks"
 
+    def detector_rules_json(self) -> str:
+        """``DETECTOR_RULES`` of the detector Lambda and the Flink job's ``detector_rules`` (compact JSON)."""
+        return DetectorRules.parse(self.detector_rules).to_json()
+
     def source_settings_json(self) -> str:
         """``SOURCE_SETTINGS`` of the S3 producer and the aggregator (no salt: that is a secret)."""
         data = {
@@ -626,6 +638,14 @@ def _source_settings_valid(s: Settings) -> str | None:
     return None
 
 
+def _detector_rules_valid(s: Settings) -> str | None:
+    try:
+        DetectorRules.parse(s.detector_rules)
+    except ValueError as exc:
+        return f"detector_rules: {exc}"
+    return None
+
+
 def _flink_zip_built(s: Settings) -> str | None:
     if not s.flink or s.flink_zip_path.is_file():
         return None
@@ -648,6 +668,7 @@ _CROSS_FIELD_RULES: tuple[Callable[[Settings], str | None], ...] = (
     _sample_size_below_time_decay,
     _realtime_log_needs_its_format,
     _source_settings_valid,
+    _detector_rules_valid,
     _shards_only_when_provisioned,
     _hyperparameters_accepted,
     _flink_zip_built,

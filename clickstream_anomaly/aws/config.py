@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from ..baseline import TimeAwareBaseline
 from ..baseline.calendar import check_timezone
 from ..baseline.pages import PageSettings, PageStream
+from ..baseline.rules import DetectorRules
 from ..kda import KdaRcfParameters
 from ..records import BASELINE, PAGES
 from ..streaming.aggregation import DEFAULT_ALLOWED_LATENESS
@@ -163,27 +164,43 @@ def streaming_detectors_from_env(environ: Mapping[str, str] | None = None) -> li
         raise ConfigError(f"DETECTORS {exc}") from exc
 
 
+def rules_from_env(environ: Mapping[str, str] | None = None) -> DetectorRules:
+    """``DETECTOR_RULES``: the detectors' verdict rules as JSON (:mod:`clickstream_anomaly.baseline.rules`;
+    unset or empty: the defaults)."""
+    try:
+        return DetectorRules.parse(env("DETECTOR_RULES", "", environ))
+    except ValueError as exc:
+        raise ConfigError(f"DETECTOR_RULES: {exc}") from exc
+
+
 def baseline_from_env(environ: Mapping[str, str] | None = None) -> TimeAwareBaseline | None:
-    """The time-aware baseline of a new detector state (``TIMEZONE``, ``WINDOW_FREQ``), or ``None`` when
-    ``DETECTORS`` leaves it out."""
+    """The time-aware baseline of a new detector state (``TIMEZONE``, ``WINDOW_FREQ``, its
+    ``DETECTOR_RULES``), or ``None`` when ``DETECTORS`` leaves it out."""
     if BASELINE not in streaming_detectors_from_env(environ):
         return None
+    rules = rules_from_env(environ).baseline_params()
     try:
         return TimeAwareBaseline(
-            timezone=check_timezone(env("TIMEZONE", "UTC", environ)), window=env("WINDOW_FREQ", DEFAULT_FREQ, environ)
+            timezone=check_timezone(env("TIMEZONE", "UTC", environ)),
+            window=env("WINDOW_FREQ", DEFAULT_FREQ, environ),
+            **rules,
         )
     except ValueError as exc:
         raise ConfigError(f"TIMEZONE / WINDOW_FREQ: {exc}") from exc
 
 
 def pages_from_env(environ: Mapping[str, str] | None = None) -> PageStream | None:
-    """The per-page baseline of a new detector state (``TIMEZONE``, ``WINDOW_FREQ``; the batch
-    detector's defaults otherwise), or ``None`` when ``DETECTORS`` leaves ``baseline-pages`` out."""
+    """The per-page baseline of a new detector state (``TIMEZONE``, ``WINDOW_FREQ``, its
+    ``DETECTOR_RULES``; the batch detector's defaults otherwise), or ``None`` when ``DETECTORS`` leaves
+    ``baseline-pages`` out."""
     if PAGES not in streaming_detectors_from_env(environ):
         return None
+    rules = rules_from_env(environ).page_params()
     try:
         settings = PageSettings(
-            timezone=check_timezone(env("TIMEZONE", "UTC", environ)), freq=env("WINDOW_FREQ", DEFAULT_FREQ, environ)
+            timezone=check_timezone(env("TIMEZONE", "UTC", environ)),
+            freq=env("WINDOW_FREQ", DEFAULT_FREQ, environ),
+            **rules,
         )
     except ValueError as exc:
         raise ConfigError(f"TIMEZONE / WINDOW_FREQ: {exc}") from exc

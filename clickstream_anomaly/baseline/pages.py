@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -383,10 +383,17 @@ class PageStream:
             verdicts.append(verdict(page, 0, judged, scores, n))
         return page_detection(window, verdicts, bool(pick.popular or pick.surges))
 
+    def with_rules(self, **rules: Any) -> PageStream:
+        """This state with the settings ``rules`` (``surge_share``, ``surge_z``: the picker's verdict
+        rules; :mod:`.rules`), keeping all it learned. Returns ``self``."""
+        assert self.picker is not None
+        self.settings = self.picker.settings = replace(self.settings, **rules)
+        return self
+
     def to_bytes(self) -> bytes:
         """A versioned state (:mod:`clickstream_anomaly.persist`, kind ``detector.pages``)."""
         assert self.picker is not None
-        meta = {"settings": self.settings.to_dict(), **self.picker.to_meta()}
+        meta = {"settings": persist.encode_infinite(self.settings.to_dict()), **self.picker.to_meta()}  # surge_z inf
         arrays = {
             f"model{i}": np.frombuffer(self.models[p].to_bytes(), dtype=np.uint8) for i, p in enumerate(self.models)
         }
@@ -396,7 +403,7 @@ class PageStream:
     @classmethod
     def from_bytes(cls, data: bytes) -> PageStream:
         st = persist.loads(data, KIND, versions={VERSION})
-        settings = PageSettings.from_dict(st.meta["settings"])
+        settings = PageSettings.from_dict(persist.decode_infinite(st.meta["settings"]))
         picker = PagePicker.from_meta(settings, st.meta)
         models = {
             str(p): TimeAwareBaseline.from_bytes(st.arrays[f"model{i}"].tobytes())

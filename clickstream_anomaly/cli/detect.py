@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from ..baseline.calendar import check_timezone
+from ..baseline.rules import DetectorRules
 from ..clicks_csv import BadLines
 from ..detectors import DEFAULT_DETECTORS, DETECTOR_NAMES, DeepARDetector, PageBaselineDetector, build_detectors
 from ..detectors.pages import NO_PAGE_COUNTS
@@ -24,7 +26,7 @@ from ..features import (
 )
 from ..generator import read_labels
 from ..incidents import incident_table
-from ..records import RecordError
+from ..records import BASELINE, PAGES, RecordError
 from ..sources import AUTO, FORMATS, Filtered, SourceSettings, detect_format
 from ..thresholds import DEFAULT_THRESHOLD, parse_threshold
 from ..workflow import DetectionResult, run_detection, write_outputs
@@ -58,6 +60,14 @@ def add_detection_options(p: argparse.ArgumentParser) -> None:
         help="score threshold for the RCF detectors: sigma:K, percentile:P, value:X or f1 (needs --labels); "
         f"default: each detector's own ({DEFAULT_THRESHOLD} for rcf-streaming and rcf-batch, value:2.6 for "
         "rcf-context); the baseline and DeepAR decide themselves",
+    )
+    p.add_argument(
+        "--rule",
+        action="append",
+        default=[],
+        metavar="DETECTOR.RULE=VALUE",
+        help="a verdict rule of the baseline or baseline-pages, e.g. baseline.point_threshold=6 or "
+        "baseline-pages.surge_z=inf (off); the rules and their defaults: docs/detectors.md (repeatable)",
     )
     p.add_argument(
         "--gap", type=int, default=1, help="windows without an anomaly allowed inside one incident (default 1)"
@@ -146,6 +156,18 @@ def load_windows(path: Path, args: argparse.Namespace, pages: PageCounts | None 
     return windows
 
 
+def rule_arguments(pairs: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``--rule`` as keyword arguments of the baseline detector (its own thresholds, the rest as its
+    model's ``options``) and of the per-page detector."""
+    try:
+        rules = DetectorRules.from_pairs(pairs)
+    except ValueError as exc:
+        raise ValueError(f"--rule: {exc}") from None
+    options: dict[str, Any] = rules.of(BASELINE)
+    site: dict[str, Any] = {n: options.pop(n) for n in ("point_threshold", "drift_threshold") if n in options}
+    return {**site, "options": options}, rules.of(PAGES)
+
+
 def detect_and_write(
     windows: pd.DataFrame,
     args: argparse.Namespace,
@@ -159,6 +181,7 @@ def detect_and_write(
     rule = parse_threshold(args.threshold) if args.threshold is not None else None
     if rule is not None and rule.kind == "f1" and labels is None:
         raise ValueError("--threshold f1 needs --labels")
+    site, page_rules = rule_arguments(args.rule)
     deepar_kw = {"random_state": args.seed}
     if args.deepar_epochs is not None:
         deepar_kw["epochs"] = args.deepar_epochs
@@ -169,8 +192,17 @@ def detect_and_write(
         rcf_streaming={"random_state": args.seed},
         rcf_batch={"random_state": args.seed},
         rcf_context={"random_state": args.seed, "timezone": args.timezone},
-        baseline={"timezone": check_timezone(args.timezone), "exclude": parse_periods(args.exclude)},
-        baseline_pages={"pages": pages, "timezone": args.timezone, "exclude": parse_periods(args.exclude)},
+        baseline={
+            "timezone": check_timezone(args.timezone),
+            "exclude": parse_periods(args.exclude),
+            **site,
+        },
+        baseline_pages={
+            "pages": pages,
+            "timezone": args.timezone,
+            "exclude": parse_periods(args.exclude),
+            **page_rules,
+        },
     )
 
     def step(name: str, seconds: float) -> None:

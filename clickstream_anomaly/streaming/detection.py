@@ -40,6 +40,7 @@ import numpy as np
 from .. import persist
 from ..baseline import TimeAwareBaseline, detections_from_baseline
 from ..baseline.pages import PageStream
+from ..baseline.rules import DetectorRules
 from ..features import records_to_windows
 from ..kda import KdaRcfParameters, KdaRcfStream
 from ..records import (
@@ -164,6 +165,16 @@ class DetectorState:
         self.outbox.extend(d.to_json() for d in out)
         return out
 
+    def take_rules(self, rules: DetectorRules) -> DetectorState:
+        """Give the baseline and the per-page detector ``rules`` (every rule: the defaults where ``rules``
+        gives none), keeping what they learned; a saved state takes its deployment's rules each time it is
+        loaded. Returns ``self``."""
+        if self.baseline is not None:
+            self.baseline.with_rule(**rules.baseline_params())
+        if self.pages is not None:
+            self.pages.with_rules(**rules.page_params())
+        return self
+
     def acknowledge(self, sent: Iterable[str]) -> None:
         done = set(sent)
         self.outbox = [d for d in self.outbox if d not in done]
@@ -237,6 +248,7 @@ def run_detector(  # noqa: PLR0913  (the settings are keyword-only)
     now: float | None = None,
     policy: EventTimePolicy = DEFAULT_POLICY,
     reject: Callable[[list[Rejection]], None] | None = None,
+    rules: DetectorRules | None = None,
 ) -> list[Detection]:
     """One detector invocation: step the saved models over ``windows``, save, send, clear the outbox.
 
@@ -244,12 +256,17 @@ def run_detector(  # noqa: PLR0913  (the settings are keyword-only)
     ``pages`` the per-page state for a new state (``None``: off). ``reject(rejections)`` sends the
     windows ``policy`` rejected (``now``: the wall clock) to the failure destination, after the state is
     saved; they are cleared once it returns (``None``: they stay in the state). Returns the detections
-    sent (this batch's plus any left in the outbox by an earlier failure).
+    sent (this batch's plus any left in the outbox by an earlier failure). ``rules``: the verdict rules a
+    saved state takes when it is loaded (``None``: it keeps its own; a new state has them from ``baseline``
+    and ``pages``).
     """
     windows = list(windows)
 
     def decode(raw: bytes | None) -> DetectorState:
-        return new_state(params, random_state, baseline, pages) if raw is None else DetectorState.from_bytes(raw)
+        if raw is None:
+            return new_state(params, random_state, baseline, pages)
+        state = DetectorState.from_bytes(raw)
+        return state if rules is None else state.take_rules(rules)
 
     state, _ = transact(
         store, decode, DetectorState.to_bytes, lambda st: st.step(windows, detector, now=now, policy=policy)

@@ -26,7 +26,7 @@ Every operator is a few lines around :mod:`.logic` (itself a few lines around co
     ends the input; the Kinesis source sends no watermark, so there the timers would never fire and are
     not set (open windows stay in state across a restart).
 * :class:`Detect`, keyed by site: the core's streaming detector state in keyed state, one detection per
-  window and detector, as the alerter reads them.
+  window and detector, as the alerter reads them; the state takes the job's ``detector_rules``.
 
 :func:`build` wires them between any source and sinks; :mod:`.local` (a file, the mini-cluster) and
 :mod:`.msf` (Kinesis, Managed Service for Apache Flink) choose those.
@@ -220,10 +220,11 @@ class Detect(KeyedProcessFunction):
     def open(self, runtime_context: RuntimeContext) -> None:
         # the state's bytes pickled: thread mode's byte-array converter fails on an empty state
         self.state = runtime_context.get_state(ValueStateDescriptor("detector", Types.PICKLED_BYTE_ARRAY()))
+        self.rules = self.settings.rules
 
     def process_element(self, value: str, ctx: KeyedProcessFunction.Context) -> Iterator[str]:
-        raw = self.state.value()
-        state = DetectorState.from_bytes(raw) if raw else new_detector(self.settings)
+        raw = self.state.value()  # a restored state takes this job's rules, as the detector Lambda's does
+        state = DetectorState.from_bytes(raw).take_rules(self.rules) if raw else new_detector(self.settings)
         yield from detect(state, Window.from_json(value))
         self.state.update(state.to_bytes())
 

@@ -185,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--source-config", type=Path, default=None, help="source settings JSON (fields, salt)")
     p.add_argument("--bundle-records", type=int, default=JobSettings.bundle_records, help="records per bundle")
     p.add_argument("--bundle-ms", type=int, default=JobSettings.bundle_ms, help="ms a record waits for its bundle")
+    p.add_argument("--detector-rules", default="", help="the detectors' verdict rules as JSON (DETECTOR_RULES)")
     args = p.parse_args(argv)
     settings = JobSettings(
         freq=args.freq,
@@ -196,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         source=SourceSettings.from_file(args.source_config) if args.source_config is not None else None,
         bundle_records=args.bundle_records,
         bundle_ms=args.bundle_ms,
+        detector_rules=args.detector_rules,
     )
     began = time.perf_counter()
     out = run(args.input, settings, args.parallelism, args.bundle_size, args.execution_mode)

@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 
 from clickstream_anomaly.baseline import TimeAwareBaseline
 from clickstream_anomaly.baseline.pages import PageSettings, PageStream
+from clickstream_anomaly.baseline.rules import DetectorRules
 from clickstream_anomaly.click_tuples import decode_click_tuples, micros
 from clickstream_anomaly.features import ResidualState, freq_ns, lookback_windows, scale_clicks
 from clickstream_anomaly.kda import KdaRcfParameters
@@ -77,7 +78,9 @@ class JobSettings:
     needs (fields, user rules, the shared salt) and its ``sampling_rate``, which scales the windows' clicks
     and page clicks as the aggregator's (:attr:`sampling_rate`). ``bundle_records`` and ``bundle_ms`` bound
     the bundles the JVM hands the Python operator (:mod:`.bundles`): records per bundle, and processing
-    time (ms) a record may wait for its bundle to fill.
+    time (ms) a record may wait for its bundle to fill. ``detector_rules`` is the detectors' verdict rules as
+    JSON (:mod:`clickstream_anomaly.baseline.rules`, the detector Lambda's ``DETECTOR_RULES``; empty: the
+    defaults), given to a new detector state and to a restored one (:attr:`rules`).
     """
 
     freq: str = DEFAULT_FREQ
@@ -93,8 +96,13 @@ class JobSettings:
     source: SourceSettings | None = None
     bundle_records: int = BUNDLE_RECORDS
     bundle_ms: int = BUNDLE_MS
+    detector_rules: str = ""
 
     def __post_init__(self) -> None:
+        try:
+            DetectorRules.parse(self.detector_rules)
+        except ValueError as exc:
+            raise ValueError(f"detector_rules: {exc}") from exc
         try:
             streaming_detector_names(self.detectors)
         except ValueError as exc:
@@ -111,6 +119,10 @@ class JobSettings:
             raise ValueError(f"clicks_format must be one of {', '.join(STREAM_FORMATS)}, got {self.clicks_format!r}")
         if self.clicks_format != CLICKS and self.source is None:
             raise ValueError(f"clicks_format={self.clicks_format} needs the source settings (fields, salt)")
+
+    @property
+    def rules(self) -> DetectorRules:
+        return DetectorRules.parse(self.detector_rules)
 
     @property
     def freq_ns(self) -> int:
@@ -396,11 +408,18 @@ class OpenWindows:
 
 
 def new_detector(settings: JobSettings) -> DetectorState:
-    """A fresh detector state with the detectors ``settings`` names (the detector Lambda's :func:`new_state`)."""
+    """A fresh detector state with the detectors ``settings`` names and its rules (the detector Lambda's
+    :func:`new_state`)."""
     names = {DetectorName(d) for d in settings.detectors}
     params = KdaRcfParameters(with_directionality=True) if RCF_STREAMING in names else None
-    baseline = TimeAwareBaseline(timezone=settings.timezone, window=settings.freq) if BASELINE in names else None
-    pages = PageStream(PageSettings(timezone=settings.timezone, freq=settings.freq)) if PAGES in names else None
+    rules = settings.rules
+    baseline = (
+        TimeAwareBaseline(timezone=settings.timezone, window=settings.freq, **rules.baseline_params())
+        if BASELINE in names
+        else None
+    )
+    page_settings = PageSettings(timezone=settings.timezone, freq=settings.freq, **rules.page_params())
+    pages = PageStream(page_settings) if PAGES in names else None
     return new_state(params, settings.random_state, baseline, pages)
 
 

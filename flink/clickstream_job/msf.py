@@ -77,6 +77,7 @@ def job_settings(group: Mapping[str, str]) -> JobSettings:
         source=SourceSettings.from_mapping(json.loads(source)) if source else None,
         bundle_records=int(group.get("bundle_records", base.bundle_records)),
         bundle_ms=int(group.get("bundle_ms", base.bundle_ms)),
+        detector_rules=group.get("detector_rules", base.detector_rules),
     )
 
 

@@ -124,3 +124,27 @@ def test_detect_reads_the_features_streams_window_records_with_their_page_counts
     bad.write_text("\n".join(lines) + "\n")
     assert main(["detect", str(bad), "-o", str(tmp_path / "o"), "--quiet"]) == 2
     assert "bad.jsonl:6" in capsys.readouterr().err
+
+
+def test_detect_rules_change_the_verdicts_and_bad_ones_are_refused(tmp_path, capsys):
+    """``--rule``: a storm on a quiet page is flagged by the per-page detector with its defaults and not with
+    ``baseline-pages.surge_z=inf``; stricter baseline rules change the baseline's scores, not the pages'."""
+    from tests.core.test_pages import clicks, storm
+
+    write_clicks(storm(clicks(seed=2), "/rare", "2024-01-04 15:02", 20, 10.0), tmp_path / "c.csv")
+    base = ["detect", str(tmp_path / "c.csv"), "--detectors", "baseline,baseline-pages", "--no-report", "--quiet"]
+
+    def pages_flagged(out: str, *rules: str) -> int:
+        assert main([*base, "-o", str(tmp_path / out), *rules]) == 0
+        dets = pd.read_csv(tmp_path / out / "detections.csv")
+        return int(dets[dets["detector"] == "baseline-pages"]["is_anomaly"].sum())
+
+    assert pages_flagged("default") > 0
+    assert pages_flagged("off", "--rule", "baseline-pages.surge_z=inf") == 0
+    assert pages_flagged("strict", "--rule", "baseline.point_threshold=9", "--rule", "baseline.run_window=1h") > 0
+    strict, default = (pd.read_csv(tmp_path / out / "detections.csv") for out in ("strict", "default"))
+    strict, default = (d[d["detector"] == "baseline"] for d in (strict, default))
+    assert len(strict) == len(default) and (strict["score"].to_numpy() != default["score"].to_numpy()).any()
+    assert strict["is_anomaly"].sum() <= default["is_anomaly"].sum()
+    assert main([*base, "-o", str(tmp_path / "bad"), "--rule", "baseline.huber=2"]) == 2
+    assert "--rule: baseline has no rule huber" in capsys.readouterr().err

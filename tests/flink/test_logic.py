@@ -260,6 +260,17 @@ def test_settings_are_checked():
     assert JobSettings(allowed_lateness="0").lateness_ns == 0
     with pytest.raises(ValueError, match="bundle_records"):
         JobSettings(bundle_records=0)
+    with pytest.raises(ValueError, match="detector_rules: baseline has no rule huber"):
+        JobSettings(detector_rules='{"baseline": {"huber": 2}}')
+
+
+def test_the_job_s_detector_rules_reach_a_new_and_a_restored_detector_state():
+    settings = JobSettings(detector_rules='{"baseline": {"point_threshold": 7}, "baseline-pages": {"surge_z": "inf"}}')
+    state = new_detector(settings)
+    assert state.baseline is not None and state.baseline.point_threshold == 7
+    assert state.pages is not None and state.pages.settings.surge_z == float("inf")
+    restored = type(state).from_bytes(new_detector(JobSettings()).to_bytes()).take_rules(settings.rules)
+    assert restored.baseline is not None and restored.baseline.point_threshold == 7
 
 
 def test_a_mis_dated_click_is_rejected_before_it_can_move_the_watermark():

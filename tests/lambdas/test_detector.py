@@ -6,6 +6,8 @@ import base64
 import importlib
 import sys
 
+import pytest
+
 from clickstream_anomaly.aws.kinesis_reader import ShardReader
 from clickstream_anomaly.features import windows_from_frame, windows_to_records
 from clickstream_anomaly.generator import Scenario, generate
@@ -94,3 +96,37 @@ def test_a_batch_of_poison_windows_only_is_reported_not_raised(aws, lambda_conte
         "batchItemFailures": [{"itemIdentifier": r["kinesis"]["sequenceNumber"]} for r in event["Records"]]
     }
     assert detections(aws) == []
+
+
+def test_a_saved_state_takes_the_detector_rules_of_the_next_invocation(aws, lambda_context, monkeypatch):
+    """Day 2 after a redeploy with stricter baseline rules: the saved state keeps what it learned on day 1
+    and judges by the new rules, as the batch baseline does when its rule changes at the same window."""
+    from clickstream_anomaly.aws.config import ConfigError, rules_from_env
+    from clickstream_anomaly.baseline import TimeAwareBaseline, detections_from_baseline
+    from clickstream_anomaly.baseline.rules import DetectorRules
+    from clickstream_anomaly.features import records_to_windows
+
+    clicks, _ = generate(Scenario(start="2020-07-13 00:00", days=2, volume=0.4, seed=5))
+    windows = windows_to_records(windows_from_frame(clicks))
+    frame = records_to_windows(windows)
+    rules = {"point_threshold": 1.5, "pair_threshold": 1.2, "run_threshold": "inf"}
+    model = TimeAwareBaseline(window="10min").fit(None)
+    model.process(frame.iloc[:150])
+    params = DetectorRules.parse({"baseline": rules}).baseline_params()
+    reference = detections_from_baseline(frame.iloc[150:], model.with_rule(**params).process(frame.iloc[150:]))
+    from lambdas.detector import app
+
+    payloads = [w.to_json().encode() for w in windows]
+    app.handler(kinesis_event(payloads[:150], stream="features"), lambda_context)
+    import json
+
+    monkeypatch.setenv("DETECTOR_RULES", json.dumps({"baseline": rules}))
+    sys.modules.pop("lambdas.detector.app")
+    app = importlib.import_module("lambdas.detector.app")
+    app.handler(kinesis_event(payloads[150:], stream="features"), lambda_context)
+    got = detections(aws, BASELINE)[150:]
+    assert [(d.score, d.is_anomaly) for d in got] == [(d.score, d.is_anomaly) for d in reference]
+    assert sum(d.is_anomaly for d in got) > 0  # the strict rules flag windows the defaults do not
+    monkeypatch.setenv("DETECTOR_RULES", '{"baseline": {"huber": 2}}')
+    with pytest.raises(ConfigError, match="DETECTOR_RULES: baseline has no rule huber"):
+        rules_from_env()

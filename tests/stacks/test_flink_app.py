@@ -160,6 +160,7 @@ def test_property_groups_are_the_contract(app_props, ids):
             "clicks_format": "clicks",
             "source_settings": json.dumps(source, separators=(",", ":"), sort_keys=True),
             "python_execution_mode": "thread",
+            "detector_rules": "{}",
         },
     }
 

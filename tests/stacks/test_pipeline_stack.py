@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.stacks.cdk_synth import (
@@ -462,10 +464,14 @@ def test_the_kda_faithful_rcf_can_run_beside_the_baseline(tmp_path):
     from clickstream_anomaly.records import BASELINE, RCF_STREAMING
     from stacks.alerting import ANOMALIES_METRIC
 
-    _, _, template = synth(tmp_path, streaming_detectors="baseline,rcf-streaming", timezone="Europe/Paris")
+    rules = {"baseline": {"run_threshold": "inf"}}
+    _, _, template = synth(
+        tmp_path, streaming_detectors="baseline,rcf-streaming", timezone="Europe/Paris", detector_rules=rules
+    )
     _, detector = function_by_handler(template, "detector")
     env = detector["Properties"]["Environment"]["Variables"]
     assert env["DETECTORS"] == "baseline,rcf-streaming" and env["TIMEZONE"] == "Europe/Paris"
+    assert json.loads(env["DETECTOR_RULES"]) == rules
     watched = [alarm_metric(a["Properties"]) for a in _alarms(template)]
     names = sorted(m["dimensions"]["detector"] for m in watched if m and m["name"] == ANOMALIES_METRIC)
     assert names == sorted([BASELINE, RCF_STREAMING])

@@ -73,6 +73,8 @@ def test_blog_parameters_are_the_streaming_defaults():
         ({"prefix": "Clickstream_App"}, "prefix='Clickstream_App'"),
         ({"landing_prefix": "incoming"}, "landing_prefix='incoming'"),
         ({"stream_shard": 2}, "unknown setting 'stream_shard'; did you mean 'stream_shards'?"),
+        ({"detector_rules": {"baseline": {"huber": 2}}}, "detector_rules: baseline has no rule huber"),
+        ({"detector_rules": '{"baseline-pages": {"surge_z": 0}}'}, "baseline-pages.surge_z must be positive"),
     ],
 )
 def test_invalid_settings_fail_with_a_clear_message(overrides, message):
