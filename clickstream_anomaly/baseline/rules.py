@@ -18,6 +18,7 @@ line: ``--rule baseline.point_threshold=6 --rule baseline-pages.surge_z=inf``.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Iterable, Mapping
@@ -36,6 +37,17 @@ RULES: dict[str, tuple[str, ...]] = {
     PAGES: ("surge_share", "surge_z"),
 }
 DURATIONS = frozenset({"run_window"})  # rules whose value is a duration ("30min"); the others are numbers
+
+
+@functools.cache
+def _defaults() -> dict[str, dict[str, Any]]:
+    """Each detector's rules at their defaults (the estimators' own; taken once: a loaded state takes the
+    rules at every load)."""
+    baseline, pages = TimeAwareBaseline().get_params(), PageSettings()
+    return {
+        BASELINE: {name: baseline[name] for name in RULES[BASELINE]},
+        PAGES: {name: getattr(pages, name) for name in RULES[PAGES]},
+    }
 
 
 def _value(detector: str, name: str, value: Any) -> float | str:
@@ -91,8 +103,8 @@ class DetectorRules:
             if given:
                 rules[detector] = {name: _value(detector, name, v) for name, v in given.items()}
         out = cls(rules)
-        out.baseline_params()  # the detectors' own checks (a run window shorter than a window, ...)
-        out.page_params()
+        TimeAwareBaseline(**out.baseline_params()).fit(None)  # the detectors' own checks, once, here
+        PageSettings(**out.page_params())
         return out
 
     @classmethod
@@ -113,17 +125,11 @@ class DetectorRules:
 
     def baseline_params(self) -> dict[str, Any]:
         """Every ``baseline`` rule, the defaults where none is given (for a new or a loaded baseline)."""
-        defaults = TimeAwareBaseline().get_params()
-        params = {name: defaults[name] for name in RULES[BASELINE]} | self.of(BASELINE)
-        TimeAwareBaseline(**params).fit(None)  # its checks
-        return params
+        return _defaults()[BASELINE] | self.of(BASELINE)
 
     def page_params(self) -> dict[str, Any]:
         """Every ``baseline-pages`` rule, the defaults where none is given."""
-        defaults = PageSettings()
-        params = {name: getattr(defaults, name) for name in RULES[PAGES]} | self.of(PAGES)
-        PageSettings(**params)  # its checks
-        return params
+        return _defaults()[PAGES] | self.of(PAGES)
 
     def to_json(self) -> str:
         """Compact JSON that :meth:`parse` reads back (``inf`` as the text ``"inf"``)."""

@@ -67,6 +67,9 @@ COUNT_EVERY = 1000  # clicks between updates of the Clicks counter (each update 
 KEYED_RECORD_TYPE = Types.ROW([Types.STRING(), Types.STRING()])  # (key, bundle of clicks-stream records)
 #: The JVM operator that bundles the records (flink/src/main/java; :mod:`.bundles` reads its bundles).
 RECORD_BUNDLER = "io.github.clickstream_anomaly.flink.RecordBundler"
+#: The jar of our Java classes and the connector, from the application zip's root (the ``jarfile`` run
+#: option); in a checkout, under ``build/flink/`` (``make flink-jar``).
+JARFILE = "lib/clickstream-flink-connectors.jar"
 
 
 #: Managed Service for Apache Flink sends a job's own metrics to CloudWatch only under this group ("Use

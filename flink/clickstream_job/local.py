@@ -32,13 +32,13 @@ from clickstream_anomaly.features import records_to_windows, write_windows
 from clickstream_anomaly.records import Detection, Window, write_detections_csv
 from clickstream_anomaly.sources.settings import SourceSettings
 
-from .job import build, java_class
+from .job import JARFILE, build, java_class
 from .logic import JobSettings
 from .shards import SHARD_SEPARATOR
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 #: Our Java operators (``make flink-jar``: the connector jar, which holds them), from this checkout.
-JAR = PACKAGE_DIR.parents[1] / "build" / "flink" / "lib" / "clickstream-flink-connectors.jar"
+JAR = PACKAGE_DIR.parents[1] / "build" / "flink" / JARFILE
 RECORD_SEPARATOR = "\x1e"  # between an aggregated record's clicks on one line of the input file
 LINE_RECORDS = "io.github.clickstream_anomaly.flink.LineRecords"  # RECORD_SEPARATOR to newline, in the JVM
 

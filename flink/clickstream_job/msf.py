@@ -43,7 +43,7 @@ from pyflink.datastream.connectors.kinesis import (
 import clickstream_anomaly
 from clickstream_anomaly.sources.settings import SourceSettings
 
-from .job import build, java_class
+from .job import JARFILE, build, java_class
 from .logic import JobSettings
 
 PROPERTIES = "/etc/flink/application_properties.json"
@@ -158,7 +158,7 @@ def environment(groups: Mapping[str, Mapping[str, str]], local: bool) -> StreamE
     if local:
         for key, value in groups.get(LOCAL_RUN, {}).items():
             config.set_string(key, value)
-        jarfile = run_options.get("jarfile", "lib/clickstream-flink-connectors.jar")
+        jarfile = run_options.get("jarfile", JARFILE)
         jar = APP_ROOT / jarfile  # the extracted zip; from the repository, `make flink-jar`'s build/flink/
         jar = jar if jar.is_file() else APP_ROOT.parent / "build" / "flink" / jarfile
         config.set_string("pipeline.jars", jar.resolve().as_uri())
